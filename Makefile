@@ -1,0 +1,62 @@
+# The two commands: `make demo` and `make test`. Both set everything up on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+REF_VENV ?= .venv-ref
+PY := $(abspath $(VENV))/bin/python
+CARGO_DIR := rust_ext
+export SPARK_LOCAL_IP := 127.0.0.1
+export DOLMA_REFERENCE_PYTHON ?= $(abspath $(REF_VENV))/bin/python
+
+.PHONY: all venv build demo test test-rust test-python lint format reference compat bench clean
+
+all: build
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "maturin>=1.7,<2"
+	touch $@
+
+venv: $(VENV)/.created
+
+# Builds the Rust extension (release) and installs the packages in editable mode, with dev extras.
+build: venv
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+		$(VENV)/bin/maturin develop --release --extras dev -q
+
+# The reference toolkit (AllenAI dolma 1.2.1) in its own virtual environment, used only as a test oracle.
+$(REF_VENV)/.created:
+	$(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -m pip install -q --upgrade pip
+	$(REF_VENV)/bin/python -m pip install -q --only-binary=:all: \
+		dolma==1.2.1 boto3==1.28.17 botocore==1.31.17 aiobotocore==2.5.4
+	touch $@
+
+reference: $(REF_VENV)/.created
+
+demo: build
+	$(VENV)/bin/python -m dolma.demo
+
+test: build reference lint test-rust test-python
+
+test-rust:
+	cd $(CARGO_DIR) && cargo test --workspace --exclude dolma-py -q
+
+test-python: build reference
+	$(VENV)/bin/python -m pytest -q tests
+
+lint: build
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	cd $(CARGO_DIR) && cargo fmt --all -- --check
+	cd $(CARGO_DIR) && cargo clippy --workspace --all-targets -q -- -D warnings
+
+format: build
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	cd $(CARGO_DIR) && cargo fmt --all
+
+compat: build reference
+	$(VENV)/bin/python -m pytest -q -m reference tests
+
+clean:
+	rm -rf $(VENV) $(REF_VENV) $(CARGO_DIR)/target demo-output
