@@ -1,0 +1,5 @@
+import sys
+
+from dolma.cli import main
+
+sys.exit(main())

@@ -1,0 +1,182 @@
+"""Dolma documents and attribute rows: typed structs, validated streaming readers, path derivation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from dolma import io
+from dolma.errors import BadInputError, PathSafetyError
+
+
+class Document(msgspec.Struct, kw_only=True):
+    """One document as taggers see it. Extra fields of the input line are not decoded (and not needed)."""
+
+    id: str
+    text: str
+    source: str = ""
+    added: str | None = None
+    created: str | None = None
+    version: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Span(msgspec.Struct, frozen=True):
+    """A scored character range of a document: `[start, end)` in code points, as in Dolma attributes."""
+
+    start: int
+    end: int
+    type: str
+    score: float = 1.0
+
+
+class AttributeRow(msgspec.Struct, omit_defaults=True):
+    """One line of an attributes file (key order: id, attributes, source, as the reference writes it)."""
+
+    id: str
+    attributes: dict[str, list[list[float | int]]]
+    source: str | None = None
+
+
+class ReadStats(msgspec.Struct):
+    """What a reader saw: lines read and bad lines skipped (never silently lost)."""
+
+    lines: int = 0
+    documents: int = 0
+    bad_lines: int = 0
+    bytes: int = 0
+
+
+_decoder = msgspec.json.Decoder(Document)
+_raw_decoder = msgspec.json.Decoder()
+
+_FIELD_AT = re.compile(r"at `\$\.([A-Za-z0-9_.\[\]]+)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def _explain(exc: Exception) -> tuple[str, str | None]:
+    """Turn a msgspec error into (reason, field)."""
+    message = str(exc)
+    missing = _MISSING.search(message)
+    if missing:
+        return "missing required field", missing.group(1)
+    at = _FIELD_AT.search(message)
+    field = at.group(1) if at else None
+    reason = message.split(" - at ")[0] if at else message
+    return reason, field
+
+
+def decode_document(line: bytes, path: str, lineno: int) -> Document:
+    try:
+        return _decoder.decode(line)
+    except UnicodeDecodeError as exc:
+        raise BadInputError(path, lineno, f"invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except msgspec.ValidationError as exc:
+        reason, field = _explain(exc)
+        raise BadInputError(path, lineno, reason, field) from None
+    except msgspec.DecodeError as exc:
+        raise BadInputError(path, lineno, f"invalid JSON ({exc})") from None
+
+
+def decode_raw(line: bytes, path: str, lineno: int) -> dict[str, Any]:
+    """Decode a line into a plain dict (for commands that carry unknown fields through)."""
+    try:
+        obj = _raw_decoder.decode(line)
+    except UnicodeDecodeError as exc:
+        raise BadInputError(path, lineno, f"invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except msgspec.DecodeError as exc:
+        raise BadInputError(path, lineno, f"invalid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise BadInputError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def read_documents(
+    path: str, skip_bad_lines: bool = False, stats: ReadStats | None = None
+) -> Iterator[tuple[int, Document]]:
+    """Yield (line number, Document) from a documents file.
+
+    A bad line (invalid JSON, invalid UTF-8, missing or mistyped `id`/`text`) raises BadInputError naming the
+    file and line, or, with `skip_bad_lines`, is counted in `stats.bad_lines` and skipped. Blank lines are
+    ignored (they are not documents).
+    """
+    stats = stats if stats is not None else ReadStats()
+    for lineno, line in io.iter_lines(path):
+        stats.lines += 1
+        stats.bytes += len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            doc = decode_document(line, path, lineno)
+        except BadInputError:
+            if not skip_bad_lines:
+                raise
+            stats.bad_lines += 1
+            continue
+        stats.documents += 1
+        yield lineno, doc
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Attribute keys and paths
+# ----------------------------------------------------------------------------------------------------------
+
+_NOT_KEY = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def sanitize_key(name: str) -> str:
+    """Replace every character that is not alphanumeric or `_` by `_` (as Dolma attribute keys do)."""
+    return _NOT_KEY.sub("_", name)
+
+
+def attribute_key(experiment: str, tagger: str, span_type: str) -> str:
+    return f"{sanitize_key(experiment)}__{sanitize_key(tagger)}__{sanitize_key(span_type)}"
+
+
+def split_documents_path(path: str, document_dir: str = "documents") -> tuple[str, str]:
+    """Split `<root>/documents/<sub>` into (`<root>`, `<sub>`) at the last `documents` path component."""
+    marker = f"/{document_dir.strip('/')}/"
+    idx = path.rfind(marker)
+    if idx < 0:
+        raise PathSafetyError(
+            f"{path}: cannot derive an attributes path because the path has no '{document_dir}/' component; "
+            "set 'destination' explicitly"
+        )
+    return path[:idx], path[idx + len(marker) :]
+
+
+def attributes_path(doc_path: str, attribute_name: str, document_dir: str = "documents") -> str:
+    """`<root>/documents/<sub>` -> `<root>/attributes/<attribute_name>/<sub>`."""
+    root, sub = split_documents_path(doc_path, document_dir)
+    return io.join(root, "attributes", attribute_name, sub)
+
+
+def destination_path(doc_path: str, pattern: str, destination: str) -> str:
+    """Place a documents file under an explicit destination, keeping its path below the glob's fixed part."""
+    base = io.glob_base(pattern)
+    rel = doc_path[len(base) :].lstrip("/") if base and doc_path.startswith(base) else io.basename(doc_path)
+    return io.join(destination, rel)
+
+
+def documents_root(path: str, document_dir: str = "documents") -> str | None:
+    marker = f"/{document_dir.strip('/')}/"
+    idx = path.rfind(marker)
+    return path[: idx + len(marker)] if idx >= 0 else None
+
+
+def check_output_paths(inputs: list[str], outputs: list[str], document_dir: str = "documents") -> None:
+    """Refuse outputs that would overwrite an input or land inside a documents tree."""
+    input_set = set(inputs)
+    roots = {r for r in (documents_root(p, document_dir) for p in inputs) if r}
+    for out in outputs:
+        if out in input_set:
+            raise PathSafetyError(f"refusing to write {out}: it is one of the input files")
+        for root in roots:
+            if out.startswith(root):
+                raise PathSafetyError(
+                    f"refusing to write {out}: it is inside the documents tree {root} "
+                    "(attributes must go to a separate tree, e.g. <root>/attributes/<name>/)"
+                )

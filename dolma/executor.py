@@ -1,0 +1,354 @@
+"""Executors schedule units of work (one input file -> its output files); they contain no tagging logic.
+
+A `Job` knows how to run one `Unit`; the `LocalExecutor` runs units on N processes with a progress bar,
+skips units whose outputs already exist (outputs are written atomically, so existing means complete),
+retries failed units a bounded number of times and returns a summary whose `failed` count decides the exit
+code. Input errors (bad lines, truncated files) are deterministic and are not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import sys
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import msgspec
+
+from dolma import io
+from dolma.errors import DolmaError
+
+log = logging.getLogger("dolma")
+
+
+class Unit(msgspec.Struct, frozen=True):
+    """One input file and the files it produces."""
+
+    input: str
+    outputs: tuple[str, ...]
+
+    def done(self) -> bool:
+        return bool(self.outputs) and all(io.exists(path) for path in self.outputs)
+
+
+class UnitStats(msgspec.Struct):
+    """Counters a unit reports when it finishes."""
+
+    documents_in: int = 0
+    documents_out: int = 0
+    bad_lines: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    counters: dict[str, int] = {}
+
+    def add(self, other: UnitStats) -> None:
+        self.documents_in += other.documents_in
+        self.documents_out += other.documents_out
+        self.bad_lines += other.bad_lines
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        for key, value in other.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + value
+
+
+Progress = Callable[[int, int], None]
+"""progress(documents, bytes): increments reported by a running unit."""
+
+
+class Job(ABC):
+    """A picklable description of the work; created once per worker process."""
+
+    @abstractmethod
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats: ...
+
+    def setup(self) -> None:
+        """Called once in each worker process before its first unit (load models here)."""
+
+
+class UnitFailure(msgspec.Struct):
+    unit: Unit
+    error: str
+    attempts: int
+
+
+@dataclass
+class Summary:
+    units: int = 0
+    skipped: int = 0
+    succeeded: int = 0
+    failures: list[UnitFailure] = field(default_factory=list)
+    stats: UnitStats = field(default_factory=UnitStats)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class ProgressDisplay:
+    """A rich progress bar (files, documents, bytes, rate), or nothing when quiet / not a terminal."""
+
+    def __init__(self, total_units: int, description: str, quiet: bool):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.docs = 0
+        self.bytes = 0
+        self.units = 0
+        self._progress = None
+        self._task = None
+        self._start = time.monotonic()
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("files"),
+                TextColumn("{task.fields[docs]} docs"),
+                TextColumn("{task.fields[mb]} MB"),
+                TextColumn("{task.fields[rate]} docs/s"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self._task = self._progress.add_task(description, total=total_units, docs=0, mb="0.0", rate="0")
+            self._progress.start()
+
+    def update(self, docs: int = 0, nbytes: int = 0, units: int = 0) -> None:
+        self.docs += docs
+        self.bytes += nbytes
+        self.units += units
+        if self._progress is not None:
+            elapsed = max(time.monotonic() - self._start, 1e-6)
+            self._progress.update(
+                self._task,
+                advance=units,
+                docs=f"{self.docs:,}",
+                mb=f"{self.bytes / 1e6:,.1f}",
+                rate=f"{self.docs / elapsed:,.0f}",
+            )
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Worker side
+# ----------------------------------------------------------------------------------------------------------
+
+_worker_job: Job | None = None
+_worker_queue: mp.Queue | None = None
+
+
+def _worker_init(job: Job, progress_queue: mp.Queue) -> None:
+    global _worker_job, _worker_queue
+    _worker_job = job
+    _worker_queue = progress_queue
+    job.setup()
+
+
+class _Throttled:
+    """Batches progress increments so a worker sends at most a few messages per second."""
+
+    def __init__(self, sink: Callable[[int, int], None], interval: float = 0.25):
+        self.sink = sink
+        self.interval = interval
+        self.docs = 0
+        self.bytes = 0
+        self.last = time.monotonic()
+
+    def __call__(self, docs: int, nbytes: int) -> None:
+        self.docs += docs
+        self.bytes += nbytes
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.flush()
+            self.last = now
+
+    def flush(self) -> None:
+        if self.docs or self.bytes:
+            self.sink(self.docs, self.bytes)
+            self.docs = 0
+            self.bytes = 0
+
+
+def _run_in_worker(unit: Unit) -> UnitStats:
+    assert _worker_job is not None and _worker_queue is not None
+    q = _worker_queue
+    throttled = _Throttled(lambda d, b: q.put((d, b)))
+    try:
+        return _worker_job.run_unit(unit, throttled)
+    finally:
+        throttled.flush()
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, DolmaError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Input errors are deterministic: retrying them only repeats the failure."""
+    return not isinstance(exc, DolmaError)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Driver side
+# ----------------------------------------------------------------------------------------------------------
+
+
+class LocalExecutor:
+    """Runs units on `processes` worker processes (in this process when processes == 1)."""
+
+    def __init__(
+        self,
+        processes: int = 1,
+        retries: int = 2,
+        quiet: bool = False,
+        ignore_existing: bool = False,
+        description: str = "working",
+    ):
+        self.processes = max(1, int(processes))
+        self.retries = max(0, int(retries))
+        self.quiet = quiet
+        self.ignore_existing = ignore_existing
+        self.description = description
+
+    def pending(self, units: Sequence[Unit]) -> tuple[list[Unit], int]:
+        if self.ignore_existing:
+            return list(units), 0
+        todo = [u for u in units if not u.done()]
+        return todo, len(units) - len(todo)
+
+    def run(self, job: Job, units: Sequence[Unit]) -> Summary:
+        start = time.monotonic()
+        summary = Summary(units=len(units))
+        todo, summary.skipped = self.pending(units)
+        if summary.skipped and not self.quiet:
+            log.info("resuming: %d of %d units already complete", summary.skipped, len(units))
+        display = ProgressDisplay(len(todo), self.description, self.quiet)
+        try:
+            if self.processes == 1 or len(todo) <= 1:
+                self._run_inline(job, todo, summary, display)
+            else:
+                self._run_pool(job, todo, summary, display)
+        finally:
+            display.close()
+        summary.seconds = time.monotonic() - start
+        return summary
+
+    def _record(self, summary: Summary, stats: UnitStats, display: ProgressDisplay) -> None:
+        summary.succeeded += 1
+        summary.stats.add(stats)
+        display.update(units=1)
+
+    def _run_inline(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
+        job.setup()
+        for unit in todo:
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    stats = job.run_unit(unit, lambda d, b: display.update(docs=d, nbytes=b))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    log.debug("unit %s failed: %s", unit.input, traceback.format_exc())
+                    if is_retryable(exc) and attempts <= self.retries:
+                        log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
+                        continue
+                    summary.failures.append(UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts))
+                    display.update(units=1)
+                    break
+                self._record(summary, stats, display)
+                break
+
+    def _run_pool(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
+        ctx = mp.get_context("spawn")
+        progress_queue: mp.Queue = ctx.Queue()
+        workers = min(self.processes, len(todo))
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(job, progress_queue)
+        ) as pool:
+            attempts: dict[Unit, int] = {}
+            futures: dict[Future, Unit] = {}
+            for unit in todo:
+                attempts[unit] = 1
+                futures[pool.submit(_run_in_worker, unit)] = unit
+            while futures:
+                done, _ = wait(list(futures), timeout=0.2, return_when=FIRST_COMPLETED)
+                self._drain(progress_queue, display)
+                for fut in done:
+                    unit = futures.pop(fut)
+                    try:
+                        stats = fut.result()
+                    except Exception as exc:
+                        if is_retryable(exc) and attempts[unit] <= self.retries:
+                            log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
+                            attempts[unit] += 1
+                            futures[pool.submit(_run_in_worker, unit)] = unit
+                            continue
+                        summary.failures.append(
+                            UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts[unit])
+                        )
+                        display.update(units=1)
+                        continue
+                    self._record(summary, stats, display)
+            self._drain(progress_queue, display)
+
+    @staticmethod
+    def _drain(progress_queue: mp.Queue, display: ProgressDisplay) -> None:
+        while True:
+            try:
+                docs, nbytes = progress_queue.get_nowait()
+            except (queue.Empty, OSError, EOFError):
+                return
+            display.update(docs=docs, nbytes=nbytes)
+
+
+def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:
+    """Print documents in/out, errors, time and rates to stderr (errors are printed even when quiet)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not quiet:
+        s = summary.stats
+        secs = max(summary.seconds, 1e-9)
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        table.add_row("files", f"{summary.units:,}")
+        table.add_row("  processed", f"{summary.succeeded:,}")
+        table.add_row("  skipped (already complete)", f"{summary.skipped:,}")
+        table.add_row("  failed", f"{summary.failed:,}")
+        table.add_row("documents in", f"{s.documents_in:,}")
+        table.add_row("documents out", f"{s.documents_out:,}")
+        table.add_row("bad lines skipped", f"{s.bad_lines:,}")
+        for key, value in sorted(s.counters.items()):
+            table.add_row(key, f"{value:,}")
+        table.add_row("bytes read", f"{s.bytes_in / 1e6:,.2f} MB")
+        table.add_row("bytes written", f"{s.bytes_out / 1e6:,.2f} MB")
+        table.add_row("time", f"{summary.seconds:,.2f} s")
+        table.add_row("throughput", f"{s.documents_in / secs:,.0f} docs/s, {s.bytes_in / 1e6 / secs:,.2f} MB/s")
+        console.print(table)
+    for failure in summary.failures:
+        console.print(f"[red]FAILED[/red] {failure.unit.input} (after {failure.attempts} attempt(s)): {failure.error}")
+
+
+def default_processes(requested: int | None) -> int:
+    if requested and requested > 0:
+        return requested
+    return os.cpu_count() or 1

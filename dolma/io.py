@@ -1,0 +1,505 @@
+"""File I/O on local disk and S3: globbing, streaming (de)compression chosen by extension, atomic writes.
+
+Paths are plain strings; `s3://bucket/key` URLs go to S3 through boto3 (smart-open for streaming uploads).
+Reading is streaming with constant memory. Writing is atomic: locally to a hidden temporary name that is
+renamed on success; on S3 through an upload that creates the object only when the file is complete (a
+failed or killed writer leaves nothing behind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import glob as _glob
+import gzip
+import os
+import re
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Annotated, Any
+
+import msgspec
+import zstandard
+from msgspec import Meta
+
+from dolma.errors import CorruptFileError, DolmaError
+
+READ_CHUNK = 1 << 20
+
+
+# ----------------------------------------------------------------------------------------------------------
+# S3 configuration
+# ----------------------------------------------------------------------------------------------------------
+
+
+class S3Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How to reach S3. Anything left unset comes from the usual AWS environment variables and profiles."""
+
+    endpoint_url: Annotated[
+        str | None, Meta(description="S3 endpoint for S3-compatible stores (else $AWS_ENDPOINT_URL).")
+    ] = None
+    profile: Annotated[str | None, Meta(description="AWS profile name (else $AWS_PROFILE / default).")] = None
+    region: Annotated[str | None, Meta(description="AWS region (else from the profile, or us-east-1).")] = None
+
+
+_s3_settings = S3Config()
+_s3_clients: dict[tuple[int, S3Config], Any] = {}
+_s3_lock = threading.Lock()
+
+
+def configure_s3(config: S3Config | None) -> None:
+    """Set the S3 options for this process (workers receive them with their job)."""
+    global _s3_settings
+    _s3_settings = config or S3Config()
+
+
+def s3_settings() -> S3Config:
+    return _s3_settings
+
+
+def s3_client():
+    """A boto3 S3 client for this process (clients are not fork-safe, so they are cached per pid)."""
+    key = (os.getpid(), _s3_settings)
+    with _s3_lock:
+        client = _s3_clients.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(profile_name=_s3_settings.profile or os.environ.get("AWS_PROFILE"))
+            endpoint = _s3_settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None
+            endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+            client = session.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name=_s3_settings.region or session.region_name or "us-east-1",
+                config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+            )
+            _s3_clients[key] = client
+        return client
+
+
+def is_s3(path: str) -> bool:
+    return path.startswith("s3://")
+
+
+def split_s3(url: str) -> tuple[str, str]:
+    if not is_s3(url):
+        raise ValueError(f"not an s3:// URL: {url}")
+    bucket, _, key = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise DolmaError(f"S3 URL without a bucket: {url}")
+    return bucket, key
+
+
+def _s3_error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Paths
+# ----------------------------------------------------------------------------------------------------------
+
+
+def normalize(path: str) -> str:
+    """Absolute local paths (relative ones are resolved once, at configuration time); S3 URLs unchanged."""
+    if is_s3(path):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def join(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for part in parts:
+        part = part.strip("/")
+        if part:
+            out = f"{out}/{part}"
+    return out
+
+
+def dirname(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def has_magic(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def glob_base(pattern: str) -> str:
+    """The directory part of a pattern before its first wildcard (the pattern itself if it has none)."""
+    if not has_magic(pattern):
+        return dirname(pattern)
+    parts = pattern.split("/")
+    fixed: list[str] = []
+    for part in parts:
+        if has_magic(part):
+            break
+        fixed.append(part)
+    return "/".join(fixed)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Translate a glob with `**` (any depth, including none), `*`, `?` and `[...]` into a regex."""
+    out: list[str] = []
+    i = 0
+    n = len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif ch == "*":
+            out.append("[^/]*")
+            i += 1
+        elif ch == "?":
+            out.append("[^/]")
+            i += 1
+        elif ch == "[":
+            j = pattern.find("]", i + 1)
+            if j == -1:
+                out.append(re.escape(ch))
+                i += 1
+            else:
+                body = pattern[i + 1 : j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = j + 1
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _hidden(path: str) -> bool:
+    return basename(path).startswith(".")
+
+
+def glob(pattern: str) -> list[str]:
+    """Sorted list of files matching a pattern, locally or on S3. Hidden files (temporaries) are skipped."""
+    if is_s3(pattern):
+        return _glob_s3(pattern)
+    pattern = normalize(pattern)
+    if not has_magic(pattern):
+        return [pattern] if os.path.isfile(pattern) else []
+    return sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p) and not _hidden(p))
+
+
+def _glob_s3(pattern: str) -> list[str]:
+    bucket, key_pattern = split_s3(pattern)
+    if not has_magic(key_pattern):
+        return [pattern] if exists(pattern) else []
+    prefix = key_pattern
+    for idx, ch in enumerate(key_pattern):
+        if ch in "*?[":
+            prefix = key_pattern[:idx]
+            break
+    regex = _glob_regex(key_pattern)
+    found = []
+    for key in _s3_list_keys(bucket, prefix):
+        if regex.match(key) and not _hidden(key):
+            found.append(f"s3://{bucket}/{key}")
+    return sorted(found)
+
+
+def _s3_list_keys(bucket: str, prefix: str) -> Iterator[str]:
+    paginator = s3_client().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []) or []:
+            yield obj["Key"]
+
+
+def expand_globs(patterns: list[str] | str) -> list[str]:
+    """Expand several patterns into one sorted, de-duplicated file list."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    seen: dict[str, None] = {}
+    for pattern in patterns:
+        for path in glob(pattern):
+            seen.setdefault(path, None)
+    return sorted(seen)
+
+
+def match(pattern: str, path: str) -> bool:
+    return bool(_glob_regex(pattern).match(path)) or fnmatch.fnmatchcase(path, pattern)
+
+
+def exists(path: str) -> bool:
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        try:
+            s3_client().head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception as exc:
+            if _s3_error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+    return os.path.exists(path)
+
+
+def size(path: str) -> int:
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return os.path.getsize(path)
+
+
+def remove(path: str) -> None:
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        s3_client().delete_object(Bucket=bucket, Key=key)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def makedirs(path: str) -> None:
+    if not is_s3(path) and path:
+        os.makedirs(path, exist_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Compression
+# ----------------------------------------------------------------------------------------------------------
+
+
+def compression_of(path: str) -> str | None:
+    """`gzip`, `zstd` or None (plain), from the last extension."""
+    lower = path.lower()
+    if lower.endswith(".gz") or lower.endswith(".gzip"):
+        return "gzip"
+    if lower.endswith(".zst") or lower.endswith(".zstd"):
+        return "zstd"
+    return None
+
+
+class _Decoder:
+    """Incremental decompressor for concatenated gzip members or zstd frames; knows whether it ended cleanly."""
+
+    def __init__(self, kind: str | None):
+        self.kind = kind
+        self._obj: Any = None
+        self._fresh = True
+        self._new()
+
+    def _new(self) -> None:
+        if self.kind == "gzip":
+            self._obj = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        elif self.kind == "zstd":
+            self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._fresh = True
+
+    def decompress(self, data: bytes) -> bytes:
+        if self.kind is None:
+            return data
+        out = []
+        while data:
+            self._fresh = False
+            out.append(self._obj.decompress(data))
+            if self._ended():
+                data = self._obj.unused_data
+                self._new()
+            else:
+                data = b""
+        return b"".join(out)
+
+    def _ended(self) -> bool:
+        return bool(getattr(self._obj, "eof", False))
+
+    def finished_cleanly(self) -> bool:
+        return self.kind is None or self._fresh
+
+
+def open_raw_read(path: str) -> IO[bytes]:
+    """A binary stream of the stored bytes (no decompression)."""
+    if is_s3(path):
+        import smart_open
+
+        return smart_open.open(path, "rb", compression="disable", transport_params={"client": s3_client()})
+    return open(path, "rb")
+
+
+def iter_chunks(path: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    """Decompressed content of a file, chunk by chunk; a truncated or corrupt file raises CorruptFileError."""
+    kind = compression_of(path)
+    decoder = _Decoder(kind)
+    try:
+        raw = open_raw_read(path)
+    except FileNotFoundError as exc:
+        raise DolmaError(f"{path}: no such file") from exc
+    with raw:
+        while True:
+            block = raw.read(chunk_size)
+            if not block:
+                break
+            try:
+                out = decoder.decompress(block)
+            except (zlib.error, zstandard.ZstdError, EOFError, OSError) as exc:
+                raise CorruptFileError(path, f"cannot decompress {kind} data: {exc}") from exc
+            if out:
+                yield out
+    if not decoder.finished_cleanly():
+        raise CorruptFileError(path, f"truncated {kind} file: the compressed stream ends before its end marker")
+
+
+def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line without its trailing newline) for every line; streaming, constant memory."""
+    lineno = 0
+    pending = b""
+    for chunk in iter_chunks(path):
+        if pending:
+            chunk = pending + chunk
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            lineno += 1
+            yield lineno, line
+    if pending:
+        lineno += 1
+        yield lineno, pending
+
+
+def read_bytes(path: str) -> bytes:
+    return b"".join(iter_chunks(path))
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Atomic writes
+# ----------------------------------------------------------------------------------------------------------
+
+
+def temp_name(path: str) -> str:
+    """The hidden sibling a local file is written to before the final rename."""
+    return join(dirname(path), f".{basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@dataclass
+class _Sink:
+    raw: IO[bytes]
+    path: str
+    temp: str | None
+
+
+class AtomicWriter:
+    """A binary, compressing writer that makes its file appear only when closed without error.
+
+    Use as a context manager: on an exception the partial file is discarded (local temp removed, S3 upload
+    aborted) and the exception propagates. A process killed mid-write leaves at most a hidden temp file.
+    """
+
+    def __init__(self, path: str, compression: str | None = "infer", level: int | None = None):
+        self.path = path
+        self.compression = compression_of(path) if compression == "infer" else compression
+        self.bytes_written = 0
+        self._closed = False
+        self._sink = self._open_sink()
+        self._stream: Any = self._wrap(self._sink.raw, level)
+
+    def _open_sink(self) -> _Sink:
+        if is_s3(self.path):
+            import smart_open
+
+            raw = smart_open.open(
+                self.path,
+                "wb",
+                compression="disable",
+                transport_params={"client": s3_client(), "min_part_size": 16 * 1024 * 1024},
+            )
+            return _Sink(raw=raw, path=self.path, temp=None)
+        parent = dirname(self.path)
+        makedirs(parent)
+        temp = temp_name(self.path)
+        return _Sink(raw=open(temp, "wb"), path=self.path, temp=temp)
+
+    def _wrap(self, raw: IO[bytes], level: int | None) -> Any:
+        if self.compression == "gzip":
+            return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6 if level is None else level, mtime=0)
+        if self.compression == "zstd":
+            cctx = zstandard.ZstdCompressor(level=3 if level is None else level)
+            return cctx.stream_writer(raw, closefd=False)
+        return raw
+
+    def write(self, data: bytes) -> int:
+        self.bytes_written += len(data)
+        return self._stream.write(data)
+
+    def close(self) -> None:
+        """Finish the file and publish it under its final name."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._stream is not self._sink.raw:
+                if self.compression == "zstd":
+                    self._stream.flush(zstandard.FLUSH_FRAME)
+                self._stream.close()
+            if self._sink.temp is not None:
+                self._sink.raw.flush()
+                os.fsync(self._sink.raw.fileno())
+                self._sink.raw.close()
+                os.replace(self._sink.temp, self.path)
+            else:
+                self._sink.raw.close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Discard everything written so far; the final name is never created."""
+        self._closed = True
+        if self._sink.temp is not None:
+            with contextlib.suppress(Exception):
+                self._sink.raw.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._sink.temp)
+        else:
+            terminate = getattr(self._sink.raw, "terminate", None)
+            with contextlib.suppress(Exception):
+                if terminate is not None:
+                    terminate()
+
+    def __enter__(self) -> AtomicWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def open_atomic(path: str, compression: str | None = "infer") -> AtomicWriter:
+    return AtomicWriter(path, compression=compression)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with AtomicWriter(path) as out:
+        out.write(data)
+
+
+def copy(src: str, dst: str) -> None:
+    """Copy a file between any two locations, re-compressing when the extensions differ."""
+    same = compression_of(src) == compression_of(dst)
+    with AtomicWriter(dst, compression=None if same else "infer") as out:
+        if same:
+            with open_raw_read(src) as raw:
+                while block := raw.read(READ_CHUNK):
+                    out.write(block)
+        else:
+            for chunk in iter_chunks(src):
+                out.write(chunk)
