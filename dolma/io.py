@@ -285,7 +285,14 @@ def compression_of(path: str) -> str | None:
 
 
 class _Decoder:
-    """Incremental decompressor for concatenated gzip members or zstd frames; knows whether it ended cleanly."""
+    """Incremental decompressor for concatenated gzip members or zstd frames; knows whether it ended cleanly.
+
+    Output is produced in bounded pieces (gzip: at most `OUT_CHUNK` per piece; zstd: input is fed in small
+    slices), so a highly compressible file does not balloon memory.
+    """
+
+    OUT_CHUNK = 1 << 20
+    ZSTD_SLICE = 1 << 14
 
     def __init__(self, kind: str | None):
         self.kind = kind
@@ -300,22 +307,39 @@ class _Decoder:
             self._obj = zstandard.ZstdDecompressor().decompressobj()
         self._fresh = True
 
-    def decompress(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         if self.kind is None:
-            return data
-        out = []
+            if data:
+                yield data
+            return
+        if self.kind == "zstd":
+            for start in range(0, len(data), self.ZSTD_SLICE):
+                yield from self._feed_zstd(data[start : start + self.ZSTD_SLICE])
+            return
         while data:
             self._fresh = False
-            out.append(self._obj.decompress(data))
-            if self._ended():
+            out = self._obj.decompress(data, self.OUT_CHUNK)
+            if out:
+                yield out
+            if self._obj.eof:
+                data = self._obj.unused_data
+                self._new()
+            else:
+                data = self._obj.unconsumed_tail
+                if not data and not out:
+                    return
+
+    def _feed_zstd(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            self._fresh = False
+            out = self._obj.decompress(data)
+            if out:
+                yield out
+            if self._obj.eof:
                 data = self._obj.unused_data
                 self._new()
             else:
                 data = b""
-        return b"".join(out)
-
-    def _ended(self) -> bool:
-        return bool(getattr(self._obj, "eof", False))
 
     def finished_cleanly(self) -> bool:
         return self.kind is None or self._fresh
@@ -344,11 +368,9 @@ def iter_chunks(path: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
             if not block:
                 break
             try:
-                out = decoder.decompress(block)
-            except (zlib.error, zstandard.ZstdError, EOFError, OSError) as exc:
+                yield from decoder.feed(block)
+            except (zlib.error, zstandard.ZstdError, EOFError) as exc:
                 raise CorruptFileError(path, f"cannot decompress {kind} data: {exc}") from exc
-            if out:
-                yield out
     if not decoder.finished_cleanly():
         raise CorruptFileError(path, f"truncated {kind} file: the compressed stream ends before its end marker")
 
@@ -428,7 +450,9 @@ class AtomicWriter:
 
     def _wrap(self, raw: IO[bytes], level: int | None) -> Any:
         if self.compression == "gzip":
-            return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6 if level is None else level, mtime=0)
+            return gzip.GzipFile(
+                filename="", fileobj=raw, mode="wb", compresslevel=6 if level is None else level, mtime=0
+            )
         if self.compression == "zstd":
             cctx = zstandard.ZstdCompressor(level=3 if level is None else level)
             return cctx.stream_writer(raw, closefd=False)
