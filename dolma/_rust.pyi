@@ -1,0 +1,123 @@
+"""Type stubs for `dolma._rust`, the compiled kernels (Rust crate `rust_ext/py` over `rust_ext/core`)."""
+
+import os
+from collections.abc import Iterable
+from typing import Final, TypeAlias, final
+
+__version__: Final[str]
+MAX_HASHES: Final[int]
+"""Upper bound on `num_hashes` (32): more hashes cost time and barely lower the error rate."""
+BLOOM_FORMAT_VERSION: Final[int]
+"""File format version that `BloomFilter.save` writes and `BloomFilter.load` accepts."""
+
+_Key: TypeAlias = bytes | str
+"""A key is `bytes`, or `str` hashed as its UTF-8 encoding (so `"a"` and `b"a"` are the same key)."""
+
+class BloomFilterError(ValueError):
+    """Invalid Bloom filter parameters or data."""
+
+class BloomFilterFormatError(BloomFilterError):
+    """Bytes or a file that are not a valid filter: bad magic, unsupported version or corrupt content."""
+
+def xxh3_64(data: _Key, seed: int = 0) -> int:
+    """XXH3-64 of `data`: the stable hash the Bloom filter uses, the same on every machine and build."""
+
+@final
+class BloomFilter:
+    """A Bloom filter with stable, recorded xxh3 hashing that saves to a checked, versioned file.
+
+    Safe to share between threads: batch calls run without the GIL, and `contains_or_insert_batch` gives
+    the same answers whatever the thread count. Pickles (as its bytes) to travel to worker processes.
+    """
+
+    def __new__(
+        cls,
+        size_in_bytes: int | None = None,
+        num_hashes: int | None = None,
+        *,
+        estimated_doc_count: int | None = None,
+        desired_false_positive_rate: float = 0.001,
+        seed: int = 0,
+    ) -> BloomFilter:
+        """Size explicitly, or from the expected document count and false-positive rate.
+
+        - `size_in_bytes` and `num_hashes`: used as given (`size_in_bytes` rounds up to a multiple of 8).
+        - `size_in_bytes` and `estimated_doc_count`: the best `num_hashes` for that size.
+        - `estimated_doc_count` only: both derived, as by `optimal_params`.
+
+        Raises `BloomFilterError` for a missing or out-of-range parameter, `MemoryError` if the bits
+        cannot be allocated.
+        """
+
+    @staticmethod
+    def optimal_params(estimated_doc_count: int, desired_false_positive_rate: float) -> tuple[int, int]:
+        """`(size_in_bytes, num_hashes)` for the count at the rate; `num_hashes` is capped at `MAX_HASHES`."""
+
+    def contains(self, key: _Key) -> bool:
+        """Whether the key is (probably) present; never False for an inserted key."""
+
+    def __contains__(self, key: _Key) -> bool: ...
+    def insert(self, key: _Key) -> bool:
+        """Add the key; return whether it was (probably) present already."""
+
+    def contains_or_insert(self, key: _Key) -> bool:
+        """Same as `insert`: whether the key was present, then insert it."""
+
+    def contains_batch(self, keys: Iterable[_Key]) -> list[bool]:
+        """`contains` for each key, computed in parallel without holding the GIL."""
+
+    def insert_batch(self, keys: Iterable[_Key]) -> int:
+        """Insert every key without holding the GIL; return how many were new."""
+
+    def contains_or_insert_batch(self, keys: Iterable[_Key]) -> list[bool]:
+        """For each key in order: was it present, then insert it (a repeat within the batch reports True)."""
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (`<path>.tmp-<pid>`, then rename). Raises `OSError` naming the path."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BloomFilter:
+        """Read a saved filter. Raises `BloomFilterFormatError` for a foreign or corrupt file, `OSError`."""
+
+    def to_bytes(self) -> bytes:
+        """The filter in the file format (header, checksum, little-endian bit words)."""
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BloomFilter:
+        """Parse `to_bytes` output. Raises `BloomFilterFormatError` if invalid."""
+
+    def __reduce__(self) -> tuple[object, tuple[bytes]]: ...
+    @property
+    def size_in_bytes(self) -> int:
+        """Size of the bit array in bytes (a multiple of 8)."""
+
+    @property
+    def num_bits(self) -> int:
+        """Size of the bit array in bits (a multiple of 64)."""
+
+    @property
+    def num_hashes(self) -> int:
+        """Bits probed per key."""
+
+    @property
+    def seeds(self) -> tuple[int, int]:
+        """The two xxh3 seeds, recorded in the file so answers never change across builds."""
+
+    @property
+    def inserted(self) -> int:
+        """How many inserts added a key that was not present yet."""
+
+    def bits_set(self) -> int:
+        """Number of bits set to one."""
+
+    def estimated_false_positive_rate(self) -> float:
+        """`(bits_set / num_bits) ** num_hashes`: the false-positive chance at the current fill."""
+
+    def clear(self) -> None:
+        """Reset every bit and the insert counter."""
+
+    def __len__(self) -> int:
+        """Same as `inserted`."""
+
+    def __bool__(self) -> bool:
+        """Always True, even when empty: a filter is a configured resource, not a plain container."""

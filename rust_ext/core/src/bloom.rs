@@ -1,0 +1,676 @@
+//! A Bloom filter for deduplication whose answers are stable across builds, machines and thread counts.
+//!
+//! The bits live in `Vec<AtomicU64>` so one filter can be shared by many threads (`&self` everywhere,
+//! insertion is a `fetch_or`). Batch calls that mix lookups and inserts run their bit operations in input
+//! order, so their results do not depend on the thread count.
+//!
+//! # Hashing (frozen: it is part of the file format)
+//!
+//! For a key, `h1 = xxh3_64(key, seed1)` and `h2 = xxh3_64(key, seed2) | 1`. With `m = num_bits` (always a
+//! multiple of 64) the `k` probed bits are
+//!
+//! ```text
+//! index_i = (h1 mod m + i * (h2 mod m)) mod m        for i in 0..k
+//! ```
+//!
+//! Because `m` is even and `h2` is odd, the step `h2 mod m` is odd, so never zero. Bit `j` is bit `j % 64`
+//! (least significant first) of word `j / 64`. Both seeds are written to the file, so a filter keeps its
+//! answers even if [`derive_seeds`] ever changes.
+//!
+//! # File format, version 1 (all integers little-endian)
+//!
+//! | offset | size | field                                                      |
+//! |-------:|-----:|------------------------------------------------------------|
+//! |      0 |    8 | magic `b"DOLMABLF"`                                        |
+//! |      8 |    4 | `u32` format version (= 1)                                 |
+//! |     12 |    4 | `u32` num_hashes, `1..=MAX_HASHES`                         |
+//! |     16 |    8 | `u64` num_bits, a non-zero multiple of 64                  |
+//! |     24 |    8 | `u64` seed1                                                |
+//! |     32 |    8 | `u64` seed2                                                |
+//! |     40 |    8 | `u64` inserted (count of inserts that added a new key)     |
+//! |     48 |    8 | `u64` xxh3_64 (seed 0) of the bit data bytes that follow   |
+//! |     56 |  m/8 | bit data, `m / 64` little-endian `u64` words               |
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3Default};
+
+/// First eight bytes of every filter file.
+pub const MAGIC: [u8; 8] = *b"DOLMABLF";
+/// The file format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Upper bound on the number of hash functions: more costs time and barely lowers the error rate.
+pub const MAX_HASHES: u32 = 32;
+/// Size of the fixed file header in bytes.
+pub const HEADER_LEN: usize = 56;
+/// Largest filter accepted (64 PiB); keeps every bit index and byte count far from overflow.
+pub const MAX_SIZE_IN_BYTES: u64 = 1 << 56;
+
+/// Odd constant (2^64 / golden ratio) mixed into the user seed to get the second hash seed.
+const SEED2_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Below this many keys per rayon task, the scheduling overhead outweighs the work.
+const PAR_MIN_LEN: usize = 4096;
+/// Words handled per chunk when streaming the bit data to or from a file (1 MiB).
+const IO_CHUNK_WORDS: usize = 1 << 17;
+
+pub type Result<T> = std::result::Result<T, BloomError>;
+
+/// Everything that can go wrong building, loading or saving a [`BloomFilter`].
+#[derive(Debug, thiserror::Error)]
+pub enum BloomError {
+    /// The operating system refused a read or write (or memory ran out); `path` names the file if any.
+    #[error("{}", describe_io(.path.as_deref(), .source))]
+    Io { path: Option<PathBuf>, source: io::Error },
+    /// The bytes are not a valid filter: bad magic, unsupported version, or corrupt content.
+    #[error("{0}")]
+    Format(String),
+    /// A caller-supplied parameter is out of range.
+    #[error("{0}")]
+    InvalidParameter(String),
+}
+
+fn describe_io(path: Option<&Path>, source: &io::Error) -> String {
+    match path {
+        Some(path) => format!("{}: {source}", path.display()),
+        None => format!("I/O error: {source}"),
+    }
+}
+
+impl From<io::Error> for BloomError {
+    fn from(source: io::Error) -> Self {
+        BloomError::Io { path: None, source }
+    }
+}
+
+impl BloomError {
+    /// Attaches the file a load failed on, so the message tells the user which file is bad.
+    fn at_path(self, path: &Path) -> Self {
+        match self {
+            BloomError::Io { path: None, source } => BloomError::Io { path: Some(path.to_path_buf()), source },
+            BloomError::Format(msg) => BloomError::Format(format!("{}: {msg}", path.display())),
+            other => other,
+        }
+    }
+}
+
+fn invalid(msg: String) -> BloomError {
+    BloomError::InvalidParameter(msg)
+}
+
+fn corrupt(msg: String) -> BloomError {
+    BloomError::Format(format!("corrupt bloom filter file: {msg}"))
+}
+
+/// The two recorded hash seeds derived from one user seed: `seed` itself and a SplitMix64-style mix of it.
+pub fn derive_seeds(seed: u64) -> (u64, u64) {
+    let mut z = seed ^ SEED2_MIX;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (seed, z ^ (z >> 31))
+}
+
+/// Whether this process may use rayon's global pool.
+///
+/// That pool does not survive `fork()`: a forked child (a multiprocessing worker, say) that inherits an
+/// initialised pool waits forever on threads that no longer exist. So parallel paths run only in the process
+/// that first took them; anywhere else the same work runs sequentially, with identical results.
+fn parallel_allowed() -> bool {
+    static OWNER: OnceLock<u32> = OnceLock::new();
+    let pid = std::process::id();
+    *OWNER.get_or_init(|| pid) == pid
+}
+
+/// `f(key)` for every key, in parallel where allowed; the output is in input order either way.
+fn map_keys<K, T, F>(keys: &[K], f: F) -> Vec<T>
+where
+    K: AsRef<[u8]> + Sync,
+    T: Send,
+    F: Fn(&[u8]) -> T + Sync + Send,
+{
+    if parallel_allowed() {
+        keys.par_iter().with_min_len(PAR_MIN_LEN).map(|key| f(key.as_ref())).collect()
+    } else {
+        keys.iter().map(|key| f(key.as_ref())).collect()
+    }
+}
+
+/// Start and step of the double-hashing sequence for one key, both already reduced mod `num_bits`.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    start: u64,
+    step: u64,
+}
+
+/// `(a + b) mod m` for `a, b < m`, without overflow even when `m` is close to `u64::MAX`.
+#[inline]
+fn add_mod(a: u64, b: u64, m: u64) -> u64 {
+    let (sum, overflowed) = a.overflowing_add(b);
+    if overflowed || sum >= m {
+        sum.wrapping_sub(m)
+    } else {
+        sum
+    }
+}
+
+/// Number of `u64` words for a user-given size in bytes (rounded up to whole words).
+fn words_for_size(size_in_bytes: usize) -> Result<usize> {
+    if size_in_bytes == 0 {
+        return Err(invalid("size_in_bytes must be positive, got 0".to_string()));
+    }
+    if size_in_bytes as u64 > MAX_SIZE_IN_BYTES {
+        return Err(invalid(format!(
+            "size_in_bytes {size_in_bytes} exceeds the maximum of {MAX_SIZE_IN_BYTES} bytes"
+        )));
+    }
+    Ok(size_in_bytes.div_ceil(8))
+}
+
+fn check_num_hashes(num_hashes: u32) -> Result<()> {
+    if (1..=MAX_HASHES).contains(&num_hashes) {
+        Ok(())
+    } else {
+        Err(invalid(format!("num_hashes must be between 1 and {MAX_HASHES}, got {num_hashes}")))
+    }
+}
+
+fn check_expected_items(expected_items: u64) -> Result<()> {
+    if expected_items == 0 {
+        Err(invalid("expected number of items must be positive, got 0".to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_fp_rate(fp_rate: f64) -> Result<()> {
+    if fp_rate > 0.0 && fp_rate < 1.0 {
+        Ok(())
+    } else {
+        Err(invalid(format!("false positive rate must be strictly between 0 and 1, got {fp_rate}")))
+    }
+}
+
+/// Allocates `num_words` zeroed words, reporting an allocation failure as an error instead of aborting.
+fn zeroed_words(num_words: usize) -> Result<Vec<AtomicU64>> {
+    let mut words = Vec::new();
+    reserve_words(&mut words, num_words)?;
+    words.resize_with(num_words, || AtomicU64::new(0));
+    Ok(words)
+}
+
+fn reserve_words(words: &mut Vec<AtomicU64>, num_words: usize) -> Result<()> {
+    words.try_reserve_exact(num_words).map_err(|_| {
+        let bytes = num_words as u128 * 8;
+        BloomError::Io {
+            path: None,
+            source: io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("cannot allocate {bytes} bytes for the bloom filter bits"),
+            ),
+        }
+    })
+}
+
+/// Reads until `buf` is full or the reader is exhausted; returns how many bytes were read.
+fn read_fully<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(bytes);
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(bytes);
+    u64::from_le_bytes(a)
+}
+
+/// The fixed-size file header (everything but the magic and version, which are constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Header {
+    num_hashes: u32,
+    num_bits: u64,
+    seed1: u64,
+    seed2: u64,
+    inserted: u64,
+    checksum: u64,
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0..8].copy_from_slice(&MAGIC);
+        out[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        out[12..16].copy_from_slice(&self.num_hashes.to_le_bytes());
+        out[16..24].copy_from_slice(&self.num_bits.to_le_bytes());
+        out[24..32].copy_from_slice(&self.seed1.to_le_bytes());
+        out[32..40].copy_from_slice(&self.seed2.to_le_bytes());
+        out[40..48].copy_from_slice(&self.inserted.to_le_bytes());
+        out[48..56].copy_from_slice(&self.checksum.to_le_bytes());
+        out
+    }
+
+    /// Decodes and validates a header; every field the rest of the code relies on is checked here.
+    fn decode(buf: &[u8; HEADER_LEN]) -> Result<Header> {
+        if buf[0..8] != MAGIC {
+            return Err(BloomError::Format("not a dolma bloom filter file (bad magic bytes)".to_string()));
+        }
+        let version = le_u32(&buf[8..12]);
+        if version != VERSION {
+            return Err(BloomError::Format(format!(
+                "unsupported bloom filter file version {version} (this build supports version {VERSION})"
+            )));
+        }
+        let header = Header {
+            num_hashes: le_u32(&buf[12..16]),
+            num_bits: le_u64(&buf[16..24]),
+            seed1: le_u64(&buf[24..32]),
+            seed2: le_u64(&buf[32..40]),
+            inserted: le_u64(&buf[40..48]),
+            checksum: le_u64(&buf[48..56]),
+        };
+        if !(1..=MAX_HASHES).contains(&header.num_hashes) {
+            return Err(corrupt(format!("num_hashes {} is outside 1..={MAX_HASHES}", header.num_hashes)));
+        }
+        if header.num_bits == 0 || !header.num_bits.is_multiple_of(64) {
+            return Err(corrupt(format!("num_bits {} is not a positive multiple of 64", header.num_bits)));
+        }
+        if header.num_bits / 8 > MAX_SIZE_IN_BYTES {
+            return Err(corrupt(format!(
+                "num_bits {} exceeds the maximum of {} bits",
+                header.num_bits,
+                MAX_SIZE_IN_BYTES * 8
+            )));
+        }
+        Ok(header)
+    }
+
+    /// Bytes of bit data that follow the header.
+    fn data_len(&self) -> u64 {
+        self.num_bits / 8
+    }
+
+    /// Checks a known total input size (file length, buffer length) before any large allocation.
+    fn check_total_len(&self, total_len: u64) -> Result<()> {
+        let expected = HEADER_LEN as u64 + self.data_len();
+        if total_len == expected {
+            return Ok(());
+        }
+        let what = if total_len < expected { "truncated" } else { "trailing data" };
+        Err(corrupt(format!(
+            "{what}: expected {expected} bytes ({HEADER_LEN}-byte header + {} bytes of bit data), found {total_len}",
+            self.data_len()
+        )))
+    }
+}
+
+/// Reads and validates the header; a short input is reported as such (or as a foreign file).
+fn read_header<R: Read>(reader: &mut R) -> Result<Header> {
+    let mut buf = [0u8; HEADER_LEN];
+    let n = read_fully(reader, &mut buf)?;
+    if n < HEADER_LEN {
+        if n >= MAGIC.len() && buf[..MAGIC.len()] != MAGIC {
+            return Err(BloomError::Format("not a dolma bloom filter file (bad magic bytes)".to_string()));
+        }
+        return Err(corrupt(format!("truncated header: expected {HEADER_LEN} bytes, found {n}")));
+    }
+    Header::decode(&buf)
+}
+
+/// A Bloom filter over byte-string keys with stable, recorded hashing. See the module docs.
+pub struct BloomFilter {
+    bits: Vec<AtomicU64>,
+    num_bits: u64,
+    num_hashes: u32,
+    seed1: u64,
+    seed2: u64,
+    inserted: AtomicU64,
+}
+
+impl fmt::Debug for BloomFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BloomFilter")
+            .field("num_bits", &self.num_bits)
+            .field("num_hashes", &self.num_hashes)
+            .field("seeds", &(self.seed1, self.seed2))
+            .field("inserted", &self.inserted())
+            .finish()
+    }
+}
+
+impl BloomFilter {
+    /// Size (whole `u64` words, in bytes) and hash count for `expected_items` keys at `fp_rate`.
+    ///
+    /// `m = -n ln p / (ln 2)^2` bits rounded up to whole words, `k = round(m / n * ln 2)` clamped to
+    /// `1..=MAX_HASHES`.
+    pub fn optimal_params(expected_items: u64, fp_rate: f64) -> Result<(usize, u32)> {
+        check_expected_items(expected_items)?;
+        check_fp_rate(fp_rate)?;
+        let ln2 = std::f64::consts::LN_2;
+        let bits = -(expected_items as f64) * fp_rate.ln() / (ln2 * ln2);
+        let words = (bits / 64.0).ceil().max(1.0);
+        if !words.is_finite() || words * 8.0 > MAX_SIZE_IN_BYTES as f64 {
+            return Err(invalid(format!(
+                "{expected_items} items at false positive rate {fp_rate} would need more than the maximum of \
+                 {MAX_SIZE_IN_BYTES} bytes"
+            )));
+        }
+        let size_in_bytes = usize::try_from(words as u64 * 8)
+            .map_err(|_| invalid(format!("a filter of {} words does not fit in memory", words as u64)))?;
+        let num_hashes = Self::optimal_num_hashes(size_in_bytes, expected_items)?;
+        Ok((size_in_bytes, num_hashes))
+    }
+
+    /// Best hash count for a filter of `size_in_bytes` (rounded up to whole words) holding `expected_items`.
+    pub fn optimal_num_hashes(size_in_bytes: usize, expected_items: u64) -> Result<u32> {
+        let words = words_for_size(size_in_bytes)?;
+        check_expected_items(expected_items)?;
+        let bits = words as f64 * 64.0;
+        let k = (bits / expected_items as f64 * std::f64::consts::LN_2).round();
+        Ok(k.clamp(1.0, MAX_HASHES as f64) as u32)
+    }
+
+    /// An empty filter of `size_in_bytes` (rounded up to a multiple of 8) with `num_hashes` probes per key.
+    pub fn new(size_in_bytes: usize, num_hashes: u32, seed: u64) -> Result<Self> {
+        let (seed1, seed2) = derive_seeds(seed);
+        Self::with_seeds(size_in_bytes, num_hashes, seed1, seed2)
+    }
+
+    /// Like [`BloomFilter::new`] but with both hash seeds given, e.g. to build a filter compatible with another.
+    pub fn with_seeds(size_in_bytes: usize, num_hashes: u32, seed1: u64, seed2: u64) -> Result<Self> {
+        let num_words = words_for_size(size_in_bytes)?;
+        check_num_hashes(num_hashes)?;
+        Ok(BloomFilter {
+            bits: zeroed_words(num_words)?,
+            num_bits: num_words as u64 * 64,
+            num_hashes,
+            seed1,
+            seed2,
+            inserted: AtomicU64::new(0),
+        })
+    }
+
+    /// An empty filter sized by [`BloomFilter::optimal_params`].
+    pub fn with_capacity(expected_items: u64, fp_rate: f64, seed: u64) -> Result<Self> {
+        let (size_in_bytes, num_hashes) = Self::optimal_params(expected_items, fp_rate)?;
+        Self::new(size_in_bytes, num_hashes, seed)
+    }
+
+    pub fn num_bits(&self) -> u64 {
+        self.num_bits
+    }
+
+    pub fn num_hashes(&self) -> u32 {
+        self.num_hashes
+    }
+
+    pub fn size_in_bytes(&self) -> usize {
+        self.bits.len() * 8
+    }
+
+    /// The two recorded hash seeds `(seed1, seed2)`.
+    pub fn seeds(&self) -> (u64, u64) {
+        (self.seed1, self.seed2)
+    }
+
+    /// How many inserts added a key that was not (apparently) present yet.
+    pub fn inserted(&self) -> u64 {
+        self.inserted.load(Ordering::Relaxed)
+    }
+
+    /// Number of bits set to one.
+    pub fn bits_set(&self) -> u64 {
+        let ones = |w: &AtomicU64| u64::from(w.load(Ordering::Relaxed).count_ones());
+        if parallel_allowed() {
+            self.bits.par_iter().with_min_len(PAR_MIN_LEN).map(ones).sum()
+        } else {
+            self.bits.iter().map(ones).sum()
+        }
+    }
+
+    /// Chance that a key never inserted is reported present, given the current fill: `(bits_set / m)^k`.
+    pub fn estimated_false_positive_rate(&self) -> f64 {
+        let fill = self.bits_set() as f64 / self.num_bits as f64;
+        fill.powi(self.num_hashes as i32)
+    }
+
+    /// Resets every bit and the insert counter.
+    pub fn clear(&self) {
+        let zero = |w: &AtomicU64| w.store(0, Ordering::Relaxed);
+        if parallel_allowed() {
+            self.bits.par_iter().with_min_len(PAR_MIN_LEN).for_each(zero);
+        } else {
+            self.bits.iter().for_each(zero);
+        }
+        self.inserted.store(0, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn probe(&self, key: &[u8]) -> Probe {
+        let h1 = xxh3_64_with_seed(key, self.seed1);
+        let h2 = xxh3_64_with_seed(key, self.seed2) | 1;
+        Probe { start: h1 % self.num_bits, step: h2 % self.num_bits }
+    }
+
+    /// `(word index, bit mask)` of each of the `k` probed bits.
+    #[inline]
+    fn positions(&self, probe: Probe) -> impl Iterator<Item = (usize, u64)> {
+        let m = self.num_bits;
+        let mut index = probe.start;
+        (0..self.num_hashes).map(move |_| {
+            let current = index;
+            index = add_mod(index, probe.step, m);
+            // current < m = 64 * bits.len(), so the word index is in bounds and fits usize.
+            ((current / 64) as usize, 1u64 << (current % 64))
+        })
+    }
+
+    #[inline]
+    fn contains_probe(&self, probe: Probe) -> bool {
+        self.positions(probe).all(|(word, mask)| self.bits[word].load(Ordering::Relaxed) & mask != 0)
+    }
+
+    /// Sets the probed bits; returns whether all were already set.
+    #[inline]
+    fn insert_probe(&self, probe: Probe) -> bool {
+        let mut present = true;
+        for (word, mask) in self.positions(probe) {
+            let cell = &self.bits[word];
+            // Reading first avoids dirtying cache lines for bits that are already set.
+            if cell.load(Ordering::Relaxed) & mask == 0 {
+                present = false;
+                cell.fetch_or(mask, Ordering::Relaxed);
+            }
+        }
+        if !present {
+            self.inserted.fetch_add(1, Ordering::Relaxed);
+        }
+        present
+    }
+
+    /// Whether `key` is (probably) present. Never false for an inserted key.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.contains_probe(self.probe(key))
+    }
+
+    /// Adds `key`; returns whether it was (probably) present already.
+    pub fn insert(&self, key: &[u8]) -> bool {
+        self.insert_probe(self.probe(key))
+    }
+
+    /// [`BloomFilter::contains`] for many keys, in parallel (read-only, so the order does not matter).
+    pub fn contains_batch<K: AsRef<[u8]> + Sync>(&self, keys: &[K]) -> Vec<bool> {
+        map_keys(keys, |key| self.contains(key))
+    }
+
+    fn probes<K: AsRef<[u8]> + Sync>(&self, keys: &[K]) -> Vec<Probe> {
+        map_keys(keys, |key| self.probe(key))
+    }
+
+    /// Inserts many keys; returns how many were new. Hashes in parallel, then sets bits in input order.
+    pub fn insert_batch<K: AsRef<[u8]> + Sync>(&self, keys: &[K]) -> usize {
+        self.probes(keys).into_iter().filter(|&probe| !self.insert_probe(probe)).count()
+    }
+
+    /// For each key in order: was it present, then insert it. Key `i` sees the inserts of keys `< i`, so a
+    /// duplicate later in the same batch reports `true` and the result is independent of the thread count.
+    pub fn contains_or_insert_batch<K: AsRef<[u8]> + Sync>(&self, keys: &[K]) -> Vec<bool> {
+        self.probes(keys).into_iter().map(|probe| self.insert_probe(probe)).collect()
+    }
+
+    fn header(&self, checksum: u64) -> Header {
+        Header {
+            num_hashes: self.num_hashes,
+            num_bits: self.num_bits,
+            seed1: self.seed1,
+            seed2: self.seed2,
+            inserted: self.inserted(),
+            checksum,
+        }
+    }
+
+    /// Calls `f` with the bit data as little-endian bytes, one chunk at a time.
+    fn for_each_data_chunk<F: FnMut(&[u8]) -> io::Result<()>>(&self, mut f: F) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(IO_CHUNK_WORDS.min(self.bits.len()) * 8);
+        for chunk in self.bits.chunks(IO_CHUNK_WORDS) {
+            buf.clear();
+            for word in chunk {
+                buf.extend_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+            }
+            f(&buf)?;
+        }
+        Ok(())
+    }
+
+    fn write_io<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        let mut hasher = Xxh3Default::new();
+        self.for_each_data_chunk(|bytes| {
+            hasher.update(bytes);
+            Ok(())
+        })?;
+        writer.write_all(&self.header(hasher.digest()).encode())?;
+        self.for_each_data_chunk(|bytes| writer.write_all(bytes))
+    }
+
+    /// Writes the filter in the versioned file format.
+    ///
+    /// The checksum is computed in a first pass over the bits, so inserts running concurrently with a write
+    /// produce a file that fails its checksum on load: callers must not insert while writing.
+    pub fn write_to<W: Write>(&self, mut writer: W) -> Result<()> {
+        Ok(self.write_io(&mut writer)?)
+    }
+
+    /// Reads a filter written by [`BloomFilter::write_to`], validating header and checksum.
+    pub fn read_from<R: Read>(mut reader: R) -> Result<Self> {
+        let header = read_header(&mut reader)?;
+        Self::read_body(&mut reader, &header)
+    }
+
+    fn read_body<R: Read>(reader: &mut R, header: &Header) -> Result<Self> {
+        let data_len = header.data_len();
+        let num_words = usize::try_from(header.num_bits / 64)
+            .map_err(|_| corrupt(format!("num_bits {} does not fit in memory", header.num_bits)))?;
+        let mut bits = Vec::new();
+        reserve_words(&mut bits, num_words)?;
+        let mut hasher = Xxh3Default::new();
+        let mut buf = vec![0u8; IO_CHUNK_WORDS.min(num_words) * 8];
+        let mut found: u64 = 0;
+        while found < data_len {
+            // Both data_len and buf.len() are multiples of 8, so every chunk holds whole words.
+            let want = buf.len().min(usize::try_from(data_len - found).unwrap_or(usize::MAX));
+            let n = read_fully(reader, &mut buf[..want])?;
+            found += n as u64;
+            if n < want {
+                return Err(corrupt(format!("truncated bit data: expected {data_len} bytes, found {found}")));
+            }
+            hasher.update(&buf[..n]);
+            bits.extend(buf[..n].chunks_exact(8).map(|b| AtomicU64::new(le_u64(b))));
+        }
+        let actual = hasher.digest();
+        if actual != header.checksum {
+            return Err(corrupt(format!(
+                "checksum mismatch (header says {:#018x}, bit data hashes to {actual:#018x})",
+                header.checksum
+            )));
+        }
+        Ok(BloomFilter {
+            bits,
+            num_bits: header.num_bits,
+            num_hashes: header.num_hashes,
+            seed1: header.seed1,
+            seed2: header.seed2,
+            inserted: AtomicU64::new(header.inserted),
+        })
+    }
+
+    /// The filter in the file format, as one buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.size_in_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = self.write_io(&mut out);
+        out
+    }
+
+    /// Parses [`BloomFilter::to_bytes`] output; the length must match the header exactly.
+    pub fn from_bytes(data: &[u8]) -> Result<Self> {
+        let mut reader = data;
+        let header = read_header(&mut reader)?;
+        header.check_total_len(data.len() as u64)?;
+        Self::read_body(&mut reader, &header)
+    }
+
+    /// Writes the filter to `path` atomically: to `<path>.tmp-<pid>` first, then renamed over `path`.
+    pub fn save<P: AsRef<Path>>(&self, path: P) -> Result<()> {
+        let path = path.as_ref();
+        let mut tmp = OsString::from(path.as_os_str());
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        self.write_file(&tmp).and_then(|()| fs::rename(&tmp, path)).map_err(|source| {
+            let _ = fs::remove_file(&tmp);
+            BloomError::Io { path: Some(path.to_path_buf()), source }
+        })
+    }
+
+    fn write_file(&self, path: &Path) -> io::Result<()> {
+        let mut writer = BufWriter::with_capacity(IO_CHUNK_WORDS * 8, File::create(path)?);
+        self.write_io(&mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
+
+    /// Reads a filter saved with [`BloomFilter::save`]; errors name the file.
+    pub fn load<P: AsRef<Path>>(path: P) -> Result<Self> {
+        let path = path.as_ref();
+        Self::read_file(path).map_err(|e| e.at_path(path))
+    }
+
+    fn read_file(path: &Path) -> Result<Self> {
+        let file = File::open(path)?;
+        let total_len = file.metadata()?.len();
+        let mut reader = BufReader::with_capacity(IO_CHUNK_WORDS * 8, file);
+        let header = read_header(&mut reader)?;
+        header.check_total_len(total_len)?;
+        Self::read_body(&mut reader, &header)
+    }
+}
+
+#[cfg(test)]
+mod tests;
