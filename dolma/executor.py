@@ -68,7 +68,7 @@ class Job(ABC):
     @abstractmethod
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats: ...
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Called once in each worker process before its first unit (load models here)."""
 
 

@@ -78,7 +78,7 @@ def s3_server(tmp_path_factory):
     """Start `rclone serve s3` on a free loopback port; point boto3 (and child processes) at it."""
     root = tmp_path_factory.mktemp("s3root")
     port = _free_port()
-    log = open(root.parent / "rclone.log", "wb")
+    log = open(root.parent / "rclone.log", "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [
             _rclone_binary(),

@@ -137,7 +137,7 @@ def test_non_mapping_file(tmp_path):
 
 def test_help_lists_every_field_with_type_default_and_description():
     text = format_help("tag", "summary", TagConfig)
-    for name, type_name, default, _ in iter_fields(TagConfig):
+    for name, type_name, _default, _ in iter_fields(TagConfig):
         assert f"--{name}" in text
         assert type_name in text
     assert "Globs of documents files" in text

@@ -35,6 +35,8 @@ def test_tag_example_runs(tmp_path):
     result = run_cli("-c", str(REPO / "configs" / "tag.yaml"), "tag", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     attrs = tmp_path / "demo-output" / "sample" / "attributes"
-    assert sorted(p.name for p in attrs.iterdir()) == sorted(build(COMMANDS["tag"].load()[0], str(REPO / "configs" / "tag.yaml")).taggers)
+    assert sorted(p.name for p in attrs.iterdir()) == sorted(
+        build(COMMANDS["tag"].load()[0], str(REPO / "configs" / "tag.yaml")).taggers
+    )
     rows = read_jsonl(next((attrs / "char_length_v1").rglob("*.jsonl.gz")))
     assert rows and all("char_length_v1__char_length_v1__length" in r["attributes"] for r in rows)

@@ -61,7 +61,9 @@ def test_blank_lines_are_not_documents(tmp_path):
 
 
 def test_optional_fields_decode():
-    path_docs = list(read_documents_from(b'{"id": "a", "text": "t", "metadata": {"url": "http://x"}, "added": "2024"}'))
+    path_docs = list(
+        read_documents_from(b'{"id": "a", "text": "t", "metadata": {"url": "http://x"}, "added": "2024"}')
+    )
     doc = path_docs[0][1]
     assert doc.source == "" and doc.metadata == {"url": "http://x"} and doc.added == "2024"
 

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -25,7 +26,7 @@ def test_local_round_trip(tmp_path, ext):
     path = str(tmp_path / f"sub/file{ext}")
     io.write_bytes(path, PAYLOAD)
     assert io.read_bytes(path) == PAYLOAD
-    raw = open(path, "rb").read()
+    raw = Path(path).read_bytes()
     if ext.endswith(".gz"):
         assert gzip.decompress(raw) == PAYLOAD
     elif ext.endswith((".zst", ".zstd")):
@@ -52,7 +53,10 @@ def test_s3_round_trip_and_copies(tmp_path, s3_server, s3_bucket, ext):
     assert io.read_bytes(local) == PAYLOAD
     url3 = f"s3://{s3_bucket}/back/part.jsonl.gz"
     io.copy(local, url3)
-    assert gzip.decompress(s3_server.client().get_object(Bucket=s3_bucket, Key="back/part.jsonl.gz")["Body"].read()) == PAYLOAD
+    assert (
+        gzip.decompress(s3_server.client().get_object(Bucket=s3_bucket, Key="back/part.jsonl.gz")["Body"].read())
+        == PAYLOAD
+    )
 
 
 def test_multiple_gzip_members_and_zstd_frames(tmp_path):
@@ -222,4 +226,4 @@ def test_time_is_not_used_for_anything(tmp_path):
     io.write_bytes(a, PAYLOAD)
     time.sleep(1.1)
     io.write_bytes(b, PAYLOAD)
-    assert open(a, "rb").read() == open(b, "rb").read()
+    assert Path(a).read_bytes() == Path(b).read_bytes()

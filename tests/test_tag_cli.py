@@ -61,7 +61,9 @@ def test_config_file_and_destination(tmp_path):
 
 def test_relative_paths_are_resolved(tmp_path):
     corpus(tmp_path, files=1, docs=3)
-    result = run_cli("tag", "--documents", "documents/sub/*.gz", "--taggers", "char_length_v1", "--quiet", cwd=tmp_path)
+    result = run_cli(
+        "tag", "--documents", "documents/sub/*.gz", "--taggers", "char_length_v1", "--quiet", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "attributes" / "char_length_v1" / "sub" / "part-0.jsonl.gz").exists()
 
@@ -69,7 +71,9 @@ def test_relative_paths_are_resolved(tmp_path):
 @pytest.mark.parametrize("destination", ["documents/sub", "documents"])
 def test_refuses_to_write_into_documents(tmp_path, destination):
     pattern = corpus(tmp_path, files=1, docs=3)
-    result = run_cli("tag", "--documents", pattern, "--taggers", "char_length_v1", "--destination", destination, cwd=tmp_path)
+    result = run_cli(
+        "tag", "--documents", pattern, "--taggers", "char_length_v1", "--destination", destination, cwd=tmp_path
+    )
     assert result.returncode != 0
     assert "refusing to write" in result.stderr
     assert "documents tree" in result.stderr or "one of the input files" in result.stderr
@@ -234,13 +238,31 @@ def test_random_number_is_deterministic_and_seeded(tmp_path):
     out = tmp_path / "attributes" / "random_number_v1" / "sub" / "part-0.jsonl.gz"
     assert run_cli("tag", "--documents", pattern, "--taggers", "random_number_v1", "--quiet").returncode == 0
     first = read_jsonl(out)
-    assert run_cli("tag", "--documents", pattern, "--taggers", "random_number_v1", "--quiet", "--ignore_existing").returncode == 0
+    assert (
+        run_cli(
+            "tag", "--documents", pattern, "--taggers", "random_number_v1", "--quiet", "--ignore_existing"
+        ).returncode
+        == 0
+    )
     assert read_jsonl(out) == first
     values = [r["attributes"]["random_number_v1__random_number_v1__random"][0][2] for r in first]
     assert all(0.0 <= v < 1.0 for v in values) and len(set(values)) == 50
     cfg = tmp_path / "seed.yaml"
     cfg.write_text("tagger_config:\n  random_number_v1:\n    seed: 7\n")
-    assert run_cli("-c", str(cfg), "tag", "--documents", pattern, "--taggers", "random_number_v1", "--quiet", "--ignore_existing").returncode == 0
+    assert (
+        run_cli(
+            "-c",
+            str(cfg),
+            "tag",
+            "--documents",
+            pattern,
+            "--taggers",
+            "random_number_v1",
+            "--quiet",
+            "--ignore_existing",
+        ).returncode
+        == 0
+    )
     assert read_jsonl(out) != first
 
 
@@ -278,7 +300,9 @@ def test_s3_in_and_out(tmp_path, s3_server, s3_bucket):
     rows = read_jsonl(f"s3://{s3_bucket}/corpus/attributes/char_length_v1/a/part-0.jsonl.gz")
     assert [r["id"] for r in rows] == [d["id"] for d in docs]
     # S3 in, local out
-    result = run_cli("tag", "--documents", pattern, "--taggers", "bytes_length_v1", "--destination", str(tmp_path / "o"), "--quiet")
+    result = run_cli(
+        "tag", "--documents", pattern, "--taggers", "bytes_length_v1", "--destination", str(tmp_path / "o"), "--quiet"
+    )
     assert result.returncode == 0, result.stderr
     assert len(read_jsonl(tmp_path / "o" / "a" / "b" / "part-1.jsonl.gz")) == 10
 

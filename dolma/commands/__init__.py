@@ -22,7 +22,9 @@ class Command:
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in [
-        Command("tag", "Annotate documents with taggers; write attribute files that mirror them.", "dolma.commands.tag"),
+        Command(
+            "tag", "Annotate documents with taggers; write attribute files that mirror them.", "dolma.commands.tag"
+        ),
         Command("list", "List every registered tagger with a one-line description.", "dolma.commands.list"),
     ]
 }
