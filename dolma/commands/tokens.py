@@ -1,0 +1,275 @@
+"""`dolma tokens`: tokenize documents into flat token-id shards plus a document index (and verify them)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from dolma import io
+from dolma.commands.common import RunOptions
+from dolma.config import Base
+from dolma.errors import ConfigError
+from dolma.executor import Job, LocalExecutor, Progress, Unit, UnitStats, print_summary
+
+log = logging.getLogger("dolma")
+
+
+class TokenizerSection(Base):
+    name_or_path: Annotated[
+        str | None,
+        Meta(
+            description="A tokenizer.json file (local or s3://) or a directory holding one; "
+            "'allenai/gpt-neox-olmo-dolma-v1_5' (the default, shipped here); or a tiktoken encoding as "
+            "'tiktoken:<name>' (from $TIKTOKEN_CACHE_DIR) or 'tiktoken:<name>=<local .tiktoken file>'. "
+            "Nothing is downloaded."
+        ),
+    ] = None
+    bos_token_id: Annotated[int | None, Meta(description="Token id put before every document (none if unset).")] = None
+    eos_token_id: Annotated[
+        int | None,
+        Meta(description="Token id put after every document (default: 50279 for the default tokenizer)."),
+    ] = None
+    pad_token_id: Annotated[
+        int | None, Meta(description="Padding token id (recorded for loaders; also checked against dtype).")
+    ] = None
+    segment_before_tokenization: Annotated[
+        bool, Meta(description="Encode each line of a document separately, then concatenate (for slow tokenizers).")
+    ] = False
+    encode_special_tokens: Annotated[
+        bool,
+        Meta(description="Treat special-token text in documents (e.g. '<|endoftext|>') as plain text and split it."),
+    ] = False
+    fast: Annotated[bool, Meta(description="Reference-compatible; the fast (Rust) tokenizer is always used.")] = True
+    refresh: Annotated[int, Meta(description="Reference-compatible; not needed here (ignored).")] = 0
+
+
+class FieldsSection(Base):
+    text_field_name: Annotated[str, Meta(description="Name of the text field of the input documents.")] = "text"
+    id_field_name: Annotated[str, Meta(description="Name of the id field of the input documents.")] = "id"
+    text_field_type: Annotated[str, Meta(description="Reference-compatible; text must be a string.")] = "str"
+    id_field_type: Annotated[str, Meta(description="Reference-compatible; ids may be strings or integers.")] = "str"
+
+
+class TokensConfig(RunOptions, kw_only=True):
+    documents: Annotated[
+        list[str], Meta(description="Globs of documents files (local paths or s3:// URLs; ** recurses).")
+    ]
+    destination: Annotated[str, Meta(description="Directory (local or s3://) for the part-*.npy / .csv.gz shards.")]
+    tokenizer: Annotated[TokenizerSection, Meta(description="Which tokenizer and special tokens.")] = msgspec.field(
+        default_factory=TokenizerSection
+    )
+    tokenizer_name_or_path: Annotated[
+        str | None, Meta(description="Deprecated spelling of tokenizer.name_or_path (reference-compatible).")
+    ] = None
+    dtype: Annotated[str, Meta(description="uint16 or uint32; must hold every id of the vocabulary.")] = "uint16"
+    max_size: Annotated[
+        int,
+        Meta(
+            description="Tokens per output shard (a document is never split; one longer than this gets a shard "
+            "of its own)."
+        ),
+    ] = 1024 * 1024 * 1024
+    batch_size: Annotated[int, Meta(description="Documents encoded at once (in the tokenizer's Rust threads).")] = 1024
+    ring_size: Annotated[int, Meta(description="Files of a group read at once; documents are drawn among them.")] = 8
+    shuffle_window: Annotated[
+        int,
+        Meta(description="Documents held in the shuffle window (bounds memory; 0 keeps the ring's draw order)."),
+    ] = 20000
+    files_per_process: Annotated[
+        int | None,
+        Meta(
+            description="Files per group (the unit of work; each group writes its own part-<group>-* shards). "
+            "Default: max(ring_size, files/16). Outputs do not depend on 'processes'."
+        ),
+    ] = None
+    seed: Annotated[int, Meta(description="Shuffle seed; the same seed gives byte-identical shards.")] = 3920
+    sample_ring_prop: Annotated[bool, Meta(description="Reference-compatible; ignored.")] = False
+    fields: Annotated[FieldsSection, Meta(description="Input field names.")] = msgspec.field(
+        default_factory=FieldsSection
+    )
+    verify: Annotated[
+        bool,
+        Meta(
+            description="After tokenizing (a finished run is skipped), check every index row against its shard "
+            "and decode sampled documents against their source; exit 1 on any mismatch."
+        ),
+    ] = False
+    verify_samples: Annotated[int, Meta(description="Documents decoded per shard by --verify (-1: all of them).")] = (
+        100
+    )
+
+
+CONFIG = TokensConfig
+
+
+class Plan(msgspec.Struct, frozen=True):
+    groups: list[list[str]]
+    destination: str
+    tokenizer_name: str
+    bos_token_id: int | None
+    eos_token_id: int | None
+    pad_token_id: int | None
+
+
+def resolve_special_ids(config: TokensConfig) -> tuple[str | None, int | None, int | None, int | None]:
+    from mixers.tokenizer import DEFAULT_SPECIAL_IDS, is_default
+
+    name = config.tokenizer.name_or_path or config.tokenizer_name_or_path
+    bos, eos, pad = config.tokenizer.bos_token_id, config.tokenizer.eos_token_id, config.tokenizer.pad_token_id
+    if is_default(name) and bos is None and eos is None:
+        eos = DEFAULT_SPECIAL_IDS["eos_token_id"]
+        pad = DEFAULT_SPECIAL_IDS["pad_token_id"] if pad is None else pad
+    if bos is None and eos is None:
+        raise ConfigError(
+            "tokens: set tokenizer.eos_token_id and/or tokenizer.bos_token_id, otherwise documents are not separated"
+        )
+    return name, bos, eos, pad
+
+
+def plan(config: TokensConfig):
+    from mixers.tokenizer import load_tokenizer
+    from mixers.tokens import check_dtype, default_files_per_group, make_groups
+
+    if not config.documents:
+        raise ConfigError("tokens: no documents given (set 'documents')")
+    if config.max_size <= 0 or config.batch_size <= 0 or config.ring_size <= 0:
+        raise ConfigError("tokens: max_size, batch_size and ring_size must be positive")
+    name, bos, eos, pad = resolve_special_ids(config)
+    tokenizer = load_tokenizer(name, config.tokenizer.encode_special_tokens)
+    np_dtype = check_dtype(config.dtype, tokenizer, [bos, eos, pad])
+    for label, value in (("bos_token_id", bos), ("eos_token_id", eos), ("pad_token_id", pad)):
+        if value is not None and not 0 <= value < tokenizer.vocab_size:
+            raise ConfigError(f"tokenizer.{label}: {value} is outside the vocabulary (size {tokenizer.vocab_size})")
+    files = io.expand_globs([io.normalize(p) for p in config.documents])
+    if not files:
+        raise ConfigError(f"tokens: no files match documents {config.documents}")
+    destination = io.normalize(config.destination).rstrip("/")
+    if destination in files:
+        raise ConfigError(f"tokens: destination {destination} is one of the input files")
+    per_group = config.files_per_process or default_files_per_group(len(files), config.ring_size)
+    groups = make_groups(files, per_group)
+    return (
+        Plan(
+            groups=groups,
+            destination=destination,
+            tokenizer_name=tokenizer.name_or_path,
+            bos_token_id=bos,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        ),
+        tokenizer,
+        np_dtype,
+    )
+
+
+class TokensJob(Job):
+    """Tokenizes one group of files (unit input `group-<g>`) into its shards."""
+
+    def __init__(self, config: TokensConfig, the_plan: Plan, tokenizer: Any, np_dtype: Any):
+        self.config = config
+        self.plan = the_plan
+        self.tokenizer = tokenizer
+        self.np_dtype = np_dtype
+
+    def setup(self) -> None:
+        io.configure_s3(self.config.s3)
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        from mixers.tokens import GroupSettings, done_marker, tokenize_group
+
+        group = int(unit.input.rsplit("-", 1)[1])
+        c = self.config
+        settings = GroupSettings(
+            destination=self.plan.destination,
+            dtype=self.np_dtype,
+            max_size=c.max_size,
+            batch_size=c.batch_size,
+            ring_size=c.ring_size,
+            shuffle_window=c.shuffle_window,
+            seed=c.seed,
+            bos_token_id=self.plan.bos_token_id,
+            eos_token_id=self.plan.eos_token_id,
+            segment_before_tokenization=c.tokenizer.segment_before_tokenization,
+            text_field=c.fields.text_field_name,
+            id_field=c.fields.id_field_name,
+            skip_bad_lines=c.skip_bad_lines,
+        )
+        stats = tokenize_group(group, self.plan.groups[group], self.tokenizer, settings, progress)
+        summary = {
+            "group": group,
+            "files": self.plan.groups[group],
+            "documents": stats.documents_out,
+            "tokens": stats.tokens,
+            "shards": stats.shards,
+        }
+        io.write_bytes(done_marker(self.plan.destination, group), msgspec.json.encode(summary))
+        return UnitStats(
+            documents_in=stats.read.documents,
+            documents_out=stats.documents_out,
+            bad_lines=stats.read.bad_lines,
+            bytes_in=stats.read.bytes,
+            bytes_out=stats.bytes_out,
+            counters={
+                "tokens": stats.tokens,
+                "shards written": stats.shards,
+                "empty documents skipped": stats.empty,
+                "documents longer than max_size (own shard)": stats.oversize,
+            },
+        )
+
+
+def run_verify(config: TokensConfig, the_plan: Plan, tokenizer: Any, np_dtype: Any) -> int:
+    from mixers.tokens import verify_shards
+
+    report = verify_shards(
+        the_plan.destination,
+        tokenizer,
+        np_dtype,
+        the_plan.bos_token_id,
+        the_plan.eos_token_id,
+        samples=config.verify_samples,
+        seed=config.seed,
+        text_field=config.fields.text_field_name,
+    )
+    for problem in report.problems[:50]:
+        print(f"verify: {problem}")
+    if len(report.problems) > 50:
+        print(f"verify: ... and {len(report.problems) - 50} more problems")
+    status = "OK" if report.ok else "FAILED"
+    print(
+        f"verify {status}: {report.shards} shards, {report.rows:,} index rows, {report.tokens:,} tokens, "
+        f"{report.decoded:,} documents decoded and compared, {len(report.problems)} problems"
+    )
+    return 0 if report.ok else 1
+
+
+def run(config: TokensConfig) -> int:
+    from mixers.tokens import done_marker
+
+    io.configure_s3(config.s3)
+    the_plan, tokenizer, np_dtype = plan(config)
+    units = [
+        Unit(input=f"group-{g}", outputs=(done_marker(the_plan.destination, g),)) for g in range(len(the_plan.groups))
+    ]
+    if config.dryrun:
+        for g, files in enumerate(the_plan.groups):
+            print(f"group {g}: {len(files)} file(s) -> {the_plan.destination}/part-{g}-*.npy")
+        print(f"{len(units)} group(s), tokenizer {the_plan.tokenizer_name}, dtype {config.dtype}")
+        return 0
+    processes = 1 if config.debug else config.processes
+    executor = LocalExecutor(
+        processes=processes,
+        retries=config.retries,
+        quiet=config.quiet,
+        ignore_existing=config.ignore_existing,
+        description="tokens",
+    )
+    summary = executor.run(TokensJob(config, the_plan, tokenizer, np_dtype), units)
+    print_summary(summary, f"dolma tokens: {the_plan.tokenizer_name} -> {the_plan.destination}", quiet=config.quiet)
+    code = 0 if summary.ok else 1
+    if config.verify and code == 0:
+        code = run_verify(config, the_plan, tokenizer, np_dtype)
+    return code

@@ -1,0 +1,231 @@
+"""Tokenizers for `dolma tokens`: HuggingFace `tokenizer.json` files and tiktoken encodings, all offline.
+
+Both kinds are wrapped in one small interface (`encode_batch`, `decode`, `vocab_size`, `token_to_id`) so the
+shard writer does not care which library does the work. Batch encoding runs in the libraries' Rust threads.
+
+Nothing is downloaded: a HuggingFace tokenizer is a local (or s3://) `tokenizer.json`; the default is the
+GPT-NeoX-OLMo tokenizer shipped in `mixers/resources/tokenizers`. tiktoken normally fetches its encoding files
+from the internet on first use; here `tiktoken:<name>` works when the file is already in tiktoken's cache
+(`$TIKTOKEN_CACHE_DIR`), and `tiktoken:<name>=<path>` reads the ranks from a local `.tiktoken` file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from dolma import io
+from dolma.errors import ConfigError
+
+RESOURCES = Path(__file__).resolve().parent / "resources" / "tokenizers"
+DEFAULT_TOKENIZER_FILE = RESOURCES / "allenai_gpt-neox-olmo-dolma-v1_5.json"
+DEFAULT_TOKENIZER = "allenai/gpt-neox-olmo-dolma-v1_5"
+
+# Names users of the reference toolkit write (HuggingFace Hub ids) that map to a file shipped here.
+SHIPPED = {
+    DEFAULT_TOKENIZER: DEFAULT_TOKENIZER_FILE,
+    "allenai/eleuther-ai-gpt-neox-20b-pii-special": None,
+    "default": DEFAULT_TOKENIZER_FILE,
+}
+
+# Special token ids of the shipped default tokenizer (what `make demo` and configs without ids rely on).
+DEFAULT_SPECIAL_IDS = {"eos_token_id": 50279, "pad_token_id": 1, "bos_token_id": None}
+
+
+class Tokenizer(ABC):
+    """Text <-> token ids. Implementations must be picklable (they are rebuilt from `name_or_path`)."""
+
+    name_or_path: str
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids the tokenizer can produce (including added special tokens)."""
+
+    @abstractmethod
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without any special tokens added around it."""
+
+    @abstractmethod
+    def decode(self, ids: list[int]) -> str:
+        """Text of ids (special tokens rendered as their text)."""
+
+    @abstractmethod
+    def token_to_id(self, token: str) -> int | None: ...
+
+    def normalize(self, text: str) -> str:
+        """The text as the tokenizer sees it after normalization (what decoding gives back)."""
+        return text
+
+
+class HFTokenizer(Tokenizer):
+    """A HuggingFace `tokenizers` tokenizer loaded from a tokenizer.json file (local or s3://)."""
+
+    def __init__(self, name_or_path: str, path: str, encode_special_tokens: bool = False):
+        self.name_or_path = name_or_path
+        self.path = path
+        self.encode_special_tokens = encode_special_tokens
+        self._tok = self._load()
+
+    def _load(self):
+        from tokenizers import Tokenizer as _HF
+
+        try:
+            tok = _HF.from_str(io.read_text(self.path))
+        except Exception as exc:  # the library raises plain Exceptions for malformed files
+            raise ConfigError(f"tokenizer.name_or_path: cannot load tokenizer file {self.path}: {exc}") from None
+        if self.encode_special_tokens:
+            tok.encode_special_tokens = True
+        return tok
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_tok"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._tok = self._load()
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._tok.get_vocab_size(with_added_tokens=True))
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        encode = getattr(self._tok, "encode_batch_fast", None) or self._tok.encode_batch
+        return [enc.ids for enc in encode(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tok.decode(ids, skip_special_tokens=False)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
+    def normalize(self, text: str) -> str:
+        normalizer = self._tok.normalizer
+        return normalizer.normalize_str(text) if normalizer is not None else text
+
+
+_tiktoken_lock = threading.Lock()
+
+
+class TiktokenTokenizer(Tokenizer):
+    """A tiktoken encoding: `tiktoken:<name>` (from tiktoken's cache) or `tiktoken:<name>=<local ranks file>`."""
+
+    def __init__(self, name_or_path: str, encode_special_tokens: bool = False):
+        self.name_or_path = name_or_path
+        self.encode_special_tokens = encode_special_tokens
+        self._enc = self._load()
+
+    def _load(self):
+        try:
+            import tiktoken
+        except ImportError:  # pragma: no cover - tiktoken is a dependency
+            raise ConfigError("tokenizer.name_or_path: tiktoken encodings need the tiktoken package") from None
+        spec = self.name_or_path[len("tiktoken:") :]
+        name, _, ranks_path = spec.partition("=")
+        if ranks_path:
+            return _tiktoken_from_file(name, ranks_path)
+        try:
+            return tiktoken.get_encoding(name)
+        except ValueError as exc:
+            raise ConfigError(f"tokenizer.name_or_path: unknown tiktoken encoding '{name}': {exc}") from None
+        except Exception as exc:
+            cache = os.environ.get("TIKTOKEN_CACHE_DIR", "(unset)")
+            raise ConfigError(
+                f"tokenizer.name_or_path: tiktoken encoding '{name}' is not available offline "
+                f"(TIKTOKEN_CACHE_DIR={cache}; tiktoken would download it): give a local file as "
+                f"'tiktoken:{name}=/path/to/{name}.tiktoken' ({type(exc).__name__}: {exc})"
+            ) from None
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_enc"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._enc = self._load()
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._enc.n_vocab)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        if self.encode_special_tokens:
+            # Special-token text is ordinary text: split it like any other characters.
+            return self._enc.encode_ordinary_batch(texts)
+        return self._enc.encode_batch(texts, allowed_special="all")
+
+    def decode(self, ids: list[int]) -> str:
+        return self._enc.decode(ids)
+
+    def token_to_id(self, token: str) -> int | None:
+        special = self._enc._special_tokens
+        if token in special:
+            return int(special[token])
+        try:
+            return int(self._enc.encode_single_token(token))
+        except KeyError:
+            return None
+
+
+def _tiktoken_from_file(name: str, ranks_path: str):
+    """Build encoding `name` (its split pattern and special tokens) with ranks read from a local file."""
+    import tiktoken
+    from tiktoken import load as tk_load
+    from tiktoken_ext import openai_public
+
+    constructor = openai_public.ENCODING_CONSTRUCTORS.get(name)
+    if constructor is None:
+        known = ", ".join(sorted(openai_public.ENCODING_CONSTRUCTORS))
+        raise ConfigError(f"tokenizer.name_or_path: unknown tiktoken encoding '{name}' (known: {known})")
+    local = io.normalize(ranks_path)
+    if not io.exists(local):
+        raise ConfigError(f"tokenizer.name_or_path: tiktoken ranks file {local} not found")
+    ranks = tk_load.load_tiktoken_bpe(local)
+    # The constructors load their ranks from a URL; hand them the local ranks instead (no network).
+    with _tiktoken_lock:
+        saved = openai_public.load_tiktoken_bpe
+        openai_public.load_tiktoken_bpe = lambda *_args, **_kwargs: ranks
+        try:
+            params = constructor()
+        finally:
+            openai_public.load_tiktoken_bpe = saved
+    params.pop("explicit_n_vocab", None)
+    return tiktoken.Encoding(**params)
+
+
+def resolve_path(name_or_path: str) -> str:
+    """The tokenizer.json location for a name or path (shipped names first, then local or s3:// paths)."""
+    if name_or_path in SHIPPED:
+        shipped = SHIPPED[name_or_path]
+        if shipped is None:
+            raise ConfigError(
+                f"tokenizer.name_or_path: '{name_or_path}' is a HuggingFace Hub name and is not shipped here "
+                "(nothing is downloaded): give the path of its tokenizer.json"
+            )
+        return str(shipped)
+    path = io.normalize(name_or_path)
+    if io.is_s3(path) or os.path.isfile(path):
+        return path
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "tokenizer.json")):
+        return os.path.join(path, "tokenizer.json")
+    raise ConfigError(
+        f"tokenizer.name_or_path: '{name_or_path}' is neither a tokenizer.json file, a directory holding one, "
+        f"nor a shipped tokenizer ({', '.join(k for k, v in SHIPPED.items() if v)}); nothing is downloaded"
+    )
+
+
+def load_tokenizer(name_or_path: str | None, encode_special_tokens: bool = False) -> Tokenizer:
+    """A tokenizer from a tokenizer.json path, a shipped name, or `tiktoken:<name>[=<ranks file>]`."""
+    name_or_path = name_or_path or DEFAULT_TOKENIZER
+    if name_or_path.startswith("tiktoken:"):
+        return TiktokenTokenizer(name_or_path, encode_special_tokens)
+    return HFTokenizer(name_or_path, resolve_path(name_or_path), encode_special_tokens)
+
+
+def is_default(name_or_path: str | None) -> bool:
+    if not name_or_path:
+        return True
+    if SHIPPED.get(name_or_path) == DEFAULT_TOKENIZER_FILE:
+        return True
+    return not name_or_path.startswith("tiktoken:") and io.normalize(name_or_path) == str(DEFAULT_TOKENIZER_FILE)

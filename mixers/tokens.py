@@ -1,0 +1,519 @@
+"""Tokenize documents into training shards: flat token-id arrays plus a document index, and verify them.
+
+Output (compatible with AllenAI's Dolma toolkit): `part-<group>-<NNNNN>.npy` holding raw little-endian token
+ids (no NumPy header: open with `np.memmap(path, dtype, mode="r")`) and `part-<group>-<NNNNN>.csv.gz` with one
+row per document, `start,end,id,src,loc` (token offsets into the array, end exclusive; document id; source
+file; 1-based line). Each document is `[BOS] ids EOS`; texts are stripped of surrounding whitespace first and
+documents that are empty after that are skipped (both as the reference does).
+
+The unit of work is a *group*: the sorted input files cut into consecutive runs of `files_per_group`. Groups
+do not depend on the number of processes, and each group is shuffled with a seed derived from (seed, group),
+so 1 and N processes write byte-identical shards. Within a group, documents are drawn at random from a ring
+of `ring_size` open files and pass through a shuffle window of `shuffle_window` documents (memory is bounded
+by the window), so consecutive documents in a shard come from different files in random order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _pyio
+import logging
+import math
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+
+from dolma import io
+from dolma.documents import ReadStats
+from dolma.errors import BadInputError, ConfigError, DolmaError
+from mixers.tokenizer import Tokenizer
+
+log = logging.getLogger("dolma")
+
+DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+CSV_FLUSH_ROWS = 4096
+
+
+def part_name(group: int, part: int) -> str:
+    return f"part-{group}-{part:05d}"
+
+
+def done_marker(destination: str, group: int) -> str:
+    """Hidden file written after every shard of a group is published: a rerun skips the group."""
+    return io.join(destination, f".part-{group}.done")
+
+
+def check_dtype(dtype: str, tokenizer: Tokenizer, special_ids: list[int | None]) -> np.dtype:
+    """The numpy dtype for `dtype`, refusing one too small for the vocabulary or a special token id."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype: '{dtype}' is not supported (use one of {', '.join(DTYPES)})")
+    np_dtype = DTYPES[dtype]
+    limit = int(np.iinfo(np_dtype).max) + 1
+    largest = max([tokenizer.vocab_size - 1, *[i for i in special_ids if i is not None]])
+    if largest >= limit:
+        raise ConfigError(
+            f"dtype: {dtype} holds ids below {limit:,} but the tokenizer {tokenizer.name_or_path} has a vocabulary "
+            f"of {tokenizer.vocab_size:,} (largest id {largest:,}); use uint32"
+        )
+    return np_dtype
+
+
+def make_groups(files: list[str], files_per_group: int) -> list[list[str]]:
+    """Consecutive runs of the sorted input files (deterministic, independent of the process count)."""
+    files = sorted(files)
+    size = max(1, files_per_group)
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
+def default_files_per_group(n_files: int, ring_size: int, max_groups: int = 16) -> int:
+    """At least a ring's worth of files per group (for mixing), and at most `max_groups` groups."""
+    return max(1, ring_size, math.ceil(n_files / max_groups))
+
+
+def group_rng(seed: int, group: int) -> random.Random:
+    return random.Random(f"dolma-tokens:{seed}:{group}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SourceDoc:
+    text: str
+    id: str
+    src: str
+    loc: int
+
+
+def _doc_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder:
+    """Decode only the two fields we need (others are skipped by the parser, not materialized)."""
+    struct = msgspec.defstruct(
+        "TokensInput",
+        [("text", str), ("id", str | int)],
+        rename={"text": text_field, "id": id_field},
+    )
+    return msgspec.json.Decoder(struct)
+
+
+def _explain(exc: msgspec.ValidationError, text_field: str, id_field: str) -> tuple[str, str | None]:
+    message = str(exc)
+    for name in (text_field, id_field):
+        if f"`{name}`" in message or f"$.{name}`" in message:
+            return message.split(" - at ")[0], name
+    return message, None
+
+
+def read_source(
+    path: str, decoder: msgspec.json.Decoder, fields: tuple[str, str], skip_bad_lines: bool, stats: ReadStats
+) -> Iterator[SourceDoc]:
+    """Documents of one file with their 1-based line; bad lines raise (file, line, field) or are counted."""
+    for lineno, line in io.iter_lines(path):
+        stats.lines += 1
+        stats.bytes += len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            try:
+                obj = decoder.decode(line)
+            except UnicodeDecodeError as exc:
+                raise BadInputError(path, lineno, f"invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            except msgspec.ValidationError as exc:
+                reason, name = _explain(exc, *fields)
+                raise BadInputError(path, lineno, reason, name) from None
+            except msgspec.DecodeError as exc:
+                raise BadInputError(path, lineno, f"invalid JSON ({exc})") from None
+        except BadInputError:
+            if not skip_bad_lines:
+                raise
+            stats.bad_lines += 1
+            continue
+        stats.documents += 1
+        yield SourceDoc(text=obj.text, id=str(obj.id), src=path, loc=lineno)
+
+
+def ring_documents(
+    files: list[str],
+    ring_size: int,
+    rng: random.Random,
+    reader,
+) -> Iterator[SourceDoc]:
+    """Draw documents at random from up to `ring_size` open files; a finished file is replaced by the next."""
+    pending = list(reversed(files))
+    ring: list[Iterator[SourceDoc]] = []
+    while pending and len(ring) < max(1, ring_size):
+        ring.append(reader(pending.pop()))
+    while ring:
+        idx = rng.randrange(len(ring))
+        try:
+            yield next(ring[idx])
+        except StopIteration:
+            ring[idx] = ring[-1]
+            ring.pop()
+            if pending:
+                ring.append(reader(pending.pop()))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------------------
+
+
+class ShardWriter:
+    """Appends documents to `part-<group>-<NNNNN>` shards of at most `max_size` tokens each.
+
+    A document is never split across shards; one longer than `max_size` is written alone in its own shard
+    (the reference loops forever on such a document). Both files of a shard are written atomically.
+    """
+
+    def __init__(self, destination: str, group: int, dtype: np.dtype, max_size: int):
+        self.destination = destination
+        self.group = group
+        self.dtype = dtype
+        self.max_size = max(1, int(max_size))
+        self.part = 0
+        self.count = 0
+        self.shards = 0
+        self.oversize = 0
+        self.tokens = 0
+        self.bytes_written = 0
+        self._npy: io.AtomicWriter | None = None
+        self._csv: io.AtomicWriter | None = None
+        self._rows = _pyio.StringIO()
+        self._row_writer = csv.writer(self._rows, lineterminator="\n")
+        self._pending_rows = 0
+
+    def paths(self, part: int) -> tuple[str, str]:
+        base = io.join(self.destination, part_name(self.group, part))
+        return f"{base}.npy", f"{base}.csv.gz"
+
+    def _open(self) -> None:
+        npy_path, csv_path = self.paths(self.part)
+        self._npy = io.AtomicWriter(npy_path, compression=None)
+        self._csv = io.AtomicWriter(csv_path, compression="gzip")
+        self.count = 0
+
+    def _flush_rows(self) -> None:
+        if self._pending_rows and self._csv is not None:
+            self._csv.write(self._rows.getvalue().encode("utf-8"))
+            self._rows.seek(0)
+            self._rows.truncate()
+            self._pending_rows = 0
+
+    def _close_part(self) -> None:
+        if self._npy is None or self._csv is None:
+            return
+        self._flush_rows()
+        self._npy.close()
+        self._csv.close()
+        self.bytes_written += self._npy.bytes_written + self._csv.bytes_written
+        self._npy = self._csv = None
+        self.part += 1
+        self.shards += 1
+
+    def add(self, ids: np.ndarray, doc_id: str, src: str, loc: int) -> None:
+        n = len(ids)
+        if self._npy is not None and self.count + n > self.max_size:
+            self._close_part()
+        if self._npy is None:
+            self._open()
+        assert self._npy is not None
+        self._npy.write(ids.astype(self.dtype, copy=False).tobytes())
+        self._row_writer.writerow((self.count, self.count + n, doc_id, src, loc))
+        self._pending_rows += 1
+        self.count += n
+        self.tokens += n
+        if self._pending_rows >= CSV_FLUSH_ROWS:
+            self._flush_rows()
+        if n > self.max_size:
+            self.oversize += 1
+            self._close_part()
+
+    def close(self) -> None:
+        self._close_part()
+
+    def abort(self) -> None:
+        for writer in (self._npy, self._csv):
+            if writer is not None:
+                writer.abort()
+        self._npy = self._csv = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One group
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GroupSettings:
+    destination: str
+    dtype: np.dtype
+    max_size: int
+    batch_size: int
+    ring_size: int
+    shuffle_window: int
+    seed: int
+    bos_token_id: int | None
+    eos_token_id: int | None
+    segment_before_tokenization: bool
+    text_field: str = "text"
+    id_field: str = "id"
+    skip_bad_lines: bool = False
+
+
+@dataclass
+class GroupStats:
+    read: ReadStats = field(default_factory=ReadStats)
+    empty: int = 0
+    documents_out: int = 0
+    tokens: int = 0
+    shards: int = 0
+    oversize: int = 0
+    bytes_out: int = 0
+
+
+_PARAGRAPH_END = re.compile(r"(?<=\n)")
+
+
+def encode_documents(tokenizer: Tokenizer, texts: list[str], segment: bool) -> list[list[int]]:
+    """Token ids per text; with `segment`, each line (newline kept) is encoded on its own and concatenated."""
+    if not segment:
+        return tokenizer.encode_batch(texts)
+    pieces: list[str] = []
+    bounds: list[int] = []
+    for text in texts:
+        parts = [p for p in _PARAGRAPH_END.split(text) if p]
+        pieces.extend(parts)
+        bounds.append(len(parts))
+    encoded = tokenizer.encode_batch(pieces)
+    out: list[list[int]] = []
+    pos = 0
+    for count in bounds:
+        ids: list[int] = []
+        for piece in encoded[pos : pos + count]:
+            ids.extend(piece)
+        out.append(ids)
+        pos += count
+    return out
+
+
+def tokenize_group(
+    group: int,
+    files: list[str],
+    tokenizer: Tokenizer,
+    settings: GroupSettings,
+    progress=None,
+) -> GroupStats:
+    """Tokenize one group of files into its shards (atomically), mixing documents across its files."""
+    stats = GroupStats()
+    rng = group_rng(settings.seed, group)
+    decoder = _doc_decoder(settings.text_field, settings.id_field)
+    fields = (settings.text_field, settings.id_field)
+
+    def reader(path: str) -> Iterator[SourceDoc]:
+        return read_source(path, decoder, fields, settings.skip_bad_lines, stats.read)
+
+    writer = ShardWriter(settings.destination, group, settings.dtype, settings.max_size)
+    window: list[tuple[np.ndarray, str, str, int]] = []
+    window_size = max(0, settings.shuffle_window)
+    prefix = [settings.bos_token_id] if settings.bos_token_id is not None else []
+    suffix = [settings.eos_token_id] if settings.eos_token_id is not None else []
+    dtype = settings.dtype
+    last_bytes = 0
+
+    def emit(item: tuple[np.ndarray, str, str, int]) -> None:
+        writer.add(*item)
+
+    def process(batch: list[SourceDoc]) -> None:
+        nonlocal last_bytes
+        encoded = encode_documents(tokenizer, [d.text for d in batch], settings.segment_before_tokenization)
+        for doc, ids in zip(batch, encoded):
+            arr = np.array(prefix + ids + suffix, dtype=dtype) if (prefix or suffix) else np.array(ids, dtype=dtype)
+            window.append((arr, doc.id, doc.src, doc.loc))
+            while len(window) > window_size:
+                j = rng.randrange(len(window))
+                window[j], window[-1] = window[-1], window[j]
+                emit(window.pop())
+        if progress is not None:
+            progress(len(batch), stats.read.bytes - last_bytes)
+            last_bytes = stats.read.bytes
+
+    try:
+        batch: list[SourceDoc] = []
+        for doc in ring_documents(files, settings.ring_size, rng, reader):
+            text = doc.text.strip()
+            if not text:
+                stats.empty += 1
+                continue
+            doc.text = text
+            batch.append(doc)
+            if len(batch) >= settings.batch_size:
+                process(batch)
+                batch = []
+        if batch:
+            process(batch)
+        rng.shuffle(window)
+        for item in window:
+            emit(item)
+        window.clear()
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    stats.documents_out = stats.read.documents - stats.empty
+    stats.tokens = writer.tokens
+    stats.shards = writer.shards
+    stats.oversize = writer.oversize
+    stats.bytes_out = writer.bytes_written
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Verification
+# ----------------------------------------------------------------------------------------------------------
+
+
+class IndexRow(msgspec.Struct, frozen=True):
+    start: int
+    end: int
+    id: str
+    src: str
+    loc: int
+
+
+@dataclass
+class VerifyReport:
+    shards: int = 0
+    rows: int = 0
+    tokens: int = 0
+    decoded: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def load_array(path: str, dtype: np.dtype) -> np.ndarray:
+    """The token ids of a shard: memory-mapped locally, read into memory from S3."""
+    itemsize = dtype.itemsize
+    nbytes = io.size(path)
+    if nbytes % itemsize:
+        raise DolmaError(f"{path}: {nbytes} bytes is not a multiple of the {dtype.name} item size {itemsize}")
+    if nbytes == 0:
+        return np.zeros(0, dtype=dtype)
+    if io.is_s3(path):
+        return np.frombuffer(io.read_bytes(path), dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def read_index(path: str) -> list[IndexRow]:
+    rows: list[IndexRow] = []
+    text = io.read_text(path)
+    for n, rec in enumerate(csv.reader(_pyio.StringIO(text)), start=1):
+        if len(rec) != 5:
+            raise BadInputError(path, n, f"expected 5 columns start,end,id,src,loc, got {len(rec)}")
+        try:
+            rows.append(IndexRow(int(rec[0]), int(rec[1]), rec[2], rec[3], int(rec[4])))
+        except ValueError as exc:
+            raise BadInputError(path, n, f"not an integer offset or line: {exc}") from None
+    return rows
+
+
+def shard_paths(destination: str) -> list[tuple[str, str]]:
+    """(array, index) pairs of every shard under `destination`, sorted by name."""
+    arrays = [p for p in io.glob(io.join(destination, "part-*.npy"))]
+    return [(p, p[: -len(".npy")] + ".csv.gz") for p in arrays]
+
+
+def verify_shards(
+    destination: str,
+    tokenizer: Tokenizer,
+    dtype: np.dtype,
+    bos_token_id: int | None,
+    eos_token_id: int | None,
+    samples: int = 100,
+    seed: int = 0,
+    text_field: str = "text",
+    segment_before_tokenization: bool = False,
+) -> VerifyReport:
+    """Check every index row against its array, then decode sampled documents and compare with the source.
+
+    `samples` documents per shard are decoded (all of them when `samples` < 0). The expected text is the source
+    text stripped of surrounding whitespace and put through the tokenizer's normalizer (NFC for GPT-NeoX).
+    """
+    report = VerifyReport()
+    pairs = shard_paths(destination)
+    if not pairs:
+        report.problems.append(f"{destination}: no part-*.npy shards found")
+        return report
+    rng = random.Random(f"dolma-tokens-verify:{seed}")
+    wanted: dict[str, dict[int, list[tuple[str, IndexRow, np.ndarray]]]] = {}
+    for npy_path, csv_path in pairs:
+        report.shards += 1
+        if not io.exists(csv_path):
+            report.problems.append(f"{npy_path}: index {csv_path} is missing")
+            continue
+        arr = load_array(npy_path, dtype)
+        rows = read_index(csv_path)
+        report.rows += len(rows)
+        report.tokens += len(arr)
+        expected_start = 0
+        for n, row in enumerate(rows, start=1):
+            where = f"{csv_path}:{n}"
+            if row.start != expected_start:
+                report.problems.append(f"{where}: starts at {row.start}, previous row ended at {expected_start}")
+            if row.end <= row.start:
+                report.problems.append(f"{where}: empty or reversed range [{row.start}, {row.end})")
+            if row.end > len(arr):
+                report.problems.append(f"{where}: ends at {row.end}, past the array ({len(arr)} tokens)")
+                break
+            if eos_token_id is not None and arr[row.end - 1] != eos_token_id:
+                report.problems.append(f"{where}: last token {arr[row.end - 1]} is not EOS {eos_token_id}")
+            if bos_token_id is not None and arr[row.start] != bos_token_id:
+                report.problems.append(f"{where}: first token {arr[row.start]} is not BOS {bos_token_id}")
+            expected_start = row.end
+        if rows and expected_start != len(arr):
+            report.problems.append(f"{csv_path}: rows cover {expected_start} tokens, the array has {len(arr)}")
+        if len(arr) and int(arr.max()) >= tokenizer.vocab_size:
+            report.problems.append(f"{npy_path}: id {int(arr.max())} is outside the vocabulary")
+        chosen = rows if samples < 0 or samples >= len(rows) else rng.sample(rows, samples)
+        for row in chosen:
+            wanted.setdefault(row.src, {}).setdefault(row.loc, []).append((npy_path, row, arr))
+    for src, by_line in sorted(wanted.items()):
+        _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, text_field, report)
+    return report
+
+
+def _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, text_field, report) -> None:
+    if not io.exists(src):
+        report.problems.append(f"{src}: source file of {len(by_line)} indexed document(s) not found")
+        return
+    found: set[int] = set()
+    for lineno, line in io.iter_lines(src):
+        entries = by_line.get(lineno)
+        if not entries:
+            continue
+        found.add(lineno)
+        obj = msgspec.json.decode(line)
+        source_text = obj.get(text_field, "") if isinstance(obj, dict) else ""
+        expected = tokenizer.normalize(source_text.strip())
+        for npy_path, row, arr in entries:
+            start = row.start + (1 if bos_token_id is not None else 0)
+            end = row.end - (1 if eos_token_id is not None else 0)
+            decoded = tokenizer.decode([int(x) for x in arr[start:end]])
+            report.decoded += 1
+            if str(obj.get("id")) != row.id if isinstance(obj, dict) else True:
+                report.problems.append(f"{src}:{lineno}: id {obj.get('id')!r} != index id {row.id!r} ({npy_path})")
+            if decoded != expected:
+                report.problems.append(
+                    f"{npy_path}: document {row.id} ({src}:{lineno}) decodes to different text "
+                    f"({len(decoded)} vs {len(expected)} characters)"
+                )
+    for lineno in sorted(set(by_line) - found):
+        report.problems.append(f"{src}: line {lineno} named in the index does not exist")
