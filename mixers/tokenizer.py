@@ -11,6 +11,7 @@ from the internet on first use; here `tiktoken:<name>` works when the file is al
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -127,7 +128,8 @@ class TiktokenTokenizer(Tokenizer):
         if ranks_path:
             return _tiktoken_from_file(name, ranks_path)
         try:
-            return tiktoken.get_encoding(name)
+            with _tiktoken_offline():
+                return tiktoken.get_encoding(name)
         except ValueError as exc:
             raise ConfigError(f"tokenizer.name_or_path: unknown tiktoken encoding '{name}': {exc}") from None
         except Exception as exc:
@@ -166,6 +168,30 @@ class TiktokenTokenizer(Tokenizer):
             return int(self._enc.encode_single_token(token))
         except KeyError:
             return None
+
+
+class _OfflineError(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _tiktoken_offline():
+    """Let tiktoken read its cache and local files but refuse to download anything."""
+    from tiktoken import load as tk_load
+
+    def refuse(blobpath: str) -> bytes:
+        if "://" in blobpath:
+            raise _OfflineError(f"not in the cache and downloads are disabled: {blobpath}")
+        with open(blobpath, "rb") as fh:
+            return fh.read()
+
+    with _tiktoken_lock:
+        saved = tk_load.read_file
+        tk_load.read_file = refuse
+        try:
+            yield
+        finally:
+            tk_load.read_file = saved
 
 
 def _tiktoken_from_file(name: str, ranks_path: str):

@@ -440,7 +440,7 @@ def verify_shards(
     samples: int = 100,
     seed: int = 0,
     text_field: str = "text",
-    segment_before_tokenization: bool = False,
+    id_field: str = "id",
 ) -> VerifyReport:
     """Check every index row against its array, then decode sampled documents and compare with the source.
 
@@ -486,11 +486,12 @@ def verify_shards(
         for row in chosen:
             wanted.setdefault(row.src, {}).setdefault(row.loc, []).append((npy_path, row, arr))
     for src, by_line in sorted(wanted.items()):
-        _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, text_field, report)
+        _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, (text_field, id_field), report)
     return report
 
 
-def _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, text_field, report) -> None:
+def _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, fields, report) -> None:
+    text_field, id_field = fields
     if not io.exists(src):
         report.problems.append(f"{src}: source file of {len(by_line)} indexed document(s) not found")
         return
@@ -501,15 +502,19 @@ def _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, text_fie
             continue
         found.add(lineno)
         obj = msgspec.json.decode(line)
-        source_text = obj.get(text_field, "") if isinstance(obj, dict) else ""
+        if not isinstance(obj, dict):
+            report.problems.append(f"{src}:{lineno}: not a JSON object")
+            continue
+        source_text = str(obj.get(text_field, ""))
+        source_id = str(obj.get(id_field))
         expected = tokenizer.normalize(source_text.strip())
         for npy_path, row, arr in entries:
             start = row.start + (1 if bos_token_id is not None else 0)
             end = row.end - (1 if eos_token_id is not None else 0)
             decoded = tokenizer.decode([int(x) for x in arr[start:end]])
             report.decoded += 1
-            if str(obj.get("id")) != row.id if isinstance(obj, dict) else True:
-                report.problems.append(f"{src}:{lineno}: id {obj.get('id')!r} != index id {row.id!r} ({npy_path})")
+            if source_id != row.id:
+                report.problems.append(f"{src}:{lineno}: id {source_id!r} != index id {row.id!r} ({npy_path})")
             if decoded != expected:
                 report.problems.append(
                     f"{npy_path}: document {row.id} ({src}:{lineno}) decodes to different text "

@@ -233,6 +233,7 @@ def run_verify(config: TokensConfig, the_plan: Plan, tokenizer: Any, np_dtype: A
         samples=config.verify_samples,
         seed=config.seed,
         text_field=config.fields.text_field_name,
+        id_field=config.fields.id_field_name,
     )
     for problem in report.problems[:50]:
         print(f"verify: {problem}")
