@@ -99,6 +99,7 @@ def test_round_trip_and_index_cover_every_document(tmp_path):
     assert result.returncode == 0, result.stderr
     tok = load_tokenizer(str(DEFAULT_TOKENIZER_FILE))
     seen: set[str] = set()
+    lines_of: dict[str, list[str]] = {}
     shards = read_shards(dest)
     assert len(shards) > 1, "max_size 2000 must split this corpus into several shards"
     for _npy, arr, rows in shards:
@@ -113,9 +114,10 @@ def test_round_trip_and_index_cover_every_document(tmp_path):
             assert ids[-1] == EOS
             doc = all_docs[doc_id]
             assert tok.decode(ids[:-1]) == expected_text(doc["text"]), doc_id
-            with gzip.open(src, "rt") as fh:
-                line = fh.read().split("\n")[int(loc) - 1]
-            assert json.loads(line)["id"] == doc_id
+            if src not in lines_of:
+                with gzip.open(src, "rt") as fh:
+                    lines_of[src] = fh.read().split("\n")
+            assert json.loads(lines_of[src][int(loc) - 1])["id"] == doc_id
             assert doc_id not in seen
             seen.add(doc_id)
     assert seen == {i for i, d in all_docs.items() if d["text"].strip()}, "every non-empty document exactly once"
