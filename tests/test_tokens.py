@@ -337,3 +337,24 @@ def test_s3_destination(tmp_path, s3_server, s3_bucket):
     client = s3_server.client()
     for name, data in _tree_bytes(local).items():
         assert client.get_object(Bucket=s3_bucket, Key=f"tokens/{name}")["Body"].read() == data
+
+
+@pytest.mark.parametrize("encode_special_tokens", [False, True])
+def test_fast_byte_level_path_gives_the_same_ids_as_hf_tokenizers(encode_special_tokens):
+    fast = load_tokenizer(None, encode_special_tokens, fast=True)
+    slow = load_tokenizer(None, encode_special_tokens, fast=False)
+    assert fast.uses_fast_path and not slow.uses_fast_path
+    texts = [d["text"] for docs in corpus_docs(n_files=3, per_file=60, seed=9) for d in docs] + TEXTS
+    texts += ["a  b   c    d" + " " * 30 + "e", "|||IP_ADDRESS||| x <|padding|>", "it's we'll I'd"]
+    texts += ["\t\t\tcode\n    x"]
+    texts += [Path(__file__).read_text(encoding="utf-8")]
+    assert fast.encode_batch(texts) == slow.encode_batch(texts)
+
+
+def test_fast_path_refused_for_other_tokenizers(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "wl.json"))
+    assert not load_tokenizer(str(tmp_path / "wl.json")).uses_fast_path

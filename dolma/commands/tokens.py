@@ -42,7 +42,13 @@ class TokenizerSection(Base):
         bool,
         Meta(description="Treat special-token text in documents (e.g. '<|endoftext|>') as plain text and split it."),
     ] = False
-    fast: Annotated[bool, Meta(description="Reference-compatible; the fast (Rust) tokenizer is always used.")] = True
+    fast: Annotated[
+        bool,
+        Meta(
+            description="Encode byte-level BPE tokenizer.json files (GPT-2/GPT-NeoX style) with tiktoken's Rust "
+            "core when it gives the same ids (checked at start-up); false always uses HF tokenizers."
+        ),
+    ] = True
     refresh: Annotated[int, Meta(description="Reference-compatible; not needed here (ignored).")] = 0
 
 
@@ -138,7 +144,7 @@ def plan(config: TokensConfig):
     if config.max_size <= 0 or config.batch_size <= 0 or config.ring_size <= 0:
         raise ConfigError("tokens: max_size, batch_size and ring_size must be positive")
     name, bos, eos, pad = resolve_special_ids(config)
-    tokenizer = load_tokenizer(name, config.tokenizer.encode_special_tokens)
+    tokenizer = load_tokenizer(name, config.tokenizer.encode_special_tokens, config.tokenizer.fast)
     np_dtype = check_dtype(config.dtype, tokenizer, [bos, eos, pad])
     for label, value in (("bos_token_id", bos), ("eos_token_id", eos), ("pad_token_id", pad)):
         if value is not None and not 0 <= value < tokenizer.vocab_size:
