@@ -18,7 +18,6 @@ import json
 import os
 import random
 import re
-import resource  # noqa: F401 - used in the measuring child (see _MEASURE)
 import shutil
 import subprocess
 import sys
