@@ -64,6 +64,24 @@ def show_tag_results(root: Path) -> None:
     console.print(table)
 
 
+def show_tokens_results(dest: Path) -> None:
+    """Token counts per shard, read back from the shards themselves (raw uint16 arrays + csv.gz index)."""
+    import numpy as np
+
+    table = Table(title="shards written by `dolma tokens`")
+    for col in ("shard", "documents", "tokens", "mean tokens/doc"):
+        table.add_column(col, justify="left" if col == "shard" else "right")
+    total_docs = total_tokens = 0
+    for npy in sorted(dest.glob("part-*.npy")):
+        tokens = len(np.memmap(npy, dtype="<u2", mode="r")) if npy.stat().st_size else 0
+        docs = sum(1 for _ in io.iter_lines(str(npy)[: -len(".npy")] + ".csv.gz"))
+        total_docs += docs
+        total_tokens += tokens
+        table.add_row(npy.name, f"{docs:,}", f"{tokens:,}", f"{tokens / max(docs, 1):,.0f}")
+    table.add_row("total", f"{total_docs:,}", f"{total_tokens:,}", f"{total_tokens / max(total_docs, 1):,.0f}")
+    console.print(table)
+
+
 def main() -> int:
     if not SAMPLE.exists():
         console.print(f"[red]sample corpus missing at {SAMPLE}")
@@ -77,6 +95,8 @@ def main() -> int:
     console.print(f"sample corpus: {len(files)} files, {size / 1e6:.2f} MB compressed, copied to {docs}")
     step("1. tag", ["-c", str(REPO / "configs" / "tag.yaml"), "tag"])
     show_tag_results(OUT / "sample")
+    step("2. tokens", ["-c", str(REPO / "configs" / "tokens.yaml"), "tokens"])
+    show_tokens_results(OUT / "sample" / "tokens")
     console.rule("[bold]done")
     console.print(f"outputs are under {OUT}")
     return 0
