@@ -243,6 +243,7 @@ def test_resume_skips_finished_groups_and_redoes_the_rest(tmp_path):
     for path in dest.glob("part-1-*"):
         path.unlink()
     (dest / ".part-1.done").unlink()
+    (dest / "part-1-00007.npy").write_bytes(b"stale shard of an earlier, interrupted run")
     (dest / "part-0-00000.npy").write_bytes(b"untouched")  # group 0 is complete: it must be skipped
     result = run_cli("tokens", *args)
     assert result.returncode == 0, result.stderr

@@ -203,6 +203,11 @@ class TokensJob(Job):
             id_field=c.fields.id_field_name,
             skip_bad_lines=c.skip_bad_lines,
         )
+        # Start the group clean: its marker and shards from an earlier (partial or different) run would mix
+        # with the new shards; finished groups never get here unless --ignore_existing asks to redo them.
+        io.remove(done_marker(self.plan.destination, group))
+        for stale in io.glob(io.join(self.plan.destination, f"part-{group}-*")):
+            io.remove(stale)
         stats = tokenize_group(group, self.plan.groups[group], self.tokenizer, settings, progress)
         summary = {
             "group": group,
