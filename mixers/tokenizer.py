@@ -173,9 +173,28 @@ class FastByteLevelBPE:
 
     @staticmethod
     def _pattern(re, tokens: list[str]):
+        """A regex that finds added tokens leftmost-longest, as HF's matcher does.
+
+        Literals are tried longest first. Runs of one repeated character with every length from a to b
+        (GPT-NeoX's space tokens) become one greedy `c{a,b}` when no other token starts with that character:
+        the same matches, far faster than 20+ alternatives at every position.
+        """
         if not tokens:
             return None
-        return re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)))
+        by_char: dict[str, list[str]] = {}
+        for tok in tokens:
+            by_char.setdefault(tok[0], []).append(tok)
+        runs: list[str] = []
+        literals: list[str] = []
+        for char, group in by_char.items():
+            lengths = sorted(len(t) for t in group)
+            uniform = all(set(t) == {char} for t in group)
+            if uniform and len(group) > 2 and lengths == list(range(lengths[0], lengths[-1] + 1)):
+                runs.append(f"{re.escape(char)}{{{lengths[0]},{lengths[-1]}}}")
+            else:
+                literals.extend(group)
+        parts = [re.escape(t) for t in sorted(literals, key=len, reverse=True)] + runs
+        return re.compile("|".join(parts))
 
     @classmethod
     def build(cls, config: dict) -> FastByteLevelBPE | None:
