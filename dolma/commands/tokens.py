@@ -33,7 +33,7 @@ class TokenizerSection(Base):
         Meta(description="Token id put after every document (default: 50279 for the default tokenizer)."),
     ] = None
     pad_token_id: Annotated[
-        int | None, Meta(description="Padding token id (recorded for loaders; also checked against dtype).")
+        int | None, Meta(description="Padding token id (kept in the .part-<group>.done markers).")
     ] = None
     segment_before_tokenization: Annotated[
         bool, Meta(description="Encode each line of a document separately, then concatenate (for slow tokenizers).")
@@ -215,6 +215,11 @@ class TokensJob(Job):
             "documents": stats.documents_out,
             "tokens": stats.tokens,
             "shards": stats.shards,
+            "tokenizer": self.plan.tokenizer_name,
+            "dtype": c.dtype,
+            "bos_token_id": self.plan.bos_token_id,
+            "eos_token_id": self.plan.eos_token_id,
+            "pad_token_id": self.plan.pad_token_id,
         }
         io.write_bytes(done_marker(self.plan.destination, group), msgspec.json.encode(summary))
         return UnitStats(
