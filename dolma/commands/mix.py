@@ -35,7 +35,7 @@ class Rule(Base):
     reduce: Annotated[
         Reduce,
         Meta(
-            description="How an attribute's spans become one number: first span's score, max, min, sum, mean, count."
+            description="How spans become one number: the first span score, max, min, sum, mean or count."
         ),
     ] = "first"
     all: Annotated[list[Rule] | None, Meta(description="True when every sub-rule is true.")] = None
