@@ -34,9 +34,7 @@ class Rule(Base):
     value: Annotated[Any, Meta(description="The value to compare with (a list for in / not_in).")] = None
     reduce: Annotated[
         Reduce,
-        Meta(
-            description="How spans become one number: the first span score, max, min, sum, mean or count."
-        ),
+        Meta(description="How spans become one number: the first span score, max, min, sum, mean or count."),
     ] = "first"
     all: Annotated[list[Rule] | None, Meta(description="True when every sub-rule is true.")] = None
     any: Annotated[list[Rule] | None, Meta(description="True when at least one sub-rule is true.")] = None
