@@ -17,10 +17,14 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import msgspec
+import zstandard
 
 from dolma import io
 from dolma.commands.mix import MixConfig, Stream
@@ -115,15 +119,59 @@ def copies_for(rate: float | None, seed: int, doc_id: str) -> int:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class PartWriter:
-    """Writes rows to part-0000, part-0001, ... in a directory, starting a new part before the cap is passed."""
+BLOCK = 4 << 20
+"""Uncompressed bytes per compressed block (one gzip member or zstd frame)."""
 
-    def __init__(self, directory: str, extension: str, compression: str | None, max_size: int):
+
+def block_compressor(compression: str | None, level: int | None) -> Callable[[bytes], bytes] | None:
+    """A function turning a block into a self-contained gzip member / zstd frame (None: plain output).
+
+    Members and frames concatenate into one valid file, so blocks are compressed independently, on
+    threads (zlib-ng and zstandard release the GIL), and written in order: the bytes do not depend on
+    timing or on the number of threads.
+    """
+    if compression == "gzip":
+        from zlib_ng import zlib_ng
+
+        lvl = 6 if level is None else level
+        return lambda data: zlib_ng.compress(data, lvl, wbits=31)
+    if compression == "zstd":
+        cctx_level = 3 if level is None else level
+        local = threading.local()
+
+        def compress(data: bytes) -> bytes:
+            cctx = getattr(local, "cctx", None)
+            if cctx is None:
+                cctx = local.cctx = zstandard.ZstdCompressor(level=cctx_level)
+            return cctx.compress(data)
+
+        return compress
+    return None
+
+
+class PartWriter:
+    """Writes rows to part-00000, part-00001, ... in a directory, starting a new part before the cap is passed.
+
+    Rows are gathered into blocks that are compressed on a small thread pool while parsing continues.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        extension: str,
+        compression: str | None,
+        max_size: int,
+        level: int | None = None,
+        threads: int = 2,
+    ):
         self.directory = directory
         self.extension = extension
-        self.compression = compression
         self.max_size = max_size
         self.parts: list[Part] = []
+        self._compress = block_compressor(compression, level)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads)) if self._compress and threads > 0 else None
+        self._pending: deque[Future[bytes]] = deque()
+        self._max_pending = 2 * max(1, threads)
         self._writer: io.AtomicWriter | None = None
         self._size = 0
         self._docs = 0
@@ -132,15 +180,28 @@ class PartWriter:
 
     def _open(self) -> None:
         path = io.join(self.directory, f"part-{len(self.parts):05d}{self.extension}")
-        self._writer = io.AtomicWriter(path, compression=self.compression)
+        self._writer = io.AtomicWriter(path, compression=None)
         self._size = 0
         self._docs = 0
 
+    def _drain(self, keep: int) -> None:
+        assert self._writer is not None
+        while len(self._pending) > keep:
+            self._writer.write(self._pending.popleft().result())
+
     def _flush_buffer(self) -> None:
-        if self._buffer and self._writer is not None:
-            self._writer.write(b"".join(self._buffer))
-            self._buffer.clear()
-            self._buffered = 0
+        if not self._buffer or self._writer is None:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        if self._compress is None:
+            self._writer.write(data)
+        elif self._pool is None:
+            self._writer.write(self._compress(data))
+        else:
+            self._pending.append(self._pool.submit(self._compress, data))
+            self._drain(self._max_pending)
 
     def write(self, row: bytes) -> None:
         if self._writer is not None and self._size + len(row) > self.max_size and self._docs:
@@ -151,22 +212,32 @@ class PartWriter:
         self._buffered += len(row)
         self._size += len(row)
         self._docs += 1
-        if self._buffered >= 1 << 20:
+        if self._buffered >= BLOCK:
             self._flush_buffer()
 
     def _close_current(self) -> None:
         assert self._writer is not None
         self._flush_buffer()
+        self._drain(0)
         self._writer.close()
         self.parts.append(Part(path=self._writer.path, bytes=self._size, documents=self._docs))
         self._writer = None
 
     def close(self) -> list[Part]:
-        if self._writer is not None:
-            self._close_current()
+        try:
+            if self._writer is not None:
+                self._close_current()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
         return self.parts
 
     def abort(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
@@ -331,7 +402,14 @@ class StreamJob(Job):
         writer = None
         if not self.count_only:
             out = c["output_compression"]
-            writer = PartWriter(self.unit_dir(doc_path), _EXTENSIONS[out], out, stream.output.max_size_in_bytes)
+            writer = PartWriter(
+                self.unit_dir(doc_path),
+                _EXTENSIONS[out],
+                out,
+                stream.output.max_size_in_bytes,
+                level=stream.compression.level,
+                threads=stream.compression.threads,
+            )
         encode = _encoder.encode
         last_docs = last_bytes = 0
         try:
@@ -717,7 +795,7 @@ def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
         bad_lines=dropped["bad_lines"],
         bytes_in=report.bytes_in,
         bytes_out=report.bytes_out,
-        counters={"dropped: " + k: v for k, v in dropped.items() if k != "bad_lines"}
+        counters={"dropped: " + k.split(" ", 1)[0]: v for k, v in dropped.items() if k != "bad_lines"}
         | {"spans replaced": report.spans_replaced, "shards written": len(shards)},
     )
     print_summary(summary, f"dolma mix: stream {stream.name}", quiet=config.quiet)

@@ -404,6 +404,10 @@ class JsonPath:
             toks.fail("unexpected text after the path")
         self._select = _multi_getter(self.steps)
         self._single = _singular_getter(self.steps) if _singular(self.steps) else None
+        self._filtered = None
+        if self.steps and self.steps[-1][0] == "filter" and _singular(self.steps[:-1]):
+            # the common `$.attributes[?(...)]` shape: one lookup, then one predicate call
+            self._filtered = (_singular_getter(self.steps[:-1]), self.steps[-1][1])
         self.attribute_keys = _attribute_keys(rule)
 
     def select(self, doc: dict[str, Any]) -> list[Any]:
@@ -415,6 +419,12 @@ class JsonPath:
     def matches(self, doc: dict[str, Any]) -> bool:
         if self._single is not None:
             return self._single(doc) is not MISSING
+        if self._filtered is not None:
+            get, pred = self._filtered
+            node = get(doc)
+            if type(node) is list:
+                return any(pred(doc, x) for x in node)
+            return node is not MISSING and pred(doc, node)
         return bool(self._select(doc, doc))
 
     def first(self, doc: dict[str, Any]) -> Any:

@@ -95,6 +95,12 @@ class StreamCompression(Base):
         str | None, Meta(description="Input compression (gzip, zstd, none); default: from each file's extension.")
     ] = None
     output: Annotated[str | None, Meta(description="Output compression: gzip (default), zstd or none.")] = None
+    level: Annotated[
+        int | None, Meta(description="Output compression level (default: gzip 6, as the reference; zstd 3).")
+    ] = None
+    threads: Annotated[
+        int, Meta(description="Threads compressing output blocks in each process (0: compress inline).")
+    ] = 2
 
 
 class Stream(Base):
