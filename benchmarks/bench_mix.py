@@ -91,7 +91,13 @@ def run(name: str, cmd: list[str], out: Path, work: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return {"seconds": seconds, "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None, "written": count_rows(out)}
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None,
+        "written": count_rows(out),
+    }
 
 
 def main() -> None:
@@ -128,11 +134,13 @@ def main() -> None:
                 processes=processes,
                 mb_per_s=nbytes / 1e6 / r["seconds"],
                 docs_per_s=ndocs / r["seconds"],
+                mb_per_cpu_s=nbytes / 1e6 / max(r["cpu_seconds"], 1e-9),
             )
             results.append(r)
             print(
                 f"{r['tool']:28s} processes={processes}  {r['seconds']:7.1f} s  {r['mb_per_s']:6.1f} MB/s  "
-                f"{r['docs_per_s']:7.0f} docs/s  peak RSS {r['peak_rss_mb']:.0f} MB  written {r['written']}",
+                f"{r['docs_per_s']:7.0f} docs/s  CPU {r['cpu_seconds']:6.1f} s ({r['mb_per_cpu_s']:5.1f} MB/cpu-s)  "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB  written {r['written']}",
                 flush=True,
             )
     print(json.dumps({"input_mb": nbytes / 1e6, "input_docs": ndocs, "results": results}, indent=1))

@@ -119,6 +119,9 @@ def copies_for(rate: float | None, seed: int, doc_id: str) -> int:
 # ----------------------------------------------------------------------------------------------------------
 
 
+DEFAULT_GZIP_LEVEL = 5
+"""zlib-ng level 5: about 5% larger than level 6 (the reference's size) at twice the compression speed."""
+
 BLOCK = 4 << 20
 """Uncompressed bytes per compressed block (one gzip member or zstd frame)."""
 
@@ -133,7 +136,7 @@ def block_compressor(compression: str | None, level: int | None) -> Callable[[by
     if compression == "gzip":
         from zlib_ng import zlib_ng
 
-        lvl = 6 if level is None else level
+        lvl = DEFAULT_GZIP_LEVEL if level is None else level
         return lambda data: zlib_ng.compress(data, lvl, wbits=31)
     if compression == "zstd":
         cctx_level = 3 if level is None else level
@@ -677,10 +680,8 @@ def publish(stream: Stream, manifests: list[Manifest], extension: str) -> list[s
 
 
 def remove_tree(path: str) -> None:
+    """Delete the staging directory (on S3: every object under its prefix)."""
     if io.is_s3(path):
-        for key in io.glob(io.join(path, "**")):
-            io.remove(key)
-        # hidden names are not listed by glob; list them directly
         bucket, prefix = io.split_s3(path)
         for key in list(io._s3_list_keys(bucket, prefix.rstrip("/") + "/")):
             io.remove(f"s3://{bucket}/{key}")

@@ -96,7 +96,8 @@ class StreamCompression(Base):
     ] = None
     output: Annotated[str | None, Meta(description="Output compression: gzip (default), zstd or none.")] = None
     level: Annotated[
-        int | None, Meta(description="Output compression level (default: gzip 6, as the reference; zstd 3).")
+        int | None,
+        Meta(description="Output compression level (default: gzip 5, ~5% larger than 6 at 2x the speed; zstd 3)."),
     ] = None
     threads: Annotated[
         int, Meta(description="Threads compressing output blocks in each process (0: compress inline).")
