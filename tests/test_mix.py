@@ -11,6 +11,8 @@ import msgspec
 import pytest
 import zstandard
 from conftest import read_jsonl, run_cli, write_jsonl_gz
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dolma.commands.mix import MixConfig, Rule
 from dolma.config import build
@@ -457,3 +459,57 @@ def test_s3_in_and_out(tmp_path, s3_server, s3_bucket):
             body = client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
             rows_s3.extend(json.loads(line) for line in gzip.decompress(body).splitlines())
         assert rows_s3 == expected
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI surface and span edits
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_cli_help_dryrun_and_config_errors(tmp_path):
+    help_text = run_cli("mix", "--help").stdout
+    for field in ("streams", "report", "shuffle"):
+        assert f"--{field}" in help_text
+    docs, rows = docs_with_scores(5)
+    make_corpus(tmp_path, {"f.jsonl.gz": docs}, {"s": {"f.jsonl.gz": rows}})
+    stream = {"name": "out", "documents": [str(tmp_path / "documents" / "*.gz")], "attributes": ["s"]}
+    stream["output"] = {"path": str(tmp_path / "out")}
+    stream["filter"] = {"include": [{"atribute": "s__t__score", "op": ">", "value": 0.5}]}
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(json.dumps({"streams": [stream]}))
+    result = run_cli("-c", str(cfg), "mix")
+    assert result.returncode == 2
+    assert "atribute" in result.stderr and "did you mean 'attribute'" in result.stderr
+    stream["filter"] = {"include": [{"attribute": "s__t__score", "op": ">", "value": 0.5}]}
+    cfg.write_text(json.dumps({"streams": [stream]}))
+    result = run_cli("-c", str(cfg), "mix", "--dryrun")
+    assert result.returncode == 0, result.stderr
+    assert "f.jsonl.gz" in result.stdout and not (tmp_path / "out").exists()
+
+
+@given(
+    text=st.text(min_size=0, max_size=40),
+    spans=st.lists(st.tuples(st.integers(0, 45), st.integers(0, 45), st.floats(0, 1)), max_size=6),
+)
+def test_span_replacement_properties(text, spans):
+    from mixers.mix import _replace_spans
+    from mixers.rules import compile_selector
+
+    select, _ = compile_selector("$.attributes.k", "jsonpath", "test")
+    rows = [[s, e, score] for s, e, score in spans]
+    # "{}" puts the original text back: nothing changes whatever the spans
+    doc = {"text": text, "attributes": {"k": rows}}
+    _replace_spans(doc, [(select, None, None, "{}")], "f", 1)
+    assert doc["text"] == text
+    # deleting: the applied spans are disjoint and in bounds, so the text shrinks by their total length
+    doc = {"text": text, "attributes": {"k": rows}}
+    applied = _replace_spans(doc, [(select, 0.5, None, "")], "f", 1)
+    kept, pos = [], 0
+    # spans apply in start order (ties in their listed order); one overlapping an applied span is skipped
+    for start, end in sorted(((s, e) for s, e, score in spans if score >= 0.5), key=lambda span: span[0]):
+        end = min(end, len(text))
+        if start >= pos and end >= start:
+            kept.append((start, end))
+            pos = end
+    assert applied == len(kept)
+    assert len(doc["text"]) == len(text) - sum(e - s for s, e in kept)
