@@ -128,6 +128,16 @@ def streams(root: Path, out: Path) -> list[dict]:
             },
         ),
         stream(
+            "jq-all",
+            everything,
+            filter={
+                "syntax": "jq",
+                "include": [f".attributes.{ENGLISH}[0][2] > 0.3 and .attributes.{WORDS}[0][2] >= 30"],
+                "exclude": [f".attributes.{RANDOM}[0][2] >= 0.85"],
+            },
+            output={"path": str(out / "jq-all"), "discard_fields": ["attributes"]},
+        ),
+        stream(
             "combined",
             gen,
             filter={
@@ -189,7 +199,7 @@ def mixed(tmp_path_factory):
     return tmp
 
 
-@pytest.mark.parametrize("name", ["jsonpath", "jq", "combined", "spans", "mask"])
+@pytest.mark.parametrize("name", ["jsonpath", "jq", "jq-all", "combined", "spans", "mask"])
 def test_mix_matches_reference(mixed, name):
     theirs = read_stream(mixed / "ref" / name)
     ours = read_stream(mixed / "ours" / name)
@@ -214,3 +224,6 @@ def test_mix_cases_are_selective(mixed):
     assert all("source" not in r for r in masked)
     shard_names = sorted(p.name for p in (mixed / "ours" / "jsonpath").iterdir())
     assert shard_names == ["jsonpath-0000.jsonl.gz"]
+    if (SAMPLE / "documents").is_dir():  # the sample corpus went through the streams that read everything
+        for name in ("jsonpath", "jq-all"):
+            assert any(not r["id"].startswith(("a0-", "a1-", "b0-")) for r in read_stream(mixed / "ours" / name))
