@@ -264,7 +264,7 @@ _attr_decoder = msgspec.json.Decoder(_AttrRow)
 
 def _non_blank(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
     for lineno, line in lines:
-        if line.strip():
+        if line and not line.isspace():
             yield lineno, line
 
 
@@ -313,13 +313,13 @@ class StreamJob(Job):
 
     # -- rows -------------------------------------------------------------------------------------------
 
-    def _rows(self, doc_path: str) -> Iterator[tuple[int, dict[str, Any], int]]:
-        """(line number, document with merged attributes, raw bytes) for each non-blank line, in lockstep."""
+    def _rows(self, doc_path: str) -> Iterator[tuple[int, dict[str, Any] | None, int]]:
+        """(line number, document with merged attributes or None for a skipped bad line, raw bytes), in lockstep."""
         cin = compression_setting(self.stream.compression.input, f"stream {self.stream.name}", "infer")
         attr_paths = self.attribute_files(doc_path)
         attr_iters = [_non_blank(io.iter_lines(p, compression=cin)) for p in attr_paths]
         for lineno, line in io.iter_lines(doc_path, compression=cin):
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             try:
                 doc = _doc_decoder.decode(line)
@@ -329,7 +329,8 @@ class StreamJob(Job):
                     raise err from None
                 for it in attr_iters:
                     next(it, None)
-                yield lineno, {"__bad__": str(err)}, len(line) + 1
+                log.warning("skipping %s", err)
+                yield lineno, None, len(line) + 1
                 continue
             doc_id = doc.get("id")
             if not isinstance(doc_id, str) or not isinstance(doc.get("text"), str):
@@ -340,7 +341,8 @@ class StreamJob(Job):
                 # the attribute lines still have to be consumed to stay aligned
                 for it in attr_iters:
                     next(it, None)
-                yield lineno, {"__bad__": str(err)}, len(line) + 1
+                log.warning("skipping %s", err)
+                yield lineno, None, len(line) + 1
                 continue
             if attr_iters:
                 merged = doc.get("attributes")
@@ -418,7 +420,7 @@ class StreamJob(Job):
         try:
             for lineno, doc, nbytes in self._rows(doc_path):
                 bytes_in += nbytes
-                if "__bad__" in doc:
+                if doc is None:
                     bad += 1
                     continue
                 docs_in += 1

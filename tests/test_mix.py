@@ -513,3 +513,27 @@ def test_span_replacement_properties(text, spans):
             pos = end
     assert applied == len(kept)
     assert len(doc["text"]) == len(text) - sum(e - s for s, e in kept)
+
+
+def test_skip_bad_lines_keeps_attributes_aligned(tmp_path):
+    docs, rows = docs_with_scores(6)
+    bad = [*docs[:2], {"id": "no-text"}, *docs[3:]]
+    make_corpus(
+        tmp_path,
+        {"f.jsonl.gz": bad},
+        {"s": {"f.jsonl.gz": [*rows[:2], {"id": "no-text", "attributes": {}}, *rows[3:]]}},
+    )
+    stream = {
+        "documents": [str(tmp_path / "documents" / "*.gz")],
+        "attributes": ["s"],
+        "filter": {"include": ["$.attributes[?(@.s__t__score[0][2] >= 0.0)]"]},
+    }
+    with pytest.raises(DolmaError, match="1 file"):
+        mix(tmp_path, stream)
+    mix(tmp_path, stream, skip_bad_lines=True, report=str(tmp_path / "report.json"))
+    out = output_rows(tmp_path / "out")
+    assert [r["id"] for r in out] == ["d0", "d1", "d3", "d4", "d5"]
+    assert [r["attributes"]["s__t__score"] for r in out] == [
+        rows[i]["attributes"]["s__t__score"] for i in (0, 1, 3, 4, 5)
+    ]
+    assert json.loads((tmp_path / "report.json").read_text())[0]["dropped"]["bad_lines"] == 1
