@@ -209,28 +209,40 @@ def test_upsampling_repeats_documents(tmp_path):
     assert len(output_rows(tmp_path / "x2")) == 2 * n
 
 
-def test_target_bytes_computes_the_rate(tmp_path):
-    docs = [{"id": f"t{i}", "text": "z" * 50, "source": "t"} for i in range(4000)]
+@pytest.mark.parametrize(
+    "target",
+    [
+        # 2000 documents survive the filter: 100,000 text bytes, or 10,000 words
+        {"target_bytes": 25_000},  # rate 0.25
+        {"target_tokens": 2_500},  # rate 0.25
+        {"target_tokens": 30_000},  # rate 3: every document three times
+    ],
+)
+def test_target_size_computes_the_rate(tmp_path, target):
+    docs = [{"id": f"t{i}", "text": "zzzzzzzzz " * 5, "source": "t"} for i in range(4000)]
     rows = [{"id": d["id"], "attributes": {"s__t__keep": [[0, 1, i % 2]]}} for i, d in enumerate(docs)]
     make_corpus(tmp_path, {"a.jsonl.gz": docs}, {"s": {"a.jsonl.gz": rows}})
-    # 2000 documents survive the filter (100,000 bytes); a 25,000-byte target is a rate of 0.25
     mix(
         tmp_path,
         {
             "documents": [str(tmp_path / "documents" / "*.gz")],
             "attributes": ["s"],
             "filter": {"include": ["$.attributes[?(@.s__t__keep[0][2] == 1)]"]},
-            "target_bytes": 25_000,
+            **target,
         },
         report=str(tmp_path / "report.json"),
     )
-    kept = output_rows(tmp_path / "out")
-    assert abs(len(kept) - 500) <= 3 * math.sqrt(2000 * 0.25 * 0.75)
+    written = output_rows(tmp_path / "out")
+    rate = 0.25 if target != {"target_tokens": 30_000} else 3.0
     report = json.loads((tmp_path / "report.json").read_text())[0]
-    assert report["sample_rate"] == pytest.approx(0.25)
+    assert report["sample_rate"] == pytest.approx(rate)
     assert report["documents_in"] == 4000
     assert report["dropped"]["include"] == 2000
-    assert report["dropped"]["sampling"] == 2000 - len(kept)
+    if rate < 1:
+        assert abs(len(written) - 2000 * rate) <= 3 * math.sqrt(2000 * rate * (1 - rate))
+        assert report["dropped"]["sampling"] == 2000 - len(written)
+    else:
+        assert len(written) == 6000
 
 
 def test_shards_are_capped_numbered_and_independent_of_processes(tmp_path):
