@@ -12,6 +12,7 @@ from the internet on first use; here `tiktoken:<name>` works when the file is al
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -23,6 +24,8 @@ from dolma.errors import ConfigError
 RESOURCES = Path(__file__).resolve().parent / "resources" / "tokenizers"
 DEFAULT_TOKENIZER_FILE = RESOURCES / "allenai_gpt-neox-olmo-dolma-v1_5.json"
 DEFAULT_TOKENIZER = "allenai/gpt-neox-olmo-dolma-v1_5"
+
+log = logging.getLogger("dolma")
 
 # Names users of the reference toolkit write (HuggingFace Hub ids) that map to a file shipped here.
 SHIPPED = {
@@ -87,6 +90,7 @@ class HFTokenizer(Tokenizer):
         if fast is not None:
             expected = [enc.ids for enc in tok.encode_batch(SELF_CHECK_TEXTS, add_special_tokens=False)]
             if [fast.encode(t, self.encode_special_tokens) for t in SELF_CHECK_TEXTS] != expected:
+                log.warning("%s: the fast byte-level path disagrees with tokenizers; using tokenizers", self.path)
                 fast = None
         return tok, fast
 
