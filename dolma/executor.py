@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -352,3 +353,27 @@ def default_processes(requested: int | None) -> int:
     if requested and requested > 0:
         return requested
     return os.cpu_count() or 1
+
+
+def make_executor(config: Any, description: str) -> Any:
+    """The executor a command's RunOptions ask for: LocalExecutor, or SparkExecutor when `executor: spark`.
+
+    Both have the same `run(job, units) -> Summary` contract, so commands never depend on where units run.
+    """
+    if getattr(config, "executor", "local") == "spark":
+        from dolma.spark_executor import SparkExecutor
+
+        return SparkExecutor(
+            config.spark,
+            retries=config.retries,
+            quiet=config.quiet,
+            ignore_existing=config.ignore_existing,
+            description=description,
+        )
+    return LocalExecutor(
+        processes=1 if config.debug else config.processes,
+        retries=config.retries,
+        quiet=config.quiet,
+        ignore_existing=config.ignore_existing,
+        description=description,
+    )
