@@ -301,7 +301,9 @@ class WriteAttributes:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def sequential_dedupe(paths: Sequence[str], extractor: KeyExtractor, skip_bad_lines: bool = False) -> list[list[bytes]]:
+def sequential_dedupe(
+    paths: Sequence[str], extractor: KeyExtractor, skip_bad_lines: bool = False
+) -> list[list[bytes]]:
     """The same result computed in one pass with an exact set (the definition the Spark version must match)."""
     seen: set[int] = set()
     out: list[list[bytes]] = []

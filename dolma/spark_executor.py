@@ -159,12 +159,15 @@ def run_unit_with_retries(job: Job, unit: Unit, retries: int, index: int) -> Uni
 
 
 class _MergeDict:
-    """An AccumulatorParam (duck-typed, so this module imports without pyspark) merging {unit index: encoded UnitResult} (kept if the Spark job aborts)."""
+    """{unit index: encoded UnitResult}, merged as tasks finish, so results survive a Spark job that aborts.
+
+    A duck-typed AccumulatorParam, so that this module imports without pyspark.
+    """
 
     def zero(self, value: dict[int, bytes]) -> dict[int, bytes]:
         return {}
 
-    def addInPlace(self, a: dict[int, bytes], b: dict[int, bytes]) -> dict[int, bytes]:  # noqa: N802 - pyspark API
+    def addInPlace(self, a: dict[int, bytes], b: dict[int, bytes]) -> dict[int, bytes]:
         a.update(b)
         return a
 
@@ -214,11 +217,18 @@ def remove_stale_temporaries(paths: Iterable[str]) -> int:
     return removed
 
 
+_PYTHON_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
+
+
 def _short_error(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """One line for a failed Spark job: the Python exception raised in the task when there is one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
-        if "Job aborted" in line or "Exception:" in line or "Error:" in line:
+        found = _PYTHON_ERROR.match(line)
+        if found and not found.group(1).startswith(("org.", "java.", "py4j.", "scala.")):
+            return f"{found.group(1).rsplit('.', 1)[-1]}: {found.group(2)}"[:500]
+    for line in lines:
+        if "Job aborted" in line or "exited unexpectedly" in line:
             return line[:500]
     return (lines[0] if lines else type(exc).__name__)[:500]
 

@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 from pathlib import Path
@@ -25,16 +24,12 @@ from dolma import io
 from dolma.commands import tag
 from dolma.commands.tag import TagConfig
 from dolma.spark_executor import effective_master
-from tests.conftest import REPO, S3_KEY, S3_SECRET, write_jsonl_gz
+from tests.conftest import LOOPBACK_SPARK_CONF, REPO, write_jsonl_gz
 
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 
 TAGGERS = ["char_length_v1", "whitespace_tokenizer_with_paragraphs_v1", "random_number_v1", "ft_lang_id_en_doc_v2"]
-LOOPBACK_CONF = {
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.ui.enabled": "false",
-}
+LOOPBACK_CONF = LOOPBACK_SPARK_CONF
 
 
 def _free_port() -> int:
@@ -88,31 +83,6 @@ def local_reference(tmp_path: Path, **extra) -> dict[str, bytes]:
     out = tree(root / "attributes")
     assert len(out) == 5 * len(TAGGERS)
     return out
-
-
-@pytest.fixture(scope="module")
-def spark_context(s3_server):
-    """One local[2] SparkContext for the module (S3 credentials reach the executors as executorEnv)."""
-    from pyspark import SparkConf, SparkContext
-
-    from dolma.spark_executor import get_context
-
-    conf = dict(LOOPBACK_CONF)
-    conf.update(
-        {
-            "spark.executorEnv.AWS_ACCESS_KEY_ID": S3_KEY,
-            "spark.executorEnv.AWS_SECRET_ACCESS_KEY": S3_SECRET,
-            "spark.executorEnv.AWS_ENDPOINT_URL": s3_server.endpoint,
-        }
-    )
-    assert SparkContext._active_spark_context is None
-    options = dconfig.build(TagConfig, overrides={"documents": [], "taggers": [], "spark": {"conf": conf}}).spark
-    options = type(options)(master="local[2]", app_name="dolma-tests", conf=conf)
-    sc, created = get_context(options)
-    assert created and isinstance(sc.getConf(), SparkConf)
-    assert sc.master == "local[2,4]"  # retries enabled in local mode
-    yield sc
-    sc.stop()
 
 
 def test_executor_options_from_flags():
@@ -297,8 +267,11 @@ def standalone_cluster(tmp_path_factory):
     try:
         procs.append(
             subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.master.Master"]
-                + ["--host", "127.0.0.1", "--port", str(master_port), "--webui-port", str(master_ui)],
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.master.Master",
+                    *("--host", "127.0.0.1", "--port", str(master_port), "--webui-port", str(master_ui)),
+                ],
                 env=env,
                 stdout=open(logs / "master.log", "wb"),  # noqa: SIM115 - the daemon owns it
                 stderr=subprocess.STDOUT,
@@ -316,9 +289,13 @@ def standalone_cluster(tmp_path_factory):
         _wait_for(master_up, "standalone master", procs)
         procs.append(
             subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.worker.Worker", url]
-                + ["--host", "127.0.0.1", "--port", str(worker_port), "--webui-port", str(worker_ui)]
-                + ["--cores", "2", "--memory", "2g", "--work-dir", str(logs / "work")],
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    url,
+                    *("--host", "127.0.0.1", "--port", str(worker_port), "--webui-port", str(worker_ui)),
+                    *("--cores", "2", "--memory", "2g", "--work-dir", str(logs / "work")),
+                ],
                 env=env,
                 stdout=open(logs / "worker.log", "wb"),  # noqa: SIM115 - the daemon owns it
                 stderr=subprocess.STDOUT,
@@ -374,10 +351,13 @@ def test_standalone_cluster_via_spark_submit(tmp_path, standalone_cluster):
     submit = shutil.which("dolma-spark-submit", path=str(Path(sys.executable).parent)) or "dolma-spark-submit"
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO), SPARK_HOME=str(_spark_home()))
     result = subprocess.run(
-        [submit, "--master", standalone_cluster]
-        + ["--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1"]
-        + ["--conf", "spark.ui.enabled=false", "--conf", "spark.executor.cores=2"]
-        + ["--", "-c", str(cfg), "tag"],
+        [
+            submit,
+            *("--master", standalone_cluster),
+            *("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1"),
+            *("--conf", "spark.ui.enabled=false", "--conf", "spark.executor.cores=2"),
+            *("--", "-c", str(cfg), "tag"),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -68,6 +68,6 @@ class RunOptions(Base):
         Literal["local", "spark"],
         Meta(description="Run units on local processes ('local') or as Spark tasks ('spark', see 'spark.*')."),
     ] = "local"
-    spark: Annotated[
-        SparkOptions, Meta(description="Spark settings, used when executor is 'spark'.")
-    ] = msgspec.field(default_factory=SparkOptions)
+    spark: Annotated[SparkOptions, Meta(description="Spark settings, used when executor is 'spark'.")] = msgspec.field(
+        default_factory=SparkOptions
+    )
