@@ -61,9 +61,15 @@ def submit(argv: list[str] | None = None) -> int:
     if not dolma_args:
         print("usage: dolma-spark-submit [spark-submit options] -- [-c CONFIG] <command> [--field value ...]")
         return 2
-    # The driver and the executors run this interpreter (this venv) unless the user chose another one.
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # The driver and the executors run this interpreter (this venv) unless the user chose another one. In
+    # cluster deploy mode the driver runs elsewhere: the interpreter then comes from the user's settings.
+    cluster_mode = (
+        any(a == "cluster" and i > 0 and spark_args[i - 1] == "--deploy-mode" for i, a in enumerate(spark_args))
+        or "--deploy-mode=cluster" in spark_args
+    )
+    if not cluster_mode:
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     command = [spark_submit_binary(), *spark_args, os.path.abspath(__file__), *dolma_args]
     os.execvp(command[0], command)
     return 127  # not reached
