@@ -39,9 +39,7 @@ def build_corpus(root: Path, size_mb: int) -> Path:
     if marker.exists():
         return docs_dir
     rng = random.Random(0)
-    vocab = [
-        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10))) for _ in range(5000)
-    ]
+    vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10))) for _ in range(5000)]
     boiler = [" ".join(rng.choice(vocab) for _ in range(12)) + "." for _ in range(200)]
     per_file = size_mb * 1_000_000 // FILES
     docs_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +158,7 @@ def main() -> None:
                     f"{task:7} {executor:6} x{parallelism}: run {row['run_s']:7.2f} s "
                     f"({row['bytes'] / 1e6 / row['run_s']:6.2f} MB/s, {row['docs'] / row['run_s']:8.0f} docs/s), "
                     f"start-up {row['startup_s']:5.1f} s, total {row['total_s']:7.2f} s, "
-                    f"driver peak RSS {row["peak_rss_mb"]:6.0f} MB",
+                    f"driver peak RSS {row['peak_rss_mb']:6.0f} MB",
                     flush=True,
                 )
 
