@@ -140,7 +140,7 @@ from dolma.documents import Span
 from dolma.registry import register
 from dolma.tagger import Tagger
 
-@register("counting_test_tagger")
+@register("counting_test_tagger{suffix}")
 class CountingTagger(Tagger):
     '''Records every creation (pid) so the test can check taggers load once per executor process.'''
 
@@ -152,7 +152,7 @@ class CountingTagger(Tagger):
     def predict(self, doc):
         return [Span(0, len(doc.text), "len", float(len(doc.text)))]
 
-@register("killing_test_tagger")
+@register("killing_test_tagger{suffix}")
 class KillingTagger(Tagger):
     '''Kills its own process mid-file, once (first attempt), like an executor lost to the OOM killer.'''
 
@@ -171,7 +171,7 @@ def test_killed_task_is_retried_and_taggers_load_once_per_process(tmp_path, spar
     module = tmp_path / "test_taggers.py"
     creations = tmp_path / "creations.log"
     marker = tmp_path / "killed-once"
-    module.write_text(COUNTING_TAGGER.format(log=str(creations), marker=str(marker)))
+    module.write_text(COUNTING_TAGGER.format(log=str(creations), marker=str(marker), suffix=""))
     taggers = ["counting_test_tagger", "killing_test_tagger"]
     extra = {"taggers": taggers, "tagger_modules": [str(module)], "batch_size": 8}
 
@@ -325,8 +325,9 @@ def test_standalone_cluster_via_spark_submit(tmp_path, standalone_cluster):
     module = tmp_path / "test_taggers.py"
     creations = tmp_path / "creations.log"
     marker = tmp_path / "killed-once"
-    module.write_text(COUNTING_TAGGER.format(log=str(creations), marker=str(marker)))
-    extra = {"tagger_modules": [str(module)], "taggers": [*TAGGERS, "killing_test_tagger"]}
+    # Registered under other names: this process may already hold the taggers of the local[2] tests.
+    module.write_text(COUNTING_TAGGER.format(log=str(creations), marker=str(marker), suffix="_cluster"))
+    extra = {"tagger_modules": [str(module)], "taggers": [*TAGGERS, "killing_test_tagger_cluster"]}
 
     marker.touch()  # the local run must not kill itself
     local_root = tmp_path / "local"
