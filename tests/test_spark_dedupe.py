@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,38 @@ def test_spark_dedupe_matches_the_reference_toolkit(tmp_path, spark_context, mod
     assert summary.ok
     for ref_out, our_out in zip(outputs_for(paths, "ref"), outputs_for(paths, "ours")):
         assert read_jsonl(our_out) == read_jsonl(ref_out)
+
+
+@pytest.mark.reference
+def test_spark_dedupe_on_the_sample_corpus_matches_the_reference(tmp_path, spark_context):
+    """Documents mode (whole text) on the sample corpus with its planted duplicates, against `dolma dedupe`."""
+    from tests.conftest import SAMPLE
+
+    shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
+    paths = io.glob(str(tmp_path / "documents" / "**" / "*.jsonl.gz"))
+    assert len(paths) >= 3
+    config = {
+        "documents": [str(tmp_path / "documents" / "**" / "*.jsonl.gz")],
+        "dedupe": {"name": "ref", "documents": {"attribute_name": "bff_dup", "key": "$.text"}, "skip_empty": True},
+        "bloom_filter": {
+            "file": str(tmp_path / "bloom.bin"),
+            "read_only": False,
+            "estimated_doc_count": 1_000_000,
+            "desired_false_positive_rate": 1e-9,
+        },
+        "processes": 1,
+    }
+    cfg = tmp_path / "ref.json"
+    cfg.write_text(json.dumps(config))
+    result = run_reference(["-c", str(cfg), "dedupe"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = spark_dedupe(
+        spark_context, paths, outputs_for(paths, "ours"), DocumentKeys("bff_dup", "$.text"), num_partitions=4
+    )
+    assert summary.ok
+    duplicates = 0
+    for ref_out, our_out in zip(outputs_for(paths, "ref"), outputs_for(paths, "ours")):
+        ours = read_jsonl(our_out)
+        assert ours == read_jsonl(ref_out)
+        duplicates += sum(1 for row in ours if row["attributes"].get("bff_dup"))
+    assert duplicates > 0  # the sample corpus plants exact duplicates
