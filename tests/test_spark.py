@@ -18,13 +18,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import LOOPBACK_SPARK_CONF, REPO, write_jsonl_gz
 
 from dolma import config as dconfig
 from dolma import io
 from dolma.commands import tag
 from dolma.commands.tag import TagConfig
 from dolma.spark_executor import effective_master
-from tests.conftest import LOOPBACK_SPARK_CONF, REPO, write_jsonl_gz
 
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 

@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import read_jsonl, write_jsonl_gz
+from reference import run_reference
 
 from dolma import io
 from dolma.documents import attributes_path
@@ -25,8 +27,6 @@ from dolma.spark_dedupe import (
     spark_dedupe,
     unpack_position,
 )
-from tests.conftest import read_jsonl, write_jsonl_gz
-from tests.reference import run_reference
 
 PARAGRAPHS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -150,7 +150,7 @@ def test_spark_dedupe_matches_the_reference_toolkit(tmp_path, spark_context, mod
 @pytest.mark.reference
 def test_spark_dedupe_on_the_sample_corpus_matches_the_reference(tmp_path, spark_context):
     """Documents mode (whole text) on the sample corpus with its planted duplicates, against `dolma dedupe`."""
-    from tests.conftest import SAMPLE
+    from conftest import SAMPLE
 
     shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
     paths = io.glob(str(tmp_path / "documents" / "**" / "*.jsonl.gz"))
