@@ -76,10 +76,12 @@ def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def local_reference(tmp_path: Path, **extra) -> dict[str, bytes]:
-    root = tmp_path / "local"
+@pytest.fixture(scope="module")
+def local_expected(tmp_path_factory) -> dict[str, bytes]:
+    """The local executor's attribute files for make_corpus(): what every Spark run must reproduce."""
+    root = tmp_path_factory.mktemp("local")
     pattern = make_corpus(root)
-    assert tag.run(tag_config(pattern, **extra)) == 0
+    assert tag.run(tag_config(pattern)) == 0
     out = tree(root / "attributes")
     assert len(out) == 5 * len(TAGGERS)
     return out
@@ -117,8 +119,8 @@ def test_executor_options_from_flags():
         dconfig.build(TagConfig, overrides=["--documents", "x", "--taggers", "a", "--executor", "ray"])
 
 
-def test_tag_on_spark_equals_local_and_resumes(tmp_path, spark_context):
-    expected = local_reference(tmp_path)
+def test_tag_on_spark_equals_local_and_resumes(tmp_path, spark_context, local_expected):
+    expected = local_expected
     root = tmp_path / "spark"
     pattern = make_corpus(root)
     config = tag_config(pattern, "spark")
@@ -209,8 +211,8 @@ def test_unit_failures_make_a_nonzero_exit_and_others_finish(tmp_path, spark_con
     assert tag.run(config) == 1  # the command exits non-zero (the 5 good files are skipped as complete)
 
 
-def test_s3_in_and_out_on_spark(tmp_path, spark_context, s3_server, s3_bucket):
-    expected = local_reference(tmp_path)
+def test_s3_in_and_out_on_spark(tmp_path, spark_context, s3_server, s3_bucket, local_expected):
+    expected = local_expected
     src = tmp_path / "upload"
     make_corpus(src)
     client = s3_server.client()

@@ -87,8 +87,7 @@ def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order():
     assert sorted(got) == sorted([(2, c), (0, b), (2, c)])
 
 
-@pytest.mark.parametrize("mode", ["documents", "paragraphs"])
-@pytest.mark.parametrize("partitions", [1, 5])
+@pytest.mark.parametrize(("mode", "partitions"), [("documents", 5), ("paragraphs", 1), ("paragraphs", 5)])
 def test_spark_dedupe_equals_sequential_first_occurrence(tmp_path, spark_context, mode, partitions):
     paths = make_corpus(tmp_path, seed=partitions)
     extractor = DocumentKeys("bff_dup", "$.text") if mode == "documents" else ParagraphKeys("bff_dup_para")
