@@ -354,9 +354,12 @@ def open_raw_read(path: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def iter_chunks(path: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
-    """Decompressed content of a file, chunk by chunk; a truncated or corrupt file raises CorruptFileError."""
-    kind = compression_of(path)
+def iter_chunks(path: str, chunk_size: int = READ_CHUNK, compression: str | None = "infer") -> Iterator[bytes]:
+    """Decompressed content of a file, chunk by chunk; a truncated or corrupt file raises CorruptFileError.
+
+    `compression` is "infer" (from the extension), "gzip", "zstd" or None (plain).
+    """
+    kind = compression_of(path) if compression == "infer" else compression
     decoder = _Decoder(kind)
     try:
         raw = open_raw_read(path)
@@ -375,11 +378,11 @@ def iter_chunks(path: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
         raise CorruptFileError(path, f"truncated {kind} file: the compressed stream ends before its end marker")
 
 
-def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
+def iter_lines(path: str, compression: str | None = "infer") -> Iterator[tuple[int, bytes]]:
     """(1-based line number, line without its trailing newline) for every line; streaming, constant memory."""
     lineno = 0
     pending = b""
-    for chunk in iter_chunks(path):
+    for chunk in iter_chunks(path, compression=compression):
         if pending:
             chunk = pending + chunk
         lines = chunk.split(b"\n")

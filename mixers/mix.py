@@ -1,0 +1,823 @@
+"""The mix stream job: documents + attribute sets -> filtered, edited, sampled, size-capped shards.
+
+Unit of work: one documents file and its attribute files (read in lockstep). A unit writes its kept rows to
+numbered part files in a hidden staging directory beside the output (each part at most `max_size_in_bytes`
+uncompressed, written atomically) and then a small manifest; the manifest is the unit's "done" marker, so
+a killed run resumes. When every unit of a stream is done, the driver publishes the final shards
+`<path>/<name>-<NNNN>.jsonl.gz`: it walks the parts in input-file order and packs consecutive parts into
+shards without going over the cap, by concatenating their compressed bytes (gzip members and zstd frames
+concatenate into valid files). Shard contents and numbering depend only on the inputs and the config,
+never on the number of processes or on which worker finished first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+import zstandard
+
+from dolma import io
+from dolma.commands.mix import MixConfig, Stream
+from dolma.documents import attributes_path
+from dolma.errors import BadInputError, ConfigError, DolmaError
+from dolma.executor import Job, LocalExecutor, Progress, Summary, Unit, UnitStats, print_summary
+from mixers.rules import CompiledRule, compile_selector, score_in_range
+
+log = logging.getLogger("dolma")
+
+STAGING_PREFIX = ".mix-staging-"
+COMPLETE_SUFFIX = ".mix-complete.json"
+
+_EXTENSIONS = {"gzip": ".jsonl.gz", "zstd": ".jsonl.zst", None: ".jsonl"}
+_COMPRESSION_NAMES = {
+    None: "gzip",
+    "gzip": "gzip",
+    "gz": "gzip",
+    "zstd": "zstd",
+    "zst": "zstd",
+    "none": None,
+    "": None,
+}
+
+
+def compression_setting(value: str | None, where: str, default: str | None) -> str | None:
+    key = value.lower() if isinstance(value, str) else value
+    if key is None:
+        return default
+    if key not in _COMPRESSION_NAMES:
+        raise ConfigError(f"{where}: unknown compression '{value}' (gzip, zstd or none)")
+    return _COMPRESSION_NAMES[key]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Manifests
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Part(msgspec.Struct):
+    path: str
+    bytes: int
+    documents: int
+
+
+class Manifest(msgspec.Struct):
+    input: str
+    parts: list[Part]
+    counters: dict[str, int]
+
+
+class StreamReport(msgspec.Struct):
+    """What a stream did: documents in and kept, drops per rule, spans replaced, bytes, shards."""
+
+    name: str
+    files: int
+    documents_in: int
+    documents_kept: int
+    documents_written: int
+    dropped: dict[str, int]
+    spans_replaced: int
+    bytes_in: int
+    bytes_out: int
+    shards: list[str]
+    sample_rate: float | None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sampling
+# ----------------------------------------------------------------------------------------------------------
+
+
+def sample_unit(seed: int, doc_id: str) -> float:
+    """A uniform number in [0, 1) fixed by the seed and the document id (blake2b, stable across runs)."""
+    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8, key=seed.to_bytes(8, "little", signed=True))
+    return int.from_bytes(digest.digest(), "little") / 2.0**64
+
+
+def copies_for(rate: float | None, seed: int, doc_id: str) -> int:
+    """How many times a document is written: rate 0.3 keeps ~30%; rate 2.5 writes 2 or 3 copies (50% get 3)."""
+    if rate is None or rate == 1.0:
+        return 1
+    whole = math.floor(rate)
+    frac = rate - whole
+    if frac == 0.0:
+        return whole
+    return whole + (1 if sample_unit(seed, doc_id) < frac else 0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Part writer
+# ----------------------------------------------------------------------------------------------------------
+
+
+DEFAULT_GZIP_LEVEL = 5
+"""zlib-ng level 5: about 5% larger than level 6 (the reference's size) at twice the compression speed."""
+
+BLOCK = 4 << 20
+"""Uncompressed bytes per compressed block (one gzip member or zstd frame)."""
+
+
+def block_compressor(compression: str | None, level: int | None) -> Callable[[bytes], bytes] | None:
+    """A function turning a block into a self-contained gzip member / zstd frame (None: plain output).
+
+    Members and frames concatenate into one valid file, so blocks are compressed independently, on
+    threads (zlib-ng and zstandard release the GIL), and written in order: the bytes do not depend on
+    timing or on the number of threads.
+    """
+    if compression == "gzip":
+        from zlib_ng import zlib_ng
+
+        lvl = DEFAULT_GZIP_LEVEL if level is None else level
+        return lambda data: zlib_ng.compress(data, lvl, wbits=31)
+    if compression == "zstd":
+        cctx_level = 3 if level is None else level
+        local = threading.local()
+
+        def compress(data: bytes) -> bytes:
+            cctx = getattr(local, "cctx", None)
+            if cctx is None:
+                cctx = local.cctx = zstandard.ZstdCompressor(level=cctx_level)
+            return cctx.compress(data)
+
+        return compress
+    return None
+
+
+class PartWriter:
+    """Writes rows to part-00000, part-00001, ... in a directory, starting a new part before the cap is passed.
+
+    Rows are gathered into blocks that are compressed on a small thread pool while parsing continues.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        extension: str,
+        compression: str | None,
+        max_size: int,
+        level: int | None = None,
+        threads: int = 2,
+    ):
+        self.directory = directory
+        self.extension = extension
+        self.max_size = max_size
+        self.parts: list[Part] = []
+        self._compress = block_compressor(compression, level)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads)) if self._compress and threads > 0 else None
+        self._pending: deque[Future[bytes]] = deque()
+        self._max_pending = 2 * max(1, threads)
+        self._writer: io.AtomicWriter | None = None
+        self._size = 0
+        self._docs = 0
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+
+    def _open(self) -> None:
+        path = io.join(self.directory, f"part-{len(self.parts):05d}{self.extension}")
+        self._writer = io.AtomicWriter(path, compression=None)
+        self._size = 0
+        self._docs = 0
+
+    def _drain(self, keep: int) -> None:
+        assert self._writer is not None
+        while len(self._pending) > keep:
+            self._writer.write(self._pending.popleft().result())
+
+    def _flush_buffer(self) -> None:
+        if not self._buffer or self._writer is None:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        if self._compress is None:
+            self._writer.write(data)
+        elif self._pool is None:
+            self._writer.write(self._compress(data))
+        else:
+            self._pending.append(self._pool.submit(self._compress, data))
+            self._drain(self._max_pending)
+
+    def write(self, row: bytes) -> None:
+        if self._writer is not None and self._size + len(row) > self.max_size and self._docs:
+            self._close_current()
+        if self._writer is None:
+            self._open()
+        self._buffer.append(row)
+        self._buffered += len(row)
+        self._size += len(row)
+        self._docs += 1
+        if self._buffered >= BLOCK:
+            self._flush_buffer()
+
+    def _close_current(self) -> None:
+        assert self._writer is not None
+        self._flush_buffer()
+        self._drain(0)
+        self._writer.close()
+        self.parts.append(Part(path=self._writer.path, bytes=self._size, documents=self._docs))
+        self._writer = None
+
+    def close(self) -> list[Part]:
+        try:
+            if self._writer is not None:
+                self._close_current()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        return self.parts
+
+    def abort(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The stream job
+# ----------------------------------------------------------------------------------------------------------
+
+_doc_decoder = msgspec.json.Decoder(dict)
+_encoder = msgspec.json.Encoder()
+
+
+class _AttrRow(msgspec.Struct):
+    id: Any = None
+    attributes: dict[str, Any] | None = None
+
+
+_attr_decoder = msgspec.json.Decoder(_AttrRow)
+
+
+def _non_blank(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    for lineno, line in lines:
+        if line and not line.isspace():
+            yield lineno, line
+
+
+class StreamJob(Job):
+    """Mixes one documents file (and its attribute files) of a stream into staged parts and a manifest.
+
+    With `count_only`, nothing is written: the unit only counts what survives the filters (for target sizes).
+    """
+
+    def __init__(
+        self,
+        stream: Stream,
+        staging: str,
+        rate: float | None,
+        skip_bad_lines: bool = False,
+        count_only: bool = False,
+    ):
+        self.stream = stream
+        self.staging = staging
+        self.rate = rate
+        self.skip_bad_lines = skip_bad_lines
+        self.count_only = count_only
+        self.s3 = io.s3_settings()
+        self._compiled: dict[str, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_compiled"] = None
+        return state
+
+    def setup(self) -> None:
+        io.configure_s3(self.s3)
+        if self._compiled is None:
+            self._compiled = compile_stream(self.stream)
+
+    # -- paths ------------------------------------------------------------------------------------------
+
+    def attribute_files(self, doc_path: str) -> list[str]:
+        return [attributes_path(doc_path, name, self.stream.document_dir) for name in self.stream.attributes]
+
+    def unit_dir(self, doc_path: str) -> str:
+        return io.join(self.staging, hashlib.sha1(doc_path.encode()).hexdigest()[:16])
+
+    def manifest_path(self, doc_path: str) -> str:
+        return io.join(self.unit_dir(doc_path), "manifest.json")
+
+    # -- rows -------------------------------------------------------------------------------------------
+
+    def _rows(self, doc_path: str) -> Iterator[tuple[int, dict[str, Any] | None, int]]:
+        """(line number, document with merged attributes or None for a skipped bad line, raw bytes), in lockstep."""
+        cin = compression_setting(self.stream.compression.input, f"stream {self.stream.name}", "infer")
+        attr_paths = self.attribute_files(doc_path)
+        attr_iters = [_non_blank(io.iter_lines(p, compression=cin)) for p in attr_paths]
+        for lineno, line in io.iter_lines(doc_path, compression=cin):
+            if not line or line.isspace():
+                continue
+            try:
+                doc = _doc_decoder.decode(line)
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                err = BadInputError(doc_path, lineno, f"invalid JSON ({exc})")
+                if not self.skip_bad_lines:
+                    raise err from None
+                for it in attr_iters:
+                    next(it, None)
+                log.warning("skipping %s", err)
+                yield lineno, None, len(line) + 1
+                continue
+            doc_id = doc.get("id")
+            if not isinstance(doc_id, str) or not isinstance(doc.get("text"), str):
+                field = "id" if not isinstance(doc_id, str) else "text"
+                err = BadInputError(doc_path, lineno, "missing or not a string", field)
+                if not self.skip_bad_lines:
+                    raise err
+                # the attribute lines still have to be consumed to stay aligned
+                for it in attr_iters:
+                    next(it, None)
+                log.warning("skipping %s", err)
+                yield lineno, None, len(line) + 1
+                continue
+            if attr_iters:
+                merged = doc.get("attributes")
+                merged = dict(merged) if isinstance(merged, dict) else {}
+                for path, it in zip(attr_paths, attr_iters):
+                    found = next(it, None)
+                    if found is None:
+                        raise BadInputError(
+                            doc_path,
+                            lineno,
+                            f"document {doc_id!r} has no attribute line in {path} (that file ends early)",
+                            "id",
+                        )
+                    alineno, aline = found
+                    try:
+                        row = _attr_decoder.decode(aline)
+                    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                        raise BadInputError(path, alineno, f"invalid attribute row ({exc})") from None
+                    if row.id != doc_id:
+                        raise BadInputError(
+                            doc_path,
+                            lineno,
+                            f"id {doc_id!r} does not match id {row.id!r} at {path}:{alineno} "
+                            "(attribute files must mirror the documents line for line)",
+                            "id",
+                        )
+                    if row.attributes:
+                        merged.update(row.attributes)
+                doc["attributes"] = merged
+            yield lineno, doc, len(line) + 1
+        for path, it in zip(attr_paths, attr_iters):
+            extra = next(it, None)
+            if extra is not None:
+                raise BadInputError(
+                    path,
+                    extra[0],
+                    f"attribute file has more lines than the documents file {doc_path}",
+                    "id",
+                )
+
+    # -- one unit ---------------------------------------------------------------------------------------
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        if self._compiled is None:
+            self.setup()
+        assert self._compiled is not None
+        c = self._compiled
+        stream = self.stream
+        doc_path = unit.input
+        includes: list[CompiledRule] = c["include"]
+        excludes: list[CompiledRule] = c["exclude"]
+        replacements = c["replacements"]
+        min_len = stream.output.min_text_length
+        discard = c["discard"]
+        rate = self.rate
+        seed = stream.seed
+        provenance_name = io.basename(doc_path)
+        counters: dict[str, int] = {}
+        docs_in = kept = written = bad = bytes_in = bytes_out = spans_replaced = tokens = text_bytes = 0
+        drop_include = drop_min_len = drop_sample = 0
+        drop_exclude = [0] * len(excludes)
+        writer = None
+        if not self.count_only:
+            out = c["output_compression"]
+            writer = PartWriter(
+                self.unit_dir(doc_path),
+                _EXTENSIONS[out],
+                out,
+                stream.output.max_size_in_bytes,
+                level=stream.compression.level,
+                threads=stream.compression.threads,
+            )
+        encode = _encoder.encode
+        last_docs = last_bytes = 0
+        try:
+            for lineno, doc, nbytes in self._rows(doc_path):
+                bytes_in += nbytes
+                if doc is None:
+                    bad += 1
+                    continue
+                docs_in += 1
+                if docs_in - last_docs >= 1000:
+                    progress(docs_in - last_docs, bytes_in - last_bytes)
+                    last_docs, last_bytes = docs_in, bytes_in
+                if includes and not any(rule.matches(doc) for rule in includes):
+                    drop_include += 1
+                    continue
+                excluded = False
+                for idx, rule in enumerate(excludes):
+                    if rule.matches(doc):
+                        drop_exclude[idx] += 1
+                        excluded = True
+                        break
+                if excluded:
+                    continue
+                if replacements:
+                    spans_replaced += _replace_spans(doc, replacements, doc_path, lineno)
+                text = doc["text"]
+                if min_len and len(text) < min_len and len(text.encode("utf-8")) < min_len:
+                    drop_min_len += 1
+                    continue
+                kept += 1
+                if self.count_only:
+                    text_bytes += len(text.encode("utf-8"))
+                    tokens += len(text.split())
+                    continue
+                copies = copies_for(rate, seed, doc["id"])
+                if copies == 0:
+                    drop_sample += 1
+                    continue
+                metadata = doc.get("metadata")
+                if not isinstance(metadata, dict):
+                    metadata = {}
+                    doc["metadata"] = metadata
+                metadata["provenance"] = f"{provenance_name}:{lineno}"
+                for path in discard:
+                    _discard(doc, path)
+                row = encode(doc) + b"\n"
+                assert writer is not None
+                for _ in range(copies):
+                    writer.write(row)
+                written += copies
+                bytes_out += len(row) * copies
+            progress(docs_in - last_docs, bytes_in - last_bytes)
+            parts = writer.close() if writer is not None else []
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        counters = {
+            "documents_in": docs_in,
+            "documents_kept": kept,
+            "documents_written": written,
+            "bad_lines": bad,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
+            "spans_replaced": spans_replaced,
+            "dropped:include": drop_include,
+            "dropped:min_text_length": drop_min_len,
+            "dropped:sampling": drop_sample,
+        }
+        for idx, n in enumerate(drop_exclude):
+            counters[f"dropped:exclude[{idx}]"] = n
+        if self.count_only:
+            counters["kept_text_bytes"] = text_bytes
+            counters["kept_tokens"] = tokens
+        else:
+            manifest = Manifest(input=doc_path, parts=parts, counters=counters)
+            io.write_bytes(self.manifest_path(doc_path), msgspec.json.encode(manifest))
+        return UnitStats(
+            documents_in=docs_in,
+            documents_out=written,
+            bad_lines=bad,
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
+            counters=counters,
+        )
+
+
+def _discard(doc: dict[str, Any], dotted: tuple[str, ...]) -> None:
+    node: Any = doc
+    for part in dotted[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(dotted[-1], None)
+
+
+def _replace_spans(doc: dict[str, Any], replacements: list[tuple[Any, Any, Any, str]], path: str, lineno: int) -> int:
+    """Apply every span replacement at once: spans sorted by start; a span overlapping an earlier one is skipped."""
+    found: list[tuple[int, int, int, str]] = []
+    order = 0
+    for select, low, high, template in replacements:
+        spans = select(doc)
+        if not isinstance(spans, list):
+            continue
+        for span in spans:
+            if not isinstance(span, list) or len(span) < 3:
+                continue
+            start, end, score = span[0], span[1], span[2]
+            if type(start) is not int or type(end) is not int:
+                raise BadInputError(path, lineno, f"span offsets must be integers, got {span!r}", "attributes")
+            if score_in_range(score, low, high):
+                found.append((start, order, end, template))
+                order += 1
+    if not found:
+        return 0
+    found.sort()
+    text: str = doc["text"]
+    n = len(text)
+    pieces: list[str] = []
+    pos = 0
+    done = 0
+    for start, _, end, template in found:
+        start = max(0, start)
+        end = min(end, n)
+        if start < pos or end < start:
+            continue
+        pieces.append(text[pos:start])
+        pieces.append(template.replace("{}", text[start:end]) if "{}" in template else template)
+        pos = end
+        done += 1
+    pieces.append(text[pos:])
+    doc["text"] = "".join(pieces)
+    return done
+
+
+def compile_stream(stream: Stream) -> dict[str, Any]:
+    """Compile a stream's rules once (per process): filters, span selectors, output settings."""
+    where = f"stream '{stream.name}'"
+    flt = stream.filter
+    include: list[CompiledRule] = []
+    exclude: list[CompiledRule] = []
+    if flt is not None:
+        include = [CompiledRule(r, flt.syntax, f"{where} filter.include[{i}]") for i, r in enumerate(flt.include)]
+        exclude = [CompiledRule(r, flt.syntax, f"{where} filter.exclude[{i}]") for i, r in enumerate(flt.exclude)]
+    replacements = []
+    keys: set[str] = set()
+    for i, sr in enumerate(stream.span_replacement):
+        select, used = compile_selector(sr.span, sr.syntax, f"{where} span_replacement[{i}]")
+        keys |= used
+        replacements.append((select, sr.min_score, sr.max_score, sr.replacement))
+    for rule in [*include, *exclude]:
+        keys |= rule.attribute_keys
+    return {
+        "include": include,
+        "exclude": exclude,
+        "replacements": replacements,
+        "discard": [tuple(f.split(".")) for f in stream.output.discard_fields],
+        "output_compression": compression_setting(stream.compression.output, f"{where} compression.output", "gzip"),
+        "attribute_keys": keys,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Driver: planning, checks, publishing
+# ----------------------------------------------------------------------------------------------------------
+
+
+def stream_fingerprint(stream: Stream, rate: float | None) -> str:
+    """Identifies the stream's settings: staged parts of a different config are never reused."""
+    payload = msgspec.json.encode([msgspec.to_builtins(stream), rate])
+    return hashlib.sha1(payload).hexdigest()[:12]
+
+
+def plan_stream(stream: Stream) -> list[str]:
+    """The stream's documents files (sorted, de-duplicated), with every attribute file present."""
+    if not stream.documents:
+        raise ConfigError(f"stream '{stream.name}': no documents given")
+    files = io.expand_globs([io.normalize(p) for p in stream.documents])
+    if not files:
+        raise ConfigError(f"stream '{stream.name}': no files match {stream.documents}")
+    if stream.attributes:
+        missing = []
+        for path in files:
+            for name in stream.attributes:
+                attr = attributes_path(path, name, stream.document_dir)
+                if not io.exists(attr):
+                    missing.append(f"{attr} (for {path})")
+        if missing:
+            shown = "\n  ".join(missing[:10])
+            more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ConfigError(f"stream '{stream.name}': missing attribute files:\n  {shown}{more}")
+    return files
+
+
+def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> None:
+    """Fail early when a rule names an attribute key that appears in none of the stream's attribute files.
+
+    A cheap byte scan (no JSON parsing) that stops as soon as every key has been seen.
+    """
+    if not keys or not stream.check_attributes:
+        return
+    if not stream.attributes:
+        raise ConfigError(
+            f"stream '{stream.name}': rules use attributes ({', '.join(sorted(keys))}) but the stream lists no "
+            "attribute sets (set 'attributes')"
+        )
+    cin = compression_setting(stream.compression.input, f"stream {stream.name}", "infer")
+    todo = {k: b'"' + k.encode() + b'"' for k in keys}
+    for path in files:
+        for name in stream.attributes:
+            attr = attributes_path(path, name, stream.document_dir)
+            tail = b""
+            for chunk in io.iter_chunks(attr, compression=cin):
+                block = tail + chunk
+                for key in [k for k, needle in todo.items() if needle in block]:
+                    del todo[key]
+                if not todo:
+                    return
+                tail = block[-256:]
+    raise ConfigError(
+        f"stream '{stream.name}': rules name attribute(s) {', '.join(sorted(todo))} that no attribute file of "
+        f"the sets {stream.attributes} contains (check the key spelling: <experiment>__<tagger>__<type>; set "
+        "check_attributes: false to allow it)"
+    )
+
+
+_SHARD = re.compile(r"\d{4,}\.jsonl(?:\.gz|\.zst)?")
+
+
+def publish(stream: Stream, manifests: list[Manifest], extension: str) -> list[str]:
+    """Pack staged parts, in input order, into `<path>/<name>-<NNNN><ext>` shards under the size cap."""
+    cap = stream.output.max_size_in_bytes
+    groups: list[list[Part]] = []
+    size = 0
+    for manifest in manifests:
+        for part in manifest.parts:
+            if not groups or (size + part.bytes > cap and groups[-1]):
+                groups.append([])
+                size = 0
+            groups[-1].append(part)
+            size += part.bytes
+    out_dir = io.normalize(stream.output.path)
+    shards = []
+    for idx, group in enumerate(groups):
+        final = io.join(out_dir, f"{stream.name}-{idx:04d}{extension}")
+        shards.append(final)
+        if len(group) == 1 and not io.is_s3(final) and not io.is_s3(group[0].path):
+            temp = io.temp_name(final)
+            os.link(group[0].path, temp)
+            os.replace(temp, final)
+            continue
+        with io.AtomicWriter(final, compression=None) as out:
+            for part in group:
+                with io.open_raw_read(part.path) as raw:
+                    while block := raw.read(io.READ_CHUNK):
+                        out.write(block)
+    # shards left over from an earlier run with more output are removed so the set is exactly this run's
+    keep = set(shards)
+    prefix = io.join(out_dir, f"{stream.name}-")
+    for path in io.glob(io.join(out_dir, f"{stream.name}-*")):
+        if path not in keep and path.startswith(prefix) and _SHARD.fullmatch(path[len(prefix) :]):
+            io.remove(path)
+    return shards
+
+
+def remove_tree(path: str) -> None:
+    """Delete the staging directory (on S3: every object under its prefix)."""
+    if io.is_s3(path):
+        bucket, prefix = io.split_s3(path)
+        for key in list(io._s3_list_keys(bucket, prefix.rstrip("/") + "/")):
+            io.remove(f"s3://{bucket}/{key}")
+        return
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _sum_counters(items: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counters in items:
+        for key, value in counters.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _executor(config: MixConfig, name: str, ignore_existing: bool) -> LocalExecutor:
+    return LocalExecutor(
+        processes=1 if config.debug else config.processes,
+        retries=config.retries,
+        quiet=config.quiet,
+        ignore_existing=ignore_existing,
+        description=name,
+    )
+
+
+def _fail(summary: Summary, title: str, quiet: bool) -> None:
+    print_summary(summary, title, quiet=quiet)
+    raise DolmaError(f"{title}: {summary.failed} file(s) failed")
+
+
+def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float | None:
+    """The sampling rate: given, or computed from a counting pass for target_bytes / target_tokens."""
+    targets = [t for t in (stream.sample_rate, stream.target_bytes, stream.target_tokens) if t is not None]
+    if len(targets) > 1:
+        raise ConfigError(f"stream '{stream.name}': give only one of sample_rate, target_bytes, target_tokens")
+    if stream.sample_rate is not None:
+        if stream.sample_rate < 0 or not math.isfinite(stream.sample_rate):
+            raise ConfigError(f"stream '{stream.name}': sample_rate must be a finite number >= 0")
+        return stream.sample_rate
+    if stream.target_bytes is None and stream.target_tokens is None:
+        return None
+    job = StreamJob(stream, staging="", rate=None, skip_bad_lines=config.skip_bad_lines, count_only=True)
+    units = [Unit(input=path, outputs=()) for path in files]
+    summary = _executor(config, f"count {stream.name}", ignore_existing=True).run(job, units)
+    if not summary.ok:
+        _fail(summary, f"dolma mix: counting stream '{stream.name}'", config.quiet)
+    # the counting job reports its totals through UnitStats.counters
+    totals = summary.stats
+    counted = totals.counters.get("kept_tokens" if stream.target_tokens is not None else "kept_text_bytes", 0)
+    target = stream.target_tokens if stream.target_tokens is not None else stream.target_bytes
+    assert target is not None
+    if counted == 0:
+        raise DolmaError(f"stream '{stream.name}': nothing survives the filters, cannot reach target {target}")
+    rate = target / counted
+    log.info("stream %s: %d counted after filters, target %d -> sample_rate %.6f", stream.name, counted, target, rate)
+    return rate
+
+
+def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
+    compiled = compile_stream(stream)  # rule errors surface before any file is touched
+    if stream.output.max_size_in_bytes <= 0:
+        raise ConfigError(f"stream '{stream.name}': output.max_size_in_bytes must be positive")
+    files = plan_stream(stream)
+    out_dir = io.normalize(stream.output.path)
+    for path in files:
+        if path.startswith(out_dir.rstrip("/") + "/"):
+            raise ConfigError(f"stream '{stream.name}': input {path} is inside the output directory {out_dir}")
+    check_attribute_keys(stream, files, compiled["attribute_keys"])
+    rate = resolve_rate(config, stream, files)
+    extension = _EXTENSIONS[compiled["output_compression"]]
+    staging = io.join(out_dir, f"{STAGING_PREFIX}{stream.name}-{stream_fingerprint(stream, rate)}")
+    job = StreamJob(stream, staging, rate, skip_bad_lines=config.skip_bad_lines)
+    units = [Unit(input=path, outputs=(job.manifest_path(path),)) for path in files]
+    if config.dryrun:
+        for unit in units:
+            print(f"{unit.input} + {len(stream.attributes)} attribute file(s) -> {out_dir}/{stream.name}-*{extension}")
+        print(f"stream {stream.name}: {len(units)} file(s), sample_rate {rate}")
+        return StreamReport(stream.name, len(files), 0, 0, 0, {}, 0, 0, 0, [], rate)
+    summary = _executor(config, f"mix {stream.name}", config.ignore_existing).run(job, units)
+    if not summary.ok:
+        _fail(summary, f"dolma mix: stream '{stream.name}'", config.quiet)
+    manifests = [msgspec.json.decode(io.read_bytes(u.outputs[0]), type=Manifest) for u in units]
+    shards = publish(stream, manifests, extension)
+    remove_tree(staging)
+    totals = _sum_counters([m.counters for m in manifests])
+    dropped = {"include": totals.get("dropped:include", 0)}
+    flt = stream.filter
+    if flt is not None:
+        for idx, rule in enumerate(compiled["exclude"]):
+            dropped[f"exclude[{idx}] {rule.name}"] = totals.get(f"dropped:exclude[{idx}]", 0)
+    dropped["min_text_length"] = totals.get("dropped:min_text_length", 0)
+    dropped["sampling"] = totals.get("dropped:sampling", 0)
+    dropped["bad_lines"] = totals.get("bad_lines", 0)
+    report = StreamReport(
+        name=stream.name,
+        files=len(files),
+        documents_in=totals.get("documents_in", 0),
+        documents_kept=totals.get("documents_kept", 0),
+        documents_written=totals.get("documents_written", 0),
+        dropped=dropped,
+        spans_replaced=totals.get("spans_replaced", 0),
+        bytes_in=totals.get("bytes_in", 0),
+        bytes_out=totals.get("bytes_out", 0),
+        shards=shards,
+        sample_rate=rate,
+    )
+    summary.stats = UnitStats(
+        documents_in=report.documents_in,
+        documents_out=report.documents_written,
+        bad_lines=dropped["bad_lines"],
+        bytes_in=report.bytes_in,
+        bytes_out=report.bytes_out,
+        counters={"dropped: " + k.split(" ", 1)[0]: v for k, v in dropped.items() if k != "bad_lines"}
+        | {"spans replaced": report.spans_replaced, "shards written": len(shards)},
+    )
+    print_summary(summary, f"dolma mix: stream {stream.name}", quiet=config.quiet)
+    return report
+
+
+def run_mix(config: MixConfig) -> int:
+    io.configure_s3(config.s3)
+    if not config.streams:
+        raise ConfigError("mix: no streams given (set 'streams')")
+    names = [s.name for s in config.streams]
+    if len(set(names)) != len(names):
+        raise ConfigError("mix: two streams have the same name")
+    outputs = [(io.normalize(s.output.path), s.name) for s in config.streams]
+    if len(set(outputs)) != len(outputs):
+        raise ConfigError("mix: two streams write the same shards (same output.path and name)")
+    for stream in config.streams:  # validate every stream's rules before running any
+        compile_stream(stream)
+    reports = [mix_stream(config, stream) for stream in config.streams]
+    if config.report:
+        io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
+    return 0
