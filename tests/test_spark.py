@@ -371,3 +371,32 @@ def test_standalone_cluster_via_spark_submit(tmp_path, standalone_cluster):
     assert "Python worker exited unexpectedly" in result.stderr  # Spark saw the kill and retried the task
     assert marker.exists(), "the injected kill did not happen on the cluster"
     assert tree(root / "attributes") == expected
+
+
+def test_mix_on_spark_equals_local(tmp_path, spark_context):
+    """Filters, sampling (seeded), a counting pass (target_bytes) and size-capped shards: same bytes on Spark."""
+    from dolma.config import build
+    from mixers.mix import MixConfig, run_mix
+
+    for f in range(4):
+        docs = [{"id": f"{f}-{i}", "text": "words " * (1 + (i * 7 + f) % 40), "source": "t"} for i in range(150)]
+        rows = [{"id": d["id"], "attributes": {"q__t__score": [[0, 1, (i % 10) / 10]]}} for i, d in enumerate(docs)]
+        write_jsonl_gz(tmp_path / "documents" / f"part-{f}.jsonl.gz", docs)
+        write_jsonl_gz(tmp_path / "attributes" / "q" / f"part-{f}.jsonl.gz", rows)
+    outputs = {}
+    for executor in ("local", "spark"):
+        stream = {
+            "name": "mixed",
+            "documents": [str(tmp_path / "documents" / "*.gz")],
+            "attributes": ["q"],
+            "filter": {"exclude": ["$.attributes[?(@.q__t__score[0][2] < 0.2)]"]},
+            "target_bytes": 40_000,
+            "seed": 3,
+            "output": {"path": str(tmp_path / executor), "max_size_in_bytes": 6000},
+        }
+        overrides = {"streams": [stream], "quiet": True, "executor": executor, "processes": 2}
+        overrides["spark"] = {"master": "local[2]", "conf": LOOPBACK_CONF}
+        assert run_mix(build(MixConfig, overrides=overrides)) == 0
+        outputs[executor] = tree(tmp_path / executor)
+    assert len(outputs["local"]) > 3
+    assert outputs["spark"] == outputs["local"]
