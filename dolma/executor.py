@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -365,3 +366,29 @@ def default_processes(requested: int | None) -> int:
     if requested and requested > 0:
         return requested
     return os.cpu_count() or 1
+
+
+def make_executor(config: Any, description: str, ignore_existing: bool | None = None) -> Any:
+    """The executor a command's RunOptions ask for: LocalExecutor, or SparkExecutor when `executor: spark`.
+
+    Both have the same `run(job, units) -> Summary` contract, so commands never depend on where units run.
+    `ignore_existing` overrides the config's (a pass that must always run, like the mixer's counting pass).
+    """
+    skip = config.ignore_existing if ignore_existing is None else ignore_existing
+    if getattr(config, "executor", "local") == "spark":
+        from dolma.spark_executor import SparkExecutor
+
+        return SparkExecutor(
+            config.spark,
+            retries=config.retries,
+            quiet=config.quiet,
+            ignore_existing=skip,
+            description=description,
+        )
+    return LocalExecutor(
+        processes=1 if config.debug else config.processes,
+        retries=config.retries,
+        quiet=config.quiet,
+        ignore_existing=skip,
+        description=description,
+    )

@@ -30,7 +30,7 @@ from dolma import io
 from dolma.commands.mix import MixConfig, Stream
 from dolma.documents import attributes_path
 from dolma.errors import BadInputError, ConfigError, DolmaError
-from dolma.executor import Job, LocalExecutor, Progress, Summary, Unit, UnitStats, print_summary
+from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
 from mixers.rules import CompiledRule, compile_selector, score_in_range
 
 log = logging.getLogger("dolma")
@@ -701,14 +701,9 @@ def _sum_counters(items: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def _executor(config: MixConfig, name: str, ignore_existing: bool) -> LocalExecutor:
-    return LocalExecutor(
-        processes=1 if config.debug else config.processes,
-        retries=config.retries,
-        quiet=config.quiet,
-        ignore_existing=ignore_existing,
-        description=name,
-    )
+def _executor(config: MixConfig, name: str, ignore_existing: bool) -> Any:
+    """LocalExecutor or SparkExecutor (`executor: spark`): per-file units run the same either way."""
+    return make_executor(config, name, ignore_existing=ignore_existing)
 
 
 def _fail(summary: Summary, title: str, quiet: bool) -> None:

@@ -164,3 +164,35 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None):
         env=full_env,
         cwd=str(cwd) if cwd else None,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Spark: one local[2] SparkContext for the whole session (starting the JVM is the slow part)
+# ----------------------------------------------------------------------------------------------------------
+
+LOOPBACK_SPARK_CONF = {
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.ui.enabled": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_context(s3_server):
+    """A local[2] SparkContext bound to 127.0.0.1; S3 credentials reach its executors as executorEnv."""
+    from dolma.commands.common import SparkOptions
+    from dolma.spark_executor import get_context
+
+    conf = dict(LOOPBACK_SPARK_CONF)
+    conf.update(
+        {
+            "spark.executorEnv.AWS_ACCESS_KEY_ID": S3_KEY,
+            "spark.executorEnv.AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "spark.executorEnv.AWS_ENDPOINT_URL": s3_server.endpoint,
+        }
+    )
+    sc, created = get_context(SparkOptions(master="local[2]", app_name="dolma-tests", conf=conf))
+    assert created, "a SparkContext was already running"
+    assert sc.master == "local[2,4]"  # the executor gives local mode Spark's task retries
+    yield sc
+    sc.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -17,6 +17,26 @@ class WorkDir(Base):
 
     input: Annotated[str | None, Meta(description="Reference-compatible; not needed here.")] = None
     output: Annotated[str | None, Meta(description="Reference-compatible; not needed here.")] = None
+
+
+class SparkOptions(Base):
+    """Where and how to run on Spark (used when `executor: spark`)."""
+
+    master: Annotated[
+        str | None,
+        Meta(
+            description="Spark master URL: local[N], spark://host:7077, yarn, k8s://https://host:443. Ignored "
+            "under spark-submit, which sets it. Default: local[*]."
+        ),
+    ] = None
+    app_name: Annotated[str, Meta(description="Application name shown in the Spark UI.")] = "dolma"
+    conf: Annotated[
+        dict[str, str | int | float | bool],
+        Meta(
+            description="Free Spark settings, e.g. {spark.executor.memory: 4g, spark.task.maxFailures: 4}; on "
+            "the command line as one inline mapping: --spark.conf '{spark.executor.cores: 2}'."
+        ),
+    ] = {}
 
 
 class RunOptions(Base):
@@ -44,3 +64,10 @@ class RunOptions(Base):
         S3Config,
         Meta(description="S3 access: endpoint_url (for S3-compatible stores), profile, region."),
     ] = msgspec.field(default_factory=S3Config)
+    executor: Annotated[
+        Literal["local", "spark"],
+        Meta(description="Run units on local processes ('local') or as Spark tasks ('spark', see 'spark.*')."),
+    ] = "local"
+    spark: Annotated[SparkOptions, Meta(description="Spark settings, used when executor is 'spark'.")] = msgspec.field(
+        default_factory=SparkOptions
+    )

@@ -22,7 +22,7 @@ from dolma.documents import (
     read_documents,
 )
 from dolma.errors import ConfigError
-from dolma.executor import Job, LocalExecutor, Progress, Unit, UnitStats, print_summary
+from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary
 from dolma.tagger import Tagger
 
 log = logging.getLogger("dolma")
@@ -203,14 +203,7 @@ def run(config: TagConfig) -> int:
             print(f"{unit.input} -> {', '.join(unit.outputs)}")
         print(f"{len(units)} file(s), taggers: {', '.join(config.taggers)}")
         return 0
-    processes = 1 if config.debug else config.processes
-    executor = LocalExecutor(
-        processes=processes,
-        retries=config.retries,
-        quiet=config.quiet,
-        ignore_existing=config.ignore_existing,
-        description="tag",
-    )
+    executor = make_executor(config, "tag")
     summary = executor.run(TagJob(config, sets), units)
     print_summary(summary, f"dolma tag: {', '.join(config.taggers)}", quiet=config.quiet)
     return 0 if summary.ok else 1

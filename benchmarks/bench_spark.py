@@ -1,0 +1,184 @@
+"""Spark executor benchmark: tag (and the Spark dedupe) on local[1] vs local[2], and Spark vs the local executor.
+
+    .venv/bin/python benchmarks/bench_spark.py --size-mb 100 [--workdir /tmp/dolma-bench-spark]
+
+Builds a synthetic corpus (16 gzip files, `--size-mb` of uncompressed JSON lines, planted repeated
+paragraphs), then runs every configuration in a fresh process and prints one table:
+- throughput of the work itself (MB/s of uncompressed input, docs/s), measured around `executor.run`
+  once the SparkContext is up, and end-to-end wall time including JVM start-up;
+- scaling ratio = local[2] / local[1] throughput; overhead ratio = local executor / Spark time at the same
+  parallelism (1.0 = no overhead);
+- peak RSS of the process tree (Spark: driver, JVM and Python workers are separate processes, reported as
+  the largest single one, from getrusage of the children).
+Not part of `make test`. The machine may be shared: treat the numbers as indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+TAGGERS = ["char_length_v1", "whitespace_tokenizer_with_paragraphs_v1", "ft_lang_id_en_doc_v2"]
+FILES = 16
+LOOPBACK = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false"}
+
+
+def build_corpus(root: Path, size_mb: int) -> Path:
+    docs_dir = root / "documents"
+    marker = root / f".built-{size_mb}"
+    if marker.exists():
+        return docs_dir
+    rng = random.Random(0)
+    vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10))) for _ in range(5000)]
+    boiler = [" ".join(rng.choice(vocab) for _ in range(12)) + "." for _ in range(200)]
+    per_file = size_mb * 1_000_000 // FILES
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in range(FILES):
+        written = 0
+        with gzip.open(docs_dir / f"part-{f:02d}.jsonl.gz", "wt", encoding="utf-8", compresslevel=1) as fh:
+            while written < per_file:
+                paras = []
+                for _ in range(rng.randint(2, 12)):
+                    if rng.random() < 0.15:
+                        paras.append(rng.choice(boiler))
+                    else:
+                        paras.append(" ".join(rng.choice(vocab) for _ in range(rng.randint(5, 80))))
+                line = json.dumps({"id": f"d{n}", "text": "\n".join(paras), "source": "bench"}) + "\n"
+                fh.write(line)
+                written += len(line)
+                n += 1
+    marker.touch()
+    return docs_dir
+
+
+def one(args: argparse.Namespace) -> None:
+    """Run one configuration in this process and print a JSON line."""
+    from dolma import config as dconfig
+    from dolma.commands import tag
+    from dolma.commands.common import SparkOptions
+    from dolma.executor import LocalExecutor
+
+    work = Path(args.workdir)
+    docs = str(work / "documents" / "*.jsonl.gz")
+    out = work / "out" / f"{args.task}-{args.executor}-{args.parallelism}"
+    started = time.monotonic()
+    sc = None
+    if args.executor == "spark":
+        from dolma.spark_executor import get_context
+
+        sc, _ = get_context(SparkOptions(master=f"local[{args.parallelism}]", conf=LOOPBACK))
+    ready = time.monotonic()
+    if args.task == "tag":
+        config = dconfig.build(
+            tag.TagConfig,
+            overrides={"documents": [docs], "taggers": TAGGERS, "destination": str(out), "quiet": True},
+        )
+        sets, units = tag.plan(config)
+        job = tag.TagJob(config, sets)
+        if sc is not None:
+            from dolma.spark_executor import SparkExecutor
+
+            executor = SparkExecutor(SparkOptions(), quiet=True, ignore_existing=True)
+        else:
+            executor = LocalExecutor(processes=args.parallelism, quiet=True, ignore_existing=True)
+        t0 = time.monotonic()
+        summary = executor.run(job, units)
+        seconds = time.monotonic() - t0
+    else:
+        from dolma import io
+        from dolma.spark_dedupe import ParagraphKeys, spark_dedupe
+
+        paths = io.glob(docs)
+        outputs = [str(out / Path(p).name) for p in paths]
+        t0 = time.monotonic()
+        summary = spark_dedupe(sc, paths, outputs, ParagraphKeys("dup"), num_partitions=args.parallelism * 4)
+        seconds = time.monotonic() - t0
+    total = time.monotonic() - started
+    if sc is not None:
+        sc.stop()
+    assert summary.ok, summary.failures[:3]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "task": args.task,
+                "executor": args.executor,
+                "parallelism": args.parallelism,
+                "startup_s": ready - started,
+                "run_s": seconds,
+                "total_s": total,
+                "docs": summary.stats.documents_in,
+                "bytes": summary.stats.bytes_in,
+                "peak_rss_mb": max(children, own) / 1024,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=100)
+    parser.add_argument("--workdir", default="/tmp/dolma-bench-spark")
+    parser.add_argument("--tasks", default="tag,dedupe")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--task", default="tag", help=argparse.SUPPRESS)
+    parser.add_argument("--executor", default="local", help=argparse.SUPPRESS)
+    parser.add_argument("--parallelism", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one(args)
+        return
+    work = Path(args.workdir)
+    build_corpus(work, args.size_mb)
+    runs = []
+    for task in args.tasks.split(","):
+        executors = ["local", "spark"] if task == "tag" else ["spark"]
+        for executor in executors:
+            for parallelism in (1, 2):
+                cmd = [sys.executable, __file__, "--one", "--workdir", str(work), "--task", task]
+                cmd += ["--executor", executor, "--parallelism", str(parallelism)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+                runs.append(row)
+                print(
+                    f"{task:7} {executor:6} x{parallelism}: run {row['run_s']:7.2f} s "
+                    f"({row['bytes'] / 1e6 / row['run_s']:6.2f} MB/s, {row['docs'] / row['run_s']:8.0f} docs/s), "
+                    f"start-up {row['startup_s']:5.1f} s, total {row['total_s']:7.2f} s, "
+                    f"driver peak RSS {row['peak_rss_mb']:6.0f} MB",
+                    flush=True,
+                )
+
+    def find(task: str, executor: str, p: int) -> dict:
+        return next(r for r in runs if r["task"] == task and r["executor"] == executor and r["parallelism"] == p)
+
+    print()
+    for task in args.tasks.split(","):
+        s1, s2 = find(task, "spark", 1), find(task, "spark", 2)
+        print(f"{task}: Spark scaling ratio local[2]/local[1] = {s1['run_s'] / s2['run_s']:.2f} (target >= 1.7)")
+        if task == "tag":
+            for p in (1, 2):
+                loc, spk = find(task, "local", p), find(task, "spark", p)
+                print(
+                    f"{task}: Spark/local time at {p} core(s) = {spk['run_s'] / loc['run_s']:.2f} "
+                    f"(target <= 1.3; with JVM start-up: {spk['total_s'] / loc['total_s']:.2f})"
+                )
+            l1, l2 = find(task, "local", 1), find(task, "local", 2)
+            print(f"{task}: local executor scaling 2/1 processes = {l1['run_s'] / l2['run_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
