@@ -363,14 +363,14 @@ impl Deduper {
                         None => ParaAction::Exact(filter.probe_of(p.text.as_bytes())),
                         Some((n, stride, skip_short)) => {
                             let words: Vec<&str> = text::words(p.text).collect();
-                            if words.len() <= n {
-                                if skip_short && words.len() < n {
-                                    ParaAction::Skip
-                                } else {
-                                    let ngram = (words.len() == n)
-                                        .then(|| filter.probe_of(text::ngram_key(&words, &mut buf)));
-                                    ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
-                                }
+                            // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
+                            // exactly n words form one n-gram; without it, up to n words are compared whole.
+                            if skip_short && words.len() < n {
+                                ParaAction::Skip
+                            } else if !skip_short && words.len() <= n {
+                                let ngram =
+                                    (words.len() == n).then(|| filter.probe_of(text::ngram_key(&words, &mut buf)));
+                                ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
                             } else {
                                 let probes = text::ngram_windows(words.len(), n, stride)
                                     .map(|j| filter.probe_of(text::ngram_key(&words[j..j + n], &mut buf)))
