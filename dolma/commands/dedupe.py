@@ -444,6 +444,7 @@ def _run(
     display.update(units=len(plan_.inputs) - len(todo))
     totals: dict[str, int] = {}
     last_checkpoint = time.monotonic()
+    checkpointed = start
     try:
         for begin, end in _batches_of(todo, plan_.inputs, max(4, 4 * threads)):
             indices = todo[begin:end]
@@ -451,6 +452,10 @@ def _run(
             try:
                 stats = deduper.run(bf, inputs, outputs, read_only=read_only, threads=threads)
             except Exception as exc:  # noqa: BLE001 - re-raised as the toolkit's error types
+                done = indices[0] + int(getattr(exc, "completed_stats", {}).get("files", 0))
+                if not read_only and done > checkpointed:
+                    # Keep what the files before the failing one inserted: a rerun resumes after them.
+                    _write_checkpoint(bf, checkpoint, plan_, done, staging)
                 raise _translate(exc) from None
             for local, remote in uploads:
                 io.copy(local, remote)
@@ -462,6 +467,7 @@ def _run(
             now = time.monotonic()
             if not read_only and done < len(plan_.inputs) and now - last_checkpoint >= config.checkpoint_interval:
                 _write_checkpoint(bf, checkpoint, plan_, done, staging)
+                checkpointed = done
                 last_checkpoint = time.monotonic()
     finally:
         display.close()

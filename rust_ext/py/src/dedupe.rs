@@ -100,12 +100,19 @@ impl PyDeduper {
             .thread_name(|i| format!("dolma-dedupe-{i}"))
             .build()
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start dedupe threads: {e}")))?;
-        let result = py.detach(|| {
+        let (stats, error) = py.detach(|| {
             let _guard = bf.mutating();
             pool.install(|| self.inner.run(&bf.inner, read_only, &jobs))
         });
-        let stats = result.map_err(|e| dedupe_err(py, e))?;
-        stats_dict(py, &stats)
+        match error {
+            None => stats_dict(py, &stats),
+            Some(e) => {
+                // The caller checkpoints the files that did complete before re-raising.
+                let err = dedupe_err(py, e);
+                err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
+                Err(err)
+            }
+        }
     }
 }
 

@@ -144,26 +144,34 @@ impl Deduper {
     }
 
     /// Dedupes `jobs` in order against `filter` (only looked up, never changed, when `read_only`) and writes
-    /// one attributes file per job. Runs on the current rayon pool. Files before a failing one are complete.
-    pub fn run(&self, filter: &BloomFilter, read_only: bool, jobs: &[FileJob]) -> Result<RunStats> {
+    /// one attributes file per job. Runs on the current rayon pool.
+    ///
+    /// Returns the statistics of the files completed and, if a file failed, the error: the files before it
+    /// are complete (their keys inserted, their attributes written), none after it is.
+    pub fn run(&self, filter: &BloomFilter, read_only: bool, jobs: &[FileJob]) -> (RunStats, Option<DedupeError>) {
         let window = rayon::current_num_threads().max(1);
         let mut stats = RunStats::default();
         let mut pending: Option<(&[FileJob], Vec<Result<ParsedFile>>)> = None;
         for chunk in jobs.chunks(window) {
-            let (committed, parsed) = rayon::join(
+            let ((committed, error), parsed) = rayon::join(
                 || match pending.take() {
                     Some((done_jobs, files)) => self.commit_and_write(filter, read_only, done_jobs, files),
-                    None => Ok(RunStats::default()),
+                    None => (RunStats::default(), None),
                 },
                 || chunk.par_iter().map(|job| self.parse_file(filter, job)).collect::<Vec<_>>(),
             );
-            stats.add(&committed?);
+            stats.add(&committed);
+            if error.is_some() {
+                return (stats, error);
+            }
             pending = Some((chunk, parsed));
         }
         if let Some((done_jobs, files)) = pending {
-            stats.add(&self.commit_and_write(filter, read_only, done_jobs, files)?);
+            let (committed, error) = self.commit_and_write(filter, read_only, done_jobs, files);
+            stats.add(&committed);
+            return (stats, error);
         }
-        Ok(stats)
+        (stats, None)
     }
 
     fn commit_and_write(
@@ -172,7 +180,7 @@ impl Deduper {
         read_only: bool,
         jobs: &[FileJob],
         files: Vec<Result<ParsedFile>>,
-    ) -> Result<RunStats> {
+    ) -> (RunStats, Option<DedupeError>) {
         let mut stats = RunStats::default();
         let mut outputs = Vec::with_capacity(files.len());
         let mut failure = None;
@@ -190,18 +198,16 @@ impl Deduper {
         }
         let written: Vec<Result<()>> =
             outputs.par_iter().map(|(job, file, marks)| self.write_attributes(job, file, marks)).collect();
-        for result in written {
-            result?;
-        }
-        for (_, file, _) in &outputs {
+        // Files count as done up to the first one whose attributes could not be written.
+        for ((_, file, _), result) in outputs.iter().zip(written) {
+            if let Err(e) = result {
+                return (stats, Some(e));
+            }
             stats.files += 1;
             stats.bad_lines += file.bad_lines;
             stats.input_bytes += file.input_bytes;
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(stats),
-        }
+        (stats, failure)
     }
 
     // ------------------------------------------------------------------------------------------------------
