@@ -597,8 +597,10 @@ pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
             }
             Compression::Plain => writer.write_all(body)?,
         }
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        // No fsync: the rename already guarantees that a killed process leaves no partial file, and the
+        // filter checkpoint (which is synced) is what a resumed run relies on; files after it are redone.
+        writer.flush()?;
+        drop(writer);
         fs::rename(&temp, target)
     })();
     if let Err(e) = result {
