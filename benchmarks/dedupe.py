@@ -144,7 +144,9 @@ def main() -> None:
     mb = size / 1e6
     print(f"input: {mb:.1f} MB JSON lines ({compressed / 1e6:.1f} MB gzip), {FILES} files")
     print("MB/s of uncompressed input by wall time (and by CPU time, which the shared machine disturbs less)")
-    print(f"{'mode':<11} {'procs':>5} {'ours MB/s':>16} {'ours RSS':>9} {'ref MB/s':>16} {'ref RSS':>9} {'speedup':>14}")
+    print(
+        f"{'mode':<11} {'procs':>5} {'ours MB/s':>16} {'ours RSS':>9} {'ref MB/s':>16} {'ref RSS':>9} {'speedup':>14}"
+    )
     for mode in args.modes:
         for procs in args.processes:
             ours_w, ours_c, ours_rss = run(args.ours, work, mode, procs, mb)

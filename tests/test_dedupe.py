@@ -14,7 +14,11 @@ import pytest
 from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
 
 PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
-NGRAMS = [*PARAGRAPHS, "--dedupe.paragraphs.by_ngram.ngram_length", "4", "--dedupe.paragraphs.by_ngram.overlap_threshold", "0.5"]  # fmt: skip
+NGRAMS = [
+    *PARAGRAPHS,
+    "--dedupe.paragraphs.by_ngram.ngram_length", "4",
+    "--dedupe.paragraphs.by_ngram.overlap_threshold", "0.5",
+]  # fmt: skip
 DOCS_BY_TEXT = ["--dedupe.documents.attribute_name", "dup", "--dedupe.documents.key", "$.text"]
 
 
@@ -284,7 +288,8 @@ def test_unicode_offsets_stay_inside_the_text(tmp_path: Path) -> None:
     alphabet = ["a", "é", "日", "🙂", " ", "\n", "\n", "ß", "\u0301", "x"]
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(300)]
     texts += texts[:150]
-    write_jsonl_gz(tmp_path / "documents" / "u.jsonl.gz", [{"id": str(i), "text": t, "source": "u"} for i, t in enumerate(texts)])  # fmt: skip
+    rows = [{"id": str(i), "text": t, "source": "u"} for i, t in enumerate(texts)]
+    write_jsonl_gz(tmp_path / "documents" / "u.jsonl.gz", rows)
     for mode, name in ((PARAGRAPHS, "p"), (DOCS_BY_TEXT, "d")):
         dedupe(tmp_path, *mode, name=name, filter_file=tmp_path / f"{name}.bin")
         rows = read_jsonl(tmp_path / "attributes" / name / "u.jsonl.gz")
@@ -319,12 +324,13 @@ def test_missing_document_key_is_an_error(tmp_path: Path) -> None:
     """The reference panics in its threads and exits 0 here; this names the file, line and field."""
     rows = [{"id": "a", "text": "x", "source": "s", "metadata": {"url": "u"}}, {"id": "b", "text": "y", "source": "s"}]
     write_jsonl_gz(tmp_path / "documents" / "m.jsonl.gz", rows)
-    result = dedupe(tmp_path, "--dedupe.documents.attribute_name", "dup", "--dedupe.documents.key", "$.metadata.url", check=False)  # fmt: skip
+    key = ["--dedupe.documents.attribute_name", "dup", "--dedupe.documents.key", "$.metadata.url"]
+    result = dedupe(tmp_path, *key, check=False)
     assert result.returncode != 0 and "m.jsonl.gz:2" in result.stderr and "metadata.url" in result.stderr
 
 
 def test_statistics_are_reported(tmp_path: Path) -> None:
-    rows = [{"id": str(i), "text": "same paragraph\nunique %d" % i, "source": "s"} for i in range(4)]
+    rows = [{"id": str(i), "text": f"same paragraph\nunique {i}", "source": "s"} for i in range(4)]
     write_jsonl_gz(tmp_path / "documents" / "s.jsonl.gz", rows)
     result = dedupe(tmp_path, *PARAGRAPHS)
     # 4 documents, 3 of them marked; 8 paragraphs, 3 marked; 15 bytes ("same paragraph\n") per marked one.
@@ -335,7 +341,7 @@ def test_statistics_are_reported(tmp_path: Path) -> None:
 
 def test_s3_input_and_output(tmp_path: Path, s3_server, s3_bucket: str) -> None:
     client = s3_server.client()
-    rows = [{"id": str(i), "text": "dup para\nother %d" % (i % 2), "source": "s"} for i in range(4)]
+    rows = [{"id": str(i), "text": f"dup para\nother {i % 2}", "source": "s"} for i in range(4)]
     local = write_jsonl_gz(tmp_path / "x.jsonl.gz", rows)
     client.upload_file(str(local), s3_bucket, "corpus/documents/x.jsonl.gz")
     args = [

@@ -115,7 +115,9 @@ def run_both(tmp: Path, mode_args: list[str]) -> tuple[dict[str, list[dict]], di
         result = run_cli(*args) if who == "ours" else run_reference(args, tmp / who)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs[who] = {
-            name: read_jsonl(root / "attributes" / "dd" / name) for name in docs if (root / "attributes" / "dd" / name).exists()
+            name: read_jsonl(root / "attributes" / "dd" / name)
+            for name in docs
+            if (root / "attributes" / "dd" / name).exists()
         }
     return outputs["ours"], outputs["reference"], docs
 

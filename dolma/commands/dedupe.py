@@ -51,9 +51,7 @@ BATCH_MAX_BYTES = 256 * 1024 * 1024
 
 class DocumentsDedupe(Base):
     attribute_name: Annotated[str, Meta(description="Attribute key written for duplicate documents.")]
-    key: Annotated[
-        str, Meta(description="JSONPath of the value to compare, e.g. '$.metadata.url' or '$.text'.")
-    ]
+    key: Annotated[str, Meta(description="JSONPath of the value to compare, e.g. '$.metadata.url' or '$.text'.")]
 
 
 class NgramDedupe(Base):
@@ -67,9 +65,7 @@ class NgramDedupe(Base):
     ] = 1.0
     skip_short_paragraphs: Annotated[
         bool,
-        Meta(
-            description="Skip paragraphs with fewer than ngram_length words (otherwise they are compared whole)."
-        ),
+        Meta(description="Skip paragraphs with fewer than ngram_length words (otherwise they are compared whole)."),
     ] = False
 
 
@@ -84,9 +80,7 @@ class ParagraphsDedupe(Base):
 
 class DedupeSection(Base):
     name: Annotated[str, Meta(description="Attribute set: output goes to <root>/attributes/<name>/...")]
-    documents: Annotated[
-        DocumentsDedupe | None, Meta(description="Deduplicate whole documents by a key.")
-    ] = None
+    documents: Annotated[DocumentsDedupe | None, Meta(description="Deduplicate whole documents by a key.")] = None
     paragraphs: Annotated[ParagraphsDedupe | None, Meta(description="Deduplicate paragraphs.")] = None
     skip_empty: Annotated[
         bool, Meta(description="Do not look up empty (whitespace-only) documents keys / paragraphs.")
@@ -102,9 +96,7 @@ class DedupeSection(Base):
         Meta(description="Split the work into this many partitions (by key hash, or by file with file_partition)."),
     ] = None
     partition_index: Annotated[int | None, Meta(description="The partition this run handles, 0-based.")] = None
-    file_partition: Annotated[
-        bool, Meta(description="Partition by input file instead of by key (span).")
-    ] = False
+    file_partition: Annotated[bool, Meta(description="Partition by input file instead of by key (span).")] = False
     document_dir: Annotated[str, Meta(description="Name of the documents directory level.")] = "documents"
 
 
@@ -126,12 +118,8 @@ class BloomFilterConfig(Base):
 
 
 class CompressionConfig(Base):
-    input: Annotated[str | None, Meta(description="Reference-compatible; compression follows the extension.")] = (
-        None
-    )
-    output: Annotated[
-        str | None, Meta(description="Reference-compatible; compression follows the extension.")
-    ] = None
+    input: Annotated[str | None, Meta(description="Reference-compatible; compression follows the extension.")] = None
+    output: Annotated[str | None, Meta(description="Reference-compatible; compression follows the extension.")] = None
 
 
 class DedupeConfig(RunOptions, kw_only=True):
@@ -390,9 +378,7 @@ def run(config: DedupeConfig) -> int:
         staging.close()
 
 
-def _run(
-    config: DedupeConfig, plan_: Plan, filter_path: str, checkpoint: str, threads: int, staging: _Staging
-) -> int:
+def _run(config: DedupeConfig, plan_: Plan, filter_path: str, checkpoint: str, threads: int, staging: _Staging) -> int:
     cfg = config.bloom_filter
     read_only = cfg.read_only
     existing = io.exists(filter_path)
@@ -451,7 +437,7 @@ def _run(
             inputs, outputs, uploads = _stage(plan_, indices, staging)
             try:
                 stats = deduper.run(bf, inputs, outputs, read_only=read_only, threads=threads)
-            except Exception as exc:  # noqa: BLE001 - re-raised as the toolkit's error types
+            except Exception as exc:
                 done = indices[0] + int(getattr(exc, "completed_stats", {}).get("files", 0))
                 if not read_only and done > checkpointed:
                     # Keep what the files before the failing one inserted: a rerun resumes after them.

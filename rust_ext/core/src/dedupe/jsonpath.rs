@@ -50,9 +50,11 @@ impl JsonPath {
                     i = end;
                 }
                 '[' => {
-                    let close = chars[i..].iter().position(|&c| c == ']').map(|p| p + i).ok_or_else(|| {
-                        format!("'{text}': '[' at position {i} is not closed")
-                    })?;
+                    let close = chars[i..]
+                        .iter()
+                        .position(|&c| c == ']')
+                        .map(|p| p + i)
+                        .ok_or_else(|| format!("'{text}': '[' at position {i} is not closed"))?;
                     let inner: String = chars[i + 1..close].iter().collect();
                     let inner = inner.trim();
                     let quoted = inner.len() >= 2

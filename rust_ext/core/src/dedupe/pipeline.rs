@@ -24,7 +24,7 @@ use super::{io_err, DedupeError, Result};
 use crate::bloom::{BloomFilter, Probe};
 
 /// Seed of the hash that assigns keys to partitions (independent of the Bloom filter's seeds).
-const PARTITION_SEED: u64 = 0x5EED_0F_9A27;
+const PARTITION_SEED: u64 = 0x005E_ED0F_9A27;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
 
@@ -79,7 +79,10 @@ enum ParaAction {
     Exact(Probe),
     /// N-gram mode, a paragraph with at most `ngram_length` words: looked up as a whole; with exactly
     /// `ngram_length` words its one n-gram is inserted too.
-    Short { whole: Probe, ngram: Option<Probe> },
+    Short {
+        whole: Probe,
+        ngram: Option<Probe>,
+    },
     Ngrams(Vec<Probe>),
 }
 
@@ -97,9 +100,15 @@ enum Units {
     NoKey,
     /// Documents mode, key too short / empty: an empty list in the output.
     SkippedDoc,
-    Doc { probe: Probe, len: u64 },
+    Doc {
+        probe: Probe,
+        len: u64,
+    },
     Paras(Vec<Para>),
 }
+
+/// The marks of one document: `None` writes no attribute key, `Some` a (possibly empty) list.
+type DocMarks = Option<Vec<(u64, u64, Score)>>;
 
 #[derive(Debug)]
 struct ParsedDoc {
@@ -398,13 +407,7 @@ impl Deduper {
 
     /// Looks up (and unless read-only inserts) every key of the file in order; returns the marks per document
     /// (`None`: no attribute key in the output).
-    fn commit(
-        &self,
-        filter: &BloomFilter,
-        read_only: bool,
-        file: &ParsedFile,
-        stats: &mut RunStats,
-    ) -> Vec<Option<Vec<(u64, u64, Score)>>> {
+    fn commit(&self, filter: &BloomFilter, read_only: bool, file: &ParsedFile, stats: &mut RunStats) -> Vec<DocMarks> {
         let seen = |probe: Probe| if read_only { filter.contains_probed(probe) } else { filter.insert_probed(probe) };
         let threshold = match &self.mode {
             Mode::Ngrams { threshold, .. } => *threshold,
@@ -470,12 +473,7 @@ impl Deduper {
     // Write (parallel over files)
     // ------------------------------------------------------------------------------------------------------
 
-    fn write_attributes(
-        &self,
-        job: &FileJob,
-        file: &ParsedFile,
-        marks: &[Option<Vec<(u64, u64, Score)>>],
-    ) -> Result<()> {
+    fn write_attributes(&self, job: &FileJob, file: &ParsedFile, marks: &[DocMarks]) -> Result<()> {
         let attribute = serde_json::to_string(self.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
         let mut body = Vec::with_capacity(file.docs.len() * 48);
         for (doc, doc_marks) in file.docs.iter().zip(marks) {
@@ -575,11 +573,8 @@ pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| io_err(path, e))?;
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temp =
+        dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| -> std::io::Result<()> {
         let file = File::create(&temp)?;
         let mut writer = BufWriter::with_capacity(1 << 20, file);
