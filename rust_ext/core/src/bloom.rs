@@ -476,6 +476,14 @@ impl BloomFilter {
         self.contains_probe(probe)
     }
 
+    /// Reads the words a probe will test, so that a caller can warm the cache for keys it will look up next:
+    /// the loads are independent, so the CPU overlaps their cache misses. Returns the bits read (feed it to
+    /// `std::hint::black_box` so the loads are kept).
+    #[inline]
+    pub fn touch_probed(&self, probe: Probe) -> u64 {
+        self.positions(probe).fold(0, |acc, (word, _)| acc | self.bits[word].load(Ordering::Relaxed))
+    }
+
     /// [`BloomFilter::insert`] for a probe from [`BloomFilter::probe_of`] on this filter.
     #[inline]
     pub fn insert_probed(&self, probe: Probe) -> bool {

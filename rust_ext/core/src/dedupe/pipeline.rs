@@ -414,7 +414,37 @@ impl Deduper {
             _ => 1.0,
         };
         let mut out = Vec::with_capacity(file.docs.len());
-        for doc in &file.docs {
+        let touch = |doc: &ParsedDoc| {
+            let mut acc = 0u64;
+            match &doc.units {
+                Units::Doc { probe, .. } => acc |= filter.touch_probed(*probe),
+                Units::Paras(paras) => {
+                    for para in paras {
+                        match &para.action {
+                            ParaAction::Exact(p) | ParaAction::Short { whole: p, .. } => {
+                                acc |= filter.touch_probed(*p)
+                            }
+                            ParaAction::Ngrams(probes) => {
+                                for p in probes {
+                                    acc |= filter.touch_probed(*p);
+                                }
+                            }
+                            ParaAction::Skip => {}
+                        }
+                    }
+                }
+                Units::NoKey | Units::SkippedDoc => {}
+            }
+            std::hint::black_box(acc);
+        };
+        if let Some(first) = file.docs.first() {
+            touch(first);
+        }
+        for (i, doc) in file.docs.iter().enumerate() {
+            // Warm the cache for the next document's keys while this one is committed.
+            if let Some(next) = file.docs.get(i + 1) {
+                touch(next);
+            }
             stats.documents += 1;
             stats.bytes += doc.text_bytes;
             let marks = match &doc.units {
