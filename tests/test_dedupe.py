@@ -369,3 +369,28 @@ def test_checksum_of_sample_attributes_is_stable_across_runs(tmp_path: Path) -> 
         dedupe(root, *NGRAMS, "--processes", "2")
         digests.add(hashlib.sha256(b"".join(attribute_bytes(root).values())).hexdigest())
     assert len(digests) == 1
+
+
+def test_ngram_decontamination_marks_overlap_with_eval_sets(tmp_path: Path) -> None:
+    question = "Which planet in the solar system has the largest number of known moons as of this year"
+    evals = tmp_path / "evals"
+    write_jsonl_gz(evals / "documents" / "e.jsonl.gz", [{"id": "q", "text": question, "source": "eval"}])
+    ngram = [
+        *PARAGRAPHS,
+        "--dedupe.paragraphs.by_ngram.ngram_length", "5",
+        "--dedupe.paragraphs.by_ngram.overlap_threshold", "0.5",
+    ]  # fmt: skip
+    filt = tmp_path / "evals.bin"
+    dedupe(evals, *ngram, filter_file=filt, name="fill")
+    train = tmp_path / "train"
+    leaked = "Quiz time.\nWhich planet in the solar system has the largest number of known moons? Saturn."
+    clean = "Quiz time.\nName a planet with rings: Saturn has the most famous ones by far."
+    rows = [{"id": "leak", "text": leaked, "source": "web"}, {"id": "clean", "text": clean, "source": "web"}]
+    write_jsonl_gz(train / "documents" / "t.jsonl.gz", rows)
+    before = filt.read_bytes()
+    dedupe(train, *ngram, "--bloom_filter.read_only", filter_file=filt, name="decon")
+    out = read_jsonl(train / "attributes" / "decon" / "t.jsonl.gz")
+    (start, end, score) = out[0]["attributes"]["dup"][0]
+    assert (start, end) == (11, len(leaked)) and 0.5 <= score < 1.0
+    assert out[0]["attributes"]["dup"] == [[start, end, score]] and out[1]["attributes"]["dup"] == []
+    assert filt.read_bytes() == before

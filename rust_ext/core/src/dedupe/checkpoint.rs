@@ -72,3 +72,34 @@ pub fn load(path: &Path) -> Result<(BloomFilter, String)> {
     }
     Ok((filter, state))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.bin");
+        let filter = BloomFilter::new(1024, 3, 7).unwrap();
+        assert!(!filter.insert(b"key"));
+        save(&path, &filter, "{\"completed\":3}").unwrap();
+        let (loaded, state) = load(&path).unwrap();
+        assert_eq!(state, "{\"completed\":3}");
+        assert!(loaded.contains(b"key") && !loaded.contains(b"other"));
+        assert_eq!(loaded.to_bytes(), filter.to_bytes());
+
+        let good = std::fs::read(&path).unwrap();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            ([b"XXXXXXXX".as_slice(), &good[8..]].concat(), "bad magic"),
+            ([&good[..8], &9u32.to_le_bytes(), &good[12..]].concat(), "version 9"),
+            (good[..good.len() - 5].to_vec(), "truncated"),
+            ([good.as_slice(), b"x"].concat(), "trailing"),
+        ];
+        for (data, want) in cases {
+            std::fs::write(&path, data).unwrap();
+            let err = load(&path).err().expect("must be rejected").to_string();
+            assert!(err.contains(want) && err.contains("ck.bin"), "{err}");
+        }
+    }
+}
