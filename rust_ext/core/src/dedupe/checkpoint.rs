@@ -98,7 +98,7 @@ mod tests {
         ];
         for (data, want) in cases {
             std::fs::write(&path, data).unwrap();
-            let err = load(&path).err().expect("must be rejected").to_string();
+            let err = load(&path).expect_err("must be rejected").to_string();
             assert!(err.contains(want) && err.contains("ck.bin"), "{err}");
         }
     }
