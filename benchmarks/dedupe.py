@@ -140,9 +140,10 @@ def main() -> None:
         marker.write_text(str(size))
         print(f"built {size / 1e6:.1f} MB in {time.time() - start:.0f}s at {work}", file=sys.stderr)
     size = int(marker.read_text())
-    compressed = sum(p.stat().st_size for p in (work / "documents").glob("*.jsonl.gz"))
+    files = sorted((work / "documents").glob("*.jsonl.gz"))
+    compressed = sum(p.stat().st_size for p in files)
     mb = size / 1e6
-    print(f"input: {mb:.1f} MB JSON lines ({compressed / 1e6:.1f} MB gzip), {FILES} files")
+    print(f"input: {mb:.1f} MB JSON lines ({compressed / 1e6:.1f} MB gzip), {len(files)} files")
     print("MB/s of uncompressed input by wall time (and by CPU time, which the shared machine disturbs less)")
     print(
         f"{'mode':<11} {'procs':>5} {'ours MB/s':>16} {'ours RSS':>9} {'ref MB/s':>16} {'ref RSS':>9} {'speedup':>14}"
