@@ -121,3 +121,43 @@ class BloomFilter:
 
     def __bool__(self) -> bool:
         """Always True, even when empty: a filter is a configured resource, not a plain container."""
+
+# ----------------------------------------------------------------------------------------------------------
+# Dedupe pipeline (rust_ext/py/src/dedupe.rs)
+# ----------------------------------------------------------------------------------------------------------
+
+class DedupeConfigError(ValueError):
+    """An invalid dedupe configuration."""
+
+class DedupeInputError(ValueError):
+    """A documents line that cannot be deduplicated; `args` is (message, path, line, field, reason)."""
+
+class CheckpointError(ValueError):
+    """A dedupe checkpoint that is not one, is from another version, or is damaged."""
+
+@final
+class Deduper:
+    """Deduplicates documents files end to end in Rust, given the JSON of the `dedupe` config section."""
+
+    def __init__(self, config_json: str, *, skip_bad_lines: bool = False) -> None: ...
+    @property
+    def attribute(self) -> str:
+        """The attribute key written for marked spans."""
+    def run(
+        self,
+        filter: BloomFilter,
+        inputs: list[str],
+        outputs: list[str],
+        *,
+        read_only: bool = False,
+        threads: int = 1,
+    ) -> dict[str, int]:
+        """Dedupe `inputs` in order (keys looked up in file, then line order) and write `outputs[i]` for
+        `inputs[i]` atomically; returns statistics (files, documents, documents_marked, paragraphs,
+        paragraphs_marked, bytes, bytes_marked, bad_lines, input_bytes)."""
+
+def save_checkpoint(path: str | os.PathLike[str], filter: BloomFilter, state: str) -> None:
+    """Write the filter and a JSON progress state to one file, atomically."""
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BloomFilter, str]:
+    """Read a checkpoint written by `save_checkpoint`: (filter, state)."""

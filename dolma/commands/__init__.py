@@ -26,6 +26,9 @@ COMMANDS: dict[str, Command] = {
             "tag", "Annotate documents with taggers; write attribute files that mirror them.", "dolma.commands.tag"
         ),
         Command("list", "List every registered tagger with a one-line description.", "dolma.commands.list"),
+        Command(
+            "dedupe", "Mark repeated documents, paragraphs or n-grams with a Bloom filter.", "dolma.commands.dedupe"
+        ),
         Command("mix", "Filter, edit, sample and shard documents by their attributes.", "dolma.commands.mix"),
         Command("tokens", "Tokenize documents into token-id shards plus a document index.", "dolma.commands.tokens"),
     ]

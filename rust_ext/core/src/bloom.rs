@@ -143,7 +143,7 @@ where
 
 /// Start and step of the double-hashing sequence for one key, both already reduced mod `num_bits`.
 #[derive(Clone, Copy, Debug)]
-struct Probe {
+pub struct Probe {
     start: u64,
     step: u64,
 }
@@ -461,6 +461,33 @@ impl BloomFilter {
             self.bits.iter().for_each(zero);
         }
         self.inserted.store(0, Ordering::Relaxed);
+    }
+
+    /// The probe sequence of `key` in this filter, computed once so that hashing can run in parallel and the
+    /// bit operations later, in a chosen order ([`BloomFilter::contains_probed`], [`BloomFilter::insert_probed`]).
+    #[inline]
+    pub fn probe_of(&self, key: &[u8]) -> Probe {
+        self.probe(key)
+    }
+
+    /// [`BloomFilter::contains`] for a probe from [`BloomFilter::probe_of`] on this filter.
+    #[inline]
+    pub fn contains_probed(&self, probe: Probe) -> bool {
+        self.contains_probe(probe)
+    }
+
+    /// Reads the words a probe will test, so that a caller can warm the cache for keys it will look up next:
+    /// the loads are independent, so the CPU overlaps their cache misses. Returns the bits read (feed it to
+    /// `std::hint::black_box` so the loads are kept).
+    #[inline]
+    pub fn touch_probed(&self, probe: Probe) -> u64 {
+        self.positions(probe).fold(0, |acc, (word, _)| acc | self.bits[word].load(Ordering::Relaxed))
+    }
+
+    /// [`BloomFilter::insert`] for a probe from [`BloomFilter::probe_of`] on this filter.
+    #[inline]
+    pub fn insert_probed(&self, probe: Probe) -> bool {
+        self.insert_probe(probe)
     }
 
     #[inline]

@@ -4,6 +4,7 @@
 //! crate wraps it as the Python module `dolma._rust`.
 
 pub mod bloom;
+pub mod dedupe;
 
 pub use bloom::{BloomError, BloomFilter};
 

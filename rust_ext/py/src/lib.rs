@@ -13,6 +13,8 @@ use pyo3::exceptions::{PyMemoryError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
 
+mod dedupe;
+
 create_exception!(
     dolma._rust,
     BloomFilterError,
@@ -386,5 +388,6 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_HASHES", bloom::MAX_HASHES)?;
     m.add("BLOOM_FORMAT_VERSION", bloom::VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    dedupe::register(m)?;
     Ok(())
 }

@@ -1,0 +1,126 @@
+//! A small JSONPath subset for document keys: `$`, `.name`, `['name']` / `["name"]`, `[index]`.
+
+use std::fmt;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Field(String),
+    Index(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath {
+    steps: Vec<Step>,
+    text: String,
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl JsonPath {
+    /// Parses a path; errors say which character is unexpected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let chars: Vec<char> = text.trim().chars().collect();
+        if chars.first() != Some(&'$') {
+            return Err(format!("'{text}' is not a JSONPath (it must start with '$', e.g. '$.metadata.url')"));
+        }
+        let mut steps = Vec::new();
+        let mut i = 1;
+        while i < chars.len() {
+            match chars[i] {
+                '.' => {
+                    let start = i + 1;
+                    let mut end = start;
+                    while end < chars.len() && chars[end] != '.' && chars[end] != '[' {
+                        end += 1;
+                    }
+                    if end == start {
+                        return Err(format!("'{text}': empty field name at position {start}"));
+                    }
+                    let name: String = chars[start..end].iter().collect();
+                    if name == "*" {
+                        return Err(format!("'{text}': wildcards are not supported in keys"));
+                    }
+                    steps.push(Step::Field(name));
+                    i = end;
+                }
+                '[' => {
+                    let close = chars[i..]
+                        .iter()
+                        .position(|&c| c == ']')
+                        .map(|p| p + i)
+                        .ok_or_else(|| format!("'{text}': '[' at position {i} is not closed"))?;
+                    let inner: String = chars[i + 1..close].iter().collect();
+                    let inner = inner.trim();
+                    let quoted = inner.len() >= 2
+                        && ((inner.starts_with('\'') && inner.ends_with('\''))
+                            || (inner.starts_with('"') && inner.ends_with('"')));
+                    if quoted {
+                        steps.push(Step::Field(inner[1..inner.len() - 1].to_string()));
+                    } else if let Ok(idx) = inner.parse::<usize>() {
+                        steps.push(Step::Index(idx));
+                    } else {
+                        return Err(format!(
+                            "'{text}': unsupported selector [{inner}] (use ['name'] or a non-negative index)"
+                        ));
+                    }
+                    i = close + 1;
+                }
+                c => return Err(format!("'{text}': unexpected '{c}' at position {i}")),
+            }
+        }
+        Ok(JsonPath { steps, text: text.to_string() })
+    }
+
+    /// The path is exactly `$.<name>` (lets callers avoid building a full JSON tree).
+    pub fn single_field(&self) -> Option<&str> {
+        match self.steps.as_slice() {
+            [Step::Field(name)] => Some(name),
+            _ => None,
+        }
+    }
+
+    pub fn select<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+        let mut current = value;
+        for step in &self.steps {
+            current = match (step, current) {
+                (Step::Field(name), Value::Object(map)) => map.get(name)?,
+                (Step::Index(idx), Value::Array(items)) => items.get(*idx)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_selects() {
+        let doc: Value = serde_json::json!({"metadata": {"url": "u", "list": [1, {"a": "x"}]}, "text": "t"});
+        let cases = [
+            ("$.metadata.url", Some("\"u\"")),
+            ("$['metadata']['url']", Some("\"u\"")),
+            ("$.metadata.list[1].a", Some("\"x\"")),
+            ("$.metadata[\"list\"][0]", Some("1")),
+            ("$.text", Some("\"t\"")),
+            ("$.missing", None),
+            ("$.metadata.list[5]", None),
+        ];
+        for (path, want) in cases {
+            let p = JsonPath::parse(path).unwrap();
+            assert_eq!(p.select(&doc).map(|v| v.to_string()).as_deref(), want, "{path}");
+        }
+        assert_eq!(JsonPath::parse("$.text").unwrap().single_field(), Some("text"));
+        for bad in ["metadata.url", "$.a[", "$.a[x]", "$..a", "$.a.*"] {
+            assert!(JsonPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Bindings for the dedupe pipeline: `Deduper.run` processes files end to end (read, parse, hash,
+//! test-and-insert in input order, write attributes) with the interpreter released, on its own thread pool.
+
+use std::path::PathBuf;
+
+use dolma_core::dedupe::{checkpoint, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::{bloom_err, PyBloomFilter};
+
+create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
+create_exception!(
+    dolma._rust,
+    DedupeInputError,
+    PyValueError,
+    "A documents line that cannot be deduplicated; args are (message, path, line, field, reason)."
+);
+create_exception!(
+    dolma._rust,
+    CheckpointError,
+    PyValueError,
+    "A dedupe checkpoint file that is not one, is from another version, or is damaged."
+);
+
+fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        DedupeError::Config(_) => DedupeConfigError::new_err(message),
+        DedupeError::BadLine { path, line, field, reason } => {
+            DedupeInputError::new_err((message, path, line, field, reason))
+        }
+        DedupeError::Io { .. } => PyOSError::new_err(message),
+        DedupeError::Checkpoint { .. } => CheckpointError::new_err(message),
+        DedupeError::Bloom(e) => bloom_err(py, e),
+    }
+}
+
+fn stats_dict<'py>(py: Python<'py>, stats: &RunStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("files", stats.files)?;
+    d.set_item("documents", stats.documents)?;
+    d.set_item("documents_marked", stats.documents_marked)?;
+    d.set_item("paragraphs", stats.paragraphs)?;
+    d.set_item("paragraphs_marked", stats.paragraphs_marked)?;
+    d.set_item("bytes", stats.bytes)?;
+    d.set_item("bytes_marked", stats.bytes_marked)?;
+    d.set_item("bad_lines", stats.bad_lines)?;
+    d.set_item("input_bytes", stats.input_bytes)?;
+    Ok(d)
+}
+
+/// Deduplicates documents files against a Bloom filter, given the JSON of the `dedupe` config section.
+#[pyclass(name = "Deduper", module = "dolma._rust", frozen)]
+struct PyDeduper {
+    inner: Deduper,
+}
+
+#[pymethods]
+impl PyDeduper {
+    #[new]
+    #[pyo3(signature = (config_json, *, skip_bad_lines=false))]
+    fn new(py: Python<'_>, config_json: &str, skip_bad_lines: bool) -> PyResult<Self> {
+        let config = DedupeConfig::from_json(config_json).map_err(|e| dedupe_err(py, e))?;
+        let inner = Deduper::new(config, skip_bad_lines).map_err(|e| dedupe_err(py, e))?;
+        Ok(PyDeduper { inner })
+    }
+
+    /// The attribute key written for marked spans.
+    #[getter]
+    fn attribute(&self) -> String {
+        self.inner.mode().attribute().to_string()
+    }
+
+    /// Dedupes `inputs` in this order, writing `outputs[i]` for `inputs[i]`; returns the run's statistics.
+    #[pyo3(signature = (filter, inputs, outputs, *, read_only=false, threads=1))]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        filter: &Bound<'py, PyBloomFilter>,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        read_only: bool,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if inputs.len() != outputs.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} inputs but {} outputs: give one output per input",
+                inputs.len(),
+                outputs.len()
+            )));
+        }
+        let jobs: Vec<FileJob> =
+            inputs.into_iter().zip(outputs).map(|(input, output)| FileJob { input, output }).collect();
+        let bf = filter.get();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("dolma-dedupe-{i}"))
+            .build()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start dedupe threads: {e}")))?;
+        let (stats, error) = py.detach(|| {
+            let _guard = bf.mutating();
+            pool.install(|| self.inner.run(&bf.inner, read_only, &jobs))
+        });
+        match error {
+            None => stats_dict(py, &stats),
+            Some(e) => {
+                // The caller checkpoints the files that did complete before re-raising.
+                let err = dedupe_err(py, e);
+                err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Writes the filter and a JSON progress state to one checkpoint file, atomically.
+#[pyfunction]
+fn save_checkpoint(py: Python<'_>, path: PathBuf, filter: &Bound<'_, PyBloomFilter>, state: &str) -> PyResult<()> {
+    let bf = filter.get();
+    py.detach(|| {
+        let _guard = bf.snapshotting();
+        checkpoint::save(&path, &bf.inner, state)
+    })
+    .map_err(|e| dedupe_err(py, e))
+}
+
+/// Reads a checkpoint written by `save_checkpoint`: `(filter, state)`.
+#[pyfunction]
+fn load_checkpoint(py: Python<'_>, path: PathBuf) -> PyResult<(PyBloomFilter, String)> {
+    let (inner, state) = py.detach(|| checkpoint::load(&path)).map_err(|e| dedupe_err(py, e))?;
+    Ok((PyBloomFilter::wrap(inner), state))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<PyDeduper>()?;
+    m.add("DedupeConfigError", py.get_type::<DedupeConfigError>())?;
+    m.add("DedupeInputError", py.get_type::<DedupeInputError>())?;
+    m.add("CheckpointError", py.get_type::<CheckpointError>())?;
+    m.add_function(wrap_pyfunction!(save_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(load_checkpoint, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,396 @@
+"""`dolma dedupe`: determinism across thread counts, resume after a failure, planted duplicates, read-only
+filters, corrupt filters, partitions, decontamination, bad input, Unicode offsets, S3."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+
+PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
+NGRAMS = [
+    *PARAGRAPHS,
+    "--dedupe.paragraphs.by_ngram.ngram_length", "4",
+    "--dedupe.paragraphs.by_ngram.overlap_threshold", "0.5",
+]  # fmt: skip
+DOCS_BY_TEXT = ["--dedupe.documents.attribute_name", "dup", "--dedupe.documents.key", "$.text"]
+
+
+def dedupe(root: Path, *extra: str, name: str = "dd", filter_file: Path | None = None, check: bool = True):
+    args = [
+        "dedupe",
+        "--documents", str(root / "documents" / "**" / "*.jsonl.gz"),
+        "--dedupe.name", name,
+        "--bloom_filter.file", str(filter_file or root / "filter.bin"),
+        "--bloom_filter.estimated_doc_count", "200000",
+        "--bloom_filter.desired_false_positive_rate", "1e-6",
+        *extra,
+    ]  # fmt: skip
+    result = run_cli(*args)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def split_sample(root: Path, parts: int = 6) -> Path:
+    """The sample corpus re-split into more files, so several threads really have work at once."""
+    docs = [row for path in sorted((SAMPLE / "documents").glob("*/*.jsonl.gz")) for row in read_jsonl(path)]
+    for i in range(parts):
+        write_jsonl_gz(root / "documents" / f"part-{i:02d}.jsonl.gz", docs[i::parts])
+    return root
+
+
+def attribute_bytes(root: Path, name: str = "dd") -> dict[str, bytes]:
+    base = root / "attributes" / name
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.jsonl.gz"))}
+
+
+@pytest.mark.parametrize("mode", [DOCS_BY_TEXT, PARAGRAPHS, NGRAMS], ids=["documents", "paragraphs", "ngrams"])
+def test_same_attributes_with_1_2_4_threads(tmp_path: Path, mode: list[str]) -> None:
+    outputs = []
+    for threads in (1, 2, 4):
+        root = split_sample(tmp_path / f"t{threads}")
+        dedupe(root, *mode, "--processes", str(threads))
+        outputs.append(attribute_bytes(root))
+    assert len(outputs[0]) == 6
+    assert outputs[0] == outputs[1] == outputs[2]
+    marked = sum(1 for data in outputs[0].values() for line in gzip.decompress(data).splitlines() if b"[[" in line)
+    assert marked > 10
+
+
+def test_rerun_gives_byte_identical_attributes(tmp_path: Path) -> None:
+    root = split_sample(tmp_path / "a")
+    dedupe(root, *PARAGRAPHS, "--processes", "2")
+    first = attribute_bytes(root)
+    (root / "filter.bin").unlink()
+    dedupe(root, *PARAGRAPHS, "--processes", "2")
+    assert attribute_bytes(root) == first
+
+
+def test_resume_after_failure_half_way(tmp_path: Path) -> None:
+    """A run that dies half-way (here: a corrupt file) resumes from its checkpoint; attributes are identical."""
+    clean = split_sample(tmp_path / "clean")
+    dedupe(clean, *PARAGRAPHS, "--processes", "2")
+    expected = attribute_bytes(clean)
+
+    root = split_sample(tmp_path / "resumed")
+    victim = root / "documents" / "part-03.jsonl.gz"
+    good = victim.read_bytes()
+    victim.write_bytes(good[: len(good) // 2])  # truncated gzip
+    failed = dedupe(root, *PARAGRAPHS, "--processes", "1", "--checkpoint_interval", "0", check=False)
+    assert failed.returncode != 0
+    assert "part-03.jsonl.gz" in failed.stderr
+    checkpoint = root / "filter.bin.checkpoint"
+    assert checkpoint.exists() and not (root / "filter.bin").exists()
+    done = attribute_bytes(root)
+    assert "part-00.jsonl.gz" in done and "part-03.jsonl.gz" not in done
+
+    victim.write_bytes(good)
+    resumed = dedupe(root, *PARAGRAPHS, "--processes", "2", "--checkpoint_interval", "0")
+    assert "resuming from checkpoint" in resumed.stdout + resumed.stderr
+    assert attribute_bytes(root) == expected
+    assert not checkpoint.exists()
+    # The final filter equals the one of the clean run.
+    assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+
+
+def test_checkpoint_from_other_config_is_refused(tmp_path: Path) -> None:
+    root = split_sample(tmp_path)
+    victim = root / "documents" / "part-03.jsonl.gz"
+    good = victim.read_bytes()
+    victim.write_bytes(good[:100])
+    dedupe(root, *PARAGRAPHS, "--checkpoint_interval", "0", check=False)
+    victim.write_bytes(good)
+    result = dedupe(root, *DOCS_BY_TEXT, check=False)
+    assert result.returncode != 0 and "different configuration" in result.stderr
+
+
+def planted_corpus(root: Path, rng: random.Random) -> tuple[set[tuple[str, int]], int]:
+    """Unique random paragraphs plus exact copies of earlier ones; returns the (doc id, paragraph) copies."""
+    vocab = [f"w{i}" for i in range(5000)]
+    seen: list[str] = []
+    copies: set[tuple[str, int]] = set()
+    unique = 0
+    for f in range(4):
+        rows = []
+        for d in range(150):
+            doc_id = f"f{f}d{d}"
+            paras = []
+            for p in range(rng.randint(1, 12)):
+                if seen and rng.random() < 0.2:
+                    paras.append(rng.choice(seen))
+                    copies.add((doc_id, p))
+                else:
+                    text = " ".join(rng.choice(vocab) for _ in range(rng.randint(3, 30)))
+                    seen.append(text)
+                    paras.append(text)
+                    unique += 1
+            rows.append({"id": doc_id, "text": "\n".join(paras), "source": "planted"})
+        write_jsonl_gz(root / "documents" / f"p{f}.jsonl.gz", rows)
+    return copies, unique
+
+
+def test_planted_duplicates_recall_and_false_positive_rate(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    copies, unique = planted_corpus(tmp_path, rng)
+    rate = 0.01
+    args = [
+        "dedupe",
+        "--documents", str(tmp_path / "documents" / "*.jsonl.gz"),
+        "--dedupe.name", "dd", *PARAGRAPHS,
+        "--bloom_filter.file", str(tmp_path / "filter.bin"),
+        "--bloom_filter.estimated_doc_count", str(unique),
+        "--bloom_filter.desired_false_positive_rate", str(rate),
+    ]  # fmt: skip
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    marked: set[tuple[str, int]] = set()
+    for f in range(4):
+        docs = read_jsonl(tmp_path / "documents" / f"p{f}.jsonl.gz")
+        rows = read_jsonl(tmp_path / "attributes" / "dd" / f"p{f}.jsonl.gz")
+        for doc, row in zip(docs, rows):
+            starts = {}
+            pos = 0
+            for i, para in enumerate(doc["text"].split("\n")):
+                starts[pos] = i
+                pos += len(para) + 1
+            for start, _end, _score in row["attributes"]["dup"]:
+                marked.add((doc["id"], starts[start]))
+    assert copies <= marked, "every planted copy must be marked (recall 100%)"
+    false_positives = len(marked - copies)
+    # The filter is sized for `unique` keys at `rate`; the rate is an upper bound for a filter that fills up
+    # during the run. Allow for binomial noise (3 standard deviations).
+    bound = rate * unique + 3 * (rate * unique) ** 0.5
+    assert false_positives <= bound, (false_positives, unique)
+
+
+def test_read_only_filter_is_never_rewritten(tmp_path: Path) -> None:
+    evals = tmp_path / "evals"
+    write_jsonl_gz(
+        evals / "documents" / "e.jsonl.gz",
+        [{"id": "e0", "text": "What is the capital of France?\nParis is the capital.", "source": "eval"}],
+    )
+    dedupe(evals, *PARAGRAPHS, filter_file=tmp_path / "contamination.bin")
+    before = (tmp_path / "contamination.bin").read_bytes()
+    train = tmp_path / "train"
+    write_jsonl_gz(
+        train / "documents" / "t.jsonl.gz",
+        [
+            {"id": "t0", "text": "Some intro.\nWhat is the capital of France?\nMore text.", "source": "web"},
+            {"id": "t1", "text": "Unrelated text.\nNothing to see.", "source": "web"},
+            {"id": "t2", "text": "Unrelated text.", "source": "web"},
+        ],
+    )
+    dedupe(train, *PARAGRAPHS, "--bloom_filter.read_only", filter_file=tmp_path / "contamination.bin", name="decon")
+    rows = read_jsonl(train / "attributes" / "decon" / "t.jsonl.gz")
+    assert rows[0]["attributes"]["dup"] == [[12, 43, 1]]
+    # Read-only: "Unrelated text." in t2 was not inserted by t1, so it is not marked.
+    assert rows[1]["attributes"]["dup"] == [] and rows[2]["attributes"]["dup"] == []
+    assert (tmp_path / "contamination.bin").read_bytes() == before
+
+
+def test_read_only_needs_an_existing_filter(tmp_path: Path) -> None:
+    root = split_sample(tmp_path, parts=1)
+    result = dedupe(root, *PARAGRAPHS, "--bloom_filter.read_only", check=False)
+    assert result.returncode != 0 and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b"NOTAFILT" + b[8:], "bad magic"),
+        (lambda b: b[:8] + (99).to_bytes(4, "little") + b[12:], "version"),
+        (lambda b: b[:-3] + bytes(3 * [b[-1] ^ 0xFF]), "checksum"),
+        (lambda b: b[:40], "truncated"),
+    ],
+    ids=["magic", "version", "checksum", "truncated"],
+)
+def test_corrupt_or_foreign_filter_is_rejected(tmp_path: Path, damage, message: str) -> None:
+    root = split_sample(tmp_path, parts=1)
+    dedupe(root, *PARAGRAPHS)
+    data = (root / "filter.bin").read_bytes()
+    (root / "filter.bin").write_bytes(damage(data))
+    result = dedupe(root, *PARAGRAPHS, "--bloom_filter.read_only", check=False)
+    assert result.returncode != 0
+    assert "filter.bin" in result.stderr and message in result.stderr.lower()
+
+
+def test_dryrun_reports_filter_memory(tmp_path: Path) -> None:
+    root = split_sample(tmp_path, parts=1)
+    result = dedupe(root, *PARAGRAPHS, "--dryrun")
+    # 200k keys at 1e-6: -n ln p / ln^2 2 = 5,751,035 bits -> 89,860 64-bit words = 718,880 bytes;
+    # k = round(m / n ln 2) = 20.
+    assert "718,880 bytes" in result.stdout and "20 hashes" in result.stdout
+    assert not (root / "attributes").exists() and not (root / "filter.bin").exists()
+
+
+def test_span_partitions_add_up_to_the_whole(tmp_path: Path) -> None:
+    whole = split_sample(tmp_path / "whole", parts=2)
+    dedupe(whole, *PARAGRAPHS)
+    expected = {name: read_jsonl(whole / "attributes" / "dd" / name) for name in attribute_bytes(whole)}
+    part_root = split_sample(tmp_path / "parts", parts=2)
+    union: dict[str, list[set]] = {}
+    for index in range(3):
+        dedupe(
+            part_root,
+            *PARAGRAPHS,
+            "--dedupe.num_partitions", "3",
+            "--dedupe.partition_index", str(index),
+            filter_file=part_root / f"filter-{index}.bin",
+        )  # fmt: skip
+        for name in expected:
+            rows = read_jsonl(part_root / "attributes" / f"dd_{index}" / name)
+            acc = union.setdefault(name, [set() for _ in rows])
+            for spans, row in zip(acc, rows):
+                spans.update(tuple(s) for s in row["attributes"].get("dup", []))
+    for name, rows in expected.items():
+        assert [set(tuple(s) for s in r["attributes"].get("dup", [])) for r in rows] == union[name]
+
+
+def test_file_partitions_split_the_files(tmp_path: Path) -> None:
+    root = split_sample(tmp_path, parts=5)
+    names = set()
+    for index in range(2):
+        dedupe(
+            root,
+            *PARAGRAPHS,
+            "--dedupe.num_partitions", "2",
+            "--dedupe.partition_index", str(index),
+            "--dedupe.file_partition",
+            filter_file=root / f"filter-{index}.bin",
+        )  # fmt: skip
+        names |= {f"{index}:{n}" for n in attribute_bytes(root, f"dd_{index}")}
+    assert sorted(names) == [
+        "0:part-00.jsonl.gz", "0:part-02.jsonl.gz", "0:part-04.jsonl.gz", "1:part-01.jsonl.gz", "1:part-03.jsonl.gz",
+    ]  # fmt: skip
+
+
+def test_min_words_works(tmp_path: Path) -> None:
+    """The reference's min_words silently turns dedupe off; here it skips short paragraphs only."""
+    rows = [
+        {"id": "a", "text": "one two\nthree four five six\nseven", "source": "s"},
+        {"id": "b", "text": "one two\nthree four five six\nseven", "source": "s"},
+    ]
+    write_jsonl_gz(tmp_path / "documents" / "x.jsonl.gz", rows)
+    dedupe(tmp_path, *PARAGRAPHS, "--dedupe.min_words", "3")
+    out = read_jsonl(tmp_path / "attributes" / "dd" / "x.jsonl.gz")
+    assert out[0]["attributes"]["dup"] == [] and out[1]["attributes"]["dup"] == [[8, 28, 1]]
+
+
+def test_unicode_offsets_stay_inside_the_text(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    alphabet = ["a", "é", "日", "🙂", " ", "\n", "\n", "ß", "\u0301", "x"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    texts += texts[:150]
+    rows = [{"id": str(i), "text": t, "source": "u"} for i, t in enumerate(texts)]
+    write_jsonl_gz(tmp_path / "documents" / "u.jsonl.gz", rows)
+    for mode, name in ((PARAGRAPHS, "p"), (DOCS_BY_TEXT, "d")):
+        dedupe(tmp_path, *mode, name=name, filter_file=tmp_path / f"{name}.bin")
+        rows = read_jsonl(tmp_path / "attributes" / name / "u.jsonl.gz")
+        for text, row in zip(texts, rows):
+            for start, end, _ in row["attributes"].get("dup", []):
+                assert 0 <= start <= end <= len(text)
+                if name == "p":
+                    span = text[start:end]
+                    assert "\n" not in span[:-1], (text, start, end)
+                    assert span.rstrip("\n") in text.split("\n")
+                else:
+                    assert (start, end) == (0, len(text))
+        # The second copies of the first 150 texts are all marked (documents mode) when non-empty.
+        if name == "d":
+            assert all(rows[300 + i]["attributes"].get("dup") for i in range(150))
+
+
+def test_bad_line_names_file_line_and_field(tmp_path: Path) -> None:
+    docs = tmp_path / "documents" / "bad.jsonl.gz"
+    docs.parent.mkdir(parents=True)
+    with gzip.open(docs, "wt") as fh:
+        fh.write(json.dumps({"id": "a", "text": "ok", "source": "s"}) + "\n")
+        fh.write(json.dumps({"id": "b", "text": 3, "source": "s"}) + "\n")
+    result = dedupe(tmp_path, *PARAGRAPHS, check=False)
+    assert result.returncode != 0
+    assert "bad.jsonl.gz:2" in result.stderr and "text" in result.stderr
+    skipped = dedupe(tmp_path, *PARAGRAPHS, "--skip_bad_lines", "--ignore_existing")
+    assert "bad lines" in skipped.stdout and len(read_jsonl(tmp_path / "attributes" / "dd" / "bad.jsonl.gz")) == 1
+
+
+def test_missing_document_key_is_an_error(tmp_path: Path) -> None:
+    """The reference panics in its threads and exits 0 here; this names the file, line and field."""
+    rows = [{"id": "a", "text": "x", "source": "s", "metadata": {"url": "u"}}, {"id": "b", "text": "y", "source": "s"}]
+    write_jsonl_gz(tmp_path / "documents" / "m.jsonl.gz", rows)
+    key = ["--dedupe.documents.attribute_name", "dup", "--dedupe.documents.key", "$.metadata.url"]
+    result = dedupe(tmp_path, *key, check=False)
+    assert result.returncode != 0 and "m.jsonl.gz:2" in result.stderr and "metadata.url" in result.stderr
+
+
+def test_statistics_are_reported(tmp_path: Path) -> None:
+    rows = [{"id": str(i), "text": f"same paragraph\nunique {i}", "source": "s"} for i in range(4)]
+    write_jsonl_gz(tmp_path / "documents" / "s.jsonl.gz", rows)
+    result = dedupe(tmp_path, *PARAGRAPHS)
+    # 4 documents, 3 of them marked; 8 paragraphs, 3 marked; 15 bytes ("same paragraph\n") per marked one.
+    assert "documents                4  marked            3 (75.00%)" in result.stdout
+    assert "keys                     8  marked            3 (37.50%)" in result.stdout
+    assert "marked           45" in result.stdout
+
+
+def test_s3_input_and_output(tmp_path: Path, s3_server, s3_bucket: str) -> None:
+    client = s3_server.client()
+    rows = [{"id": str(i), "text": f"dup para\nother {i % 2}", "source": "s"} for i in range(4)]
+    local = write_jsonl_gz(tmp_path / "x.jsonl.gz", rows)
+    client.upload_file(str(local), s3_bucket, "corpus/documents/x.jsonl.gz")
+    args = [
+        "dedupe",
+        "--documents", f"s3://{s3_bucket}/corpus/documents/*.jsonl.gz",
+        "--dedupe.name", "dd", *PARAGRAPHS,
+        "--bloom_filter.file", f"s3://{s3_bucket}/filters/f.bin",
+        "--bloom_filter.estimated_doc_count", "1000",
+        "--bloom_filter.desired_false_positive_rate", "1e-6",
+        "--s3.endpoint_url", s3_server.endpoint,
+    ]  # fmt: skip
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "filters/f.bin" in s3_server.keys(s3_bucket)
+    client.download_file(s3_bucket, "corpus/attributes/dd/x.jsonl.gz", str(tmp_path / "out.jsonl.gz"))
+    out = [r["attributes"]["dup"] for r in read_jsonl(tmp_path / "out.jsonl.gz")]
+    assert out == [[], [[0, 9, 1]], [[0, 9, 1], [9, 16, 1]], [[0, 9, 1], [9, 16, 1]]]
+
+
+def test_checksum_of_sample_attributes_is_stable_across_runs(tmp_path: Path) -> None:
+    digests = set()
+    for run in range(2):
+        root = tmp_path / f"r{run}"
+        shutil.copytree(SAMPLE / "documents", root / "documents")
+        dedupe(root, *NGRAMS, "--processes", "2")
+        digests.add(hashlib.sha256(b"".join(attribute_bytes(root).values())).hexdigest())
+    assert len(digests) == 1
+
+
+def test_ngram_decontamination_marks_overlap_with_eval_sets(tmp_path: Path) -> None:
+    question = "Which planet in the solar system has the largest number of known moons as of this year"
+    evals = tmp_path / "evals"
+    write_jsonl_gz(evals / "documents" / "e.jsonl.gz", [{"id": "q", "text": question, "source": "eval"}])
+    ngram = [
+        *PARAGRAPHS,
+        "--dedupe.paragraphs.by_ngram.ngram_length", "5",
+        "--dedupe.paragraphs.by_ngram.overlap_threshold", "0.5",
+    ]  # fmt: skip
+    filt = tmp_path / "evals.bin"
+    dedupe(evals, *ngram, filter_file=filt, name="fill")
+    train = tmp_path / "train"
+    leaked = "Quiz time.\nWhich planet in the solar system has the largest number of known moons? Saturn."
+    clean = "Quiz time.\nName a planet with rings: Saturn has the most famous ones by far."
+    rows = [{"id": "leak", "text": leaked, "source": "web"}, {"id": "clean", "text": clean, "source": "web"}]
+    write_jsonl_gz(train / "documents" / "t.jsonl.gz", rows)
+    before = filt.read_bytes()
+    dedupe(train, *ngram, "--bloom_filter.read_only", filter_file=filt, name="decon")
+    out = read_jsonl(train / "attributes" / "decon" / "t.jsonl.gz")
+    (start, end, score) = out[0]["attributes"]["dup"][0]
+    assert (start, end) == (11, len(leaked)) and 0.5 <= score < 1.0
+    assert out[0]["attributes"]["dup"] == [[start, end, score]] and out[1]["attributes"]["dup"] == []
+    assert filt.read_bytes() == before
