@@ -4,6 +4,8 @@
 //! detached (`py.detach`) so other Python threads keep going. Every core error maps to a Python exception
 //! class; nothing here panics on user input.
 
+mod textstats;
+
 use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -386,5 +388,6 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_HASHES", bloom::MAX_HASHES)?;
     m.add("BLOOM_FORMAT_VERSION", bloom::VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    textstats::register(m)?;
     Ok(())
 }

@@ -1,0 +1,64 @@
+//! Bindings for the quality-rule text statistics (`dolma_core::textstats`): batch calls that copy the texts
+//! out of Python, then compute without the GIL (rayon inside), keeping input order.
+
+use dolma_core::textstats::{self, GopherLines, NaughtyWords};
+use pyo3::prelude::*;
+
+/// Gopher statistics per document, as a 19-element list in the order of `GOPHER_STAT_NAMES`; n-gram
+/// entries are None when the document has fewer words than n.
+#[pyfunction]
+#[pyo3(signature = (texts, *, v2=false))]
+fn gopher_stats_batch(py: Python<'_>, texts: Vec<String>, v2: bool) -> Vec<Vec<Option<f64>>> {
+    let mode = if v2 { GopherLines::NewlineRuns } else { GopherLines::EveryNewline };
+    py.detach(|| {
+        textstats::gopher_stats_batch(&texts, mode)
+            .into_iter()
+            .map(|s| {
+                let mut row: Vec<Option<f64>> = Vec::with_capacity(19);
+                row.extend(s.top_ngram_char_fraction);
+                row.extend(s.dup_ngram_char_fraction);
+                row.extend(
+                    [
+                        s.character_count,
+                        s.word_count,
+                        s.median_word_length,
+                        s.symbol_to_word_ratio,
+                        s.fraction_of_words_with_alpha_character,
+                        s.required_word_count,
+                        s.fraction_of_lines_starting_with_bullet_point,
+                        s.fraction_of_lines_ending_with_ellipsis,
+                        s.fraction_of_duplicate_lines,
+                        s.fraction_of_characters_in_duplicate_lines,
+                    ]
+                    .map(Some),
+                );
+                row
+            })
+            .collect()
+    })
+}
+
+type C4Row = (Vec<(usize, usize, bool, bool)>, bool, bool, bool, bool);
+
+/// C4 statistics per document: `(lines, has_naughty_word, has_javascript, has_lorem_ipsum, has_curly_brace)`
+/// where each line is `(start, end, no_ending_punctuation, too_few_words)` in code points.
+#[pyfunction]
+fn c4_stats_batch(py: Python<'_>, texts: Vec<String>, naughty_words: Vec<String>) -> Vec<C4Row> {
+    py.detach(|| {
+        let naughty = NaughtyWords::new(&naughty_words);
+        textstats::c4_stats_batch(&texts, &naughty)
+            .into_iter()
+            .map(|s| {
+                let lines =
+                    s.lines.iter().map(|l| (l.start, l.end, l.no_ending_punctuation, l.too_few_words)).collect();
+                (lines, s.has_naughty_word, s.has_javascript, s.has_lorem_ipsum, s.has_curly_brace)
+            })
+            .collect()
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(gopher_stats_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(c4_stats_batch, m)?)?;
+    Ok(())
+}
