@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 from msgspec import Meta
 
@@ -50,15 +50,18 @@ _SPAN_DOC = """
     - `lines_with_too_few_words`: a line with fewer than 3 words (`str.split()`).
     - `has_naughty_word`: whole document; some line has a listed word or phrase among its lower-cased words
       (exact whole words: "word," does not match "word").
-    - `has_javascript`, `has_lorem_ipsum`: whole document; the lower-cased text contains "javascript" /
-      "lorem ipsum". `has_curly_brace`: whole document; the text contains `{`.
+    - `has_javascript`: whole document; some lower-cased word is exactly "javascript" ("javascript." is not).
+    - `has_lorem_ipsum`: whole document; the lower-cased text contains "lorem ipsum" (even inside words).
+    - `has_curly_brace`: whole document; the text contains `{`.
     - `line_count`: whole document; the number of lines (1 for an empty text).
 """
 
 
+_FLAGS = ((3, "has_naughty_word"), (4, "has_javascript"), (5, "has_lorem_ipsum"), (6, "has_curly_brace"))
+
+
 class _C4Tagger(Tagger):
     Config = C4Config
-    per_line_order: ClassVar[bool] = False
     _transient = ("naughty_words",)
 
     @cached_property
@@ -73,40 +76,25 @@ class _C4Tagger(Tagger):
         return [self._spans(len(doc.text), row) for doc, row in zip(docs, rows)]
 
     def _spans(self, n: int, row: tuple) -> list[Span]:
-        lines, naughty, javascript, lorem, curly = row
-        if self.per_line_order:
-            spans = []
-            for start, end, no_punct, few in lines:
-                if no_punct:
-                    spans.append(Span(start, end, "lines_with_no_ending_punctuation", 1.0))
-                if few:
-                    spans.append(Span(start, end, "lines_with_too_few_words", 1.0))
-        else:
-            spans = [Span(s, e, "lines_with_no_ending_punctuation", 1.0) for s, e, no_punct, _ in lines if no_punct]
-            spans += [Span(s, e, "lines_with_too_few_words", 1.0) for s, e, _, few in lines if few]
-        for flag, name in ((naughty, "has_naughty_word"), (javascript, "has_javascript")):
-            if flag:
+        no_punct, few, line_count, naughty, javascript, lorem, curly = row
+        spans = [Span(s, e, "lines_with_no_ending_punctuation", 1.0) for s, e in no_punct]
+        spans += [Span(s, e, "lines_with_too_few_words", 1.0) for s, e in few]
+        for flag, name in _FLAGS:
+            if row[flag]:
                 spans.append(Span(0, n, name, 1.0))
-        for flag, name in ((lorem, "has_lorem_ipsum"), (curly, "has_curly_brace")):
-            if flag:
-                spans.append(Span(0, n, name, 1.0))
-        spans.append(Span(0, n, "line_count", float(len(lines))))
+        spans.append(Span(0, n, "line_count", float(line_count)))
         return spans
 
 
 @register("c4_v1")
 class C4V1Tagger(_C4Tagger):
-    """C4 rule measurements: lines without ending punctuation or with too few words, and document flags.
-
-    Spans are written grouped by type.
-    """
+    """C4 rule measurements: lines without ending punctuation or with too few words, and document flags."""
 
     __doc__ = (__doc__ or "") + _SPAN_DOC
 
 
 @register("c4_v2")
 class C4V2Tagger(_C4Tagger):
-    """C4 rule measurements (same values as c4_v1), with line spans written line by line."""
+    """C4 rule measurements, as c4_v1 (the reference's v2 differs only in the order it lists spans)."""
 
     __doc__ = (__doc__ or "") + _SPAN_DOC
-    per_line_order = True

@@ -37,7 +37,7 @@ RULE_DOCS = [
     "same line\nsame line\n\n\nother\nsame line\n",
     "a a a a a a a a a a a a",
     "the cat sat on the mat and the cat sat on the mat again and the cat sat",
-    "Enable JavaScript.\nLOREM IPSUM dolor.\n{ brace }",
+    "Enable JavaScript.\nLOREM IPSUM dolor.\n{ brace }\nno javascript here",
     "This line has a naughty word: ass here.\nAnd ASS again.\nass, with a comma",
     "abcabcabcabc\nhello hello hello hello world\nxxxx",
     "!!!\n---\n\n???\nwords 123\n   \n",
@@ -119,7 +119,8 @@ def test_gopher_v2_table(text, expected):
             "Uses JavaScript and { and Lorem Ipsum.",
             {"has_javascript": [1.0], "has_curly_brace": [1.0], "has_lorem_ipsum": [1.0]},
         ),
-        ("", {"lines_with_no_ending_punctuation": [(0, 0, 1.0)], "line_count": [1.0]}),
+        # The one (empty) line covers the whole text, so its span shows as a document score.
+        ("", {"lines_with_no_ending_punctuation": [1.0], "line_count": [1.0]}),
     ],
 )
 def test_c4_table(tagger, text, expected):
@@ -133,8 +134,8 @@ def test_c4_table(tagger, text, expected):
 @pytest.mark.parametrize(
     ("tagger", "text", "expected"),
     [
-        # "abc" and 3 more copies over all 12 characters.
-        ("repetitions_v1", "abcabcabcabc", {"repetition": [(0, 12, 4.0)], "doc_frac_repetition": [1.0]}),
+        # "abc" and 3 more copies: 12 of 13 characters.
+        ("repetitions_v1", "abcabcabcabc!", {"repetition": [(0, 12, 4.0)], "doc_frac_repetition": [12 / 13]}),
         # "hello" + 3 x " hello" = 23 of 29 characters; three copies are not enough ("abcabcabc").
         ("repetitions_v1", "hello hello hello hello world", {"repetition": [(0, 23, 4.0)]}),
         ("repetitions_v1", "abcabcabc x", {"doc_max_score_repetition": [0.0]}),

@@ -147,14 +147,26 @@ fn gopher_lines(text: &str, mode: GopherLines) -> Vec<&str> {
     }
 }
 
-/// Counts of each n-gram of word ids, plus per-occurrence counts in order.
-fn ngram_counts(ids: &[u32], n: usize) -> Vec<u32> {
-    let windows = ids.len() + 1 - n;
-    let mut table: HashMap<&[u32], u32, FxBuild> = HashMap::with_capacity_and_hasher(windows, FxBuild::default());
-    for gram in ids.windows(n) {
-        *table.entry(gram).or_insert(0) += 1;
-    }
-    ids.windows(n).map(|gram| table.get(gram).copied().unwrap_or(0)).collect()
+/// Ids of the n-grams one word longer: the n-gram at `i` is (the shorter n-gram at `i`, word `i + n - 1`), so
+/// each level is one integer-pair lookup per position and n-grams are compared exactly. Returns the new ids
+/// (one per position) and how often each id occurs.
+fn extend_ngrams(prev: &[u32], words: &[u32], n: usize) -> (Vec<u32>, Vec<u32>) {
+    let positions = words.len() + 1 - n;
+    let mut table: HashMap<u64, u32, FxBuild> = HashMap::with_capacity_and_hasher(positions, FxBuild::default());
+    let mut counts: Vec<u32> = Vec::with_capacity(positions);
+    let ids = (0..positions)
+        .map(|i| {
+            let key = (u64::from(prev[i]) << 32) | u64::from(words[i + n - 1]);
+            let next = counts.len() as u32;
+            let id = *table.entry(key).or_insert(next);
+            if id == next {
+                counts.push(0);
+            }
+            counts[id as usize] += 1;
+            id
+        })
+        .collect();
+    (ids, counts)
 }
 
 /// All Gopher statistics of one document, in one pass over its words and one over its lines.
@@ -181,32 +193,40 @@ pub fn gopher_stats(text: &str, lines_mode: GopherLines) -> GopherStats {
     }
 
     let mut top = [None; 3];
-    for (slot, n) in top.iter_mut().zip(2..=4usize) {
-        if word_count < n {
-            continue;
-        }
-        let counts = ngram_counts(&ids, n);
-        let best = counts.iter().copied().max().unwrap_or(0);
-        if let Some(first) = counts.iter().position(|&c| c == best) {
-            let chars = prefix[first + n] - prefix[first];
-            *slot = Some(ratio(best as f64 * chars as f64, total_chars as f64));
-        }
-    }
     let mut dup = [None; 6];
-    for (slot, n) in dup.iter_mut().zip(5..=10usize) {
+    let mut grams = ids.clone();
+    // Once every n-gram is distinct, every longer one is too: no need to build them.
+    let mut all_distinct = false;
+    for n in 2..=10usize {
         if word_count < n {
-            continue;
+            break;
         }
-        let counts = ngram_counts(&ids, n);
-        let (mut dup_chars, mut all_chars) = (0usize, 0usize);
-        for (i, &c) in counts.iter().enumerate() {
-            let chars = prefix[i + n] - prefix[i];
-            all_chars += chars;
-            if c > 1 {
-                dup_chars += chars;
+        let positions = word_count + 1 - n;
+        let chars = |i: usize| prefix[i + n] - prefix[i];
+        let counts_at: Vec<u32> = if all_distinct {
+            vec![1; positions]
+        } else {
+            let (next, counts) = extend_ngrams(&grams, &ids, n);
+            all_distinct = counts.len() == positions;
+            let at = next.iter().map(|&id| counts[id as usize]).collect();
+            grams = next;
+            at
+        };
+        if n <= 4 {
+            let best = counts_at.iter().copied().max().unwrap_or(0);
+            if let Some(first) = counts_at.iter().position(|&c| c == best) {
+                top[n - 2] = Some(ratio(best as f64 * chars(first) as f64, total_chars as f64));
             }
+        } else {
+            let (mut dup_chars, mut all_chars) = (0usize, 0usize);
+            for (i, &c) in counts_at.iter().enumerate() {
+                all_chars += chars(i);
+                if c > 1 {
+                    dup_chars += chars(i);
+                }
+            }
+            dup[n - 5] = Some(ratio(dup_chars as f64, all_chars as f64));
         }
-        *slot = Some(ratio(dup_chars as f64, all_chars as f64));
     }
 
     let median = if word_count == 0 {
@@ -348,15 +368,17 @@ pub fn c4_stats(text: &str, naughty: &NaughtyWords) -> C4Stats {
     let mut lines = Vec::with_capacity(pieces.len());
     let mut pos = 0usize;
     let mut has_naughty_word = false;
+    let mut has_javascript = false;
     for (i, line) in pieces.iter().enumerate() {
         let end = pos + line.chars().count() + usize::from(i < last);
         let stripped = py_strip(line);
         let no_ending_punctuation = !stripped.ends_with(['.', '!', '?', '"']);
         let too_few_words = py_split_whitespace(stripped).take(C4_MIN_WORDS).count() < C4_MIN_WORDS;
-        if !has_naughty_word && !naughty.is_empty() {
+        if !(has_naughty_word && has_javascript) {
             let lower = line.to_lowercase();
             let words: Vec<&str> = py_split_whitespace(&lower).collect();
-            has_naughty_word = naughty.matches(&words);
+            has_naughty_word = has_naughty_word || naughty.matches(&words);
+            has_javascript = has_javascript || words.contains(&"javascript");
         }
         lines.push(C4Line { start: pos, end, no_ending_punctuation, too_few_words });
         pos = end;
@@ -365,7 +387,7 @@ pub fn c4_stats(text: &str, naughty: &NaughtyWords) -> C4Stats {
     C4Stats {
         lines,
         has_naughty_word,
-        has_javascript: lower.contains("javascript"),
+        has_javascript,
         has_lorem_ipsum: lower.contains("lorem ipsum"),
         has_curly_brace: text.contains('{'),
     }
@@ -444,8 +466,10 @@ mod tests {
         // A phrase split across lines does not match; punctuation glued to a word prevents a match.
         assert!(!c4_stats("two\nwords", &naughty).has_naughty_word);
         assert!(!c4_stats("a badword, b", &naughty).has_naughty_word);
-        let t = c4_stats("Lorem Ipsum { JavaScript", &naughty);
+        let t = c4_stats("xLorem Ipsumx { JavaScript", &naughty);
         assert!(t.has_lorem_ipsum && t.has_javascript && t.has_curly_brace);
+        // "javascript" must be a whole word; "lorem ipsum" may be inside words.
+        assert!(!c4_stats("Enable JavaScript.", &naughty).has_javascript);
     }
 
     #[test]

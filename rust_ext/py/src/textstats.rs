@@ -38,10 +38,12 @@ fn gopher_stats_batch(py: Python<'_>, texts: Vec<String>, v2: bool) -> Vec<Vec<O
     })
 }
 
-type C4Row = (Vec<(usize, usize, bool, bool)>, bool, bool, bool, bool);
+type Spans = Vec<(usize, usize)>;
+type C4Row = (Spans, Spans, usize, bool, bool, bool, bool);
 
-/// C4 statistics per document: `(lines, has_naughty_word, has_javascript, has_lorem_ipsum, has_curly_brace)`
-/// where each line is `(start, end, no_ending_punctuation, too_few_words)` in code points.
+/// C4 statistics per document: `(no_ending_punctuation, too_few_words, line_count, has_naughty_word,
+/// has_javascript, has_lorem_ipsum, has_curly_brace)`; the first two are the flagged lines as
+/// `(start, end)` code-point spans.
 #[pyfunction]
 fn c4_stats_batch(py: Python<'_>, texts: Vec<String>, naughty_words: Vec<String>) -> Vec<C4Row> {
     py.detach(|| {
@@ -49,9 +51,17 @@ fn c4_stats_batch(py: Python<'_>, texts: Vec<String>, naughty_words: Vec<String>
         textstats::c4_stats_batch(&texts, &naughty)
             .into_iter()
             .map(|s| {
-                let lines =
-                    s.lines.iter().map(|l| (l.start, l.end, l.no_ending_punctuation, l.too_few_words)).collect();
-                (lines, s.has_naughty_word, s.has_javascript, s.has_lorem_ipsum, s.has_curly_brace)
+                let no_punct = s.lines.iter().filter(|l| l.no_ending_punctuation).map(|l| (l.start, l.end)).collect();
+                let few = s.lines.iter().filter(|l| l.too_few_words).map(|l| (l.start, l.end)).collect();
+                (
+                    no_punct,
+                    few,
+                    s.lines.len(),
+                    s.has_naughty_word,
+                    s.has_javascript,
+                    s.has_lorem_ipsum,
+                    s.has_curly_brace,
+                )
             })
             .collect()
     })
