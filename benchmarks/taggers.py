@@ -44,15 +44,16 @@ def corpus_stats(files: list[Path]) -> tuple[int, int]:
     return docs, size
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(seconds, peak RSS in MB of the largest process) of one command; fails loudly on error."""
+def run(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB of the largest process) of one command; fails loudly."""
     start = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return elapsed, (int(match.group(1)) / 1024 if match else float("nan"))
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return elapsed, cpu, (int(match.group(1)) / 1024 if match else float("nan"))
 
 
 def stage(files: list[Path], root: Path) -> Path:
@@ -93,21 +94,27 @@ def main() -> None:
                     root = stage(fs, work / f"{name}-{tagger}-{procs}")
                     cmd = [*exe, "tag", "--documents", "documents/bench/*.jsonl.gz", "--taggers", tagger]
                     cmd += ["--processes", str(procs)]
-                    seconds, rss = run(cmd, root)
-                    rows.append((tagger, name, procs, docs, size, seconds, rss))
-                    print(f"{tagger} {name} p={procs}: {docs / seconds:,.0f} docs/s {size / 1e6 / seconds:.2f} MB/s "
-                          f"peak RSS {rss:.0f} MB", file=sys.stderr, flush=True)
+                    seconds, cpu, rss = run(cmd, root)
+                    rows.append((tagger, name, procs, docs, size, seconds, cpu, rss))
+                    print(
+                        f"{tagger} {name} p={procs}: {docs / seconds:,.0f} docs/s {size / 1e6 / seconds:.2f} MB/s "
+                        f"{docs / cpu:,.0f} docs/CPU-s peak RSS {rss:.0f} MB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     shutil.rmtree(root)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print("| tagger | system | processes | documents | MB | seconds | docs/s | MB/s | peak RSS MB (largest process) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for tagger, name, procs, docs, size, seconds, rss in rows:
-        print(f"| {tagger} | {name} | {procs} | {docs} | {size / 1e6:.1f} | {seconds:.1f} | {docs / seconds:,.0f} | "
-              f"{size / 1e6 / seconds:.2f} | {rss:.0f} |")
-    speedups = {}
-    for tagger, name, procs, docs, size, seconds, _ in rows:
+    print("| tagger | system | processes | documents | MB | wall s | docs/s | MB/s | docs/CPU-s | peak RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for tagger, name, procs, docs, size, seconds, cpu, rss in rows:
+        print(
+            f"| {tagger} | {name} | {procs} | {docs} | {size / 1e6:.1f} | {seconds:.1f} | {docs / seconds:,.0f} | "
+            f"{size / 1e6 / seconds:.2f} | {docs / cpu:,.0f} | {rss:.0f} |"
+        )
+    speedups: dict[tuple[str, int], dict[str, float]] = {}
+    for tagger, name, procs, docs, _, seconds, _, _ in rows:
         speedups.setdefault((tagger, procs), {})[name] = docs / seconds
     lines = [f"{t} p={p}: {v['ours'] / v['reference']:.1f}x" for (t, p), v in speedups.items() if len(v) == 2]
     if lines:

@@ -121,3 +121,20 @@ class BloomFilter:
 
     def __bool__(self) -> bool:
         """Always True, even when empty: a filter is a configured resource, not a plain container."""
+
+# Text statistics of the rule-based quality taggers (rust_ext/core/src/textstats.rs). Each call copies the
+# texts, computes without the GIL (in parallel, results in input order) and follows Python's str semantics.
+
+def gopher_stats_batch(texts: list[str], *, v2: bool = False) -> list[list[float | None]]:
+    """Gopher statistics per text, 19 values in the order of `taggers.gopher.GOPHER_STAT_NAMES`; the n-gram
+    values are None when the text has fewer words than n. `v2` cuts lines at runs of newlines."""
+
+def c4_stats_batch(
+    texts: list[str], naughty_words: list[str]
+) -> list[tuple[list[tuple[int, int]], list[tuple[int, int]], int, bool, bool, bool, bool]]:
+    """C4 statistics per text: (lines without ending punctuation, lines with too few words, line count,
+    has_naughty_word, has_javascript, has_lorem_ipsum, has_curly_brace); lines as code-point spans."""
+
+def repetitions_batch(texts: list[str], *, per_paragraph: bool = False) -> list[list[tuple[int, int, int]]]:
+    """Repeated substrings per text as (start, end, copies) code-point spans, as
+    `re.finditer(r"(.+?)(?:\\s?\\1){3,}", text)` finds them; `per_paragraph` searches each line alone."""

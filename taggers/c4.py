@@ -76,7 +76,7 @@ class _C4Tagger(Tagger):
         return [self._spans(len(doc.text), row) for doc, row in zip(docs, rows)]
 
     def _spans(self, n: int, row: tuple) -> list[Span]:
-        no_punct, few, line_count, naughty, javascript, lorem, curly = row
+        no_punct, few, line_count, _naughty, _javascript, _lorem, _curly = row
         spans = [Span(s, e, "lines_with_no_ending_punctuation", 1.0) for s, e in no_punct]
         spans += [Span(s, e, "lines_with_too_few_words", 1.0) for s, e in few]
         for flag, name in _FLAGS:

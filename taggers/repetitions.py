@@ -1,32 +1,20 @@
-"""Repeated substrings ("abcabcabcabc", "hello hello hello hello"): spans and document summaries.
+r"""Repeated substrings ("abcabcabcabc", "hello hello hello hello"): spans and document summaries.
 
-Values equal those of the reference toolkit's `repetitions_v1` / `paragraph_repetitions_v1`.
+Values equal those of the reference toolkit's `repetitions_v1` / `paragraph_repetitions_v1`. The search is
+`re.finditer(r"(.+?)(?:\s?\1){3,}", text)` in effect, run in Rust (`dolma._rust.repetitions_batch`) on a
+whole batch without the GIL.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import ClassVar
 
+from dolma import _rust
 from dolma.documents import Document, Span
 from dolma.registry import register
 from dolma.tagger import Tagger
-
-# A unit (shortest first, no newline inside) followed by at least 3 more copies, each optionally preceded by
-# one whitespace character. Matches do not overlap; the scan goes left to right.
-_REPEAT = re.compile(r"(.+?)(?:\s?\1){3,}")
-
-
-def repeats(text: str, offset: int = 0) -> Iterator[tuple[int, int, int]]:
-    """(start, end, number of copies) of every repetition in `text`, offsets shifted by `offset`."""
-    for m in _REPEAT.finditer(text):
-        unit = m.group(1)
-        pos, end, copies = m.start() + len(unit), m.end(), 1
-        while pos < end:
-            pos += len(unit) if text.startswith(unit, pos) else 1 + len(unit)
-            copies += 1
-        yield offset + m.start(), offset + m.end(), copies
+from taggers._text import rust_texts
 
 
 def summary(text: str, found: list[tuple[int, int, int]]) -> list[Span]:
@@ -58,15 +46,11 @@ class RepetitionsTagger(Tagger):
     per_paragraph: ClassVar[bool] = False
 
     def predict(self, doc: Document) -> list[Span]:
-        text = doc.text
-        if not self.per_paragraph:
-            return summary(text, list(repeats(text)))
-        found: list[tuple[int, int, int]] = []
-        pos = 0
-        for part in text.split("\n"):
-            found.extend(repeats(part, pos))
-            pos += len(part) + 1
-        return summary(text, found)
+        return self.predict_batch([doc])[0]
+
+    def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
+        found = _rust.repetitions_batch(rust_texts(docs), per_paragraph=self.per_paragraph)
+        return [summary(doc.text, spans) for doc, spans in zip(docs, found)]
 
 
 @register("paragraph_repetitions_v1")

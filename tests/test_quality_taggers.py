@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
+from conftest import read_jsonl
 from reference import compare_outputs, compare_rows, tag_both
 from textgen import synthetic_docs
 
-from conftest import read_jsonl
 from dolma import registry
 from dolma.documents import Document
 
@@ -168,7 +171,10 @@ def test_c4_custom_word_list(tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("# my list\nfoo\nBar Baz\n")
     t = registry.create("c4_v1", {"naughty_words": str(words)})
-    flagged = [any(s.type == NAUGHTY_KEY for s in t.predict(Document(id="x", text=x))) for x in ("a FOO b", "bar baz", "bar\nbaz", "ass")]
+    flagged = [
+        any(s.type == NAUGHTY_KEY for s in t.predict(Document(id="x", text=x)))
+        for x in ("a FOO b", "bar baz", "bar\nbaz", "ass")
+    ]
     assert flagged == [True, True, False, False]
 
 
@@ -211,3 +217,23 @@ def test_quality_taggers_match_reference(tagged, tagger):
     # Our list is a subset of the reference's: everything we flag, it flags; and the test data has hits.
     assert ours_flagged <= theirs_flagged
     assert any(":rule-6" in key for key in ours_flagged)
+
+
+# The repetition search as a regular expression: the specification the Rust scan must follow.
+_REPEAT_SPEC = re.compile(r"(.+?)(?:\s?\1){3,}")
+
+
+def test_repetitions_follow_the_regex_spec():
+    rng = random.Random(3)
+    alphabet = ["a", "b", "ab", " ", "\n", "\t", "é", "!", "xy", "\u3000"]
+    texts = [
+        "".join(rng.choice(alphabet[: rng.randint(2, 10)]) for _ in range(rng.randint(0, 60))) for _ in range(3000)
+    ]
+    tagger = registry.create("repetitions_v1")
+    results = tagger.predict_batch([Document(id=str(i), text=t) for i, t in enumerate(texts)])
+    hits = 0
+    for text, spans in zip(texts, results):
+        expected = [(m.start(), m.end()) for m in _REPEAT_SPEC.finditer(text)]
+        assert [(s.start, s.end) for s in spans if s.type == "repetition"] == expected, repr(text)
+        hits += bool(expected)
+    assert hits > 500

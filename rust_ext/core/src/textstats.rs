@@ -484,3 +484,116 @@ mod tests {
         assert_eq!(c4.iter().map(|s| s.has_naughty_word).collect::<Vec<_>>(), [false, false, true]);
     }
 }
+
+/// One repeated substring: code-point `[start, end)` and the number of copies (at least 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repetition {
+    pub start: usize,
+    pub end: usize,
+    pub copies: usize,
+}
+
+/// Copies a repetition needs (the unit plus three more).
+pub const MIN_COPIES: usize = 4;
+
+fn unit_at(c: &[char], unit: usize, len: usize, p: usize) -> bool {
+    p + len <= c.len() && c[p..p + len] == c[unit..unit + len]
+}
+
+/// After `done` further copies ending at `p`: the end and copy count of the repetition, trying at each step
+/// "whitespace + unit" before "unit" and backtracking until the minimum is reached, then going on greedily.
+fn continue_copies(c: &[char], unit: usize, len: usize, p: usize, done: usize) -> Option<(usize, usize)> {
+    if done + 1 >= MIN_COPIES {
+        let mut p = p;
+        let mut copies = done + 1;
+        loop {
+            if p < c.len() && py_is_space(c[p]) && unit_at(c, unit, len, p + 1) {
+                p += 1 + len;
+            } else if unit_at(c, unit, len, p) {
+                p += len;
+            } else {
+                return Some((p, copies));
+            }
+            copies += 1;
+        }
+    }
+    if p < c.len() && py_is_space(c[p]) && unit_at(c, unit, len, p + 1) {
+        if let Some(found) = continue_copies(c, unit, len, p + 1 + len, done + 1) {
+            return Some(found);
+        }
+    }
+    if unit_at(c, unit, len, p) {
+        return continue_copies(c, unit, len, p + len, done + 1);
+    }
+    None
+}
+
+/// Repetitions in `c`, left to right without overlap, as Python's `re.finditer(r"(.+?)(?:\s?\1){3,}", text)`
+/// finds them: at each position the shortest unit (never containing `\n`) that repeats wins.
+fn find_repetitions(c: &[char], offset: usize, out: &mut Vec<Repetition>) {
+    let n = c.len();
+    let mut i = 0;
+    while i < n {
+        let mut found = None;
+        let mut len = 1;
+        // MIN_COPIES copies of the unit must fit in what is left.
+        while MIN_COPIES * len <= n - i && c[i + len - 1] != '\n' {
+            if let Some(hit) = continue_copies(c, i, len, i + len, 0) {
+                found = Some(hit);
+                break;
+            }
+            len += 1;
+        }
+        match found {
+            Some((end, copies)) => {
+                out.push(Repetition { start: offset + i, end: offset + end, copies });
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// Repeated substrings of a document; with `per_paragraph`, searched in each `\n`-separated piece alone.
+pub fn repetitions(text: &str, per_paragraph: bool) -> Vec<Repetition> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    if per_paragraph {
+        let mut start = 0;
+        for piece in chars.split(|&ch| ch == '\n') {
+            find_repetitions(piece, start, &mut out);
+            start += piece.len() + 1;
+        }
+    } else {
+        find_repetitions(&chars, 0, &mut out);
+    }
+    out
+}
+
+/// [`repetitions`] for many documents, in parallel, in input order.
+pub fn repetitions_batch<S: AsRef<str> + Sync>(texts: &[S], per_paragraph: bool) -> Vec<Vec<Repetition>> {
+    texts.par_iter().map(|t| repetitions(t.as_ref(), per_paragraph)).collect()
+}
+
+#[cfg(test)]
+mod repetition_tests {
+    use super::*;
+
+    fn found(text: &str, per_paragraph: bool) -> Vec<(usize, usize, usize)> {
+        repetitions(text, per_paragraph).iter().map(|r| (r.start, r.end, r.copies)).collect()
+    }
+
+    #[test]
+    fn repetition_rules() {
+        assert_eq!(found("abcabcabcabc", false), [(0, 12, 4)]);
+        assert_eq!(found("abcabcabc x", false), []);
+        assert_eq!(found("hello hello hello hello world", false), [(0, 23, 4)]);
+        assert_eq!(found("a  a  a  a", false), []);
+        assert_eq!(found("xxxxyxxxxy", false), [(0, 4, 4), (5, 9, 4)]);
+        assert_eq!(found("abab abab abab abab", false), [(0, 19, 8)]);
+        assert_eq!(found("a\na\na\na", false), [(0, 7, 4)]);
+        assert_eq!(found("a\na\na\na", true), []);
+        assert_eq!(found("ééééé", true), [(0, 5, 5)]);
+        assert_eq!(found(&"x".repeat(100_000), false), [(0, 100_000, 100_000)]);
+    }
+}

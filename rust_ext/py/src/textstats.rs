@@ -67,7 +67,20 @@ fn c4_stats_batch(py: Python<'_>, texts: Vec<String>, naughty_words: Vec<String>
     })
 }
 
+/// Repeated substrings per document as `(start, end, copies)` code-point spans (see `repetitions_v1`).
+#[pyfunction]
+#[pyo3(signature = (texts, *, per_paragraph=false))]
+fn repetitions_batch(py: Python<'_>, texts: Vec<String>, per_paragraph: bool) -> Vec<Vec<(usize, usize, usize)>> {
+    py.detach(|| {
+        textstats::repetitions_batch(&texts, per_paragraph)
+            .into_iter()
+            .map(|found| found.iter().map(|r| (r.start, r.end, r.copies)).collect())
+            .collect()
+    })
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(repetitions_batch, m)?)?;
     m.add_function(wrap_pyfunction!(gopher_stats_batch, m)?)?;
     m.add_function(wrap_pyfunction!(c4_stats_batch, m)?)?;
     Ok(())
