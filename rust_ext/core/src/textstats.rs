@@ -528,6 +528,20 @@ fn continue_copies(c: &[char], unit: usize, len: usize, p: usize, done: usize) -
     None
 }
 
+/// Non-overlapping occurrences of `unit` in `hay`, scanning left to right (Python's `str.count`).
+fn count_occurrences(hay: &[char], unit: &[char]) -> usize {
+    let (mut count, mut p) = (0, 0);
+    while p + unit.len() <= hay.len() {
+        if hay[p..p + unit.len()] == *unit {
+            count += 1;
+            p += unit.len();
+        } else {
+            p += 1;
+        }
+    }
+    count
+}
+
 /// Repetitions in `c`, left to right without overlap, as Python's `re.finditer(r"(.+?)(?:\s?\1){3,}", text)`
 /// finds them: at each position the shortest unit (never containing `\n`) that repeats wins.
 fn find_repetitions(c: &[char], offset: usize, out: &mut Vec<Repetition>) {
@@ -545,7 +559,10 @@ fn find_repetitions(c: &[char], offset: usize, out: &mut Vec<Repetition>) {
             len += 1;
         }
         match found {
-            Some((end, copies)) => {
+            Some((end, _)) => {
+                // The score is how often the unit occurs in the match, counted like Python's `str.count`
+                // (non-overlapping, left to right), which can exceed the copies the pattern itself used.
+                let copies = count_occurrences(&c[i..end], &c[i..i + len]);
                 out.push(Repetition { start: offset + i, end: offset + end, copies });
                 i = end;
             }
@@ -594,6 +611,8 @@ mod repetition_tests {
         assert_eq!(found("a\na\na\na", false), [(0, 7, 4)]);
         assert_eq!(found("a\na\na\na", true), []);
         assert_eq!(found("ééééé", true), [(0, 5, 5)]);
+        // Unit " ": the match "   \n   " holds six of them.
+        assert_eq!(found("spaces   \n   \n", false), [(6, 13, 6)]);
         assert_eq!(found(&"x".repeat(100_000), false), [(0, 100_000, 100_000)]);
     }
 }
