@@ -130,10 +130,11 @@ def gopher_stats_batch(texts: list[str], *, v2: bool = False) -> list[list[float
     values are None when the text has fewer words than n. `v2` cuts lines at runs of newlines."""
 
 def c4_stats_batch(
-    texts: list[str], naughty_words: list[str]
-) -> list[tuple[list[tuple[int, int]], list[tuple[int, int]], int, bool, bool, bool, bool]]:
+    texts: list[str], naughty_words: list[str], *, lowercase_offsets: bool = False
+) -> list[tuple[list[tuple[int, int]], list[tuple[int, int]], int, bool, bool, bool, bool, bool]]:
     """C4 statistics per text: (lines without ending punctuation, lines with too few words, line count,
-    has_naughty_word, has_javascript, has_lorem_ipsum, has_curly_brace); lines as code-point spans."""
+    has_naughty_word, "javascript" as a whole word, has_lorem_ipsum, has_curly_brace, "javascript" anywhere);
+    lines as code-point spans (into the lower-cased text with `lowercase_offsets`, as the reference's c4_v2)."""
 
 def repetitions_batch(texts: list[str], *, per_paragraph: bool = False) -> list[list[tuple[int, int, int]]]:
     """Repeated substrings per text as (start, end, copies) code-point spans, as

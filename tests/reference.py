@@ -73,10 +73,11 @@ def edge_case_docs() -> list[dict]:
     return docs
 
 
-def prepare(tmp: Path, extra: dict[str, list[dict]] | None = None) -> Path:
-    """A corpus under `tmp/corpus`: the sample corpus, the edge cases, and `extra` ({subdir: documents})."""
+def prepare(tmp: Path, extra: dict[str, list[dict]] | None = None, sample: bool = True) -> Path:
+    """A corpus under `tmp/corpus`: the sample corpus (unless `sample` is false), the edge cases, and `extra`
+    ({subdir: documents})."""
     root = tmp / "corpus"
-    if (SAMPLE / "documents").is_dir():
+    if sample:
         shutil.copytree(SAMPLE / "documents", root / "documents")
     write_jsonl_gz(root / "documents" / "edge-cases" / "edge.jsonl.gz", edge_case_docs())
     for name, docs in (extra or {}).items():
@@ -101,10 +102,12 @@ def compare_rows(ours: list[dict], theirs: list[dict], where: str, random_valued
                     assert abs(g[2] - r[2]) <= 1e-4, f"{where} {mine['id']} {key}: {g[2]} != {r[2]}"
 
 
-def tag_both(tmp: Path, taggers: list[str], extra: dict[str, list[dict]] | None = None) -> tuple[Path, Path]:
+def tag_both(
+    tmp: Path, taggers: list[str], extra: dict[str, list[dict]] | None = None, sample: bool = True
+) -> tuple[Path, Path]:
     """Tag the same corpus (see `prepare`) with the reference and with this toolkit: (ours, theirs) roots."""
-    ours = prepare(tmp / "ours", extra)
-    theirs = prepare(tmp / "theirs", extra)
+    ours = prepare(tmp / "ours", extra, sample)
+    theirs = prepare(tmp / "theirs", extra, sample)
     pattern = "documents/**/*.jsonl.gz"
     ref = run_reference(["tag", "--documents", pattern, "--taggers", *taggers, "--processes", "2"], tmp, cwd=theirs)
     assert ref.returncode == 0, ref.stderr[-3000:]

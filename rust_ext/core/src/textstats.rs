@@ -342,6 +342,10 @@ pub struct C4Line {
     /// Code-point offsets; the span covers the line's `\n` (the last line has none).
     pub start: usize,
     pub end: usize,
+    /// The same span measured on the lower-cased text, as c4_v2 writes it (`"İ".lower()` is two code
+    /// points, so its offsets drift after such characters).
+    pub lower_start: usize,
+    pub lower_end: usize,
     /// The stripped line does not end with `.`, `!`, `?` or `"`.
     pub no_ending_punctuation: bool,
     /// The line has fewer than 3 words.
@@ -353,7 +357,10 @@ pub struct C4Line {
 pub struct C4Stats {
     pub lines: Vec<C4Line>,
     pub has_naughty_word: bool,
+    /// Some lower-cased word is exactly "javascript" (c4_v1).
     pub has_javascript: bool,
+    /// The lower-cased text contains "javascript" anywhere (c4_v2).
+    pub has_javascript_substring: bool,
     pub has_lorem_ipsum: bool,
     pub has_curly_brace: bool,
 }
@@ -367,6 +374,7 @@ pub fn c4_stats(text: &str, naughty: &NaughtyWords) -> C4Stats {
     let last = pieces.len() - 1;
     let mut lines = Vec::with_capacity(pieces.len());
     let mut pos = 0usize;
+    let mut lower_pos = 0usize;
     let mut has_naughty_word = false;
     let mut has_javascript = false;
     for (i, line) in pieces.iter().enumerate() {
@@ -374,20 +382,30 @@ pub fn c4_stats(text: &str, naughty: &NaughtyWords) -> C4Stats {
         let stripped = py_strip(line);
         let no_ending_punctuation = !stripped.ends_with(['.', '!', '?', '"']);
         let too_few_words = py_split_whitespace(stripped).take(C4_MIN_WORDS).count() < C4_MIN_WORDS;
+        let lower = line.to_lowercase();
+        let lower_end = lower_pos + lower.chars().count() + usize::from(i < last);
         if !(has_naughty_word && has_javascript) {
-            let lower = line.to_lowercase();
             let words: Vec<&str> = py_split_whitespace(&lower).collect();
             has_naughty_word = has_naughty_word || naughty.matches(&words);
             has_javascript = has_javascript || words.contains(&"javascript");
         }
-        lines.push(C4Line { start: pos, end, no_ending_punctuation, too_few_words });
+        lines.push(C4Line {
+            start: pos,
+            end,
+            lower_start: lower_pos,
+            lower_end,
+            no_ending_punctuation,
+            too_few_words,
+        });
         pos = end;
+        lower_pos = lower_end;
     }
     let lower = text.to_lowercase();
     C4Stats {
         lines,
         has_naughty_word,
         has_javascript,
+        has_javascript_substring: lower.contains("javascript"),
         has_lorem_ipsum: lower.contains("lorem ipsum"),
         has_curly_brace: text.contains('{'),
     }
@@ -469,7 +487,8 @@ mod tests {
         let t = c4_stats("xLorem Ipsumx { JavaScript", &naughty);
         assert!(t.has_lorem_ipsum && t.has_javascript && t.has_curly_brace);
         // "javascript" must be a whole word; "lorem ipsum" may be inside words.
-        assert!(!c4_stats("Enable JavaScript.", &naughty).has_javascript);
+        let js = c4_stats("Enable JavaScript.", &naughty);
+        assert!(!js.has_javascript && js.has_javascript_substring);
     }
 
     #[test]

@@ -39,20 +39,34 @@ fn gopher_stats_batch(py: Python<'_>, texts: Vec<String>, v2: bool) -> Vec<Vec<O
 }
 
 type Spans = Vec<(usize, usize)>;
-type C4Row = (Spans, Spans, usize, bool, bool, bool, bool);
+type C4Row = (Spans, Spans, usize, bool, bool, bool, bool, bool);
 
 /// C4 statistics per document: `(no_ending_punctuation, too_few_words, line_count, has_naughty_word,
-/// has_javascript, has_lorem_ipsum, has_curly_brace)`; the first two are the flagged lines as
-/// `(start, end)` code-point spans.
+/// has_javascript (whole word), has_lorem_ipsum, has_curly_brace, has_javascript (anywhere))`; the first two
+/// are the flagged lines as `(start, end)` code-point spans (measured on the lower-cased text with
+/// `lowercase_offsets`, as the reference's c4_v2 does).
 #[pyfunction]
-fn c4_stats_batch(py: Python<'_>, texts: Vec<String>, naughty_words: Vec<String>) -> Vec<C4Row> {
+#[pyo3(signature = (texts, naughty_words, *, lowercase_offsets=false))]
+fn c4_stats_batch(
+    py: Python<'_>,
+    texts: Vec<String>,
+    naughty_words: Vec<String>,
+    lowercase_offsets: bool,
+) -> Vec<C4Row> {
     py.detach(|| {
         let naughty = NaughtyWords::new(&naughty_words);
         textstats::c4_stats_batch(&texts, &naughty)
             .into_iter()
             .map(|s| {
-                let no_punct = s.lines.iter().filter(|l| l.no_ending_punctuation).map(|l| (l.start, l.end)).collect();
-                let few = s.lines.iter().filter(|l| l.too_few_words).map(|l| (l.start, l.end)).collect();
+                let span = |l: &textstats::C4Line| {
+                    if lowercase_offsets {
+                        (l.lower_start, l.lower_end)
+                    } else {
+                        (l.start, l.end)
+                    }
+                };
+                let no_punct = s.lines.iter().filter(|l| l.no_ending_punctuation).map(span).collect();
+                let few = s.lines.iter().filter(|l| l.too_few_words).map(span).collect();
                 (
                     no_punct,
                     few,
@@ -61,6 +75,7 @@ fn c4_stats_batch(py: Python<'_>, texts: Vec<String>, naughty_words: Vec<String>
                     s.has_javascript,
                     s.has_lorem_ipsum,
                     s.has_curly_brace,
+                    s.has_javascript_substring,
                 )
             })
             .collect()
