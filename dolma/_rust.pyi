@@ -161,3 +161,20 @@ def save_checkpoint(path: str | os.PathLike[str], filter: BloomFilter, state: st
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BloomFilter, str]:
     """Read a checkpoint written by `save_checkpoint`: (filter, state)."""
+# Text statistics of the rule-based quality taggers (rust_ext/core/src/textstats.rs). Each call copies the
+# texts, computes without the GIL (in parallel, results in input order) and follows Python's str semantics.
+
+def gopher_stats_batch(texts: list[str], *, v2: bool = False) -> list[list[float | None]]:
+    """Gopher statistics per text, 19 values in the order of `taggers.gopher.GOPHER_STAT_NAMES`; the n-gram
+    values are None when the text has fewer words than n. `v2` cuts lines at runs of newlines."""
+
+def c4_stats_batch(
+    texts: list[str], naughty_words: list[str], *, lowercase_offsets: bool = False
+) -> list[tuple[list[tuple[int, int]], list[tuple[int, int]], int, bool, bool, bool, bool, bool]]:
+    """C4 statistics per text: (lines without ending punctuation, lines with too few words, line count,
+    has_naughty_word, "javascript" as a whole word, has_lorem_ipsum, has_curly_brace, "javascript" anywhere);
+    lines as code-point spans (into the lower-cased text with `lowercase_offsets`, as the reference's c4_v2)."""
+
+def repetitions_batch(texts: list[str], *, per_paragraph: bool = False) -> list[list[tuple[int, int, int]]]:
+    """Repeated substrings per text as (start, end, copies) code-point spans, as
+    `re.finditer(r"(.+?)(?:\\s?\\1){3,}", text)` finds them; `per_paragraph` searches each line alone."""

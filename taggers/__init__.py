@@ -1,5 +1,5 @@
 """Built-in taggers, one module per family. Importing this package registers them (models load lazily)."""
 
-from taggers import language, length, sampling
+from taggers import c4, gopher, language, length, punctuation, repetitions, sampling
 
-__all__ = ["language", "length", "sampling"]
+__all__ = ["c4", "gopher", "language", "length", "punctuation", "repetitions", "sampling"]

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
 
 from taggers.language import SHIPPED_LID_MODEL
 
@@ -42,3 +43,88 @@ def run_reference(args: list[str], tmp: Path, cwd: Path | None = None) -> subpro
         [str(exe), *args], capture_output=True, text=True, env=reference_env(tmp), cwd=str(cwd or tmp)
     )
     return result
+
+
+EDGE_CASES = [
+    "",
+    " ",
+    "   \n\n  \t",
+    "word",
+    "Hello world.",
+    "\n\nleading newlines\n",
+    "trailing spaces   \n   \n",
+    "windows\r\nline\r\nendings\r\n",
+    "Ünïcödé façade — naïve café, 東京は日本の首都です。 🙂🚀 emoji too",
+    "Это русский текст. Ceci est un texte français. Dies ist ein deutscher Text.",
+    "x" * 20000,
+    "long line " * 5000,
+    "\n".join(f"line {i}: " + "abc " * (i % 7) for i in range(2000)),
+    "tabs\tand\u00a0non-breaking\u2003spaces\u2028line separator\u2029para",
+    "punctuation!!! ... ??? --- ((( ))) \"quotes\" 'single' `back`",
+    "\x00 control \x07 chars \x1b[0m",
+    "a" + "\n" * 100 + "b",
+]
+
+
+def edge_case_docs() -> list[dict]:
+    docs = [{"id": f"edge-{i}", "text": t, "source": "edge"} for i, t in enumerate(EDGE_CASES)]
+    one_mb = ("All work and no play makes Jack a dull boy. " * 24000)[: 1 << 20]
+    docs.append({"id": "edge-1mb", "text": one_mb, "source": "edge"})
+    return docs
+
+
+def prepare(tmp: Path, extra: dict[str, list[dict]] | None = None, sample: bool = True) -> Path:
+    """A corpus under `tmp/corpus`: the sample corpus (unless `sample` is false), the edge cases, and `extra`
+    ({subdir: documents})."""
+    root = tmp / "corpus"
+    if sample:
+        shutil.copytree(SAMPLE / "documents", root / "documents")
+    write_jsonl_gz(root / "documents" / "edge-cases" / "edge.jsonl.gz", edge_case_docs())
+    for name, docs in (extra or {}).items():
+        write_jsonl_gz(root / "documents" / name / f"{name}.jsonl.gz", docs)
+    return root
+
+
+def compare_rows(ours: list[dict], theirs: list[dict], where: str, random_valued: bool = False) -> None:
+    """Same ids, keys, sources and spans; scores within 1e-4 (or only in [0, 1] for random-valued taggers)."""
+    assert [r["id"] for r in ours] == [r["id"] for r in theirs], f"{where}: ids differ"
+    for mine, ref in zip(ours, theirs):
+        assert set(mine["attributes"]) == set(ref["attributes"]), f"{where} {mine['id']}: keys differ"
+        assert mine.get("source") == ref.get("source"), f"{where} {mine['id']}: source differs"
+        for key, spans in ref["attributes"].items():
+            got = mine["attributes"][key]
+            assert len(got) == len(spans), f"{where} {mine['id']} {key}: {got} != {spans}"
+            for g, r in zip(got, spans):
+                assert g[:2] == r[:2], f"{where} {mine['id']} {key}: span {g} != {r}"
+                if random_valued:
+                    assert 0.0 <= g[2] <= 1.0
+                else:
+                    assert abs(g[2] - r[2]) <= 1e-4, f"{where} {mine['id']} {key}: {g[2]} != {r[2]}"
+
+
+def tag_both(
+    tmp: Path, taggers: list[str], extra: dict[str, list[dict]] | None = None, sample: bool = True
+) -> tuple[Path, Path]:
+    """Tag the same corpus (see `prepare`) with the reference and with this toolkit: (ours, theirs) roots."""
+    ours = prepare(tmp / "ours", extra, sample)
+    theirs = prepare(tmp / "theirs", extra, sample)
+    pattern = "documents/**/*.jsonl.gz"
+    ref = run_reference(["tag", "--documents", pattern, "--taggers", *taggers, "--processes", "2"], tmp, cwd=theirs)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    mine = run_cli("tag", "--documents", pattern, "--taggers", *taggers, "--processes", "2", "--quiet", cwd=ours)
+    assert mine.returncode == 0, mine.stderr
+    return ours, theirs
+
+
+def compare_outputs(ours: Path, theirs: Path, tagger: str, random_valued: bool = False) -> int:
+    """Compare every attribute file of `tagger` (same files, rows, keys, spans); returns the rows compared."""
+    ref_files = sorted(p.relative_to(theirs) for p in (theirs / "attributes" / tagger).rglob("*.jsonl.gz"))
+    our_files = sorted(p.relative_to(ours) for p in (ours / "attributes" / tagger).rglob("*.jsonl.gz"))
+    assert ref_files, f"reference wrote nothing for {tagger}"
+    assert our_files == ref_files
+    rows = 0
+    for rel in ref_files:
+        theirs_rows = read_jsonl(theirs / rel)
+        compare_rows(read_jsonl(ours / rel), theirs_rows, str(rel), random_valued)
+        rows += len(theirs_rows)
+    return rows

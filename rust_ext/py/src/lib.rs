@@ -4,6 +4,8 @@
 //! detached (`py.detach`) so other Python threads keep going. Every core error maps to a Python exception
 //! class; nothing here panics on user input.
 
+mod textstats;
+
 use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -389,5 +391,6 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BLOOM_FORMAT_VERSION", bloom::VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     dedupe::register(m)?;
+    textstats::register(m)?;
     Ok(())
 }
