@@ -50,7 +50,7 @@ class Case:
     impls: dict[str, Impl] = dataclasses.field(default_factory=dict)
     missing: str = ""  # non-empty: not implemented in this project yet (the reason is shown)
     notes: list[str] = dataclasses.field(default_factory=list)
-    count_tokens: Callable[[Path], int] | None = None  # tokens produced (tokens stage), read from our output
+    count_tokens: Callable[[Path], int] | None = None  # tokens written (tokens stage), read from each output
 
 
 @dataclasses.dataclass
@@ -141,7 +141,7 @@ def run_cases(
                     if m.returncode == 0 and key not in quality:
                         if impl.check:
                             quality[key] = impl.check(workdir)
-                        if case.count_tokens and name == "ours":
+                        if case.count_tokens:
                             tokens[key] = case.count_tokens(workdir)
                     if r == repeats - 1:
                         shutil.rmtree(workdir, ignore_errors=True)
@@ -187,8 +187,9 @@ def summarize(cases, ctx, processes, samples, quality, tokens) -> list[dict]:
                         docs_per_s=round(n_docs / wall, 1),
                         mb_per_s=round(mb / wall, 2),
                     )
-                    t = tokens.get((case.stage, case.name, p, "ours"))
+                    t = tokens.get((case.stage, case.name, p, name))
                     if t:
+                        row["tokens"] = t
                         row["tokens_per_s"] = round(t / wall)
                 row["quality"] = quality.get((case.stage, case.name, p, name), {})
                 rows.append(row)

