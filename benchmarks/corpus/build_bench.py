@@ -409,7 +409,10 @@ def write_corpus(docs: list[bs.SourceDoc], out: Path, rng: random.Random) -> lis
             path = out / "documents" / source / f"part-{part:04d}.jsonl.gz"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            with (
+                open(tmp, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
+            ):
                 for d in chunk:
                     added = bs.iso_time(bs.DEFAULT_ADDED + bs.timedelta(seconds=rng.randrange(30 * 86400)))
                     gz.write(json.dumps(bs.dolma_record(d, added), ensure_ascii=False).encode() + b"\n")
