@@ -7,7 +7,7 @@ CARGO_DIR := rust_ext
 export SPARK_LOCAL_IP := 127.0.0.1
 export DOLMA_REFERENCE_PYTHON ?= $(abspath $(REF_VENV))/bin/python
 
-.PHONY: all venv build demo test test-rust test-python lint format reference compat bench clean
+.PHONY: all venv build demo test test-rust test-python lint format reference datatrove compat bench clean
 
 all: build
 
@@ -32,6 +32,25 @@ $(REF_VENV)/.created:
 	touch $@
 
 reference: $(REF_VENV)/.created
+
+# datatrove (benchmarks only), in its own virtual environment, with just what its JSONL reader/writer and the
+# fastText/Gopher/C4 filters import (its extras pull in much more).
+DT_VENV ?= .venv-datatrove
+BENCH_SIZE_MB ?= 300
+BENCH_REPEATS ?= 3
+$(DT_VENV)/.created:
+	$(PYTHON) -m venv $(DT_VENV)
+	$(DT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DT_VENV)/bin/python -m pip install -q datatrove==0.10.1 orjson regex fasteners requests aiohttp \
+		fasttext-numpy2-wheel
+	touch $@
+
+datatrove: $(DT_VENV)/.created
+
+# Benchmarks (not part of `make test`): builds the corpus if missing (apt-get download of its Debian sources),
+# runs every stage for this project, the reference and datatrove, and writes the README table.
+bench: build reference datatrove
+	$(VENV)/bin/python -m benchmarks.run --fetch --readme --size-mb $(BENCH_SIZE_MB) --repeats $(BENCH_REPEATS)
 
 demo: build
 	$(VENV)/bin/python -m dolma.demo
@@ -59,4 +78,4 @@ compat: build reference
 	$(VENV)/bin/python -m pytest -q -m reference tests
 
 clean:
-	rm -rf $(VENV) $(REF_VENV) $(CARGO_DIR)/target demo-output
+	rm -rf $(VENV) $(REF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output

@@ -1,0 +1,203 @@
+"""Run every benchmark stage for this project, the reference toolkit and datatrove; write JSON, Markdown, README.
+
+    python -m benchmarks.run --size-mb 300            # what `make bench` runs (BENCH_SIZE_MB=300)
+
+Steps: build the corpus if it is missing (benchmarks/corpus/build_bench.py, into benchmarks/data/), collect the
+cases of every stage plugin (benchmarks/stages/), run them interleaved `--repeats` times with 1 and 2 processes,
+and write benchmarks/results/bench-<size>mb.{json,md}; `--readme` also puts the table between the
+`<!-- bench:start -->` / `<!-- bench:end -->` markers of README.md. The reference and datatrove virtual
+environments are made by the Makefile (`make reference`, `make datatrove`); a missing one is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks import harness  # noqa: E402
+from benchmarks.stages import STAGES  # noqa: E402
+
+LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
+# Where datatrove's LanguageFilter looks for a downloaded lid.176.bin (found by running it offline).
+DATATROVE_LID = (
+    "huggingface/assets/datatrove/lid/ft176/https:__dl.fbaipublicfiles.com_fasttext_supervised-models_lid.176.bin"
+)
+
+
+def corpus_dir(size_mb: float) -> Path:
+    return REPO / "benchmarks" / "data" / f"corpus-{size_mb:g}mb"
+
+
+def ensure_corpus(size_mb: float, fetch: bool) -> Path:
+    out = corpus_dir(size_mb)
+    if (out / "COMPLETE").exists():
+        return out
+    cmd = [sys.executable, str(REPO / "benchmarks" / "corpus" / "build_bench.py"), "--out", str(out)]
+    cmd += ["--size-mb", f"{size_mb:g}"] + (["--fetch"] if fetch else [])
+    print("+", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def offline_env(scratch: Path, lid_model: str) -> dict[str, str]:
+    """Environment for reference/datatrove runs: no network; their fastText caches hold the model we ship."""
+    cache = scratch / "xdg-cache"
+    for target in (cache / "dolma" / f"{hashlib.sha256(LID_URL.encode()).hexdigest()}.176.bin", cache / DATATROVE_LID):
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(lid_model, target)
+    (cache / f"{DATATROVE_LID}.completed").touch()  # datatrove's marker of a finished download
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
+    env.update({"XDG_CACHE_HOME": str(cache), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    return env
+
+
+def list_taggers(exe: Path | None, env: dict | None = None) -> set[str]:
+    if exe is None:
+        return set()
+    env = {**(env or os.environ), "COLUMNS": "250"}
+    proc = subprocess.run([str(exe), "list", "--plain"], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:  # the reference has no --plain; it prints a table
+        proc = subprocess.run([str(exe), "list"], capture_output=True, text=True, env=env)
+    names = set()
+    for line in proc.stdout.splitlines():
+        # ours prints "name<TAB>class<TAB>summary"; the reference prints a table with the name first.
+        parts = line.replace("│", " ").replace("|", " ").split()
+        if parts and parts[0].replace("_", "").isalnum() and any(c.isdigit() for c in parts[0]):
+            names.add(parts[0])
+    return names
+
+
+def our_commands(python: Path) -> set[str]:
+    code = "from dolma.commands import COMMANDS; print(' '.join(COMMANDS))"
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    return set(out.stdout.split())
+
+
+def all_ids(corpus: Path) -> list[str]:
+    import gzip
+
+    ids = []
+    for f in sorted((corpus / "documents").glob("*/*.jsonl.gz")):
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            ids.extend(json.loads(line)["id"] for line in fh if line.strip())
+    return ids
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def optional(path: str | None) -> Path | None:
+    return Path(path).absolute() if path and Path(path).exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size-mb", type=float, default=float(os.environ.get("BENCH_SIZE_MB", 300)))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--processes", default="1,2")
+    ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--reference", default=str(REPO / ".venv-ref" / "bin" / "dolma"))
+    ap.add_argument("--datatrove-python", default=str(REPO / ".venv-datatrove" / "bin" / "python"))
+    ap.add_argument("--fetch", action="store_true", help="let the corpus builder apt-get download its sources")
+    ap.add_argument("--readme", action="store_true", help="write the table into README.md between the markers")
+    ap.add_argument("--note", default="", help="a line printed above the table (e.g. about machine load)")
+    args = ap.parse_args(argv)
+
+    corpus = ensure_corpus(args.size_mb, args.fetch)
+    gt = json.loads((corpus / "ground_truth.json").read_text())
+    scratch = REPO / "benchmarks" / "data" / "runs"
+    from taggers.language import SHIPPED_LID_MODEL
+
+    env = offline_env(scratch, SHIPPED_LID_MODEL)
+    ours = Path(sys.executable).parent / "dolma"
+    reference = optional(args.reference)
+    ctx = harness.Context(
+        corpus=corpus,
+        ground_truth=gt,
+        ours=ours,
+        reference=reference,
+        datatrove_python=optional(args.datatrove_python),
+        our_commands=our_commands(Path(sys.executable)),
+        our_taggers=list_taggers(ours),
+        reference_taggers=list_taggers(reference, env),
+        reference_env=env,
+        scratch=scratch,
+        all_ids=all_ids(corpus),
+        lid_model=SHIPPED_LID_MODEL,
+    )
+    cases = []
+    for stage in args.stages.split(","):
+        cases += importlib.import_module(f"benchmarks.stages.{stage}").cases(ctx)
+    processes = [int(p) for p in args.processes.split(",")]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows = harness.run_cases(cases, ctx, processes, args.repeats, log=lambda s: print(s, file=sys.stderr, flush=True))
+
+    size = f"{gt['text_bytes'] / 1e6:.0f} MB of text, {gt['num_documents']:,} documents"
+    files = sum(f["bytes"] for f in gt["files"]) / 1e6
+    result = {
+        "started": started,
+        "machine": machine(),
+        "corpus": {
+            "path": str(corpus.relative_to(REPO)),
+            "size_mb": args.size_mb,
+            "text_bytes": gt["text_bytes"],
+            "num_documents": gt["num_documents"],
+            "gzip_mb": round(files, 1),
+        },
+        "repeats": args.repeats,
+        "processes": processes,
+        "reference": str(reference) if reference else None,
+        "datatrove": str(ctx.datatrove_python) if ctx.datatrove_python else None,
+        "rows": rows,
+    }
+    out = REPO / "benchmarks" / "results" / f"bench-{args.size_mb:g}mb"
+    harness.write_json(out.with_suffix(".json"), result)
+    cmd = f"make bench BENCH_SIZE_MB={args.size_mb:g}" if args.size_mb != 300 else "make bench"
+    text = "\n".join(
+        [
+            f"Corpus: {size} ({files:.0f} MB gzip), built by `benchmarks/corpus/build_bench.py`. "
+            f"Run {started} on {result['machine']}. Median of {args.repeats} interleaved runs; CPU = user + system "
+            "time of the process tree; peak RSS = the largest single process. Reproduce with "
+            f"`{cmd}`.",
+            *([f"\n**{args.note}**"] if args.note else []),
+            "",
+            harness.markdown_table(rows),
+            "",
+        ]
+    )
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    if args.readme:
+        readme = REPO / "README.md"
+        readme.write_text(harness.replace_between_markers(readme.read_text(), text))
+    return 0 if all(r["status"] != "failed" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Stage plugins: each module exposes ``cases(ctx: harness.Context) -> list[harness.Case]``.
+
+Modules are listed in ``STAGES`` in run order. A module for a command this project does not have yet returns a
+case with ``missing`` set, so the table shows a "not implemented yet" row instead of failing.
+"""
+
+from __future__ import annotations
+
+STAGES = ("tag", "dedupe", "mix", "tokens")

@@ -1,0 +1,250 @@
+"""The benchmark corpus builder's pure parts and the harness logic (no Debian packages, no timing assertions)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks" / "corpus"))
+sys.path.insert(0, str(REPO))
+
+import build_bench as bb  # noqa: E402
+import build_sample as bs  # noqa: E402
+
+from benchmarks import harness  # noqa: E402
+
+MAN_PAGE = r""".\" a comment that must not appear
+.TH LS 1 "2023" "GNU coreutils" "User Commands"
+.SH NAME
+ls \- list directory contents
+.SH DESCRIPTION
+List information about the FILEs (the current directory by default).
+Sort entries alphabetically if none of \fB\-cftuvSUX\fR nor \fB\-\-sort\fP is specified.
+.TP
+\fB\-a\fR, \fB\-\-all\fR
+do not ignore entries starting with .
+.SS "Exit status"
+.BR ls (1)
+returns 0 if OK\(em1 if minor problems.
+"""
+
+
+def test_groff_blocks_turns_a_man_page_into_headings_and_paragraphs():
+    title, blocks = bb.groff_blocks(MAN_PAGE)
+    assert title == "LS(1)"
+    assert [(b.kind, b.text) for b in blocks] == [
+        ("h", "NAME"),
+        ("p", "ls - list directory contents"),
+        ("h", "DESCRIPTION"),
+        (
+            "p",
+            "List information about the FILEs (the current directory by default). Sort entries alphabetically "
+            "if none of -cftuvSUX nor --sort is specified.",
+        ),
+        ("p", "-a, --all do not ignore entries starting with ."),
+        ("h", "Exit status"),
+        ("p", "ls(1) returns 0 if OK—1 if minor problems."),
+    ]
+    assert [b.level for b in blocks if b.kind == "h"] == [2, 2, 3]
+
+
+def test_groff_blocks_skips_so_redirects():
+    assert bb.groff_blocks(".so man1/other.1\n")[1] == []
+
+
+def doc(text: str, lang: str, key: str) -> bs.SourceDoc:
+    return bs.SourceDoc(
+        text=text,
+        source="debian-docs",
+        url=f"https://example.org/{key}",
+        license="CC0-1.0",
+        origin=f"test: {key}",
+        lang=lang,
+        created="2024-01-01T00:00:00.000Z",
+        key=key,
+        pool=f"test/{lang}",
+    )
+
+
+def words(rng: random.Random, n: int) -> str:
+    return " ".join(f"w{rng.randrange(100000)}" for _ in range(n))
+
+
+def pools(n_en: int = 20, n_de: int = 4) -> dict[str, list[bs.SourceDoc]]:
+    rng = random.Random(7)
+    make = lambda lang, i: doc(f"Title {lang} {i}\n{words(rng, 30)}\n{words(rng, 20)}\nshort line", lang, f"{lang}{i}")  # noqa: E731
+    return {"test/en": [make("en", i) for i in range(n_en)], "test/de": [make("de", i) for i in range(n_de)]}
+
+
+def test_splice_document_keeps_layout_and_first_halves_but_makes_new_text():
+    p = pools()["test/en"]
+    template, donors = p[0], p[1:]
+    spliced = bb.splice_document(template, donors, random.Random(1), 0)
+    t_paras, s_paras = template.text.split("\n"), spliced.text.split("\n")
+    assert len(s_paras) == len(t_paras)
+    for t, s in zip(t_paras[1:3], s_paras[1:3]):
+        half = t.split(" ")[: len(t.split(" ")) // 2]
+        assert s.split(" ")[: len(half)] == half and s != t
+    donor_paras = {x for d in p for x in d.text.split("\n")}
+    assert not set(s_paras[1:3]) & donor_paras
+    assert spliced.origin.startswith("spliced: ") and spliced.key != template.key and not spliced.derived
+    assert bb.splice_document(template, donors, random.Random(1), 0) == spliced  # deterministic
+
+
+def test_grow_to_size_reaches_the_target_with_ten_percent_non_english():
+    src = pools()
+    target = 3 * sum(len(d.text.encode()) for docs in src.values() for d in docs)
+    docs = bb.grow_to_size(src, target, 0.10, random.Random(3))
+    total = sum(len(d.text.encode()) for d in docs)
+    assert total >= target and total - max(len(d.text.encode()) for d in docs) < target
+    foreign = sum(d.lang != "en" for d in docs)
+    assert abs(foreign - 0.10 * len(docs)) <= 1
+    originals = {d.key for p in src.values() for d in p}
+    assert originals <= {d.key for d in docs}  # every unique document first, then spliced ones
+    assert any(d.origin.startswith("spliced:") for d in docs)
+    assert len({d.text for d in docs}) == len(docs)
+    again = bb.grow_to_size(pools(), target, 0.10, random.Random(3))
+    assert [d.text for d in again] == [d.text for d in docs]
+
+
+def test_grow_to_size_samples_when_the_sources_are_bigger_than_the_target():
+    docs = bb.grow_to_size(pools(), 500, 0.10, random.Random(3))
+    assert not any(d.origin.startswith("spliced:") for d in docs) and 0 < len(docs) < 24
+
+
+def test_write_corpus_splits_sources_into_files_and_records_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(bb, "BYTES_PER_FILE", 400)
+    docs = bb.assign_ids(bb.grow_to_size(pools(), 3000, 0.10, random.Random(3)), random.Random(4))
+    files = bb.write_corpus(docs, tmp_path, random.Random(5))
+    assert len(files) > 1
+    seen = []
+    for f in files:
+        with gzip.open(tmp_path / f["path"], "rt", encoding="utf-8") as fh:
+            recs = [json.loads(line) for line in fh]
+        assert len(recs) == f["num_documents"] and recs[0]["id"] == f["first_id"] and recs[-1]["id"] == f["last_id"]
+        assert set(recs[0]) == {"id", "text", "source", "added", "created", "version", "metadata"}
+        seen += [r["id"] for r in recs]
+    assert sorted(seen) == sorted(d.id for d in docs) and len(set(seen)) == len(seen)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# harness
+# -------------------------------------------------------------------------------------------------------------
+
+
+def test_measure_counts_orphaned_workers(tmp_path):
+    """A worker that outlives its parent (like a forkserver's) must still count towards peak memory."""
+    script = tmp_path / "orphan.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(0.3)\n"
+        "        block = bytearray(150 * 1024 * 1024)\n"
+        "        for i in range(0, len(block), 4096): block[i] = 1\n"
+        "        open(sys.argv[1], 'w').write('done')\n"
+        "    os._exit(0)\n"
+        "sys.exit(3)\n"
+    )
+    marker = tmp_path / "marker"
+    m = harness.measure(harness.Command([sys.executable, str(script), str(marker)], cwd=tmp_path), tmp_path / "x.log")
+    assert m.returncode == 3
+    assert marker.read_text() == "done"  # the grandchild was waited for
+    assert m.max_rss_mb >= 150
+
+
+def fake_case(tmp_path: Path, name: str) -> harness.Case:
+    def prepare(impl: str):
+        def run(workdir: Path, p: int) -> harness.Command:
+            workdir.mkdir(parents=True, exist_ok=True)
+            code = f"open('out.txt', 'w').write('{impl} {p}')"
+            return harness.Command([sys.executable, "-c", code], cwd=workdir)
+
+        return run
+
+    def check(workdir: Path) -> dict:
+        return {"out": (workdir / "out.txt").read_text()}
+
+    return harness.Case(
+        "tag", name, impls={"ours": harness.Impl(prepare("ours"), check), "reference": harness.Impl(prepare("ref"))}
+    )
+
+
+def context(tmp_path: Path) -> harness.Context:
+    gt = {"num_documents": 1000, "text_bytes": 2_000_000}
+    return harness.Context(
+        corpus=tmp_path,
+        ground_truth=gt,
+        ours=Path("dolma"),
+        reference=None,
+        datatrove_python=None,
+        our_commands=set(),
+        our_taggers=set(),
+        reference_taggers=set(),
+        reference_env={},
+        scratch=tmp_path / "scratch",
+    )
+
+
+def test_run_cases_interleaves_repeats_and_summarizes(tmp_path):
+    cases = [fake_case(tmp_path, "fake"), harness.Case("dedupe", "all modes", missing="no dedupe here")]
+    log: list[str] = []
+    rows = harness.run_cases(cases, context(tmp_path), [1, 2], 3, log=log.append)
+    assert len(log) == 3 * 2 * 2
+    first_impl = [line.split(" | ")[2].split()[0] for line in log[::4]]
+    assert first_impl == ["ours", "reference", "ours"]  # the order rotates between repeats
+    by = {(r.get("impl"), r.get("processes")): r for r in rows}
+    ours = by[("ours", 2)]
+    assert ours["runs"] == 3 and ours["status"] == "ok" and len(ours["walls"]) == 3
+    assert ours["wall_s"] == pytest.approx(sorted(ours["walls"])[1], abs=1e-3)
+    assert ours["docs_per_s"] == pytest.approx(1000 / ours["wall_s"], rel=1e-2)
+    assert ours["quality"] == {"out": "ours 2"}
+    assert by[("reference", 1)]["quality"] == {}
+    assert rows[-1] == {
+        "stage": "dedupe",
+        "case": "all modes",
+        "status": "not implemented yet",
+        "why": "no dedupe here",
+    }
+    table = harness.markdown_table(rows)
+    assert "not implemented yet (no dedupe here)" in table
+    assert len(table.splitlines()) == 2 + 4 + 1
+
+
+def test_failed_runs_are_reported(tmp_path):
+    case = harness.Case(
+        "tag",
+        "broken",
+        impls={
+            "ours": harness.Impl(
+                lambda w, p: harness.Command([sys.executable, "-c", "raise SystemExit(2)"], cwd=tmp_path)
+            )
+        },
+    )
+    rows = harness.run_cases([case], context(tmp_path), [1], 1, log=lambda s: None)
+    assert rows[0]["status"] == "failed" and rows[0]["failed_runs"] == 1 and "wall_s" not in rows[0]
+    assert "| failed |" in harness.markdown_table(rows)
+
+
+def test_markdown_ratio_is_ours_over_this():
+    rows = [
+        {"stage": "s", "case": "c", "impl": i, "processes": 1, "status": "ok", "wall_s": w, "cpu_s": 1.0,
+         "max_rss_mb": 10.0, "docs_per_s": 1.0, "mb_per_s": 1.0, "quality": {}}
+        for i, w in (("ours", 2.0), ("reference", 8.0))
+    ]  # fmt: skip
+    lines = harness.markdown_table(rows).splitlines()
+    assert lines[3].split(" | ")[10] == "0.25"
+
+
+def test_replace_between_markers():
+    text = "# T\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nafter\n"
+    out = harness.replace_between_markers(text, "new table")
+    assert out == "# T\n\n<!-- bench:start -->\nnew table\n<!-- bench:end -->\n\nafter\n"
+    appended = harness.replace_between_markers("# T\n", "x")
+    assert appended.endswith("<!-- bench:start -->\nx\n<!-- bench:end -->\n")
