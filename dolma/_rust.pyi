@@ -161,6 +161,7 @@ def save_checkpoint(path: str | os.PathLike[str], filter: BloomFilter, state: st
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BloomFilter, str]:
     """Read a checkpoint written by `save_checkpoint`: (filter, state)."""
+
 # Text statistics of the rule-based quality taggers (rust_ext/core/src/textstats.rs). Each call copies the
 # texts, computes without the GIL (in parallel, results in input order) and follows Python's str semantics.
 
