@@ -163,7 +163,8 @@ def fake_case(tmp_path: Path, name: str) -> harness.Case:
     def prepare(impl: str):
         def run(workdir: Path, p: int) -> harness.Command:
             workdir.mkdir(parents=True, exist_ok=True)
-            code = f"open('out.txt', 'w').write('{impl} {p}')"
+            # long enough (0.2 s) that the 1 ms rounding of the reported wall time stays far below 1 %
+            code = f"import time; time.sleep(0.2); open('out.txt', 'w').write('{impl} {p}')"
             return harness.Command([sys.executable, "-c", code], cwd=workdir)
 
         return run
