@@ -42,3 +42,100 @@ def run_reference(args: list[str], tmp: Path, cwd: Path | None = None) -> subpro
         [str(exe), *args], capture_output=True, text=True, env=reference_env(tmp), cwd=str(cwd or tmp)
     )
     return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Differential `dolma tag` runs: ours and the reference's on the same corpus, compared attribute by attribute.
+
+EDGE_CASES = [
+    "",
+    " ",
+    "   \n\n  \t",
+    "word",
+    "Hello world.",
+    "\n\nleading newlines\n",
+    "trailing spaces   \n   \n",
+    "windows\r\nline\r\nendings\r\n",
+    "Ünïcödé façade — naïve café, 東京は日本の首都です。 🙂🚀 emoji too",
+    "Это русский текст. Ceci est un texte français. Dies ist ein deutscher Text.",
+    "x" * 20000,
+    "long line " * 5000,
+    "\n".join(f"line {i}: " + "abc " * (i % 7) for i in range(2000)),
+    "tabs\tand\u00a0non-breaking\u2003spaces\u2028line separator\u2029para",
+    "punctuation!!! ... ??? --- ((( ))) \"quotes\" 'single' `back`",
+    "\x00 control \x07 chars \x1b[0m",
+    "a" + "\n" * 100 + "b",
+]
+
+
+def edge_case_docs() -> list[dict]:
+    """The edge cases plus a 1 MB document."""
+    docs = [{"id": f"edge-{i}", "text": t, "source": "edge"} for i, t in enumerate(EDGE_CASES)]
+    one_mb = ("All work and no play makes Jack a dull boy. " * 24000)[: 1 << 20]
+    docs.append({"id": "edge-1mb", "text": one_mb, "source": "edge"})
+    return docs
+
+
+def prepare_corpus(root: Path, extra: dict[str, list[dict]] | None = None, keep=None) -> Path:
+    """A corpus under `root/documents`: the sample corpus (when present), the edge cases and `extra`
+    ({subdir: docs}); `keep(doc) -> bool` drops documents a reference tagger cannot handle."""
+    from conftest import SAMPLE, read_jsonl, write_jsonl_gz
+
+    groups: dict[str, list[dict]] = {"edge-cases/edge.jsonl.gz": edge_case_docs()}
+    sample = SAMPLE / "documents"
+    if sample.is_dir():
+        for path in sorted(sample.rglob("*.jsonl.gz")):
+            groups[str(path.relative_to(sample))] = read_jsonl(path)
+    for name, docs in (extra or {}).items():
+        groups[f"{name}/{name}.jsonl.gz"] = docs
+    for rel, docs in groups.items():
+        kept = [d for d in docs if keep is None or keep(d)]
+        if kept:
+            write_jsonl_gz(root / "documents" / rel, kept)
+    return root
+
+
+def compare_attribute_rows(
+    ours: list[dict], theirs: list[dict], where: str, values: bool = True, tol: float = 1e-4
+) -> None:
+    """Same ids, keys and spans; scores within `tol` (only checked in [0, 1] when `values` is False)."""
+    assert [r["id"] for r in ours] == [r["id"] for r in theirs], f"{where}: ids differ"
+    for mine, ref in zip(ours, theirs):
+        assert set(mine["attributes"]) == set(ref["attributes"]), f"{where} {mine['id']}: keys differ"
+        assert mine.get("source") == ref.get("source"), f"{where} {mine['id']}: source differs"
+        for key, spans in ref["attributes"].items():
+            got = mine["attributes"][key]
+            assert len(got) == len(spans), f"{where} {mine['id']} {key}: {got} != {spans}"
+            for g, r in zip(got, spans):
+                assert g[:2] == r[:2], f"{where} {mine['id']} {key}: span {g} != {r}"
+                if values:
+                    assert abs(g[2] - r[2]) <= tol, f"{where} {mine['id']} {key}: {g[2]} != {r[2]}"
+                else:
+                    assert 0.0 <= g[2] <= 1.0
+
+
+def tag_both(tmp: Path, taggers: list[str], extra=None, keep=None, processes: int = 2) -> tuple[Path, Path]:
+    """Run `dolma tag` with `taggers` here and in the reference on identical corpora; (ours, theirs) roots."""
+    from conftest import run_cli
+
+    ours = prepare_corpus(tmp / "ours", extra, keep)
+    theirs = prepare_corpus(tmp / "theirs", extra, keep)
+    pattern = "documents/**/*.jsonl.gz"
+    args = ["tag", "--documents", pattern, "--taggers", *taggers, "--processes", str(processes)]
+    ref = run_reference(args, tmp, cwd=theirs)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    mine = run_cli(*args, "--quiet", cwd=ours)
+    assert mine.returncode == 0, mine.stderr
+    return ours, theirs
+
+
+def assert_tagger_matches(ours: Path, theirs: Path, tagger: str, values: bool = True) -> None:
+    """Every attribute file the reference wrote for `tagger` exists here with the same rows."""
+    from conftest import read_jsonl
+
+    ref_files = sorted(p.relative_to(theirs) for p in (theirs / "attributes" / tagger).rglob("*.jsonl.gz"))
+    our_files = sorted(p.relative_to(ours) for p in (ours / "attributes" / tagger).rglob("*.jsonl.gz"))
+    assert ref_files, f"reference wrote nothing for {tagger}"
+    assert our_files == ref_files
+    for rel in ref_files:
+        compare_attribute_rows(read_jsonl(ours / rel), read_jsonl(theirs / rel), str(rel), values=values)
