@@ -1,6 +1,5 @@
 """Built-in taggers, one module per family. Importing this package registers them (models load lazily)."""
 
-from taggers import language, length, sampling
-from taggers import pii
+from taggers import language, length, pii, sampling
 
-__all__ = ["language", "length", "sampling"]
+__all__ = ["language", "length", "pii", "sampling"]
