@@ -139,3 +139,51 @@ def assert_tagger_matches(ours: Path, theirs: Path, tagger: str, values: bool = 
     assert our_files == ref_files
     for rel in ref_files:
         compare_attribute_rows(read_jsonl(ours / rel), read_jsonl(theirs / rel), str(rel), values=values)
+
+
+_PREDICT_SCRIPT = """
+import json, sys
+from dolma.core.data_types import Document
+from dolma.core.registry import TaggerRegistry
+import dolma.taggers
+req = json.load(sys.stdin)
+out = {}
+for name in req["taggers"]:
+    tagger = TaggerRegistry.get(name)()
+    rows = []
+    for i, text in enumerate(req["texts"]):
+        try:
+            spans = tagger.predict(Document(source="s", version="v", id=str(i), text=text)).spans
+            rows.append([[s.start, s.end, s.type, s.score] for s in spans])
+        except Exception as exc:
+            rows.append("error: " + type(exc).__name__)
+    out[name] = rows
+json.dump(out, sys.stdout)
+"""
+
+
+def reference_predict(
+    taggers: list[str], texts: list[str], tmp: Path, models: dict[str, str] | None = None
+) -> dict[str, list]:
+    """Spans of reference taggers on `texts` through its Python API, in one subprocess.
+
+    `models` maps a model URL the reference would download to a local file placed in its cache instead.
+    A document the reference fails on gives the string "error: <exception name>".
+    """
+    import json
+
+    env = reference_env(tmp)
+    for url, path in (models or {}).items():
+        target = Path(env["XDG_CACHE_HOME"]) / "dolma" / f"{hashlib.sha256(url.encode()).hexdigest()}.bin"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    result = subprocess.run(
+        [str(reference_python()), "-c", _PREDICT_SCRIPT],
+        input=json.dumps({"taggers": taggers, "texts": texts}),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)

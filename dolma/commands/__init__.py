@@ -26,5 +26,6 @@ COMMANDS: dict[str, Command] = {
             "tag", "Annotate documents with taggers; write attribute files that mirror them.", "dolma.commands.tag"
         ),
         Command("list", "List every registered tagger with a one-line description.", "dolma.commands.list"),
+        Command("train-fasttext", "Train a fastText quality/toxicity classifier.", "dolma.commands.train_fasttext"),
     ]
 }
