@@ -107,9 +107,9 @@ def run(config: TrainFastTextConfig) -> int:
     if config.positive_label == config.negative_label:
         raise ConfigError("positive_label and negative_label must differ")
     io.configure_s3(config.s3)
-    from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
-
     import fasttext
+
+    from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
 
     with tempfile.TemporaryDirectory(prefix="dolma-train-fasttext-") as tmp:
         train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")
