@@ -26,10 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-WORDS = (
+_WORD_TEXT = (
     "the of and to in is was for on that with as by at from his her an which have are were this be or "
     "research data model system city river history music team season government school church film album"
-).split()
+)
+WORDS = _WORD_TEXT.split()
 EXTRA = [
     "contact john.doe@example.com for details",
     "call (555) 123-4567 today",
