@@ -18,6 +18,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import msgspec
@@ -276,37 +277,49 @@ class LocalExecutor:
                 break
 
     def _run_pool(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
+        """Run units on a process pool. A crashed worker breaks the pool: its units go to a fresh pool."""
         ctx = mp.get_context("spawn")
         progress_queue: mp.Queue = ctx.Queue()
-        workers = min(self.processes, len(todo))
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(job, progress_queue)
-        ) as pool:
-            attempts: dict[Unit, int] = {}
-            futures: dict[Future, Unit] = {}
-            for unit in todo:
-                attempts[unit] = 1
-                futures[pool.submit(_run_in_worker, unit)] = unit
-            while futures:
-                done, _ = wait(list(futures), timeout=0.2, return_when=FIRST_COMPLETED)
-                self._drain(progress_queue, display)
-                for fut in done:
-                    unit = futures.pop(fut)
-                    try:
-                        stats = fut.result()
-                    except Exception as exc:
-                        if is_retryable(exc) and attempts[unit] <= self.retries:
+        attempts: dict[Unit, int] = {unit: 0 for unit in todo}
+        remaining = list(todo)
+        while remaining:
+            workers = min(self.processes, len(remaining))
+            again: list[Unit] = []
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(job, progress_queue)
+            ) as pool:
+                futures: dict[Future, Unit] = {}
+                for unit in remaining:
+                    attempts[unit] += 1
+                    futures[pool.submit(_run_in_worker, unit)] = unit
+                while futures:
+                    done, _ = wait(list(futures), timeout=0.2, return_when=FIRST_COMPLETED)
+                    self._drain(progress_queue, display)
+                    for fut in done:
+                        unit = futures.pop(fut)
+                        try:
+                            stats = fut.result()
+                        except Exception as exc:
+                            if not (is_retryable(exc) and attempts[unit] <= self.retries):
+                                summary.failures.append(
+                                    UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts[unit])
+                                )
+                                display.update(units=1)
+                                continue
                             log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
-                            attempts[unit] += 1
-                            futures[pool.submit(_run_in_worker, unit)] = unit
+                            if isinstance(exc, BrokenProcessPool):
+                                again.append(unit)
+                                continue
+                            try:
+                                attempts[unit] += 1
+                                futures[pool.submit(_run_in_worker, unit)] = unit
+                            except BrokenProcessPool:
+                                attempts[unit] -= 1
+                                again.append(unit)
                             continue
-                        summary.failures.append(
-                            UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts[unit])
-                        )
-                        display.update(units=1)
-                        continue
-                    self._record(summary, stats, display)
-            self._drain(progress_queue, display)
+                        self._record(summary, stats, display)
+                self._drain(progress_queue, display)
+            remaining = again
 
     @staticmethod
     def _drain(progress_queue: mp.Queue, display: ProgressDisplay) -> None:

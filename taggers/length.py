@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import re
+import regex
 
 from dolma.documents import Document, Span
 from dolma.registry import register
 from dolma.tagger import Tagger, paragraphs
 
 # A token is a run of word characters or a run of other non-space characters ("world" and "." in "world.").
-_TOKEN = re.compile(r"\w+|[^\w\s]+")
+# Word characters follow Unicode UTS #18 (the `regex` package): "a²" is two tokens, "e\u0301" one, as in the
+# reference toolkit; the stdlib `re` disagrees on such characters.
+_TOKEN = regex.compile(r"\w+|[^\w\s]+")
 
 
 def count_tokens(text: str) -> int:

@@ -162,6 +162,17 @@ SLOW_TAGGER = textwrap.dedent(
                 time.sleep(600)
             return [Span(0, len(doc.text), "ok", 1.0)]
 
+    @register("crashing_test_tagger")
+    class CrashingTagger(Tagger):
+        '''Kills its own worker process the first time it runs (a stand-in for an OOM kill).'''
+
+        def predict(self, doc):
+            marker = os.environ["CRASH_ONCE_MARKER"]
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                os.kill(os.getpid(), 9)
+            return [Span(0, len(doc.text), "ok", 1.0)]
+
     @register("failing_test_tagger")
     class FailingTagger(Tagger):
         '''Fails on every call (or only the first time when FAIL_ONCE_MARKER is set).'''
@@ -216,6 +227,20 @@ def test_unexpected_errors_are_retried_then_fail(tmp_path):
     result = run_cli(*args, "--quiet", env={"FAIL_ONCE_MARKER": str(marker)})
     assert result.returncode == 0, result.stderr
     assert marker.exists()
+
+
+def test_crashed_worker_is_replaced_and_its_file_retried(tmp_path):
+    pattern = corpus(tmp_path, files=3, docs=5)
+    module = tmp_path / "taggers_mod.py"
+    module.write_text(SLOW_TAGGER)
+    marker = tmp_path / "crashed-once"
+    args = ["tag", "--documents", pattern, "--taggers", "crashing_test_tagger", "--tagger_modules", str(module)]
+    result = run_cli(*args, "--processes", "2", "--quiet", env={"CRASH_ONCE_MARKER": str(marker)})
+    assert result.returncode == 0, result.stderr
+    assert marker.exists()
+    outputs = sorted((tmp_path / "attributes" / "crashing_test_tagger" / "sub").glob("*.jsonl.gz"))
+    assert [p.name for p in outputs] == ["part-0.jsonl.gz", "part-1.jsonl.gz", "part-2.jsonl.gz"]
+    assert all(len(read_jsonl(p)) == 5 for p in outputs)
 
 
 def test_two_processes_give_the_same_output(tmp_path):
