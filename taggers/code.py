@@ -45,9 +45,11 @@ class CodeSecretsTagger(Tagger):
 
     @cached_property
     def _scratch(self) -> str:
-        # detect-secrets scans files, so each document is written to one private scratch file in turn.
+        # detect-secrets scans files, so each document is written to one private scratch file in turn. The
+        # ".yaml" name selects the detectors' YAML rules (`password: value` counts), which is what the
+        # reference's output matches in differential fuzzing.
         folder = tempfile.mkdtemp(prefix="dolma-secrets-")
-        return os.path.join(folder, "document")
+        return os.path.join(folder, "document.yaml")
 
     def secrets(self, text: str) -> list[tuple[str, str]]:
         """(detector name, secret value) pairs in detect-secrets' order, without duplicates."""

@@ -103,3 +103,9 @@ def test_code_taggers_pickle_and_describe():
         clone = pickle.loads(pickle.dumps(tagger))
         assert clone.predict(Document(id="d", text="x")) == tagger.predict(Document(id="d", text="x"))
         assert registry.get(name).description
+
+
+def test_code_secrets_keyword_rules_apply_on_any_line():
+    # A `key: value` password counts on a later line too (detect-secrets' YAML rules, as in the reference).
+    got = spans("code_secrets_v1", "x = 1\nNew password: mypassword\n")
+    assert got[0][:3] == (20, 30, "SECRET_Secret_Keyword")  # 6 + len("New password: ")
