@@ -7,10 +7,6 @@ meaning; the quirks are spelled out in each docstring and in the README.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from functools import cached_property
-
 from dolma.documents import Document, Span
 from dolma.errors import TaggerError
 from dolma.registry import register
@@ -21,12 +17,12 @@ from taggers.length import count_tokens
 def _secrets_api():
     """detect-secrets, imported lazily so that only users of code_secrets_v1 pay for it."""
     try:
-        from detect_secrets import SecretsCollection
+        from detect_secrets.core.scan import _process_line_based_plugins
         from detect_secrets.settings import default_settings
     except ImportError as exc:  # pragma: no cover - it is a dependency; this guards broken installs
-        msg = f"code_secrets_v1 needs the detect-secrets package (pip install detect-secrets): {exc}"
+        msg = f"code_secrets_v1 needs the detect-secrets package (pip install detect-secrets==1.4.0): {exc}"
         raise TaggerError(msg) from exc
-    return SecretsCollection, default_settings
+    return _process_line_based_plugins, default_settings
 
 
 @register("code_secrets_v1")
@@ -41,30 +37,21 @@ class CodeSecretsTagger(Tagger):
     number of such spans per whitespace-separated word, -1 for a text without words.
     """
 
-    _transient = ("_scratch",)
-
-    @cached_property
-    def _scratch(self) -> str:
-        # detect-secrets scans files, so each document is written to one private scratch file in turn. The
-        # ".yaml" name selects the detectors' YAML rules (`password: value` counts), which is what the
-        # reference's output matches in differential fuzzing.
-        folder = tempfile.mkdtemp(prefix="dolma-secrets-")
-        return os.path.join(folder, "document.yaml")
-
     def secrets(self, text: str) -> list[tuple[str, str]]:
-        """(detector name, secret value) pairs in detect-secrets' order, without duplicates."""
-        collection_cls, default_settings = _secrets_api()
-        path = self._scratch
-        with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
-            # Lines as str.splitlines sees them (\r, \x0b, \x85, \u2028 ... end lines), as in the reference.
-            f.write("\n".join(text.splitlines()))
-        with default_settings():
-            collection = collection_cls()
-            collection.scan_file(path)
+        """(detector name, secret value) pairs in detect-secrets' order (line, then plugin), without repeats.
+
+        Every line (str.splitlines) goes through detect-secrets' line plugins and filters with the rules
+        of a YAML file (`password: value` counts) but without its YAML re-parsing: the combination that
+        matches the reference in differential fuzzing. The line scanner is detect-secrets' internal
+        function, hence the exact version pin.
+        """
+        scan_lines, default_settings = _secrets_api()
         out: list[tuple[str, str]] = []
-        for _, secret in collection:
-            if secret.secret_value is not None:
-                out.append((secret.type, secret.secret_value))
+        with default_settings():
+            for secret in scan_lines(lines=list(enumerate(text.splitlines(), start=1)), filename="document.yaml"):
+                key = (secret.type, secret.secret_value)
+                if secret.secret_value is not None and key not in out:
+                    out.append(key)
         return out
 
     def predict(self, doc: Document) -> list[Span]:
