@@ -31,36 +31,46 @@ class CodeSecretsTagger(Tagger):
 
     Span types: `SECRET_<detector>` (e.g. `SECRET_AWS_Access_Key`, `SECRET_Secret_Keyword`,
     `SECRET_Private_Key`; the detect-secrets plugin name with spaces as underscores) = one span per distinct
-    (detector, secret value) pair in the document, placed at the FIRST occurrence of the value anywhere in
-    the text (as the reference does, even when the secret was found on a later line), ordered by line and
+    (detector, secret value) pair in the document, placed at the value's first occurrence in the line where it
+    was first found, ordered by line and
     detector name, score 1; `doc` =
     number of such spans per whitespace-separated word, -1 for a text without words.
     """
 
-    def secrets(self, text: str) -> list[tuple[str, str]]:
-        """(detector name, secret value) pairs in detect-secrets' order (line, then plugin), without repeats.
+    def secrets(self, text: str) -> list[tuple[int, str, str]]:
+        """(offset, detector name, value) per distinct (detector, value), in detect-secrets' order.
 
         Every line (str.splitlines) goes through detect-secrets' line plugins and filters with the rules
         of a YAML file (`password: value` counts) but without its YAML re-parsing: the combination that
         matches the reference in differential fuzzing. The line scanner is detect-secrets' internal
-        function, hence the exact version pin.
+        function, hence the exact version pin. The offset is the value's first occurrence in the line
+        where it was first found.
         """
         scan_lines, default_settings = _secrets_api()
-        out: list[tuple[str, str]] = []
+        lines = text.splitlines(keepends=True)
+        starts = [0]
+        for line in lines:
+            starts.append(starts[-1] + len(line))
+        out: list[tuple[int, str, str]] = []
+        seen: set[tuple[str, str]] = set()
         with default_settings():
-            for secret in scan_lines(lines=list(enumerate(text.splitlines(), start=1)), filename="document.yaml"):
+            numbered = [(i + 1, line.rstrip("\r\n")) for i, line in enumerate(text.splitlines())]
+            for secret in scan_lines(lines=numbered, filename="document.yaml"):
                 key = (secret.type, secret.secret_value)
-                if secret.secret_value is not None and key not in out:
-                    out.append(key)
+                if secret.secret_value is None or key in seen:
+                    continue
+                seen.add(key)
+                at = lines[secret.line_number - 1].find(secret.secret_value)
+                if at >= 0:
+                    out.append((starts[secret.line_number - 1] + at, secret.type, secret.secret_value))
         return out
 
     def predict(self, doc: Document) -> list[Span]:
         text = doc.text
-        spans = []
-        for kind, value in self.secrets(text) if text.strip() else []:
-            start = text.find(value)
-            if start >= 0:
-                spans.append(Span(start, start + len(value), "SECRET_" + kind.replace(" ", "_"), 1.0))
+        spans = [
+            Span(start, start + len(value), "SECRET_" + kind.replace(" ", "_"), 1.0)
+            for start, kind, value in (self.secrets(text) if text.strip() else [])
+        ]
         words = len(text.split())
         spans.append(Span(0, len(text), "doc", len(spans) / words if words else -1.0))
         return spans

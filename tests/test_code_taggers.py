@@ -73,10 +73,10 @@ def test_copyright_comments(text, span):
         ("   ", [], 0),
         ("no secrets in this sentence", [], 5),
         ("password = 'hunter2hunter2'", [(12, 26, "SECRET_Secret_Keyword")], 3),
-        # Found on line 2, placed at the value's first occurrence (line 1); repeats count once.
+        # Found on line 2 (offset 17 + 12), not at the value's earlier occurrence on line 1; repeats count once.
         (
             "a hunter2hunter2\npassword = 'hunter2hunter2'\npw = 'hunter2hunter2'",
-            [(2, 16, "SECRET_Secret_Keyword")],
+            [(29, 43, "SECRET_Secret_Keyword")],
             8,
         ),
         ("key AKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMPLE", [(4, 24, "SECRET_AWS_Access_Key")], 3),
