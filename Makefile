@@ -31,7 +31,13 @@ $(REF_VENV)/.created:
 		dolma==1.2.1 boto3==1.28.17 botocore==1.31.17 aiobotocore==2.5.4
 	touch $@
 
-reference: $(REF_VENV)/.created
+# The reference's code taggers need its `code` extras (detect-secrets etc.); a separate stamp so existing
+# reference venvs get them too.
+$(REF_VENV)/.code-extras: $(REF_VENV)/.created
+	$(REF_VENV)/bin/python -m pip install -q --only-binary=:all: detect-secrets==1.4.0 beautifulsoup4 pygments
+	touch $@
+
+reference: $(REF_VENV)/.created $(REF_VENV)/.code-extras
 
 # datatrove (benchmarks only), in its own virtual environment, with just what its JSONL reader/writer and the
 # fastText/Gopher/C4 filters import (its extras pull in much more).

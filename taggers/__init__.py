@@ -1,5 +1,31 @@
 """Built-in taggers, one module per family. Importing this package registers them (models load lazily)."""
 
-from taggers import c4, gopher, language, length, punctuation, repetitions, sampling
+from taggers import (
+    c4,
+    classifiers,
+    code,
+    gopher,
+    language,
+    length,
+    pii,
+    punctuation,
+    repetitions,
+    sampling,
+    urls,
+    wordlist,
+)
 
-__all__ = ["c4", "gopher", "language", "length", "punctuation", "repetitions", "sampling"]
+__all__ = [
+    "c4",
+    "classifiers",
+    "code",
+    "gopher",
+    "language",
+    "length",
+    "pii",
+    "punctuation",
+    "repetitions",
+    "sampling",
+    "urls",
+    "wordlist",
+]

@@ -12,7 +12,7 @@ from msgspec import Meta
 from dolma.documents import Document, Span
 from dolma.models import resolve_model
 from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig
+from dolma.tagger import Tagger, TaggerConfig, paragraphs
 
 SHIPPED_LID_MODEL = str(Path(__file__).parent / "resources" / "lid.176.ftz")
 LID_MODEL_ENV = "DOLMA_LID_MODEL"
@@ -65,3 +65,68 @@ class FastTextEnglishDocumentTagger(FastTextLanguageTagger):
         en = self.probabilities(doc.text).get("en", 0.0)
         n = len(doc.text)
         return [Span(0, n, "en", en), Span(0, n, "not_en", 1.0 - en)]
+
+
+class _ParagraphEnglish(FastTextLanguageTagger):
+    """Shared code: English probability per non-blank paragraph."""
+
+    def paragraph_scores(self, text: str) -> list[tuple[int, int, float]]:
+        return [(start, end, self.probabilities(p).get("en", 0.0)) for start, end, p in paragraphs(text)]
+
+
+@register("ft_lang_id_en_paragraph_v2")
+class FastTextEnglishParagraphTagger(_ParagraphEnglish):
+    """English vs not English for each paragraph (fastText lid.176).
+
+    Span types: `en` = probability that the paragraph is English; `not_en` = 1 - that, one span per
+    non-blank paragraph (split at newlines, the newline included). All `en` spans come first.
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        scores = self.paragraph_scores(doc.text)
+        return [Span(s, e, "en", p) for s, e, p in scores] + [Span(s, e, "not_en", 1.0 - p) for s, e, p in scores]
+
+
+@register("ft_lang_id_en_paragraph_with_doc_score_v2")
+class FastTextEnglishParagraphWithDocScoreTagger(_ParagraphEnglish):
+    """English probability per paragraph plus a length-weighted document score (fastText lid.176).
+
+    Span types: `en`/`not_en` = as in ft_lang_id_en_paragraph_v2; `doc_en` = sum of paragraph `en` scores
+    weighted by paragraph length, divided by the document length; `doc_not_en` = 1 - doc_en (both 0 for
+    an empty document).
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        scores = self.paragraph_scores(doc.text)
+        spans = [Span(s, e, "en", p) for s, e, p in scores] + [Span(s, e, "not_en", 1.0 - p) for s, e, p in scores]
+        n = len(doc.text)
+        doc_en = sum((e - s) * p for s, e, p in scores) / n if n else 0.0
+        spans.append(Span(0, n, "doc_en", doc_en))
+        spans.append(Span(0, n, "doc_not_en", 1.0 - doc_en if n else 0.0))
+        return spans
+
+
+@register("ft_lang_id_doc_v1")
+class FastTextDocumentLanguagesTagger(FastTextLanguageTagger):
+    """Probability of every language for the whole document (fastText lid.176).
+
+    Span types: one per language code the model gives a non-zero probability (e.g. `en`, `fr`, `zh`),
+    score = that probability, over the whole document, most likely first.
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        n = len(doc.text)
+        return [Span(0, n, lang, p) for lang, p in self.probabilities(doc.text).items() if p > 0.0]
+
+
+@register("ft_lang_id_1e2")
+class FastTextDocumentLanguagesRoundedTagger(FastTextLanguageTagger):
+    """Languages with probability of at least 0.01 for the whole document, rounded to 2 decimals.
+
+    Span types: one per language code (e.g. `en`, `de`) whose fastText lid.176 probability is >= 0.01,
+    score = that probability rounded to two decimals, over the whole document, most likely first.
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        n = len(doc.text)
+        return [Span(0, n, lang, round(p, 2)) for lang, p in self.probabilities(doc.text).items() if p >= 0.01]

@@ -73,15 +73,22 @@ def edge_case_docs() -> list[dict]:
     return docs
 
 
-def prepare(tmp: Path, extra: dict[str, list[dict]] | None = None, sample: bool = True) -> Path:
+def prepare(tmp: Path, extra: dict[str, list[dict]] | None = None, sample: bool = True, keep=None) -> Path:
     """A corpus under `tmp/corpus`: the sample corpus (unless `sample` is false), the edge cases, and `extra`
-    ({subdir: documents})."""
+    ({subdir: documents}); `keep(doc) -> bool` drops documents a reference tagger cannot handle."""
     root = tmp / "corpus"
-    if sample:
+    groups: dict[str, list[dict]] = {"edge-cases/edge.jsonl.gz": edge_case_docs()}
+    if sample and keep is None:
         shutil.copytree(SAMPLE / "documents", root / "documents")
-    write_jsonl_gz(root / "documents" / "edge-cases" / "edge.jsonl.gz", edge_case_docs())
+    elif sample:
+        for path in sorted((SAMPLE / "documents").rglob("*.jsonl.gz")):
+            groups[str(path.relative_to(SAMPLE / "documents"))] = read_jsonl(path)
     for name, docs in (extra or {}).items():
-        write_jsonl_gz(root / "documents" / name / f"{name}.jsonl.gz", docs)
+        groups[f"{name}/{name}.jsonl.gz"] = docs
+    for rel, docs in groups.items():
+        kept = [d for d in docs if keep is None or keep(d)]
+        if kept:
+            write_jsonl_gz(root / "documents" / rel, kept)
     return root
 
 
@@ -103,11 +110,15 @@ def compare_rows(ours: list[dict], theirs: list[dict], where: str, random_valued
 
 
 def tag_both(
-    tmp: Path, taggers: list[str], extra: dict[str, list[dict]] | None = None, sample: bool = True
+    tmp: Path,
+    taggers: list[str],
+    extra: dict[str, list[dict]] | None = None,
+    sample: bool = True,
+    keep=None,
 ) -> tuple[Path, Path]:
     """Tag the same corpus (see `prepare`) with the reference and with this toolkit: (ours, theirs) roots."""
-    ours = prepare(tmp / "ours", extra, sample)
-    theirs = prepare(tmp / "theirs", extra, sample)
+    ours = prepare(tmp / "ours", extra, sample, keep)
+    theirs = prepare(tmp / "theirs", extra, sample, keep)
     pattern = "documents/**/*.jsonl.gz"
     ref = run_reference(["tag", "--documents", pattern, "--taggers", *taggers, "--processes", "2"], tmp, cwd=theirs)
     assert ref.returncode == 0, ref.stderr[-3000:]
@@ -128,3 +139,56 @@ def compare_outputs(ours: Path, theirs: Path, tagger: str, random_valued: bool =
         compare_rows(read_jsonl(ours / rel), theirs_rows, str(rel), random_valued)
         rows += len(theirs_rows)
     return rows
+
+
+def assert_tagger_matches(ours: Path, theirs: Path, tagger: str, values: bool = True) -> None:
+    """Every attribute file the reference wrote for `tagger` exists here with the same rows."""
+    compare_outputs(ours, theirs, tagger, random_valued=not values)
+
+
+_PREDICT_SCRIPT = """
+import json, sys
+from dolma.core.data_types import Document
+from dolma.core.registry import TaggerRegistry
+import dolma.taggers
+req = json.load(sys.stdin)
+out = {}
+for name in req["taggers"]:
+    tagger = TaggerRegistry.get(name)()
+    rows = []
+    for i, text in enumerate(req["texts"]):
+        try:
+            spans = tagger.predict(Document(source="s", version="v", id=str(i), text=text)).spans
+            rows.append([[s.start, s.end, s.type, s.score] for s in spans])
+        except Exception as exc:
+            rows.append("error: " + type(exc).__name__)
+    out[name] = rows
+json.dump(out, sys.stdout)
+"""
+
+
+def reference_predict(
+    taggers: list[str], texts: list[str], tmp: Path, models: dict[str, str] | None = None
+) -> dict[str, list]:
+    """Spans of reference taggers on `texts` through its Python API, in one subprocess.
+
+    `models` maps a model URL the reference would download to a local file placed in its cache instead.
+    A document the reference fails on gives the string "error: <exception name>".
+    """
+    import json
+
+    env = reference_env(tmp)
+    for url, path in (models or {}).items():
+        target = Path(env["XDG_CACHE_HOME"]) / "dolma" / f"{hashlib.sha256(url.encode()).hexdigest()}.bin"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    result = subprocess.run(
+        [str(reference_python()), "-c", _PREDICT_SCRIPT],
+        input=json.dumps({"taggers": taggers, "texts": texts}),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)

@@ -15,7 +15,9 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
 def command_of(path: Path) -> str:
-    name = path.stem.split("-")[0]
+    # The longest command name the file name starts with (so train-fasttext-x.yaml is train-fasttext's).
+    matches = [c for c in COMMANDS if path.stem == c or path.stem.startswith(c + "-")]
+    name = max(matches, key=len) if matches else path.stem.split("-")[0]
     assert name in COMMANDS, f"{path.name}: config names start with a command name ({', '.join(COMMANDS)})"
     return name
 

@@ -31,5 +31,6 @@ COMMANDS: dict[str, Command] = {
         ),
         Command("mix", "Filter, edit, sample and shard documents by their attributes.", "dolma.commands.mix"),
         Command("tokens", "Tokenize documents into token-id shards plus a document index.", "dolma.commands.tokens"),
+        Command("train-fasttext", "Train a fastText quality/toxicity classifier.", "dolma.commands.train_fasttext"),
     ]
 }

@@ -1,0 +1,144 @@
+"""`dolma train-fasttext`: train a fastText quality or toxicity classifier from labelled documents.
+
+Positive and negative documents come from JSONL globs (Dolma documents: `id` and `text`). A deterministic
+held-out split (by a hash of the document id and the seed) measures precision, recall and F1 of the
+positive label; the model is saved where `fasttext_classifier_v1` (or a named classifier tagger) loads it.
+Training uses one thread by default, which makes the model reproducible run to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Annotated
+
+from msgspec import Meta
+
+from dolma import io
+from dolma.config import Base
+from dolma.documents import read_documents
+from dolma.errors import ConfigError
+from dolma.io import S3Config
+
+
+class TrainFastTextConfig(Base):
+    positive: Annotated[list[str], Meta(description="Globs of documents of the positive class (local or s3://).")]
+    negative: Annotated[list[str], Meta(description="Globs of documents of the negative class (local or s3://).")]
+    model_path: Annotated[str, Meta(description="Where to save the model (.bin; local path or s3:// URL).")]
+    positive_label: Annotated[str, Meta(description="Label name of the positive class (span type when tagging).")] = (
+        "pos"
+    )
+    negative_label: Annotated[str, Meta(description="Label name of the negative class.")] = "neg"
+    test_fraction: Annotated[float, Meta(description="Fraction of documents held out for evaluation.", ge=0, lt=1)] = (
+        0.1
+    )
+    seed: Annotated[int, Meta(description="Seed of the held-out split and of fastText.")] = 0
+    epoch: Annotated[int, Meta(description="Training epochs.", ge=1)] = 5
+    lr: Annotated[float, Meta(description="Learning rate.", gt=0)] = 0.1
+    word_ngrams: Annotated[int, Meta(description="Word n-gram length (2 = bigrams, as the Dolma models).", ge=1)] = 2
+    dim: Annotated[int, Meta(description="Embedding dimension.", ge=1)] = 100
+    min_count: Annotated[int, Meta(description="Ignore words seen fewer times.", ge=1)] = 1
+    threads: Annotated[int, Meta(description="Training threads (1 is reproducible).", ge=1)] = 1
+    max_chars: Annotated[int, Meta(description="Characters of each document used (0 = all).", ge=0)] = 0
+    report: Annotated[str | None, Meta(description="Optional path of a JSON file with the evaluation.")] = None
+    skip_bad_lines: Annotated[bool, Meta(description="Skip and count invalid input lines instead of failing.")] = False
+    s3: Annotated[S3Config | None, Meta(description="S3 endpoint/credentials override.")] = None
+
+
+CONFIG = TrainFastTextConfig
+
+
+def _clean(text: str, max_chars: int) -> str:
+    """One line of fastText input: whitespace collapsed (a newline would end the example)."""
+    if max_chars:
+        text = text[:max_chars]
+    return " ".join(text.split())
+
+
+def _held_out(doc_id: str, seed: int, fraction: float) -> bool:
+    digest = hashlib.blake2b(f"{seed}\x00{doc_id}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < fraction
+
+
+def _examples(globs: list[str], label: str, config: TrainFastTextConfig, train, test) -> int:
+    paths = io.expand_globs(globs)
+    if not paths:
+        raise ConfigError(f"no documents match {globs}")
+    n = 0
+    for path in paths:
+        for _, doc in read_documents(path, skip_bad_lines=config.skip_bad_lines):
+            text = _clean(doc.text, config.max_chars)
+            if not text:
+                continue
+            line = f"__label__{label} {text}\n"
+            (test if _held_out(doc.id, config.seed, config.test_fraction) else train).write(line)
+            n += 1
+    return n
+
+
+def evaluate(model, test_path: str, positive: str) -> dict[str, float | int]:
+    """Precision, recall and F1 of the positive label on the held-out file, plus accuracy."""
+    tp = fp = fn = correct = total = 0
+    with open(test_path, encoding="utf-8") as fh:
+        for line in fh:
+            gold, _, text = line.rstrip("\n").partition(" ")
+            (pred,), _ = model.predict(text, k=1)
+            total += 1
+            correct += pred == gold
+            is_pos, said_pos = gold == f"__label__{positive}", pred == f"__label__{positive}"
+            tp += is_pos and said_pos
+            fp += said_pos and not is_pos
+            fn += is_pos and not said_pos
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "test_documents": total,
+        "accuracy": correct / total if total else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
+
+
+def run(config: TrainFastTextConfig) -> int:
+    if config.positive_label == config.negative_label:
+        raise ConfigError("positive_label and negative_label must differ")
+    io.configure_s3(config.s3)
+    import fasttext
+
+    from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
+
+    with tempfile.TemporaryDirectory(prefix="dolma-train-fasttext-") as tmp:
+        train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")
+        with open(train_path, "w", encoding="utf-8") as train, open(test_path, "w", encoding="utf-8") as test:
+            n_pos = _examples(config.positive, config.positive_label, config, train, test)
+            n_neg = _examples(config.negative, config.negative_label, config, train, test)
+        if os.path.getsize(train_path) == 0:
+            raise ConfigError("no training documents with text (all were held out or empty)")
+        model = fasttext.train_supervised(
+            input=train_path,
+            epoch=config.epoch,
+            lr=config.lr,
+            wordNgrams=config.word_ngrams,
+            dim=config.dim,
+            minCount=config.min_count,
+            thread=config.threads,
+            seed=config.seed,
+            verbose=0,
+        )
+        metrics = evaluate(model, test_path, config.positive_label)
+        local_model = os.path.join(tmp, "model.bin")
+        model.save_model(local_model)
+        io.copy(local_model, config.model_path)
+    report = {"positive_documents": n_pos, "negative_documents": n_neg, "model_path": config.model_path, **metrics}
+    if config.report:
+        io.write_bytes(config.report, (json.dumps(report, indent=2) + "\n").encode())
+    print(
+        f"trained on {n_pos} positive / {n_neg} negative documents; held out {metrics['test_documents']}: "
+        f"precision {metrics['precision']:.4f} recall {metrics['recall']:.4f} f1 {metrics['f1']:.4f} "
+        f"accuracy {metrics['accuracy']:.4f}; model saved to {config.model_path}"
+    )
+    return 0

@@ -1,0 +1,116 @@
+"""Word-list toxicity and URL blocklist taggers (no reference equivalent runs offline: the reference's
+blocklist taggers download their lists; these take lists by path)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dolma import registry
+from dolma.documents import Document
+from dolma.errors import ConfigError
+
+
+def spans(tagger, text: str, url: str | None = None):
+    doc = Document(id="x", text=text, metadata={"url": url} if url is not None else None)
+    return [(s.start, s.end, s.type, s.score) for s in tagger.predict(doc)]
+
+
+@pytest.mark.parametrize(
+    ("words", "text", "expected_matches"),
+    [
+        (["darn", "heck no"], "Darn it. HECK   no! darned heck", [(0, 4), (9, 18)]),
+        (["darn"], "", []),
+        (["darn"], "   ", []),
+        (["darn"], "adarn darna darn_ darn", [(18, 22)]),
+        (["café"], "Café au lait, CAFÉ!", [(0, 4), (14, 18)]),
+    ],
+)
+def test_wordlist_matches_whole_words(tmp_path, words, text, expected_matches):
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(words) + "\n")
+    tagger = registry.create("naughty_words_v1", {"wordlist_path": str(path)})
+    got = spans(tagger, text)
+    assert [(s, e) for s, e, t, _ in got if t == "naughty_word"] == expected_matches
+    doc_level = {t: v for _, _, t, v in got if t != "naughty_word"}
+    n_words = len(text.split())
+    assert doc_level == {
+        "doc_count": float(len(expected_matches)),
+        "has_naughty_word": float(bool(expected_matches)),
+        "doc_frac": len(expected_matches) / n_words if n_words else 0.0,
+    }
+
+
+def test_default_wordlist_is_the_packaged_one():
+    tagger = registry.create("naughty_words_v1")
+    got = spans(tagger, "well shit, that is a lovely day")
+    assert ("naughty_word" in {t for *_, t, _ in got}) and (0, 31, "has_naughty_word", 1.0) in got
+    clean = spans(tagger, "a lovely day in Scunthorpe")
+    assert (0, 26, "has_naughty_word", 0.0) in clean
+
+
+HOSTS = "# comment\n0.0.0.0 bad.example.com\nevil.org  # trailing comment\n127.0.0.1 localhost\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "blocked"),
+    [
+        ("https://bad.example.com/page", True),
+        ("http://sub.bad.example.com:8080/x?y", True),
+        ("https://example.com/", False),
+        ("https://notbad.example.com/", False),
+        ("evil.org/path", True),
+        ("https://EVIL.ORG./", True),
+        ("https://user:pw@www.evil.org/", True),
+        ("https://evil.org.good.net/", False),
+        ("https://localhost/", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_domain_blocklist(tmp_path, url, blocked):
+    (tmp_path / "hosts.txt").write_text(HOSTS)
+    tagger = registry.create("domain_blocklist_v1", {"blocklist_paths": [str(tmp_path / "hosts.txt")]})
+    assert spans(tagger, "some text", url) == ([(0, 9, "url_blocked", 1.0)] if blocked else [])
+
+
+ADBLOCK = """[Adblock Plus 2.0]
+! comment
+||ads.example.com^
+||tracker.net^$third-party
+|http://exact.org/banner
+/popup/*.js
+@@||ads.example.com/allowed^
+example.org##.ad-banner
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "blocked"),
+    [
+        ("https://ads.example.com/x", True),
+        ("https://cdn.ads.example.com/", True),
+        ("https://ads.example.com.evil.net/", False),
+        ("https://myads.example.com/", False),
+        ("https://ads.example.com/allowed/1", False),
+        ("https://tracker.net", True),
+        ("http://exact.org/banner.png", True),
+        ("https://exact.org/banner", False),
+        ("https://site.com/popup/a.js", True),
+        ("https://example.org/", False),
+    ],
+)
+def test_link_blocklist_adblock_rules(tmp_path, url, blocked):
+    (tmp_path / "list.txt").write_text(ADBLOCK)
+    tagger = registry.create("link_blocklist_v1", {"blocklist_paths": [str(tmp_path / "list.txt")]})
+    assert spans(tagger, "t", url) == ([(0, 1, "url_blocked", 1.0)] if blocked else [])
+
+
+def test_blocklist_from_s3(s3_server, s3_bucket):
+    s3_server.client().put_object(Bucket=s3_bucket, Key="lists/hosts.txt", Body=HOSTS.encode())
+    tagger = registry.create("domain_blocklist_v1", {"blocklist_paths": [f"s3://{s3_bucket}/lists/hosts.txt"]})
+    assert spans(tagger, "t", "https://evil.org/") == [(0, 1, "url_blocked", 1.0)]
+
+
+def test_blocklist_without_lists_is_a_config_error():
+    with pytest.raises(ConfigError, match="blocklist_paths"):
+        spans(registry.create("domain_blocklist_v1"), "t", "https://evil.org/")
