@@ -48,7 +48,8 @@ class FastTextLanguageTagger(Tagger):
         return load_fasttext(resolve_model(path, "language-ID model"))
 
     def probabilities(self, text: str) -> dict[str, float]:
-        clean = text.lower().replace("\n", " ").replace("\r", " ")
+        # stripped first, as the reference does (this matters for non-fastText whitespace such as U+00A0)
+        clean = text.strip().lower().replace("\n", " ").replace("\r", " ")
         labels, probs = self.model.predict(clean, k=-1)
         return {label[len("__label__") :]: float(p) for label, p in zip(labels, probs)}
 

@@ -27,6 +27,7 @@ _HAS_3DIGITS = re.compile(r"\d\d\d")
 _HAS_DIGIT_DOT = re.compile(r"\d\.")
 
 EMAIL_TYPE, PHONE_TYPE, IP_TYPE = "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"
+HASH_WINDOW = 100
 
 
 def _emails_v2(text: str, offset: int, out: list[Span]) -> None:
@@ -53,10 +54,16 @@ def pii_spans(text: str) -> list[Span]:
     out: list[Span] = []
     if "@" in text:
         _emails_v2(text, 0, out)
+    # Observed reference behaviour: a phone or IP match with a "#" within 100 characters before or after it
+    # is dropped (e-mails are not). Kept so that attribute values match; the fast variant does not do this.
+    found: list[Span] = []
     if _HAS_3DIGITS.search(text):
-        _simple(PHONE, PHONE_TYPE, text, 0, out)
+        _simple(PHONE, PHONE_TYPE, text, 0, found)
     if _HAS_DIGIT_DOT.search(text):
-        _simple(IP, IP_TYPE, text, 0, out)
+        _simple(IP, IP_TYPE, text, 0, found)
+    if found and "#" in text:
+        found = [s for s in found if "#" not in text[max(0, s.start - HASH_WINDOW) : s.end + HASH_WINDOW]]
+    out.extend(found)
     return out
 
 
