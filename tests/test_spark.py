@@ -400,3 +400,36 @@ def test_mix_on_spark_equals_local(tmp_path, spark_context):
         outputs[executor] = tree(tmp_path / executor)
     assert len(outputs["local"]) > 3
     assert outputs["spark"] == outputs["local"]
+
+
+def test_tokens_on_spark_equals_local(tmp_path, spark_context):
+    """Token shards and indexes (seeded ring + shuffle window, several groups): same bytes on Spark."""
+    from dolma.commands.tokens import TokensConfig
+    from dolma.commands.tokens import run as run_tokens
+    from dolma.config import build
+
+    for f in range(5):
+        texts = [f"document {i} of file {f}. " * (1 + i % 9) for i in range(80)]
+        docs = [{"id": f"{f}-{i}", "text": text, "source": "t"} for i, text in enumerate(texts)]
+        write_jsonl_gz(tmp_path / "documents" / f"part-{f}.jsonl.gz", docs)
+    outputs = {}
+    for executor in ("local", "spark"):
+        overrides = {
+            "documents": [str(tmp_path / "documents" / "*.gz")],
+            "destination": str(tmp_path / executor),
+            "max_size": 3000,
+            "ring_size": 2,
+            "seed": 11,
+            "files_per_process": 2,
+            "quiet": True,
+            "executor": executor,
+            "processes": 2,
+            "spark": {"master": "local[2]", "conf": LOOPBACK_CONF},
+        }
+        jobs_before = len(spark_context.statusTracker().getJobIdsForGroup())
+        assert run_tokens(build(TokensConfig, overrides=overrides)) == 0
+        ran_on_spark = len(spark_context.statusTracker().getJobIdsForGroup()) > jobs_before
+        assert ran_on_spark == (executor == "spark")
+        outputs[executor] = tree(tmp_path / executor)
+    assert len([name for name in outputs["local"] if name.endswith(".npy")]) > 2
+    assert outputs["spark"] == outputs["local"]

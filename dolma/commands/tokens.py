@@ -12,7 +12,7 @@ from dolma import io
 from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.errors import ConfigError
-from dolma.executor import Job, LocalExecutor, Progress, Unit, UnitStats, print_summary
+from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary
 
 log = logging.getLogger("dolma")
 
@@ -276,14 +276,7 @@ def run(config: TokensConfig) -> int:
             print(f"group {g}: {len(files)} file(s) -> {the_plan.destination}/part-{g}-*.npy")
         print(f"{len(units)} group(s), tokenizer {the_plan.tokenizer_name}, dtype {config.dtype}")
         return 0
-    processes = 1 if config.debug else config.processes
-    executor = LocalExecutor(
-        processes=processes,
-        retries=config.retries,
-        quiet=config.quiet,
-        ignore_existing=config.ignore_existing,
-        description="tokens",
-    )
+    executor = make_executor(config, "tokens")
     summary = executor.run(TokensJob(config, the_plan, tokenizer, np_dtype), units)
     print_summary(summary, f"dolma tokens: {the_plan.tokenizer_name} -> {the_plan.destination}", quiet=config.quiet)
     code = 0 if summary.ok else 1
