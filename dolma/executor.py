@@ -211,7 +211,34 @@ def is_retryable(exc: BaseException) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class LocalExecutor:
+class UnitExecutor:
+    """What every executor shares: retry/quiet/resume settings and the choice of units still to run."""
+
+    def __init__(
+        self, retries: int = 2, quiet: bool = False, ignore_existing: bool = False, description: str = "working"
+    ):
+        self.retries = max(0, int(retries))
+        self.quiet = quiet
+        self.ignore_existing = ignore_existing
+        self.description = description
+
+    def pending(self, units: Sequence[Unit]) -> tuple[list[Unit], int]:
+        """(units to run, number skipped because their outputs exist); nothing is skipped with ignore_existing."""
+        if self.ignore_existing:
+            return list(units), 0
+        todo = [u for u in units if not u.done()]
+        return todo, len(units) - len(todo)
+
+    def start(self, units: Sequence[Unit]) -> tuple[Summary, list[Unit]]:
+        """A fresh summary and the units to run, logging how many a resumed run skips."""
+        summary = Summary(units=len(units))
+        todo, summary.skipped = self.pending(units)
+        if summary.skipped and not self.quiet:
+            log.info("resuming: %d of %d units already complete", summary.skipped, len(units))
+        return summary, todo
+
+
+class LocalExecutor(UnitExecutor):
     """Runs units on `processes` worker processes (in this process when processes == 1)."""
 
     def __init__(
@@ -222,24 +249,12 @@ class LocalExecutor:
         ignore_existing: bool = False,
         description: str = "working",
     ):
+        super().__init__(retries, quiet, ignore_existing, description)
         self.processes = max(1, int(processes))
-        self.retries = max(0, int(retries))
-        self.quiet = quiet
-        self.ignore_existing = ignore_existing
-        self.description = description
-
-    def pending(self, units: Sequence[Unit]) -> tuple[list[Unit], int]:
-        if self.ignore_existing:
-            return list(units), 0
-        todo = [u for u in units if not u.done()]
-        return todo, len(units) - len(todo)
 
     def run(self, job: Job, units: Sequence[Unit]) -> Summary:
         start = time.monotonic()
-        summary = Summary(units=len(units))
-        todo, summary.skipped = self.pending(units)
-        if summary.skipped and not self.quiet:
-            log.info("resuming: %d of %d units already complete", summary.skipped, len(units))
+        summary, todo = self.start(units)
         display = ProgressDisplay(len(todo), self.description, self.quiet)
         try:
             if self.processes == 1 or len(todo) <= 1:

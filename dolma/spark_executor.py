@@ -42,6 +42,7 @@ from dolma.executor import (
     ProgressDisplay,
     Summary,
     Unit,
+    UnitExecutor,
     UnitFailure,
     UnitStats,
     describe_error,
@@ -233,7 +234,7 @@ def _short_error(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:500]
 
 
-class SparkExecutor:
+class SparkExecutor(UnitExecutor):
     """Runs units as Spark tasks with the same contract as LocalExecutor.run: (job, units) -> Summary."""
 
     def __init__(
@@ -244,24 +245,12 @@ class SparkExecutor:
         ignore_existing: bool = False,
         description: str = "working",
     ):
+        super().__init__(retries, quiet, ignore_existing, description)
         self.options = options
-        self.retries = max(0, int(retries))
-        self.quiet = quiet
-        self.ignore_existing = ignore_existing
-        self.description = description
-
-    def pending(self, units: Sequence[Unit]) -> tuple[list[Unit], int]:
-        if self.ignore_existing:
-            return list(units), 0
-        todo = [u for u in units if not u.done()]
-        return todo, len(units) - len(todo)
 
     def run(self, job: Job, units: Sequence[Unit]) -> Summary:
         start = time.monotonic()
-        summary = Summary(units=len(units))
-        todo, summary.skipped = self.pending(units)
-        if summary.skipped and not self.quiet:
-            log.info("resuming: %d of %d units already complete", summary.skipped, len(units))
+        summary, todo = self.start(units)
         outputs = [path for unit in todo for path in unit.outputs]
         remove_stale_temporaries(outputs)
         if todo:
