@@ -14,6 +14,7 @@ import glob as _glob
 import gzip
 import os
 import re
+import shutil
 import threading
 import uuid
 import zlib
@@ -262,6 +263,16 @@ def remove(path: str) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+
+def remove_tree(path: str) -> None:
+    """Delete a directory tree (on S3: every object under the prefix `path/`); missing is fine."""
+    if is_s3(path):
+        bucket, prefix = split_s3(path)
+        for key in list(_s3_list_keys(bucket, prefix.rstrip("/") + "/")):
+            s3_client().delete_object(Bucket=bucket, Key=key)
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def makedirs(path: str) -> None:

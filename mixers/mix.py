@@ -681,18 +681,6 @@ def publish(stream: Stream, manifests: list[Manifest], extension: str) -> list[s
     return shards
 
 
-def remove_tree(path: str) -> None:
-    """Delete the staging directory (on S3: every object under its prefix)."""
-    if io.is_s3(path):
-        bucket, prefix = io.split_s3(path)
-        for key in list(io._s3_list_keys(bucket, prefix.rstrip("/") + "/")):
-            io.remove(f"s3://{bucket}/{key}")
-        return
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _sum_counters(items: list[dict[str, int]]) -> dict[str, int]:
     total: dict[str, int] = {}
     for counters in items:
@@ -764,7 +752,7 @@ def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
         _fail(summary, f"dolma mix: stream '{stream.name}'", config.quiet)
     manifests = [msgspec.json.decode(io.read_bytes(u.outputs[0]), type=Manifest) for u in units]
     shards = publish(stream, manifests, extension)
-    remove_tree(staging)
+    io.remove_tree(staging)
     totals = _sum_counters([m.counters for m in manifests])
     dropped = {"include": totals.get("dropped:include", 0)}
     flt = stream.filter
