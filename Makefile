@@ -44,6 +44,9 @@ reference: $(REF_VENV)/.created $(REF_VENV)/.code-extras
 DT_VENV ?= .venv-datatrove
 BENCH_SIZE_MB ?= 300
 BENCH_REPEATS ?= 3
+# Optional: BENCH_STAGES=tag,dedupe (stage plugins to run), BENCH_ONLY=gopher (cases whose name contains it),
+# BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere). See README "Benchmarks".
+export BENCH_STAGES BENCH_ONLY BENCH_INPUT_SCALE
 $(DT_VENV)/.created:
 	$(PYTHON) -m venv $(DT_VENV)
 	$(DT_VENV)/bin/python -m pip install -q --upgrade pip

@@ -133,6 +133,75 @@ def test_write_corpus_splits_sources_into_files_and_records_them(tmp_path, monke
     assert sorted(seen) == sorted(d.id for d in docs) and len(set(seen)) == len(seen)
 
 
+VOCAB = [
+    "the",
+    "file",
+    "value",
+    "function",
+    "returns",
+    "data",
+    "string",
+    "example",
+    "table",
+    "query",
+    "server",
+    "module",
+    "list",
+    "use",
+    "set",
+    "call",
+]
+
+
+def prose(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(VOCAB) + rng.choice(["", "s", "ed", "ing"]) + "x" * rng.randrange(4) for _ in range(n))
+
+
+def pooled_doc(rng: random.Random, pool: str, lang: str, i: int, paras: int = 10) -> bs.SourceDoc:
+    text = "\n".join([f"Title {pool} {i}"] + [prose(rng, rng.randint(12, 30)) for _ in range(paras)])
+    d = doc(text, lang, f"{pool}/{i}")
+    d.pool = pool
+    d.source = "python-docs" if pool.startswith("python") else "debian-docs" if lang == "en" else "man-pages"
+    return d
+
+
+def realistic_pools() -> dict[str, list[bs.SourceDoc]]:
+    rng = random.Random(11)
+    names = [("python-docs/en", "en", 40), ("kjv/chapters", "en", 15), ("debmake-doc/en", "en", 8)]
+    names += [("sqlite-docs/en", "en", 40 + bb.SPARE_SQLITE), ("man-pages/de", "de", 10)]
+    paras = {"sqlite-docs/en": 30}  # the spares make two 30,000-character one-line documents
+    return {pool: [pooled_doc(rng, pool, lang, i, paras.get(pool, 10)) for i in range(n)] for pool, lang, n in names}
+
+
+def corpus_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_build_from_pools_is_deterministic_and_plants_duplicates(tmp_path):
+    footer, mit = ["Python docs footer paragraph, copyright notice."], ["Permission is hereby granted, free."]
+    gts = [bb.build_from_pools(realistic_pools(), tmp_path / n, 0.4, 5, footer, mit) for n in ("a", "b")]
+    assert corpus_bytes(tmp_path / "a") == corpus_bytes(tmp_path / "b")
+    gt = gts[0]
+    assert gt["text_bytes"] >= 400_000 and gt["spliced_documents"] > 0
+    assert gt["exact_duplicates"] and gt["partial_duplicates"] and gt["pii"]
+    other = bb.build_from_pools(realistic_pools(), tmp_path / "c", 0.4, 6, footer, mit)
+    assert other["exact_duplicates"] != gt["exact_duplicates"]  # the seed matters
+
+
+def test_indexed_planter_picks_unused_matching_documents_and_falls_back_for_rare_kinds():
+    rng = random.Random(2)
+    docs = [pooled_doc(rng, "python-docs/en", "en", i) for i in range(300)]
+    docs[123].pool = "rare/en"
+    p = bb.IndexedPlanter(list(docs), random.Random(3), max_tries=5)
+    first = p.pick(50, lambda d: int(d.key.split("/")[-1]) % 2 == 0)
+    assert len({d.key for d in first}) == 50 and all(int(d.key.split("/")[-1]) % 2 == 0 for d in first)
+    assert p.pick(3, lambda d: d.pool == "rare/en") == [docs[123]]  # found by the full-scan fallback
+    rest = p.pick(1000)
+    assert len(rest) == 300 - 51 and not {d.key for d in rest} & {d.key for d in first}
+    again = bb.IndexedPlanter(list(docs), random.Random(3), max_tries=5)
+    assert again.pick(50, lambda d: int(d.key.split("/")[-1]) % 2 == 0) == first
+
+
 # -------------------------------------------------------------------------------------------------------------
 # harness
 # -------------------------------------------------------------------------------------------------------------
@@ -240,7 +309,7 @@ def test_markdown_ratio_is_ours_over_this():
         for i, w in (("ours", 2.0), ("reference", 8.0))
     ]  # fmt: skip
     lines = harness.markdown_table(rows).splitlines()
-    assert lines[3].split(" | ")[10] == "0.25"
+    assert lines[3].split(" | ")[11] == "0.25"
 
 
 def test_replace_between_markers():

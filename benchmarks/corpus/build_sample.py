@@ -1478,9 +1478,10 @@ def plant_all(
     rng: random.Random,
     python_footer: list[str],
     mit_text: list[str],
+    planter: type[Planter] = Planter,
 ) -> tuple[list[SourceDoc], GroundTruth]:
     """Run every planting step; `spares` are pool documents that were not selected (used for long lines)."""
-    p = Planter(list(base), rng)
+    p = planter(list(base), rng)
     plant_edge_cases(p, spares)
     plant_exact_duplicates(p, plan.exact_dup_groups)
     plant_near_duplicates(p, plan.near_dup_pairs)
