@@ -68,10 +68,11 @@ class Input:
     root: Path
     ids: list[str]
     text_bytes: int
+    docs: int | None = None  # the number of documents, if `ids` is not given in full
 
     @property
     def num_documents(self) -> int:
-        return len(self.ids)
+        return len(self.ids) if self.docs is None else self.docs
 
     @property
     def mb(self) -> float:
@@ -116,10 +117,10 @@ class Context:
         cap = None if cap_mb is None or self.input_scale <= 0 else cap_mb * self.input_scale * 1e6
         if cap is None or cap >= total:
             cap = None
-        key = cap and round(cap / 1e6, 3)
+        key = cap and round(cap / 1e6, 6)
         if key not in self._inputs:
             if key is None:
-                self._inputs[key] = Input(self.corpus, self.all_ids, total)
+                self._inputs[key] = Input(self.corpus, self.all_ids, total, self.ground_truth.get("num_documents"))
             else:
                 self._inputs[key] = make_subset(self.corpus, self.ground_truth, key, self.scratch / "inputs")
         return self._inputs[key]

@@ -57,6 +57,18 @@ def ensure_corpus(size_mb: float, fetch: bool) -> Path:
     return out
 
 
+def forget_stale_inputs(scratch: Path, corpus: Path) -> None:
+    """Drop subsets and mixer attributes made from an earlier build of this corpus (they are keyed by its name)."""
+    stamp = scratch / f"{corpus.name}.complete"
+    digest = (corpus / "COMPLETE").read_text()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    for old in [*(scratch / "inputs").glob(f"{corpus.name}-*"), *scratch.glob(f"mix-attributes-{corpus.name}*")]:
+        shutil.rmtree(old, ignore_errors=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+
+
 def offline_env(scratch: Path, lid_model: str) -> dict[str, str]:
     """Environment for reference/datatrove runs: no network; their fastText caches hold the model we ship."""
     cache = scratch / "xdg-cache"
@@ -144,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = ensure_corpus(args.size_mb, args.fetch)
     gt = json.loads((corpus / "ground_truth.json").read_text())
     scratch = REPO / "benchmarks" / "data" / "runs"
+    forget_stale_inputs(scratch, corpus)
     from taggers.language import SHIPPED_LID_MODEL
 
     env = offline_env(scratch, SHIPPED_LID_MODEL)

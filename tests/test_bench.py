@@ -318,3 +318,82 @@ def test_replace_between_markers():
     assert out == "# T\n\n<!-- bench:start -->\nnew table\n<!-- bench:end -->\n\nafter\n"
     appended = harness.replace_between_markers("# T\n", "x")
     assert appended.endswith("<!-- bench:start -->\nx\n<!-- bench:end -->\n")
+
+
+def write_docs(path: Path, docs: list[dict]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(d) + "\n" for d in docs)
+    return path.stat().st_size
+
+
+def tiny_corpus(root: Path) -> dict:
+    files = []
+    text_bytes = 0
+    for source, n in (("a", 40), ("b", 10)):
+        docs = [{"id": f"{source}{i:03d}", "text": "x" * 100} for i in range(n)]
+        path = root / "documents" / source / "part-0000.jsonl.gz"
+        files.append({"path": path.relative_to(root).as_posix(), "bytes": write_docs(path, docs)})
+        text_bytes += 100 * n
+    return {"files": files, "text_bytes": text_bytes, "num_documents": 50}
+
+
+def test_subset_takes_the_same_share_of_every_file_and_is_reused(tmp_path):
+    corpus = tmp_path / "corpus-1mb"
+    gt = tiny_corpus(corpus)
+    ctx = context(tmp_path)
+    ctx.corpus, ctx.ground_truth, ctx.all_ids = corpus, gt, [f"a{i:03d}" for i in range(40)]
+    whole = ctx.input_for(None)
+    assert whole.root == corpus and whole.text_bytes == 5000
+    assert ctx.input_for(1.0).root == corpus  # a cap above the corpus size: the corpus itself
+    half = ctx.input_for(0.0025)
+    assert half.root != corpus and half.text_bytes == 2500 and half.num_documents == 25
+    assert half.ids == [f"a{i:03d}" for i in range(20)] + [f"b{i:03d}" for i in range(5)]
+    data = (half.root / "documents" / "a" / "part-0000.jsonl.gz").read_bytes()
+    again = harness.make_subset(corpus, gt, 0.0025, tmp_path / "other")
+    assert (again.root / "documents" / "a" / "part-0000.jsonl.gz").read_bytes() == data  # deterministic
+    ctx.input_scale = 0
+    assert ctx.input_for(0.0025).root == corpus  # scale 0: no caps
+
+
+def test_run_cases_reports_the_input_of_each_case(tmp_path):
+    corpus = tmp_path / "corpus-1mb"
+    gt = tiny_corpus(corpus)
+    ctx = context(tmp_path)
+    ctx.corpus, ctx.ground_truth = corpus, gt
+    case = fake_case(tmp_path, "capped")
+    case.input_mb = 0.001
+    rows = harness.run_cases([case], ctx, [1], 1, log=lambda s: None)
+    assert {r["input_docs"] for r in rows} == {10} and {r["input_mb"] for r in rows} == {0.0}
+    assert rows[0]["docs_per_s"] == pytest.approx(10 / rows[0]["wall_s"], rel=1e-2)
+
+
+def test_paragraph_dedupe_quality_counts_planted_and_unique_paragraphs(tmp_path):
+    from benchmarks.stages import dedupe
+
+    corpus = tmp_path / "corpus"
+    texts = {
+        "d1": "Shared boilerplate line\nunique one",
+        "d2": "unique two\nShared boilerplate line",
+        "d3": "Shared boilerplate line\nunique three\nnatural repeat",
+        "d4": "natural repeat\nunique four",
+    }
+    write_docs(corpus / "documents" / "s" / "part-0000.jsonl.gz", [{"id": k, "text": v} for k, v in texts.items()])
+    ctx = context(tmp_path)
+    ctx.corpus = corpus
+    ctx.ground_truth = {
+        "partial_duplicates": [{"ids": ["d1", "d2", "d3"], "shared_paragraphs": ["Shared boilerplate line"]}],
+        "exact_duplicates": [],
+    }
+    attrs = tmp_path / "work" / "attributes" / dedupe.NAME / "s"
+    marked = {
+        "d1": [],
+        "d2": [[11, 34, 1.0]],  # the shared line (its second occurrence)
+        "d3": [[24, 38, 1.0]],  # "unique three": a false positive
+        "d4": [[0, 14, 1.0]],  # "natural repeat" second occurrence: neither planted nor false
+    }
+    write_docs(attrs / "part-0000.jsonl.gz", [{"id": k, "attributes": {"a": v}} for k, v in marked.items()])
+    q = dedupe.paragraph_quality(ctx, ngram=False)(tmp_path / "work")
+    assert q["recall (planted paragraphs)"] == "0.5000"  # 1 of the 2 expected (3 occurrences - 1)
+    assert q["FP rate"] == f"{1 / 4:.5f}"  # 4 unique paragraphs, 1 marked
+    assert q["marked paragraphs"] == 3
