@@ -265,6 +265,7 @@ def summarize(cases, ctx, processes, samples, quality, tokens, inputs=None) -> l
                     "impl": name,
                     "processes": p,
                     "input_mb": round(mb, 1),
+                    "input_cap_mb": case.input_mb,
                     "input_docs": n_docs,
                     "runs": len(ms),
                     "failed_runs": len(ms) - len(ok),
@@ -288,6 +289,28 @@ def summarize(cases, ctx, processes, samples, quality, tokens, inputs=None) -> l
                 row["quality"] = quality.get((case.stage, case.name, p, name), {})
                 rows.append(row)
     return rows
+
+
+def estimate_seconds(rows: list[dict], size_mb: float, repeats: int, scale: float = 1.0) -> tuple[float, list]:
+    """Extrapolate the wall time of a run at `size_mb` from the rows of a (smaller) run.
+
+    Each measured row's median wall time is split into a fixed start-up part (the smaller of 2 s and half the
+    time) and a part proportional to its input, which is rescaled to the input the case would read at `size_mb`
+    (its cap times `scale`, at most the corpus). Returns the total (all rows, `repeats` times) and per-row
+    (stage, case, impl, processes, input MB, seconds).
+    """
+    total = 0.0
+    parts = []
+    for r in rows:
+        if "wall_s" not in r or not r.get("input_mb"):
+            continue
+        cap = r.get("input_cap_mb")
+        target = size_mb if cap is None or scale <= 0 else min(size_mb, cap * scale)
+        fixed = min(2.0, r["wall_s"] / 2)
+        secs = fixed + (r["wall_s"] - fixed) * target / r["input_mb"]
+        parts.append((r["stage"], r["case"], r["impl"], r["processes"], target, secs))
+        total += secs * repeats
+    return total, parts
 
 
 def fmt_mb(mb: float) -> str:

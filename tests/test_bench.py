@@ -397,3 +397,16 @@ def test_paragraph_dedupe_quality_counts_planted_and_unique_paragraphs(tmp_path)
     assert q["recall (planted paragraphs)"] == "0.5000"  # 1 of the 2 expected (3 occurrences - 1)
     assert q["FP rate"] == f"{1 / 4:.5f}"  # 4 unique paragraphs, 1 marked
     assert q["marked paragraphs"] == 3
+
+
+def test_estimate_rescales_the_part_proportional_to_the_input():
+    rows = [
+        {"stage": "s", "case": "whole", "impl": "ours", "processes": 1, "wall_s": 10.0, "input_mb": 20.0},
+        {"stage": "s", "case": "capped", "impl": "ours", "processes": 1, "wall_s": 10.0, "input_mb": 20.0,
+         "input_cap_mb": 30},
+        {"stage": "s", "case": "broken", "impl": "ours", "processes": 1, "status": "failed", "input_mb": 20.0},
+    ]  # fmt: skip
+    total, parts = harness.estimate_seconds(rows, 300, 3)
+    assert [p[-2:] for p in parts] == [(300, 2 + 8 * 15), (30, 2 + 8 * 1.5)]
+    assert total == pytest.approx(3 * (122 + 14))
+    assert harness.estimate_seconds(rows, 300, 1, scale=0)[0] == pytest.approx(244)

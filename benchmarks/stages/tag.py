@@ -37,6 +37,7 @@ FAMILIES: dict[str, tuple[list[str], float | None]] = {
     "quality: not_alphanum_paragraph_v1": (["not_alphanum_paragraph_v1"], 20),
     "PII (pii_regex_v2, pii_regex_with_counts_fast_v2)": (["pii_regex_v2", "pii_regex_with_counts_fast_v2"], 20),
 }
+PII_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
 DATATROVE_FILTERS = {"ft_lang_id_en_doc_v2": "language", "gopher_v1": "gopher", "c4_v1": "c4"}
 EXPERIMENT = "bench"
 DATATROVE_SCRIPT = Path(__file__).resolve().parent / "datatrove_filters.py"
@@ -82,7 +83,7 @@ def pii_check(ctx: Context):
         planted = set(ctx.ground_truth["pii"]).intersection(ctx.input_ids)
         marked = set()
         for rec in read_jsonl_dir(workdir / "attributes" / EXPERIMENT):
-            if any(v for k, v in rec["attributes"].items() if "__pii_regex_v2__" in k):
+            if any(v for k, v in rec["attributes"].items() if "__pii_regex_v2__" in k and k.endswith(PII_TYPES)):
                 marked.add(rec["id"])
         recall = len(planted & marked) / len(planted) if planted else float("nan")
         return {"planted PII docs marked": f"{recall:.4f}", "other docs marked": len(marked - planted)}
