@@ -410,3 +410,14 @@ def test_estimate_rescales_the_part_proportional_to_the_input():
     assert [p[-2:] for p in parts] == [(300, 2 + 8 * 15), (30, 2 + 8 * 1.5)]
     assert total == pytest.approx(3 * (122 + 14))
     assert harness.estimate_seconds(rows, 300, 1, scale=0)[0] == pytest.approx(244)
+
+
+def test_drop_repeated_synthetic_documents_and_their_pii():
+    a = bs.synthetic_doc("Contact us at x@example.com", "pii-page-001", "https://a.example.com/1")
+    b = bs.synthetic_doc("Contact us at x@example.com", "pii-page-002", "https://a.example.com/2")
+    c = bs.synthetic_doc("Contact us at y@example.com", "pii-page-003", "https://a.example.com/3")
+    truth = bs.GroundTruth(pii=[(a, "EMAIL_ADDRESS", "x"), (b, "EMAIL_ADDRESS", "x"), (c, "EMAIL_ADDRESS", "y")])
+    truth.templated = {"pii_page_0": [a, b, c]}
+    kept = bb.drop_repeated_synthetic([a, b, c], truth)
+    assert kept == [a, c] and [x[0] for x in truth.pii] == [a, c] and truth.templated["pii_page_0"] == [a, c]
+    bs.check_unique_texts(kept, truth)

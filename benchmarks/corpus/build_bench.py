@@ -485,6 +485,30 @@ Planted duplicates, PII-like strings, low-quality pages and edge cases as in the
 """
 
 
+def drop_repeated_synthetic(docs: list[bs.SourceDoc], truth: bs.GroundTruth) -> list[bs.SourceDoc]:
+    """Drop synthetic documents whose text another synthetic document already has (not a planted duplicate).
+
+    At hundreds of MB, the contact-page templates are filled more than a thousand times and a few fills come out
+    the same; those would be unplanned exact duplicates. The later ones (by key) are dropped, with their PII.
+    """
+    planted = {id(d) for group in truth.exact_duplicates for d in group}
+    first: dict[str, bs.SourceDoc] = {}
+    drop: set[int] = set()
+    for d in sorted(docs, key=lambda d: d.key):
+        if not d.key.startswith("synthetic/") or id(d) in planted:
+            continue
+        if d.text in first:
+            drop.add(id(d))
+        else:
+            first[d.text] = d
+    if not drop:
+        return docs
+    truth.pii = [x for x in truth.pii if id(x[0]) not in drop]
+    truth.low_quality = [x for x in truth.low_quality if id(x[0]) not in drop]
+    truth.templated = {k: [d for d in v if id(d) not in drop] for k, v in truth.templated.items()}
+    return [d for d in docs if id(d) not in drop]
+
+
 def build(cache: Path, out: Path, size_mb: float, seed: int = 20240601) -> dict:
     problems = bs.verify_packages(cache, strict=True) + verify_extra(cache)
     pools = extract_everything(cache)
@@ -510,6 +534,7 @@ def build_from_pools(
     plan = bs.CorpusPlan.for_size(max(2400, len(base)), seed)
     plan.boilerplate_groups = 4
     docs, truth = bs.plant_all(base, spares, plan, rng, python_footer, mit_text, IndexedPlanter)
+    docs = drop_repeated_synthetic(docs, truth)
     bs.check_unique_texts(docs, truth)
     bs.ensure_unique_urls(docs)
     docs = assign_ids(docs, rng)
