@@ -54,7 +54,13 @@ $(DT_VENV)/.created:
 		fasttext-numpy2-wheel
 	touch $@
 
-datatrove: $(DT_VENV)/.created
+# datatrove's Gopher and C4 filters split English words with spacy (a separate stamp so that existing
+# datatrove environments get it too).
+$(DT_VENV)/.spacy: $(DT_VENV)/.created
+	$(DT_VENV)/bin/python -m pip install -q spacy
+	touch $@
+
+datatrove: $(DT_VENV)/.created $(DT_VENV)/.spacy
 
 # Benchmarks (not part of `make test`): builds the corpus if missing (apt-get download of its Debian sources),
 # runs every stage for this project, the reference and datatrove, and writes the README table.

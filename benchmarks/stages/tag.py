@@ -30,7 +30,7 @@ FAMILIES: dict[str, tuple[list[str], float | None]] = {
         60,
     ),
     "language ID (ft_lang_id_en_doc_v2)": (["ft_lang_id_en_doc_v2"], 30),
-    "language ID by paragraph (ft_lang_id_en_paragraph_v2)": (["ft_lang_id_en_paragraph_v2"], 15),
+    "language ID by paragraph (ft_lang_id_en_paragraph_v2)": (["ft_lang_id_en_paragraph_v2"], 5),
     "quality: gopher_v1": (["gopher_v1"], 20),
     "quality: c4_v1": (["c4_v1"], 20),
     "quality: repetitions_v1, paragraph_repetitions_v1": (["repetitions_v1", "paragraph_repetitions_v1"], 3),
