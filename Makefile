@@ -57,7 +57,7 @@ $(DT_VENV)/.created:
 # datatrove's Gopher and C4 filters split English words with spacy (a separate stamp so that existing
 # datatrove environments get it too).
 $(DT_VENV)/.spacy: $(DT_VENV)/.created
-	$(DT_VENV)/bin/python -m pip install -q spacy
+	$(DT_VENV)/bin/python -m pip install -q spacy==3.8.18
 	touch $@
 
 datatrove: $(DT_VENV)/.created $(DT_VENV)/.spacy
