@@ -216,10 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         "datatrove": str(ctx.datatrove_python) if ctx.datatrove_python else None,
         "rows": rows,
     }
-    out = REPO / "benchmarks" / "results" / f"bench-{args.size_mb:g}mb"
-    harness.write_json(out.with_suffix(".json"), result)
     stages = [s.strip() for s in args.stages.split(",")]
     partial = sorted(stages) != sorted(STAGES) or bool(args.only)
+    name = f"bench-{args.size_mb:g}mb"
+    if partial:  # a part of the suite must not overwrite the full results
+        name += "-" + harness.slug(args.only or "-".join(stages))
+    out = REPO / "benchmarks" / "results" / name
+    harness.write_json(out.with_suffix(".json"), result)
     cmd = "make bench" + (f" BENCH_SIZE_MB={args.size_mb:g}" if args.size_mb != 300 else "")
     cmd += f" BENCH_REPEATS={args.repeats}" if args.repeats != 3 else ""
     cmd += f" BENCH_STAGES={','.join(stages)}" if sorted(stages) != sorted(STAGES) else ""
