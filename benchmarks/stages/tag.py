@@ -31,9 +31,9 @@ FAMILIES: dict[str, tuple[list[str], float | None]] = {
     ),
     "language ID (ft_lang_id_en_doc_v2)": (["ft_lang_id_en_doc_v2"], 30),
     "language ID by paragraph (ft_lang_id_en_paragraph_v2)": (["ft_lang_id_en_paragraph_v2"], 5),
-    "quality: gopher_v1": (["gopher_v1"], 20),
-    "quality: c4_v1": (["c4_v1"], 20),
-    "quality: repetitions_v1, paragraph_repetitions_v1": (["repetitions_v1", "paragraph_repetitions_v1"], 3),
+    "quality: gopher_v1": (["gopher_v1"], 8),
+    "quality: c4_v1": (["c4_v1"], 8),
+    "quality: repetitions_v1, paragraph_repetitions_v1": (["repetitions_v1", "paragraph_repetitions_v1"], 1),
     "quality: not_alphanum_paragraph_v1": (["not_alphanum_paragraph_v1"], 20),
     "PII (pii_regex_v2, pii_regex_with_counts_fast_v2)": (["pii_regex_v2", "pii_regex_with_counts_fast_v2"], 20),
 }
