@@ -291,13 +291,16 @@ def summarize(cases, ctx, processes, samples, quality, tokens, inputs=None) -> l
     return rows
 
 
-def estimate_seconds(rows: list[dict], size_mb: float, repeats: int, scale: float = 1.0) -> tuple[float, list]:
+def estimate_seconds(
+    rows: list[dict], size_mb: float, repeats: int, scale: float = 1.0, from_cpu: bool = False
+) -> tuple[float, list]:
     """Extrapolate the wall time of a run at `size_mb` from the rows of a (smaller) run.
 
     Each measured row's median wall time is split into a fixed start-up part (the smaller of 2 s and half the
     time) and a part proportional to its input, which is rescaled to the input the case would read at `size_mb`
     (its cap times `scale`, at most the corpus). Returns the total (all rows, `repeats` times) and per-row
-    (stage, case, impl, processes, input MB, seconds).
+    (stage, case, impl, processes, input MB, seconds). `from_cpu`: take CPU seconds / processes instead of the
+    wall time (for a run measured on a loaded machine, whose wall times are inflated by waiting for a core).
     """
     total = 0.0
     parts = []
@@ -306,8 +309,9 @@ def estimate_seconds(rows: list[dict], size_mb: float, repeats: int, scale: floa
             continue
         cap = r.get("input_cap_mb")
         target = size_mb if cap is None or scale <= 0 else min(size_mb, cap * scale)
-        fixed = min(2.0, r["wall_s"] / 2)
-        secs = fixed + (r["wall_s"] - fixed) * target / r["input_mb"]
+        wall = r["cpu_s"] / r["processes"] if from_cpu else r["wall_s"]
+        fixed = min(2.0, wall / 2)
+        secs = fixed + (wall - fixed) * target / r["input_mb"]
         parts.append((r["stage"], r["case"], r["impl"], r["processes"], target, secs))
         total += secs * repeats
     return total, parts

@@ -134,9 +134,9 @@ def optional(path: str | None) -> Path | None:
     return Path(path).absolute() if path and Path(path).exists() else None
 
 
-def print_estimate(results: Path, size_mb: float, repeats: int, scale: float) -> int:
+def print_estimate(results: Path, size_mb: float, repeats: int, scale: float, from_cpu: bool) -> int:
     rows = json.loads(results.read_text())["rows"]
-    total, parts = harness.estimate_seconds(rows, size_mb, repeats, scale)
+    total, parts = harness.estimate_seconds(rows, size_mb, repeats, scale, from_cpu)
     for stage, case, impl, p, mb, secs in sorted(parts, key=lambda x: -x[-1]):
         print(f"{secs:8.1f} s  {stage} | {case} | {impl} p={p} ({mb:g} MB)")
     print(f"estimated: {total / 60:.1f} min of measured runs ({repeats} repeats, {size_mb:g} MB corpus),")
@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", action="store_true", help="write the table into README.md between the markers")
     ap.add_argument("--note", default="", help="a line printed above the table (e.g. about machine load)")
     ap.add_argument("--estimate-from", help="print the estimated duration of this run from a results JSON and exit")
+    ap.add_argument("--from-cpu", action="store_true", help="estimate from CPU time (results of a loaded machine)")
     args = ap.parse_args(argv)
     if args.estimate_from:
-        return print_estimate(Path(args.estimate_from), args.size_mb, args.repeats, args.input_scale)
+        return print_estimate(Path(args.estimate_from), args.size_mb, args.repeats, args.input_scale, args.from_cpu)
 
     corpus = ensure_corpus(args.size_mb, args.fetch)
     gt = json.loads((corpus / "ground_truth.json").read_text())

@@ -401,7 +401,8 @@ def test_paragraph_dedupe_quality_counts_planted_and_unique_paragraphs(tmp_path)
 
 def test_estimate_rescales_the_part_proportional_to_the_input():
     rows = [
-        {"stage": "s", "case": "whole", "impl": "ours", "processes": 1, "wall_s": 10.0, "input_mb": 20.0},
+        {"stage": "s", "case": "whole", "impl": "ours", "processes": 1, "wall_s": 10.0, "input_mb": 20.0,
+         "cpu_s": 4.0},
         {"stage": "s", "case": "capped", "impl": "ours", "processes": 1, "wall_s": 10.0, "input_mb": 20.0,
          "input_cap_mb": 30},
         {"stage": "s", "case": "broken", "impl": "ours", "processes": 1, "status": "failed", "input_mb": 20.0},
@@ -410,6 +411,7 @@ def test_estimate_rescales_the_part_proportional_to_the_input():
     assert [p[-2:] for p in parts] == [(300, 2 + 8 * 15), (30, 2 + 8 * 1.5)]
     assert total == pytest.approx(3 * (122 + 14))
     assert harness.estimate_seconds(rows, 300, 1, scale=0)[0] == pytest.approx(244)
+    assert harness.estimate_seconds(rows[:1], 300, 1, from_cpu=True)[0] == pytest.approx(2 + 2 * 15)
 
 
 def test_drop_repeated_synthetic_documents_and_their_pii():
