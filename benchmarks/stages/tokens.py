@@ -17,7 +17,7 @@ from benchmarks.harness import Case, Command, Context, Impl
 from benchmarks.stages.common import documents_pattern, dolma_command
 
 TOKENIZER_NAME = "allenai_gpt-neox-olmo-dolma-v1_5.json"
-INPUT_MB = 50  # input cap (MB of text), see harness.Input
+INPUT_MB = 20  # input cap (MB of text), see harness.Input
 
 
 def find_tokenizer(ctx: Context) -> Path | None:
