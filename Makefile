@@ -44,6 +44,9 @@ reference: $(REF_VENV)/.created $(REF_VENV)/.code-extras
 DT_VENV ?= .venv-datatrove
 BENCH_SIZE_MB ?= 300
 BENCH_REPEATS ?= 3
+# Optional: BENCH_STAGES=tag,dedupe (stage plugins to run), BENCH_ONLY=gopher (cases whose name contains it),
+# BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere). See README "Benchmarks".
+export BENCH_STAGES BENCH_ONLY BENCH_INPUT_SCALE
 $(DT_VENV)/.created:
 	$(PYTHON) -m venv $(DT_VENV)
 	$(DT_VENV)/bin/python -m pip install -q --upgrade pip
@@ -51,7 +54,13 @@ $(DT_VENV)/.created:
 		fasttext-numpy2-wheel
 	touch $@
 
-datatrove: $(DT_VENV)/.created
+# datatrove's Gopher and C4 filters split English words with spacy (a separate stamp so that existing
+# datatrove environments get it too).
+$(DT_VENV)/.spacy: $(DT_VENV)/.created
+	$(DT_VENV)/bin/python -m pip install -q spacy==3.8.18
+	touch $@
+
+datatrove: $(DT_VENV)/.created $(DT_VENV)/.spacy
 
 # Benchmarks (not part of `make test`): builds the corpus if missing (apt-get download of its Debian sources),
 # runs every stage for this project, the reference and datatrove, and writes the README table.

@@ -1,12 +1,18 @@
 """Run every benchmark stage for this project, the reference toolkit and datatrove; write JSON, Markdown, README.
 
     python -m benchmarks.run --size-mb 300            # what `make bench` runs (BENCH_SIZE_MB=300)
+    python -m benchmarks.run --stages tag --only gopher --repeats 1   # a part of it
+
 
 Steps: build the corpus if it is missing (benchmarks/corpus/build_bench.py, into benchmarks/data/), collect the
 cases of every stage plugin (benchmarks/stages/), run them interleaved `--repeats` times with 1 and 2 processes,
 and write benchmarks/results/bench-<size>mb.{json,md}; `--readme` also puts the table between the
 `<!-- bench:start -->` / `<!-- bench:end -->` markers of README.md. The reference and datatrove virtual
 environments are made by the Makefile (`make reference`, `make datatrove`); a missing one is skipped with a note.
+The reference defaults to `$DOLMA_REFERENCE_PYTHON`'s `dolma` (else `.venv-ref/bin/dolma`).
+
+Cases with an input cap (see benchmarks/harness.py, "Inputs") read a subset of the corpus; `--input-scale`
+multiplies the caps (0 = no caps: every case reads the whole corpus, which takes hours with the reference).
 """
 
 from __future__ import annotations
@@ -49,6 +55,18 @@ def ensure_corpus(size_mb: float, fetch: bool) -> Path:
     print("+", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True)
     return out
+
+
+def forget_stale_inputs(scratch: Path, corpus: Path) -> None:
+    """Drop subsets and mixer attributes made from an earlier build of this corpus (they are keyed by its name)."""
+    stamp = scratch / f"{corpus.name}.complete"
+    digest = (corpus / "COMPLETE").read_text()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    for old in [*(scratch / "inputs").glob(f"{corpus.name}-*"), *scratch.glob(f"mix-attributes-{corpus.name}*")]:
+        shutil.rmtree(old, ignore_errors=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
 
 
 def offline_env(scratch: Path, lid_model: str) -> dict[str, str]:
@@ -116,22 +134,43 @@ def optional(path: str | None) -> Path | None:
     return Path(path).absolute() if path and Path(path).exists() else None
 
 
+def print_estimate(results: Path, size_mb: float, repeats: int, scale: float, from_cpu: bool) -> int:
+    rows = json.loads(results.read_text())["rows"]
+    total, parts = harness.estimate_seconds(rows, size_mb, repeats, scale, from_cpu)
+    for stage, case, impl, p, mb, secs in sorted(parts, key=lambda x: -x[-1]):
+        print(f"{secs:8.1f} s  {stage} | {case} | {impl} p={p} ({mb:g} MB)")
+    print(f"estimated: {total / 60:.1f} min of measured runs ({repeats} repeats, {size_mb:g} MB corpus),")
+    print("plus the corpus build, the subsets and the mixer's attributes (untimed preparation)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size-mb", type=float, default=float(os.environ.get("BENCH_SIZE_MB", 300)))
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--size-mb", type=float, default=float(os.environ.get("BENCH_SIZE_MB") or 300))
+    ap.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS") or 3))
     ap.add_argument("--processes", default="1,2")
-    ap.add_argument("--stages", default=",".join(STAGES))
-    ap.add_argument("--reference", default=str(REPO / ".venv-ref" / "bin" / "dolma"))
+    ap.add_argument("--stages", default=os.environ.get("BENCH_STAGES") or ",".join(STAGES), help="comma-separated")
+    ap.add_argument(
+        "--only", default=os.environ.get("BENCH_ONLY", ""), help="run only cases whose 'stage: case' contains this"
+    )
+    ap.add_argument("--input-scale", type=float, default=float(os.environ.get("BENCH_INPUT_SCALE") or 1))
+    ref_python = os.environ.get("DOLMA_REFERENCE_PYTHON")
+    default_ref = Path(ref_python).parent / "dolma" if ref_python else REPO / ".venv-ref" / "bin" / "dolma"
+    ap.add_argument("--reference", default=str(default_ref))
     ap.add_argument("--datatrove-python", default=str(REPO / ".venv-datatrove" / "bin" / "python"))
     ap.add_argument("--fetch", action="store_true", help="let the corpus builder apt-get download its sources")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md between the markers")
     ap.add_argument("--note", default="", help="a line printed above the table (e.g. about machine load)")
+    ap.add_argument("--estimate-from", help="print the estimated duration of this run from a results JSON and exit")
+    ap.add_argument("--from-cpu", action="store_true", help="estimate from CPU time (results of a loaded machine)")
     args = ap.parse_args(argv)
+    if args.estimate_from:
+        return print_estimate(Path(args.estimate_from), args.size_mb, args.repeats, args.input_scale, args.from_cpu)
 
     corpus = ensure_corpus(args.size_mb, args.fetch)
     gt = json.loads((corpus / "ground_truth.json").read_text())
     scratch = REPO / "benchmarks" / "data" / "runs"
+    forget_stale_inputs(scratch, corpus)
     from taggers.language import SHIPPED_LID_MODEL
 
     env = offline_env(scratch, SHIPPED_LID_MODEL)
@@ -150,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         scratch=scratch,
         all_ids=all_ids(corpus),
         lid_model=SHIPPED_LID_MODEL,
+        input_scale=args.input_scale,
     )
     cases = []
     for stage in args.stages.split(","):
-        cases += importlib.import_module(f"benchmarks.stages.{stage}").cases(ctx)
+        cases += importlib.import_module(f"benchmarks.stages.{stage.strip()}").cases(ctx)
+    cases = [c for c in cases if args.only.lower() in f"{c.stage}: {c.name}".lower()]
     processes = [int(p) for p in args.processes.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = harness.run_cases(cases, ctx, processes, args.repeats, log=lambda s: print(s, file=sys.stderr, flush=True))
@@ -176,15 +217,26 @@ def main(argv: list[str] | None = None) -> int:
         "datatrove": str(ctx.datatrove_python) if ctx.datatrove_python else None,
         "rows": rows,
     }
-    out = REPO / "benchmarks" / "results" / f"bench-{args.size_mb:g}mb"
+    stages = [s.strip() for s in args.stages.split(",")]
+    partial = sorted(stages) != sorted(STAGES) or bool(args.only)
+    name = f"bench-{args.size_mb:g}mb"
+    if partial:  # a part of the suite must not overwrite the full results
+        name += "-" + harness.slug(args.only or "-".join(stages))
+    out = REPO / "benchmarks" / "results" / name
     harness.write_json(out.with_suffix(".json"), result)
-    cmd = f"make bench BENCH_SIZE_MB={args.size_mb:g}" if args.size_mb != 300 else "make bench"
+    cmd = "make bench" + (f" BENCH_SIZE_MB={args.size_mb:g}" if args.size_mb != 300 else "")
+    cmd += f" BENCH_REPEATS={args.repeats}" if args.repeats != 3 else ""
+    cmd += f" BENCH_STAGES={','.join(stages)}" if sorted(stages) != sorted(STAGES) else ""
+    cmd += f" BENCH_ONLY='{args.only}'" if args.only else ""
+    cmd += f" BENCH_INPUT_SCALE={args.input_scale:g}" if args.input_scale != 1 else ""
     text = "\n".join(
         [
             f"Corpus: {size} ({files:.0f} MB gzip), built by `benchmarks/corpus/build_bench.py`. "
             f"Run {started} on {result['machine']}. Median of {args.repeats} interleaved runs; CPU = user + system "
             "time of the process tree; peak RSS = the largest single process. Reproduce with "
-            f"`{cmd}`.",
+            f"`{cmd}`. Cases with an input cap read the same subset of the corpus for every implementation "
+            "(the first documents of each corpus file; `input MB` = MB of document text read, on which the rates "
+            "are computed); see the README.",
             *([f"\n**{args.note}**"] if args.note else []),
             "",
             harness.markdown_table(rows),
@@ -193,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.with_suffix(".md").write_text(text)
     print(text)
-    if args.readme:
+    if args.readme and partial:
+        print("not writing README.md: this run covers only some stages or cases", file=sys.stderr)
+    elif args.readme:
         readme = REPO / "README.md"
         readme.write_text(harness.replace_between_markers(readme.read_text(), text))
     return 0 if all(r["status"] != "failed" for r in rows) else 1

@@ -133,6 +133,75 @@ def test_write_corpus_splits_sources_into_files_and_records_them(tmp_path, monke
     assert sorted(seen) == sorted(d.id for d in docs) and len(set(seen)) == len(seen)
 
 
+VOCAB = [
+    "the",
+    "file",
+    "value",
+    "function",
+    "returns",
+    "data",
+    "string",
+    "example",
+    "table",
+    "query",
+    "server",
+    "module",
+    "list",
+    "use",
+    "set",
+    "call",
+]
+
+
+def prose(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(VOCAB) + rng.choice(["", "s", "ed", "ing"]) + "x" * rng.randrange(4) for _ in range(n))
+
+
+def pooled_doc(rng: random.Random, pool: str, lang: str, i: int, paras: int = 10) -> bs.SourceDoc:
+    text = "\n".join([f"Title {pool} {i}"] + [prose(rng, rng.randint(12, 30)) for _ in range(paras)])
+    d = doc(text, lang, f"{pool}/{i}")
+    d.pool = pool
+    d.source = "python-docs" if pool.startswith("python") else "debian-docs" if lang == "en" else "man-pages"
+    return d
+
+
+def realistic_pools() -> dict[str, list[bs.SourceDoc]]:
+    rng = random.Random(11)
+    names = [("python-docs/en", "en", 40), ("kjv/chapters", "en", 15), ("debmake-doc/en", "en", 8)]
+    names += [("sqlite-docs/en", "en", 40 + bb.SPARE_SQLITE), ("man-pages/de", "de", 10)]
+    paras = {"sqlite-docs/en": 30}  # the spares make two 30,000-character one-line documents
+    return {pool: [pooled_doc(rng, pool, lang, i, paras.get(pool, 10)) for i in range(n)] for pool, lang, n in names}
+
+
+def corpus_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_build_from_pools_is_deterministic_and_plants_duplicates(tmp_path):
+    footer, mit = ["Python docs footer paragraph, copyright notice."], ["Permission is hereby granted, free."]
+    gts = [bb.build_from_pools(realistic_pools(), tmp_path / n, 0.4, 5, footer, mit) for n in ("a", "b")]
+    assert corpus_bytes(tmp_path / "a") == corpus_bytes(tmp_path / "b")
+    gt = gts[0]
+    assert gt["text_bytes"] >= 400_000 and gt["spliced_documents"] > 0
+    assert gt["exact_duplicates"] and gt["partial_duplicates"] and gt["pii"]
+    other = bb.build_from_pools(realistic_pools(), tmp_path / "c", 0.4, 6, footer, mit)
+    assert other["exact_duplicates"] != gt["exact_duplicates"]  # the seed matters
+
+
+def test_indexed_planter_picks_unused_matching_documents_and_falls_back_for_rare_kinds():
+    rng = random.Random(2)
+    docs = [pooled_doc(rng, "python-docs/en", "en", i) for i in range(300)]
+    docs[123].pool = "rare/en"
+    p = bb.IndexedPlanter(list(docs), random.Random(3), max_tries=5)
+    first = p.pick(50, lambda d: int(d.key.split("/")[-1]) % 2 == 0)
+    assert len({d.key for d in first}) == 50 and all(int(d.key.split("/")[-1]) % 2 == 0 for d in first)
+    assert p.pick(3, lambda d: d.pool == "rare/en") == [docs[123]]  # found by the full-scan fallback
+    rest = p.pick(1000)
+    assert len(rest) == 300 - 51 and not {d.key for d in rest} & {d.key for d in first}
+    again = bb.IndexedPlanter(list(docs), random.Random(3), max_tries=5)
+    assert again.pick(50, lambda d: int(d.key.split("/")[-1]) % 2 == 0) == first
+
+
 # -------------------------------------------------------------------------------------------------------------
 # harness
 # -------------------------------------------------------------------------------------------------------------
@@ -240,7 +309,7 @@ def test_markdown_ratio_is_ours_over_this():
         for i, w in (("ours", 2.0), ("reference", 8.0))
     ]  # fmt: skip
     lines = harness.markdown_table(rows).splitlines()
-    assert lines[3].split(" | ")[10] == "0.25"
+    assert lines[3].split(" | ")[11] == "0.25"
 
 
 def test_replace_between_markers():
@@ -249,3 +318,108 @@ def test_replace_between_markers():
     assert out == "# T\n\n<!-- bench:start -->\nnew table\n<!-- bench:end -->\n\nafter\n"
     appended = harness.replace_between_markers("# T\n", "x")
     assert appended.endswith("<!-- bench:start -->\nx\n<!-- bench:end -->\n")
+
+
+def write_docs(path: Path, docs: list[dict]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(d) + "\n" for d in docs)
+    return path.stat().st_size
+
+
+def tiny_corpus(root: Path) -> dict:
+    files = []
+    text_bytes = 0
+    for source, n in (("a", 40), ("b", 10)):
+        docs = [{"id": f"{source}{i:03d}", "text": "x" * 100} for i in range(n)]
+        path = root / "documents" / source / "part-0000.jsonl.gz"
+        files.append({"path": path.relative_to(root).as_posix(), "bytes": write_docs(path, docs)})
+        text_bytes += 100 * n
+    return {"files": files, "text_bytes": text_bytes, "num_documents": 50}
+
+
+def test_subset_takes_the_same_share_of_every_file_and_is_reused(tmp_path):
+    corpus = tmp_path / "corpus-1mb"
+    gt = tiny_corpus(corpus)
+    ctx = context(tmp_path)
+    ctx.corpus, ctx.ground_truth, ctx.all_ids = corpus, gt, [f"a{i:03d}" for i in range(40)]
+    whole = ctx.input_for(None)
+    assert whole.root == corpus and whole.text_bytes == 5000
+    assert ctx.input_for(1.0).root == corpus  # a cap above the corpus size: the corpus itself
+    half = ctx.input_for(0.0025)
+    assert half.root != corpus and half.text_bytes == 2500 and half.num_documents == 25
+    assert half.ids == [f"a{i:03d}" for i in range(20)] + [f"b{i:03d}" for i in range(5)]
+    data = (half.root / "documents" / "a" / "part-0000.jsonl.gz").read_bytes()
+    again = harness.make_subset(corpus, gt, 0.0025, tmp_path / "other")
+    assert (again.root / "documents" / "a" / "part-0000.jsonl.gz").read_bytes() == data  # deterministic
+    ctx.input_scale = 0
+    assert ctx.input_for(0.0025).root == corpus  # scale 0: no caps
+
+
+def test_run_cases_reports_the_input_of_each_case(tmp_path):
+    corpus = tmp_path / "corpus-1mb"
+    gt = tiny_corpus(corpus)
+    ctx = context(tmp_path)
+    ctx.corpus, ctx.ground_truth = corpus, gt
+    case = fake_case(tmp_path, "capped")
+    case.input_mb = 0.001
+    rows = harness.run_cases([case], ctx, [1], 1, log=lambda s: None)
+    assert {r["input_docs"] for r in rows} == {10} and {r["input_mb"] for r in rows} == {0.0}
+    assert rows[0]["docs_per_s"] == pytest.approx(10 / rows[0]["wall_s"], rel=1e-2)
+
+
+def test_paragraph_dedupe_quality_counts_planted_and_unique_paragraphs(tmp_path):
+    from benchmarks.stages import dedupe
+
+    corpus = tmp_path / "corpus"
+    texts = {
+        "d1": "Shared boilerplate line\nunique one",
+        "d2": "unique two\nShared boilerplate line",
+        "d3": "Shared boilerplate line\nunique three\nnatural repeat",
+        "d4": "natural repeat\nunique four",
+    }
+    write_docs(corpus / "documents" / "s" / "part-0000.jsonl.gz", [{"id": k, "text": v} for k, v in texts.items()])
+    ctx = context(tmp_path)
+    ctx.corpus = corpus
+    ctx.ground_truth = {
+        "partial_duplicates": [{"ids": ["d1", "d2", "d3"], "shared_paragraphs": ["Shared boilerplate line"]}],
+        "exact_duplicates": [],
+    }
+    attrs = tmp_path / "work" / "attributes" / dedupe.NAME / "s"
+    marked = {
+        "d1": [],
+        "d2": [[11, 34, 1.0]],  # the shared line (its second occurrence)
+        "d3": [[24, 38, 1.0]],  # "unique three": a false positive
+        "d4": [[0, 14, 1.0]],  # "natural repeat" second occurrence: neither planted nor false
+    }
+    write_docs(attrs / "part-0000.jsonl.gz", [{"id": k, "attributes": {"a": v}} for k, v in marked.items()])
+    q = dedupe.paragraph_quality(ctx, ngram=False)(tmp_path / "work")
+    assert q["recall (planted paragraphs)"] == "0.5000"  # 1 of the 2 expected (3 occurrences - 1)
+    assert q["FP rate"] == f"{1 / 4:.5f}"  # 4 unique paragraphs, 1 marked
+    assert q["marked paragraphs"] == 3
+
+
+def test_estimate_rescales_the_part_proportional_to_the_input():
+    rows = [
+        {"stage": "s", "case": "whole", "impl": "ours", "processes": 1, "wall_s": 10.0, "input_mb": 20.0,
+         "cpu_s": 4.0},
+        {"stage": "s", "case": "capped", "impl": "ours", "processes": 1, "wall_s": 10.0, "input_mb": 20.0,
+         "input_cap_mb": 30},
+        {"stage": "s", "case": "broken", "impl": "ours", "processes": 1, "status": "failed", "input_mb": 20.0},
+    ]  # fmt: skip
+    total, parts = harness.estimate_seconds(rows, 300, 3)
+    assert [p[-2:] for p in parts] == [(300, 2 + 8 * 15), (30, 2 + 8 * 1.5)]
+    assert total == pytest.approx(3 * (122 + 14))
+    assert harness.estimate_seconds(rows, 300, 1, scale=0)[0] == pytest.approx(244)
+    assert harness.estimate_seconds(rows[:1], 300, 1, from_cpu=True)[0] == pytest.approx(2 + 2 * 15)
+
+
+def test_drop_repeated_synthetic_documents_and_their_pii():
+    a = bs.synthetic_doc("Contact us at x@example.com", "pii-page-001", "https://a.example.com/1")
+    b = bs.synthetic_doc("Contact us at x@example.com", "pii-page-002", "https://a.example.com/2")
+    c = bs.synthetic_doc("Contact us at y@example.com", "pii-page-003", "https://a.example.com/3")
+    truth = bs.GroundTruth(pii=[(a, "EMAIL_ADDRESS", "x"), (b, "EMAIL_ADDRESS", "x"), (c, "EMAIL_ADDRESS", "y")])
+    truth.templated = {"pii_page_0": [a, b, c]}
+    kept = bb.drop_repeated_synthetic([a, b, c], truth)
+    assert kept == [a, c] and [x[0] for x in truth.pii] == [a, c] and truth.templated["pii_page_0"] == [a, c]
+    bs.check_unique_texts(kept, truth)

@@ -377,6 +377,41 @@ def grow_to_size(
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Planting at scale
+# --------------------------------------------------------------------------------------------------------------
+
+
+class IndexedPlanter(bs.Planter):
+    """A Planter whose `pick` draws random candidates instead of filtering every document first.
+
+    `bs.Planter.pick` builds the full list of candidates (running `ok`, which often splits the text into
+    paragraphs) for every call; the copied-block and prefix plantings call it once or twice per planted pair, so
+    at 300 MB (~130k documents, ~800 calls) that was quadratic and took tens of minutes. Here a candidate is drawn
+    uniformly from the base documents and checked; after `max_tries` misses (a rare kind, e.g. one small pool)
+    it falls back to the full scan. Deterministic for a given rng state; the sample corpus keeps `bs.Planter`.
+    """
+
+    def __init__(self, docs: list[bs.SourceDoc], rng: random.Random, max_tries: int = 400) -> None:
+        super().__init__(docs, rng)
+        self.base = [d for d in docs if not d.derived]  # planted documents are derived, so never candidates
+        self.max_tries = max_tries
+
+    def pick(self, n: int, ok=lambda d: True) -> list[bs.SourceDoc]:
+        picked: list[bs.SourceDoc] = []
+        misses = 0
+        while len(picked) < n and misses < self.max_tries + 10 * n and self.base:
+            d = self.base[self.rng.randrange(len(self.base))]
+            if d.key in self.used or d.derived or not ok(d):
+                misses += 1
+                continue
+            self.used.add(d.key)
+            picked.append(d)
+        if len(picked) < n:
+            picked += super().pick(n - len(picked), ok)
+        return picked
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------------------
 
@@ -450,16 +485,56 @@ Planted duplicates, PII-like strings, low-quality pages and edge cases as in the
 """
 
 
+def drop_repeated_synthetic(docs: list[bs.SourceDoc], truth: bs.GroundTruth) -> list[bs.SourceDoc]:
+    """Drop synthetic documents whose text another synthetic document already has (not a planted duplicate).
+
+    At hundreds of MB, the contact-page templates are filled more than a thousand times and a few fills come out
+    the same; those would be unplanned exact duplicates. The later ones (by key) are dropped, with their PII.
+    """
+    planted = {id(d) for group in truth.exact_duplicates for d in group}
+    first: dict[str, bs.SourceDoc] = {}
+    drop: set[int] = set()
+    for d in sorted(docs, key=lambda d: d.key):
+        if not d.key.startswith("synthetic/") or id(d) in planted:
+            continue
+        if d.text in first:
+            drop.add(id(d))
+        else:
+            first[d.text] = d
+    if not drop:
+        return docs
+    truth.pii = [x for x in truth.pii if id(x[0]) not in drop]
+    truth.low_quality = [x for x in truth.low_quality if id(x[0]) not in drop]
+    truth.templated = {k: [d for d in v if id(d) not in drop] for k, v in truth.templated.items()}
+    return [d for d in docs if id(d) not in drop]
+
+
 def build(cache: Path, out: Path, size_mb: float, seed: int = 20240601) -> dict:
     problems = bs.verify_packages(cache, strict=True) + verify_extra(cache)
-    rng = random.Random(seed)
     pools = extract_everything(cache)
+    footer, mit = bs.python_docs_footer(cache), bs.mit_licence_paragraphs(cache)
+    return build_from_pools(pools, out, size_mb, seed, footer, mit, problems)
+
+
+def build_from_pools(
+    pools: dict[str, list[bs.SourceDoc]],
+    out: Path,
+    size_mb: float,
+    seed: int,
+    python_footer: list[str],
+    mit_text: list[str],
+    problems: list[str] | None = None,
+) -> dict:
+    """Everything after extraction: grow, plant, number, write documents, ground truth and provenance."""
+    rng = random.Random(seed)
+    pools = dict(pools)
     spares = pools["sqlite-docs/en"][-SPARE_SQLITE:]
     pools["sqlite-docs/en"] = pools["sqlite-docs/en"][:-SPARE_SQLITE]
     base = grow_to_size(pools, int(size_mb * 1_000_000), 0.10, rng)
     plan = bs.CorpusPlan.for_size(max(2400, len(base)), seed)
     plan.boilerplate_groups = 4
-    docs, truth = bs.plant_all(base, spares, plan, rng, bs.python_docs_footer(cache), bs.mit_licence_paragraphs(cache))
+    docs, truth = bs.plant_all(base, spares, plan, rng, python_footer, mit_text, IndexedPlanter)
+    docs = drop_repeated_synthetic(docs, truth)
     bs.check_unique_texts(docs, truth)
     bs.ensure_unique_urls(docs)
     docs = assign_ids(docs, rng)
@@ -472,7 +547,7 @@ def build(cache: Path, out: Path, size_mb: float, seed: int = 20240601) -> dict:
     gt["text_bytes"] = text_bytes
     gt["spliced_documents"] = spliced
     bs.write_ground_truth(out, gt)
-    (out / "PROVENANCE.md").write_text(provenance(gt, size_mb, problems, text_bytes, spliced), encoding="utf-8")
+    (out / "PROVENANCE.md").write_text(provenance(gt, size_mb, problems or [], text_bytes, spliced), encoding="utf-8")
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     (out / "COMPLETE").write_text(digest + "\n")  # written last: a corpus without it is rebuilt
     return gt

@@ -1478,9 +1478,10 @@ def plant_all(
     rng: random.Random,
     python_footer: list[str],
     mit_text: list[str],
+    planter: type[Planter] = Planter,
 ) -> tuple[list[SourceDoc], GroundTruth]:
     """Run every planting step; `spares` are pool documents that were not selected (used for long lines)."""
-    p = Planter(list(base), rng)
+    p = planter(list(base), rng)
     plant_edge_cases(p, spares)
     plant_exact_duplicates(p, plan.exact_dup_groups)
     plant_near_duplicates(p, plan.near_dup_pairs)
@@ -1609,7 +1610,7 @@ def ground_truth_json(docs: list[SourceDoc], truth: GroundTruth, plan: CorpusPla
     edge: dict[str, list[str]] = {}
     for doc, kind in truth.edge_cases:
         edge.setdefault(kind, []).append(doc.id)
-    edge["non_ascii"] = sorted(d.id for d in docs if any(ord(c) > 127 for c in d.text))
+    edge["non_ascii"] = sorted(d.id for d in docs if not d.text.isascii())
     edge["cjk"] = sorted(d.id for d in docs if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", d.text))
     low: dict[str, list[str]] = {}
     for doc, kind in truth.low_quality:

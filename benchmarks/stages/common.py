@@ -15,8 +15,8 @@ def documents_pattern(workdir: Path) -> str:
 
 
 def dolma_command(exe: Path, ctx: Context, workdir: Path, args: list[str], reference: bool = False) -> Command:
-    """`dolma <args>` in a fresh work directory whose documents/ links to the corpus."""
-    link_documents(ctx.corpus, workdir)
+    """`dolma <args>` in a fresh work directory whose documents/ links to the case's input (see harness.Input)."""
+    link_documents(ctx.input_root, workdir)
     env = ctx.reference_env if reference else None
     return Command([str(exe), *args], cwd=workdir, env=env)
 

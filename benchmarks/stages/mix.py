@@ -1,11 +1,15 @@
-"""`dolma mix`: one stream with an exclude rule on a length attribute, ours vs the reference.
+"""`dolma mix`: one stream with two attribute sets, an include rule, an exclude rule and a span replacement.
 
-The attributes (char_length_v1 under the experiment `bench`) are made once with our `dolma tag`, untimed, and
-shared by both implementations. Quality: documents kept (must be equal between implementations).
+The attributes are made once per input with our `dolma tag`, untimed, and shared by both implementations:
+`bench` (char_length_v1, random_number_v1) and `pii` (pii_regex_v2). The stream keeps documents of at least 100
+characters, drops those whose random number is >= 0.9, and replaces e-mail address spans with a marker (the
+workload of the former benchmarks/bench_mix.py). Quality: documents kept and e-mail spans replaced, which must be
+equal between implementations.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -14,30 +18,46 @@ from pathlib import Path
 import yaml
 
 from benchmarks.harness import Case, Command, Context, Impl
-from benchmarks.stages.common import documents_pattern, read_jsonl_dir
+from benchmarks.stages.common import documents_pattern
 
-RULE = "$.attributes[?(@.bench__char_length_v1__length[0][2] < 300)]"
+INCLUDE = "$.attributes[?(@.bench__char_length_v1__length[0][2] >= 100)]"
+EXCLUDE = "$.attributes[?(@.bench__random_number_v1__random[0][2] >= 0.9)]"
+EMAIL_SPANS = "$.attributes.pii__pii_regex_v2__EMAIL_ADDRESS"
+MARKER = "|||EMAIL_ADDRESS|||"
+INPUT_MB = 100
+ATTRIBUTE_SETS = {"bench": ["char_length_v1", "random_number_v1"], "pii": ["pii_regex_v2"]}
 
 
 def shared_attributes(ctx: Context) -> Path:
-    """attributes/bench/ made once by our tagger (in the scratch directory)."""
-    base = ctx.scratch / "mix-attributes"
+    """attributes/{bench,pii}/ for the current input, made once by our tagger (in the scratch directory)."""
+    base = ctx.scratch / f"mix-attributes-{ctx.input_root.name}"
     done = base / "attributes" / ".done"
     if not done.exists():
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
-        (base / "documents").symlink_to((ctx.corpus / "documents").resolve(), target_is_directory=True)
-        args = ["tag", "--documents", documents_pattern(base), "--taggers", "char_length_v1"]
-        subprocess.run(
-            [str(ctx.ours), *args, "--experiment", "bench", "--processes", "2", "--quiet"], cwd=base, check=True
-        )
+        (base / "documents").symlink_to((ctx.input_root / "documents").resolve(), target_is_directory=True)
+        for experiment, taggers in ATTRIBUTE_SETS.items():
+            args = ["tag", "--documents", documents_pattern(base), "--taggers", *taggers, "--experiment", experiment]
+            subprocess.run([str(ctx.ours), *args, "--processes", "2", "--quiet"], cwd=base, check=True)
         done.touch()
     return base / "attributes"
 
 
+def output_counts(workdir: Path) -> dict:
+    docs = replaced = 0
+    for f in sorted((workdir / "output").glob("*.gz")):
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    docs += 1
+                    replaced += line.count(MARKER)
+    return {"kept docs": docs, "e-mails replaced": replaced}
+
+
 def cases(ctx: Context) -> list[Case]:
+    name = "include length >= 100, exclude random >= 0.9, replace e-mails"
     if "mix" not in ctx.our_commands:
-        return [Case("mix", "length filter", missing="no `dolma mix` command on this branch")]
+        return [Case("mix", name, missing="no `dolma mix` command on this branch")]
 
     def make(exe: Path, reference: bool):
         def prepare(workdir: Path, p: int) -> Command:
@@ -45,16 +65,17 @@ def cases(ctx: Context) -> list[Case]:
             if workdir.exists():
                 shutil.rmtree(workdir)
             workdir.mkdir(parents=True)
-            os.symlink((ctx.corpus / "documents").resolve(), workdir / "documents")
+            os.symlink((ctx.input_root / "documents").resolve(), workdir / "documents")
             os.symlink(attrs.resolve(), workdir / "attributes")
             cfg = {
                 "streams": [
                     {
                         "name": "bench",
                         "documents": [documents_pattern(workdir)],
-                        "attributes": ["bench"],
+                        "attributes": list(ATTRIBUTE_SETS),
                         "output": {"path": str(workdir / "output"), "max_size_in_bytes": 100_000_000},
-                        "filter": {"exclude": [RULE]},
+                        "filter": {"include": [INCLUDE], "exclude": [EXCLUDE]},
+                        "span_replacement": [{"span": EMAIL_SPANS, "min_score": 0.5, "replacement": MARKER}],
                     }
                 ],
                 "processes": p,
@@ -68,11 +89,8 @@ def cases(ctx: Context) -> list[Case]:
 
         return prepare
 
-    def kept(workdir: Path) -> dict:
-        return {"kept docs": sum(1 for _ in read_jsonl_dir(workdir / "output", "*.gz"))}
-
-    case = Case("mix", "exclude char_length < 300")
-    case.impls["ours"] = Impl(make(ctx.ours, False), kept)
+    case = Case("mix", name, input_mb=INPUT_MB)
+    case.impls["ours"] = Impl(make(ctx.ours, False), output_counts)
     if ctx.reference:
-        case.impls["reference"] = Impl(make(ctx.reference, True), kept)
+        case.impls["reference"] = Impl(make(ctx.reference, True), output_counts)
     return [case]

@@ -17,6 +17,7 @@ from benchmarks.harness import Case, Command, Context, Impl
 from benchmarks.stages.common import documents_pattern, dolma_command
 
 TOKENIZER_NAME = "allenai_gpt-neox-olmo-dolma-v1_5.json"
+INPUT_MB = 20  # input cap (MB of text), see harness.Input
 
 
 def find_tokenizer(ctx: Context) -> Path | None:
@@ -58,7 +59,7 @@ def cases(ctx: Context) -> list[Case]:
 
         return prepare
 
-    case = Case("tokens", "GPT-NeoX-OLMo, uint16", count_tokens=count_tokens)
+    case = Case("tokens", "GPT-NeoX-OLMo, uint16", count_tokens=count_tokens, input_mb=INPUT_MB)
 
     def check(workdir: Path) -> dict:
         return {"tokens": count_tokens(workdir)}
