@@ -361,15 +361,18 @@ def test_fast_path_refused_for_other_tokenizers(tmp_path):
     assert not load_tokenizer(str(tmp_path / "wl.json")).uses_fast_path
 
 
-def test_example_config_runs_and_verifies(tmp_path):
+@pytest.mark.parametrize(
+    ("config", "output"), [("tokens.yaml", "tokens"), ("tokens-global-shuffle.yaml", "tokens-shuffled")]
+)
+def test_example_config_runs_and_verifies(tmp_path, config, output):
     from conftest import REPO
 
     docs_root = tmp_path / "demo-output" / "sample"
     write_corpus(docs_root, corpus_docs(n_files=3, per_file=20))
-    result = run_cli("-c", str(REPO / "configs" / "tokens.yaml"), "tokens", "--quiet", cwd=tmp_path)
+    result = run_cli("-c", str(REPO / "configs" / config), "tokens", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "verify OK" in result.stdout
-    assert list((docs_root / "tokens").glob("part-0-00000.npy"))
+    assert list((docs_root / output).glob("part-0-00000.npy"))
 
 
 # ----------------------------------------------------------------------------------------------------------
