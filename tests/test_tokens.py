@@ -503,7 +503,7 @@ def test_global_shuffle_to_s3(tmp_path, s3_server, s3_bucket):
     keys = s3_server.keys(s3_bucket, "shuffled/")
     assert "shuffled/.shuffle.done" in keys and "shuffled/part-0-00000.npy" in keys
     assert not [k for k in keys if "/.unshuffled/" in k], "the staged group shards are removed"
-    assert not work.exists()
+    assert work.is_dir() and not list(work.iterdir()), "the scratch subdirectory is removed, work_dir kept"
     local = _shuffled(tmp_path, docs_dir, "local")
     assert local.returncode == 0, local.stderr
     client = s3_server.client()

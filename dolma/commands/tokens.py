@@ -82,8 +82,9 @@ class GlobalShuffleSection(Base):
     work_dir: Annotated[
         str | None,
         Meta(
-            description="Local scratch directory for the bucket files (about the size of the output); default "
-            "<destination>/.shuffle-work, or a directory under the system temp dir for an s3:// destination."
+            description="Local directory in which a scratch subdirectory for the bucket files (about the size "
+            "of the output) is made and removed; default: <destination>/.shuffle-work, or the system temp dir "
+            "for an s3:// destination."
         ),
     ] = None
 
@@ -300,13 +301,17 @@ def run_verify(config: TokensConfig, the_plan: Plan, tokenizer: Any, np_dtype: A
 
 
 def shuffle_scratch(config: TokensConfig, destination: str) -> str:
-    """Local directory for the global shuffle's bucket files (deterministic, so a rerun clears a killed run's)."""
-    if config.global_shuffle.work_dir:
-        return config.global_shuffle.work_dir
-    if not io.is_s3(destination):
+    """Local directory for the global shuffle's bucket files (deterministic, so a rerun clears a killed run's).
+
+    It is emptied before and removed after the shuffle, so it is always a directory of its own: a subdirectory
+    named after the destination inside `global_shuffle.work_dir` (or the system temp dir), never the directory
+    the user named.
+    """
+    if not config.global_shuffle.work_dir and not io.is_s3(destination):
         return io.join(destination, ".shuffle-work")
     digest = hashlib.sha1(destination.encode()).hexdigest()[:12]
-    return os.path.join(tempfile.gettempdir(), f"dolma-tokens-shuffle-{digest}")
+    parent = config.global_shuffle.work_dir or tempfile.gettempdir()
+    return os.path.join(parent, f"dolma-tokens-shuffle-{digest}")
 
 
 def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> None:
