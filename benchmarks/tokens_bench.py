@@ -109,6 +109,9 @@ def main() -> int:
     ap.add_argument("--reference", default=os.environ.get("DOLMA_REFERENCE_DOLMA", "/tmp/refdolma/bin/dolma"))
     ap.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument(
+        "--global-shuffle", action="store_true", help="also time ours with global_shuffle.enabled (1 process)"
+    )
     args = ap.parse_args()
     work = Path(args.work)
     nbytes, ndocs = build_corpus(work / "corpus", args.mb)
@@ -119,7 +122,10 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     results = []
     for procs in args.processes:
-        tools = [("ours", [sys.executable, "-m", "dolma", "tokens", "--quiet", "--files_per_process", "8"])]
+        ours = [sys.executable, "-m", "dolma", "tokens", "--quiet", "--files_per_process", "8"]
+        tools = [("ours", ours)]
+        if args.global_shuffle and procs == 1:
+            tools.append(("ours+gsh", [*ours, "--global_shuffle.enabled"]))
         if not args.skip_reference:
             tools.append(("reference", [args.reference, "tokens"]))
         for name, prefix in tools:

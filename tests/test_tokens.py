@@ -361,12 +361,153 @@ def test_fast_path_refused_for_other_tokenizers(tmp_path):
     assert not load_tokenizer(str(tmp_path / "wl.json")).uses_fast_path
 
 
-def test_example_config_runs_and_verifies(tmp_path):
+@pytest.mark.parametrize(
+    ("config", "output"), [("tokens.yaml", "tokens"), ("tokens-global-shuffle.yaml", "tokens-shuffled")]
+)
+def test_example_config_runs_and_verifies(tmp_path, config, output):
     from conftest import REPO
 
     docs_root = tmp_path / "demo-output" / "sample"
     write_corpus(docs_root, corpus_docs(n_files=3, per_file=20))
-    result = run_cli("-c", str(REPO / "configs" / "tokens.yaml"), "tokens", "--quiet", cwd=tmp_path)
+    result = run_cli("-c", str(REPO / "configs" / config), "tokens", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "verify OK" in result.stdout
-    assert list((docs_root / "tokens").glob("part-0-00000.npy"))
+    assert list((docs_root / output).glob("part-0-00000.npy"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Global shuffle (global_shuffle.enabled): documents permuted across all groups into part-0-* shards
+# ----------------------------------------------------------------------------------------------------------
+
+SHUFFLE_BASE = ["--files_per_process", "2", "--ring_size", "2", "--shuffle_window", "8", "--max_size", "2500"]
+
+
+def _documents(dest: Path) -> list[tuple[str, str, int, tuple[int, ...]]]:
+    """(id, src, loc, token ids) of every document, in shard and row order."""
+    out = []
+    for _npy, arr, rows in read_shards(dest):
+        for start, end, doc_id, src, loc in rows:
+            out.append((doc_id, src, int(loc), tuple(arr[int(start) : int(end)].tolist())))
+    return out
+
+
+def _shuffled(tmp_path: Path, docs_dir: Path, name: str, *extra: str, dest: str | None = None):
+    args = ["--documents", str(docs_dir / "*.gz"), *SHUFFLE_BASE, "--global_shuffle.enabled"]
+    return tokens_cli(*args, "--destination", dest or str(tmp_path / name), *extra)
+
+
+def test_global_shuffle_is_seeded_and_keeps_every_document(tmp_path):
+    docs_dir = write_corpus(tmp_path, corpus_docs(n_files=6, per_file=30))
+    plain = tokens_cli("--documents", str(docs_dir / "*.gz"), *SHUFFLE_BASE, "--destination", str(tmp_path / "p"))
+    a = _shuffled(tmp_path, docs_dir, "a", "--global_shuffle.seed", "1", "--global_shuffle.window", "20")
+    b = _shuffled(
+        tmp_path, docs_dir, "b", "--global_shuffle.seed", "1", "--global_shuffle.window", "20", "--processes", "2"
+    )
+    c = _shuffled(tmp_path, docs_dir, "c", "--global_shuffle.seed", "2", "--global_shuffle.window", "20")
+    for r in (plain, a, b, c):
+        assert r.returncode == 0, r.stderr
+    one, two, other = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b"), _tree_bytes(tmp_path / "c")
+    assert one == two, "same seed, any process count: byte-identical shards"
+    assert one != other
+    assert len([n for n in one if n.endswith(".npy")]) > 1 and all(n.startswith("part-0-") for n in one)
+    docs_a, docs_c, docs_p = _documents(tmp_path / "a"), _documents(tmp_path / "c"), _documents(tmp_path / "p")
+    assert [d[0] for d in docs_a] != [d[0] for d in docs_c], "another seed gives another order"
+    assert sorted(docs_a) == sorted(docs_c) == sorted(docs_p), "the same documents, with the same token ids"
+    assert (tmp_path / "a" / ".shuffle.done").exists()
+    assert not (tmp_path / "a" / ".unshuffled").exists() and not (tmp_path / "a" / ".shuffle-work").exists()
+    for _npy, arr, rows in read_shards(tmp_path / "a"):
+        assert int(rows[0][0]) == 0 and int(rows[-1][1]) == len(arr)
+        assert all(int(r[0]) == int(p[1]) for p, r in itertools.pairwise(rows))
+        assert len(arr) <= 2500 or len(rows) == 1
+    mtime = (tmp_path / "a" / "part-0-00000.npy").stat().st_mtime_ns
+    verify = _shuffled(tmp_path, docs_dir, "a", "--global_shuffle.seed", "1", "--verify", "--verify_samples", "-1")
+    assert verify.returncode == 0, verify.stderr + verify.stdout
+    assert "verify OK" in verify.stdout
+    assert (tmp_path / "a" / "part-0-00000.npy").stat().st_mtime_ns == mtime, "a finished shuffle is skipped"
+    assert _tree_bytes(tmp_path / "a") == one
+
+
+def test_global_shuffle_mixes_documents_across_groups(tmp_path):
+    docs_dir = write_corpus(tmp_path, corpus_docs(n_files=6, per_file=30))
+    plain = tokens_cli("--documents", str(docs_dir / "*.gz"), *SHUFFLE_BASE, "--destination", str(tmp_path / "p"))
+    shuffled = _shuffled(tmp_path, docs_dir, "s", "--global_shuffle.window", "1000")
+    assert plain.returncode == 0 and shuffled.returncode == 0, plain.stderr + shuffled.stderr
+
+    def groups(dest: Path) -> list[int]:  # files part-00..05 in groups of two
+        return [int(Path(src).name.split("-")[1].split(".")[0]) // 2 for _, src, _, _ in _documents(dest)]
+
+    before, after = groups(tmp_path / "p"), groups(tmp_path / "s")
+    changes = lambda seq: sum(x != y for x, y in itertools.pairwise(seq))  # noqa: E731
+    assert changes(before) == 2, "without the global shuffle, shards hold one group after another"
+    assert changes(after) > len(after) / 3, "a random order changes group about 2/3 of the time"
+    first_third = after[: len(after) // 3]
+    assert set(first_third) == {0, 1, 2}, "the start of the output already mixes every group"
+    positions = {d[0]: i for i, d in enumerate(_documents(tmp_path / "p"))}
+    new = [positions[d[0]] for d in _documents(tmp_path / "s")]
+    assert abs(np.corrcoef(np.arange(len(new)), new)[0, 1]) < 0.5, "output order unrelated to input order"
+
+
+def test_global_shuffle_holds_at_most_window_documents(tmp_path):
+    from mixers.tokens import global_shuffle, shuffle_fanout
+
+    docs_dir = write_corpus(tmp_path, corpus_docs(n_files=4, per_file=30))
+    plain = tokens_cli("--documents", str(docs_dir / "*.gz"), *SHUFFLE_BASE, "--destination", str(tmp_path / "p"))
+    assert plain.returncode == 0, plain.stderr
+    n = len(_documents(tmp_path / "p"))
+    assert shuffle_fanout(n, 7, max_fanout=2) == 2
+    stats = global_shuffle(
+        str(tmp_path / "p"), str(tmp_path / "s"), np.dtype("<u2"), 2500, seed=5, window=7,
+        scratch=str(tmp_path / "scratch"), max_fanout=2,
+    )  # fmt: skip
+    assert stats.documents == n and stats.largest_bucket <= 7
+    assert stats.splits > 0, "buckets over the window were split again (recursively)"
+    assert stats.buckets >= n / 7
+    assert sorted(_documents(tmp_path / "s")) == sorted(_documents(tmp_path / "p"))
+    assert not (tmp_path / "scratch").exists(), "scratch files are removed"
+
+
+def test_global_shuffle_rerun_after_a_killed_run(tmp_path):
+    import shutil
+
+    docs_dir = write_corpus(tmp_path, corpus_docs(n_files=4, per_file=30))
+    clean = _shuffled(tmp_path, docs_dir, "clean")
+    plain = tokens_cli("--documents", str(docs_dir / "*.gz"), *SHUFFLE_BASE, "--destination", str(tmp_path / "p"))
+    assert clean.returncode == 0 and plain.returncode == 0, clean.stderr + plain.stderr
+    # The state a run killed during the shuffle leaves: staged groups (with their markers), some published
+    # output shards, scratch buckets, no .shuffle.done.
+    dest = tmp_path / "killed"
+    shutil.copytree(tmp_path / "p", dest / ".unshuffled")
+    (dest / "part-0-00000.npy").write_bytes(b"published by the killed run")
+    (dest / "part-0-00042.csv.gz").write_bytes(b"from a longer, earlier run")
+    (dest / ".shuffle-work").mkdir()
+    (dest / ".shuffle-work" / "b-000.tok").write_bytes(b"stale bucket")
+    rerun = _shuffled(tmp_path, docs_dir, "killed")
+    assert rerun.returncode == 0, rerun.stderr
+    assert _tree_bytes(dest) == _tree_bytes(tmp_path / "clean")
+    assert sorted(p.name for p in dest.iterdir() if p.name.startswith(".")) == [".shuffle.done"]
+    unshuffled = tokens_cli("--documents", str(docs_dir / "*.gz"), "--destination", str(dest))
+    assert unshuffled.returncode == 2 and "globally shuffled" in unshuffled.stderr
+
+
+@pytest.mark.s3
+def test_global_shuffle_to_s3(tmp_path, s3_server, s3_bucket):
+    docs_dir = write_corpus(tmp_path, corpus_docs(n_files=4, per_file=20))
+    dest = f"s3://{s3_bucket}/shuffled"
+    work = tmp_path / "scratch"
+    result = _shuffled(
+        tmp_path, docs_dir, "", "--global_shuffle.work_dir", str(work), "--verify", "--verify_samples", "-1",
+        dest=dest,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "verify OK" in result.stdout
+    keys = s3_server.keys(s3_bucket, "shuffled/")
+    assert "shuffled/.shuffle.done" in keys and "shuffled/part-0-00000.npy" in keys
+    assert not [k for k in keys if "/.unshuffled/" in k], "the staged group shards are removed"
+    assert work.is_dir() and not list(work.iterdir()), "the scratch subdirectory is removed, work_dir kept"
+    local = _shuffled(tmp_path, docs_dir, "local")
+    assert local.returncode == 0, local.stderr
+    client = s3_server.client()
+    expected = _tree_bytes(tmp_path / "local")
+    assert sorted(k.split("/", 1)[1] for k in keys if "/part-" in k) == sorted(expected)
+    for name, data in expected.items():
+        assert client.get_object(Bucket=s3_bucket, Key=f"shuffled/{name}")["Body"].read() == data

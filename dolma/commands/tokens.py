@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import os
+import tempfile
 from typing import Annotated, Any
 
 import msgspec
@@ -59,6 +63,32 @@ class FieldsSection(Base):
     id_field_type: Annotated[str, Meta(description="Reference-compatible; ids may be strings or integers.")] = "str"
 
 
+class GlobalShuffleSection(Base):
+    enabled: Annotated[
+        bool,
+        Meta(
+            description="After the groups are written, permute their documents across all shards (seeded) into "
+            "part-0-<NNNNN> shards; the group shards are staged in <destination>/.unshuffled meanwhile."
+        ),
+    ] = False
+    seed: Annotated[int | None, Meta(description="Seed of the global shuffle (default: 'seed').")] = None
+    window: Annotated[
+        int,
+        Meta(
+            description="Documents whose index rows and offsets are held in memory at once (a bucket larger "
+            "than this is split again); tokens are read through memory maps."
+        ),
+    ] = 1_000_000
+    work_dir: Annotated[
+        str | None,
+        Meta(
+            description="Local directory in which a scratch subdirectory for the bucket files (about the size "
+            "of the output) is made and removed; default: <destination>/.shuffle-work, or the system temp dir "
+            "for an s3:// destination."
+        ),
+    ] = None
+
+
 class TokensConfig(RunOptions, kw_only=True):
     documents: Annotated[
         list[str], Meta(description="Globs of documents files (local paths or s3:// URLs; ** recurses).")
@@ -96,6 +126,9 @@ class TokensConfig(RunOptions, kw_only=True):
     fields: Annotated[FieldsSection, Meta(description="Input field names.")] = msgspec.field(
         default_factory=FieldsSection
     )
+    global_shuffle: Annotated[
+        GlobalShuffleSection, Meta(description="Optional seeded shuffle of documents across all output shards.")
+    ] = msgspec.field(default_factory=GlobalShuffleSection)
     verify: Annotated[
         bool,
         Meta(
@@ -114,6 +147,7 @@ CONFIG = TokensConfig
 class Plan(msgspec.Struct, frozen=True):
     groups: list[list[str]]
     destination: str
+    group_destination: str
     tokenizer_name: str
     bos_token_id: int | None
     eos_token_id: int | None
@@ -137,7 +171,7 @@ def resolve_special_ids(config: TokensConfig) -> tuple[str | None, int | None, i
 
 def plan(config: TokensConfig):
     from mixers.tokenizer import load_tokenizer
-    from mixers.tokens import check_dtype, default_files_per_group, make_groups
+    from mixers.tokens import UNSHUFFLED_DIR, check_dtype, default_files_per_group, make_groups
 
     if not config.documents:
         raise ConfigError("tokens: no documents given (set 'documents')")
@@ -157,10 +191,13 @@ def plan(config: TokensConfig):
         raise ConfigError(f"tokens: destination {destination} is one of the input files")
     per_group = config.files_per_process or default_files_per_group(len(files), config.ring_size)
     groups = make_groups(files, per_group)
+    if config.global_shuffle.enabled and config.global_shuffle.window < 1:
+        raise ConfigError("global_shuffle.window must be at least 1 document")
     return (
         Plan(
             groups=groups,
             destination=destination,
+            group_destination=io.join(destination, UNSHUFFLED_DIR) if config.global_shuffle.enabled else destination,
             tokenizer_name=tokenizer.name_or_path,
             bos_token_id=bos,
             eos_token_id=eos,
@@ -189,7 +226,7 @@ class TokensJob(Job):
         group = int(unit.input.rsplit("-", 1)[1])
         c = self.config
         settings = GroupSettings(
-            destination=self.plan.destination,
+            destination=self.plan.group_destination,
             dtype=self.np_dtype,
             max_size=c.max_size,
             batch_size=c.batch_size,
@@ -205,8 +242,8 @@ class TokensJob(Job):
         )
         # Start the group clean: its marker and shards from an earlier (partial or different) run would mix
         # with the new shards; finished groups never get here unless --ignore_existing asks to redo them.
-        io.remove(done_marker(self.plan.destination, group))
-        for stale in io.glob(io.join(self.plan.destination, f"part-{group}-*")):
+        io.remove(done_marker(self.plan.group_destination, group))
+        for stale in io.glob(io.join(self.plan.group_destination, f"part-{group}-*")):
             io.remove(stale)
         stats = tokenize_group(group, self.plan.groups[group], self.tokenizer, settings, progress)
         summary = {
@@ -221,7 +258,7 @@ class TokensJob(Job):
             "eos_token_id": self.plan.eos_token_id,
             "pad_token_id": self.plan.pad_token_id,
         }
-        io.write_bytes(done_marker(self.plan.destination, group), msgspec.json.encode(summary))
+        io.write_bytes(done_marker(self.plan.group_destination, group), msgspec.json.encode(summary))
         return UnitStats(
             documents_in=stats.read.documents,
             documents_out=stats.documents_out,
@@ -263,23 +300,105 @@ def run_verify(config: TokensConfig, the_plan: Plan, tokenizer: Any, np_dtype: A
     return 0 if report.ok else 1
 
 
+def shuffle_scratch(config: TokensConfig, destination: str) -> str:
+    """Local directory for the global shuffle's bucket files (deterministic, so a rerun clears a killed run's).
+
+    It is emptied before and removed after the shuffle, so it is always a directory of its own: a subdirectory
+    named after the destination inside `global_shuffle.work_dir` (or the system temp dir), never the directory
+    the user named.
+    """
+    if not config.global_shuffle.work_dir and not io.is_s3(destination):
+        return io.join(destination, ".shuffle-work")
+    digest = hashlib.sha1(destination.encode()).hexdigest()[:12]
+    parent = config.global_shuffle.work_dir or tempfile.gettempdir()
+    return os.path.join(parent, f"dolma-tokens-shuffle-{digest}")
+
+
+def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> None:
+    """Permute the staged group shards into the destination, then write the marker and drop the staging."""
+    from mixers.tokens import SHUFFLE_MARKER, done_marker, global_shuffle
+
+    final = the_plan.destination
+    marker = io.join(final, SHUFFLE_MARKER)
+    # Shards of a killed shuffle (or of an earlier unshuffled run) would mix with the new ones.
+    io.remove(marker)
+    for stale in io.glob(io.join(final, "part-*")):
+        io.remove(stale)
+    for g in range(len(the_plan.groups)):
+        io.remove(done_marker(final, g))
+    gs = config.global_shuffle
+    seed = config.seed if gs.seed is None else gs.seed
+    stats = global_shuffle(
+        the_plan.group_destination,
+        final,
+        np_dtype,
+        config.max_size,
+        seed,
+        gs.window,
+        shuffle_scratch(config, final),
+    )
+    summary = {
+        "documents": stats.documents,
+        "tokens": stats.tokens,
+        "shards": stats.shards,
+        "seed": seed,
+        "window": gs.window,
+        "tokenizer": the_plan.tokenizer_name,
+        "dtype": config.dtype,
+        "bos_token_id": the_plan.bos_token_id,
+        "eos_token_id": the_plan.eos_token_id,
+        "pad_token_id": the_plan.pad_token_id,
+    }
+    io.write_bytes(marker, msgspec.json.encode(summary))
+    for staged in io.glob(io.join(the_plan.group_destination, "part-*")):
+        io.remove(staged)
+    for g in range(len(the_plan.groups)):
+        io.remove(done_marker(the_plan.group_destination, g))
+    if not io.is_s3(the_plan.group_destination):
+        with contextlib.suppress(OSError):
+            os.rmdir(the_plan.group_destination)
+    if not config.quiet:
+        print(
+            f"global shuffle (seed {seed}, window {gs.window:,}): {stats.documents:,} documents, "
+            f"{stats.tokens:,} tokens into {stats.shards} shards ({stats.buckets} buckets, {stats.splits} split)"
+        )
+
+
 def run(config: TokensConfig) -> int:
-    from mixers.tokens import done_marker
+    from mixers.tokens import SHUFFLE_MARKER, done_marker
 
     io.configure_s3(config.s3)
     the_plan, tokenizer, np_dtype = plan(config)
+    shuffled = io.exists(io.join(the_plan.destination, SHUFFLE_MARKER))
+    if shuffled and not config.global_shuffle.enabled:
+        raise ConfigError(
+            f"tokens: {the_plan.destination} holds globally shuffled shards ({SHUFFLE_MARKER}); set "
+            "global_shuffle.enabled to resume or verify them, or use another destination"
+        )
     units = [
-        Unit(input=f"group-{g}", outputs=(done_marker(the_plan.destination, g),)) for g in range(len(the_plan.groups))
+        Unit(input=f"group-{g}", outputs=(done_marker(the_plan.group_destination, g),))
+        for g in range(len(the_plan.groups))
     ]
     if config.dryrun:
         for g, files in enumerate(the_plan.groups):
-            print(f"group {g}: {len(files)} file(s) -> {the_plan.destination}/part-{g}-*.npy")
+            print(f"group {g}: {len(files)} file(s) -> {the_plan.group_destination}/part-{g}-*.npy")
+        if config.global_shuffle.enabled:
+            print(f"then a global shuffle of every document into {the_plan.destination}/part-0-*.npy")
         print(f"{len(units)} group(s), tokenizer {the_plan.tokenizer_name}, dtype {config.dtype}")
         return 0
-    executor = make_executor(config, "tokens")
-    summary = executor.run(TokensJob(config, the_plan, tokenizer, np_dtype), units)
-    print_summary(summary, f"dolma tokens: {the_plan.tokenizer_name} -> {the_plan.destination}", quiet=config.quiet)
-    code = 0 if summary.ok else 1
+    code = 0
+    if shuffled and not config.ignore_existing:
+        if not config.quiet:
+            print(f"dolma tokens: {the_plan.destination} is already globally shuffled ({SHUFFLE_MARKER}); skipped")
+    else:
+        executor = make_executor(config, "tokens")
+        summary = executor.run(TokensJob(config, the_plan, tokenizer, np_dtype), units)
+        print_summary(
+            summary, f"dolma tokens: {the_plan.tokenizer_name} -> {the_plan.destination}", quiet=config.quiet
+        )
+        code = 0 if summary.ok else 1
+        if code == 0 and config.global_shuffle.enabled:
+            run_global_shuffle(config, the_plan, np_dtype)
     if config.verify and code == 0:
         code = run_verify(config, the_plan, tokenizer, np_dtype)
     return code
