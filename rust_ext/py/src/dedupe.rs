@@ -10,6 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::{bloom_err, PyBloomFilter};
+// Spark block imports.
+use dolma_core::dedupe_keys::{unpack_position, KeyMaker, KeyStats, LINE_BITS, SLOT_BITS};
 
 create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
 create_exception!(
@@ -142,5 +144,85 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CheckpointError", py.get_type::<CheckpointError>())?;
     m.add_function(wrap_pyfunction!(save_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(load_checkpoint, m)?)?;
+    register_spark(m)?;
+    Ok(())
+}
+
+// ==========================================================================================================
+// Spark (distributed) dedupe: keys and attributes per file, exactly as the local deduper computes them.
+// Owned by the Spark executor; kept in this separate block (see dolma_core::dedupe_keys).
+// ==========================================================================================================
+
+fn key_stats_dict<'py>(py: Python<'py>, stats: &KeyStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("documents", stats.documents)?;
+    d.set_item("documents_marked", stats.documents_marked)?;
+    d.set_item("keys", stats.keys)?;
+    d.set_item("keys_marked", stats.keys_marked)?;
+    d.set_item("bad_lines", stats.bad_lines)?;
+    Ok(d)
+}
+
+/// The dedupe keys of documents files and their attribute files, for a run that finds duplicates itself
+/// (every key occurrence but the earliest, in (file, line, slot) order) instead of with a Bloom filter.
+#[pyclass(name = "DedupeKeys", module = "dolma._rust", frozen)]
+struct PyDedupeKeys {
+    inner: KeyMaker,
+}
+
+#[pymethods]
+impl PyDedupeKeys {
+    #[new]
+    #[pyo3(signature = (config_json, *, skip_bad_lines=false))]
+    fn new(py: Python<'_>, config_json: &str, skip_bad_lines: bool) -> PyResult<Self> {
+        let config = DedupeConfig::from_json(config_json).map_err(|e| dedupe_err(py, e))?;
+        let inner = KeyMaker::new(config, skip_bad_lines).map_err(|e| dedupe_err(py, e))?;
+        Ok(PyDedupeKeys { inner })
+    }
+
+    #[getter]
+    fn attribute(&self) -> String {
+        self.inner.mode().attribute().to_string()
+    }
+
+    /// `([(key hash, packed position), ...], stats)` for the decompressed content `data` of file `path`.
+    fn keys<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        data: &[u8],
+        file_index: u64,
+    ) -> PyResult<(Vec<(u64, u128)>, Bound<'py, PyDict>)> {
+        let (keys, stats) = py.detach(|| self.inner.keys(path, data, file_index)).map_err(|e| dedupe_err(py, e))?;
+        Ok((keys, key_stats_dict(py, &stats)?))
+    }
+
+    /// Writes the attributes file of `data` to the local path `output` given its duplicate positions.
+    fn write_attributes<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        data: &[u8],
+        duplicates: Vec<u128>,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let stats = py
+            .detach(|| self.inner.write_attributes(path, data, &duplicates, output))
+            .map_err(|e| dedupe_err(py, e))?;
+        key_stats_dict(py, &stats)
+    }
+}
+
+/// `(file index, line, slot)` of a packed key position.
+#[pyfunction]
+fn unpack_key_position(pos: u128) -> (u64, u64, u64) {
+    unpack_position(pos)
+}
+
+/// Registers the Spark block (called from `register`).
+fn register_spark(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDedupeKeys>()?;
+    m.add_function(wrap_pyfunction!(unpack_key_position, m)?)?;
+    m.add("KEY_POSITION_FILE_SHIFT", LINE_BITS + SLOT_BITS)?;
     Ok(())
 }
