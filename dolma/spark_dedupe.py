@@ -58,6 +58,17 @@ def _key_maker(config_json: str, skip_bad_lines: bool) -> Any:
     return DedupeKeys(config_json, skip_bad_lines=skip_bad_lines)
 
 
+def _input_error(exc: BaseException) -> BaseException:
+    """A bad documents line as BadInputError (file, line, field), so the driver reports it plainly."""
+    from dolma._rust import DedupeInputError
+    from dolma.errors import BadInputError
+
+    if isinstance(exc, DedupeInputError):
+        _message, path, line, field, reason = exc.args
+        return BadInputError(path, line, reason, None if field == "(line)" else field)
+    return exc
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Stage functions (run on the executors)
 # ----------------------------------------------------------------------------------------------------------
@@ -75,7 +86,10 @@ class EmitKeys:
     def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, int]]:
         io.configure_s3(self.s3)
         path = self.paths[file_index]
-        keys, _stats = _key_maker(self.config_json, self.skip_bad_lines).keys(path, io.read_bytes(path), file_index)
+        try:
+            keys, _stats = _key_maker(self.config_json, self.skip_bad_lines).keys(path, io.read_bytes(path), file_index)
+        except Exception as exc:
+            raise _input_error(exc) from None
         return iter(keys)
 
 
