@@ -2,6 +2,9 @@
 
 The oracle is `dolma dedupe` with `executor: local` (the Rust Bloom-filter pipeline, sized so that false
 positives cannot occur on these corpora): every attribute file must be byte-identical, compression included.
+The local deduper itself is compared with the reference toolkit in test_reference_dedupe.py (documents-mode
+span ends there are code points, where the reference counts UTF-8 bytes), so Spark is checked against the
+reference through it.
 All runs share the session's local[2] SparkContext (tests/conftest.py); the standalone-cluster run is in
 test_spark.py, next to the cluster fixture.
 """
@@ -15,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from conftest import LOOPBACK_SPARK_CONF, SAMPLE, read_jsonl, write_jsonl_gz
-from reference import run_reference
 
 from dolma import io
 from dolma.commands import dedupe
@@ -196,32 +198,3 @@ def test_bad_input_fails_the_run_and_writes_nothing(tmp_path, spark_context, cap
     assert f"{paths[1]}:2: field 'id'" in capsys.readouterr().err
     assert run_dedupe(tmp_path, DOCUMENTS, "spark", "dd", skip_bad_lines=True) == 0
     assert [row["id"] for row in read_jsonl(attributes_path(paths[1], "dd"))] == ["ok"]
-
-
-@pytest.mark.reference
-def test_spark_dedupe_on_the_sample_corpus_matches_the_reference(tmp_path, spark_context):
-    """Documents mode (whole text) on the sample corpus with its planted duplicates, against the reference."""
-    shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
-    config = {
-        "documents": [str(tmp_path / "documents" / "**" / "*.jsonl.gz")],
-        "dedupe": {"name": "ref", **DOCUMENTS},
-        "bloom_filter": {
-            "file": str(tmp_path / "bloom.bin"),
-            "read_only": False,
-            "estimated_doc_count": 1_000_000,
-            "desired_false_positive_rate": 1e-9,
-        },
-        "processes": 1,
-    }
-    cfg = tmp_path / "ref.json"
-    cfg.write_text(json.dumps(config))
-    result = run_reference(["-c", str(cfg), "dedupe"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert run_dedupe(tmp_path, DOCUMENTS, "spark", "ours") == 0
-    paths = io.glob(str(tmp_path / "documents" / "**" / "*.jsonl.gz"))
-    duplicates = 0
-    for path in paths:
-        ours = read_jsonl(attributes_path(path, "ours"))
-        assert ours == read_jsonl(attributes_path(path, "ref"))
-        duplicates += sum(1 for row in ours if row["attributes"].get("bff_dup"))
-    assert duplicates > 0
