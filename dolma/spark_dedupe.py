@@ -87,7 +87,8 @@ class EmitKeys:
         io.configure_s3(self.s3)
         path = self.paths[file_index]
         try:
-            keys, _stats = _key_maker(self.config_json, self.skip_bad_lines).keys(path, io.read_bytes(path), file_index)
+            maker = _key_maker(self.config_json, self.skip_bad_lines)
+            keys, _stats = maker.keys(path, io.read_bytes(path), file_index)
         except Exception as exc:
             raise _input_error(exc) from None
         return iter(keys)
@@ -153,7 +154,7 @@ class WriteAttributes:
         data = io.read_bytes(path)
         maker = _key_maker(self.config_json, self.skip_bad_lines)
         if self.fail_marker and not os.path.exists(self.fail_marker):
-            open(self.fail_marker, "w").close()  # noqa: SIM115 - created empty, nothing to write
+            open(self.fail_marker, "w").close()
             os._exit(17)
         if io.is_s3(output):
             with tempfile.TemporaryDirectory(prefix="dolma-dedupe-") as tmp:

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from conftest import LOOPBACK_SPARK_CONF, SAMPLE, read_jsonl, write_jsonl_gz
 
-from dolma import io
 from dolma.commands import dedupe
 from dolma.config import build
 from dolma.documents import attributes_path
