@@ -462,7 +462,10 @@ mod tests {
     #[test]
     fn documents_mode_marks_later_copies() {
         let m = maker(r#"{"name":"x","documents":{"attribute_name":"d","key":"$.text"},"skip_empty":true}"#);
-        let out = dedupe(&m, &["{\"id\":\"a\",\"text\":\"hé\"}\n{\"id\":\"b\",\"text\":\" \"}\n", "{\"id\":\"c\",\"text\":\"hé\"}"]);
+        let out = dedupe(
+            &m,
+            &["{\"id\":\"a\",\"text\":\"hé\"}\n{\"id\":\"b\",\"text\":\" \"}\n", "{\"id\":\"c\",\"text\":\"hé\"}"],
+        );
         assert_eq!(out[0], "{\"id\":\"a\",\"attributes\":{}}\n{\"id\":\"b\",\"attributes\":{\"d\":[]}}\n");
         assert_eq!(out[1], "{\"id\":\"c\",\"attributes\":{\"d\":[[0,2,1]]}}\n");
     }
@@ -472,7 +475,9 @@ mod tests {
         let m = maker(r#"{"name":"x","paragraphs":{"attribute_name":"p"}}"#);
         let out = dedupe(&m, &["{\"id\":\"a\",\"text\":\"x\\ny\\nx\\n\"}\n{\"id\":\"b\",\"text\":\"\"}"]);
         assert_eq!(out[0], "{\"id\":\"a\",\"attributes\":{\"p\":[[4,5,1]]}}\n{\"id\":\"b\",\"attributes\":{}}\n");
-        let m = maker(r#"{"name":"x","paragraphs":{"attribute_name":"p","by_ngram":{"ngram_length":2,"overlap_threshold":0.5}}}"#);
+        let m = maker(
+            r#"{"name":"x","paragraphs":{"attribute_name":"p","by_ngram":{"ngram_length":2,"overlap_threshold":0.5}}}"#,
+        );
         let out = dedupe(&m, &["{\"id\":\"a\",\"text\":\"a b c\\nb c d\\na b\"}"]);
         assert_eq!(out[0], "{\"id\":\"a\",\"attributes\":{\"p\":[[6,12,0.5]]}}\n");
     }

@@ -163,6 +163,9 @@ fn key_stats_dict<'py>(py: Python<'py>, stats: &KeyStats) -> PyResult<Bound<'py,
     Ok(d)
 }
 
+/// (key hash, packed position) pairs of one file.
+type KeyPositions = Vec<(u64, u128)>;
+
 /// The dedupe keys of documents files and their attribute files, for a run that finds duplicates itself
 /// (every key occurrence but the earliest, in (file, line, slot) order) instead of with a Bloom filter.
 #[pyclass(name = "DedupeKeys", module = "dolma._rust", frozen)]
@@ -192,7 +195,7 @@ impl PyDedupeKeys {
         path: &str,
         data: &[u8],
         file_index: u64,
-    ) -> PyResult<(Vec<(u64, u128)>, Bound<'py, PyDict>)> {
+    ) -> PyResult<(KeyPositions, Bound<'py, PyDict>)> {
         let (keys, stats) = py.detach(|| self.inner.keys(path, data, file_index)).map_err(|e| dedupe_err(py, e))?;
         Ok((keys, key_stats_dict(py, &stats)?))
     }
