@@ -208,7 +208,7 @@ def spark_dedupe(
     summary = Summary(units=len(paths))
     if not paths:
         return summary
-    partitions = int(num_partitions or max(sc.defaultParallelism, len(paths)))
+    partitions = int(num_partitions or sc.defaultParallelism)
     emit = EmitKeys(paths, config_json, skip_bad_lines, s3)
     write = WriteAttributes(paths, outputs, config_json, skip_bad_lines, s3, fail_marker)
     sc.setJobDescription(f"dolma dedupe: {len(paths)} file(s), {partitions} key partition(s)")
