@@ -77,20 +77,25 @@ def _input_error(exc: BaseException) -> BaseException:
 class EmitKeys:
     """Stage 1 map: one documents file -> (hash, packed position) for every key occurrence."""
 
-    def __init__(self, paths: Sequence[str], config_json: str, skip_bad_lines: bool, s3: Any):
+    def __init__(self, paths: Sequence[str], config_json: str, skip_bad_lines: bool, s3: Any, progress: Any = None):
         self.paths = list(paths)
         self.config_json = config_json
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
+        self.progress = progress  # (files, documents, bytes) accumulators shown on the driver
 
     def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, int]]:
         io.configure_s3(self.s3)
         path = self.paths[file_index]
         try:
             maker = _key_maker(self.config_json, self.skip_bad_lines)
-            keys, _stats = maker.keys(path, io.read_bytes(path), file_index)
+            data = io.read_bytes(path)
+            keys, stats = maker.keys(path, data, file_index)
         except Exception as exc:
             raise _input_error(exc) from None
+        if self.progress is not None:
+            for acc, value in zip(self.progress, (1, stats["documents"], len(data))):
+                acc.add(value)
         return iter(keys)
 
 
@@ -185,6 +190,40 @@ class WriteAttributes:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _collect_with_progress(sc: Any, rdd: Any, progress: Any, files: int, quiet: bool) -> list[bytes]:
+    """rdd.collect() while the driver shows files keyed (stage 1), documents and bytes read."""
+    import threading
+
+    from dolma.executor import ProgressDisplay
+
+    outcome: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            outcome["results"] = rdd.collect()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    display = ProgressDisplay(files, "dedupe: keying files", quiet)
+    thread = threading.Thread(target=collect, name="dolma-spark-dedupe", daemon=True)
+    thread.start()
+    seen = [0, 0, 0]
+    try:
+        while thread.is_alive():
+            thread.join(0.25)
+            now = [acc.value for acc in progress]
+            display.update(units=now[0] - seen[0], docs=now[1] - seen[1], nbytes=now[2] - seen[2])
+            seen = now
+    except KeyboardInterrupt:
+        sc.cancelAllJobs()
+        raise
+    finally:
+        display.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["results"]
+
+
 def spark_dedupe(
     sc: Any,
     paths: Sequence[str],
@@ -194,6 +233,7 @@ def spark_dedupe(
     skip_bad_lines: bool = False,
     s3: Any = None,
     fail_marker: str | None = None,
+    quiet: bool = True,
 ) -> Summary:
     """Deduplicate `paths` (in this order: it decides winners) and write one attributes file per path.
 
@@ -209,13 +249,15 @@ def spark_dedupe(
     if not paths:
         return summary
     partitions = int(num_partitions or sc.defaultParallelism)
-    emit = EmitKeys(paths, config_json, skip_bad_lines, s3)
+    progress = (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))
+    emit = EmitKeys(paths, config_json, skip_bad_lines, s3, progress)
     write = WriteAttributes(paths, outputs, config_json, skip_bad_lines, s3, fail_marker)
     sc.setJobDescription(f"dolma dedupe: {len(paths)} file(s), {partitions} key partition(s)")
+    keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
+    repeats = keyed.repartitionAndSortWithinPartitions(partitions, owner_partition).mapPartitions(mark_repeats)
+    rdd = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write)
     try:
-        keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
-        repeats = keyed.repartitionAndSortWithinPartitions(partitions, owner_partition).mapPartitions(mark_repeats)
-        results = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write).collect()
+        results = _collect_with_progress(sc, rdd, progress, len(paths), quiet)
     except Exception as exc:
         from dolma.spark_executor import _short_error
 

@@ -567,6 +567,7 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
             _rust_config(config.dedupe),
             skip_bad_lines=config.skip_bad_lines,
             s3=config.s3,
+            quiet=config.quiet,
         )
     finally:
         if created:
