@@ -164,21 +164,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BloomFilter, str]:
 
 # Spark (distributed) dedupe: keys and attributes exactly as the local deduper computes them.
 
-KEY_POSITION_FILE_SHIFT: int
-
 class DedupeKeys:
     """The dedupe keys of a documents file and its attributes file, given which key occurrences repeat."""
 
     def __init__(self, config_json: str, *, skip_bad_lines: bool = False) -> None: ...
     @property
     def attribute(self) -> str: ...
-    def keys(self, path: str, data: bytes, file_index: int) -> tuple[list[tuple[int, int]], dict[str, int]]:
-        """(key hash, packed position) of every key occurrence of a file's decompressed content, and counts."""
-    def write_attributes(self, path: str, data: bytes, duplicates: list[int], output: str) -> dict[str, int]:
-        """Write the attributes file to the local path `output` given the packed positions of duplicates."""
+    def keys(
+        self, path: str, data: bytes, file_index: int, partitions: int
+    ) -> tuple[list[tuple[int, bytes]], dict[str, int]]:
+        """(owner partition, blob of (key hash, position) records) for a file's decompressed content, and counts."""
+    def write_attributes(self, path: str, data: bytes, duplicates: bytes, output: str) -> dict[str, int]:
+        """Write the attributes file to the local path `output` given the blob of its duplicate positions."""
 
-def unpack_key_position(pos: int) -> tuple[int, int, int]:
-    """(file index, line, slot) of a packed key position."""
+def find_key_repeats(blobs: list[bytes]) -> list[tuple[int, bytes]]:
+    """Key blobs of one partition -> (file index, blob of the positions of every non-earliest occurrence)."""
 
 # Text statistics of the rule-based quality taggers (rust_ext/core/src/textstats.rs). Each call copies the
 # texts, computes without the GIL (in parallel, results in input order) and follows Python's str semantics.

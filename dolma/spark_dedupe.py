@@ -15,18 +15,20 @@ compression, so a Spark run's attribute files are byte-identical to `dolma dedup
 (up to the local Bloom filter's false positives, which the exact Spark run does not have).
 
 Two stages:
-1. one task per documents file reads it and emits (hash, position) for every key occurrence;
-   `repartitionAndSortWithinPartitions` sends each hash to its owner partition and sorts it there (Spark's
-   external sort spills to disk, so a slice larger than memory still works); each owner walks its sorted
-   slice and emits the positions of every non-first occurrence, keyed by file index;
-2. those duplicate positions are partitioned by file index (identity partitioner: partition i = file i),
-   and one task per file rereads it and writes its attributes file atomically.
+1. one task per documents file emits its key occurrences as (hash, position) records, already grouped into
+   one byte blob per owner partition (`hash % P`); `partitionBy` sends each blob to its owner, which sorts
+   all its records in Rust (`find_key_repeats`) and emits, per file, a blob with the positions of every
+   non-first occurrence (millions of keys cross the shuffle as a few large byte strings, not as Python
+   objects);
+2. those duplicate blobs are partitioned by file index (identity partitioner: partition i = file i), and
+   one task per file rereads it and writes its attributes file atomically.
 
-Memory: stage 1 holds about (total keys / P) x ~100 bytes (a Python int pair) per partition before
-spilling; choose P (`spark.default.parallelism`) so that slice fits in `spark.python.worker.memory`
-comfortably (for example 2 billion paragraph keys over 1000 partitions is 2 million keys, ~200 MB each).
-Stage 2 holds one file's content and its duplicate positions. Outputs depend only on the inputs, so both
-stages can be retried or run speculatively: the same bytes are written to the same names.
+Memory: a stage-1 reduce task holds its whole key slice in memory, about (total keys / P) x 80 bytes (the
+24-byte records as received, a copy, and the sort array), so choose P (`spark.default.parallelism`) so that
+this fits comfortably in the executor's Python worker memory (for example 2 billion paragraph keys over
+1000 partitions is 2 million keys, ~160 MB per task). Stage 2 holds one file's content and its duplicate
+positions (16 bytes each). Outputs depend only on the inputs, so both stages can be retried or run
+speculatively: the same bytes are written to the same names.
 """
 
 from __future__ import annotations
@@ -44,12 +46,6 @@ from dolma import io
 from dolma.executor import Summary, Unit, UnitFailure, UnitStats
 
 log = logging.getLogger("dolma")
-
-
-def _file_shift() -> int:
-    from dolma._rust import KEY_POSITION_FILE_SHIFT
-
-    return KEY_POSITION_FILE_SHIFT
 
 
 def _key_maker(config_json: str, skip_bad_lines: bool) -> Any:
@@ -75,58 +71,49 @@ def _input_error(exc: BaseException) -> BaseException:
 
 
 class EmitKeys:
-    """Stage 1 map: one documents file -> (hash, packed position) for every key occurrence."""
+    """Stage 1 map: one documents file -> (owner partition, blob of (hash, position) records) per partition."""
 
-    def __init__(self, paths: Sequence[str], config_json: str, skip_bad_lines: bool, s3: Any, progress: Any = None):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        config_json: str,
+        skip_bad_lines: bool,
+        s3: Any,
+        partitions: int,
+        progress: Any = None,
+    ):
+        self.partitions = partitions
         self.paths = list(paths)
         self.config_json = config_json
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
         self.progress = progress  # (files, documents, bytes) accumulators shown on the driver
 
-    def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, int]]:
+    def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, bytes]]:
         io.configure_s3(self.s3)
         path = self.paths[file_index]
         try:
             maker = _key_maker(self.config_json, self.skip_bad_lines)
             data = io.read_bytes(path)
-            keys, stats = maker.keys(path, data, file_index)
+            blobs, stats = maker.keys(path, data, file_index, self.partitions)
         except Exception as exc:
             raise _input_error(exc) from None
         if self.progress is not None:
             for acc, value in zip(self.progress, (1, stats["documents"], len(data))):
                 acc.add(value)
-        return iter(keys)
+        return iter(blobs)
 
 
 def owner_partition(key: int) -> int:
-    """Keys are uniform 64-bit hashes: the owner of a key is simply its value modulo P (applied by Spark)."""
+    """Blobs are keyed by their owner partition (stage 1) or file index (stage 2): the identity partitioner."""
     return key
 
 
-def mark_repeats(items: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    """Stage 1 reduce over a slice sorted by hash: every occurrence but the earliest is a duplicate.
+def mark_repeats(items: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """Stage 1 reduce over one key slice: (file index, blob of positions) of every non-earliest occurrence."""
+    from dolma._rust import find_key_repeats
 
-    Yields (file index, position) for each duplicate.
-    """
-    shift = _file_shift()
-    current: int | None = None
-    group: list[int] = []
-
-    def flush() -> Iterator[tuple[int, int]]:
-        if len(group) > 1:
-            first = min(group)
-            for pos in group:
-                if pos != first:
-                    yield pos >> shift, pos
-        group.clear()
-
-    for key, pos in items:
-        if key != current:
-            yield from flush()
-            current = key
-        group.append(pos)
-    yield from flush()
+    return iter(find_key_repeats([blob for _partition, blob in items]))
 
 
 class WriteAttributes:
@@ -152,9 +139,9 @@ class WriteAttributes:
         self.s3 = s3
         self.fail_marker = fail_marker
 
-    def __call__(self, file_index: int, items: Iterable[tuple[int, int]]) -> Iterator[bytes]:
+    def __call__(self, file_index: int, items: Iterable[tuple[int, bytes]]) -> Iterator[bytes]:
         io.configure_s3(self.s3)
-        duplicates = [pos for _file, pos in items]
+        duplicates = b"".join(blob for _file, blob in items)
         path, output = self.paths[file_index], self.outputs[file_index]
         data = io.read_bytes(path)
         maker = _key_maker(self.config_json, self.skip_bad_lines)
@@ -250,11 +237,11 @@ def spark_dedupe(
         return summary
     partitions = int(num_partitions or sc.defaultParallelism)
     progress = (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))
-    emit = EmitKeys(paths, config_json, skip_bad_lines, s3, progress)
+    emit = EmitKeys(paths, config_json, skip_bad_lines, s3, partitions, progress)
     write = WriteAttributes(paths, outputs, config_json, skip_bad_lines, s3, fail_marker)
     sc.setJobDescription(f"dolma dedupe: {len(paths)} file(s), {partitions} key partition(s)")
     keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
-    repeats = keyed.repartitionAndSortWithinPartitions(partitions, owner_partition).mapPartitions(mark_repeats)
+    repeats = keyed.partitionBy(partitions, owner_partition).mapPartitions(mark_repeats)
     rdd = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write)
     try:
         results = _collect_with_progress(sc, rdd, progress, len(paths), quiet)

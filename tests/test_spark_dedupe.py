@@ -104,12 +104,25 @@ def marked(tree: dict[str, bytes], attribute: str) -> int:
     return sum(1 for row in rows if row["attributes"].get(attribute))
 
 
-def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order():
-    from dolma._rust import KEY_POSITION_FILE_SHIFT as shift
+def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order(tmp_path):
+    from dolma._rust import DedupeKeys
 
-    a, b, c = (0 << shift) | 3, (0 << shift) | 9, (2 << shift) | 1
-    got = list(mark_repeats([(5, c), (5, a), (5, b), (7, b), (9, c), (9, a)]))
-    assert sorted(got) == sorted([(2, c), (0, b), (2, c)])
+    keys = DedupeKeys(dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "x", **PARAGRAPH_MODE})))
+    data = [b'{"id": "a", "text": "x\\ny\\nx"}\n', b'\n{"id": "b", "text": "y\\nz"}\n']
+    # file 1 first, and keys in 3 partitions: the result must not depend on arrival order or partitioning
+    items = [item for i in (1, 0) for item in keys.keys("f", data[i], i, 3)[0]]
+    by_partition: dict[int, list] = {}
+    for partition, blob in items:
+        by_partition.setdefault(partition, []).append((partition, blob))
+    repeats: dict[int, bytes] = {}
+    for part in by_partition.values():
+        for file_index, blob in mark_repeats(part):
+            repeats[file_index] = repeats.get(file_index, b"") + blob
+    out = tmp_path / "out.jsonl"
+    keys.write_attributes("f", data[0], repeats.get(0, b""), str(out))
+    assert out.read_text() == '{"id":"a","attributes":{"bff_dup_para":[[4,5,1]]}}\n'
+    keys.write_attributes("f", data[1], repeats.get(1, b""), str(out))
+    assert out.read_text() == '{"id":"b","attributes":{"bff_dup_para":[[0,2,1]]}}\n'
 
 
 @pytest.mark.parametrize(

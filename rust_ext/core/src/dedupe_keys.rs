@@ -48,6 +48,57 @@ pub fn unpack_position(pos: u128) -> (u64, u64, u64) {
     ((pos >> (LINE_BITS + SLOT_BITS)) as u64, (low >> SLOT_BITS) & LINE_MASK, low & SLOT_MASK)
 }
 
+/// Bytes of one (key hash, position) record in a shuffle blob: u64 then u128, little-endian.
+pub const KEY_RECORD: usize = 24;
+/// Bytes of one position in a duplicates blob (u128, little-endian).
+pub const POSITION_RECORD: usize = 16;
+
+/// Groups (hash, position) pairs by owner partition (`hash % partitions`) into one blob per partition, so a
+/// distributed run shuffles a few large byte strings instead of millions of small records.
+pub fn blobs_by_partition(keys: &[(u64, u128)], partitions: u64) -> Vec<(u64, Vec<u8>)> {
+    let partitions = partitions.max(1);
+    let mut blobs: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+    for &(key, pos) in keys {
+        let blob = blobs.entry(key % partitions).or_default();
+        blob.extend_from_slice(&key.to_le_bytes());
+        blob.extend_from_slice(&pos.to_le_bytes());
+    }
+    blobs.into_iter().collect()
+}
+
+/// All (hash, position) records of one key slice -> the positions of every occurrence but the earliest of
+/// each key, grouped by file index (one blob of positions per file, in no particular order).
+pub fn find_repeats(blobs: &[&[u8]]) -> Result<Vec<(u64, Vec<u8>)>> {
+    let mut records: Vec<(u64, u128)> = Vec::with_capacity(blobs.iter().map(|b| b.len() / KEY_RECORD).sum());
+    for blob in blobs {
+        if !blob.len().is_multiple_of(KEY_RECORD) {
+            return Err(DedupeError::Config(format!("corrupt key blob of {} bytes", blob.len())));
+        }
+        for rec in blob.chunks_exact(KEY_RECORD) {
+            let key = u64::from_le_bytes(rec[..8].try_into().unwrap_or_default());
+            let pos = u128::from_le_bytes(rec[8..].try_into().unwrap_or_default());
+            records.push((key, pos));
+        }
+    }
+    records.sort_unstable();
+    let mut out: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+    for (i, &(key, pos)) in records.iter().enumerate() {
+        // Sorted by (key, position): the first record of a key is its earliest occurrence.
+        if i > 0 && records[i - 1].0 == key {
+            out.entry(unpack_position(pos).0).or_default().extend_from_slice(&pos.to_le_bytes());
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The positions of a duplicates blob (concatenated blobs of `find_repeats`).
+pub fn decode_positions(blob: &[u8]) -> Result<Vec<u128>> {
+    if !blob.len().is_multiple_of(POSITION_RECORD) {
+        return Err(DedupeError::Config(format!("corrupt positions blob of {} bytes", blob.len())));
+    }
+    Ok(blob.chunks_exact(POSITION_RECORD).map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+}
+
 fn hash(key: &[u8]) -> u64 {
     crate::xxh3_64(key, KEY_SEED)
 }
@@ -480,6 +531,29 @@ mod tests {
         );
         let out = dedupe(&m, &["{\"id\":\"a\",\"text\":\"a b c\\nb c d\\na b\"}"]);
         assert_eq!(out[0], "{\"id\":\"a\",\"attributes\":{\"p\":[[6,12,0.5]]}}\n");
+    }
+
+    #[test]
+    fn repeats_are_all_but_the_earliest_whatever_the_blob_order() {
+        let (a, b, c) =
+            (pack_position(0, 3, 0).unwrap(), pack_position(0, 9, 1).unwrap(), pack_position(2, 1, 0).unwrap());
+        let first = blobs_by_partition(&[(5, c), (7, b)], 1);
+        let second = blobs_by_partition(&[(5, a), (5, b), (9, c), (9, a)], 1);
+        let got = find_repeats(&[&first[0].1, &second[0].1]).unwrap();
+        let files: Vec<(u64, Vec<u128>)> =
+            got.into_iter().map(|(f, blob)| (f, decode_positions(&blob).unwrap())).collect();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].0, 0);
+        assert_eq!(files[0].1, vec![b]);
+        assert_eq!(
+            (files[1].0, {
+                let mut v = files[1].1.clone();
+                v.sort();
+                v
+            }),
+            (2, vec![c, c])
+        );
+        assert_eq!(blobs_by_partition(&[(5, a), (6, a)], 2).iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![0, 1]);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use pyo3::types::PyDict;
 
 use crate::{bloom_err, PyBloomFilter};
 // Spark block imports.
-use dolma_core::dedupe_keys::{unpack_position, KeyMaker, KeyStats, LINE_BITS, SLOT_BITS};
+use dolma_core::dedupe_keys::{blobs_by_partition, decode_positions, find_repeats, KeyMaker, KeyStats};
+use pyo3::types::PyBytes;
 
 create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
 create_exception!(
@@ -163,8 +164,8 @@ fn key_stats_dict<'py>(py: Python<'py>, stats: &KeyStats) -> PyResult<Bound<'py,
     Ok(d)
 }
 
-/// (key hash, packed position) pairs of one file.
-type KeyPositions = Vec<(u64, u128)>;
+/// (partition or file index, blob) pairs.
+type Blobs<'py> = Vec<(u64, Bound<'py, PyBytes>)>;
 
 /// The dedupe keys of documents files and their attribute files, for a run that finds duplicates itself
 /// (every key occurrence but the earliest, in (file, line, slot) order) instead of with a Bloom filter.
@@ -188,44 +189,63 @@ impl PyDedupeKeys {
         self.inner.mode().attribute().to_string()
     }
 
-    /// `([(key hash, packed position), ...], stats)` for the decompressed content `data` of file `path`.
+    /// `([(partition, blob), ...], stats)` for the decompressed content `data` of file `path`: the
+    /// (key hash, position) records of every key occurrence, one blob per owner partition (`hash % partitions`).
     fn keys<'py>(
         &self,
         py: Python<'py>,
         path: &str,
         data: &[u8],
         file_index: u64,
-    ) -> PyResult<(KeyPositions, Bound<'py, PyDict>)> {
-        let (keys, stats) = py.detach(|| self.inner.keys(path, data, file_index)).map_err(|e| dedupe_err(py, e))?;
-        Ok((keys, key_stats_dict(py, &stats)?))
+        partitions: u64,
+    ) -> PyResult<(Blobs<'py>, Bound<'py, PyDict>)> {
+        let (blobs, stats) = py
+            .detach(|| {
+                self.inner
+                    .keys(path, data, file_index)
+                    .map(|(keys, stats)| (blobs_by_partition(&keys, partitions), stats))
+            })
+            .map_err(|e| dedupe_err(py, e))?;
+        let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
+        Ok((blobs, key_stats_dict(py, &stats)?))
     }
 
-    /// Writes the attributes file of `data` to the local path `output` given its duplicate positions.
+    /// Writes the attributes file of `data` to the local path `output` given the blob of its duplicate
+    /// positions (concatenated `find_repeats` blobs for this file).
     fn write_attributes<'py>(
         &self,
         py: Python<'py>,
         path: &str,
         data: &[u8],
-        duplicates: Vec<u128>,
+        duplicates: &[u8],
         output: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
         let stats = py
-            .detach(|| self.inner.write_attributes(path, data, &duplicates, output))
+            .detach(|| {
+                let positions = decode_positions(duplicates)?;
+                self.inner.write_attributes(path, data, &positions, output)
+            })
             .map_err(|e| dedupe_err(py, e))?;
         key_stats_dict(py, &stats)
     }
 }
 
-/// `(file index, line, slot)` of a packed key position.
+/// The key blobs of one partition -> `[(file index, blob of duplicate positions), ...]`: every occurrence of
+/// a key but its earliest (file, line, slot) is a duplicate.
 #[pyfunction]
-fn unpack_key_position(pos: u128) -> (u64, u64, u64) {
-    unpack_position(pos)
+fn find_key_repeats<'py>(py: Python<'py>, blobs: Vec<Vec<u8>>) -> PyResult<Blobs<'py>> {
+    let out = py
+        .detach(|| {
+            let slices: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+            find_repeats(&slices)
+        })
+        .map_err(|e| dedupe_err(py, e))?;
+    Ok(out.into_iter().map(|(f, blob)| (f, PyBytes::new(py, &blob))).collect())
 }
 
 /// Registers the Spark block (called from `register`).
 fn register_spark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDedupeKeys>()?;
-    m.add_function(wrap_pyfunction!(unpack_key_position, m)?)?;
-    m.add("KEY_POSITION_FILE_SHIFT", LINE_BITS + SLOT_BITS)?;
+    m.add_function(wrap_pyfunction!(find_key_repeats, m)?)?;
     Ok(())
 }
