@@ -162,6 +162,24 @@ def save_checkpoint(path: str | os.PathLike[str], filter: BloomFilter, state: st
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BloomFilter, str]:
     """Read a checkpoint written by `save_checkpoint`: (filter, state)."""
 
+# Spark (distributed) dedupe: keys and attributes exactly as the local deduper computes them.
+
+class DedupeKeys:
+    """The dedupe keys of a documents file and its attributes file, given which key occurrences repeat."""
+
+    def __init__(self, config_json: str, *, skip_bad_lines: bool = False) -> None: ...
+    @property
+    def attribute(self) -> str: ...
+    def keys(
+        self, path: str, data: bytes, file_index: int, partitions: int
+    ) -> tuple[list[tuple[int, bytes]], dict[str, int]]:
+        """(owner partition, blob of (key hash, position) records) for a file's decompressed content, and counts."""
+    def write_attributes(self, path: str, data: bytes, duplicates: bytes, output: str) -> dict[str, int]:
+        """Write the attributes file to the local path `output` given the blob of its duplicate positions."""
+
+def find_key_repeats(blobs: list[bytes]) -> list[tuple[int, bytes]]:
+    """Key blobs of one partition -> (file index, blob of the positions of every non-earliest occurrence)."""
+
 # Text statistics of the rule-based quality taggers (rust_ext/core/src/textstats.rs). Each call copies the
 # texts, computes without the GIL (in parallel, results in input order) and follows Python's str semantics.
 

@@ -5,172 +5,64 @@ a cluster we instead shuffle every (key hash, position) pair to the partition th
 partition sees every occurrence of the keys it owns, so the decision "is this the first occurrence?" is
 exact and local to the partition. Positions are (file index in the sorted input list, line, slot within the
 document), so the winner of every key is the first occurrence in the stable order of path, then line, then
-paragraph: the same choice a single sequential pass over the sorted files makes, whatever the number of
-partitions, executors or task retries.
+key: the same choice the local deduper's sequential pass over the sorted files makes, whatever the number
+of partitions, executors or task retries.
+
+Keys are computed by the Rust core (`dolma._rust.DedupeKeys`, rust_ext/core/src/dedupe_keys.rs) with the
+local deduper's parsing, JSONPath, paragraph splitting, n-grams and `skip_empty` / `min_length` /
+`min_words` filters, and the attributes files are written by the same code in its exact serialization and
+compression, so a Spark run's attribute files are byte-identical to `dolma dedupe` with `executor: local`
+(up to the local Bloom filter's false positives, which the exact Spark run does not have).
 
 Two stages:
-1. one task per documents file reads it and emits (hash, position) for every key (KeyExtractor.keys);
-   `repartitionAndSortWithinPartitions` sends each hash to its owner partition and sorts it there (Spark's
-   external sort spills to disk, so a slice larger than memory still works); each owner walks its sorted
-   slice and emits the positions of every non-first occurrence, keyed by file index;
-2. those duplicate positions are partitioned by file index (identity partitioner: partition i = file i),
-   and one task per file rereads it and writes its attributes file atomically (KeyExtractor.row).
+1. one task per documents file emits its key occurrences as (hash, position) records, already grouped into
+   one byte blob per owner partition (`hash % P`); `partitionBy` sends each blob to its owner, which sorts
+   all its records in Rust (`find_key_repeats`) and emits, per file, a blob with the positions of every
+   non-first occurrence (millions of keys cross the shuffle as a few large byte strings, not as Python
+   objects);
+2. those duplicate blobs are partitioned by file index (identity partitioner: partition i = file i), and
+   one task per file rereads it and writes its attributes file atomically.
 
-Memory: stage 1 holds about (total keys / P) x ~50 bytes per partition before spilling; choose
-`num_partitions` so that slice fits in `spark.python.worker.memory` comfortably (for example 2 billion
-paragraph keys over 400 partitions is 5 million keys, ~250 MB each). Stage 2 holds one file's duplicate
-positions (only duplicates, 16 bytes each). Outputs depend only on the inputs, so both stages can be
-retried or run speculatively: the same bytes are written to the same names.
-
-The key functions here (documents mode on a JSON path, paragraphs mode) compute xxh3-64 hashes in Python;
-any callable with the KeyExtractor interface can be plugged in (the Rust deduper's key functions, n-grams).
+Memory: a stage-1 reduce task holds its whole key slice in memory, about (total keys / P) x 80 bytes (the
+24-byte records as received, a copy, and the sort array), so choose P (`spark.default.parallelism`) so that
+this fits comfortably in the executor's Python worker memory (for example 2 billion paragraph keys over
+1000 partitions is 2 million keys, ~160 MB per task). Stage 2 holds one file's content and its duplicate
+positions (16 bytes each). Outputs depend only on the inputs, so both stages can be retried or run
+speculatively: the same bytes are written to the same names.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
 
 from dolma import io
-from dolma.documents import ReadStats, decode_raw
-from dolma.errors import ConfigError
 from dolma.executor import Summary, Unit, UnitFailure, UnitStats
 
 log = logging.getLogger("dolma")
 
-# Position of a key occurrence as one sortable int: file index, 1-based line, slot within the document.
-_LINE_BITS = 40
-_SLOT_BITS = 24
-_SLOT_MASK = (1 << _SLOT_BITS) - 1
-_LINE_MASK = (1 << _LINE_BITS) - 1
+
+def _key_maker(config_json: str, skip_bad_lines: bool) -> Any:
+    from dolma._rust import DedupeKeys
+
+    return DedupeKeys(config_json, skip_bad_lines=skip_bad_lines)
 
 
-def pack_position(file_index: int, line: int, slot: int) -> int:
-    if slot > _SLOT_MASK or line > _LINE_MASK:
-        raise ValueError(f"position out of range: line {line}, slot {slot}")
-    return (file_index << (_LINE_BITS + _SLOT_BITS)) | (line << _SLOT_BITS) | slot
+def _input_error(exc: BaseException) -> BaseException:
+    """A bad documents line as BadInputError (file, line, field), so the driver reports it plainly."""
+    from dolma._rust import DedupeInputError
+    from dolma.errors import BadInputError
 
-
-def unpack_position(pos: int) -> tuple[int, int, int]:
-    return pos >> (_LINE_BITS + _SLOT_BITS), (pos >> _SLOT_BITS) & _LINE_MASK, pos & _SLOT_MASK
-
-
-KeySpan = tuple[int, int, int]
-"""(start, end, key hash) of one key occurrence in a document."""
-
-
-class DedupeRow(msgspec.Struct):
-    """One attributes line, in the key order `dolma dedupe` writes: attributes, then id."""
-
-    attributes: dict[str, list[list[int]]]
-    id: str
-
-
-class KeyExtractor(ABC):
-    """Turns a document into dedupe keys, and a document plus its duplicate slots into an attributes row.
-
-    Instances are pickled to the executors, so they hold only plain settings.
-    """
-
-    attribute_name: str
-
-    @abstractmethod
-    def keys(self, doc: dict[str, Any]) -> list[KeySpan] | None:
-        """The keys of a document in slot order, or None when the document is skipped (e.g. empty)."""
-
-    @abstractmethod
-    def attributes(self, spans: list[KeySpan] | None, duplicate_slots: set[int]) -> dict[str, list[list[int]]]:
-        """The attributes of a document given its keys and which of them are duplicates."""
-
-
-def _hash(text: str) -> int:
-    from dolma._rust import xxh3_64
-
-    return xxh3_64(text.encode("utf-8", "surrogatepass"))
-
-
-def _select(doc: dict[str, Any], path: str) -> Any:
-    """A value at a simple JSONPath (`$.text`, `$.metadata.url`); None when absent."""
-    parts = path[2:].split(".") if path.startswith("$.") else path.split(".")
-    value: Any = doc
-    for part in parts:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-class DocumentKeys(KeyExtractor):
-    """documents mode: one key per document (the value at `key`); a repeat gets [[0, len, 1]].
-
-    Follows what `dolma dedupe` writes: first occurrences get no attribute, skipped (empty) documents an
-    empty list, and the span end is the key's length in UTF-8 bytes.
-    """
-
-    def __init__(self, attribute_name: str, key: str = "$.text", skip_empty: bool = True):
-        if not key.startswith("$.") or any(ch in key for ch in "[]*?@"):
-            raise ConfigError(f"dedupe.documents.key: only simple paths like $.text or $.metadata.url: {key!r}")
-        self.attribute_name = attribute_name
-        self.key = key
-        self.skip_empty = skip_empty
-
-    def keys(self, doc: dict[str, Any]) -> list[KeySpan] | None:
-        value = _select(doc, self.key)
-        if value is None:
-            return None
-        text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
-        if self.skip_empty and not text.strip():
-            return None
-        return [(0, len(text.encode("utf-8", "surrogatepass")), _hash(text))]
-
-    def attributes(self, spans: list[KeySpan] | None, duplicate_slots: set[int]) -> dict[str, list[list[int]]]:
-        if spans is None:
-            return {self.attribute_name: []}
-        if 0 in duplicate_slots:
-            return {self.attribute_name: [[spans[0][0], spans[0][1], 1]]}
-        return {}
-
-
-class ParagraphKeys(KeyExtractor):
-    """paragraphs mode: one key per paragraph; each repeated paragraph gets [start, end, 1].
-
-    Paragraphs are the pieces between separators after dropping one trailing separator; a span includes its
-    separator except for the last paragraph. Offsets are code points (the reference mixes bytes in).
-    Documents with empty text get no attribute; blank paragraphs are not keys when `skip_empty`.
-    """
-
-    def __init__(self, attribute_name: str, separator: str = "\n", skip_empty: bool = True):
-        if not separator:
-            raise ConfigError("dedupe.paragraphs.paragraph_separator must not be empty")
-        self.attribute_name = attribute_name
-        self.separator = separator
-        self.skip_empty = skip_empty
-
-    def keys(self, doc: dict[str, Any]) -> list[KeySpan] | None:
-        text = doc.get("text")
-        if not isinstance(text, str) or not text:
-            return None
-        sep = self.separator
-        body = text[: -len(sep)] if text.endswith(sep) else text
-        out: list[KeySpan] = []
-        start = 0
-        pieces = body.split(sep)
-        for idx, piece in enumerate(pieces):
-            end = start + len(piece) + (len(sep) if idx < len(pieces) - 1 else 0)
-            if not (self.skip_empty and not piece.strip()):
-                out.append((start, end, _hash(piece)))
-            start = end
-        return out
-
-    def attributes(self, spans: list[KeySpan] | None, duplicate_slots: set[int]) -> dict[str, list[list[int]]]:
-        if spans is None:
-            return {}
-        return {self.attribute_name: [[s, e, 1] for slot, (s, e, _h) in enumerate(spans) if slot in duplicate_slots]}
+    if isinstance(exc, DedupeInputError):
+        _message, path, line, field, reason = exc.args
+        return BadInputError(path, line, reason, None if field == "(line)" else field)
+    return exc
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -178,120 +70,104 @@ class ParagraphKeys(KeyExtractor):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def iter_document_keys(
-    path: str, extractor: KeyExtractor, skip_bad_lines: bool, stats: ReadStats | None = None
-) -> Iterator[tuple[int, str, list[KeySpan] | None]]:
-    """(line, id, keys) for every document of a file; bad lines fail the file (or are counted and skipped)."""
-    from dolma.errors import BadInputError
-
-    stats = stats if stats is not None else ReadStats()
-    for lineno, line in io.iter_lines(path):
-        stats.lines += 1
-        stats.bytes += len(line) + 1
-        if not line.strip():
-            continue
-        try:
-            doc = decode_raw(line, path, lineno)
-            doc_id = doc.get("id")
-            if not isinstance(doc_id, str):
-                raise BadInputError(path, lineno, "missing or not a string", "id")
-        except BadInputError:
-            if not skip_bad_lines:
-                raise
-            stats.bad_lines += 1
-            continue
-        stats.documents += 1
-        yield lineno, doc_id, extractor.keys(doc)
-
-
 class EmitKeys:
-    """Stage 1 map: one documents file -> (hash, packed position) for every key."""
+    """Stage 1 map: one documents file -> (owner partition, blob of (hash, position) records) per partition."""
 
-    def __init__(self, paths: Sequence[str], extractor: KeyExtractor, skip_bad_lines: bool, s3: Any):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        config_json: str,
+        skip_bad_lines: bool,
+        s3: Any,
+        partitions: int,
+        progress: Any = None,
+    ):
+        self.partitions = partitions
         self.paths = list(paths)
-        self.extractor = extractor
+        self.config_json = config_json
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
+        self.progress = progress  # (files, documents, bytes) accumulators shown on the driver
 
-    def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, int]]:
+    def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, bytes]]:
         io.configure_s3(self.s3)
         path = self.paths[file_index]
-        for lineno, _doc_id, spans in iter_document_keys(path, self.extractor, self.skip_bad_lines):
-            for slot, (_s, _e, key) in enumerate(spans or ()):
-                yield key, pack_position(file_index, lineno, slot)
+        try:
+            maker = _key_maker(self.config_json, self.skip_bad_lines)
+            data = io.read_bytes(path)
+            blobs, stats = maker.keys(path, data, file_index, self.partitions)
+        except Exception as exc:
+            raise _input_error(exc) from None
+        if self.progress is not None:
+            for acc, value in zip(self.progress, (1, stats["documents"], len(data))):
+                acc.add(value)
+        return iter(blobs)
 
 
 def owner_partition(key: int) -> int:
-    """Keys are uniform 64-bit hashes: the owner of a key is simply its value modulo P (applied by Spark)."""
+    """Blobs are keyed by their owner partition (stage 1) or file index (stage 2): the identity partitioner."""
     return key
 
 
-def mark_repeats(items: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    """Stage 1 reduce over a slice sorted by hash: every occurrence but the earliest is a duplicate.
+def mark_repeats(items: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """Stage 1 reduce over one key slice: (file index, blob of positions) of every non-earliest occurrence."""
+    from dolma._rust import find_key_repeats
 
-    Yields (file index, position) for each duplicate.
-    """
-    current: int | None = None
-    group: list[int] = []
-
-    def flush() -> Iterator[tuple[int, int]]:
-        if len(group) > 1:
-            first = min(group)
-            for pos in group:
-                if pos != first:
-                    yield pos >> (_LINE_BITS + _SLOT_BITS), pos
-        group.clear()
-
-    for key, pos in items:
-        if key != current:
-            yield from flush()
-            current = key
-        group.append(pos)
-    yield from flush()
+    return iter(find_key_repeats([blob for _partition, blob in items]))
 
 
 class WriteAttributes:
-    """Stage 2: partition i holds the duplicate positions of file i; reread the file and write its attributes."""
+    """Stage 2: partition i holds the duplicate positions of file i; reread the file and write its attributes.
+
+    `fail_marker` is a test hook: when set and the file does not exist yet, the first task to get there
+    creates it and kills its Python worker mid-task, so Spark has to retry the task.
+    """
 
     def __init__(
-        self, paths: Sequence[str], outputs: Sequence[str], extractor: KeyExtractor, skip_bad_lines: bool, s3: Any
+        self,
+        paths: Sequence[str],
+        outputs: Sequence[str],
+        config_json: str,
+        skip_bad_lines: bool,
+        s3: Any,
+        fail_marker: str | None = None,
     ):
         self.paths = list(paths)
         self.outputs = list(outputs)
-        self.extractor = extractor
+        self.config_json = config_json
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
+        self.fail_marker = fail_marker
 
-    def __call__(self, file_index: int, items: Iterable[tuple[int, int]]) -> Iterator[bytes]:
+    def __call__(self, file_index: int, items: Iterable[tuple[int, bytes]]) -> Iterator[bytes]:
         io.configure_s3(self.s3)
-        duplicates: dict[int, set[int]] = {}
-        for _file, pos in items:
-            _f, line, slot = unpack_position(pos)
-            duplicates.setdefault(line, set()).add(slot)
-        path = self.paths[file_index]
-        stats = ReadStats()
-        encode = msgspec.json.encode
-        empty: set[int] = set()
-        marked = 0
-        with io.AtomicWriter(self.outputs[file_index]) as out:
-            buf: list[bytes] = []
-            for lineno, doc_id, spans in iter_document_keys(path, self.extractor, self.skip_bad_lines, stats):
-                slots = duplicates.get(lineno, empty)
-                marked += len(slots)
-                buf.append(encode(DedupeRow(attributes=self.extractor.attributes(spans, slots), id=doc_id)))
-                if len(buf) >= 1024:
-                    out.write(b"\n".join(buf) + b"\n")
-                    buf.clear()
-            if buf:
-                out.write(b"\n".join(buf) + b"\n")
-            written = out.bytes_written
+        duplicates = b"".join(blob for _file, blob in items)
+        path, output = self.paths[file_index], self.outputs[file_index]
+        data = io.read_bytes(path)
+        maker = _key_maker(self.config_json, self.skip_bad_lines)
+        if self.fail_marker and not os.path.exists(self.fail_marker):
+            open(self.fail_marker, "w").close()
+            os._exit(17)
+        if io.is_s3(output):
+            with tempfile.TemporaryDirectory(prefix="dolma-dedupe-") as tmp:
+                local = os.path.join(tmp, io.basename(output))
+                stats = maker.write_attributes(path, data, duplicates, local)
+                written = os.path.getsize(local)
+                io.copy(local, output)
+        else:
+            stats = maker.write_attributes(path, data, duplicates, output)
+            written = os.path.getsize(output)
         result = UnitStats(
-            documents_in=stats.documents,
-            documents_out=stats.documents,
-            bad_lines=stats.bad_lines,
-            bytes_in=stats.bytes,
+            documents_in=stats["documents"],
+            documents_out=stats["documents"],
+            bad_lines=stats["bad_lines"],
+            bytes_in=len(data),
             bytes_out=written,
-            counters={"duplicate keys marked": marked},
+            counters={
+                "keys": stats["keys"],
+                "keys marked": stats["keys_marked"],
+                "documents marked": stats["documents_marked"],
+            },
         )
         yield msgspec.msgpack.encode((file_index, result))
 
@@ -301,54 +177,74 @@ class WriteAttributes:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def sequential_dedupe(
-    paths: Sequence[str], extractor: KeyExtractor, skip_bad_lines: bool = False
-) -> list[list[bytes]]:
-    """The same result computed in one pass with an exact set (the definition the Spark version must match)."""
-    seen: set[int] = set()
-    out: list[list[bytes]] = []
-    for path in paths:
-        rows = []
-        for _lineno, doc_id, spans in iter_document_keys(path, extractor, skip_bad_lines):
-            dups = set()
-            for slot, (_s, _e, key) in enumerate(spans or ()):
-                if key in seen:
-                    dups.add(slot)
-                seen.add(key)
-            rows.append(msgspec.json.encode(DedupeRow(attributes=extractor.attributes(spans, dups), id=doc_id)))
-        out.append(rows)
-    return out
+def _collect_with_progress(sc: Any, rdd: Any, progress: Any, files: int, quiet: bool) -> list[bytes]:
+    """rdd.collect() while the driver shows files keyed (stage 1), documents and bytes read."""
+    import threading
+
+    from dolma.executor import ProgressDisplay
+
+    outcome: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            outcome["results"] = rdd.collect()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    display = ProgressDisplay(files, "dedupe: keying files", quiet)
+    thread = threading.Thread(target=collect, name="dolma-spark-dedupe", daemon=True)
+    thread.start()
+    seen = [0, 0, 0]
+    try:
+        while thread.is_alive():
+            thread.join(0.25)
+            now = [acc.value for acc in progress]
+            display.update(units=now[0] - seen[0], docs=now[1] - seen[1], nbytes=now[2] - seen[2])
+            seen = now
+    except KeyboardInterrupt:
+        sc.cancelAllJobs()
+        raise
+    finally:
+        display.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["results"]
 
 
 def spark_dedupe(
     sc: Any,
     paths: Sequence[str],
     outputs: Sequence[str],
-    extractor: KeyExtractor,
+    config_json: str,
     num_partitions: int | None = None,
     skip_bad_lines: bool = False,
     s3: Any = None,
+    fail_marker: str | None = None,
+    quiet: bool = True,
 ) -> Summary:
     """Deduplicate `paths` (in this order: it decides winners) and write one attributes file per path.
 
-    `sc` is a SparkContext (see dolma.spark_executor.get_context). Returns a Summary like the executors';
-    any failure fails the whole run before anything is written in stage 1, or leaves complete files only.
+    `sc` is a SparkContext (see dolma.spark_executor.get_context); `config_json` is the `dedupe` section as
+    the Rust deduper takes it (dolma.commands.dedupe.rust_config). Returns a Summary like the executors';
+    a failure in stage 1 fails the whole run before anything is written, stage 2 leaves complete files only.
     """
     if len(paths) != len(outputs):
         raise ValueError("spark_dedupe: one output per input path")
+    _key_maker(config_json, skip_bad_lines)  # invalid configurations fail here, on the driver
     start = time.monotonic()
     summary = Summary(units=len(paths))
     if not paths:
         return summary
-    partitions = int(num_partitions or max(sc.defaultParallelism, len(paths)))
-    sorted_paths = list(paths)
-    emit = EmitKeys(sorted_paths, extractor, skip_bad_lines, s3)
-    write = WriteAttributes(sorted_paths, outputs, extractor, skip_bad_lines, s3)
+    partitions = int(num_partitions or sc.defaultParallelism)
+    progress = (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))
+    emit = EmitKeys(paths, config_json, skip_bad_lines, s3, partitions, progress)
+    write = WriteAttributes(paths, outputs, config_json, skip_bad_lines, s3, fail_marker)
     sc.setJobDescription(f"dolma dedupe: {len(paths)} file(s), {partitions} key partition(s)")
+    keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
+    repeats = keyed.partitionBy(partitions, owner_partition).mapPartitions(mark_repeats)
+    rdd = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write)
     try:
-        keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
-        repeats = keyed.repartitionAndSortWithinPartitions(partitions, owner_partition).mapPartitions(mark_repeats)
-        results = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write).collect()
+        results = _collect_with_progress(sc, rdd, progress, len(paths), quiet)
     except Exception as exc:
         from dolma.spark_executor import _short_error
 

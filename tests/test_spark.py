@@ -373,6 +373,53 @@ def test_standalone_cluster_via_spark_submit(tmp_path, standalone_cluster):
     assert tree(root / "attributes") == expected
 
 
+def test_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster):
+    """Global paragraph dedupe submitted to the cluster: the attribute files of the local deduper, byte for byte."""
+    from conftest import SAMPLE
+
+    shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
+    section = {"name": "NAME", "paragraphs": {"attribute_name": "bff_dup_para"}, "skip_empty": True}
+    cfg = tmp_path / "dedupe.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "documents": [str(tmp_path / "documents" / "**" / "*.jsonl.gz")],
+                "dedupe": section,
+                "bloom_filter": {
+                    "file": str(tmp_path / "bloom.bin"),
+                    "estimated_doc_count": 1_000_000,
+                    "desired_false_positive_rate": 1e-12,
+                },
+                "spark": {"app_name": "dolma-standalone-dedupe-test"},
+            }
+        )
+    )
+    from dolma.commands import dedupe
+
+    overrides = json.loads(cfg.read_text())
+    overrides["dedupe"]["name"] = "local"
+    assert dedupe.run(dconfig.build(dedupe.DedupeConfig, overrides={**overrides, "quiet": True})) == 0
+    (tmp_path / "bloom.bin").unlink()  # Spark refuses an existing filter it would not use
+
+    submit = shutil.which("dolma-spark-submit", path=str(Path(sys.executable).parent)) or "dolma-spark-submit"
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO), SPARK_HOME=str(_spark_home()))
+    result = subprocess.run(
+        [
+            submit,
+            *("--master", standalone_cluster),
+            *("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1"),
+            *("--conf", "spark.ui.enabled=false", "--conf", "spark.default.parallelism=3"),
+            *("--", "-c", str(cfg), "dedupe", "--dedupe.name", "cluster"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    assert tree(tmp_path / "attributes" / "cluster") == tree(tmp_path / "attributes" / "local")
+    assert len(tree(tmp_path / "attributes" / "local")) == 5
+
+
 def test_mix_on_spark_equals_local(tmp_path, spark_context):
     """Filters, sampling (seeded), a counting pass (target_bytes) and size-capped shards: same bytes on Spark."""
     from dolma.config import build

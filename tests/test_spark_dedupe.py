@@ -1,8 +1,12 @@
-"""Global dedupe on Spark: hash-partitioned key slices must give exactly the sequential first-occurrence result.
+"""Global dedupe on Spark (`dolma dedupe` with `executor: spark`) must write the local deduper's attribute files.
 
-Two independent checks: a one-pass exact-set implementation (the definition: first in path, then line,
-then paragraph order) for several partition counts, and the reference toolkit (`dolma dedupe`, one process,
-a Bloom filter far larger than the corpus) as a black-box oracle on the same files.
+The oracle is `dolma dedupe` with `executor: local` (the Rust Bloom-filter pipeline, sized so that false
+positives cannot occur on these corpora): every attribute file must be byte-identical, compression included.
+The local deduper itself is compared with the reference toolkit in test_reference_dedupe.py (documents-mode
+span ends there are code points, where the reference counts UTF-8 bytes), so Spark is checked against the
+reference through it.
+All runs share the session's local[2] SparkContext (tests/conftest.py); the standalone-cluster run is in
+test_spark.py, next to the cluster fixture.
 """
 
 from __future__ import annotations
@@ -13,20 +17,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, write_jsonl_gz
-from reference import run_reference
+from conftest import LOOPBACK_SPARK_CONF, SAMPLE, read_jsonl, write_jsonl_gz
 
-from dolma import io
+from dolma.commands import dedupe
+from dolma.config import build
 from dolma.documents import attributes_path
-from dolma.spark_dedupe import (
-    DocumentKeys,
-    ParagraphKeys,
-    mark_repeats,
-    pack_position,
-    sequential_dedupe,
-    spark_dedupe,
-    unpack_position,
-)
+from dolma.errors import ConfigError
+from dolma.spark_dedupe import mark_repeats, spark_dedupe
 
 PARAGRAPHS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -37,145 +34,179 @@ PARAGRAPHS = [
     "",
     "Click here to read more",
     "A unique line",
+    "Ünïcödé paragraph — ok, with the fox jumps over the lazy dog",
+    "日本語の段落",
 ]
 
+DOCUMENTS = {"documents": {"attribute_name": "bff_dup", "key": "$.text"}, "skip_empty": True}
+URLS = {"documents": {"attribute_name": "bff_dup_url", "key": "$.metadata.url"}}
+PARAGRAPH_MODE = {"paragraphs": {"attribute_name": "bff_dup_para"}, "skip_empty": True}
+CUSTOM = {"paragraphs": {"attribute_name": "p", "paragraph_separator": " // "}, "min_length": 8, "min_words": 2}
+NGRAMS = {
+    "paragraphs": {
+        "attribute_name": "ng",
+        "by_ngram": {"ngram_length": 3, "stride": 2, "overlap_threshold": 0.3, "skip_short_paragraphs": False},
+    },
+    "skip_empty": True,
+}
 
-def make_corpus(root: Path, files: int = 4, docs: int = 60, seed: int = 0, ascii_only: bool = False) -> list[str]:
-    """Documents that repeat whole texts and paragraphs across and within files, in a seeded order."""
+
+def make_corpus(root: Path, files: int = 4, docs: int = 50, seed: int = 0) -> list[str]:
+    """Documents that repeat whole texts, URLs and paragraphs across and within files, in a seeded order."""
     rng = random.Random(seed)
-    extra = ["", "Ünïcödé paragraph — ok", "日本語の段落"] if not ascii_only else [""]
     paths = []
     for f in range(files):
         rows = []
         for i in range(docs):
-            k = rng.randint(1, 5)
-            paras = [rng.choice(PARAGRAPHS + extra) for _ in range(k)]
+            paras = [rng.choice(PARAGRAPHS) for _ in range(rng.randint(1, 5))]
             paras += [f"unique {f} {i} {j}" for j in range(rng.randint(0, 2))]
             rng.shuffle(paras)
-            text = "\n".join(paras) + rng.choice(["", "\n"])
+            sep = rng.choice(["\n", " // "])
+            text = sep.join(paras) + rng.choice(["", "\n"])
             if i % 17 == 5:
                 text = ""
             if i % 13 == 3:
                 text = "This whole document is copied.\nTwice or more."
-            rows.append({"id": f"f{f}-{i}", "text": text, "source": "test"})
+            url = f"https://example.com/{rng.randint(0, 40)}"
+            rows.append({"id": f"f{f}-{i}", "text": text, "source": "test", "metadata": {"url": url}})
         path = root / "documents" / "sub" / f"part-{f}.jsonl.gz"
         write_jsonl_gz(path, rows)
         paths.append(str(path))
     return sorted(paths)
 
 
-def outputs_for(paths: list[str], name: str) -> list[str]:
-    return [attributes_path(p, name) for p in paths]
-
-
-def lines_of(path: str) -> list[bytes]:
-    return [line for _, line in io.iter_lines(path)]
-
-
-def test_positions_pack_in_stable_order():
-    order = [(0, 1, 0), (0, 1, 5), (0, 2, 0), (1, 1, 0), (12, 1 << 30, 70000)]
-    packed = [pack_position(*p) for p in order]
-    assert packed == sorted(packed)
-    assert [unpack_position(p) for p in packed] == order
-    with pytest.raises(ValueError):
-        pack_position(0, 1, 1 << 24)
-
-
-def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order():
-    a, b, c = pack_position(0, 3, 0), pack_position(0, 9, 1), pack_position(2, 1, 0)
-    got = list(mark_repeats([(5, c), (5, a), (5, b), (7, b), (9, c), (9, a)]))
-    assert sorted(got) == sorted([(2, c), (0, b), (2, c)])
-
-
-@pytest.mark.parametrize(("mode", "partitions"), [("documents", 5), ("paragraphs", 1), ("paragraphs", 5)])
-def test_spark_dedupe_equals_sequential_first_occurrence(tmp_path, spark_context, mode, partitions):
-    paths = make_corpus(tmp_path, seed=partitions)
-    extractor = DocumentKeys("bff_dup", "$.text") if mode == "documents" else ParagraphKeys("bff_dup_para")
-    outputs = outputs_for(paths, "dd")
-    summary = spark_dedupe(spark_context, paths, outputs, extractor, num_partitions=partitions)
-    assert summary.ok and summary.succeeded == len(paths) and summary.stats.documents_in == 4 * 60
-    expected = sequential_dedupe(paths, extractor)
-    marked = 0
-    for out, rows in zip(outputs, expected):
-        assert lines_of(out) == rows
-        marked += sum(1 for r in rows if json.loads(r)["attributes"].get(extractor.attribute_name))
-    assert marked > 20  # the corpus really has repeats
-    assert summary.stats.counters["duplicate keys marked"] >= marked
-
-
-def test_spark_dedupe_failure_writes_nothing(tmp_path, spark_context):
-    paths = make_corpus(tmp_path, files=2, docs=5)
-    data = Path(paths[1]).read_bytes()
-    Path(paths[1]).write_bytes(data[: len(data) // 2])  # a truncated gzip file
-    outputs = outputs_for(paths, "dd")
-    summary = spark_dedupe(spark_context, paths, outputs, DocumentKeys("d"), num_partitions=2)
-    assert summary.failed == 2 and not summary.ok
-    assert "part-1.jsonl.gz" in summary.failures[0].error and "truncated" in summary.failures[0].error
-    assert not any(Path(o).exists() for o in outputs)
-
-
-@pytest.mark.reference
-@pytest.mark.parametrize("mode", ["documents", "paragraphs"])
-def test_spark_dedupe_matches_the_reference_toolkit(tmp_path, spark_context, mode):
-    paths = make_corpus(tmp_path, files=3, docs=50, seed=11, ascii_only=mode == "paragraphs")
-    if mode == "documents":
-        section = {"name": "ref", "documents": {"attribute_name": "bff_dup", "key": "$.text"}, "skip_empty": True}
-        extractor = DocumentKeys("bff_dup", "$.text")
-    else:
-        section = {"name": "ref", "paragraphs": {"attribute_name": "bff_dup_para"}, "skip_empty": True}
-        extractor = ParagraphKeys("bff_dup_para")
-    config = {
-        "documents": [str(tmp_path / "documents" / "sub" / "*.jsonl.gz")],
-        "dedupe": section,
+def run_dedupe(root: Path, section: dict, executor: str, name: str, **extra) -> int:
+    overrides = {
+        "documents": [str(root / "documents" / "**" / "*.jsonl.gz")],
+        "dedupe": {"name": name, **section},
         "bloom_filter": {
-            "file": str(tmp_path / "bloom.bin"),
-            "read_only": False,
+            "file": str(root / f"bloom-{name}.bin"),
             "estimated_doc_count": 1_000_000,
-            "desired_false_positive_rate": 1e-9,
+            "desired_false_positive_rate": 1e-12,
         },
-        "processes": 1,
+        "executor": executor,
+        "spark": {"master": "local[2]", "conf": LOOPBACK_SPARK_CONF},
+        "quiet": True,
+        **extra,
     }
-    cfg = tmp_path / "ref.json"
-    cfg.write_text(json.dumps(config))
-    result = run_reference(["-c", str(cfg), "dedupe"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    summary = spark_dedupe(spark_context, paths, outputs_for(paths, "ours"), extractor, num_partitions=3)
-    assert summary.ok
-    for ref_out, our_out in zip(outputs_for(paths, "ref"), outputs_for(paths, "ours")):
-        assert read_jsonl(our_out) == read_jsonl(ref_out)
+    return dedupe.run(build(dedupe.DedupeConfig, overrides=overrides))
 
 
-@pytest.mark.reference
-def test_spark_dedupe_on_the_sample_corpus_matches_the_reference(tmp_path, spark_context):
-    """Documents mode (whole text) on the sample corpus with its planted duplicates, against `dolma dedupe`."""
-    from conftest import SAMPLE
+def attribute_tree(root: Path, name: str) -> dict[str, bytes]:
+    base = root / "attributes" / name
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
 
+
+def marked(tree: dict[str, bytes], attribute: str) -> int:
+    import gzip
+
+    rows = [json.loads(line) for data in tree.values() for line in gzip.decompress(data).splitlines()]
+    return sum(1 for row in rows if row["attributes"].get(attribute))
+
+
+def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order(tmp_path):
+    from dolma._rust import DedupeKeys
+
+    keys = DedupeKeys(dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "x", **PARAGRAPH_MODE})))
+    data = [b'{"id": "a", "text": "x\\ny\\nx"}\n', b'\n{"id": "b", "text": "y\\nz"}\n']
+    # file 1 first, and keys in 3 partitions: the result must not depend on arrival order or partitioning
+    items = [item for i in (1, 0) for item in keys.keys("f", data[i], i, 3)[0]]
+    by_partition: dict[int, list] = {}
+    for partition, blob in items:
+        by_partition.setdefault(partition, []).append((partition, blob))
+    repeats: dict[int, bytes] = {}
+    for part in by_partition.values():
+        for file_index, blob in mark_repeats(part):
+            repeats[file_index] = repeats.get(file_index, b"") + blob
+    out = tmp_path / "out.jsonl"
+    keys.write_attributes("f", data[0], repeats.get(0, b""), str(out))
+    assert out.read_text() == '{"id":"a","attributes":{"bff_dup_para":[[4,5,1]]}}\n'
+    keys.write_attributes("f", data[1], repeats.get(1, b""), str(out))
+    assert out.read_text() == '{"id":"b","attributes":{"bff_dup_para":[[0,2,1]]}}\n'
+
+
+@pytest.mark.parametrize(
+    ("section", "attribute"),
+    [(DOCUMENTS, "bff_dup"), (PARAGRAPH_MODE, "bff_dup_para")],
+    ids=["documents", "paragraphs"],
+)
+def test_spark_equals_local_on_the_sample_corpus(tmp_path, spark_context, section, attribute):
     shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
-    paths = io.glob(str(tmp_path / "documents" / "**" / "*.jsonl.gz"))
-    assert len(paths) >= 3
-    config = {
-        "documents": [str(tmp_path / "documents" / "**" / "*.jsonl.gz")],
-        "dedupe": {"name": "ref", "documents": {"attribute_name": "bff_dup", "key": "$.text"}, "skip_empty": True},
-        "bloom_filter": {
-            "file": str(tmp_path / "bloom.bin"),
-            "read_only": False,
-            "estimated_doc_count": 1_000_000,
-            "desired_false_positive_rate": 1e-9,
-        },
-        "processes": 1,
+    assert run_dedupe(tmp_path, section, "local", "local") == 0
+    assert run_dedupe(tmp_path, section, "spark", "spark") == 0
+    local, spark = attribute_tree(tmp_path, "local"), attribute_tree(tmp_path, "spark")
+    assert len(local) == 5 and spark == local
+    assert marked(local, attribute) > 10  # the sample corpus plants duplicates
+    assert not (tmp_path / "bloom-spark.bin").exists()  # Spark uses no Bloom filter
+
+
+@pytest.mark.parametrize(
+    ("section", "attribute"),
+    [(URLS, "bff_dup_url"), (CUSTOM, "p"), (NGRAMS, "ng")],
+    ids=["documents-url", "separator-min-length-words", "ngrams"],
+)
+def test_spark_equals_local_for_other_keys_and_options(tmp_path, spark_context, section, attribute):
+    make_corpus(tmp_path, seed=len(attribute))
+    assert run_dedupe(tmp_path, section, "local", "local") == 0
+    assert run_dedupe(tmp_path, section, "spark", "spark") == 0
+    local = attribute_tree(tmp_path, "local")
+    assert attribute_tree(tmp_path, "spark") == local
+    assert marked(local, attribute) > 20
+
+
+def test_killed_task_is_retried_and_output_is_identical(tmp_path, spark_context):
+    paths = make_corpus(tmp_path, files=3, docs=40, seed=5)
+    assert run_dedupe(tmp_path, PARAGRAPH_MODE, "local", "local") == 0
+    config_json = dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "spark", **PARAGRAPH_MODE}))
+    marker = tmp_path / "killed-once"
+    outputs = [attributes_path(p, "spark") for p in paths]
+    summary = spark_dedupe(spark_context, paths, outputs, config_json, num_partitions=3, fail_marker=str(marker))
+    assert marker.exists(), "the injected kill did not happen"
+    assert summary.ok and summary.succeeded == 3
+    assert attribute_tree(tmp_path, "spark") == attribute_tree(tmp_path, "local")  # no temporaries left either
+
+
+def test_s3_in_and_out(tmp_path, spark_context, s3_server, s3_bucket):
+    make_corpus(tmp_path, files=3, docs=30, seed=9)
+    assert run_dedupe(tmp_path, PARAGRAPH_MODE, "local", "dd") == 0
+    expected = attribute_tree(tmp_path, "dd")
+    client = s3_server.client()
+    for path in sorted((tmp_path / "documents").rglob("*.gz")):
+        client.upload_file(str(path), s3_bucket, f"corpus/{path.relative_to(tmp_path)}")
+    overrides = {
+        "documents": [f"s3://{s3_bucket}/corpus/documents/**/*.jsonl.gz"],
+        "dedupe": {"name": "dd", **PARAGRAPH_MODE},
+        "bloom_filter": {"file": f"s3://{s3_bucket}/bloom.bin", "estimated_doc_count": 1000},
+        "executor": "spark",
+        "s3": {"endpoint_url": s3_server.endpoint},
+        "quiet": True,
     }
-    cfg = tmp_path / "ref.json"
-    cfg.write_text(json.dumps(config))
-    result = run_reference(["-c", str(cfg), "dedupe"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = spark_dedupe(
-        spark_context, paths, outputs_for(paths, "ours"), DocumentKeys("bff_dup", "$.text"), num_partitions=4
-    )
-    assert summary.ok
-    duplicates = 0
-    for ref_out, our_out in zip(outputs_for(paths, "ref"), outputs_for(paths, "ours")):
-        ours = read_jsonl(our_out)
-        assert ours == read_jsonl(ref_out)
-        duplicates += sum(1 for row in ours if row["attributes"].get("bff_dup"))
-    assert duplicates > 0  # the sample corpus plants exact duplicates
+    assert dedupe.run(build(dedupe.DedupeConfig, overrides=overrides)) == 0
+    prefix = "corpus/attributes/dd/"
+    keys = s3_server.keys(s3_bucket, prefix)
+    got = {k[len(prefix) :]: client.get_object(Bucket=s3_bucket, Key=k)["Body"].read() for k in keys}
+    assert got == expected
+
+
+def test_options_without_meaning_on_spark_are_errors(tmp_path):
+    make_corpus(tmp_path, files=1, docs=3)
+    with pytest.raises(ConfigError, match="num_partitions"):
+        run_dedupe(tmp_path, {**DOCUMENTS, "num_partitions": 2, "partition_index": 1}, "spark", "x")
+    (tmp_path / "bloom-x.bin").write_bytes(b"old filter")
+    with pytest.raises(ConfigError, match="exists"):
+        run_dedupe(tmp_path, DOCUMENTS, "spark", "x")
+    with pytest.raises(ConfigError, match="ngram_length"):
+        run_dedupe(tmp_path, {"paragraphs": {"attribute_name": "n", "by_ngram": {"ngram_length": 0}}}, "spark", "y")
+
+
+def test_bad_input_fails_the_run_and_writes_nothing(tmp_path, spark_context, capsys):
+    paths = make_corpus(tmp_path, files=2, docs=5)
+    Path(paths[1]).write_bytes(Path(paths[1]).read_bytes()[:-20])  # a truncated gzip file
+    assert run_dedupe(tmp_path, DOCUMENTS, "spark", "dd") == 1
+    assert "part-1.jsonl.gz" in capsys.readouterr().err
+    assert not (tmp_path / "attributes").exists()
+    write_jsonl_gz(Path(paths[1]), [{"id": "ok", "text": "x"}, {"id": 3, "text": "bad id"}])
+    assert run_dedupe(tmp_path, DOCUMENTS, "spark", "dd") == 1
+    assert f"{paths[1]}:2: field 'id'" in capsys.readouterr().err
+    assert run_dedupe(tmp_path, DOCUMENTS, "spark", "dd", skip_bad_lines=True) == 0
+    assert [row["id"] for row in read_jsonl(attributes_path(paths[1], "dd"))] == ["ok"]

@@ -366,7 +366,11 @@ def _translate(exc: BaseException) -> BaseException:
 
 def run(config: DedupeConfig) -> int:
     io.configure_s3(config.s3)
+    if config.executor == "spark":
+        _check_spark(config)
     plan_ = plan(config)
+    if config.executor == "spark":
+        return _run_spark(config, plan_)
     cfg = config.bloom_filter
     filter_path = io.normalize(cfg.file)
     checkpoint = _checkpoint_path(filter_path)
@@ -511,3 +515,63 @@ def _print_stats(plan_: Plan, totals: dict[str, int], bf: BloomFilter, quiet: bo
         f"  filter      {bf.inserted:,} keys, estimated false-positive rate {bf.estimated_false_positive_rate():.3g}",
     ]
     print("\n".join(lines), file=sys.stdout)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# executor: spark (global exact dedupe, dolma.spark_dedupe)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _check_spark(config: DedupeConfig) -> None:
+    """Options of the local Bloom filter run that have no meaning on Spark are errors, not silently ignored."""
+    section = config.dedupe
+    if (section.num_partitions or 1) > 1 or section.partition_index or section.file_partition:
+        raise ConfigError(
+            "dedupe.num_partitions / partition_index / file_partition split a local run by hand; with executor "
+            "spark the key space is partitioned automatically (set spark.conf spark.default.parallelism)"
+        )
+    if config.bloom_filter.read_only:
+        raise ConfigError(
+            "bloom_filter.read_only: executor spark dedupes the documents among themselves and does not use a "
+            "Bloom filter; run read-only lookups with executor local"
+        )
+    filter_path = io.normalize(config.bloom_filter.file)
+    if io.exists(filter_path):
+        raise ConfigError(
+            f"bloom_filter.file {filter_path} exists: executor spark neither reads nor writes a Bloom filter, so "
+            "keys inserted by earlier runs would not be found; delete the file, point bloom_filter.file at a new "
+            "path, or use executor local"
+        )
+
+
+def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
+    from dolma.executor import print_summary
+    from dolma.spark_dedupe import spark_dedupe
+    from dolma.spark_executor import get_context, remove_stale_temporaries
+
+    if config.dryrun:
+        for src, dst in zip(plan_.inputs, plan_.outputs):
+            print(f"{src} -> {dst}")
+        print(
+            f"{len(plan_.inputs)} file(s), attribute set '{plan_.attribute_set}', executor spark "
+            f"(master {config.spark.master or 'local[*]'}); no Bloom filter is used"
+        )
+        return 0
+    remove_stale_temporaries(plan_.outputs)
+    sc, created = get_context(config.spark)
+    try:
+        summary = spark_dedupe(
+            sc,
+            plan_.inputs,
+            plan_.outputs,
+            _rust_config(config.dedupe),
+            skip_bad_lines=config.skip_bad_lines,
+            s3=config.s3,
+            quiet=config.quiet,
+        )
+    finally:
+        if created:
+            sc.stop()
+    remove_stale_temporaries(plan_.outputs)
+    print_summary(summary, f"dolma dedupe (spark): attribute set '{plan_.attribute_set}'", quiet=config.quiet)
+    return 0 if summary.ok else 1

@@ -5,6 +5,7 @@
 
 pub mod bloom;
 pub mod dedupe;
+pub mod dedupe_keys;
 
 pub use bloom::{BloomError, BloomFilter};
 

@@ -10,6 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::{bloom_err, PyBloomFilter};
+// Spark block imports.
+use dolma_core::dedupe_keys::{blobs_by_partition, decode_positions, find_repeats, KeyMaker, KeyStats};
+use pyo3::types::PyBytes;
 
 create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
 create_exception!(
@@ -142,5 +145,107 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CheckpointError", py.get_type::<CheckpointError>())?;
     m.add_function(wrap_pyfunction!(save_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(load_checkpoint, m)?)?;
+    register_spark(m)?;
+    Ok(())
+}
+
+// ==========================================================================================================
+// Spark (distributed) dedupe: keys and attributes per file, exactly as the local deduper computes them.
+// Owned by the Spark executor; kept in this separate block (see dolma_core::dedupe_keys).
+// ==========================================================================================================
+
+fn key_stats_dict<'py>(py: Python<'py>, stats: &KeyStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("documents", stats.documents)?;
+    d.set_item("documents_marked", stats.documents_marked)?;
+    d.set_item("keys", stats.keys)?;
+    d.set_item("keys_marked", stats.keys_marked)?;
+    d.set_item("bad_lines", stats.bad_lines)?;
+    Ok(d)
+}
+
+/// (partition or file index, blob) pairs.
+type Blobs<'py> = Vec<(u64, Bound<'py, PyBytes>)>;
+
+/// The dedupe keys of documents files and their attribute files, for a run that finds duplicates itself
+/// (every key occurrence but the earliest, in (file, line, slot) order) instead of with a Bloom filter.
+#[pyclass(name = "DedupeKeys", module = "dolma._rust", frozen)]
+struct PyDedupeKeys {
+    inner: KeyMaker,
+}
+
+#[pymethods]
+impl PyDedupeKeys {
+    #[new]
+    #[pyo3(signature = (config_json, *, skip_bad_lines=false))]
+    fn new(py: Python<'_>, config_json: &str, skip_bad_lines: bool) -> PyResult<Self> {
+        let config = DedupeConfig::from_json(config_json).map_err(|e| dedupe_err(py, e))?;
+        let inner = KeyMaker::new(config, skip_bad_lines).map_err(|e| dedupe_err(py, e))?;
+        Ok(PyDedupeKeys { inner })
+    }
+
+    #[getter]
+    fn attribute(&self) -> String {
+        self.inner.mode().attribute().to_string()
+    }
+
+    /// `([(partition, blob), ...], stats)` for the decompressed content `data` of file `path`: the
+    /// (key hash, position) records of every key occurrence, one blob per owner partition (`hash % partitions`).
+    fn keys<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        data: &[u8],
+        file_index: u64,
+        partitions: u64,
+    ) -> PyResult<(Blobs<'py>, Bound<'py, PyDict>)> {
+        let (blobs, stats) = py
+            .detach(|| {
+                self.inner
+                    .keys(path, data, file_index)
+                    .map(|(keys, stats)| (blobs_by_partition(&keys, partitions), stats))
+            })
+            .map_err(|e| dedupe_err(py, e))?;
+        let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
+        Ok((blobs, key_stats_dict(py, &stats)?))
+    }
+
+    /// Writes the attributes file of `data` to the local path `output` given the blob of its duplicate
+    /// positions (concatenated `find_repeats` blobs for this file).
+    fn write_attributes<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        data: &[u8],
+        duplicates: &[u8],
+        output: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let stats = py
+            .detach(|| {
+                let positions = decode_positions(duplicates)?;
+                self.inner.write_attributes(path, data, &positions, output)
+            })
+            .map_err(|e| dedupe_err(py, e))?;
+        key_stats_dict(py, &stats)
+    }
+}
+
+/// The key blobs of one partition -> `[(file index, blob of duplicate positions), ...]`: every occurrence of
+/// a key but its earliest (file, line, slot) is a duplicate.
+#[pyfunction]
+fn find_key_repeats<'py>(py: Python<'py>, blobs: Vec<Vec<u8>>) -> PyResult<Blobs<'py>> {
+    let out = py
+        .detach(|| {
+            let slices: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+            find_repeats(&slices)
+        })
+        .map_err(|e| dedupe_err(py, e))?;
+    Ok(out.into_iter().map(|(f, blob)| (f, PyBytes::new(py, &blob))).collect())
+}
+
+/// Registers the Spark block (called from `register`).
+fn register_spark(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDedupeKeys>()?;
+    m.add_function(wrap_pyfunction!(find_key_repeats, m)?)?;
     Ok(())
 }

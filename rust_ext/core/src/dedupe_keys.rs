@@ -1,0 +1,568 @@
+//! Dedupe keys for a distributed run (Spark): the keys of every document of a file, exactly as the local
+//! deduper ([`crate::dedupe::Deduper`]) looks them up, and the attribute file it would write once the
+//! duplicate keys are known.
+//!
+//! The local deduper walks keys in a stable order (file, line, then key within the document) and asks a
+//! Bloom filter "seen before?". A distributed run answers the same question exactly: every key occurrence
+//! gets a position (file index, line, slot), occurrences are grouped by key hash, and every occurrence but
+//! the earliest is a duplicate. [`KeyMaker::keys`] emits the (hash, position) pairs of a file and
+//! [`KeyMaker::write_attributes`] turns the duplicate positions of a file into its attributes file.
+//!
+//! Slots follow the order in which the local commit stage touches the filter: documents mode one slot;
+//! paragraphs mode one per looked-up paragraph; n-gram mode one per n-gram looked up, and for a short
+//! paragraph its whole text then (with exactly n words) its one n-gram, which is only inserted. Parsing and
+//! filtering (JSONPath, id and text checks, paragraph splitting, `skip_empty` / `min_length` / `min_words`)
+//! use the same core functions and rules as the local pipeline; the output lines are byte-identical.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::dedupe::config::{DedupeConfig, Mode};
+use crate::dedupe::pipeline::write_atomic;
+use crate::dedupe::text;
+use crate::dedupe::{DedupeError, Result};
+
+/// Seed of the 64-bit key hashes (collisions are far rarer than a Bloom filter's false positives).
+pub const KEY_SEED: u64 = 0x0D01_DEDE_5A4B;
+/// Bits of a packed position: file index (high), 1-based line, slot within the document (low).
+pub const LINE_BITS: u32 = 40;
+pub const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+const LINE_MASK: u64 = (1 << LINE_BITS) - 1;
+
+/// One sortable integer for a key occurrence (file index above 64 bits); `None` when line or slot do not fit.
+pub fn pack_position(file_index: u64, line: u64, slot: u64) -> Option<u128> {
+    if slot > SLOT_MASK || line > LINE_MASK {
+        return None;
+    }
+    Some((u128::from(file_index) << (LINE_BITS + SLOT_BITS)) | u128::from((line << SLOT_BITS) | slot))
+}
+
+/// (file index, line, slot) of a packed position.
+pub fn unpack_position(pos: u128) -> (u64, u64, u64) {
+    let low = pos as u64;
+    ((pos >> (LINE_BITS + SLOT_BITS)) as u64, (low >> SLOT_BITS) & LINE_MASK, low & SLOT_MASK)
+}
+
+/// Bytes of one (key hash, position) record in a shuffle blob: u64 then u128, little-endian.
+pub const KEY_RECORD: usize = 24;
+/// Bytes of one position in a duplicates blob (u128, little-endian).
+pub const POSITION_RECORD: usize = 16;
+
+/// Groups (hash, position) pairs by owner partition (`hash % partitions`) into one blob per partition, so a
+/// distributed run shuffles a few large byte strings instead of millions of small records.
+pub fn blobs_by_partition(keys: &[(u64, u128)], partitions: u64) -> Vec<(u64, Vec<u8>)> {
+    let partitions = partitions.max(1);
+    let mut blobs: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+    for &(key, pos) in keys {
+        let blob = blobs.entry(key % partitions).or_default();
+        blob.extend_from_slice(&key.to_le_bytes());
+        blob.extend_from_slice(&pos.to_le_bytes());
+    }
+    blobs.into_iter().collect()
+}
+
+/// All (hash, position) records of one key slice -> the positions of every occurrence but the earliest of
+/// each key, grouped by file index (one blob of positions per file, in no particular order).
+pub fn find_repeats(blobs: &[&[u8]]) -> Result<Vec<(u64, Vec<u8>)>> {
+    let mut records: Vec<(u64, u128)> = Vec::with_capacity(blobs.iter().map(|b| b.len() / KEY_RECORD).sum());
+    for blob in blobs {
+        if !blob.len().is_multiple_of(KEY_RECORD) {
+            return Err(DedupeError::Config(format!("corrupt key blob of {} bytes", blob.len())));
+        }
+        for rec in blob.chunks_exact(KEY_RECORD) {
+            let key = u64::from_le_bytes(rec[..8].try_into().unwrap_or_default());
+            let pos = u128::from_le_bytes(rec[8..].try_into().unwrap_or_default());
+            records.push((key, pos));
+        }
+    }
+    records.sort_unstable();
+    let mut out: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+    for (i, &(key, pos)) in records.iter().enumerate() {
+        // Sorted by (key, position): the first record of a key is its earliest occurrence.
+        if i > 0 && records[i - 1].0 == key {
+            out.entry(unpack_position(pos).0).or_default().extend_from_slice(&pos.to_le_bytes());
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The positions of a duplicates blob (concatenated blobs of `find_repeats`).
+pub fn decode_positions(blob: &[u8]) -> Result<Vec<u128>> {
+    if !blob.len().is_multiple_of(POSITION_RECORD) {
+        return Err(DedupeError::Config(format!("corrupt positions blob of {} bytes", blob.len())));
+    }
+    Ok(blob.chunks_exact(POSITION_RECORD).map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+}
+
+fn hash(key: &[u8]) -> u64 {
+    crate::xxh3_64(key, KEY_SEED)
+}
+
+#[derive(Debug)]
+enum ParaKind {
+    Skip,
+    Exact,
+    /// Whole paragraph looked up; with `ngram` its one n-gram is inserted after it (one more slot).
+    Short {
+        ngram: bool,
+    },
+    Ngrams(usize),
+}
+
+#[derive(Debug)]
+struct Para {
+    start: u64,
+    end: u64,
+    kind: ParaKind,
+}
+
+#[derive(Debug)]
+enum Units {
+    NoKey,
+    SkippedDoc,
+    Doc { len: u64 },
+    Paras(Vec<Para>),
+}
+
+#[derive(Debug)]
+struct DocKeys {
+    line: u64,
+    /// The `id` as JSON text, written unchanged.
+    id: String,
+    units: Units,
+    /// Key hashes in slot order.
+    keys: Vec<u64>,
+}
+
+#[derive(Deserialize)]
+struct LineFields<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    text: Option<&'a RawValue>,
+}
+
+/// Counts for one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyStats {
+    pub documents: u64,
+    pub documents_marked: u64,
+    pub keys: u64,
+    pub keys_marked: u64,
+    pub bad_lines: u64,
+}
+
+/// Computes keys and writes attributes for one dedupe configuration (the `dedupe` section as JSON).
+pub struct KeyMaker {
+    config: DedupeConfig,
+    mode: Mode,
+    skip_bad_lines: bool,
+}
+
+enum Score {
+    One,
+    Fraction(f32),
+}
+
+impl KeyMaker {
+    pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
+        let mode = config.mode()?;
+        if config.num_partitions > 1 && !config.file_partition {
+            return Err(DedupeError::Config(
+                "dedupe.num_partitions / partition_index select a key slice: not used by a distributed run, \
+                 which partitions keys itself"
+                    .to_string(),
+            ));
+        }
+        Ok(KeyMaker { config, mode, skip_bad_lines })
+    }
+
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// (key hash, packed position) of every key occurrence of a file (`data`: its decompressed bytes).
+    pub fn keys(&self, path: &str, data: &[u8], file_index: u64) -> Result<(Vec<(u64, u128)>, KeyStats)> {
+        let (docs, bad_lines) = self.parse(path, data)?;
+        let mut stats = KeyStats { documents: docs.len() as u64, bad_lines, ..KeyStats::default() };
+        let mut out = Vec::new();
+        for doc in &docs {
+            for (slot, &key) in doc.keys.iter().enumerate() {
+                let pos = pack_position(file_index, doc.line, slot as u64).ok_or_else(|| DedupeError::BadLine {
+                    path: path.to_string(),
+                    line: doc.line,
+                    field: "(line)".to_string(),
+                    reason: format!("too many keys in one document or lines in one file (slot {slot})"),
+                })?;
+                out.push((key, pos));
+            }
+            stats.keys += doc.keys.len() as u64;
+        }
+        Ok((out, stats))
+    }
+
+    /// Writes the attributes file of `data` to `output` (atomically, compressed by its extension) given the
+    /// packed positions of its duplicate key occurrences (any order; the file index part is ignored).
+    pub fn write_attributes(&self, path: &str, data: &[u8], duplicates: &[u128], output: &str) -> Result<KeyStats> {
+        let (body, stats) = self.attributes(path, data, duplicates)?;
+        write_atomic(output, &body)?;
+        Ok(stats)
+    }
+
+    /// The attributes file content (uncompressed), in the local deduper's exact serialization.
+    pub fn attributes(&self, path: &str, data: &[u8], duplicates: &[u128]) -> Result<(Vec<u8>, KeyStats)> {
+        let dup: HashSet<(u64, u64)> = duplicates
+            .iter()
+            .map(|&p| {
+                let (_f, line, slot) = unpack_position(p);
+                (line, slot)
+            })
+            .collect();
+        let (docs, bad_lines) = self.parse(path, data)?;
+        let threshold = match &self.mode {
+            Mode::Ngrams { threshold, .. } => *threshold,
+            _ => 1.0,
+        };
+        let attribute = serde_json::to_string(self.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
+        let mut stats = KeyStats { documents: docs.len() as u64, bad_lines, ..KeyStats::default() };
+        let mut body = Vec::with_capacity(docs.len() * 48);
+        for doc in &docs {
+            let is_dup = |slot: u64| dup.contains(&(doc.line, slot));
+            stats.keys += doc.keys.len() as u64;
+            let marks: Option<Vec<(u64, u64, Score)>> = match &doc.units {
+                Units::NoKey => None,
+                Units::SkippedDoc => Some(Vec::new()),
+                Units::Doc { len } => is_dup(0).then(|| vec![(0, *len, Score::One)]),
+                Units::Paras(paras) => {
+                    let mut marks = Vec::new();
+                    let mut slot = 0u64;
+                    for para in paras {
+                        let score = match &para.kind {
+                            ParaKind::Skip => continue,
+                            ParaKind::Exact => {
+                                slot += 1;
+                                is_dup(slot - 1).then_some(Score::One)
+                            }
+                            ParaKind::Short { ngram } => {
+                                let hit = is_dup(slot);
+                                slot += 1 + u64::from(*ngram);
+                                let score = if hit { 1.0f32 } else { 0.0 };
+                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
+                            }
+                            ParaKind::Ngrams(count) => {
+                                let hits = (slot..slot + *count as u64).filter(|&s| is_dup(s)).count();
+                                slot += *count as u64;
+                                let score = hits as f32 / *count as f32;
+                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
+                            }
+                        };
+                        if let Some(score) = score {
+                            marks.push((para.start, para.end, score));
+                        }
+                    }
+                    Some(marks)
+                }
+            };
+            if let Some(list) = &marks {
+                stats.keys_marked += list.len() as u64;
+                stats.documents_marked += u64::from(!list.is_empty());
+            }
+            body.extend_from_slice(b"{\"id\":");
+            body.extend_from_slice(doc.id.as_bytes());
+            body.extend_from_slice(b",\"attributes\":{");
+            if let Some(list) = marks {
+                body.extend_from_slice(attribute.as_bytes());
+                body.extend_from_slice(b":[");
+                for (i, (start, end, score)) in list.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    let score = match score {
+                        Score::One => "1".to_string(),
+                        Score::Fraction(f) => {
+                            serde_json::to_string(&f64::from(*f)).unwrap_or_else(|_| "0.0".to_string())
+                        }
+                    };
+                    body.extend_from_slice(format!("[{start},{end},{score}]").as_bytes());
+                }
+                body.push(b']');
+            }
+            body.extend_from_slice(b"}}\n");
+        }
+        Ok((body, stats))
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Parsing: the same line rules as the local pipeline (blank lines ignored, 1-based line numbers).
+    // ------------------------------------------------------------------------------------------------------
+
+    fn parse(&self, path: &str, data: &[u8]) -> Result<(Vec<DocKeys>, u64)> {
+        let mut docs = Vec::new();
+        let mut bad_lines = 0u64;
+        let mut start = 0usize;
+        let mut lineno = 0u64;
+        for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
+            if start > data.len() {
+                break;
+            }
+            lineno += 1;
+            let line = &data[start..end];
+            start = end + 1;
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            match self.parse_line(path, lineno, line) {
+                Ok(doc) => docs.push(doc),
+                Err(DedupeError::BadLine { .. }) if self.skip_bad_lines => bad_lines += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((docs, bad_lines))
+    }
+
+    fn parse_line(&self, path: &str, lineno: u64, line: &[u8]) -> Result<DocKeys> {
+        let bad = |field: &str, reason: String| DedupeError::BadLine {
+            path: path.to_string(),
+            line: lineno,
+            field: field.to_string(),
+            reason,
+        };
+        let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
+        let mut keys = Vec::new();
+        let (id, units) = match &self.mode {
+            Mode::Documents { key, .. } if key.single_field() != Some("text") && key.single_field() != Some("id") => {
+                let value: Value =
+                    serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
+                let obj = value.as_object().ok_or_else(|| bad("(line)", "expected a JSON object".to_string()))?;
+                let id = match obj.get("id") {
+                    Some(v @ Value::String(_)) => v.to_string(),
+                    Some(other) => return Err(bad("id", format!("expected a string, got {}", json_type(other)))),
+                    None => return Err(bad("id", "missing required field".to_string())),
+                };
+                let key_text: Cow<str> = match key.select(&value) {
+                    None | Some(Value::Null) => {
+                        let text = key.to_string();
+                        let field = text.strip_prefix("$.").map(str::to_string).unwrap_or(text);
+                        return Err(bad(&field, "missing (the dedupe key must be present)".to_string()));
+                    }
+                    Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+                    Some(other) => Cow::Owned(other.to_string()),
+                };
+                let units = self.doc_units(&key_text, &mut keys);
+                (id, units)
+            }
+            _ => {
+                let fields: LineFields =
+                    serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
+                let id = match fields.id {
+                    Some(raw) if raw.get().starts_with('"') => raw.get().to_string(),
+                    Some(raw) => return Err(bad("id", format!("expected a string, got {}", raw.get()))),
+                    None => return Err(bad("id", "missing required field".to_string())),
+                };
+                let raw_text = fields.text.ok_or_else(|| bad("text", "missing required field".to_string()))?;
+                let text: Cow<str> = serde_json::from_str(raw_text.get())
+                    .map_err(|_| bad("text", format!("expected a string, got {}", truncate(raw_text.get()))))?;
+                let units = match &self.mode {
+                    Mode::Documents { key, .. } => {
+                        if key.single_field() == Some("id") {
+                            let id_text: Cow<str> = serde_json::from_str(&id).unwrap_or(Cow::Borrowed(""));
+                            self.doc_units(&id_text, &mut keys)
+                        } else {
+                            self.doc_units(&text, &mut keys)
+                        }
+                    }
+                    Mode::Paragraphs { separator, .. } => self.paragraph_units(&text, separator, None, &mut keys),
+                    Mode::Ngrams { separator, n, stride, skip_short, .. } => {
+                        self.paragraph_units(&text, separator, Some((*n, *stride, *skip_short)), &mut keys)
+                    }
+                };
+                (id, units)
+            }
+        };
+        Ok(DocKeys { line: lineno, id, units, keys })
+    }
+
+    fn too_small(&self, text: &str) -> bool {
+        let cfg = &self.config;
+        (cfg.skip_empty && text::is_blank(text))
+            || (cfg.min_length > 0 && text::chars(text) < cfg.min_length)
+            || (cfg.min_words > 0 && text::word_count(text) < cfg.min_words)
+    }
+
+    fn doc_units(&self, key: &str, keys: &mut Vec<u64>) -> Units {
+        if self.too_small(key) {
+            Units::SkippedDoc
+        } else {
+            keys.push(hash(key.as_bytes()));
+            Units::Doc { len: text::chars(key) }
+        }
+    }
+
+    fn paragraph_units(
+        &self,
+        text: &str,
+        separator: &str,
+        ngram: Option<(usize, usize, bool)>,
+        keys: &mut Vec<u64>,
+    ) -> Units {
+        if text.is_empty() {
+            return Units::NoKey;
+        }
+        let mut buf = Vec::new();
+        let paras = text::paragraphs(text, separator)
+            .into_iter()
+            .map(|p| {
+                let kind = if self.too_small(p.text) {
+                    ParaKind::Skip
+                } else {
+                    match ngram {
+                        None => {
+                            keys.push(hash(p.text.as_bytes()));
+                            ParaKind::Exact
+                        }
+                        Some((n, stride, skip_short)) => {
+                            let words: Vec<&str> = text::words(p.text).collect();
+                            if skip_short && words.len() < n {
+                                ParaKind::Skip
+                            } else if !skip_short && words.len() <= n {
+                                keys.push(hash(p.text.as_bytes()));
+                                let ngram = words.len() == n;
+                                if ngram {
+                                    keys.push(hash(text::ngram_key(&words, &mut buf)));
+                                }
+                                ParaKind::Short { ngram }
+                            } else {
+                                let before = keys.len();
+                                for j in text::ngram_windows(words.len(), n, stride) {
+                                    keys.push(hash(text::ngram_key(&words[j..j + n], &mut buf)));
+                                }
+                                ParaKind::Ngrams(keys.len() - before)
+                            }
+                        }
+                    }
+                };
+                Para { start: p.start, end: p.end, kind }
+            })
+            .collect();
+        Units::Paras(paras)
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() <= 40 {
+        s.to_string()
+    } else {
+        let mut end = 40;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maker(section: &str) -> KeyMaker {
+        KeyMaker::new(DedupeConfig::from_json(section).unwrap(), false).unwrap()
+    }
+
+    /// Duplicates by exact first-occurrence over files in order (what the distributed run computes).
+    fn dedupe(maker: &KeyMaker, files: &[&str]) -> Vec<String> {
+        let mut first: std::collections::HashMap<u64, u128> = std::collections::HashMap::new();
+        let mut all = Vec::new();
+        for (i, data) in files.iter().enumerate() {
+            let (keys, _) = maker.keys("f", data.as_bytes(), i as u64).unwrap();
+            all.extend(keys);
+        }
+        for &(k, p) in &all {
+            let e = first.entry(k).or_insert(p);
+            *e = (*e).min(p);
+        }
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let dups: Vec<u128> = all
+                    .iter()
+                    .filter(|&&(k, p)| unpack_position(p).0 == i as u64 && first[&k] != p)
+                    .map(|&(_, p)| p)
+                    .collect();
+                String::from_utf8(maker.attributes("f", data.as_bytes(), &dups).unwrap().0).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn documents_mode_marks_later_copies() {
+        let m = maker(r#"{"name":"x","documents":{"attribute_name":"d","key":"$.text"},"skip_empty":true}"#);
+        let out = dedupe(
+            &m,
+            &["{\"id\":\"a\",\"text\":\"hé\"}\n{\"id\":\"b\",\"text\":\" \"}\n", "{\"id\":\"c\",\"text\":\"hé\"}"],
+        );
+        assert_eq!(out[0], "{\"id\":\"a\",\"attributes\":{}}\n{\"id\":\"b\",\"attributes\":{\"d\":[]}}\n");
+        assert_eq!(out[1], "{\"id\":\"c\",\"attributes\":{\"d\":[[0,2,1]]}}\n");
+    }
+
+    #[test]
+    fn paragraphs_and_ngrams_follow_slot_order() {
+        let m = maker(r#"{"name":"x","paragraphs":{"attribute_name":"p"}}"#);
+        let out = dedupe(&m, &["{\"id\":\"a\",\"text\":\"x\\ny\\nx\\n\"}\n{\"id\":\"b\",\"text\":\"\"}"]);
+        assert_eq!(out[0], "{\"id\":\"a\",\"attributes\":{\"p\":[[4,5,1]]}}\n{\"id\":\"b\",\"attributes\":{}}\n");
+        let m = maker(
+            r#"{"name":"x","paragraphs":{"attribute_name":"p","by_ngram":{"ngram_length":2,"overlap_threshold":0.5}}}"#,
+        );
+        let out = dedupe(&m, &["{\"id\":\"a\",\"text\":\"a b c\\nb c d\\na b\"}"]);
+        assert_eq!(out[0], "{\"id\":\"a\",\"attributes\":{\"p\":[[6,12,0.5]]}}\n");
+    }
+
+    #[test]
+    fn repeats_are_all_but_the_earliest_whatever_the_blob_order() {
+        let (a, b, c) =
+            (pack_position(0, 3, 0).unwrap(), pack_position(0, 9, 1).unwrap(), pack_position(2, 1, 0).unwrap());
+        let first = blobs_by_partition(&[(5, c), (7, b)], 1);
+        let second = blobs_by_partition(&[(5, a), (5, b), (9, c), (9, a)], 1);
+        let got = find_repeats(&[&first[0].1, &second[0].1]).unwrap();
+        let files: Vec<(u64, Vec<u128>)> =
+            got.into_iter().map(|(f, blob)| (f, decode_positions(&blob).unwrap())).collect();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].0, 0);
+        assert_eq!(files[0].1, vec![b]);
+        assert_eq!(
+            (files[1].0, {
+                let mut v = files[1].1.clone();
+                v.sort();
+                v
+            }),
+            (2, vec![c, c])
+        );
+        assert_eq!(blobs_by_partition(&[(5, a), (6, a)], 2).iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![0, 1]);
+    }
+
+    #[test]
+    fn positions_sort_by_file_line_slot() {
+        let a = pack_position(0, 1, 5).unwrap();
+        let b = pack_position(0, 2, 0).unwrap();
+        let c = pack_position(1, 1, 0).unwrap();
+        assert!(a < b && b < c);
+        assert_eq!(unpack_position(b), (0, 2, 0));
+        assert!(pack_position(0, 1, 1 << 24).is_none());
+    }
+}
