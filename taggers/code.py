@@ -8,7 +8,9 @@ meaning; the quirks are spelled out in each docstring and in the README.
 from __future__ import annotations
 
 import ast
+import bisect
 import io
+import re
 import tokenize
 import warnings
 
@@ -212,10 +214,94 @@ def python_comment_text(text: str) -> str | None:
     return ("".join(doc + "\n" for doc in docs) + comments).strip()
 
 
-def _lexer(ext: str):
-    from pygments.lexers import JavaLexer, JavascriptLexer
+_CHAIN = re.compile(r"[\w.\[\]$<>?\s]+")  # the characters Pygments' Java method-signature rule can span
+_NAME_START = re.compile(r"[^\W\d]|\$")
+_PURE_NAME = re.compile(r"(?:[^\W\d]|\$)[\w$]*")
+_ELEMENT = re.compile(r"\S+")
 
-    return JavascriptLexer() if ext in JAVASCRIPT_EXTS else JavaLexer()
+
+class _MethodRuleGuard:
+    """Pygments' Java method-signature rule, answered without its quadratic backtracking.
+
+    The rule (return-type words, a name, optional spaces, "(") is tried at every identifier and scans the
+    whole run of words after it, so a long run of words without "(" (prose, a long line) costs quadratic
+    time (25 s for 50 kB in Pygments 2.21). It can only match when the run of its characters that starts at
+    `pos` ends with "(", every whitespace-separated element from `pos` on starts like a name, there are at
+    least two of them, and the last is a plain name. That is checked with one linear scan per text; only
+    then does the original expression run (bounded to the run), so the tokens are unchanged (checked token
+    by token against the unguarded lexer in tests/test_code_taggers.py).
+    """
+
+    def __init__(self, match):
+        self.match = match
+        self.cache: dict[int, tuple[str, list[int], list[int], dict[int, tuple[int, int]]]] = {}
+
+    def _analysis(self, text: str):
+        hit = self.cache.get(id(text))
+        if hit is not None and hit[0] is text:
+            return hit
+        starts, ends = [], []
+        for m in _CHAIN.finditer(text):
+            starts.append(m.start())
+            ends.append(m.end())
+        if len(self.cache) >= 4:  # the text being lexed plus the snippets `using(this)` re-lexes
+            self.cache.pop(next(iter(self.cache)))
+        hit = self.cache[id(text)] = (text, starts, ends, {})
+        return hit
+
+    @staticmethod
+    def _run_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+        """(start of the last element, start of the last badly-starting element before it or -1), or
+        (-1, -1) when the last element is not a plain name."""
+        elements = [(m.start(), m.group()) for m in _ELEMENT.finditer(text, start, end)]
+        last_start, last = elements[-1] if elements else (-1, "")
+        if not elements or not _PURE_NAME.fullmatch(last):
+            return -1, -1
+        bad = -1
+        for at, element in elements[:-1]:
+            if not _NAME_START.match(element):
+                bad = at
+        return last_start, bad
+
+    def __call__(self, text: str, pos: int, endpos: int | None = None):
+        if not _NAME_START.match(text, pos):
+            return None
+        _, starts, ends, runs = self._analysis(text)
+        i = bisect.bisect_right(starts, pos) - 1
+        if i < 0 or ends[i] <= pos or ends[i] >= len(text) or text[ends[i]] != "(":
+            return None
+        bounds = runs.get(i)
+        if bounds is None:
+            bounds = runs[i] = self._run_bounds(text, starts[i], ends[i])
+        last_start, bad = bounds
+        if not (bad < pos < last_start):
+            return None
+        return self.match(text, pos, ends[i] + 1)
+
+
+_GUARDED_JAVA: list[type] = []
+
+
+def _java_lexer():
+    """Pygments' Java lexer with its method-signature rule guarded (see _MethodRuleGuard): same tokens."""
+    from pygments.lexers import JavaLexer
+
+    if not _GUARDED_JAVA:
+        sub = type("GuardedJavaLexer", (JavaLexer,), {})
+        sub()  # Pygments compiles a lexer class's rules when its first instance is made
+        root = sub._tokens["root"]
+        for i, (rex, action, new_state) in enumerate(root):
+            pattern = getattr(getattr(rex, "__self__", None), "pattern", "")
+            if isinstance(pattern, str) and pattern.endswith(r"(\s*)(\()"):
+                root[i] = (_MethodRuleGuard(rex), action, new_state)
+        _GUARDED_JAVA.append(sub)
+    return _GUARDED_JAVA[0]()
+
+
+def _lexer(ext: str):
+    from pygments.lexers import JavascriptLexer
+
+    return JavascriptLexer() if ext in JAVASCRIPT_EXTS else _java_lexer()
 
 
 def lexer_comment_text(text: str, ext: str) -> str:
