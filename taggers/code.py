@@ -13,6 +13,7 @@ import io
 import re
 import tokenize
 import warnings
+from collections import OrderedDict
 
 from dolma.documents import Document, Span
 from dolma.errors import TaggerError
@@ -234,18 +235,21 @@ class _MethodRuleGuard:
 
     def __init__(self, match):
         self.match = match
-        self.cache: dict[int, tuple[str, list[int], list[int], dict[int, tuple[int, int]]]] = {}
+        self.cache: OrderedDict[int, tuple[str, list[int], list[int], dict[int, tuple[int, int]]]] = OrderedDict()
 
     def _analysis(self, text: str):
         hit = self.cache.get(id(text))
         if hit is not None and hit[0] is text:
+            self.cache.move_to_end(id(text))
             return hit
         starts, ends = [], []
         for m in _CHAIN.finditer(text):
             starts.append(m.start())
             ends.append(m.end())
-        if len(self.cache) >= 4:  # the text being lexed plus the snippets `using(this)` re-lexes
-            self.cache.pop(next(iter(self.cache)))
+        # Least recently used out: the text being lexed is asked about at every word, so it stays while the
+        # snippets that `using(this)` re-lexes come and go.
+        if len(self.cache) >= 4:
+            self.cache.popitem(last=False)
         hit = self.cache[id(text)] = (text, starts, ends, {})
         return hit
 

@@ -260,3 +260,23 @@ def test_guarded_java_lexer_skips_hopeless_method_rule_attempts(monkeypatch):
     assert calls == []
     code.lexer_comment_text("public void run() {}", "java")
     assert calls == [0]
+
+
+def test_guarded_java_lexer_scans_a_long_text_once(monkeypatch):
+    """The pre-check's scan of the text is cached while `using(this)` re-lexes snippets (it once thrashed)."""
+    from taggers import code
+
+    scans = []
+    real = code._CHAIN
+
+    class Counting:
+        def finditer(self, text):
+            scans.append(len(text))
+            return real.finditer(text)
+
+    monkeypatch.setattr(code, "_CHAIN", Counting())
+    monkeypatch.setattr(code, "_GUARDED_JAVA", [])  # a fresh guard with an empty cache
+    text = "public final class A {\n    public static void run(int x) { }\n}\n" * 200
+    code.lexer_comment_text(text, "java")
+    assert scans.count(len(text)) == 1
+    assert len(scans) > 1  # the signatures' return types were re-lexed as snippets
