@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+# Run as a script, benchmarks/ comes first on sys.path and its taggers.py would shadow the taggers package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
+sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 _WORD_TEXT = (
     "the of and to in is was for on that with as by at from his her an which have are were this be or "
