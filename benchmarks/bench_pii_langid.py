@@ -2,11 +2,14 @@
 
 Builds (once) a corpus of >= 100 MB of synthetic English/multilingual documents with e-mail addresses,
 phone numbers and IP addresses, then times `dolma tag` (ours and the reference's CLI) with 1 and 2
-processes, reporting docs/s, MB/s and peak RSS per process (from /usr/bin/time-free getrusage of children).
+processes, reporting docs/s, MB/s, CPU seconds (user + sys of the command and all its processes) and the
+peak RSS of the largest process (both from /usr/bin/time).
 
     python benchmarks/bench_pii_langid.py [--mb 100] [--taggers pii_regex_v2 ...] [--reference PATH]
 
-The machine's cores are shared, so treat the numbers as indicative.
+The machine's cores are shared, so wall-clock rates depend on the load; the CPU-time ratio (reference CPU
+seconds / ours for the same work) is much less sensitive to it, so it is printed too, with `uptime`'s load
+before each run.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import gzip
 import json
 import os
 import random
-import resource
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+# Run as a script, benchmarks/ comes first on sys.path and its taggers.py would shadow the taggers package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
+sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 _WORD_TEXT = (
     "the of and to in is was for on that with as by at from his her an which have are were this be or "
@@ -65,16 +70,20 @@ def make_corpus(root: Path, mb: int, files: int = 8) -> tuple[int, int]:
     return docs, size
 
 
-def run(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float]:
-    """Wall time and peak child RSS in MB of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 1)[0] if Path("/proc/loadavg").exists() else "?"
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of all its processes, peak RSS in MB of the largest process) of one command."""
     start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before) / 1024
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", result.stderr))
+    return elapsed, cpu, (int(rss.group(1)) / 1024 if rss else float("nan"))
 
 
 def main() -> None:
@@ -116,18 +125,25 @@ def main() -> None:
             ]:
                 shutil.rmtree(corpus / "attributes", ignore_errors=True)
                 full = [*cmd, "--documents", "documents/*/*.jsonl.gz", "--taggers", tagger, "--processes", str(procs)]
-                elapsed, rss = run(full, corpus, env)
-                rows.append((tagger, procs, who, docs / elapsed, size / 1e6 / elapsed, rss))
+                before = load()
+                elapsed, cpu, rss = run(full, corpus, env)
+                rows.append((tagger, procs, who, docs / elapsed, size / 1e6 / elapsed, cpu, rss, before))
                 print(
                     f"{tagger:32s} p={procs} {who:9s} {docs / elapsed:9.0f} docs/s {size / 1e6 / elapsed:7.2f} MB/s "
-                    f"peak RSS {rss:6.0f} MB",
+                    f"CPU {cpu:7.1f} s  peak RSS {rss:6.0f} MB  load before {before}",
                     flush=True,
                 )
-    print("\n| tagger | processes | ours docs/s | ours MB/s | reference docs/s | reference MB/s | speed-up |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| tagger | processes | ours docs/s (MB/s) | reference docs/s (MB/s) | wall speed-up "
+        "| CPU s ours / reference | CPU ratio | peak RSS MB ours / reference | load before (ours, ref) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for i in range(0, len(rows), 2):
-        (t, p, _, d, m, _), (_, _, _, rd, rm, _) = rows[i], rows[i + 1]
-        print(f"| {t} | {p} | {d:.0f} | {m:.2f} | {rd:.0f} | {rm:.2f} | {d / rd:.1f}x |")
+        (t, p, _, d, m, c, r, ld), (_, _, _, rd, rm, rc, rr, rld) = rows[i], rows[i + 1]
+        print(
+            f"| {t} | {p} | {d:.0f} ({m:.2f}) | {rd:.0f} ({rm:.2f}) | {d / rd:.1f}x | {c:.1f} / {rc:.1f} "
+            f"| {rc / c:.1f}x | {r:.0f} / {rr:.0f} | {ld}, {rld} |"
+        )
 
 
 if __name__ == "__main__":

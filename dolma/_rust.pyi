@@ -197,3 +197,10 @@ def c4_stats_batch(
 def repetitions_batch(texts: list[str], *, per_paragraph: bool = False) -> list[list[tuple[int, int, int]]]:
     """Repeated substrings per text as (start, end, copies) code-point spans, as
     `re.finditer(r"(.+?)(?:\\s?\\1){3,}", text)` finds them; `per_paragraph` searches each line alone."""
+
+# PII scan of the pii_regex_* taggers (rust_ext/core/src/pii.rs), same spans as taggers/pii.py's Python code.
+
+def pii_scan_batch(texts: list[str], *, by_line: bool = False) -> list[tuple[list[tuple[int, int, int]], int]]:
+    """Per text: ([(start, end, kind)], words); code-point spans, kind 0 e-mail, 1 phone, 2 IP, in that
+    order. Whole text (phone/IP near a "#" dropped, words = len(text.split())) or, with `by_line`, each line
+    on its own (no "#" rule, words = 0)."""

@@ -36,22 +36,48 @@ class LanguageConfig(TaggerConfig, kw_only=True):
     ] = None
 
 
+_PREFIX = len("__label__")
+_EN_LABEL = "__label__en"
+
+
+def _clean(text: str) -> str:
+    """The line fastText sees: stripped first, as the reference does (this matters for non-fastText
+    whitespace such as U+00A0), lower-cased, newlines as spaces, plus the newline fastText's binding expects."""
+    return text.strip().lower().replace("\n", " ").replace("\r", " ") + "\n"
+
+
 class FastTextLanguageTagger(Tagger):
     """Base for fastText language-ID taggers: lower-cased, newline-free text in, label probabilities out."""
 
     Config = LanguageConfig
-    _transient = ("model",)
+    _transient = ("model", "_predict")
 
     @cached_property
     def model(self) -> Any:
         path = self.config.model_path or os.environ.get(LID_MODEL_ENV) or SHIPPED_LID_MODEL
         return load_fasttext(resolve_model(path, "language-ID model"))
 
+    @cached_property
+    def _predict(self) -> Any:
+        # fastText's own binding, without the Python wrapper's checks and numpy conversion: (text + "\n", k,
+        # threshold, on_unicode_error) -> [(probability, label), ...], most likely first. The text never
+        # contains "\n" here (the wrapper's only check).
+        return self.model.f.predict
+
     def probabilities(self, text: str) -> dict[str, float]:
-        # stripped first, as the reference does (this matters for non-fastText whitespace such as U+00A0)
-        clean = text.strip().lower().replace("\n", " ").replace("\r", " ")
-        labels, probs = self.model.predict(clean, k=-1)
-        return {label[len("__label__") :]: float(p) for label, p in zip(labels, probs)}
+        return {label[_PREFIX:]: p for p, label in self._predict(_clean(text), -1, 0.0, "strict")}
+
+    def en_probability(self, text: str) -> float:
+        """`probabilities(text).get("en", 0.0)`, cheaper: a label's probability does not depend on k, so ask
+        for the most likely label first and for all of them only when that is not English."""
+        clean = _clean(text)
+        top = self._predict(clean, 1, 0.0, "strict")
+        if top and top[0][1] == _EN_LABEL:
+            return top[0][0]
+        for p, label in self._predict(clean, -1, 0.0, "strict"):
+            if label == _EN_LABEL:
+                return p
+        return 0.0
 
 
 @register("ft_lang_id_en_doc_v2")
@@ -63,7 +89,7 @@ class FastTextEnglishDocumentTagger(FastTextLanguageTagger):
     """
 
     def predict(self, doc: Document) -> list[Span]:
-        en = self.probabilities(doc.text).get("en", 0.0)
+        en = self.en_probability(doc.text)
         n = len(doc.text)
         return [Span(0, n, "en", en), Span(0, n, "not_en", 1.0 - en)]
 
@@ -72,7 +98,8 @@ class _ParagraphEnglish(FastTextLanguageTagger):
     """Shared code: English probability per non-blank paragraph."""
 
     def paragraph_scores(self, text: str) -> list[tuple[int, int, float]]:
-        return [(start, end, self.probabilities(p).get("en", 0.0)) for start, end, p in paragraphs(text)]
+        en = self.en_probability
+        return [(start, end, en(p)) for start, end, p in paragraphs(text)]
 
 
 @register("ft_lang_id_en_paragraph_v2")

@@ -2,17 +2,23 @@
 
 The patterns and scores reproduce the reference toolkit's `pii_regex_*` taggers exactly as observed by
 black-box differential testing (spans include the surrounding whitespace and punctuation those patterns
-consume), so existing mixer rules keep their meaning. Documents are pre-screened with cheap substring tests
-so that the regexes only run on text that can contain a match.
+consume), so existing mixer rules keep their meaning.
+
+The taggers run the scan in the Rust core (`dolma._rust.pii_scan_batch`, rust_ext/core/src/pii.rs) on a
+whole batch without the GIL. The Python functions below (`pii_spans`, `pii_spans_by_line`) are the
+specification: tests/test_pii.py checks the Rust scan against them on random and adversarial text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from dolma import _rust
 from dolma.documents import Document, Span
 from dolma.registry import register
 from dolma.tagger import Tagger
+from taggers._text import rust_texts
 
 # An e-mail candidate: optional leading punctuation/whitespace, "local@domain", optional punctuation, then a
 # mandatory whitespace character (so an address at the very end of a text without trailing space is missed,
@@ -89,10 +95,13 @@ def pii_spans_by_line(text: str) -> list[Span]:
     return out
 
 
-def _doc_fraction(text: str, count: int) -> float:
-    """Matches per whitespace-separated word; -1 when the text has no words."""
-    words = len(text.split())
-    return count / words if words else -1.0
+_KINDS = (EMAIL_TYPE, PHONE_TYPE, IP_TYPE)
+
+
+def scan_batch(docs: Sequence[Document], *, by_line: bool = False) -> list[tuple[list[Span], int]]:
+    """`pii_spans` (or `pii_spans_by_line`) of each document plus its word count (0 by line), from Rust."""
+    rows = _rust.pii_scan_batch(rust_texts(docs), by_line=by_line)
+    return [([Span(s, e, _KINDS[k], 1.0) for s, e, k in found], words) for found, words in rows]
 
 
 @register("pii_regex_v1")
@@ -106,9 +115,14 @@ class PiiRegexV1Tagger(Tagger):
     """
 
     def predict(self, doc: Document) -> list[Span]:
-        spans = pii_spans(doc.text)
-        spans.append(Span(0, len(doc.text), "doc", _doc_fraction(doc.text, len(spans))))
-        return spans
+        return self.predict_batch([doc])[0]
+
+    def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
+        out = []
+        for doc, (spans, words) in zip(docs, scan_batch(docs)):
+            spans.append(Span(0, len(doc.text), "doc", len(spans) / words if words else -1.0))
+            out.append(spans)
+        return out
 
 
 @register("pii_regex_v2")
@@ -130,12 +144,17 @@ class PiiRegexWithCountsV2Tagger(Tagger):
     """
 
     def predict(self, doc: Document) -> list[Span]:
-        spans = pii_spans(doc.text)
-        count = len(spans)
-        n = len(doc.text)
-        spans.append(Span(0, n, "doc", _doc_fraction(doc.text, count)))
-        spans.append(Span(0, n, "doc_count", float(count)))
-        return spans
+        return self.predict_batch([doc])[0]
+
+    def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
+        out = []
+        for doc, (spans, words) in zip(docs, scan_batch(docs)):
+            count = len(spans)
+            n = len(doc.text)
+            spans.append(Span(0, n, "doc", count / words if words else -1.0))
+            spans.append(Span(0, n, "doc_count", float(count)))
+            out.append(spans)
+        return out
 
 
 @register("pii_regex_with_counts_fast_v2")
@@ -149,11 +168,15 @@ class PiiRegexWithCountsFastV2Tagger(Tagger):
     """
 
     def predict(self, doc: Document) -> list[Span]:
-        text = doc.text
-        spans = pii_spans_by_line(text)
-        covered = sum(s.end - s.start for s in spans)
-        n = len(text)
-        count = len(spans)
-        spans.append(Span(0, n, "doc_count", float(count)))
-        spans.append(Span(0, n, "doc_frac", (n + covered) / n if n else -1.0))
-        return spans
+        return self.predict_batch([doc])[0]
+
+    def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
+        out = []
+        for doc, (spans, _) in zip(docs, scan_batch(docs, by_line=True)):
+            covered = sum(s.end - s.start for s in spans)
+            n = len(doc.text)
+            count = len(spans)
+            spans.append(Span(0, n, "doc_count", float(count)))
+            spans.append(Span(0, n, "doc_frac", (n + covered) / n if n else -1.0))
+            out.append(spans)
+        return out

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
 
 mod dedupe;
+mod pii;
 
 create_exception!(
     dolma._rust,
@@ -392,5 +393,6 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     dedupe::register(m)?;
     textstats::register(m)?;
+    pii::register(m)?;
     Ok(())
 }
