@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
 
+from dolma._rust import BloomFilter
+
 PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
 NGRAMS = [
     *PARAGRAPHS,
@@ -224,9 +226,13 @@ def test_corrupt_or_foreign_filter_is_rejected(tmp_path: Path, damage, message: 
 def test_dryrun_reports_filter_memory(tmp_path: Path) -> None:
     root = split_sample(tmp_path, parts=1)
     result = dedupe(root, *PARAGRAPHS, "--dryrun")
-    # 200k keys at 1e-6: -n ln p / ln^2 2 = 5,751,035 bits -> 89,860 64-bit words = 718,880 bytes;
-    # k = round(m / n ln 2) = 20.
-    assert "718,880 bytes" in result.stdout and "20 hashes" in result.stdout
+    # 200k keys at 1e-6: the textbook filter needs -n ln p / ln^2 2 = 5,751,035 bits (718,880 bytes); the
+    # blocked one (all bits of a key in one 64-byte block) needs 980,992 bytes = 15,328 blocks, 16 hashes,
+    # which is the fewest blocks whose expected rate after 200k keys is at most 1e-6.
+    assert "980,992 bytes" in result.stdout and "16 hashes" in result.stdout
+    rate = BloomFilter.expected_false_positive_rate(980_992, 16, 200_000)
+    assert rate <= 1e-6 and f"expected false-positive rate {rate:.3g}" in result.stdout
+    assert min(BloomFilter.expected_false_positive_rate(980_992 - 64, k, 200_000) for k in range(1, 33)) > 1e-6
     assert not (root / "attributes").exists() and not (root / "filter.bin").exists()
 
 
