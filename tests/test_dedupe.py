@@ -6,8 +6,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import random
 import shutil
+import signal
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +105,62 @@ def test_resume_after_failure_half_way(tmp_path: Path) -> None:
     assert not checkpoint.exists()
     # The final filter equals the one of the clean run.
     assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+
+
+def _checkpoint_completed(path: Path) -> int | None:
+    """Files done according to a checkpoint file (magic, u32 version, u64 state length, JSON state, ...)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    (length,) = struct.unpack_from("<Q", data, 12)
+    return json.loads(data[20 : 20 + length])["completed"]
+
+
+def test_sigkill_half_way_then_resume_gives_identical_attributes(tmp_path: Path) -> None:
+    """A real crash: SIGKILL the process once it has checkpointed and written attributes past the checkpoint,
+    rerun the same command, and get the bytes of an uninterrupted run (attributes and final filter)."""
+    parts = 40  # batches of 4 files with one process, a checkpoint after each: 10 checkpoints
+    clean = split_sample(tmp_path / "clean", parts=parts)
+    dedupe(clean, *NGRAMS, "--processes", "1")
+    expected = attribute_bytes(clean)
+    assert len(expected) == parts
+
+    root = split_sample(tmp_path / "killed", parts=parts)
+    args = [
+        sys.executable, "-m", "dolma", "dedupe",
+        "--documents", str(root / "documents" / "**" / "*.jsonl.gz"),
+        "--dedupe.name", "dd", *NGRAMS,
+        "--bloom_filter.file", str(root / "filter.bin"),
+        "--bloom_filter.estimated_doc_count", "200000",
+        "--bloom_filter.desired_false_positive_rate", "1e-6",
+        "--processes", "1", "--checkpoint_interval", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    checkpoint = root / "filter.bin.checkpoint"
+    out_dir = root / "attributes" / "dd"
+    try:
+        # Kill once a checkpoint exists and at least one file after it has its attributes written, so the
+        # resumed run must redo work that was already on disk.
+        while proc.poll() is None:
+            completed = _checkpoint_completed(checkpoint)
+            if completed is not None and len(list(out_dir.glob("*.jsonl.gz"))) > completed:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed half-way"
+    completed = _checkpoint_completed(checkpoint)
+    assert completed is not None and 0 < completed < parts
+    assert not (root / "filter.bin").exists()
+    assert 0 < len(attribute_bytes(root)) < parts
+
+    resumed = dedupe(root, *NGRAMS, "--processes", "2", "--checkpoint_interval", "0")
+    assert f"resuming from checkpoint {checkpoint}: {completed} of {parts}" in resumed.stdout + resumed.stderr
+    assert attribute_bytes(root) == expected
+    assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+    assert not checkpoint.exists()
 
 
 def test_checkpoint_from_other_config_is_refused(tmp_path: Path) -> None:

@@ -290,8 +290,33 @@ fn zeroed_blocks(num_blocks: usize) -> Result<Vec<Block>> {
     Ok(blocks)
 }
 
+/// Asks Linux to back the (still untouched) reserved bits with transparent huge pages: every lookup lands on
+/// a random block, and with 4 KiB pages nearly every one would also miss the TLB.
+fn advise_huge_pages(blocks: &Vec<Block>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = blocks.as_ptr() as usize;
+        let end = start + blocks.capacity() * BLOCK_BYTES;
+        let (first, last) = (start.div_ceil(HUGE) * HUGE, end / HUGE * HUGE);
+        if last > first {
+            // SAFETY: the range lies inside this Vec's own allocation; MADV_HUGEPAGE is advice about how to back
+            // the pages and never changes their contents. A failure (e.g. THP disabled) is harmless.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = blocks;
+}
+
 fn reserve_blocks(blocks: &mut Vec<Block>, num_blocks: usize) -> Result<()> {
-    blocks.try_reserve_exact(num_blocks).map_err(|_| {
+    let reserved = blocks.try_reserve_exact(num_blocks);
+    if reserved.is_ok() && num_blocks * BLOCK_BYTES >= 4 << 20 {
+        advise_huge_pages(blocks);
+    }
+    reserved.map_err(|_| {
         let bytes = num_blocks as u128 * BLOCK_BYTES as u128;
         BloomError::Io {
             path: None,
@@ -630,10 +655,47 @@ impl BloomFilter {
         self.blocks[probe.block].0[0].load(Ordering::Relaxed)
     }
 
+    /// Asks the CPU to start loading the block of a probe that will be looked up soon, without waiting for it:
+    /// issued some keys ahead, the cache misses of consecutive lookups overlap.
+    #[inline]
+    pub fn prefetch_probed(&self, probe: Probe) {
+        let block: *const Block = &self.blocks[probe.block];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint; it never faults and does not read into the program (and the
+        // address is that of a live block anyway).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(block.cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        std::hint::black_box(block);
+    }
+
     /// [`BloomFilter::insert`] for a probe from [`BloomFilter::probe_of`] on this filter.
     #[inline]
     pub fn insert_probed(&self, probe: Probe) -> bool {
         self.insert_probe(probe)
+    }
+
+    /// [`BloomFilter::insert_probed`] for a caller that is the only one changing the filter meanwhile (other
+    /// threads may read it): plain loads and stores instead of atomic read-modify-writes, which would stall
+    /// the CPU until each missed cache line arrives and so serialize the lookups' cache misses. Inserts made
+    /// concurrently by another thread could be lost, so callers must exclude other writers.
+    #[inline]
+    pub fn insert_probed_exclusive(&self, probe: Probe) -> bool {
+        let masks = self.masks(probe);
+        let block = &self.blocks[probe.block].0;
+        let mut present = true;
+        for (cell, mask) in block.iter().zip(masks) {
+            let current = cell.load(Ordering::Relaxed);
+            if current & mask != mask {
+                present = false;
+                cell.store(current | mask, Ordering::Relaxed);
+            }
+        }
+        if !present {
+            self.inserted.store(self.inserted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+        present
     }
 
     /// The bits of a probe inside its block, as one mask per word.
