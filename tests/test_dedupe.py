@@ -157,7 +157,8 @@ def test_sigkill_half_way_then_resume_gives_identical_attributes(tmp_path: Path)
     assert 0 < len(attribute_bytes(root)) < parts
 
     resumed = dedupe(root, *NGRAMS, "--processes", "2", "--checkpoint_interval", "0")
-    assert f"resuming from checkpoint {checkpoint}: {completed} of {parts}" in resumed.stdout + resumed.stderr
+    log = " ".join((resumed.stdout + resumed.stderr).split())  # the log may wrap lines
+    assert "resuming from checkpoint" in log and f"{completed} of {parts} file(s) already done" in log
     assert attribute_bytes(root) == expected
     assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
     assert not checkpoint.exists()
