@@ -333,7 +333,7 @@ mod tests {
                 .map(|_| {
                     rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     let pick = (rng >> 33) as usize;
-                    if round % 2 == 1 && pick % 5 == 0 {
+                    if round % 2 == 1 && pick.is_multiple_of(5) {
                         other[(pick / 5) % other.len()].as_str()
                     } else {
                         ascii[pick % ascii.len()].as_str()
