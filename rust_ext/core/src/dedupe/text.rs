@@ -41,7 +41,12 @@ pub fn paragraphs<'a>(text: &'a str, separator: &str) -> Vec<Paragraph<'a>> {
     let limit = if !text.is_empty() && text.ends_with(separator) { total - sep_chars } else { total };
     let mut out = Vec::new();
     let mut pos = 0u64;
-    let mut parts = text.split(separator).peekable();
+    // A one-byte separator (the usual "\n") splits with memchr instead of the general substring search.
+    let split: Box<dyn Iterator<Item = &'a str> + '_> = match separator.as_bytes() {
+        &[byte] => Box::new(text.split(char::from(byte))),
+        _ => Box::new(text.split(separator)),
+    };
+    let mut parts = split.peekable();
     while let Some(part) = parts.next() {
         let last = parts.peek().is_none();
         let len = char_count(part, ascii);
