@@ -53,6 +53,14 @@ class BloomFilter:
     def optimal_params(estimated_doc_count: int, desired_false_positive_rate: float) -> tuple[int, int]:
         """`(size_in_bytes, num_hashes)` for the count at the rate; `num_hashes` is capped at `MAX_HASHES`."""
 
+    @staticmethod
+    def optimal_num_hashes(size_in_bytes: int, estimated_doc_count: int) -> int:
+        """Best `num_hashes` for a filter of `size_in_bytes` (rounded up to 64-byte blocks) holding the count."""
+
+    @staticmethod
+    def expected_false_positive_rate(size_in_bytes: int, num_hashes: int, count: int) -> float:
+        """Expected false-positive rate of a (blocked) filter of this size and hash count after `count` inserts."""
+
     def contains(self, key: _Key) -> bool:
         """Whether the key is (probably) present; never False for an inserted key."""
 

@@ -55,7 +55,7 @@ def test_bytes_follow_the_documented_layout() -> None:
     magic, version, num_hashes, num_bits, seed1, seed2, inserted, checksum = HEADER.unpack_from(data)
     assert HEADER.size == 56
     assert magic == b"DOLMABLF"
-    assert version == _rust.BLOOM_FORMAT_VERSION == 1
+    assert version == _rust.BLOOM_FORMAT_VERSION == 2
     assert (num_hashes, num_bits, (seed1, seed2), inserted) == (
         bloom.num_hashes,
         bloom.num_bits,
@@ -124,7 +124,8 @@ GOOD = filled(64, seed=1)[0].to_bytes()
 CORRUPTIONS: list[tuple[str, Callable[[bytes], bytes], str]] = [
     ("bad magic", lambda d: b"NOTDOLMA" + d[8:], "not a dolma bloom filter file"),
     ("foreign file", lambda d: b"PK\x03\x04 not a bloom filter", "not a dolma bloom filter file"),
-    ("wrong version", lambda d: with_u32(d, 8, 2), r"version 2 .*version 1"),
+    ("wrong version", lambda d: with_u32(d, 8, 3), r"version 3 .*version 2"),
+    ("unblocked version 1", lambda d: with_u32(d, 8, 1), r"version 1 .*version 2"),
     ("empty", lambda d: b"", "truncated header"),
     ("truncated header", lambda d: d[:20], "truncated header"),
     ("header only", lambda d: d[: HEADER.size], "truncated"),
@@ -225,17 +226,23 @@ def test_wrong_argument_types_are_type_errors() -> None:
 
 
 def test_derived_parameters() -> None:
-    assert BloomFilter.optimal_params(1_000_000, 0.01) == (1_198_136, 7)
+    # Blocked layout: the smallest whole number of 64-byte blocks whose expected rate meets the target; a bit
+    # more than the textbook 1,198,132 bytes for 1M keys at 1%.
+    size, k = BloomFilter.optimal_params(1_000_000, 0.01)
+    assert size % 64 == 0 and 1_198_132 <= size < 1.1 * 1_198_132 and k in (6, 7)
+    assert BloomFilter.expected_false_positive_rate(size, k, 1_000_000) <= 0.01
+    assert min(BloomFilter.expected_false_positive_rate(size - 64, h, 1_000_000) for h in range(1, 33)) > 0.01
     size, k = BloomFilter.optimal_params(5000, 0.001)
     bloom = BloomFilter(estimated_doc_count=5000, desired_false_positive_rate=0.001)
     assert (bloom.size_in_bytes, bloom.num_hashes) == (size, k)
-    assert size % 8 == 0 and bloom.num_bits == size * 8
-    # Fixed size, hash count chosen for it: 100,032 bits for 10,000 docs -> round(10.0 * ln 2) = 7.
+    assert size % 64 == 0 and bloom.num_bits == size * 8
+    # Fixed size, hash count chosen for it (rounded up to whole blocks: 12,544 bytes).
     bloom = BloomFilter(12_500, estimated_doc_count=10_000)
-    assert (bloom.size_in_bytes, bloom.num_bits, bloom.num_hashes) == (12_504, 100_032, 7)
+    assert (bloom.size_in_bytes, bloom.num_bits) == (12_544, 100_352)
+    assert bloom.num_hashes == BloomFilter.optimal_num_hashes(12_500, 10_000) in (6, 7)
     # An explicit hash count wins over the derived one.
     assert BloomFilter(estimated_doc_count=1000, num_hashes=3).num_hashes == 3
-    assert BloomFilter(13, 3).size_in_bytes == 16
+    assert BloomFilter(13, 3).size_in_bytes == 64
 
 
 def test_hash_count_is_capped() -> None:
@@ -372,7 +379,8 @@ def test_stats_repr_and_clear() -> None:
     assert bool(bloom), "an empty filter is still truthy"
     bloom.insert(b"one")
     assert 1 <= bloom.bits_set() <= 4
-    assert bloom.estimated_false_positive_rate() == pytest.approx((bloom.bits_set() / bloom.num_bits) ** 4)
+    # One key in one of 16 blocks: the mean over blocks of (bits set in the block / 512) ** k.
+    assert bloom.estimated_false_positive_rate() == pytest.approx((bloom.bits_set() / 512) ** 4 / 16)
     assert repr(bloom) == f"BloomFilter(size_in_bytes=1024, num_hashes=4, seeds=({7}, {bloom.seeds[1]}), inserted=1)"
     bloom.clear()
     assert (bloom.bits_set(), len(bloom), bloom.contains(b"one")) == (0, 0, False)

@@ -6,12 +6,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import random
 import shutil
+import signal
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+
+from dolma._rust import BloomFilter
 
 PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
 NGRAMS = [
@@ -98,6 +105,63 @@ def test_resume_after_failure_half_way(tmp_path: Path) -> None:
     assert not checkpoint.exists()
     # The final filter equals the one of the clean run.
     assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+
+
+def _checkpoint_completed(path: Path) -> int | None:
+    """Files done according to a checkpoint file (magic, u32 version, u64 state length, JSON state, ...)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    (length,) = struct.unpack_from("<Q", data, 12)
+    return json.loads(data[20 : 20 + length])["completed"]
+
+
+def test_sigkill_half_way_then_resume_gives_identical_attributes(tmp_path: Path) -> None:
+    """A real crash: SIGKILL the process once it has checkpointed and written attributes past the checkpoint,
+    rerun the same command, and get the bytes of an uninterrupted run (attributes and final filter)."""
+    parts = 40  # batches of 4 files with one process, a checkpoint after each: 10 checkpoints
+    clean = split_sample(tmp_path / "clean", parts=parts)
+    dedupe(clean, *NGRAMS, "--processes", "1")
+    expected = attribute_bytes(clean)
+    assert len(expected) == parts
+
+    root = split_sample(tmp_path / "killed", parts=parts)
+    args = [
+        sys.executable, "-m", "dolma", "dedupe",
+        "--documents", str(root / "documents" / "**" / "*.jsonl.gz"),
+        "--dedupe.name", "dd", *NGRAMS,
+        "--bloom_filter.file", str(root / "filter.bin"),
+        "--bloom_filter.estimated_doc_count", "200000",
+        "--bloom_filter.desired_false_positive_rate", "1e-6",
+        "--processes", "1", "--checkpoint_interval", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    checkpoint = root / "filter.bin.checkpoint"
+    out_dir = root / "attributes" / "dd"
+    try:
+        # Kill once a checkpoint exists and at least one file after it has its attributes written, so the
+        # resumed run must redo work that was already on disk.
+        while proc.poll() is None:
+            completed = _checkpoint_completed(checkpoint)
+            if completed is not None and len(list(out_dir.glob("*.jsonl.gz"))) > completed:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed half-way"
+    completed = _checkpoint_completed(checkpoint)
+    assert completed is not None and 0 < completed < parts
+    assert not (root / "filter.bin").exists()
+    assert 0 < len(attribute_bytes(root)) < parts
+
+    resumed = dedupe(root, *NGRAMS, "--processes", "2", "--checkpoint_interval", "0")
+    log = " ".join((resumed.stdout + resumed.stderr).split())  # the log may wrap lines
+    assert "resuming from checkpoint" in log and f"{completed} of {parts} file(s) already done" in log
+    assert attribute_bytes(root) == expected
+    assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+    assert not checkpoint.exists()
 
 
 def test_checkpoint_from_other_config_is_refused(tmp_path: Path) -> None:
@@ -224,9 +288,13 @@ def test_corrupt_or_foreign_filter_is_rejected(tmp_path: Path, damage, message: 
 def test_dryrun_reports_filter_memory(tmp_path: Path) -> None:
     root = split_sample(tmp_path, parts=1)
     result = dedupe(root, *PARAGRAPHS, "--dryrun")
-    # 200k keys at 1e-6: -n ln p / ln^2 2 = 5,751,035 bits -> 89,860 64-bit words = 718,880 bytes;
-    # k = round(m / n ln 2) = 20.
-    assert "718,880 bytes" in result.stdout and "20 hashes" in result.stdout
+    # 200k keys at 1e-6: the textbook filter needs -n ln p / ln^2 2 = 5,751,035 bits (718,880 bytes); the
+    # blocked one (all bits of a key in one 64-byte block) needs 980,992 bytes = 15,328 blocks, 16 hashes,
+    # which is the fewest blocks whose expected rate after 200k keys is at most 1e-6.
+    assert "980,992 bytes" in result.stdout and "16 hashes" in result.stdout
+    rate = BloomFilter.expected_false_positive_rate(980_992, 16, 200_000)
+    assert rate <= 1e-6 and f"expected false-positive rate {rate:.3g}" in result.stdout
+    assert min(BloomFilter.expected_false_positive_rate(980_992 - 64, k, 200_000) for k in range(1, 33)) > 1e-6
     assert not (root / "attributes").exists() and not (root / "filter.bin").exists()
 
 

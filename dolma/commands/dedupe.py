@@ -222,6 +222,7 @@ def filter_params(cfg: BloomFilterConfig) -> tuple[int, int]:
         raise ConfigError("bloom_filter: size_in_bytes and estimated_doc_count must not be negative")
     if rate is not None and not 0.0 < rate < 1.0:
         raise ConfigError(f"bloom_filter.desired_false_positive_rate must be in (0, 1), got {rate}")
+    size = -(-size // 64) * 64  # whole 64-byte blocks, as the filter allocates them
     try:
         if size > 0 and count > 0:
             return size, _optimal_hashes(size, count)
@@ -238,13 +239,12 @@ def filter_params(cfg: BloomFilterConfig) -> tuple[int, int]:
 
 
 def _optimal_hashes(size: int, count: int) -> int:
-    bits = math.ceil(size / 8) * 64
-    return max(1, min(32, round(bits / count * math.log(2))))
+    return BloomFilter.optimal_num_hashes(size, count)
 
 
 def _expected_fp_rate(size: int, hashes: int, count: int) -> float:
-    bits = math.ceil(size / 8) * 64
-    return (1.0 - math.exp(-hashes * count / bits)) ** hashes
+    """The blocked filter's expected rate (all bits of a key in one 64-byte block; see dolma/_rust)."""
+    return BloomFilter.expected_false_positive_rate(size, hashes, count)
 
 
 class _Staging:

@@ -1,30 +1,38 @@
-//! A Bloom filter for deduplication whose answers are stable across builds, machines and thread counts.
+//! A blocked Bloom filter for deduplication whose answers are stable across builds, machines and thread counts.
 //!
-//! The bits live in `Vec<AtomicU64>` so one filter can be shared by many threads (`&self` everywhere,
-//! insertion is a `fetch_or`). Batch calls that mix lookups and inserts run their bit operations in input
-//! order, so their results do not depend on the thread count.
+//! The bits live in 64-byte blocks of `AtomicU64` words so one filter can be shared by many threads (`&self`
+//! everywhere, insertion is a `fetch_or`). Batch calls that mix lookups and inserts run their bit operations in
+//! input order, so their results do not depend on the thread count.
 //!
-//! # Hashing (frozen: it is part of the file format)
+//! # Layout and hashing (frozen: part of the file format)
 //!
-//! For a key, `h1 = xxh3_64(key, seed1)` and `h2 = xxh3_64(key, seed2) | 1`. With `m = num_bits` (always a
-//! multiple of 64) the `k` probed bits are
+//! All `k` bits of a key lie in one 512-bit block (one cache line), so a lookup costs one cache miss instead of
+//! `k`. For a key, `h = xxh3_128(key, seed1)`, `lo` = its low 64 bits, `hi` = its high 64 bits XOR `seed2`.
+//! With `B = num_bits / 512` blocks:
 //!
 //! ```text
-//! index_i = (h1 mod m + i * (h2 mod m)) mod m        for i in 0..k
+//! block   = (lo * B) >> 64                      (128-bit product: a uniform block index in 0..B)
+//! x_0     = hi;   x_{t+1} = x_t * 6364136223846793005 + 1442695040888963407   (mod 2^64)
+//! bits    = the first k distinct values of x_t >> 55 for t = 1, 2, ...   (bit positions 0..512 in the block)
 //! ```
 //!
-//! Because `m` is even and `h2` is odd, the step `h2 mod m` is odd, so never zero. Bit `j` is bit `j % 64`
-//! (least significant first) of word `j / 64`. Both seeds are written to the file, so a filter keeps its
-//! answers even if [`derive_seeds`] ever changes.
+//! So the `k` positions are distinct and depend on all 64 bits of `hi` (two keys in one block share all
+//! their bits only if their `hi` are equal). Bit `j` of a block is bit `j % 64` (least significant
+//! first) of the block's word `j / 64`; blocks follow each other in the file. Both seeds are written to the
+//! file, so a filter keeps its answers even if [`derive_seeds`] ever changes.
 //!
-//! # File format, version 1 (all integers little-endian)
+//! A blocked filter needs somewhat more bits than the textbook filter for the same false-positive rate,
+//! because blocks fill unevenly; [`BloomFilter::optimal_params`] sizes it with the blocked formula
+//! ([`expected_false_positive_rate`]) so the configured rate holds.
+//!
+//! # File format, version 2 (all integers little-endian)
 //!
 //! | offset | size | field                                                      |
 //! |-------:|-----:|------------------------------------------------------------|
 //! |      0 |    8 | magic `b"DOLMABLF"`                                        |
-//! |      8 |    4 | `u32` format version (= 1)                                 |
+//! |      8 |    4 | `u32` format version (= 2; version 1 was the unblocked layout) |
 //! |     12 |    4 | `u32` num_hashes, `1..=MAX_HASHES`                         |
-//! |     16 |    8 | `u64` num_bits, a non-zero multiple of 64                  |
+//! |     16 |    8 | `u64` num_bits, a non-zero multiple of 512                 |
 //! |     24 |    8 | `u64` seed1                                                |
 //! |     32 |    8 | `u64` seed2                                                |
 //! |     40 |    8 | `u64` inserted (count of inserts that added a new key)     |
@@ -40,12 +48,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
-use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3Default};
+use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3Default};
 
 /// First eight bytes of every filter file.
 pub const MAGIC: [u8; 8] = *b"DOLMABLF";
 /// The file format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Bits per block: all bits of one key lie in one block (one 64-byte cache line).
+pub const BLOCK_BITS: u64 = 512;
+/// Bytes per block; filter sizes are rounded up to whole blocks.
+pub const BLOCK_BYTES: usize = 64;
+const BLOCK_WORDS: usize = 8;
 /// Upper bound on the number of hash functions: more costs time and barely lowers the error rate.
 pub const MAX_HASHES: u32 = 32;
 /// Size of the fixed file header in bytes.
@@ -59,6 +72,12 @@ const SEED2_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 const PAR_MIN_LEN: usize = 4096;
 /// Words handled per chunk when streaming the bit data to or from a file (1 MiB).
 const IO_CHUNK_WORDS: usize = 1 << 17;
+const IO_CHUNK_BLOCKS: usize = IO_CHUNK_WORDS / BLOCK_WORDS;
+
+/// One cache line of bits.
+#[repr(C, align(64))]
+#[derive(Default)]
+struct Block([AtomicU64; BLOCK_WORDS]);
 
 pub type Result<T> = std::result::Result<T, BloomError>;
 
@@ -141,26 +160,18 @@ where
     }
 }
 
-/// Start and step of the double-hashing sequence for one key, both already reduced mod `num_bits`.
+/// Where a key's bits are: its block and the seed of its positions inside the block.
 #[derive(Clone, Copy, Debug)]
 pub struct Probe {
-    start: u64,
-    step: u64,
+    block: usize,
+    state: u64,
 }
 
-/// `(a + b) mod m` for `a, b < m`, without overflow even when `m` is close to `u64::MAX`.
-#[inline]
-fn add_mod(a: u64, b: u64, m: u64) -> u64 {
-    let (sum, overflowed) = a.overflowing_add(b);
-    if overflowed || sum >= m {
-        sum.wrapping_sub(m)
-    } else {
-        sum
-    }
-}
+const LCG_MUL: u64 = 6_364_136_223_846_793_005;
+const LCG_ADD: u64 = 1_442_695_040_888_963_407;
 
-/// Number of `u64` words for a user-given size in bytes (rounded up to whole words).
-fn words_for_size(size_in_bytes: usize) -> Result<usize> {
+/// Number of blocks for a user-given size in bytes (rounded up to whole blocks).
+fn blocks_for_size(size_in_bytes: usize) -> Result<usize> {
     if size_in_bytes == 0 {
         return Err(invalid("size_in_bytes must be positive, got 0".to_string()));
     }
@@ -169,7 +180,7 @@ fn words_for_size(size_in_bytes: usize) -> Result<usize> {
             "size_in_bytes {size_in_bytes} exceeds the maximum of {MAX_SIZE_IN_BYTES} bytes"
         )));
     }
-    Ok(size_in_bytes.div_ceil(8))
+    Ok(size_in_bytes.div_ceil(BLOCK_BYTES))
 }
 
 fn check_num_hashes(num_hashes: u32) -> Result<()> {
@@ -196,17 +207,117 @@ fn check_fp_rate(fp_rate: f64) -> Result<()> {
     }
 }
 
-/// Allocates `num_words` zeroed words, reporting an allocation failure as an error instead of aborting.
-fn zeroed_words(num_words: usize) -> Result<Vec<AtomicU64>> {
-    let mut words = Vec::new();
-    reserve_words(&mut words, num_words)?;
-    words.resize_with(num_words, || AtomicU64::new(0));
-    Ok(words)
+/// `ln(n!)`: exact summation for small `n`, Stirling's series (error below 1e-10) above.
+fn ln_factorial(n: u64) -> f64 {
+    if n < 32 {
+        return (2..=n).map(|i| (i as f64).ln()).sum();
+    }
+    let x = n as f64;
+    x * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI * x).ln() + 1.0 / (12.0 * x) - 1.0 / (360.0 * x * x * x)
 }
 
-fn reserve_words(words: &mut Vec<AtomicU64>, num_words: usize) -> Result<()> {
-    words.try_reserve_exact(num_words).map_err(|_| {
-        let bytes = num_words as u128 * 8;
+/// Expected false-positive rate of a blocked filter of `num_blocks` 512-bit blocks with `num_hashes` bits
+/// per key after `items` distinct inserts.
+///
+/// The number of keys in a block is Poisson with mean `lambda = items / num_blocks`; a block holding `j` keys
+/// (each setting `k` distinct bits of 512) has a given bit set with probability `1 - (1 - k/512)^j`, and a key
+/// not inserted is reported present when its `k` bits are all set:
+///
+/// ```text
+/// fpr = sum_j  Poisson(j; lambda) * (1 - (1 - k/512)^j)^k
+/// ```
+fn blocked_fpr(num_blocks: u64, num_hashes: u32, items: u64) -> f64 {
+    if items == 0 {
+        return 0.0;
+    }
+    let lambda = items as f64 / num_blocks.max(1) as f64;
+    let k = f64::from(num_hashes);
+    let miss = (1.0 - k / BLOCK_BITS as f64).ln();
+    let term = |j: u64, log_pmf: f64| log_pmf.exp() * (1.0 - (miss * j as f64).exp()).powf(k);
+    // Sum outwards from the mode until the Poisson weights vanish.
+    let mode = lambda.floor() as u64;
+    let log_mode = mode as f64 * lambda.ln() - lambda - ln_factorial(mode);
+    let mut total = term(mode, log_mode);
+    let mut log_pmf = log_mode;
+    let mut j = mode;
+    while j > 0 {
+        log_pmf += (j as f64).ln() - lambda.ln();
+        j -= 1;
+        let t = term(j, log_pmf);
+        total += t;
+        if log_pmf < -745.0 || (t < total * 1e-17 && (j as f64) < lambda) {
+            break;
+        }
+    }
+    let mut log_pmf = log_mode;
+    let mut j = mode;
+    loop {
+        j += 1;
+        log_pmf += lambda.ln() - (j as f64).ln();
+        let t = term(j, log_pmf);
+        total += t;
+        if log_pmf < -745.0 || (t < total * 1e-17 && j as f64 > lambda) {
+            break;
+        }
+    }
+    total.min(1.0)
+}
+
+/// Expected false-positive rate of a filter of `size_in_bytes` (rounded up to whole 64-byte blocks) with
+/// `num_hashes` bits per key once `items` distinct keys are in it (see [`blocked_fpr`] for the formula).
+pub fn expected_false_positive_rate(size_in_bytes: usize, num_hashes: u32, items: u64) -> Result<f64> {
+    let blocks = blocks_for_size(size_in_bytes)?;
+    check_num_hashes(num_hashes)?;
+    Ok(blocked_fpr(blocks as u64, num_hashes, items))
+}
+
+/// The hash count with the lowest expected false-positive rate, and that rate.
+fn best_hashes(num_blocks: u64, items: u64) -> (u32, f64) {
+    (1..=MAX_HASHES).map(|k| (k, blocked_fpr(num_blocks, k, items))).fold((1, f64::INFINITY), |best, cur| {
+        if cur.1 < best.1 {
+            cur
+        } else {
+            best
+        }
+    })
+}
+
+/// Allocates `num_blocks` zeroed blocks, reporting an allocation failure as an error instead of aborting.
+fn zeroed_blocks(num_blocks: usize) -> Result<Vec<Block>> {
+    let mut blocks = Vec::new();
+    reserve_blocks(&mut blocks, num_blocks)?;
+    blocks.resize_with(num_blocks, Block::default);
+    Ok(blocks)
+}
+
+/// Asks Linux to back the (still untouched) reserved bits with transparent huge pages: every lookup lands on
+/// a random block, and with 4 KiB pages nearly every one would also miss the TLB.
+fn advise_huge_pages(blocks: &Vec<Block>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = blocks.as_ptr() as usize;
+        let end = start + blocks.capacity() * BLOCK_BYTES;
+        let (first, last) = (start.div_ceil(HUGE) * HUGE, end / HUGE * HUGE);
+        if last > first {
+            // SAFETY: the range lies inside this Vec's own allocation; MADV_HUGEPAGE is advice about how to back
+            // the pages and never changes their contents. A failure (e.g. THP disabled) is harmless.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = blocks;
+}
+
+fn reserve_blocks(blocks: &mut Vec<Block>, num_blocks: usize) -> Result<()> {
+    let reserved = blocks.try_reserve_exact(num_blocks);
+    if reserved.is_ok() && num_blocks * BLOCK_BYTES >= 4 << 20 {
+        advise_huge_pages(blocks);
+    }
+    reserved.map_err(|_| {
+        let bytes = num_blocks as u128 * BLOCK_BYTES as u128;
         BloomError::Io {
             path: None,
             source: io::Error::new(
@@ -290,8 +401,8 @@ impl Header {
         if !(1..=MAX_HASHES).contains(&header.num_hashes) {
             return Err(corrupt(format!("num_hashes {} is outside 1..={MAX_HASHES}", header.num_hashes)));
         }
-        if header.num_bits == 0 || !header.num_bits.is_multiple_of(64) {
-            return Err(corrupt(format!("num_bits {} is not a positive multiple of 64", header.num_bits)));
+        if header.num_bits == 0 || !header.num_bits.is_multiple_of(BLOCK_BITS) {
+            return Err(corrupt(format!("num_bits {} is not a positive multiple of {BLOCK_BITS}", header.num_bits)));
         }
         if header.num_bits / 8 > MAX_SIZE_IN_BYTES {
             return Err(corrupt(format!(
@@ -335,9 +446,9 @@ fn read_header<R: Read>(reader: &mut R) -> Result<Header> {
     Header::decode(&buf)
 }
 
-/// A Bloom filter over byte-string keys with stable, recorded hashing. See the module docs.
+/// A blocked Bloom filter over byte-string keys with stable, recorded hashing. See the module docs.
 pub struct BloomFilter {
-    bits: Vec<AtomicU64>,
+    blocks: Vec<Block>,
     num_bits: u64,
     num_hashes: u32,
     seed1: u64,
@@ -357,38 +468,72 @@ impl fmt::Debug for BloomFilter {
 }
 
 impl BloomFilter {
-    /// Size (whole `u64` words, in bytes) and hash count for `expected_items` keys at `fp_rate`.
+    /// Size (whole 64-byte blocks, in bytes) and hash count for `expected_items` keys at `fp_rate`.
     ///
-    /// `m = -n ln p / (ln 2)^2` bits rounded up to whole words, `k = round(m / n * ln 2)` clamped to
-    /// `1..=MAX_HASHES`.
+    /// The smallest number of blocks whose best hash count (clamped to `1..=MAX_HASHES`) gives an expected
+    /// false-positive rate ([`expected_false_positive_rate`]) of at most `fp_rate` after `expected_items`
+    /// inserts. The search starts from the textbook size `-n ln p / (ln 2)^2` bits, which a blocked filter
+    /// needs a little more than.
     pub fn optimal_params(expected_items: u64, fp_rate: f64) -> Result<(usize, u32)> {
         check_expected_items(expected_items)?;
         check_fp_rate(fp_rate)?;
         let ln2 = std::f64::consts::LN_2;
-        let bits = -(expected_items as f64) * fp_rate.ln() / (ln2 * ln2);
-        let words = (bits / 64.0).ceil().max(1.0);
-        if !words.is_finite() || words * 8.0 > MAX_SIZE_IN_BYTES as f64 {
-            return Err(invalid(format!(
+        let textbook = -(expected_items as f64) * fp_rate.ln() / (ln2 * ln2) / BLOCK_BITS as f64;
+        let max_blocks = MAX_SIZE_IN_BYTES / BLOCK_BYTES as u64;
+        let too_big = || {
+            invalid(format!(
                 "{expected_items} items at false positive rate {fp_rate} would need more than the maximum of \
                  {MAX_SIZE_IN_BYTES} bytes"
-            )));
+            ))
+        };
+        if !textbook.is_finite() || textbook > max_blocks as f64 {
+            return Err(too_big());
         }
-        let size_in_bytes = usize::try_from(words as u64 * 8)
-            .map_err(|_| invalid(format!("a filter of {} words does not fit in memory", words as u64)))?;
-        let num_hashes = Self::optimal_num_hashes(size_in_bytes, expected_items)?;
-        Ok((size_in_bytes, num_hashes))
+        let fits = |blocks: u64| best_hashes(blocks, expected_items).1 <= fp_rate;
+        let mut lo = (textbook.ceil() as u64).max(1);
+        if fits(lo) {
+            // The textbook size is already enough (tiny filters): shrink down to the smallest that fits.
+            let mut hi = lo;
+            lo = 1;
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if fits(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        } else {
+            let mut hi = lo;
+            while !fits(hi) {
+                if hi >= max_blocks {
+                    return Err(too_big());
+                }
+                lo = hi + 1;
+                hi = hi.saturating_add(hi / 8 + 1).min(max_blocks);
+            }
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if fits(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+        let size_in_bytes = usize::try_from(lo * BLOCK_BYTES as u64)
+            .map_err(|_| invalid(format!("a filter of {lo} blocks does not fit in memory")))?;
+        Ok((size_in_bytes, best_hashes(lo, expected_items).0))
     }
 
-    /// Best hash count for a filter of `size_in_bytes` (rounded up to whole words) holding `expected_items`.
+    /// Best hash count for a filter of `size_in_bytes` (rounded up to whole blocks) holding `expected_items`.
     pub fn optimal_num_hashes(size_in_bytes: usize, expected_items: u64) -> Result<u32> {
-        let words = words_for_size(size_in_bytes)?;
+        let blocks = blocks_for_size(size_in_bytes)?;
         check_expected_items(expected_items)?;
-        let bits = words as f64 * 64.0;
-        let k = (bits / expected_items as f64 * std::f64::consts::LN_2).round();
-        Ok(k.clamp(1.0, MAX_HASHES as f64) as u32)
+        Ok(best_hashes(blocks as u64, expected_items).0)
     }
 
-    /// An empty filter of `size_in_bytes` (rounded up to a multiple of 8) with `num_hashes` probes per key.
+    /// An empty filter of `size_in_bytes` (rounded up to a multiple of 64) with `num_hashes` bits per key.
     pub fn new(size_in_bytes: usize, num_hashes: u32, seed: u64) -> Result<Self> {
         let (seed1, seed2) = derive_seeds(seed);
         Self::with_seeds(size_in_bytes, num_hashes, seed1, seed2)
@@ -396,11 +541,11 @@ impl BloomFilter {
 
     /// Like [`BloomFilter::new`] but with both hash seeds given, e.g. to build a filter compatible with another.
     pub fn with_seeds(size_in_bytes: usize, num_hashes: u32, seed1: u64, seed2: u64) -> Result<Self> {
-        let num_words = words_for_size(size_in_bytes)?;
+        let num_blocks = blocks_for_size(size_in_bytes)?;
         check_num_hashes(num_hashes)?;
         Ok(BloomFilter {
-            bits: zeroed_words(num_words)?,
-            num_bits: num_words as u64 * 64,
+            blocks: zeroed_blocks(num_blocks)?,
+            num_bits: num_blocks as u64 * BLOCK_BITS,
             num_hashes,
             seed1,
             seed2,
@@ -423,7 +568,7 @@ impl BloomFilter {
     }
 
     pub fn size_in_bytes(&self) -> usize {
-        self.bits.len() * 8
+        self.blocks.len() * BLOCK_BYTES
     }
 
     /// The two recorded hash seeds `(seed1, seed2)`.
@@ -436,38 +581,64 @@ impl BloomFilter {
         self.inserted.load(Ordering::Relaxed)
     }
 
+    fn block_ones(block: &Block) -> u64 {
+        block.0.iter().map(|w| u64::from(w.load(Ordering::Relaxed).count_ones())).sum()
+    }
+
     /// Number of bits set to one.
     pub fn bits_set(&self) -> u64 {
-        let ones = |w: &AtomicU64| u64::from(w.load(Ordering::Relaxed).count_ones());
         if parallel_allowed() {
-            self.bits.par_iter().with_min_len(PAR_MIN_LEN).map(ones).sum()
+            self.blocks.par_iter().with_min_len(PAR_MIN_LEN).map(Self::block_ones).sum()
         } else {
-            self.bits.iter().map(ones).sum()
+            self.blocks.iter().map(Self::block_ones).sum()
         }
     }
 
-    /// Chance that a key never inserted is reported present, given the current fill: `(bits_set / m)^k`.
+    /// Chance that a key never inserted is reported present, given the current fill: the mean over blocks of
+    /// `(bits set in the block / 512)^k` (a key's bits all fall in one uniformly chosen block).
     pub fn estimated_false_positive_rate(&self) -> f64 {
-        let fill = self.bits_set() as f64 / self.num_bits as f64;
-        fill.powi(self.num_hashes as i32)
+        let k = self.num_hashes as i32;
+        let per_block = |b: &Block| (Self::block_ones(b) as f64 / BLOCK_BITS as f64).powi(k);
+        let total: f64 = if parallel_allowed() {
+            self.blocks.par_iter().with_min_len(PAR_MIN_LEN).map(per_block).sum()
+        } else {
+            self.blocks.iter().map(per_block).sum()
+        };
+        total / self.blocks.len() as f64
     }
 
     /// Resets every bit and the insert counter.
     pub fn clear(&self) {
-        let zero = |w: &AtomicU64| w.store(0, Ordering::Relaxed);
+        let zero = |b: &Block| b.0.iter().for_each(|w| w.store(0, Ordering::Relaxed));
         if parallel_allowed() {
-            self.bits.par_iter().with_min_len(PAR_MIN_LEN).for_each(zero);
+            self.blocks.par_iter().with_min_len(PAR_MIN_LEN).for_each(zero);
         } else {
-            self.bits.iter().for_each(zero);
+            self.blocks.iter().for_each(zero);
         }
         self.inserted.store(0, Ordering::Relaxed);
     }
 
-    /// The probe sequence of `key` in this filter, computed once so that hashing can run in parallel and the
-    /// bit operations later, in a chosen order ([`BloomFilter::contains_probed`], [`BloomFilter::insert_probed`]).
+    /// The probe of `key` in this filter, computed once so that hashing can run in parallel and the bit
+    /// operations later, in a chosen order ([`BloomFilter::contains_probed`], [`BloomFilter::insert_probed`]).
     #[inline]
     pub fn probe_of(&self, key: &[u8]) -> Probe {
-        self.probe(key)
+        self.probe_of_hash(xxh3_128_with_seed(key, self.seed1))
+    }
+
+    /// The probe of `key` hashed in a separate key space `domain` (e.g. n-gram keys apart from text keys):
+    /// like [`BloomFilter::probe_of`] with the first seed XOR `domain`.
+    #[inline]
+    pub fn probe_of_in(&self, key: &[u8], domain: u64) -> Probe {
+        self.probe_of_hash(xxh3_128_with_seed(key, self.seed1 ^ domain))
+    }
+
+    #[inline]
+    fn probe_of_hash(&self, h: u128) -> Probe {
+        let lo = h as u64;
+        let hi = (h >> 64) as u64 ^ self.seed2;
+        // (lo * blocks) >> 64 < blocks, so the index is in bounds.
+        let block = ((u128::from(lo) * self.blocks.len() as u128) >> 64) as usize;
+        Probe { block, state: hi }
     }
 
     /// [`BloomFilter::contains`] for a probe from [`BloomFilter::probe_of`] on this filter.
@@ -476,12 +647,27 @@ impl BloomFilter {
         self.contains_probe(probe)
     }
 
-    /// Reads the words a probe will test, so that a caller can warm the cache for keys it will look up next:
+    /// Reads the block a probe will test, so that a caller can warm the cache for keys it will look up next:
     /// the loads are independent, so the CPU overlaps their cache misses. Returns the bits read (feed it to
     /// `std::hint::black_box` so the loads are kept).
     #[inline]
     pub fn touch_probed(&self, probe: Probe) -> u64 {
-        self.positions(probe).fold(0, |acc, (word, _)| acc | self.bits[word].load(Ordering::Relaxed))
+        self.blocks[probe.block].0[0].load(Ordering::Relaxed)
+    }
+
+    /// Asks the CPU to start loading the block of a probe that will be looked up soon, without waiting for it:
+    /// issued some keys ahead, the cache misses of consecutive lookups overlap.
+    #[inline]
+    pub fn prefetch_probed(&self, probe: Probe) {
+        let block: *const Block = &self.blocks[probe.block];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint; it never faults and does not read into the program (and the
+        // address is that of a live block anyway).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(block.cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        std::hint::black_box(block);
     }
 
     /// [`BloomFilter::insert`] for a probe from [`BloomFilter::probe_of`] on this filter.
@@ -490,39 +676,62 @@ impl BloomFilter {
         self.insert_probe(probe)
     }
 
+    /// [`BloomFilter::insert_probed`] for a caller that is the only one changing the filter meanwhile (other
+    /// threads may read it): plain loads and stores instead of atomic read-modify-writes, which would stall
+    /// the CPU until each missed cache line arrives and so serialize the lookups' cache misses. Inserts made
+    /// concurrently by another thread could be lost, so callers must exclude other writers.
     #[inline]
-    fn probe(&self, key: &[u8]) -> Probe {
-        let h1 = xxh3_64_with_seed(key, self.seed1);
-        let h2 = xxh3_64_with_seed(key, self.seed2) | 1;
-        Probe { start: h1 % self.num_bits, step: h2 % self.num_bits }
+    pub fn insert_probed_exclusive(&self, probe: Probe) -> bool {
+        let masks = self.masks(probe);
+        let block = &self.blocks[probe.block].0;
+        let mut present = true;
+        for (cell, mask) in block.iter().zip(masks) {
+            let current = cell.load(Ordering::Relaxed);
+            if current & mask != mask {
+                present = false;
+                cell.store(current | mask, Ordering::Relaxed);
+            }
+        }
+        if !present {
+            self.inserted.store(self.inserted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+        present
     }
 
-    /// `(word index, bit mask)` of each of the `k` probed bits.
+    /// The bits of a probe inside its block, as one mask per word.
     #[inline]
-    fn positions(&self, probe: Probe) -> impl Iterator<Item = (usize, u64)> {
-        let m = self.num_bits;
-        let mut index = probe.start;
-        (0..self.num_hashes).map(move |_| {
-            let current = index;
-            index = add_mod(index, probe.step, m);
-            // current < m = 64 * bits.len(), so the word index is in bounds and fits usize.
-            ((current / 64) as usize, 1u64 << (current % 64))
-        })
+    fn masks(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
+        let mut masks = [0u64; BLOCK_WORDS];
+        let mut x = probe.state;
+        let mut found = 0;
+        while found < self.num_hashes {
+            x = x.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
+            let pos = x >> 55;
+            let (word, bit) = ((pos >> 6) as usize, 1u64 << (pos & 63));
+            if masks[word] & bit == 0 {
+                masks[word] |= bit;
+                found += 1;
+            }
+        }
+        masks
     }
 
     #[inline]
     fn contains_probe(&self, probe: Probe) -> bool {
-        self.positions(probe).all(|(word, mask)| self.bits[word].load(Ordering::Relaxed) & mask != 0)
+        let masks = self.masks(probe);
+        let block = &self.blocks[probe.block].0;
+        block.iter().zip(masks).all(|(w, m)| w.load(Ordering::Relaxed) & m == m)
     }
 
     /// Sets the probed bits; returns whether all were already set.
     #[inline]
     fn insert_probe(&self, probe: Probe) -> bool {
+        let masks = self.masks(probe);
+        let block = &self.blocks[probe.block].0;
         let mut present = true;
-        for (word, mask) in self.positions(probe) {
-            let cell = &self.bits[word];
+        for (cell, mask) in block.iter().zip(masks) {
             // Reading first avoids dirtying cache lines for bits that are already set.
-            if cell.load(Ordering::Relaxed) & mask == 0 {
+            if cell.load(Ordering::Relaxed) & mask != mask {
                 present = false;
                 cell.fetch_or(mask, Ordering::Relaxed);
             }
@@ -535,12 +744,12 @@ impl BloomFilter {
 
     /// Whether `key` is (probably) present. Never false for an inserted key.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.contains_probe(self.probe(key))
+        self.contains_probe(self.probe_of(key))
     }
 
     /// Adds `key`; returns whether it was (probably) present already.
     pub fn insert(&self, key: &[u8]) -> bool {
-        self.insert_probe(self.probe(key))
+        self.insert_probe(self.probe_of(key))
     }
 
     /// [`BloomFilter::contains`] for many keys, in parallel (read-only, so the order does not matter).
@@ -549,7 +758,7 @@ impl BloomFilter {
     }
 
     fn probes<K: AsRef<[u8]> + Sync>(&self, keys: &[K]) -> Vec<Probe> {
-        map_keys(keys, |key| self.probe(key))
+        map_keys(keys, |key| self.probe_of(key))
     }
 
     /// Inserts many keys; returns how many were new. Hashes in parallel, then sets bits in input order.
@@ -576,10 +785,10 @@ impl BloomFilter {
 
     /// Calls `f` with the bit data as little-endian bytes, one chunk at a time.
     fn for_each_data_chunk<F: FnMut(&[u8]) -> io::Result<()>>(&self, mut f: F) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(IO_CHUNK_WORDS.min(self.bits.len()) * 8);
-        for chunk in self.bits.chunks(IO_CHUNK_WORDS) {
+        let mut buf = Vec::with_capacity(IO_CHUNK_BLOCKS.min(self.blocks.len()) * BLOCK_BYTES);
+        for chunk in self.blocks.chunks(IO_CHUNK_BLOCKS) {
             buf.clear();
-            for word in chunk {
+            for word in chunk.iter().flat_map(|b| b.0.iter()) {
                 buf.extend_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
             }
             f(&buf)?;
@@ -613,15 +822,15 @@ impl BloomFilter {
 
     fn read_body<R: Read>(reader: &mut R, header: &Header) -> Result<Self> {
         let data_len = header.data_len();
-        let num_words = usize::try_from(header.num_bits / 64)
+        let num_blocks = usize::try_from(header.num_bits / BLOCK_BITS)
             .map_err(|_| corrupt(format!("num_bits {} does not fit in memory", header.num_bits)))?;
-        let mut bits = Vec::new();
-        reserve_words(&mut bits, num_words)?;
+        let mut blocks = Vec::new();
+        reserve_blocks(&mut blocks, num_blocks)?;
         let mut hasher = Xxh3Default::new();
-        let mut buf = vec![0u8; IO_CHUNK_WORDS.min(num_words) * 8];
+        let mut buf = vec![0u8; IO_CHUNK_BLOCKS.min(num_blocks) * BLOCK_BYTES];
         let mut found: u64 = 0;
         while found < data_len {
-            // Both data_len and buf.len() are multiples of 8, so every chunk holds whole words.
+            // Both data_len and buf.len() are multiples of 64, so every chunk holds whole blocks.
             let want = buf.len().min(usize::try_from(data_len - found).unwrap_or(usize::MAX));
             let n = read_fully(reader, &mut buf[..want])?;
             found += n as u64;
@@ -629,7 +838,13 @@ impl BloomFilter {
                 return Err(corrupt(format!("truncated bit data: expected {data_len} bytes, found {found}")));
             }
             hasher.update(&buf[..n]);
-            bits.extend(buf[..n].chunks_exact(8).map(|b| AtomicU64::new(le_u64(b))));
+            blocks.extend(buf[..n].chunks_exact(BLOCK_BYTES).map(|bytes| {
+                let block = Block::default();
+                for (word, b) in block.0.iter().zip(bytes.chunks_exact(8)) {
+                    word.store(le_u64(b), Ordering::Relaxed);
+                }
+                block
+            }));
         }
         let actual = hasher.digest();
         if actual != header.checksum {
@@ -639,7 +854,7 @@ impl BloomFilter {
             )));
         }
         Ok(BloomFilter {
-            bits,
+            blocks,
             num_bits: header.num_bits,
             num_hashes: header.num_hashes,
             seed1: header.seed1,

@@ -104,7 +104,15 @@ impl PyDeduper {
             .build()
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start dedupe threads: {e}")))?;
         let (stats, error) = py.detach(|| {
-            let _guard = bf.mutating();
+            // A writing run must be the filter's only writer (it inserts without atomic read-modify-writes):
+            // take the exclusive side of the filter's gate; a read-only run shares it with other users.
+            let _shared;
+            let _exclusive;
+            if read_only {
+                _shared = bf.mutating();
+            } else {
+                _exclusive = bf.snapshotting();
+            }
             pool.install(|| self.inner.run(&bf.inner, read_only, &jobs))
         });
         match error {

@@ -229,6 +229,20 @@ impl PyBloomFilter {
         BloomFilter::optimal_params(count, desired_false_positive_rate).map_err(|e| bloom_err(py, e))
     }
 
+    /// Best `num_hashes` for a filter of `size_in_bytes` (rounded up to 64-byte blocks) holding the count.
+    #[staticmethod]
+    fn optimal_num_hashes(py: Python<'_>, size_in_bytes: i64, estimated_doc_count: i64) -> PyResult<u32> {
+        let count = positive("estimated_doc_count", estimated_doc_count)?;
+        BloomFilter::optimal_num_hashes(size_arg(size_in_bytes)?, count).map_err(|e| bloom_err(py, e))
+    }
+
+    /// Expected false-positive rate of a (blocked) filter of this size and hash count after `count` inserts.
+    #[staticmethod]
+    fn expected_false_positive_rate(py: Python<'_>, size_in_bytes: i64, num_hashes: i64, count: u64) -> PyResult<f64> {
+        bloom::expected_false_positive_rate(size_arg(size_in_bytes)?, hash_count(num_hashes)?, count)
+            .map_err(|e| bloom_err(py, e))
+    }
+
     /// Whether the key is (probably) present; never False for an inserted key.
     fn contains(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         Ok(self.inner.contains(key_bytes(key)?))

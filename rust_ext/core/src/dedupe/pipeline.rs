@@ -25,6 +25,8 @@ use crate::bloom::{BloomFilter, Probe};
 
 /// Seed of the hash that assigns keys to partitions (independent of the Bloom filter's seeds).
 const PARTITION_SEED: u64 = 0x005E_ED0F_9A27;
+/// How many key lookups ahead the commit stage prefetches filter blocks.
+const PREFETCH_DISTANCE: usize = 16;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
 
@@ -154,6 +156,9 @@ impl Deduper {
 
     /// Dedupes `jobs` in order against `filter` (only looked up, never changed, when `read_only`) and writes
     /// one attributes file per job. Runs on the current rayon pool.
+    ///
+    /// Unless `read_only`, the run must be the only writer of `filter` while it runs (it inserts with
+    /// [`BloomFilter::insert_probed_exclusive`]); readers elsewhere are fine.
     ///
     /// Returns the statistics of the files completed and, if a file failed, the error: the files before it
     /// are complete (their keys inserted, their attributes written), none after it is.
@@ -367,7 +372,8 @@ impl Deduper {
         if text.is_empty() {
             return Units::NoKey;
         }
-        let mut buf = Vec::new();
+        let mut hashes = Vec::new();
+        let mut words: Vec<&str> = Vec::new();
         let paras = text::paragraphs(text, separator)
             .into_iter()
             .map(|p: Paragraph| {
@@ -377,18 +383,25 @@ impl Deduper {
                     match ngram {
                         None => ParaAction::Exact(filter.probe_of(p.text.as_bytes())),
                         Some((n, stride, skip_short)) => {
-                            let words: Vec<&str> = text::words(p.text).collect();
+                            words.clear();
+                            text::words_into(p.text, &mut words);
+                            let ngram_probe = |hashes: &[u8], j: usize| {
+                                filter.probe_of_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
+                            };
                             // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
                             // exactly n words form one n-gram; without it, up to n words are compared whole.
                             if skip_short && words.len() < n {
                                 ParaAction::Skip
                             } else if !skip_short && words.len() <= n {
-                                let ngram =
-                                    (words.len() == n).then(|| filter.probe_of(text::ngram_key(&words, &mut buf)));
+                                let ngram = (words.len() == n).then(|| {
+                                    text::word_hashes(&words, &mut hashes);
+                                    ngram_probe(&hashes, 0)
+                                });
                                 ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
                             } else {
+                                text::word_hashes(&words, &mut hashes);
                                 let probes = text::ngram_windows(words.len(), n, stride)
-                                    .map(|j| filter.probe_of(text::ngram_key(&words[j..j + n], &mut buf)))
+                                    .map(|j| ngram_probe(&hashes, j))
                                     .collect();
                                 ParaAction::Ngrams(probes)
                             }
@@ -408,43 +421,31 @@ impl Deduper {
     /// Looks up (and unless read-only inserts) every key of the file in order; returns the marks per document
     /// (`None`: no attribute key in the output).
     fn commit(&self, filter: &BloomFilter, read_only: bool, file: &ParsedFile, stats: &mut RunStats) -> Vec<DocMarks> {
-        let seen = |probe: Probe| if read_only { filter.contains_probed(probe) } else { filter.insert_probed(probe) };
         let threshold = match &self.mode {
             Mode::Ngrams { threshold, .. } => *threshold,
             _ => 1.0,
         };
         let mut out = Vec::with_capacity(file.docs.len());
-        let touch = |doc: &ParsedDoc| {
-            let mut acc = 0u64;
-            match &doc.units {
-                Units::Doc { probe, .. } => acc |= filter.touch_probed(*probe),
-                Units::Paras(paras) => {
-                    for para in paras {
-                        match &para.action {
-                            ParaAction::Exact(p) | ParaAction::Short { whole: p, .. } => {
-                                acc |= filter.touch_probed(*p)
-                            }
-                            ParaAction::Ngrams(probes) => {
-                                for p in probes {
-                                    acc |= filter.touch_probed(*p);
-                                }
-                            }
-                            ParaAction::Skip => {}
-                        }
-                    }
-                }
-                Units::NoKey | Units::SkippedDoc => {}
-            }
-            std::hint::black_box(acc);
-        };
-        if let Some(first) = file.docs.first() {
-            touch(first);
+        // Prefetch the blocks of the keys PREFETCH_DISTANCE lookups ahead, walking the same sequence of probes
+        // as the loop below, so that their cache misses overlap with the work on the current keys.
+        let mut ahead = file.docs.iter().flat_map(|doc| unit_probes(&doc.units));
+        for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
+            filter.prefetch_probed(probe);
         }
-        for (i, doc) in file.docs.iter().enumerate() {
-            // Warm the cache for the next document's keys while this one is committed.
-            if let Some(next) = file.docs.get(i + 1) {
-                touch(next);
+        let mut advance = || {
+            if let Some(probe) = ahead.next() {
+                filter.prefetch_probed(probe);
             }
+        };
+        let seen = |probe: Probe, advance: &mut dyn FnMut()| {
+            advance();
+            if read_only {
+                filter.contains_probed(probe)
+            } else {
+                filter.insert_probed_exclusive(probe)
+            }
+        };
+        for doc in &file.docs {
             stats.documents += 1;
             stats.bytes += doc.text_bytes;
             let marks = match &doc.units {
@@ -452,7 +453,7 @@ impl Deduper {
                 Units::SkippedDoc => Some(Vec::new()),
                 Units::Doc { probe, len } => {
                     stats.paragraphs += 1;
-                    if seen(*probe) {
+                    if seen(*probe, &mut advance) {
                         stats.paragraphs_marked += 1;
                         stats.documents_marked += 1;
                         stats.bytes_marked += doc.text_bytes;
@@ -466,17 +467,20 @@ impl Deduper {
                     for para in paras {
                         let score = match &para.action {
                             ParaAction::Skip => continue,
-                            ParaAction::Exact(probe) => seen(*probe).then_some(Score::One),
+                            ParaAction::Exact(probe) => seen(*probe, &mut advance).then_some(Score::One),
                             ParaAction::Short { whole, ngram } => {
-                                let hit = seen(*whole);
-                                if let (Some(p), false) = (ngram, read_only) {
-                                    filter.insert_probed(*p);
+                                let hit = seen(*whole, &mut advance);
+                                if let Some(p) = ngram {
+                                    advance();
+                                    if !read_only {
+                                        filter.insert_probed_exclusive(*p);
+                                    }
                                 }
                                 let score = if hit { 1.0f32 } else { 0.0 };
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
                             }
                             ParaAction::Ngrams(probes) => {
-                                let hits = probes.iter().filter(|&&p| seen(p)).count();
+                                let hits = probes.iter().filter(|&&p| seen(p, &mut advance)).count();
                                 let score = hits as f32 / probes.len() as f32;
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
                             }
@@ -531,6 +535,24 @@ impl Deduper {
         }
         write_atomic(&job.output, &body)
     }
+}
+
+/// The probes of a document in the order the commit stage looks them up.
+fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
+    let (single, paras): (Option<Probe>, &[Para]) = match units {
+        Units::Doc { probe, .. } => (Some(*probe), &[]),
+        Units::Paras(paras) => (None, paras),
+        Units::NoKey | Units::SkippedDoc => (None, &[]),
+    };
+    single.into_iter().chain(paras.iter().flat_map(|para| {
+        let (first, second, many): (Option<Probe>, Option<Probe>, &[Probe]) = match &para.action {
+            ParaAction::Skip => (None, None, &[]),
+            ParaAction::Exact(p) => (Some(*p), None, &[]),
+            ParaAction::Short { whole, ngram } => (Some(*whole), *ngram, &[]),
+            ParaAction::Ngrams(probes) => (None, None, probes),
+        };
+        first.into_iter().chain(second).chain(many.iter().copied())
+    }))
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -611,7 +633,7 @@ pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
         match compression_of(path) {
             Compression::Gzip => {
                 // mtime 0 and no file name: the same content gives the same bytes on every run.
-                let mut enc = flate2::GzBuilder::new().mtime(0).write(&mut writer, flate2::Compression::new(6));
+                let mut enc = flate2::GzBuilder::new().mtime(0).write(&mut writer, flate2::Compression::new(1));
                 enc.write_all(body)?;
                 enc.finish()?;
             }

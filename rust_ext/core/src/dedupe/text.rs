@@ -41,7 +41,12 @@ pub fn paragraphs<'a>(text: &'a str, separator: &str) -> Vec<Paragraph<'a>> {
     let limit = if !text.is_empty() && text.ends_with(separator) { total - sep_chars } else { total };
     let mut out = Vec::new();
     let mut pos = 0u64;
-    let mut parts = text.split(separator).peekable();
+    // A one-byte separator (the usual "\n") splits with memchr instead of the general substring search.
+    let split: Box<dyn Iterator<Item = &'a str> + '_> = match separator.as_bytes() {
+        &[byte] => Box::new(text.split(char::from(byte))),
+        _ => Box::new(text.split(separator)),
+    };
+    let mut parts = split.peekable();
     while let Some(part) = parts.next() {
         let last = parts.peek().is_none();
         let len = char_count(part, ascii);
@@ -62,8 +67,143 @@ pub fn words(text: &str) -> impl Iterator<Item = &str> {
     text.split_word_bounds().filter(|w| !w.chars().all(char::is_whitespace))
 }
 
+/// Appends the [`words`] of `text` to `out`, with the same result; ASCII stretches take a fast path.
+///
+/// The text is cut before every ASCII character other than a space that follows a space: UAX #29 always
+/// breaks there (no rule joins a space to a following ASCII non-space, and no rule looks across a space), so
+/// the pieces segment independently. Pure-ASCII pieces skip the Unicode tables.
+pub fn words_into<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    let bytes = text.as_bytes();
+    if text.is_ascii() {
+        ascii_words(text, out);
+        return;
+    }
+    let mut flush = |piece: &'a str, ascii: bool| {
+        if ascii {
+            ascii_words(piece, out);
+        } else {
+            out.extend(words(piece));
+        }
+    };
+    let mut start = 0;
+    let mut ascii = true;
+    for i in 0..bytes.len() {
+        let b = bytes[i];
+        if b >= 0x80 {
+            ascii = false;
+        } else if i > start && b != b' ' && bytes[i - 1] == b' ' {
+            flush(&text[start..i], ascii);
+            start = i;
+            ascii = true;
+        }
+    }
+    flush(&text[start..], ascii);
+}
+
 pub fn word_count(text: &str) -> u64 {
-    words(text).count() as u64
+    if text.is_ascii() {
+        let mut out = Vec::new();
+        ascii_words(text, &mut out);
+        out.len() as u64
+    } else {
+        words(text).count() as u64
+    }
+}
+
+/// UAX #29 word-break classes of the ASCII characters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wb {
+    Cr,
+    Lf,
+    Newline,
+    Space,
+    Letter,
+    Numeric,
+    ExtendNumLet,
+    /// MidNumLet (`.`) and Single_Quote (`'`): the rules treat them alike outside Hebrew.
+    MidNumLetQ,
+    MidLetter,
+    MidNum,
+    Other,
+}
+
+/// The class of every ASCII byte, looked up in the hot loop.
+const WB_TABLE: [Wb; 128] = {
+    let mut table = [Wb::Other; 128];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = wb_of(i as u8);
+        i += 1;
+    }
+    table
+};
+
+#[inline]
+fn wb(b: u8) -> Wb {
+    WB_TABLE[(b & 0x7F) as usize]
+}
+
+const fn wb_of(b: u8) -> Wb {
+    match b {
+        b'\r' => Wb::Cr,
+        b'\n' => Wb::Lf,
+        0x0B | 0x0C => Wb::Newline,
+        b' ' => Wb::Space,
+        b'A'..=b'Z' | b'a'..=b'z' => Wb::Letter,
+        b'0'..=b'9' => Wb::Numeric,
+        b'_' => Wb::ExtendNumLet,
+        b'.' | b'\'' => Wb::MidNumLetQ,
+        b':' => Wb::MidLetter,
+        b',' | b';' => Wb::MidNum,
+        _ => Wb::Other,
+    }
+}
+
+/// Whether UAX #29 puts a word boundary between `c[i - 1]` and `c[i]` (ASCII text: no Extend, Format, ZWJ,
+/// Katakana, Hebrew or regional indicators, so rules WB4, WB13, WB7a-c and WB15-16 never apply).
+#[inline]
+fn ascii_boundary(c: &[u8], i: usize) -> bool {
+    use Wb::*;
+    let (a, b) = (wb(c[i - 1]), wb(c[i]));
+    if a == Letter && b == Letter {
+        return false;
+    }
+    let before = if i >= 2 { Some(wb(c[i - 2])) } else { None };
+    let after = c.get(i + 1).map(|&x| wb(x));
+    let mid_letter = |x: Wb| x == MidLetter || x == MidNumLetQ;
+    let mid_num = |x: Wb| x == MidNum || x == MidNumLetQ;
+    match (a, b) {
+        (Cr, Lf) => false,                                                   // WB3
+        (Cr | Lf | Newline, _) | (_, Cr | Lf | Newline) => true,             // WB3a, WB3b
+        (Space, Space) => false,                                             // WB3d
+        (Letter, Letter) => false,                                           // WB5
+        (Letter, m) if mid_letter(m) && after == Some(Letter) => false,      // WB6
+        (m, Letter) if mid_letter(m) && before == Some(Letter) => false,     // WB7
+        (Numeric, Numeric) | (Letter, Numeric) | (Numeric, Letter) => false, // WB8, WB9, WB10
+        (m, Numeric) if mid_num(m) && before == Some(Numeric) => false,      // WB11
+        (Numeric, m) if mid_num(m) && after == Some(Numeric) => false,       // WB12
+        (Letter | Numeric | ExtendNumLet, ExtendNumLet) => false,            // WB13a
+        (ExtendNumLet, Letter | Numeric) => false,                           // WB13b
+        _ => true,                                                           // WB999
+    }
+}
+
+/// [`words`] for ASCII text, without the Unicode tables.
+fn ascii_words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return;
+    }
+    let mut start = 0;
+    for i in 1..=bytes.len() {
+        if i == bytes.len() || ascii_boundary(bytes, i) {
+            // White_Space in ASCII: tab, LF, VT, FF, CR and space.
+            if !bytes[start..i].iter().all(|b| matches!(b, b'\t'..=b'\r' | b' ')) {
+                out.push(&text[start..i]);
+            }
+            start = i;
+        }
+    }
 }
 
 /// Whether the text is empty after trimming whitespace.
@@ -83,6 +223,21 @@ pub fn chars(text: &str) -> u64 {
 pub fn ngram_windows(num_words: usize, n: usize, stride: usize) -> impl Iterator<Item = usize> {
     let count = if num_words >= n { num_words - n + 1 } else { 0 };
     (0..count).filter(move |&j| j == 0 || j % stride == 1 % stride)
+}
+
+/// Key space of the hashed n-gram keys of [`word_hashes`] (XORed into the filter's seed), apart from the text
+/// keys of paragraphs and documents.
+pub const NGRAM_DOMAIN: u64 = 0x6E67_7261_6D5F_6B65;
+
+/// The word hashes of an n-gram key: `xxh3_64(word)` of each word, as little-endian bytes, appended to `out`
+/// (which is cleared first). The key of the n-gram of words `j..j + n` is `out[8 j..8 (j + n)]`, looked up
+/// in [`NGRAM_DOMAIN`]: hashing each word once makes a paragraph's n-gram keys cost no copying of text.
+pub fn word_hashes(words: &[&str], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(words.len() * 8);
+    for w in words {
+        out.extend_from_slice(&crate::xxh3_64(w.as_bytes(), 0).to_le_bytes());
+    }
 }
 
 /// The Bloom filter key of the n-gram `words` (written into `buf`, which is cleared first).
@@ -136,6 +291,80 @@ mod tests {
         assert_eq!(word_count("3.5 x"), 2);
         assert_eq!(word_count("日本語"), 3);
         assert_eq!(word_count("  \t "), 0);
+    }
+
+    #[test]
+    fn ascii_fast_path_matches_unicode_segmentation() {
+        let cases = [
+            "Hello, world! It's 3.5 o'clock: e.g. a.b c_d 1,000;2 x:y __init__ 'q' \"z\"",
+            "a\r\nb\r\r\n\n\x0b\x0c c  d\t\te  \t f",
+            "..a..b.. 1..2 a'b' '1'2 a:1 1:a a_1_ _ __ 9_a a9 9a ,1 1, a. .a",
+            "caf\u{e9} na\u{ef}ve \u{201c}quoted\u{201d} a \u{301}b  \u{200D}c 日本語 x",
+            "",
+            " ",
+            "\t",
+            "x",
+            "don't stop-me now!!! (ok) [3] {a} #tag @user $5 100% a/b a\\b ~`^|<>=+*&?",
+        ];
+        let mut rng: u64 = 0x1234_5678;
+        let ascii: Vec<String> = "ab Z09_.':,;\"\t\r\n\x0b\x0c-!?()#\x1f\x7f".chars().map(String::from).collect();
+        // Non-ASCII: letters, combining mark (Extend), ZWJ, soft hyphen (Format), emoji, CJK, regional
+        // indicators, curly quote, NEL, no-break and ideographic spaces, Hebrew letter, katakana.
+        let other: Vec<String> = [
+            "é",
+            "\u{301}",
+            "\u{200D}",
+            "\u{AD}",
+            "🙂",
+            "日",
+            "\u{1F1E6}",
+            "’",
+            "\u{85}",
+            "\u{A0}",
+            "\u{3000}",
+            "א",
+            "カ",
+            "\u{2019}",
+            "\u{FF0E}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut random = Vec::new();
+        for round in 0..6000 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = (rng >> 58) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let pick = (rng >> 33) as usize;
+                    if round % 2 == 1 && pick.is_multiple_of(5) {
+                        other[(pick / 5) % other.len()].as_str()
+                    } else {
+                        ascii[pick % ascii.len()].as_str()
+                    }
+                })
+                .collect();
+            random.push(s);
+        }
+        for text in cases.iter().map(|s| s.to_string()).chain(random) {
+            let slow: Vec<&str> = words(&text).collect();
+            let mut fast = Vec::new();
+            words_into(&text, &mut fast);
+            assert_eq!(fast, slow, "{text:?}");
+            assert_eq!(word_count(&text), slow.len() as u64);
+        }
+    }
+
+    #[test]
+    fn word_hash_keys_are_per_word() {
+        let mut a = Vec::new();
+        word_hashes(&["x", "yz", "x"], &mut a);
+        assert_eq!(a.len(), 24);
+        assert_eq!(a[0..8], a[16..24]);
+        let mut b = Vec::new();
+        word_hashes(&["xy", "z", "x"], &mut b);
+        assert_ne!(a[..16], b[..16], "word boundaries are part of the key");
     }
 
     #[test]
