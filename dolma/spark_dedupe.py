@@ -44,6 +44,7 @@ import msgspec
 
 from dolma import io
 from dolma.executor import Summary, Unit, UnitFailure, UnitStats
+from dolma.spark_executor import _short_error, collect_with_progress
 
 log = logging.getLogger("dolma")
 
@@ -177,40 +178,6 @@ class WriteAttributes:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _collect_with_progress(sc: Any, rdd: Any, progress: Any, files: int, quiet: bool) -> list[bytes]:
-    """rdd.collect() while the driver shows files keyed (stage 1), documents and bytes read."""
-    import threading
-
-    from dolma.executor import ProgressDisplay
-
-    outcome: dict[str, Any] = {}
-
-    def collect() -> None:
-        try:
-            outcome["results"] = rdd.collect()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    display = ProgressDisplay(files, "dedupe: keying files", quiet)
-    thread = threading.Thread(target=collect, name="dolma-spark-dedupe", daemon=True)
-    thread.start()
-    seen = [0, 0, 0]
-    try:
-        while thread.is_alive():
-            thread.join(0.25)
-            now = [acc.value for acc in progress]
-            display.update(units=now[0] - seen[0], docs=now[1] - seen[1], nbytes=now[2] - seen[2])
-            seen = now
-    except KeyboardInterrupt:
-        sc.cancelAllJobs()
-        raise
-    finally:
-        display.close()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["results"]
-
-
 def spark_dedupe(
     sc: Any,
     paths: Sequence[str],
@@ -243,12 +210,9 @@ def spark_dedupe(
     keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
     repeats = keyed.partitionBy(partitions, owner_partition).mapPartitions(mark_repeats)
     rdd = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write)
-    try:
-        results = _collect_with_progress(sc, rdd, progress, len(paths), quiet)
-    except Exception as exc:
-        from dolma.spark_executor import _short_error
-
-        reason = _short_error(exc)
+    results, error = collect_with_progress(sc, rdd, progress, len(paths), "dedupe: keying files", quiet)
+    if error is not None:
+        reason = _short_error(error)
         log.error("Spark dedupe failed: %s", reason)
         summary.failures = [
             UnitFailure(unit=Unit(input=p, outputs=(o,)), error=f"Spark job failed: {reason}", attempts=1)

@@ -234,6 +234,41 @@ def _short_error(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:500]
 
 
+def collect_with_progress(
+    sc: Any, rdd: Any, progress: Sequence[Any], total: int, description: str, quiet: bool
+) -> tuple[list[Any], BaseException | None]:
+    """`rdd.collect()` in a thread while the driver shows units, documents and bytes from three accumulators.
+
+    Returns the collected results, or ([], the job's error) when it failed; Ctrl-C cancels the Spark jobs.
+    """
+    outcome: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            outcome["results"] = rdd.collect()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    display = ProgressDisplay(total, description, quiet)
+    thread = threading.Thread(target=collect, name="dolma-spark-job", daemon=True)
+    thread.start()
+    seen = [0, 0, 0]
+    try:
+        while thread.is_alive():
+            thread.join(0.25)
+            now = [acc.value for acc in progress]
+            display.update(units=now[0] - seen[0], docs=now[1] - seen[1], nbytes=now[2] - seen[2])
+            seen = now
+    except KeyboardInterrupt:
+        sc.cancelAllJobs()
+        raise
+    finally:
+        display.close()
+    if "error" in outcome:
+        return [], outcome["error"]
+    return outcome["results"], None
+
+
 class SparkExecutor(UnitExecutor):
     """Runs units as Spark tasks with the same contract as LocalExecutor.run: (job, units) -> Summary."""
 
@@ -272,37 +307,10 @@ class SparkExecutor(UnitExecutor):
         rdd = sc.parallelize(items, len(items)).mapPartitions(runner)
         sc.setJobDescription(f"dolma {self.description}: {len(todo)} unit(s)")
 
-        outcome: dict[str, Any] = {}
-
-        def collect() -> None:
-            try:
-                outcome["results"] = rdd.collect()
-            except BaseException as exc:
-                outcome["error"] = exc
-
-        display = ProgressDisplay(len(todo), self.description, self.quiet)
-        thread = threading.Thread(target=collect, name="dolma-spark-job", daemon=True)
-        thread.start()
-        seen = [0, 0, 0]
-        try:
-            while thread.is_alive():
-                thread.join(0.25)
-                now = [accumulators[0].value, accumulators[1].value, accumulators[2].value]
-                display.update(units=now[0] - seen[0], docs=now[1] - seen[1], nbytes=now[2] - seen[2])
-                seen = now
-        except KeyboardInterrupt:
-            sc.cancelAllJobs()
-            raise
-        finally:
-            display.close()
-
-        if "error" in outcome:
-            error = outcome["error"]
+        packed, error = collect_with_progress(sc, rdd, accumulators[:3], len(todo), self.description, self.quiet)
+        if error is not None:
             log.error("Spark job failed: %s", _short_error(error))
             packed = list(accumulators[3].value.values())
-        else:
-            error = None
-            packed = outcome["results"]
         results = {r.index: r for r in (msgspec.msgpack.decode(p, type=UnitResult) for p in packed)}
         for idx, unit in enumerate(todo):
             result = results.get(idx)
