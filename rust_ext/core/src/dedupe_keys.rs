@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::dedupe::config::{DedupeConfig, Mode};
-use crate::dedupe::pipeline::write_atomic;
+use crate::dedupe::pipeline::{push_attribute_line, write_atomic, Score};
 use crate::dedupe::text;
 use crate::dedupe::{DedupeError, Result};
 
@@ -164,11 +164,6 @@ pub struct KeyMaker {
     skip_bad_lines: bool,
 }
 
-enum Score {
-    One,
-    Fraction(f32),
-}
-
 impl KeyMaker {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
         let mode = config.mode()?;
@@ -272,27 +267,7 @@ impl KeyMaker {
                 stats.keys_marked += list.len() as u64;
                 stats.documents_marked += u64::from(!list.is_empty());
             }
-            body.extend_from_slice(b"{\"id\":");
-            body.extend_from_slice(doc.id.as_bytes());
-            body.extend_from_slice(b",\"attributes\":{");
-            if let Some(list) = marks {
-                body.extend_from_slice(attribute.as_bytes());
-                body.extend_from_slice(b":[");
-                for (i, (start, end, score)) in list.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    let score = match score {
-                        Score::One => "1".to_string(),
-                        Score::Fraction(f) => {
-                            serde_json::to_string(&f64::from(*f)).unwrap_or_else(|_| "0.0".to_string())
-                        }
-                    };
-                    body.extend_from_slice(format!("[{start},{end},{score}]").as_bytes());
-                }
-                body.push(b']');
-            }
-            body.extend_from_slice(b"}}\n");
+            push_attribute_line(&mut body, &doc.id, &attribute, marks.as_deref());
         }
         Ok((body, stats))
     }

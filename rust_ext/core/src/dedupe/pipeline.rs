@@ -68,8 +68,9 @@ impl RunStats {
     }
 }
 
+/// The score of a marked span: 1 for an exact repeat, the overlap fraction in n-gram mode.
 #[derive(Debug, Clone, Copy)]
-enum Score {
+pub(crate) enum Score {
     One,
     Fraction(f32),
 }
@@ -511,30 +512,34 @@ impl Deduper {
         let attribute = serde_json::to_string(self.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
         let mut body = Vec::with_capacity(file.docs.len() * 48);
         for (doc, doc_marks) in file.docs.iter().zip(marks) {
-            body.extend_from_slice(b"{\"id\":");
-            body.extend_from_slice(doc.id.as_bytes());
-            body.extend_from_slice(b",\"attributes\":{");
-            if let Some(list) = doc_marks {
-                body.extend_from_slice(attribute.as_bytes());
-                body.extend_from_slice(b":[");
-                for (i, (start, end, score)) in list.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    let score = match score {
-                        Score::One => "1".to_string(),
-                        Score::Fraction(f) => {
-                            serde_json::to_string(&f64::from(*f)).unwrap_or_else(|_| "0.0".to_string())
-                        }
-                    };
-                    body.extend_from_slice(format!("[{start},{end},{score}]").as_bytes());
-                }
-                body.push(b']');
-            }
-            body.extend_from_slice(b"}}\n");
+            push_attribute_line(&mut body, &doc.id, &attribute, doc_marks.as_deref());
         }
         write_atomic(&job.output, &body)
     }
+}
+
+/// Appends one attribute line, `{"id":<id>,"attributes":{<attribute>:[[start,end,score],...]}}`, where `id` is
+/// the raw JSON of the document's id and `attribute` the JSON-quoted attribute name; no marks -> `{}`.
+pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str, marks: Option<&[(u64, u64, Score)]>) {
+    body.extend_from_slice(b"{\"id\":");
+    body.extend_from_slice(id.as_bytes());
+    body.extend_from_slice(b",\"attributes\":{");
+    if let Some(list) = marks {
+        body.extend_from_slice(attribute.as_bytes());
+        body.extend_from_slice(b":[");
+        for (i, (start, end, score)) in list.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let score = match score {
+                Score::One => "1".to_string(),
+                Score::Fraction(f) => serde_json::to_string(&f64::from(*f)).unwrap_or_else(|_| "0.0".to_string()),
+            };
+            body.extend_from_slice(format!("[{start},{end},{score}]").as_bytes());
+        }
+        body.push(b']');
+    }
+    body.extend_from_slice(b"}}\n");
 }
 
 /// The probes of a document in the order the commit stage looks them up.
