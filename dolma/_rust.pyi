@@ -179,11 +179,13 @@ class DedupeKeys:
     @property
     def attribute(self) -> str: ...
     def keys(
-        self, path: str, data: bytes, file_index: int, partitions: int
-    ) -> tuple[list[tuple[int, bytes]], dict[str, int]]:
-        """(owner partition, blob of (key hash, position) records) for a file's decompressed content, and counts."""
-    def write_attributes(self, path: str, data: bytes, duplicates: bytes, output: str) -> dict[str, int]:
-        """Write the attributes file to the local path `output` given the blob of its duplicate positions."""
+        self, path: str, raw: bytes, file_index: int, partitions: int, *, compressed: bool = True
+    ) -> tuple[list[tuple[int, bytes]], bytes, dict[str, int]]:
+        """(owner partition, blob of (key hash, position) records), the skeleton and counts for a file's
+        content as stored (decompressed by the path's extension unless `compressed=False`)."""
+    def write_attributes(self, skeleton: bytes, duplicates: bytes, output: str) -> dict[str, int]:
+        """Write the attributes file of a `keys` skeleton to the local path `output` given the blob of its
+        duplicate positions."""
 
 def find_key_repeats(blobs: list[bytes]) -> list[tuple[int, bytes]]:
     """Key blobs of one partition -> (file index, blob of the positions of every non-earliest occurrence)."""

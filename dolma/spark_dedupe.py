@@ -15,20 +15,24 @@ compression, so a Spark run's attribute files are byte-identical to `dolma dedup
 (up to the local Bloom filter's false positives, which the exact Spark run does not have).
 
 Two stages:
-1. one task per documents file emits its key occurrences as (hash, position) records, already grouped into
-   one byte blob per owner partition (`hash % P`); `partitionBy` sends each blob to its owner, which sorts
-   all its records in Rust (`find_key_repeats`) and emits, per file, a blob with the positions of every
-   non-first occurrence (millions of keys cross the shuffle as a few large byte strings, not as Python
-   objects);
-2. those duplicate blobs are partitioned by file index (identity partitioner: partition i = file i), and
-   one task per file rereads it and writes its attributes file atomically.
+1. one task per documents file reads it once (decompression, parsing and hashing in Rust) and emits its key
+   occurrences as (hash, position) records, already grouped into one byte blob per owner partition
+   (`hash % P`), plus the file's "skeleton": its ids, line numbers, spans and key counts without the text
+   (a few % of the file's size). `partitionBy` sends each key blob to its owner, which sorts all its records
+   in Rust (`find_key_repeats`) and emits, per file, a blob with the positions of every non-first
+   occurrence (millions of keys cross the shuffle as a few large byte strings, not as Python objects);
+   skeletons travel through S extra partitions (S = min(P, files)) and are passed on unchanged;
+2. those duplicate blobs and skeletons are partitioned by file index (identity partitioner: partition i =
+   file i), and one task per file writes its attributes file atomically from the skeleton, without reading
+   the documents again.
 
 Memory: a stage-1 reduce task holds its whole key slice in memory, about (total keys / P) x 80 bytes (the
 24-byte records as received, a copy, and the sort array), so choose P (`spark.default.parallelism`) so that
 this fits comfortably in the executor's Python worker memory (for example 2 billion paragraph keys over
-1000 partitions is 2 million keys, ~160 MB per task). Stage 2 holds one file's content and its duplicate
-positions (16 bytes each). Outputs depend only on the inputs, so both stages can be retried or run
-speculatively: the same bytes are written to the same names.
+1000 partitions is 2 million keys, ~160 MB per task). A stage-1 map task holds one file's raw and
+decompressed content; a stage-2 task holds one file's skeleton and its duplicate positions (16 bytes each).
+Outputs depend only on the inputs, so both stages can be retried or run speculatively: the same bytes are
+written to the same names.
 """
 
 from __future__ import annotations
@@ -72,7 +76,12 @@ def _input_error(exc: BaseException) -> BaseException:
 
 
 class EmitKeys:
-    """Stage 1 map: one documents file -> (owner partition, blob of (hash, position) records) per partition."""
+    """Stage 1 map: one documents file -> its key records, one blob per owner partition, and its skeleton.
+
+    The file is read as stored and decompressed, parsed and hashed in Rust, once. Records are
+    `(owner partition, blob)` for key blobs and `(P + file index % S, (file index, skeleton))` for the
+    skeleton, which travels through the skeleton partitions P..P+S-1 to the file's stage-2 task.
+    """
 
     def __init__(
         self,
@@ -81,44 +90,57 @@ class EmitKeys:
         skip_bad_lines: bool,
         s3: Any,
         partitions: int,
+        skeleton_partitions: int,
         progress: Any = None,
     ):
         self.partitions = partitions
+        self.skeleton_partitions = skeleton_partitions
         self.paths = list(paths)
         self.config_json = config_json
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
         self.progress = progress  # (files, documents, bytes) accumulators shown on the driver
 
-    def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, bytes]]:
+    def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
         io.configure_s3(self.s3)
         path = self.paths[file_index]
         try:
             maker = _key_maker(self.config_json, self.skip_bad_lines)
-            data = io.read_bytes(path)
-            blobs, stats = maker.keys(path, data, file_index, self.partitions)
+            with io.open_raw_read(path) as fh:
+                raw = fh.read()
+            blobs, skeleton, stats = maker.keys(path, raw, file_index, self.partitions)
         except Exception as exc:
             raise _input_error(exc) from None
         if self.progress is not None:
-            for acc, value in zip(self.progress, (1, stats["documents"], len(data))):
+            for acc, value in zip(self.progress, (1, stats["documents"], stats["bytes"])):
                 acc.add(value)
-        return iter(blobs)
+        yield from blobs
+        yield self.partitions + file_index % self.skeleton_partitions, (file_index, skeleton)
 
 
 def owner_partition(key: int) -> int:
-    """Blobs are keyed by their owner partition (stage 1) or file index (stage 2): the identity partitioner."""
+    """Records are keyed by their partition (stage 1) or file index (stage 2): the identity partitioner."""
     return key
 
 
-def mark_repeats(items: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
-    """Stage 1 reduce over one key slice: (file index, blob of positions) of every non-earliest occurrence."""
-    from dolma._rust import find_key_repeats
+class MarkRepeats:
+    """Stage 1 reduce. Partitions below P hold one key slice each: emit (file index, blob of the positions of
+    every non-earliest occurrence). The others hold skeletons, passed on as (file index, (skeleton,)): the
+    1-tuple tells them from duplicate blobs in stage 2."""
 
-    return iter(find_key_repeats([blob for _partition, blob in items]))
+    def __init__(self, partitions: int):
+        self.partitions = partitions
+
+    def __call__(self, index: int, items: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+        if index >= self.partitions:
+            return ((file_index, (skeleton,)) for _partition, (file_index, skeleton) in items)
+        from dolma._rust import find_key_repeats
+
+        return iter(find_key_repeats([blob for _partition, blob in items]))
 
 
 class WriteAttributes:
-    """Stage 2: partition i holds the duplicate positions of file i; reread the file and write its attributes.
+    """Stage 2: partition i holds the skeleton of file i and its duplicate positions; write its attributes.
 
     `fail_marker` is a test hook: when set and the file does not exist yet, the first task to get there
     creates it and kills its Python worker mid-task, so Spark has to retry the task.
@@ -140,11 +162,15 @@ class WriteAttributes:
         self.s3 = s3
         self.fail_marker = fail_marker
 
-    def __call__(self, file_index: int, items: Iterable[tuple[int, bytes]]) -> Iterator[bytes]:
+    def __call__(self, file_index: int, items: Iterable[tuple[int, Any]]) -> Iterator[bytes]:
         io.configure_s3(self.s3)
-        duplicates = b"".join(blob for _file, blob in items)
+        skeletons, duplicates = [], []
+        for _file, value in items:
+            (skeletons if isinstance(value, tuple) else duplicates).append(value)
         path, output = self.paths[file_index], self.outputs[file_index]
-        data = io.read_bytes(path)
+        if len(skeletons) != 1:
+            raise RuntimeError(f"{path}: expected one skeleton in its attributes task, got {len(skeletons)}")
+        skeleton = skeletons[0][0]
         maker = _key_maker(self.config_json, self.skip_bad_lines)
         if self.fail_marker and not os.path.exists(self.fail_marker):
             open(self.fail_marker, "w").close()
@@ -152,17 +178,17 @@ class WriteAttributes:
         if io.is_s3(output):
             with tempfile.TemporaryDirectory(prefix="dolma-dedupe-") as tmp:
                 local = os.path.join(tmp, io.basename(output))
-                stats = maker.write_attributes(path, data, duplicates, local)
+                stats = maker.write_attributes(skeleton, b"".join(duplicates), local)
                 written = os.path.getsize(local)
                 io.copy(local, output)
         else:
-            stats = maker.write_attributes(path, data, duplicates, output)
+            stats = maker.write_attributes(skeleton, b"".join(duplicates), output)
             written = os.path.getsize(output)
         result = UnitStats(
             documents_in=stats["documents"],
             documents_out=stats["documents"],
             bad_lines=stats["bad_lines"],
-            bytes_in=len(data),
+            bytes_in=stats["bytes"],
             bytes_out=written,
             counters={
                 "keys": stats["keys"],
@@ -203,12 +229,15 @@ def spark_dedupe(
     if not paths:
         return summary
     partitions = int(num_partitions or sc.defaultParallelism)
+    skeleton_partitions = max(1, min(partitions, len(paths)))
     progress = (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))
-    emit = EmitKeys(paths, config_json, skip_bad_lines, s3, partitions, progress)
+    emit = EmitKeys(paths, config_json, skip_bad_lines, s3, partitions, skeleton_partitions, progress)
     write = WriteAttributes(paths, outputs, config_json, skip_bad_lines, s3, fail_marker)
     sc.setJobDescription(f"dolma dedupe: {len(paths)} file(s), {partitions} key partition(s)")
     keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
-    repeats = keyed.partitionBy(partitions, owner_partition).mapPartitions(mark_repeats)
+    repeats = keyed.partitionBy(partitions + skeleton_partitions, owner_partition).mapPartitionsWithIndex(
+        MarkRepeats(partitions)
+    )
     rdd = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write)
     results, error = collect_with_progress(sc, rdd, progress, len(paths), "dedupe: keying files", quiet)
     if error is not None:

@@ -23,7 +23,7 @@ from dolma.commands import dedupe
 from dolma.config import build
 from dolma.documents import attributes_path
 from dolma.errors import ConfigError
-from dolma.spark_dedupe import mark_repeats, spark_dedupe
+from dolma.spark_dedupe import MarkRepeats, spark_dedupe
 
 PARAGRAPHS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -110,19 +110,26 @@ def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order(tmp_path):
     keys = DedupeKeys(dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "x", **PARAGRAPH_MODE})))
     data = [b'{"id": "a", "text": "x\\ny\\nx"}\n', b'\n{"id": "b", "text": "y\\nz"}\n']
     # file 1 first, and keys in 3 partitions: the result must not depend on arrival order or partitioning
-    items = [item for i in (1, 0) for item in keys.keys("f", data[i], i, 3)[0]]
+    emitted = {i: keys.keys("f.jsonl", data[i], i, 3) for i in (1, 0)}
+    items = [item for i in (1, 0) for item in emitted[i][0]]
     by_partition: dict[int, list] = {}
     for partition, blob in items:
         by_partition.setdefault(partition, []).append((partition, blob))
     repeats: dict[int, bytes] = {}
-    for part in by_partition.values():
-        for file_index, blob in mark_repeats(part):
+    mark = MarkRepeats(3)
+    for partition, part in by_partition.items():
+        for file_index, blob in mark(partition, part):
             repeats[file_index] = repeats.get(file_index, b"") + blob
+    # skeleton partitions (index >= P) pass their (file index, skeleton) values on unchanged
+    assert list(mark(3, [(3, (1, emitted[1][1]))])) == [(1, (emitted[1][1],))]
     out = tmp_path / "out.jsonl"
-    keys.write_attributes("f", data[0], repeats.get(0, b""), str(out))
+    assert emitted[0][2]["bytes"] == len(data[0])
+    keys.write_attributes(emitted[0][1], repeats.get(0, b""), str(out))
     assert out.read_text() == '{"id":"a","attributes":{"bff_dup_para":[[4,5,1]]}}\n'
-    keys.write_attributes("f", data[1], repeats.get(1, b""), str(out))
+    keys.write_attributes(emitted[1][1], repeats.get(1, b""), str(out))
     assert out.read_text() == '{"id":"b","attributes":{"bff_dup_para":[[0,2,1]]}}\n'
+    with pytest.raises(ValueError, match="corrupt dedupe skeleton"):
+        keys.write_attributes(emitted[1][1][:-1], b"", str(out))
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::dedupe::config::{DedupeConfig, Mode};
-use crate::dedupe::pipeline::{push_attribute_line, write_atomic, Score};
+use crate::dedupe::pipeline::{decompress, push_attribute_line, write_atomic, Score};
 use crate::dedupe::text;
 use crate::dedupe::{DedupeError, Result};
 
@@ -135,8 +135,20 @@ struct DocKeys {
     /// The `id` as JSON text, written unchanged.
     id: String,
     units: Units,
-    /// Key hashes in slot order.
+    /// Number of keys (slots) of the document; their hashes are in [`FileScan::keys`], in slot order.
+    nkeys: u64,
+}
+
+/// A parsed documents file: what its attributes file needs (ids, spans, slots; no text) and the hashes of
+/// all its keys in (line, slot) order. [`FileScan::encode`] packs the first part into a compact "skeleton"
+/// so a distributed run can write the attributes later without reading and parsing the file again.
+#[derive(Debug)]
+pub struct FileScan {
+    docs: Vec<DocKeys>,
     keys: Vec<u64>,
+    bad_lines: u64,
+    /// Decompressed size of the file.
+    bytes: u64,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +167,8 @@ pub struct KeyStats {
     pub keys: u64,
     pub keys_marked: u64,
     pub bad_lines: u64,
+    /// Decompressed bytes of the file.
+    pub bytes: u64,
 }
 
 /// Computes keys and writes attributes for one dedupe configuration (the `dedupe` section as JSON).
@@ -181,36 +195,39 @@ impl KeyMaker {
         &self.mode
     }
 
-    /// (key hash, packed position) of every key occurrence of a file (`data`: its decompressed bytes).
-    pub fn keys(&self, path: &str, data: &[u8], file_index: u64) -> Result<(Vec<(u64, u128)>, KeyStats)> {
-        let (docs, bad_lines) = self.parse(path, data)?;
-        let mut stats = KeyStats { documents: docs.len() as u64, bad_lines, ..KeyStats::default() };
-        let mut out = Vec::new();
-        for doc in &docs {
-            for (slot, &key) in doc.keys.iter().enumerate() {
-                let pos = pack_position(file_index, doc.line, slot as u64).ok_or_else(|| DedupeError::BadLine {
-                    path: path.to_string(),
-                    line: doc.line,
-                    field: "(line)".to_string(),
-                    reason: format!("too many keys in one document or lines in one file (slot {slot})"),
-                })?;
-                out.push((key, pos));
-            }
-            stats.keys += doc.keys.len() as u64;
-        }
-        Ok((out, stats))
+    /// Parses a file: `raw` is its content as stored (compressed by `path`'s extension) when `compressed`,
+    /// else already decompressed.
+    pub fn scan(&self, path: &str, raw: &[u8], compressed: bool) -> Result<FileScan> {
+        let data: Cow<[u8]> = if compressed { Cow::Owned(decompress(path, raw)?) } else { Cow::Borrowed(raw) };
+        let mut keys = Vec::new();
+        let (docs, bad_lines) = self.parse(path, &data, &mut keys)?;
+        Ok(FileScan { docs, keys, bad_lines, bytes: data.len() as u64 })
     }
 
-    /// Writes the attributes file of `data` to `output` (atomically, compressed by its extension) given the
-    /// packed positions of its duplicate key occurrences (any order; the file index part is ignored).
-    pub fn write_attributes(&self, path: &str, data: &[u8], duplicates: &[u128], output: &str) -> Result<KeyStats> {
-        let (body, stats) = self.attributes(path, data, duplicates)?;
+    /// (key hash, packed position) of every key occurrence of a file (`data`: its decompressed bytes).
+    pub fn keys(&self, path: &str, data: &[u8], file_index: u64) -> Result<(Vec<(u64, u128)>, KeyStats)> {
+        let scan = self.scan(path, data, false)?;
+        let mut out = Vec::with_capacity(scan.keys.len());
+        scan.for_each_key(path, file_index, |key, pos| out.push((key, pos)))?;
+        Ok((out, scan.stats()))
+    }
+
+    /// The attributes file content (uncompressed) of `data`, in the local deduper's exact serialization.
+    pub fn attributes(&self, path: &str, data: &[u8], duplicates: &[u128]) -> Result<(Vec<u8>, KeyStats)> {
+        Ok(self.attributes_of(&self.scan(path, data, false)?, duplicates))
+    }
+
+    /// Writes the attributes file of a scanned file (or a decoded skeleton) to `output` (atomically,
+    /// compressed by its extension) given the packed positions of its duplicate key occurrences (any
+    /// order; the file index part is ignored).
+    pub fn write_attributes(&self, scan: &FileScan, duplicates: &[u128], output: &str) -> Result<KeyStats> {
+        let (body, stats) = self.attributes_of(scan, duplicates);
         write_atomic(output, &body)?;
         Ok(stats)
     }
 
-    /// The attributes file content (uncompressed), in the local deduper's exact serialization.
-    pub fn attributes(&self, path: &str, data: &[u8], duplicates: &[u128]) -> Result<(Vec<u8>, KeyStats)> {
+    /// The attributes file content (uncompressed) of a scanned file, in the local deduper's serialization.
+    pub fn attributes_of(&self, scan: &FileScan, duplicates: &[u128]) -> (Vec<u8>, KeyStats) {
         let dup: HashSet<(u64, u64)> = duplicates
             .iter()
             .map(|&p| {
@@ -218,17 +235,15 @@ impl KeyMaker {
                 (line, slot)
             })
             .collect();
-        let (docs, bad_lines) = self.parse(path, data)?;
         let threshold = match &self.mode {
             Mode::Ngrams { threshold, .. } => *threshold,
             _ => 1.0,
         };
         let attribute = serde_json::to_string(self.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
-        let mut stats = KeyStats { documents: docs.len() as u64, bad_lines, ..KeyStats::default() };
-        let mut body = Vec::with_capacity(docs.len() * 48);
-        for doc in &docs {
+        let mut stats = scan.stats();
+        let mut body = Vec::with_capacity(scan.docs.len() * 48);
+        for doc in &scan.docs {
             let is_dup = |slot: u64| dup.contains(&(doc.line, slot));
-            stats.keys += doc.keys.len() as u64;
             let marks: Option<Vec<(u64, u64, Score)>> = match &doc.units {
                 Units::NoKey => None,
                 Units::SkippedDoc => Some(Vec::new()),
@@ -269,14 +284,14 @@ impl KeyMaker {
             }
             push_attribute_line(&mut body, &doc.id, &attribute, marks.as_deref());
         }
-        Ok((body, stats))
+        (body, stats)
     }
 
     // ------------------------------------------------------------------------------------------------------
     // Parsing: the same line rules as the local pipeline (blank lines ignored, 1-based line numbers).
     // ------------------------------------------------------------------------------------------------------
 
-    fn parse(&self, path: &str, data: &[u8]) -> Result<(Vec<DocKeys>, u64)> {
+    fn parse(&self, path: &str, data: &[u8], keys: &mut Vec<u64>) -> Result<(Vec<DocKeys>, u64)> {
         let mut docs = Vec::new();
         let mut bad_lines = 0u64;
         let mut start = 0usize;
@@ -291,16 +306,20 @@ impl KeyMaker {
             if line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            match self.parse_line(path, lineno, line) {
+            let before = keys.len();
+            match self.parse_line(path, lineno, line, keys) {
                 Ok(doc) => docs.push(doc),
-                Err(DedupeError::BadLine { .. }) if self.skip_bad_lines => bad_lines += 1,
+                Err(DedupeError::BadLine { .. }) if self.skip_bad_lines => {
+                    keys.truncate(before);
+                    bad_lines += 1
+                }
                 Err(e) => return Err(e),
             }
         }
         Ok((docs, bad_lines))
     }
 
-    fn parse_line(&self, path: &str, lineno: u64, line: &[u8]) -> Result<DocKeys> {
+    fn parse_line(&self, path: &str, lineno: u64, line: &[u8], keys: &mut Vec<u64>) -> Result<DocKeys> {
         let bad = |field: &str, reason: String| DedupeError::BadLine {
             path: path.to_string(),
             line: lineno,
@@ -308,7 +327,7 @@ impl KeyMaker {
             reason,
         };
         let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
-        let mut keys = Vec::new();
+        let before = keys.len();
         let (id, units) = match &self.mode {
             Mode::Documents { key, .. } if key.single_field() != Some("text") && key.single_field() != Some("id") => {
                 let value: Value =
@@ -328,7 +347,7 @@ impl KeyMaker {
                     Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
                     Some(other) => Cow::Owned(other.to_string()),
                 };
-                let units = self.doc_units(&key_text, &mut keys);
+                let units = self.doc_units(&key_text, keys);
                 (id, units)
             }
             _ => {
@@ -346,20 +365,20 @@ impl KeyMaker {
                     Mode::Documents { key, .. } => {
                         if key.single_field() == Some("id") {
                             let id_text: Cow<str> = serde_json::from_str(&id).unwrap_or(Cow::Borrowed(""));
-                            self.doc_units(&id_text, &mut keys)
+                            self.doc_units(&id_text, keys)
                         } else {
-                            self.doc_units(&text, &mut keys)
+                            self.doc_units(&text, keys)
                         }
                     }
-                    Mode::Paragraphs { separator, .. } => self.paragraph_units(&text, separator, None, &mut keys),
+                    Mode::Paragraphs { separator, .. } => self.paragraph_units(&text, separator, None, keys),
                     Mode::Ngrams { separator, n, stride, skip_short, .. } => {
-                        self.paragraph_units(&text, separator, Some((*n, *stride, *skip_short)), &mut keys)
+                        self.paragraph_units(&text, separator, Some((*n, *stride, *skip_short)), keys)
                     }
                 };
                 (id, units)
             }
         };
-        Ok(DocKeys { line: lineno, id, units, keys })
+        Ok(DocKeys { line: lineno, id, units, nkeys: (keys.len() - before) as u64 })
     }
 
     fn too_small(&self, text: &str) -> bool {
@@ -425,6 +444,182 @@ impl KeyMaker {
             })
             .collect();
         Units::Paras(paras)
+    }
+}
+
+/// First bytes of an encoded [`FileScan`] (a skeleton); the digit is its format version.
+const SKELETON_MAGIC: &[u8; 4] = b"DKS1";
+
+impl FileScan {
+    /// Counts known before duplicates are: documents, keys, bad lines, bytes.
+    pub fn stats(&self) -> KeyStats {
+        KeyStats {
+            documents: self.docs.len() as u64,
+            keys: self.docs.iter().map(|d| d.nkeys).sum(),
+            bad_lines: self.bad_lines,
+            bytes: self.bytes,
+            ..KeyStats::default()
+        }
+    }
+
+    /// Calls `f(key hash, packed position)` for every key occurrence, in (line, slot) order.
+    fn for_each_key(&self, path: &str, file_index: u64, mut f: impl FnMut(u64, u128)) -> Result<()> {
+        let mut next = 0usize;
+        for doc in &self.docs {
+            let n = doc.nkeys as usize;
+            for (slot, &key) in self.keys[next..next + n].iter().enumerate() {
+                let pos = pack_position(file_index, doc.line, slot as u64).ok_or_else(|| DedupeError::BadLine {
+                    path: path.to_string(),
+                    line: doc.line,
+                    field: "(line)".to_string(),
+                    reason: format!("too many keys in one document or lines in one file (slot {slot})"),
+                })?;
+                f(key, pos);
+            }
+            next += n;
+        }
+        Ok(())
+    }
+
+    /// The (key hash, position) records grouped into one blob per owner partition ([`blobs_by_partition`]).
+    pub fn blobs(&self, path: &str, file_index: u64, partitions: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut keys = Vec::with_capacity(self.keys.len());
+        self.for_each_key(path, file_index, |key, pos| keys.push((key, pos)))?;
+        Ok(blobs_by_partition(&keys, partitions))
+    }
+
+    /// The skeleton: everything the attributes file needs (ids, line numbers, spans, slot counts) without
+    /// the text or the key hashes, in a compact binary form (LEB128 integers; spans as start and length).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.docs.len() * 32);
+        out.extend_from_slice(SKELETON_MAGIC);
+        for v in [self.bad_lines, self.bytes, self.docs.len() as u64] {
+            put_varint(&mut out, v);
+        }
+        let mut prev_line = 0u64;
+        for doc in &self.docs {
+            put_varint(&mut out, doc.line - prev_line);
+            prev_line = doc.line;
+            put_varint(&mut out, doc.nkeys);
+            put_varint(&mut out, doc.id.len() as u64);
+            out.extend_from_slice(doc.id.as_bytes());
+            match &doc.units {
+                Units::NoKey => out.push(0),
+                Units::SkippedDoc => out.push(1),
+                Units::Doc { len } => {
+                    out.push(2);
+                    put_varint(&mut out, *len);
+                }
+                Units::Paras(paras) => {
+                    out.push(3);
+                    put_varint(&mut out, paras.len() as u64);
+                    for para in paras {
+                        put_varint(&mut out, para.start);
+                        put_varint(&mut out, para.end - para.start);
+                        match para.kind {
+                            ParaKind::Skip => out.push(0),
+                            ParaKind::Exact => out.push(1),
+                            ParaKind::Short { ngram: false } => out.push(2),
+                            ParaKind::Short { ngram: true } => out.push(3),
+                            ParaKind::Ngrams(count) => {
+                                out.push(4);
+                                put_varint(&mut out, count as u64);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads a skeleton written by [`FileScan::encode`] (the key hashes are not in it).
+    pub fn decode(blob: &[u8]) -> Result<FileScan> {
+        let corrupt = |what: &str| DedupeError::Config(format!("corrupt dedupe skeleton ({what})"));
+        let mut r = Cursor { buf: blob, pos: 0 };
+        if r.take(SKELETON_MAGIC.len()).ok() != Some(SKELETON_MAGIC.as_slice()) {
+            return Err(corrupt("not a skeleton of this version"));
+        }
+        let (bad_lines, bytes, ndocs) = (r.varint()?, r.varint()?, r.varint()?);
+        let mut docs = Vec::with_capacity(usize::try_from(ndocs.min(1 << 24)).unwrap_or(0));
+        let mut line = 0u64;
+        for _ in 0..ndocs {
+            line += r.varint()?;
+            let nkeys = r.varint()?;
+            let id_len = usize::try_from(r.varint()?).map_err(|_| corrupt("id length"))?;
+            let id = std::str::from_utf8(r.take(id_len)?).map_err(|_| corrupt("id"))?.to_string();
+            let units = match r.byte()? {
+                0 => Units::NoKey,
+                1 => Units::SkippedDoc,
+                2 => Units::Doc { len: r.varint()? },
+                3 => {
+                    let n = r.varint()?;
+                    let mut paras = Vec::with_capacity(usize::try_from(n.min(1 << 20)).unwrap_or(0));
+                    for _ in 0..n {
+                        let start = r.varint()?;
+                        let end = start.checked_add(r.varint()?).ok_or_else(|| corrupt("span"))?;
+                        let kind = match r.byte()? {
+                            0 => ParaKind::Skip,
+                            1 => ParaKind::Exact,
+                            2 => ParaKind::Short { ngram: false },
+                            3 => ParaKind::Short { ngram: true },
+                            4 => ParaKind::Ngrams(usize::try_from(r.varint()?).map_err(|_| corrupt("count"))?),
+                            _ => return Err(corrupt("paragraph kind")),
+                        };
+                        paras.push(Para { start, end, kind });
+                    }
+                    Units::Paras(paras)
+                }
+                _ => return Err(corrupt("unit kind")),
+            };
+            docs.push(DocKeys { line, id, units, nkeys });
+        }
+        if r.pos != blob.len() {
+            return Err(corrupt("trailing bytes"));
+        }
+        Ok(FileScan { docs, keys: Vec::new(), bad_lines, bytes })
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn truncated() -> DedupeError {
+        DedupeError::Config("corrupt dedupe skeleton (truncated)".to_string())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(Self::truncated)?;
+        let out = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DedupeError::Config("corrupt dedupe skeleton (integer too long)".to_string()))
     }
 }
 
@@ -529,6 +724,49 @@ mod tests {
             (2, vec![c, c])
         );
         assert_eq!(blobs_by_partition(&[(5, a), (6, a)], 2).iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![0, 1]);
+    }
+
+    #[test]
+    fn skeleton_writes_the_same_attributes_as_the_text() {
+        let file = "{\"id\":\"a\",\"text\":\"a b c\\n\\nb c d\\na b\\n\\u00e9té 世\"}\n\n\
+                    {\"id\":\"b\",\"text\":\"\"}\n{\"id\":\"c\",\"text\":\" \"}\n{\"id\":\"d\",\"text\":\"a b c\"}\n";
+        for section in [
+            r#"{"name":"x","documents":{"attribute_name":"d","key":"$.text"},"skip_empty":true}"#,
+            r#"{"name":"x","paragraphs":{"attribute_name":"p"},"min_words":2}"#,
+            r#"{"name":"x","paragraphs":{"attribute_name":"p","by_ngram":{"ngram_length":2,"overlap_threshold":0.4}}}"#,
+            r#"{"name":"x","paragraphs":{"attribute_name":"p","by_ngram":{"ngram_length":3,"skip_short_paragraphs":true}}}"#,
+        ] {
+            let m = maker(section);
+            let scan = m.scan("f", file.as_bytes(), false).unwrap();
+            let (keys, stats) = m.keys("f", file.as_bytes(), 0).unwrap();
+            assert_eq!(stats, scan.stats());
+            // every other key occurrence is a duplicate: many different marks
+            let dups: Vec<u128> = keys.iter().step_by(2).map(|&(_, p)| p).collect();
+            let skeleton = scan.encode();
+            let decoded = FileScan::decode(&skeleton).unwrap();
+            assert_eq!(m.attributes_of(&decoded, &dups), m.attributes_of(&scan, &dups), "{section}");
+            assert_eq!(decoded.encode(), skeleton);
+            assert!(!m.attributes_of(&scan, &dups).0.is_empty());
+            for bad in [&skeleton[..skeleton.len() - 1], &skeleton[1..], &[skeleton.as_slice(), b"x"].concat()[..]] {
+                assert!(matches!(FileScan::decode(bad), Err(DedupeError::Config(m)) if m.contains("corrupt")));
+            }
+        }
+    }
+
+    #[test]
+    fn compressed_input_is_read_by_its_extension() {
+        use std::io::Write;
+        let m = maker(r#"{"name":"x","paragraphs":{"attribute_name":"p"}}"#);
+        let text = b"{\"id\":\"a\",\"text\":\"x\\ny\\nx\"}\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&text[..], 3).unwrap();
+        let plain = m.scan("f.jsonl", text, false).unwrap().encode();
+        assert_eq!(m.scan("f.jsonl.gz", &gz, true).unwrap().encode(), plain);
+        assert_eq!(m.scan("f.jsonl.zst", &zst, true).unwrap().encode(), plain);
+        assert_eq!(m.scan("f.jsonl", text, true).unwrap().encode(), plain);
+        assert!(m.scan("f.jsonl.gz", &gz[..gz.len() / 2], true).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 
 use crate::{bloom_err, PyBloomFilter};
 // Spark block imports.
-use dolma_core::dedupe_keys::{blobs_by_partition, decode_positions, find_repeats, KeyMaker, KeyStats};
+use dolma_core::dedupe_keys::{decode_positions, find_repeats, FileScan, KeyMaker, KeyStats};
 use pyo3::types::PyBytes;
 
 create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
@@ -169,6 +169,7 @@ fn key_stats_dict<'py>(py: Python<'py>, stats: &KeyStats) -> PyResult<Bound<'py,
     d.set_item("keys", stats.keys)?;
     d.set_item("keys_marked", stats.keys_marked)?;
     d.set_item("bad_lines", stats.bad_lines)?;
+    d.set_item("bytes", stats.bytes)?;
     Ok(d)
 }
 
@@ -197,41 +198,43 @@ impl PyDedupeKeys {
         self.inner.mode().attribute().to_string()
     }
 
-    /// `([(partition, blob), ...], stats)` for the decompressed content `data` of file `path`: the
-    /// (key hash, position) records of every key occurrence, one blob per owner partition (`hash % partitions`).
+    /// `([(partition, blob), ...], skeleton, stats)` for file `path` given its content `raw` as stored
+    /// (decompressed here by the path's extension; `compressed=False` when it already is): the (key hash,
+    /// position) records of every key occurrence, one blob per owner partition (`hash % partitions`), and
+    /// the skeleton that `write_attributes` turns into the attributes file without the text.
+    #[pyo3(signature = (path, raw, file_index, partitions, *, compressed=true))]
     fn keys<'py>(
         &self,
         py: Python<'py>,
         path: &str,
-        data: &[u8],
+        raw: &[u8],
         file_index: u64,
         partitions: u64,
-    ) -> PyResult<(Blobs<'py>, Bound<'py, PyDict>)> {
-        let (blobs, stats) = py
+        compressed: bool,
+    ) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+        let (blobs, skeleton, stats) = py
             .detach(|| {
-                self.inner
-                    .keys(path, data, file_index)
-                    .map(|(keys, stats)| (blobs_by_partition(&keys, partitions), stats))
+                let scan = self.inner.scan(path, raw, compressed)?;
+                Ok::<_, DedupeError>((scan.blobs(path, file_index, partitions)?, scan.encode(), scan.stats()))
             })
             .map_err(|e| dedupe_err(py, e))?;
         let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
-        Ok((blobs, key_stats_dict(py, &stats)?))
+        Ok((blobs, PyBytes::new(py, &skeleton), key_stats_dict(py, &stats)?))
     }
 
-    /// Writes the attributes file of `data` to the local path `output` given the blob of its duplicate
-    /// positions (concatenated `find_repeats` blobs for this file).
+    /// Writes the attributes file of a `keys` skeleton to the local path `output` given the blob of its
+    /// duplicate positions (concatenated `find_key_repeats` blobs for this file).
     fn write_attributes<'py>(
         &self,
         py: Python<'py>,
-        path: &str,
-        data: &[u8],
+        skeleton: &[u8],
         duplicates: &[u8],
         output: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
         let stats = py
             .detach(|| {
                 let positions = decode_positions(duplicates)?;
-                self.inner.write_attributes(path, data, &positions, output)
+                self.inner.write_attributes(&FileScan::decode(skeleton)?, &positions, output)
             })
             .map_err(|e| dedupe_err(py, e))?;
         key_stats_dict(py, &stats)

@@ -611,9 +611,18 @@ fn read_input(path: &str) -> Result<(Vec<u8>, u64)> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let size = file.metadata().map_err(|e| io_err(path, e))?.len();
     let reader = BufReader::with_capacity(1 << 20, file);
-    let mut data = Vec::with_capacity(usize::try_from(size.saturating_mul(4)).unwrap_or(0).min(1 << 30));
+    Ok((decode(path, reader, size)?, size))
+}
+
+/// The decompressed content of `raw`, a whole file's bytes as stored (compression from `path`'s extension).
+pub(crate) fn decompress(path: &str, raw: &[u8]) -> Result<Vec<u8>> {
+    decode(path, raw, raw.len() as u64)
+}
+
+fn decode<R: std::io::BufRead>(path: &str, reader: R, stored_size: u64) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(usize::try_from(stored_size.saturating_mul(4)).unwrap_or(0).min(1 << 30));
     let result = match compression_of(path) {
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(reader).read_to_end(&mut data),
+        Compression::Gzip => flate2::bufread::MultiGzDecoder::new(reader).read_to_end(&mut data),
         Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(reader) {
             Ok(mut dec) => dec.read_to_end(&mut data),
             Err(e) => Err(e),
@@ -621,7 +630,7 @@ fn read_input(path: &str) -> Result<(Vec<u8>, u64)> {
         Compression::Plain => { reader }.read_to_end(&mut data),
     };
     result.map_err(|e| io_err(path, std::io::Error::new(e.kind(), format!("cannot read or decompress: {e}"))))?;
-    Ok((data, size))
+    Ok(data)
 }
 
 /// Writes `body` (compressed by the file's extension) under a hidden temporary name, then renames it.
