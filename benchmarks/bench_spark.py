@@ -1,6 +1,6 @@
 """Spark executor benchmark: tag and dedupe on local[1] vs local[2], and Spark vs the local executor.
 
-    .venv/bin/python benchmarks/bench_spark.py --size-mb 100 [--workdir /tmp/dolma-bench-spark]
+    .venv/bin/python benchmarks/bench_spark.py --size-mb 100 [--tasks tag,dedupe] [--repeats 3] [--out r.json]
 
 Builds a synthetic corpus (16 gzip files, `--size-mb` of uncompressed JSON lines, planted repeated
 paragraphs), then runs every configuration in a fresh process and prints one table:
@@ -21,6 +21,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -154,8 +155,10 @@ def one(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=100)
-    parser.add_argument("--workdir", default="/tmp/dolma-bench-spark")
+    parser.add_argument("--workdir", default=None, help="default: /tmp/dolma-bench-spark-<size>mb")
     parser.add_argument("--tasks", default="tag,dedupe")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per configuration (median used)")
+    parser.add_argument("--out", default=None, help="also write the runs and ratios to this JSON file")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--task", default="tag", help=argparse.SUPPRESS)
     parser.add_argument("--executor", default="local", help=argparse.SUPPRESS)
@@ -164,43 +167,57 @@ def main() -> None:
     if args.one:
         one(args)
         return
-    work = Path(args.workdir)
+    work = Path(args.workdir or f"/tmp/dolma-bench-spark-{args.size_mb}mb")
     build_corpus(work, args.size_mb)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     runs = []
-    for task in args.tasks.split(","):
-        executors = ["local", "spark"]
-        for executor in executors:
-            for parallelism in (1, 2):
-                cmd = [sys.executable, __file__, "--one", "--workdir", str(work), "--task", task]
-                cmd += ["--executor", executor, "--parallelism", str(parallelism)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-                row = json.loads(proc.stdout.strip().splitlines()[-1])
-                runs.append(row)
-                print(
-                    f"{task:7} {executor:6} x{parallelism}: run {row['run_s']:7.2f} s "
-                    f"({row['bytes'] / 1e6 / row['run_s']:6.2f} MB/s, {row['docs'] / row['run_s']:8.0f} docs/s), "
-                    f"start-up {row['startup_s']:5.1f} s, total {row['total_s']:7.2f} s, "
-                    f"driver peak RSS {row['peak_rss_mb']:6.0f} MB",
-                    flush=True,
-                )
-
-    def find(task: str, executor: str, p: int) -> dict:
-        return next(r for r in runs if r["task"] == task and r["executor"] == executor and r["parallelism"] == p)
-
-    print()
-    for task in args.tasks.split(","):
-        s1, s2 = find(task, "spark", 1), find(task, "spark", 2)
-        print(f"{task}: Spark scaling ratio local[2]/local[1] = {s1['run_s'] / s2['run_s']:.2f} (target >= 1.7)")
-        for p in (1, 2):
-            loc, spk = find(task, "local", p), find(task, "spark", p)
+    configs = [(t, e, p) for t in args.tasks.split(",") for e in ("local", "spark") for p in (1, 2)]
+    for repeat in range(args.repeats):
+        for task, executor, parallelism in configs:
+            cmd = [sys.executable, __file__, "--one", "--workdir", str(work), "--task", task]
+            cmd += ["--executor", executor, "--parallelism", str(parallelism)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["repeat"] = repeat
+            runs.append(row)
             print(
-                f"{task}: Spark/local time at {p} core(s) = {spk['run_s'] / loc['run_s']:.2f} "
-                f"(target <= 1.3; with JVM start-up: {spk['total_s'] / loc['total_s']:.2f})"
+                f"{task:7} {executor:6} x{parallelism}: run {row['run_s']:7.2f} s "
+                f"({row['bytes'] / 1e6 / row['run_s']:6.2f} MB/s, {row['docs'] / row['run_s']:8.0f} docs/s), "
+                f"start-up {row['startup_s']:5.1f} s, total {row['total_s']:7.2f} s, "
+                f"driver peak RSS {row['peak_rss_mb']:6.0f} MB",
+                flush=True,
             )
-        l1, l2 = find(task, "local", 1), find(task, "local", 2)
-        print(f"{task}: local executor scaling 2/1 processes = {l1['run_s'] / l2['run_s']:.2f}")
+
+    def median(task: str, executor: str, p: int, field: str) -> float:
+        values = [r[field] for r in runs if (r["task"], r["executor"], r["parallelism"]) == (task, executor, p)]
+        return statistics.median(values)
+
+    print(f"\nmedians of {args.repeats} run(s); load average after: {os.getloadavg()[0]:.2f}")
+    ratios = {}
+    for task in args.tasks.split(","):
+        run = {(e, p): median(task, e, p, "run_s") for e in ("local", "spark") for p in (1, 2)}
+        total = {(e, p): median(task, e, p, "total_s") for e in ("local", "spark") for p in (1, 2)}
+        ratios[task] = {
+            "spark_scaling": run["spark", 1] / run["spark", 2],
+            "local_scaling": run["local", 1] / run["local", 2],
+            "overhead_1": run["spark", 1] / run["local", 1],
+            "overhead_2": run["spark", 2] / run["local", 2],
+        }
+        for (e, p), seconds in run.items():
+            print(f"{task}: {e} x{p}: {seconds:.2f} s (total with start-up {total[e, p]:.2f} s)")
+        print(f"{task}: Spark scaling ratio local[2]/local[1] = {ratios[task]['spark_scaling']:.2f} (target >= 1.7)")
+        for p in (1, 2):
+            print(
+                f"{task}: Spark/local time at {p} core(s) = {ratios[task][f'overhead_{p}']:.2f} "
+                f"(target <= 1.3; with JVM start-up: {total['spark', p] / total['local', p]:.2f})"
+            )
+        print(f"{task}: local executor scaling 2/1 processes = {ratios[task]['local_scaling']:.2f}")
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps({"size_mb": args.size_mb, "repeats": args.repeats, "runs": runs, "ratios": ratios}, indent=1)
+        )
 
 
 if __name__ == "__main__":
