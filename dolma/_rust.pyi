@@ -214,3 +214,11 @@ def pii_scan_batch(texts: list[str], *, by_line: bool = False) -> list[tuple[lis
     """Per text: ([(start, end, kind)], words); code-point spans, kind 0 e-mail, 1 phone, 2 IP, in that
     order. Whole text (phone/IP near a "#" dropped, words = len(text.split())) or, with `by_line`, each line
     on its own (no "#" rule, words = 0)."""
+
+PII_DIGITS_UNICODE_VERSION: str
+
+def pii_digit_ranges() -> list[tuple[int, int]]:
+    """Inclusive code-point ranges the scan's `\\d` stands for (Unicode PII_DIGITS_UNICODE_VERSION unless set)."""
+
+def pii_set_digit_ranges(ranges: list[tuple[int, int]]) -> None:
+    """Make `\\d` these ranges (the running Python's); before the first scan of the process (ValueError after)."""

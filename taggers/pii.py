@@ -12,7 +12,9 @@ specification: tests/test_pii.py checks the Rust scan against them on random and
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
+from itertools import chain
 
 from dolma import _rust
 from dolma.documents import Document, Span
@@ -31,6 +33,17 @@ IP = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 # Cheap screens: a phone needs three digits in a row, an IPv4 address a digit followed by a dot.
 _HAS_3DIGITS = re.compile(r"\d\d\d")
 _HAS_DIGIT_DOT = re.compile(r"\d\.")
+
+
+def python_digit_ranges() -> list[tuple[int, int]]:
+    """The inclusive code-point ranges that this Python's `re` matches with `\\d` (its Unicode database)."""
+    text = "".join(map(chr, chain(range(0xD800), range(0xE000, 0x110000))))
+    return [(ord(m.group()[0]), ord(m.group()[-1])) for m in re.finditer(r"\d+", text)]
+
+
+# The Rust scan spells `\d` out as Unicode 14.0's digits (Python 3.11); another Python gets its own set.
+if unicodedata.unidata_version != _rust.PII_DIGITS_UNICODE_VERSION:
+    _rust.pii_set_digit_ranges(python_digit_ranges())
 
 EMAIL_TYPE, PHONE_TYPE, IP_TYPE = "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"
 HASH_WINDOW = 100

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from dolma import _rust, registry
 from dolma.documents import Document, Span
-from taggers.pii import pii_spans, pii_spans_by_line
+from taggers.pii import pii_spans, pii_spans_by_line, python_digit_ranges
 
 
 def found(name: str, text: str) -> list[tuple[int, int, str]]:
@@ -174,6 +176,29 @@ def test_character_classes_match_python_re_for_every_code_point():
         got = {c for c, (found, _) in zip(chars, rows) if any(k == 1 for _, _, k in found)}
         want = {c for c in chars if pattern.match(c)}
         assert got == want, sorted(got ^ want)[:20]
+
+
+def test_rust_digit_set_is_the_running_pythons():
+    # taggers.pii (imported above) gives Rust this Python's `\d` when its Unicode database is not 14.0
+    assert python_digit_ranges() == [tuple(r) for r in _rust.pii_digit_ranges()]
+    assert (0x30, 0x39) in python_digit_ranges()
+
+
+def test_digit_set_can_be_replaced_before_the_first_scan():
+    # another Unicode database (Nag Mundari digits U+1E4F0.. are Nd from Unicode 15): a fresh process
+    code = """
+from dolma import _rust
+_rust.pii_set_digit_ranges([(0x30, 0x39), (0x1E4F0, 0x1E4F9)])
+rows = _rust.pii_scan_batch([" 555123456\\U0001e4f0", " \\u0665\\u0665\\u06655551234"])
+print([[k for _, _, k in found] for found, _ in rows])
+try:
+    _rust.pii_set_digit_ranges([(0x30, 0x39)])
+except ValueError as exc:
+    print("refused:", exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[0] == "[[1], []]"
+    assert out.splitlines()[1].startswith("refused: the PII digit set is already in use")
 
 
 def test_taggers_equal_python_specification():

@@ -6,10 +6,11 @@
 //! non-overlapping semantics as `finditer` (none of the patterns can match the empty string). What differs are
 //! the Unicode classes, so the patterns spell them out: `\s` is Python's `str.isspace` set (which includes
 //! U+001C..U+001F, unlike Unicode White_Space) and `\d` is the decimal digits (category Nd) of Unicode 14.0,
-//! the database of Python 3.11 (tests/test_pii.py checks both sets against the running Python, code point by
-//! code point). Offsets returned are code-point offsets, as Python reports them.
+//! the database of Python 3.11, unless [`set_digit_ranges`] gives the running Python's set first (taggers/pii.py
+//! does when its Unicode database is another version; tests/test_pii.py checks both sets against the running
+//! Python, code point by code point). Offsets returned are code-point offsets, as Python reports them.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use rayon::prelude::*;
 use regex::Regex;
@@ -34,11 +35,41 @@ pub fn is_py_space(c: char) -> bool {
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
 }
 
+/// The Unicode version of the built-in `\d` set ([`DIGIT_RUNS`]).
+pub const DIGITS_UNICODE_VERSION: &str = "14.0.0";
+
+/// The inclusive code-point ranges `\d` stands for in this process (fixed at the first scan).
+static DIGIT_RANGES: OnceLock<Vec<(u32, u32)>> = OnceLock::new();
+
+/// The built-in `\d` ranges (Unicode 14.0 decimal digits).
+pub fn default_digit_ranges() -> Vec<(u32, u32)> {
+    DIGIT_RUNS.iter().map(|&start| (start, start + if start == 0x1D7CE { 49 } else { 9 })).collect()
+}
+
+/// The `\d` ranges in use (the built-in ones unless [`set_digit_ranges`] came first).
+pub fn digit_ranges() -> &'static [(u32, u32)] {
+    DIGIT_RANGES.get_or_init(default_digit_ranges)
+}
+
+/// Makes `\d` the given inclusive code-point ranges (a Python with another Unicode database passes its own
+/// set). Must come before the first scan of the process; setting the same set again is allowed.
+pub fn set_digit_ranges(ranges: Vec<(u32, u32)>) -> Result<(), String> {
+    for &(start, end) in &ranges {
+        let valid = |c: u32| char::from_u32(c).is_some();
+        if start > end || !valid(start) || !valid(end) || (start < 0xE000 && end >= 0xD800) {
+            return Err(format!("invalid digit range U+{start:04X}..U+{end:04X}"));
+        }
+    }
+    if DIGIT_RANGES.set(ranges.clone()).is_err() && DIGIT_RANGES.get() != Some(&ranges) {
+        return Err("the PII digit set is already in use with other ranges (set it before the first scan)".into());
+    }
+    Ok(())
+}
+
 fn digit_class() -> String {
     let mut class = String::new();
-    for &start in &DIGIT_RUNS {
-        let len = if start == 0x1D7CE { 50 } else { 10 };
-        class.push_str(&format!("\\x{{{start:X}}}-\\x{{{:X}}}", start + len - 1));
+    for &(start, end) in digit_ranges() {
+        class.push_str(&format!("\\x{{{start:X}}}-\\x{{{end:X}}}"));
     }
     class
 }
@@ -316,6 +347,19 @@ mod tests {
     fn order_is_emails_then_phones_then_ips() {
         let text = "1.2.3.4 x@y.z  555 123 4567 a";
         assert_eq!(found(text, Document), vec![(7, 15, Email), (13, 27, Phone), (0, 7, Ip)]);
+    }
+
+    #[test]
+    fn digit_ranges_are_checked() {
+        assert_eq!(default_digit_ranges()[0], (0x30, 0x39));
+        assert_eq!(default_digit_ranges().iter().map(|(s, e)| e - s + 1).sum::<u32>(), 61 * 10 + 50);
+        assert!(set_digit_ranges(vec![(0x39, 0x30)]).is_err());
+        assert!(set_digit_ranges(vec![(0xD7FF, 0xE000)]).is_err());
+        assert!(set_digit_ranges(vec![(0x30, 0x110000)]).is_err());
+        // the scan fixes the set; the same set may be given again, another may not
+        let _ = pii_scan("x", Document);
+        assert!(set_digit_ranges(digit_ranges().to_vec()).is_ok());
+        assert!(set_digit_ranges(vec![(0x30, 0x39)]).is_err());
     }
 
     #[test]

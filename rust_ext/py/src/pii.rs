@@ -22,7 +22,22 @@ fn pii_scan_batch(py: Python<'_>, texts: Vec<String>, by_line: bool) -> Vec<PiiR
     })
 }
 
+/// The inclusive code-point ranges the scan's `\d` stands for (Unicode `PII_DIGITS_UNICODE_VERSION` unless set).
+#[pyfunction]
+fn pii_digit_ranges() -> Vec<(u32, u32)> {
+    pii::digit_ranges().to_vec()
+}
+
+/// Makes `\d` the given ranges (the running Python's, when its Unicode database differs); before any scan.
+#[pyfunction]
+fn pii_set_digit_ranges(ranges: Vec<(u32, u32)>) -> PyResult<()> {
+    pii::set_digit_ranges(ranges).map_err(pyo3::exceptions::PyValueError::new_err)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pii_scan_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(pii_digit_ranges, m)?)?;
+    m.add_function(wrap_pyfunction!(pii_set_digit_ranges, m)?)?;
+    m.add("PII_DIGITS_UNICODE_VERSION", pii::DIGITS_UNICODE_VERSION)?;
     Ok(())
 }
