@@ -480,3 +480,63 @@ def test_tokens_on_spark_equals_local(tmp_path, spark_context):
         outputs[executor] = tree(tmp_path / executor)
     assert len([name for name in outputs["local"] if name.endswith(".npy")]) > 2
     assert outputs["spark"] == outputs["local"]
+
+
+def _index_ids(root: Path) -> list[str]:
+    """Document ids of every index row, in shard and row order: the order a training loader reads them in."""
+    import csv
+    import gzip
+
+    ids = []
+    for path in sorted(root.glob("part-*.csv.gz")):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            ids.extend(row[2] for row in csv.reader(fh))
+    return ids
+
+
+def test_tokens_global_shuffle_on_spark_equals_local(tmp_path, spark_context):
+    """Groups tokenized on Spark, then the global shuffle across them: the local executor's bytes, every file."""
+    from dolma.commands.tokens import TokensConfig
+    from dolma.commands.tokens import run as run_tokens
+    from dolma.config import build
+
+    for f in range(6):
+        texts = [f"text {i} from file {f}, " * (1 + (i * 5 + f) % 11) for i in range(70)]
+        docs = [{"id": f"{f}-{i}", "text": text, "source": "t"} for i, text in enumerate(texts)]
+        write_jsonl_gz(tmp_path / "documents" / f"part-{f}.jsonl.gz", docs)
+    outputs = {}
+    for name, executor, shuffle in (("plain", "local", False), ("local", "local", True), ("spark", "spark", True)):
+        overrides = {
+            "documents": [str(tmp_path / "documents" / "*.gz")],
+            "destination": str(tmp_path / name),
+            "max_size": 2500,
+            "ring_size": 2,
+            "shuffle_window": 8,
+            "seed": 5,
+            "files_per_process": 2,
+            "global_shuffle": {"enabled": shuffle, "seed": 23, "window": 40, "work_dir": str(tmp_path / "scratch")},
+            "verify": True,
+            "verify_samples": -1,
+            "quiet": True,
+            "executor": executor,
+            "processes": 2,
+            "spark": {"master": "local[2]", "conf": LOOPBACK_CONF},
+        }
+        jobs_before = len(spark_context.statusTracker().getJobIdsForGroup())
+        assert run_tokens(build(TokensConfig, overrides=overrides)) == 0
+        ran_on_spark = len(spark_context.statusTracker().getJobIdsForGroup()) > jobs_before
+        assert ran_on_spark == (executor == "spark")
+        outputs[name] = tree(tmp_path / name)
+    local, spark = outputs["local"], outputs["spark"]
+    npy = sorted(name for name in local if name.endswith(".npy"))
+    assert len(npy) > 2 and all(name.startswith("part-0-") for name in npy)
+    # Only the shards and the marker: the staged groups (.unshuffled) and the scratch buckets are gone.
+    assert set(local) == {*npy, *(n[: -len(".npy")] + ".csv.gz" for n in npy), ".shuffle.done"}
+    assert spark == local
+    # The shuffle happened: the same documents, in an order that mixes the three groups.
+    plain_ids, shuffled_ids = _index_ids(tmp_path / "plain"), _index_ids(tmp_path / "local")
+    assert sorted(shuffled_ids) == sorted(plain_ids) and len(plain_ids) == 6 * 70
+    assert shuffled_ids != plain_ids
+    groups = [int(doc_id.split("-")[0]) // 2 for doc_id in shuffled_ids[:60]]
+    assert len(set(groups)) == 3, "the first shard's documents should come from every group"
+    assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").iterdir())
