@@ -323,6 +323,25 @@ def standalone_cluster(tmp_path_factory):
                 proc.kill()
 
 
+def spark_submit(cluster: str, config: Path, *command: str, conf: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run `dolma-spark-submit --master <cluster> ... -- -c <config> <command>` (driver bound to 127.0.0.1).
+
+    `conf` is added to the loopback settings; asserts the job exited 0 (showing its output if not).
+    """
+    submit = shutil.which("dolma-spark-submit", path=str(Path(sys.executable).parent)) or "dolma-spark-submit"
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO), SPARK_HOME=str(_spark_home()))
+    settings = {**LOOPBACK_CONF, **conf}
+    conf_args = [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
+    result = subprocess.run(
+        [submit, "--master", cluster, *conf_args, "--", "-c", str(config), *command],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    return result
+
+
 def test_standalone_cluster_via_spark_submit(tmp_path, standalone_cluster):
     module = tmp_path / "test_taggers.py"
     creations = tmp_path / "creations.log"
@@ -351,21 +370,7 @@ def test_standalone_cluster_via_spark_submit(tmp_path, standalone_cluster):
             }
         )
     )
-    submit = shutil.which("dolma-spark-submit", path=str(Path(sys.executable).parent)) or "dolma-spark-submit"
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO), SPARK_HOME=str(_spark_home()))
-    result = subprocess.run(
-        [
-            submit,
-            *("--master", standalone_cluster),
-            *("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1"),
-            *("--conf", "spark.ui.enabled=false", "--conf", "spark.executor.cores=2"),
-            *("--", "-c", str(cfg), "tag"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    result = spark_submit(standalone_cluster, cfg, "tag", conf={"spark.executor.cores": "2"})
     # The driver prints the summary (spark-submit merges the Python driver's stderr into its stdout).
     assert re.search(r"processed\s*│\s*5 │", result.stdout + result.stderr)
     assert "Python worker exited unexpectedly" in result.stderr  # Spark saw the kill and retried the task
@@ -401,21 +406,9 @@ def test_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster)
     assert dedupe.run(dconfig.build(dedupe.DedupeConfig, overrides={**overrides, "quiet": True})) == 0
     (tmp_path / "bloom.bin").unlink()  # Spark refuses an existing filter it would not use
 
-    submit = shutil.which("dolma-spark-submit", path=str(Path(sys.executable).parent)) or "dolma-spark-submit"
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO), SPARK_HOME=str(_spark_home()))
-    result = subprocess.run(
-        [
-            submit,
-            *("--master", standalone_cluster),
-            *("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1"),
-            *("--conf", "spark.ui.enabled=false", "--conf", "spark.default.parallelism=3"),
-            *("--", "-c", str(cfg), "dedupe", "--dedupe.name", "cluster"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    spark_submit(
+        standalone_cluster, cfg, "dedupe", "--dedupe.name", "cluster", conf={"spark.default.parallelism": "3"}
     )
-    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
     assert tree(tmp_path / "attributes" / "cluster") == tree(tmp_path / "attributes" / "local")
     assert len(tree(tmp_path / "attributes" / "local")) == 5
 
@@ -449,34 +442,83 @@ def test_mix_on_spark_equals_local(tmp_path, spark_context):
     assert outputs["spark"] == outputs["local"]
 
 
-def test_tokens_on_spark_equals_local(tmp_path, spark_context):
-    """Token shards and indexes (seeded ring + shuffle window, several groups): same bytes on Spark."""
+def write_tokens_corpus(root: Path, files: int, docs: int, text) -> str:
+    """`files` documents files of `docs` documents each, `text(f, i)` the text of document i of file f."""
+    for f in range(files):
+        rows = [{"id": f"{f}-{i}", "text": text(f, i), "source": "t"} for i in range(docs)]
+        write_jsonl_gz(root / "documents" / f"part-{f}.jsonl.gz", rows)
+    return str(root / "documents" / "*.gz")
+
+
+def run_tokens_tree(spark_context, documents: str, destination: Path, executor: str, **options) -> dict[str, bytes]:
+    """`dolma tokens` with `options` on `executor` (checking that Spark ran jobs exactly when asked to); every
+    file it left under `destination`."""
     from dolma.commands.tokens import TokensConfig
     from dolma.commands.tokens import run as run_tokens
     from dolma.config import build
 
-    for f in range(5):
-        texts = [f"document {i} of file {f}. " * (1 + i % 9) for i in range(80)]
-        docs = [{"id": f"{f}-{i}", "text": text, "source": "t"} for i, text in enumerate(texts)]
-        write_jsonl_gz(tmp_path / "documents" / f"part-{f}.jsonl.gz", docs)
-    outputs = {}
-    for executor in ("local", "spark"):
-        overrides = {
-            "documents": [str(tmp_path / "documents" / "*.gz")],
-            "destination": str(tmp_path / executor),
-            "max_size": 3000,
-            "ring_size": 2,
-            "seed": 11,
-            "files_per_process": 2,
-            "quiet": True,
-            "executor": executor,
-            "processes": 2,
-            "spark": {"master": "local[2]", "conf": LOOPBACK_CONF},
-        }
-        jobs_before = len(spark_context.statusTracker().getJobIdsForGroup())
-        assert run_tokens(build(TokensConfig, overrides=overrides)) == 0
-        ran_on_spark = len(spark_context.statusTracker().getJobIdsForGroup()) > jobs_before
-        assert ran_on_spark == (executor == "spark")
-        outputs[executor] = tree(tmp_path / executor)
+    overrides = {
+        "documents": [documents],
+        "destination": str(destination),
+        **options,
+        "quiet": True,
+        "executor": executor,
+        "processes": 2,
+        "spark": {"master": "local[2]", "conf": LOOPBACK_CONF},
+    }
+    jobs_before = len(spark_context.statusTracker().getJobIdsForGroup())
+    assert run_tokens(build(TokensConfig, overrides=overrides)) == 0
+    ran_on_spark = len(spark_context.statusTracker().getJobIdsForGroup()) > jobs_before
+    assert ran_on_spark == (executor == "spark")
+    return tree(destination)
+
+
+def test_tokens_on_spark_equals_local(tmp_path, spark_context):
+    """Token shards and indexes (seeded ring + shuffle window, several groups): same bytes on Spark."""
+    documents = write_tokens_corpus(tmp_path, 5, 80, lambda f, i: f"document {i} of file {f}. " * (1 + i % 9))
+    options = {"max_size": 3000, "ring_size": 2, "seed": 11, "files_per_process": 2}
+    outputs = {
+        executor: run_tokens_tree(spark_context, documents, tmp_path / executor, executor, **options)
+        for executor in ("local", "spark")
+    }
     assert len([name for name in outputs["local"] if name.endswith(".npy")]) > 2
     assert outputs["spark"] == outputs["local"]
+
+
+def _index_ids(root: Path) -> list[str]:
+    """Document ids of every index row, in shard and row order: the order a training loader reads them in."""
+    import csv
+    import gzip
+
+    ids = []
+    for path in sorted(root.glob("part-*.csv.gz")):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            ids.extend(row[2] for row in csv.reader(fh))
+    return ids
+
+
+def test_tokens_global_shuffle_on_spark_equals_local(tmp_path, spark_context):
+    """Groups tokenized on Spark, then the global shuffle across them: the local executor's bytes, every file."""
+    documents = write_tokens_corpus(tmp_path, 6, 70, lambda f, i: f"text {i} from file {f}, " * (1 + (i * 5 + f) % 11))
+    options = {"max_size": 2500, "ring_size": 2, "shuffle_window": 8, "seed": 5, "files_per_process": 2}
+    options.update(verify=True, verify_samples=-1)
+    shuffle = {"enabled": True, "seed": 23, "window": 40, "work_dir": str(tmp_path / "scratch")}
+    outputs = {
+        name: run_tokens_tree(
+            spark_context, documents, tmp_path / name, executor, **options, global_shuffle={**shuffle, "enabled": on}
+        )
+        for name, executor, on in (("plain", "local", False), ("local", "local", True), ("spark", "spark", True))
+    }
+    local, spark = outputs["local"], outputs["spark"]
+    npy = sorted(name for name in local if name.endswith(".npy"))
+    assert len(npy) > 2 and all(name.startswith("part-0-") for name in npy)
+    # Only the shards and the marker: the staged groups (.unshuffled) and the scratch buckets are gone.
+    assert set(local) == {*npy, *(n[: -len(".npy")] + ".csv.gz" for n in npy), ".shuffle.done"}
+    assert spark == local
+    # The shuffle happened: the same documents, in an order that mixes the three groups.
+    plain_ids, shuffled_ids = _index_ids(tmp_path / "plain"), _index_ids(tmp_path / "local")
+    assert sorted(shuffled_ids) == sorted(plain_ids) and len(plain_ids) == 6 * 70
+    assert shuffled_ids != plain_ids
+    groups = [int(doc_id.split("-")[0]) // 2 for doc_id in shuffled_ids[:60]]
+    assert len(set(groups)) == 3, "the first shard's documents should come from every group"
+    assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").iterdir())

@@ -372,3 +372,20 @@ def test_help_and_usage():
     assert result.returncode == 0 and "--documents" in result.stdout and "--tagger_config" in result.stdout
     assert run_cli().returncode == 2
     assert "unknown command" in run_cli("tagg").stderr
+
+
+def test_attribute_keys_in_one_process_follow_experiment_tagger_and_type(tmp_path):
+    """Keys are cached per (prefix, tagger, span type): runs in one process with other experiments and tagger
+    sets still get their own, sanitized keys."""
+    from dolma import config as dconfig
+    from dolma.commands import tag
+
+    pattern = corpus(tmp_path, files=1, docs=2)
+    for experiment, taggers in (("exp-1", FAST_TAGGERS), ("exp.2", FAST_TAGGERS[:2]), ("exp-1", FAST_TAGGERS[1:])):
+        destination = str(tmp_path / "out" / f"{experiment}-{len(taggers)}")
+        overrides = {"documents": [pattern], "taggers": taggers, "experiment": experiment, "quiet": True}
+        assert tag.run(dconfig.build(tag.TagConfig, overrides={**overrides, "destination": destination})) == 0
+        rows = read_jsonl(f"{destination}/sub/part-0.jsonl.gz")
+        prefix = experiment.replace("-", "_").replace(".", "_")
+        types = {"char_length_v1": "length", "whitespace_tokenizer_v1": "length", "bytes_length_v1": "bytes"}
+        assert all(set(r["attributes"]) == {f"{prefix}__{t}__{types[t]}" for t in taggers} for r in rows)

