@@ -79,13 +79,14 @@ class EmitKeys:
     """Stage 1 map: one documents file -> its key records, one blob per owner partition, and its skeleton.
 
     The file is read as stored and decompressed, parsed and hashed in Rust, once. Records are
-    `(owner partition, blob)` for key blobs and `(P + file index % S, (file index, skeleton))` for the
-    skeleton, which travels through the skeleton partitions P..P+S-1 to the file's stage-2 task.
+    `(owner partition, blob)` for key blobs and `(P + file index % S, (file index, skeleton, path, output))`
+    for the skeleton, which travels through the skeleton partitions P..P+S-1 to the file's stage-2 task.
+    Paths come with the data (one `(file index, path, output)` per task), not in the task's closure, so a
+    task's pickled command stays small whatever the number of files.
     """
 
     def __init__(
         self,
-        paths: Sequence[str],
         config_json: str,
         skip_bad_lines: bool,
         s3: Any,
@@ -95,27 +96,26 @@ class EmitKeys:
     ):
         self.partitions = partitions
         self.skeleton_partitions = skeleton_partitions
-        self.paths = list(paths)
         self.config_json = config_json
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
         self.progress = progress  # (files, documents, bytes) accumulators shown on the driver
 
-    def __call__(self, file_index: int, _items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+    def __call__(self, files: Iterable[tuple[int, str, str]]) -> Iterator[tuple[int, Any]]:
         io.configure_s3(self.s3)
-        path = self.paths[file_index]
-        try:
-            maker = _key_maker(self.config_json, self.skip_bad_lines)
-            with io.open_raw_read(path) as fh:
-                raw = fh.read()
-            blobs, skeleton, stats = maker.keys(path, raw, file_index, self.partitions)
-        except Exception as exc:
-            raise _input_error(exc) from None
-        if self.progress is not None:
-            for acc, value in zip(self.progress, (1, stats["documents"], stats["bytes"])):
-                acc.add(value)
-        yield from blobs
-        yield self.partitions + file_index % self.skeleton_partitions, (file_index, skeleton)
+        maker = _key_maker(self.config_json, self.skip_bad_lines)
+        for file_index, path, output in files:
+            try:
+                with io.open_raw_read(path) as fh:
+                    raw = fh.read()
+                blobs, skeleton, stats = maker.keys(path, raw, file_index, self.partitions)
+            except Exception as exc:
+                raise _input_error(exc) from None
+            if self.progress is not None:
+                for acc, value in zip(self.progress, (1, stats["documents"], stats["bytes"])):
+                    acc.add(value)
+            yield from blobs
+            yield self.partitions + file_index % self.skeleton_partitions, (file_index, skeleton, path, output)
 
 
 def owner_partition(key: int) -> int:
@@ -125,38 +125,29 @@ def owner_partition(key: int) -> int:
 
 class MarkRepeats:
     """Stage 1 reduce. Partitions below P hold one key slice each: emit (file index, blob of the positions of
-    every non-earliest occurrence). The others hold skeletons, passed on as (file index, (skeleton,)): the
-    1-tuple tells them from duplicate blobs in stage 2."""
+    every non-earliest occurrence). The others hold skeletons, passed on as (file index, (skeleton, path,
+    output)): the tuple tells them from duplicate blobs in stage 2."""
 
     def __init__(self, partitions: int):
         self.partitions = partitions
 
     def __call__(self, index: int, items: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
         if index >= self.partitions:
-            return ((file_index, (skeleton,)) for _partition, (file_index, skeleton) in items)
+            return ((record[0], record[1:]) for _partition, record in items)
         from dolma._rust import find_key_repeats
 
         return iter(find_key_repeats([blob for _partition, blob in items]))
 
 
 class WriteAttributes:
-    """Stage 2: partition i holds the skeleton of file i and its duplicate positions; write its attributes.
+    """Stage 2: partition i holds the skeleton (and paths) of file i and its duplicate positions; write its
+    attributes file.
 
     `fail_marker` is a test hook: when set and the file does not exist yet, the first task to get there
     creates it and kills its Python worker mid-task, so Spark has to retry the task.
     """
 
-    def __init__(
-        self,
-        paths: Sequence[str],
-        outputs: Sequence[str],
-        config_json: str,
-        skip_bad_lines: bool,
-        s3: Any,
-        fail_marker: str | None = None,
-    ):
-        self.paths = list(paths)
-        self.outputs = list(outputs)
+    def __init__(self, config_json: str, skip_bad_lines: bool, s3: Any, fail_marker: str | None = None):
         self.config_json = config_json
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
@@ -167,10 +158,11 @@ class WriteAttributes:
         skeletons, duplicates = [], []
         for _file, value in items:
             (skeletons if isinstance(value, tuple) else duplicates).append(value)
-        path, output = self.paths[file_index], self.outputs[file_index]
         if len(skeletons) != 1:
-            raise RuntimeError(f"{path}: expected one skeleton in its attributes task, got {len(skeletons)}")
-        skeleton = skeletons[0][0]
+            raise RuntimeError(
+                f"file #{file_index}: expected one skeleton in its attributes task, got {len(skeletons)}"
+            )
+        skeleton, _path, output = skeletons[0]
         maker = _key_maker(self.config_json, self.skip_bad_lines)
         if self.fail_marker and not os.path.exists(self.fail_marker):
             open(self.fail_marker, "w").close()
@@ -231,10 +223,11 @@ def spark_dedupe(
     partitions = int(num_partitions or sc.defaultParallelism)
     skeleton_partitions = max(1, min(partitions, len(paths)))
     progress = (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))
-    emit = EmitKeys(paths, config_json, skip_bad_lines, s3, partitions, skeleton_partitions, progress)
-    write = WriteAttributes(paths, outputs, config_json, skip_bad_lines, s3, fail_marker)
+    emit = EmitKeys(config_json, skip_bad_lines, s3, partitions, skeleton_partitions, progress)
+    write = WriteAttributes(config_json, skip_bad_lines, s3, fail_marker)
     sc.setJobDescription(f"dolma dedupe: {len(paths)} file(s), {partitions} key partition(s)")
-    keyed = sc.parallelize(range(len(paths)), len(paths)).mapPartitionsWithIndex(emit)
+    files = [(i, path, output) for i, (path, output) in enumerate(zip(paths, outputs))]
+    keyed = sc.parallelize(files, len(files)).mapPartitions(emit)
     repeats = keyed.partitionBy(partitions + skeleton_partitions, owner_partition).mapPartitionsWithIndex(
         MarkRepeats(partitions)
     )

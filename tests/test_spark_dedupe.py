@@ -121,7 +121,7 @@ def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order(tmp_path):
         for file_index, blob in mark(partition, part):
             repeats[file_index] = repeats.get(file_index, b"") + blob
     # skeleton partitions (index >= P) pass their (file index, skeleton) values on unchanged
-    assert list(mark(3, [(3, (1, emitted[1][1]))])) == [(1, (emitted[1][1],))]
+    assert list(mark(3, [(3, (1, emitted[1][1], "f", "o"))])) == [(1, (emitted[1][1], "f", "o"))]
     out = tmp_path / "out.jsonl"
     assert emitted[0][2]["bytes"] == len(data[0])
     keys.write_attributes(emitted[0][1], repeats.get(0, b""), str(out))
