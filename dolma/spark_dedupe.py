@@ -15,16 +15,16 @@ compression, so a Spark run's attribute files are byte-identical to `dolma dedup
 (up to the local Bloom filter's false positives, which the exact Spark run does not have).
 
 Two stages:
-1. one task per documents file reads it once (decompression, parsing and hashing in Rust) and emits its key
+1. each documents file is read once (decompression, parsing and hashing in Rust; files are grouped into at
+   most 4 tasks per core, since a PySpark task has a fixed cost of tens of ms) and emits its key
    occurrences as (hash, position) records, already grouped into one byte blob per owner partition
    (`hash % P`), plus the file's "skeleton": its ids, line numbers, spans and key counts without the text
    (a few % of the file's size). `partitionBy` sends each key blob to its owner, which sorts all its records
    in Rust (`find_key_repeats`) and emits, per file, a blob with the positions of every non-first
    occurrence (millions of keys cross the shuffle as a few large byte strings, not as Python objects);
    skeletons travel through S extra partitions (S = min(P, files)) and are passed on unchanged;
-2. those duplicate blobs and skeletons are partitioned by file index (identity partitioner: partition i =
-   file i), and one task per file writes its attributes file atomically from the skeleton, without reading
-   the documents again.
+2. those duplicate blobs and skeletons are partitioned by file index (partition = index % tasks), and each
+   file's attributes file is written atomically from its skeleton, without reading the documents again.
 
 Memory: a stage-1 reduce task holds its whole key slice in memory, about (total keys / P) x 80 bytes (the
 24-byte records as received, a copy, and the sort array), so choose P (`spark.default.parallelism`) so that
@@ -51,6 +51,9 @@ from dolma.executor import Summary, Unit, UnitFailure, UnitStats
 from dolma.spark_executor import _short_error, collect_with_progress
 
 log = logging.getLogger("dolma")
+
+# Stage-1 and stage-2 tasks per core (files are grouped when there are more).
+TASKS_PER_CORE = 4
 
 
 def _key_maker(config_json: str, skip_bad_lines: bool) -> Any:
@@ -119,7 +122,7 @@ class EmitKeys:
 
 
 def owner_partition(key: int) -> int:
-    """Records are keyed by their partition (stage 1) or file index (stage 2): the identity partitioner."""
+    """Records are keyed by their partition (stage 1) or file index (stage 2, partition = index % tasks)."""
     return key
 
 
@@ -140,8 +143,8 @@ class MarkRepeats:
 
 
 class WriteAttributes:
-    """Stage 2: partition i holds the skeleton (and paths) of file i and its duplicate positions; write its
-    attributes file.
+    """Stage 2: a partition holds the skeletons (with paths) of its files (file index % partitions) and their
+    duplicate positions; write each file's attributes file.
 
     `fail_marker` is a test hook: when set and the file does not exist yet, the first task to get there
     creates it and kills its Python worker mid-task, so Spark has to retry the task.
@@ -153,30 +156,40 @@ class WriteAttributes:
         self.s3 = s3
         self.fail_marker = fail_marker
 
-    def __call__(self, file_index: int, items: Iterable[tuple[int, Any]]) -> Iterator[bytes]:
+    def __call__(self, items: Iterable[tuple[int, Any]]) -> Iterator[bytes]:
         io.configure_s3(self.s3)
-        skeletons, duplicates = [], []
-        for _file, value in items:
-            (skeletons if isinstance(value, tuple) else duplicates).append(value)
-        if len(skeletons) != 1:
-            raise RuntimeError(
-                f"file #{file_index}: expected one skeleton in its attributes task, got {len(skeletons)}"
-            )
-        skeleton, _path, output = skeletons[0]
+        skeletons: dict[int, tuple[bytes, str, str]] = {}
+        duplicates: dict[int, list[bytes]] = {}
+        for file_index, value in items:
+            if isinstance(value, tuple):
+                if file_index in skeletons:
+                    raise RuntimeError(f"file #{file_index}: two skeletons in its attributes task")
+                skeletons[file_index] = value
+            else:
+                duplicates.setdefault(file_index, []).append(value)
+        if set(duplicates) - set(skeletons):
+            raise RuntimeError(f"files {sorted(set(duplicates) - set(skeletons))}: duplicates without a skeleton")
         maker = _key_maker(self.config_json, self.skip_bad_lines)
         if self.fail_marker and not os.path.exists(self.fail_marker):
             open(self.fail_marker, "w").close()
             os._exit(17)
+        for file_index in sorted(skeletons):
+            skeleton, _path, output = skeletons[file_index]
+            yield msgspec.msgpack.encode((file_index, self.write(maker, skeleton, duplicates.get(file_index), output)))
+
+    @staticmethod
+    def write(maker: Any, skeleton: bytes, duplicates: list[bytes] | None, output: str) -> UnitStats:
+        positions = b"".join(duplicates or ())
         if io.is_s3(output):
             with tempfile.TemporaryDirectory(prefix="dolma-dedupe-") as tmp:
                 local = os.path.join(tmp, io.basename(output))
-                stats = maker.write_attributes(skeleton, b"".join(duplicates), local)
+                stats = maker.write_attributes(skeleton, positions, local)
                 written = os.path.getsize(local)
                 io.copy(local, output)
         else:
-            stats = maker.write_attributes(skeleton, b"".join(duplicates), output)
+            stats = maker.write_attributes(skeleton, positions, output)
             written = os.path.getsize(output)
-        result = UnitStats(
+        return UnitStats(
             documents_in=stats["documents"],
             documents_out=stats["documents"],
             bad_lines=stats["bad_lines"],
@@ -188,7 +201,6 @@ class WriteAttributes:
                 "documents marked": stats["documents_marked"],
             },
         )
-        yield msgspec.msgpack.encode((file_index, result))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -206,12 +218,15 @@ def spark_dedupe(
     s3: Any = None,
     fail_marker: str | None = None,
     quiet: bool = True,
+    tasks: int | None = None,
 ) -> Summary:
     """Deduplicate `paths` (in this order: it decides winners) and write one attributes file per path.
 
     `sc` is a SparkContext (see dolma.spark_executor.get_context); `config_json` is the `dedupe` section as
     the Rust deduper takes it (dolma.commands.dedupe.rust_config). Returns a Summary like the executors';
     a failure in stage 1 fails the whole run before anything is written, stage 2 leaves complete files only.
+    `num_partitions` is P (key slices; default `sc.defaultParallelism`), `tasks` the number of tasks the
+    files are grouped into in stages 1 and 2 (default 4 per core, at most one per file).
     """
     if len(paths) != len(outputs):
         raise ValueError("spark_dedupe: one output per input path")
@@ -227,11 +242,14 @@ def spark_dedupe(
     write = WriteAttributes(config_json, skip_bad_lines, s3, fail_marker)
     sc.setJobDescription(f"dolma dedupe: {len(paths)} file(s), {partitions} key partition(s)")
     files = [(i, path, output) for i, (path, output) in enumerate(zip(paths, outputs))]
-    keyed = sc.parallelize(files, len(files)).mapPartitions(emit)
+    # Per-file work is grouped into at most TASKS_PER_CORE tasks per core in stages 1 and 2: a PySpark task
+    # costs tens of ms whatever its size, and bigger groups would balance the cores less well.
+    tasks = max(1, min(len(files), tasks or TASKS_PER_CORE * int(sc.defaultParallelism)))
+    keyed = sc.parallelize(files, tasks).mapPartitions(emit)
     repeats = keyed.partitionBy(partitions + skeleton_partitions, owner_partition).mapPartitionsWithIndex(
         MarkRepeats(partitions)
     )
-    rdd = repeats.partitionBy(len(paths), owner_partition).mapPartitionsWithIndex(write)
+    rdd = repeats.partitionBy(tasks, owner_partition).mapPartitions(write)
     results, error = collect_with_progress(sc, rdd, progress, len(paths), "dedupe: keying files", quiet)
     if error is not None:
         reason = _short_error(error)

@@ -173,6 +173,19 @@ def test_killed_task_is_retried_and_output_is_identical(tmp_path, spark_context)
     assert attribute_tree(tmp_path, "spark") == attribute_tree(tmp_path, "local")  # no temporaries left either
 
 
+@pytest.mark.parametrize("tasks", [1, 3])
+def test_files_grouped_into_fewer_tasks_give_the_same_output(tmp_path, spark_context, tasks):
+    paths = make_corpus(tmp_path, files=7, docs=30, seed=11)
+    assert run_dedupe(tmp_path, PARAGRAPH_MODE, "local", "local") == 0
+    config_json = dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "spark", **PARAGRAPH_MODE}))
+    outputs = [attributes_path(p, "spark") for p in paths]
+    summary = spark_dedupe(spark_context, paths, outputs, config_json, num_partitions=2, tasks=tasks)
+    assert summary.ok and summary.succeeded == 7
+    assert summary.stats.documents_in == 7 * 30
+    assert attribute_tree(tmp_path, "spark") == attribute_tree(tmp_path, "local")
+    assert marked(attribute_tree(tmp_path, "local"), "bff_dup_para") > 20
+
+
 def test_s3_in_and_out(tmp_path, spark_context, s3_server, s3_bucket):
     make_corpus(tmp_path, files=3, docs=30, seed=9)
     assert run_dedupe(tmp_path, PARAGRAPH_MODE, "local", "dd") == 0
