@@ -120,7 +120,7 @@ def test_grow_to_size_samples_when_the_sources_are_bigger_than_the_target():
 
 def test_write_corpus_splits_sources_into_files_and_records_them(tmp_path, monkeypatch):
     monkeypatch.setattr(bb, "BYTES_PER_FILE", 400)
-    docs = bb.assign_ids(bb.grow_to_size(pools(), 3000, 0.10, random.Random(3)), random.Random(4))
+    docs = bs.assign_ids(bb.grow_to_size(pools(), 3000, 0.10, random.Random(3)), random.Random(4), bb.SOURCES, 7)
     files = bb.write_corpus(docs, tmp_path, random.Random(5))
     assert len(files) > 1
     seen = []
