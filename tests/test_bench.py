@@ -120,7 +120,7 @@ def test_grow_to_size_samples_when_the_sources_are_bigger_than_the_target():
 
 def test_write_corpus_splits_sources_into_files_and_records_them(tmp_path, monkeypatch):
     monkeypatch.setattr(bb, "BYTES_PER_FILE", 400)
-    docs = bb.assign_ids(bb.grow_to_size(pools(), 3000, 0.10, random.Random(3)), random.Random(4))
+    docs = bs.assign_ids(bb.grow_to_size(pools(), 3000, 0.10, random.Random(3)), random.Random(4), bb.SOURCES, 7)
     files = bb.write_corpus(docs, tmp_path, random.Random(5))
     assert len(files) > 1
     seen = []
@@ -423,3 +423,43 @@ def test_drop_repeated_synthetic_documents_and_their_pii():
     kept = bb.drop_repeated_synthetic([a, b, c], truth)
     assert kept == [a, c] and [x[0] for x in truth.pii] == [a, c] and truth.templated["pii_page_0"] == [a, c]
     bs.check_unique_texts(kept, truth)
+
+
+# script directories must not shadow packages
+
+
+def top_level_packages(root: Path) -> set[str]:
+    """The importable names a repository root provides: its packages (directories with __init__.py) and modules."""
+    packages = {p.parent.name for p in root.glob("*/__init__.py")}
+    return packages | {p.stem for p in root.glob("*.py")}
+
+
+def shadowing_names(scripts_root: Path, protected: set[str]) -> list[str]:
+    """Modules and packages in any directory under scripts_root that holds Python files, named like a protected
+    package: `python DIR/script.py` puts DIR first on sys.path, where such a file hides the package."""
+    clashes = []
+    for directory in sorted({p.parent for p in scripts_root.rglob("*.py")}):
+        names = {p.stem for p in directory.glob("*.py")} | {p.parent.name for p in directory.glob("*/__init__.py")}
+        clashes += [(directory / name).relative_to(scripts_root).as_posix() for name in sorted(names & protected)]
+    return clashes
+
+
+def test_shadowing_names_finds_a_module_named_like_a_package(tmp_path):
+    (tmp_path / "taggers").mkdir()
+    (tmp_path / "taggers" / "__init__.py").write_text("")
+    (tmp_path / "tool.py").write_text("")
+    scripts = tmp_path / "benchmarks"
+    (scripts / "sub" / "json").mkdir(parents=True)
+    (scripts / "run.py").write_text("")
+    (scripts / "sub" / "taggers.py").write_text("")
+    (scripts / "sub" / "json" / "__init__.py").write_text("")
+    assert top_level_packages(tmp_path) == {"taggers", "tool"}
+    assert shadowing_names(scripts, top_level_packages(tmp_path)) == ["sub/taggers"]
+    assert shadowing_names(scripts, {"json", "run"}) == ["run", "sub/json"]
+
+
+def test_no_benchmark_script_directory_shadows_a_package():
+    # benchmarks/taggers.py once hid the taggers package from `python benchmarks/bench_spark.py`.
+    protected = top_level_packages(REPO)
+    assert {"dolma", "taggers", "mixers", "benchmarks"} <= protected
+    assert shadowing_names(REPO / "benchmarks", protected | set(sys.stdlib_module_names)) == []

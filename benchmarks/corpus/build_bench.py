@@ -31,13 +31,11 @@ import argparse
 import dataclasses
 import gzip
 import hashlib
-import html
 import json
 import os
 import pickle
 import random
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -102,32 +100,8 @@ EXTRA_PACKAGES: dict[str, bs.DebPackage] = {
 ALL_PACKAGES = {**bs.PACKAGES, **EXTRA_PACKAGES}
 SOURCES = ("python-docs", "debian-docs", "man-pages", "web-mixed")
 BYTES_PER_FILE = 24 << 20  # uncompressed text per output file (so that 2 processes have files to share)
+ID_DIGITS = 7  # <source>-0000000
 SPARE_SQLITE = 40  # SQLite sections kept out of the base documents (the very-long-line edge cases use them)
-
-
-def fetch_extra(cache: Path) -> None:
-    """apt-get download the extra packages (the sample ones are fetched by build_sample.fetch_sources)."""
-    debs = cache / "deb"
-    debs.mkdir(parents=True, exist_ok=True)
-    for pkg in EXTRA_PACKAGES.values():
-        if bs.deb_path(cache, pkg).exists():
-            continue
-        print("+ apt-get download", f"{pkg.name}={pkg.version}", file=sys.stderr)
-        if subprocess.run(["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=debs).returncode != 0:
-            print(f"warning: {pkg.name} {pkg.version} is gone; downloading the current version", file=sys.stderr)
-            subprocess.run(["apt-get", "download", pkg.name], cwd=debs, check=True)
-
-
-def verify_extra(cache: Path) -> list[str]:
-    problems = []
-    for pkg in EXTRA_PACKAGES.values():
-        path = bs.deb_path(cache, pkg)
-        if not path.exists():
-            raise SystemExit(f"missing {path} (run with --fetch)")
-        if bs.sha256_file(path) != pkg.sha256:
-            problems.append(f"{path.name}: not the pinned {pkg.filename}")
-            print("warning:", problems[-1], file=sys.stderr)
-    return problems
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -136,33 +110,17 @@ def verify_extra(cache: Path) -> list[str]:
 
 
 def extract_postgres_docs(cache: Path, min_chars: int = 400, max_chars: int = 9000) -> dict[str, list[bs.SourceDoc]]:
-    pkg = EXTRA_PACKAGES["postgresql-doc-15"]
-    prefix = "usr/share/doc/postgresql-doc-15/html/"
-    docs: list[bs.SourceDoc] = []
-    for path, (mtime, raw) in bs.DebArchive(bs.deb_path(cache, pkg)).files().items():
-        if not path.startswith(prefix) or not path.endswith(".html"):
-            continue
-        rel = path[len(prefix) :]
-        if rel.startswith(("release-", "bookindex", "index.html")):
-            continue
-        page = raw.decode("utf-8", errors="replace")
-        title = re.search(r"<title>(.*?)</title>", page, re.S)
-        page_title = " ".join(html.unescape(title.group(1)).split()) if title else rel
-        blocks = bs.html_blocks(page, skip_classes={"navheader", "navfooter", "toc"})
-        docs += bs.page_documents(
-            blocks,
-            page_title=page_title,
-            split_levels=2,
-            lang="en",
-            pkg=pkg,
-            path=path,
-            mtime=mtime,
-            source="debian-docs",
-            page_url=f"https://www.postgresql.org/docs/15/{rel}",
-            min_chars=min_chars,
-            max_chars=max_chars,
-        )
-    return {"postgresql-docs/en": sorted(docs, key=lambda d: d.key)}
+    return bs.extract_html_manual(
+        cache,
+        EXTRA_PACKAGES["postgresql-doc-15"],
+        pool="postgresql-docs/en",
+        prefix="usr/share/doc/postgresql-doc-15/html/",
+        skip=lambda rel: rel.startswith(("release-", "bookindex", "index.html")),
+        skip_classes={"navheader", "navfooter", "toc"},
+        url_base="https://www.postgresql.org/docs/15/",
+        min_chars=min_chars,
+        max_chars=max_chars,
+    )
 
 
 _ESCAPES = {
@@ -240,35 +198,23 @@ MAN_LANGS = {"manpages": "en", "manpages-dev": "en", "manpages-de": "de", "manpa
 
 
 def extract_man_pages(cache: Path, min_chars: int = 300, max_chars: int = 9000) -> dict[str, list[bs.SourceDoc]]:
-    pools: dict[str, list[bs.SourceDoc]] = {}
-    for name, lang in MAN_LANGS.items():
-        pkg = EXTRA_PACKAGES[name]
-        for path, (mtime, raw) in bs.DebArchive(bs.deb_path(cache, pkg)).files().items():
-            m = re.match(r"usr/share/man/(?:(\w\w)/)?man(\w+)/(.+)\.gz$", path)
-            if not m:
-                continue
-            text = gzip.decompress(raw).decode("utf-8", errors="replace")
-            title, blocks = groff_blocks(text)
-            if not blocks:
-                continue
-            page = m.group(3)
-            lang_dir = f"{m.group(1)}/" if m.group(1) else ""
-            pools.setdefault(f"man-pages/{lang}", []).extend(
-                bs.page_documents(
-                    blocks,
-                    page_title=title or page,
-                    split_levels=2 if len(bs.blocks_text(blocks)) > max_chars else 1,
-                    lang=lang,
-                    pkg=pkg,
-                    path=path,
-                    mtime=mtime,
-                    source="man-pages",
-                    page_url=f"https://manpages.debian.org/bookworm/{name}/{page}.{lang_dir.strip('/') or 'en'}",
-                    min_chars=min_chars,
-                    max_chars=max_chars,
-                )
-            )
-    return {k: sorted(v, key=lambda d: d.key) for k, v in sorted(pools.items())}
+    def parse(pkg: bs.DebPackage, path: str, raw: bytes) -> bs.Page | None:
+        m = re.match(r"usr/share/man/(?:(\w\w)/)?man(\w+)/(.+)\.gz$", path)
+        if not m:
+            return None
+        title, blocks = groff_blocks(gzip.decompress(raw).decode("utf-8", errors="replace"))
+        if not blocks:
+            return None
+        page, lang = m.group(3), MAN_LANGS[pkg.name]
+        url = f"https://manpages.debian.org/bookworm/{pkg.name}/{page}.{m.group(1) or 'en'}"
+        split_levels = 2 if len(bs.blocks_text(blocks)) > max_chars else 1
+        return bs.Page(f"man-pages/{lang}", title or page, blocks, url, lang, split_levels)
+
+    pkgs = [EXTRA_PACKAGES[name] for name in MAN_LANGS]
+    return bs.extract_pages(cache, pkgs, parse, source="man-pages", min_chars=min_chars, max_chars=max_chars)
+
+
+EXTRACTORS = (*bs.EXTRACTORS, extract_postgres_docs, extract_man_pages)
 
 
 POOLS_CACHE_VERSION = 1
@@ -283,27 +229,12 @@ def extract_everything(cache: Path) -> dict[str, list[bs.SourceDoc]]:
     if cached.exists():
         with cached.open("rb") as f:
             return pickle.load(f)
-    pools = extract_pools(cache)
+    pools = bs.extract_all(cache, EXTRACTORS)
     tmp = cached.with_suffix(".tmp")
     with tmp.open("wb") as f:
         pickle.dump(pools, f, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, cached)
     return pools
-
-
-def extract_pools(cache: Path) -> dict[str, list[bs.SourceDoc]]:
-    pools: dict[str, list[bs.SourceDoc]] = {}
-    for fn in (
-        bs.extract_python_docs,
-        bs.extract_sqlite_docs,
-        bs.extract_debmake_docs,
-        bs.extract_apache_docs,
-        bs.extract_kjv,
-        extract_postgres_docs,
-        extract_man_pages,
-    ):
-        pools.update(fn(cache))
-    return bs.dedupe_pools(pools)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -416,17 +347,6 @@ class IndexedPlanter(bs.Planter):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def assign_ids(docs: list[bs.SourceDoc], rng: random.Random) -> list[bs.SourceDoc]:
-    out = []
-    for source in SOURCES:
-        group = sorted((d for d in docs if d.source == source), key=lambda d: d.key)
-        rng.shuffle(group)
-        for i, d in enumerate(group):
-            d.id = f"{source}-{i:07d}"
-        out.extend(group)
-    return out
-
-
 def write_corpus(docs: list[bs.SourceDoc], out: Path, rng: random.Random) -> list[dict]:
     """documents/<source>/part-NNNN.jsonl.gz, about BYTES_PER_FILE of text each, written atomically."""
     files = []
@@ -440,27 +360,7 @@ def write_corpus(docs: list[bs.SourceDoc], out: Path, rng: random.Random) -> lis
                 size = 0
             chunks[-1].append(d)
             size += len(d.text)
-        for part, chunk in enumerate(c for c in chunks if c):
-            path = out / "documents" / source / f"part-{part:04d}.jsonl.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            with (
-                open(tmp, "wb") as raw,
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
-            ):
-                for d in chunk:
-                    added = bs.iso_time(bs.DEFAULT_ADDED + bs.timedelta(seconds=rng.randrange(30 * 86400)))
-                    gz.write(json.dumps(bs.dolma_record(d, added), ensure_ascii=False).encode() + b"\n")
-            os.replace(tmp, path)
-            files.append(
-                {
-                    "path": path.relative_to(out).as_posix(),
-                    "num_documents": len(chunk),
-                    "first_id": chunk[0].id,
-                    "last_id": chunk[-1].id,
-                    "bytes": path.stat().st_size,
-                }
-            )
+        files += bs.write_parts(out, source, [c for c in chunks if c], rng, compresslevel=6)
     return files
 
 
@@ -510,7 +410,7 @@ def drop_repeated_synthetic(docs: list[bs.SourceDoc], truth: bs.GroundTruth) -> 
 
 
 def build(cache: Path, out: Path, size_mb: float, seed: int = 20240601) -> dict:
-    problems = bs.verify_packages(cache, strict=True) + verify_extra(cache)
+    problems = bs.verify_packages(cache, strict=True, packages=ALL_PACKAGES)
     pools = extract_everything(cache)
     footer, mit = bs.python_docs_footer(cache), bs.mit_licence_paragraphs(cache)
     return build_from_pools(pools, out, size_mb, seed, footer, mit, problems)
@@ -537,7 +437,7 @@ def build_from_pools(
     docs = drop_repeated_synthetic(docs, truth)
     bs.check_unique_texts(docs, truth)
     bs.ensure_unique_urls(docs)
-    docs = assign_ids(docs, rng)
+    docs = bs.assign_ids(docs, rng, SOURCES, ID_DIGITS)
     out.mkdir(parents=True, exist_ok=True)
     files = write_corpus(docs, out, rng)
     gt = bs.ground_truth_json(docs, truth, plan, files)
@@ -564,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.fetch:
         bs.fetch_sources(args.cache)
-        fetch_extra(args.cache)
+        bs.download_packages(args.cache, EXTRA_PACKAGES)
     gt = build(args.cache, args.out, args.size_mb, args.seed)
     print(f"wrote {gt['num_documents']} documents, {gt['text_bytes']} bytes of text, to {args.out}", file=sys.stderr)
     return 0

@@ -51,7 +51,7 @@ import sys
 import tarfile
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -179,20 +179,30 @@ def fetch_sources(cache: Path) -> None:
         update = fetch_commands()[0]
         print("+", " ".join(update), file=sys.stderr)
         subprocess.run(update, cwd=debs, check=True)
-        for pkg in PACKAGES.values():
-            if deb_path(cache, pkg).exists():
-                continue
-            print("+ apt-get download", f"{pkg.name}={pkg.version}", file=sys.stderr)
-            if subprocess.run(["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=debs).returncode != 0:
-                print(f"warning: {pkg.name} {pkg.version} is gone; downloading the current version", file=sys.stderr)
-                subprocess.run(["apt-get", "download", pkg.name], cwd=debs, check=True)
+        download_packages(cache, PACKAGES)
     verify_packages(cache, strict=True)
     dump_kjv_text(cache)
 
 
-def verify_packages(cache: Path, strict: bool) -> list[str]:
+def download_packages(cache: Path, packages: dict[str, DebPackage]) -> None:
+    """apt-get download those of `packages` that are not in <cache>/deb yet (the current version if the pinned one
+    is gone, with a warning)."""
+    debs = cache / "deb"
+    debs.mkdir(parents=True, exist_ok=True)
+    for pkg in packages.values():
+        if deb_path(cache, pkg).exists():
+            continue
+        print("+ apt-get download", f"{pkg.name}={pkg.version}", file=sys.stderr)
+        if subprocess.run(["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=debs).returncode != 0:
+            print(f"warning: {pkg.name} {pkg.version} is gone; downloading the current version", file=sys.stderr)
+            subprocess.run(["apt-get", "download", pkg.name], cwd=debs, check=True)
+
+
+def verify_packages(cache: Path, strict: bool, packages: dict[str, DebPackage] = PACKAGES) -> list[str]:
+    """Problems with the cached `packages` (default: the sample's) and the KJV text; missing files stop a strict
+    check, the other problems are printed as warnings and returned."""
     problems = []
-    for pkg in PACKAGES.values():
+    for pkg in packages.values():
         path = deb_path(cache, pkg)
         if not path.exists():
             problems.append(f"missing {path} (run with --fetch, or: apt-get download {pkg.name}={pkg.version})")
@@ -619,6 +629,64 @@ def page_documents(
     return docs
 
 
+@dataclasses.dataclass
+class Page:
+    """One page of a manual, to be cut into section documents by `page_documents` (see `extract_pages`)."""
+
+    pool: str
+    title: str
+    blocks: list[Block]
+    url: str
+    lang: str = "en"
+    split_levels: int = 2
+
+
+def extract_pages(
+    cache: Path,
+    packages: Iterable[DebPackage],
+    parse: Callable[[DebPackage, str, bytes], Page | None],
+    *,
+    source: str,
+    min_chars: int,
+    max_chars: int,
+) -> dict[str, list[SourceDoc]]:
+    """The section documents of every file of `packages` that `parse(pkg, path, data)` turns into a Page (None
+    skips the file), by pool name, each pool sorted by key."""
+    pools: dict[str, list[SourceDoc]] = {}
+    for pkg in packages:
+        for path, (mtime, raw) in DebArchive(deb_path(cache, pkg)).files().items():
+            page = parse(pkg, path, raw)
+            if page is None:
+                continue
+            pools.setdefault(page.pool, []).extend(
+                page_documents(
+                    page.blocks,
+                    page_title=page.title,
+                    split_levels=page.split_levels,
+                    lang=page.lang,
+                    pkg=pkg,
+                    path=path,
+                    mtime=mtime,
+                    source=source,
+                    page_url=page.url,
+                    min_chars=min_chars,
+                    max_chars=max_chars,
+                )
+            )
+    return {k: sorted(v, key=lambda d: d.key) for k, v in sorted(pools.items())}
+
+
+def html_page_path(path: str, prefix: str) -> str | None:
+    """The path of an HTML page below `prefix` relative to it, or None for any other file."""
+    return path[len(prefix) :] if path.startswith(prefix) and path.endswith(".html") else None
+
+
+def html_title(page: str, default: str) -> str:
+    """The page's <title>, unescaped, with white space folded (`default` if it has none)."""
+    title = re.search(r"<title>(.*?)</title>", page, re.S)
+    return " ".join(html.unescape(title.group(1)).split()) if title else default
+
+
 PY_SKIP_PAGES = re.compile(
     r"(^genindex|^py-modindex|^search\.html|^contents\.html|^whatsnew/changelog\.html"
     r"|^license\.html|^copyright\.html|^download\.html|^_)"
@@ -626,35 +694,19 @@ PY_SKIP_PAGES = re.compile(
 
 
 def extract_python_docs(cache: Path, min_chars: int = 400, max_chars: int = 9000) -> dict[str, list[SourceDoc]]:
-    pkg = PACKAGES["python3.11-doc"]
-    prefix = "usr/share/doc/python3.11/html/"
-    docs = []
-    for path, (mtime, raw) in DebArchive(deb_path(cache, pkg)).files().items():
-        if not path.startswith(prefix) or not path.endswith(".html"):
-            continue
-        rel = path[len(prefix) :]
-        if PY_SKIP_PAGES.search(rel):
-            continue
+    def parse(pkg: DebPackage, path: str, raw: bytes) -> Page | None:
+        rel = html_page_path(path, "usr/share/doc/python3.11/html/")
+        if rel is None or PY_SKIP_PAGES.search(rel):
+            return None
         page = raw.decode("utf-8")
         body = page.split('<div class="body" role="main">', 1)[-1]
         title = re.search(r"<title>(.*?)</title>", page, re.S)
         page_title = html.unescape(title.group(1)).split(" — ")[0].strip() if title else rel
         blocks = html_blocks(body, skip_classes={"headerlink", "sphinxsidebar", "related", "footer"})
-        url = f"https://docs.python.org/3.11/{rel}"
-        docs += page_documents(
-            blocks,
-            page_title=page_title,
-            split_levels=2,
-            lang="en",
-            pkg=pkg,
-            path=path,
-            mtime=mtime,
-            source="python-docs",
-            page_url=url,
-            min_chars=min_chars,
-            max_chars=max_chars,
-        )
-    return {"python-docs/en": sorted(docs, key=lambda d: d.key)}
+        return Page("python-docs/en", page_title, blocks, f"https://docs.python.org/3.11/{rel}")
+
+    pkgs = [PACKAGES["python3.11-doc"]]
+    return extract_pages(cache, pkgs, parse, source="python-docs", min_chars=min_chars, max_chars=max_chars)
 
 
 def python_docs_footer(cache: Path) -> list[str]:
@@ -667,71 +719,64 @@ def python_docs_footer(cache: Path) -> list[str]:
     return [ln for ln in lines if ln and not ln.startswith(("Found a bug", "Created using"))]
 
 
-def extract_sqlite_docs(cache: Path, min_chars: int = 400, max_chars: int = 9000) -> dict[str, list[SourceDoc]]:
-    pkg = PACKAGES["sqlite3-doc"]
-    prefix = "usr/share/doc/sqlite3/"
-    docs = []
-    for path, (mtime, raw) in DebArchive(deb_path(cache, pkg)).files().items():
-        if not path.startswith(prefix) or not path.endswith(".html"):
-            continue
-        rel = path[len(prefix) :]
-        if rel.startswith(("syntax/", "releaselog/", "images/")) or rel in ("sitemap.html", "docs.html"):
-            continue
+def extract_html_manual(
+    cache: Path,
+    pkg: DebPackage,
+    *,
+    pool: str,
+    prefix: str,
+    skip: Callable[[str], bool],
+    skip_classes: set[str],
+    url_base: str,
+    min_chars: int,
+    max_chars: int,
+) -> dict[str, list[SourceDoc]]:
+    """An English HTML manual below `prefix` (pages for which `skip(relative path)` holds left out), one pool
+    of debian-docs section documents; a page's URL is `url_base` + its relative path."""
+
+    def parse(pkg: DebPackage, path: str, raw: bytes) -> Page | None:
+        rel = html_page_path(path, prefix)
+        if rel is None or skip(rel):
+            return None
         page = raw.decode("utf-8", errors="replace")
-        title = re.search(r"<title>(.*?)</title>", page, re.S)
-        page_title = " ".join(html.unescape(title.group(1)).split()) if title else rel
-        blocks = html_blocks(page, skip_classes={"nosearch", "menu", "searchmenu", "imgcontainer", "fancy_toc"})
-        docs += page_documents(
-            blocks,
-            page_title=page_title,
-            split_levels=2,
-            lang="en",
-            pkg=pkg,
-            path=path,
-            mtime=mtime,
-            source="debian-docs",
-            page_url=f"https://www.sqlite.org/{rel}",
-            min_chars=min_chars,
-            max_chars=max_chars,
-        )
-    return {"sqlite-docs/en": sorted(docs, key=lambda d: d.key)}
+        return Page(pool, html_title(page, rel), html_blocks(page, skip_classes=skip_classes), url_base + rel)
+
+    return extract_pages(cache, [pkg], parse, source="debian-docs", min_chars=min_chars, max_chars=max_chars)
+
+
+def extract_sqlite_docs(cache: Path, min_chars: int = 400, max_chars: int = 9000) -> dict[str, list[SourceDoc]]:
+    return extract_html_manual(
+        cache,
+        PACKAGES["sqlite3-doc"],
+        pool="sqlite-docs/en",
+        prefix="usr/share/doc/sqlite3/",
+        skip=lambda rel: rel.startswith(("syntax/", "releaselog/", "images/")) or rel in ("sitemap.html", "docs.html"),
+        skip_classes={"nosearch", "menu", "searchmenu", "imgcontainer", "fancy_toc"},
+        url_base="https://www.sqlite.org/",
+        min_chars=min_chars,
+        max_chars=max_chars,
+    )
 
 
 DEBMAKE_LANGS = {"en": "en", "de": "de", "ja": "ja", "ru": "ru", "zh-cn": "zh", "zh-tw": "zh"}
 
 
 def extract_debmake_docs(cache: Path, min_chars: int = 300, max_chars: int = 9000) -> dict[str, list[SourceDoc]]:
-    pkg = PACKAGES["debmake-doc"]
     prefix = "usr/share/doc/debmake-doc/html/"
-    pools: dict[str, list[SourceDoc]] = {}
-    for path, (mtime, raw) in DebArchive(deb_path(cache, pkg)).files().items():
+    skip = {"navheader", "navfooter", "toc", "list-of-tables", "list-of-figures", "list-of-examples"}
+
+    def parse(pkg: DebPackage, path: str, raw: bytes) -> Page | None:
         m = re.fullmatch(re.escape(prefix) + r"(\w+)\.([a-z-]+)\.html", path)
         if not m or m.group(2) not in DEBMAKE_LANGS:
-            continue
+            return None
         page_code, lang_code = m.groups()
-        lang = DEBMAKE_LANGS[lang_code]
         page = raw.decode("utf-8")
-        title = re.search(r"<title>(.*?)</title>", page, re.S)
-        page_title = " ".join(html.unescape(title.group(1)).split()) if title else page_code
-        skip = {"navheader", "navfooter", "toc", "list-of-tables", "list-of-figures", "list-of-examples"}
-        blocks = html_blocks(page, skip_classes=skip)
         url = f"https://www.debian.org/doc/manuals/debmake-doc/{page_code}.{lang_code}.html"
-        pools.setdefault(f"debmake-doc/{lang_code}", []).extend(
-            page_documents(
-                blocks,
-                page_title=page_title,
-                split_levels=2,
-                lang=lang,
-                pkg=pkg,
-                path=path,
-                mtime=mtime,
-                source="debian-docs",
-                page_url=url,
-                min_chars=min_chars,
-                max_chars=max_chars,
-            )
-        )
-    return {k: sorted(v, key=lambda d: d.key) for k, v in sorted(pools.items())}
+        blocks = html_blocks(page, skip_classes=skip)
+        return Page(f"debmake-doc/{lang_code}", html_title(page, page_code), blocks, url, DEBMAKE_LANGS[lang_code])
+
+    pkgs = [PACKAGES["debmake-doc"]]
+    return extract_pages(cache, pkgs, parse, source="debian-docs", min_chars=min_chars, max_chars=max_chars)
 
 
 APACHE_LANGS = ("en", "fr", "de", "es", "ja", "ko", "tr", "zh-cn")
@@ -742,39 +787,23 @@ APACHE_SKIP_CLASSES = {"up", "toplang", "bottomlang", "top", "menu", "permalink"
 def extract_apache_docs(cache: Path, min_chars: int = 300, max_chars: int = 9000) -> dict[str, list[SourceDoc]]:
     """Apache HTTP Server manual. Debian fills languages without a translation with symlinks to English (skipped:
     only regular files are read); translated sections left in English are dropped by `page_documents`."""
-    pkg = PACKAGES["apache2-doc"]
-    prefix = "usr/share/doc/apache2-doc/manual/"
-    pools: dict[str, list[SourceDoc]] = {}
-    for path, (mtime, raw) in DebArchive(deb_path(cache, pkg)).files().items():
-        if not path.startswith(prefix) or not path.endswith(".html"):
-            continue
-        lang_code, _, rel = path[len(prefix) :].partition("/")
+
+    def parse(pkg: DebPackage, path: str, raw: bytes) -> Page | None:
+        lang_path = html_page_path(path, "usr/share/doc/apache2-doc/manual/")
+        if lang_path is None:
+            return None
+        lang_code, _, rel = lang_path.partition("/")
         if lang_code not in APACHE_LANGS or rel in ("sitemap.html", "license.html") or rel.endswith("index.html"):
-            continue
-        lang = lang_code.split("-")[0]
+            return None
         charset = re.search(rb"charset=([\w-]+)", raw[:2048])
         page = raw.decode(charset.group(1).decode() if charset else "utf-8")
-        title = re.search(r"<title>(.*?)</title>", page, re.S)
-        page_title = " ".join(html.unescape(title.group(1)).split()) if title else rel
-        page_title = page_title.split(" - ")[0]
         blocks = html_blocks(page, skip_classes=APACHE_SKIP_CLASSES, skip_ids=APACHE_SKIP_IDS)
         url = f"https://httpd.apache.org/docs/2.4/{lang_code}/{rel}"
-        pools.setdefault(f"apache-httpd/{lang_code}", []).extend(
-            page_documents(
-                blocks,
-                page_title=page_title,
-                split_levels=2,
-                lang=lang,
-                pkg=pkg,
-                path=path,
-                mtime=mtime,
-                source="debian-docs",
-                page_url=url,
-                min_chars=min_chars,
-                max_chars=max_chars,
-            )
-        )
-    return {k: sorted(v, key=lambda d: d.key) for k, v in sorted(pools.items())}
+        title = html_title(page, rel).split(" - ")[0]
+        return Page(f"apache-httpd/{lang_code}", title, blocks, url, lang_code.split("-")[0])
+
+    pkgs = [PACKAGES["apache2-doc"]]
+    return extract_pages(cache, pkgs, parse, source="debian-docs", min_chars=min_chars, max_chars=max_chars)
 
 
 def kjv_chapters(cache: Path) -> list[tuple[str, int, list[str]]]:
@@ -840,9 +869,15 @@ def extract_kjv(cache: Path) -> dict[str, list[SourceDoc]]:
     return {"kjv/chapters": sorted(chapters, key=lambda d: d.key), "kjv/long": whole}
 
 
-def extract_all(cache: Path) -> dict[str, list[SourceDoc]]:
+EXTRACTORS = (extract_python_docs, extract_sqlite_docs, extract_debmake_docs, extract_apache_docs, extract_kjv)
+
+
+def extract_all(
+    cache: Path, extractors: Iterable[Callable[[Path], dict[str, list[SourceDoc]]]] = EXTRACTORS
+) -> dict[str, list[SourceDoc]]:
+    """The pools of every extractor, in order, deduplicated (see `dedupe_pools`)."""
     pools: dict[str, list[SourceDoc]] = {}
-    for fn in (extract_python_docs, extract_sqlite_docs, extract_debmake_docs, extract_apache_docs, extract_kjv):
+    for fn in extractors:
         pools.update(fn(cache))
     return dedupe_pools(pools)
 
@@ -1539,14 +1574,17 @@ def ensure_unique_urls(docs: list[SourceDoc]) -> None:
         seen.add(url)
 
 
-def assign_ids(docs: list[SourceDoc], rng: random.Random) -> list[SourceDoc]:
-    """Shuffle deterministically within each source, then number: <source>-000000, <source>-000001, ..."""
+def assign_ids(
+    docs: list[SourceDoc], rng: random.Random, sources: Iterable[str] = SOURCES, digits: int = 6
+) -> list[SourceDoc]:
+    """Shuffle deterministically within each source, then number: <source>-000000, <source>-000001, ...
+    (`digits` digits), grouped by source in the order of `sources`."""
     out = []
-    for source in SOURCES:
+    for source in sources:
         group = sorted((d for d in docs if d.source == source), key=lambda d: d.key)
         rng.shuffle(group)
         for i, d in enumerate(group):
-            d.id = f"{source}-{i:06d}"
+            d.id = f"{source}-{i:0{digits}d}"
         out.extend(group)
     return out
 
@@ -1564,13 +1602,39 @@ def dolma_record(doc: SourceDoc, added: str) -> dict:
     }
 
 
-def write_jsonl_gz(path: Path, records: Iterable[dict]) -> None:
+def write_jsonl_gz(path: Path, records: Iterable[dict], compresslevel: int = 9) -> None:
+    """gzip JSON lines with mtime 0 and no file name in the header, written atomically (temporary file, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as gz:
+    tmp = path.with_suffix(".tmp")
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0) as gz,
+    ):
         for rec in records:
             gz.write(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
-    path.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def write_parts(
+    out: Path, source: str, chunks: Iterable[list[SourceDoc]], rng: random.Random, compresslevel: int = 9
+) -> list[dict]:
+    """documents/<source>/part-NNNN.jsonl.gz, one file per chunk (none may be empty), each document with a random
+    `added` time in the 30 days after DEFAULT_ADDED. Returns the files' entries for ground_truth.json."""
+    files = []
+    for part, chunk in enumerate(chunks):
+        path = out / "documents" / source / f"part-{part:04d}.jsonl.gz"
+        added = (DEFAULT_ADDED + timedelta(seconds=rng.randrange(30 * 86400)) for _ in chunk)
+        write_jsonl_gz(path, (dolma_record(d, iso_time(a)) for d, a in zip(chunk, added)), compresslevel)
+        files.append(
+            {
+                "path": path.relative_to(out).as_posix(),
+                "num_documents": len(chunk),
+                "first_id": chunk[0].id,
+                "last_id": chunk[-1].id,
+                "bytes": path.stat().st_size,
+            }
+        )
+    return files
 
 
 def write_corpus(docs: list[SourceDoc], out: Path, plan: CorpusPlan, rng: random.Random) -> list[dict]:
@@ -1583,23 +1647,8 @@ def write_corpus(docs: list[SourceDoc], out: Path, plan: CorpusPlan, rng: random
         group = sorted((d for d in docs if d.source == source), key=lambda d: d.id)
         n_files = plan.files_per_source[source]
         per_file = -(-len(group) // n_files)
-        for part in range(n_files):
-            chunk = group[part * per_file : (part + 1) * per_file]
-            path = docs_dir / source / f"part-{part:04d}.jsonl.gz"
-            records = []
-            for d in chunk:
-                added = iso_time(DEFAULT_ADDED + timedelta(seconds=rng.randrange(30 * 86400)))
-                records.append(dolma_record(d, added))
-            write_jsonl_gz(path, records)
-            files.append(
-                {
-                    "path": path.relative_to(out).as_posix(),
-                    "num_documents": len(chunk),
-                    "first_id": chunk[0].id,
-                    "last_id": chunk[-1].id,
-                    "bytes": path.stat().st_size,
-                }
-            )
+        chunks = [group[part * per_file : (part + 1) * per_file] for part in range(n_files)]
+        files += write_parts(out, source, chunks, rng)
     return files
 
 
