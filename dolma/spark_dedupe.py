@@ -37,6 +37,7 @@ written to the same names.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -56,7 +57,9 @@ log = logging.getLogger("dolma")
 TASKS_PER_CORE = 4
 
 
+@functools.lru_cache(maxsize=4)
 def _key_maker(config_json: str, skip_bad_lines: bool) -> Any:
+    """One key maker per configuration and Python worker (it keeps its decompression buffer between files)."""
     from dolma._rust import DedupeKeys
 
     return DedupeKeys(config_json, skip_bad_lines=skip_bad_lines)

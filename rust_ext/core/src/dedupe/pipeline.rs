@@ -614,23 +614,32 @@ fn read_input(path: &str) -> Result<(Vec<u8>, u64)> {
     Ok((decode(path, reader, size)?, size))
 }
 
-/// The decompressed content of `raw`, a whole file's bytes as stored (compression from `path`'s extension).
-pub(crate) fn decompress(path: &str, raw: &[u8]) -> Result<Vec<u8>> {
-    decode(path, raw, raw.len() as u64)
+/// Replaces `out` with the decompressed content of `raw`, a whole file's bytes as stored (compression from
+/// `path`'s extension); `out`'s allocation is reused.
+pub(crate) fn decompress_into(path: &str, raw: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    decode_into(path, raw, raw.len() as u64, out)
 }
 
 fn decode<R: std::io::BufRead>(path: &str, reader: R, stored_size: u64) -> Result<Vec<u8>> {
-    let mut data = Vec::with_capacity(usize::try_from(stored_size.saturating_mul(4)).unwrap_or(0).min(1 << 30));
+    let mut data = Vec::new();
+    decode_into(path, reader, stored_size, &mut data)?;
+    Ok(data)
+}
+
+fn decode_into<R: std::io::BufRead>(path: &str, reader: R, stored_size: u64, data: &mut Vec<u8>) -> Result<()> {
+    let want = usize::try_from(stored_size.saturating_mul(4)).unwrap_or(0).min(1 << 30);
+    data.reserve(want.saturating_sub(data.len()));
     let result = match compression_of(path) {
-        Compression::Gzip => flate2::bufread::MultiGzDecoder::new(reader).read_to_end(&mut data),
+        Compression::Gzip => flate2::bufread::MultiGzDecoder::new(reader).read_to_end(data),
         Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(reader) {
-            Ok(mut dec) => dec.read_to_end(&mut data),
+            Ok(mut dec) => dec.read_to_end(data),
             Err(e) => Err(e),
         },
-        Compression::Plain => { reader }.read_to_end(&mut data),
+        Compression::Plain => { reader }.read_to_end(data),
     };
     result.map_err(|e| io_err(path, std::io::Error::new(e.kind(), format!("cannot read or decompress: {e}"))))?;
-    Ok(data)
+    Ok(())
 }
 
 /// Writes `body` (compressed by the file's extension) under a hidden temporary name, then renames it.
