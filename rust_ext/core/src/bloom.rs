@@ -170,6 +170,21 @@ pub struct Probe {
 const LCG_MUL: u64 = 6_364_136_223_846_793_005;
 const LCG_ADD: u64 = 1_442_695_040_888_963_407;
 
+/// `LCG_JUMPS[i]` = `(a, c)` such that the `(i + 1)`-th step of the LCG from `x` is `a * x + c`: the first
+/// `MAX_HASHES` states of a probe's sequence computed independently of each other (no dependency chain).
+const LCG_JUMPS: [(u64, u64); MAX_HASHES as usize] = {
+    let mut jumps = [(0u64, 0u64); MAX_HASHES as usize];
+    let (mut a, mut c) = (LCG_MUL, LCG_ADD);
+    let mut i = 0;
+    while i < MAX_HASHES as usize {
+        jumps[i] = (a, c);
+        a = a.wrapping_mul(LCG_MUL);
+        c = c.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
+        i += 1;
+    }
+    jumps
+};
+
 /// Number of blocks for a user-given size in bytes (rounded up to whole blocks).
 fn blocks_for_size(size_in_bytes: usize) -> Result<usize> {
     if size_in_bytes == 0 {
@@ -698,9 +713,39 @@ impl BloomFilter {
         present
     }
 
-    /// The bits of a probe inside its block, as one mask per word.
+    /// The bits of a probe inside its block, as one mask per word: the positions are the top 9 bits of the
+    /// successive states of an LCG seeded with the probe's state, skipping repeats, until `num_hashes` distinct
+    /// bits are set.
     #[inline]
     fn masks(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
+        let mut masks = [0u64; BLOCK_WORDS];
+        let k = self.num_hashes as usize;
+        // The first k states never stop early (at most one new bit per state), so set their bits in any order
+        // from independently computed states; continue the sequence only if some of them repeated.
+        for &(a, c) in &LCG_JUMPS[..k] {
+            let pos = a.wrapping_mul(probe.state).wrapping_add(c) >> 55;
+            masks[(pos >> 6) as usize] |= 1u64 << (pos & 63);
+        }
+        let mut found: u32 = masks.iter().map(|m| m.count_ones()).sum();
+        if found < self.num_hashes {
+            let (a, c) = LCG_JUMPS[k - 1];
+            let mut x = a.wrapping_mul(probe.state).wrapping_add(c);
+            while found < self.num_hashes {
+                x = x.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
+                let pos = x >> 55;
+                let (word, bit) = ((pos >> 6) as usize, 1u64 << (pos & 63));
+                if masks[word] & bit == 0 {
+                    masks[word] |= bit;
+                    found += 1;
+                }
+            }
+        }
+        masks
+    }
+
+    /// [`BloomFilter::masks`] one state after the other (the definition; for the tests).
+    #[cfg(test)]
+    fn masks_sequential(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
         let mut masks = [0u64; BLOCK_WORDS];
         let mut x = probe.state;
         let mut found = 0;

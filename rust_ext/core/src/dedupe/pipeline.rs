@@ -32,6 +32,8 @@ const PARTITION_SEED: u64 = 0x005E_ED0F_9A27;
 const PREFETCH_DISTANCE: usize = 16;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
+/// Single-thread runs commit lines this many lines after parsing them (while their blocks are prefetched).
+const SINGLE_THREAD_LAG: usize = 4;
 /// Default budget of decompressed bytes per chunk (a chunk holds whole lines, so it can be longer by one line
 /// and by one read).
 pub const DEFAULT_CHUNK_BYTES: usize = 16 << 20;
@@ -205,6 +207,9 @@ impl Deduper {
     /// itself may have had its first chunks inserted (not its attributes written): then
     /// [`RunStats::partial_file`] is set.
     pub fn run(&self, filter: &BloomFilter, read_only: bool, jobs: &[FileJob]) -> (RunStats, Option<DedupeError>) {
+        if rayon::current_num_threads() <= 1 {
+            return self.run_single_thread(filter, read_only, jobs);
+        }
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
         let mut raw = reader.next_chunk();
@@ -236,39 +241,10 @@ impl Deduper {
 
     fn parse_chunk(&self, filter: &BloomFilter, jobs: &[FileJob], chunk: RawChunk) -> Result<ParsedChunk> {
         let path = &jobs[chunk.file].input;
-        let data = &chunk.data;
-        let mut lines: Vec<(u64, &[u8])> = Vec::new();
-        let mut start = 0usize;
-        let mut lineno = chunk.first_line;
-        // Every chunk but a file's last ends with a newline: the empty piece after it is the next chunk's.
-        let tail = chunk.last.then_some(data.len());
-        for end in memchr::memchr_iter(b'\n', data).chain(tail) {
-            if start > data.len() {
-                break;
-            }
-            let line = &data[start..end];
-            start = end + 1;
-            lineno += 1;
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            lines.push((lineno - 1, line));
-        }
-        let parts: Vec<Result<(Vec<ParsedDoc>, u64)>> = lines
-            .par_chunks(LINES_PER_TASK)
-            .map(|part| {
-                let mut docs = Vec::with_capacity(part.len());
-                let mut bad = 0u64;
-                for &(lineno, line) in part {
-                    match self.parse_line(filter, path, lineno, line) {
-                        Ok(doc) => docs.push(doc),
-                        Err(DedupeError::BadLine { .. }) if self.skip_bad_lines => bad += 1,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok((docs, bad))
-            })
-            .collect();
+        let lines = split_lines(&chunk);
+        let hasher = Hasher { filter, prefetch: false };
+        let parts: Vec<Result<(Vec<ParsedDoc>, u64)>> =
+            lines.par_chunks(LINES_PER_TASK).map(|part| self.parse_lines(&hasher, path, part)).collect();
         let mut docs = Vec::with_capacity(lines.len());
         let mut bad_lines = 0;
         for part in parts {
@@ -279,7 +255,55 @@ impl Deduper {
         Ok(ParsedChunk { file: chunk.file, docs, bad_lines, last: chunk.last, input_bytes: chunk.input_bytes })
     }
 
-    fn parse_line(&self, filter: &BloomFilter, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
+    /// Parses lines in order: the documents and the number of bad lines skipped.
+    fn parse_lines(&self, hasher: &Hasher, path: &str, lines: &[(u64, &[u8])]) -> Result<(Vec<ParsedDoc>, u64)> {
+        let mut docs = Vec::with_capacity(lines.len());
+        let mut bad = 0u64;
+        for &(lineno, line) in lines {
+            match self.parse_line(hasher, path, lineno, line) {
+                Ok(doc) => docs.push(doc),
+                Err(DedupeError::BadLine { .. }) if self.skip_bad_lines => bad += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((docs, bad))
+    }
+
+    /// [`Deduper::run`] on a single thread: parsing and committing alternate every few lines, and the blocks of
+    /// the keys are prefetched as soon as they are hashed, so their cache misses overlap with the parsing of
+    /// the next lines instead of stalling the commit.
+    fn run_single_thread(
+        &self,
+        filter: &BloomFilter,
+        read_only: bool,
+        jobs: &[FileJob],
+    ) -> (RunStats, Option<DedupeError>) {
+        let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
+        let mut committer = Committer::new(self, filter, read_only, jobs);
+        let hasher = Hasher { filter, prefetch: true };
+        while let Some(chunk) = reader.next_chunk() {
+            let result = chunk.and_then(|chunk| {
+                let path = &jobs[chunk.file].input;
+                let lines = split_lines(&chunk);
+                let mut behind = Vec::new();
+                let mut bad_lines = 0;
+                for part in lines.chunks(SINGLE_THREAD_LAG) {
+                    let (docs, bad) = self.parse_lines(&hasher, path, part)?;
+                    bad_lines += bad;
+                    committer.commit_docs(chunk.file, &behind)?;
+                    behind = docs;
+                }
+                committer.commit_docs(chunk.file, &behind)?;
+                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes)
+            });
+            if let Err(e) = result {
+                return committer.fail(e);
+            }
+        }
+        (committer.stats, None)
+    }
+
+    fn parse_line(&self, filter: &Hasher, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
         let bad = |field: &str, reason: String| DedupeError::BadLine {
             path: path.to_string(),
             line: lineno,
@@ -358,19 +382,19 @@ impl Deduper {
             || (cfg.min_words > 0 && text::word_count(text) < cfg.min_words)
     }
 
-    fn doc_units(&self, filter: &BloomFilter, key: &str) -> Units {
+    fn doc_units(&self, filter: &Hasher, key: &str) -> Units {
         if self.too_small(key) {
             Units::SkippedDoc
         } else if !self.in_partition(key.as_bytes()) {
             Units::NoKey
         } else {
-            Units::Doc { probe: filter.probe_of(key.as_bytes()), len: text::chars(key) }
+            Units::Doc { probe: filter.probe(key.as_bytes()), len: text::chars(key) }
         }
     }
 
     fn paragraph_units(
         &self,
-        filter: &BloomFilter,
+        filter: &Hasher,
         text: &str,
         separator: &str,
         ngram: Option<(usize, usize, bool)>,
@@ -387,12 +411,12 @@ impl Deduper {
                     ParaAction::Skip
                 } else {
                     match ngram {
-                        None => ParaAction::Exact(filter.probe_of(p.text.as_bytes())),
+                        None => ParaAction::Exact(filter.probe(p.text.as_bytes())),
                         Some((n, stride, skip_short)) => {
                             words.clear();
                             text::words_into(p.text, &mut words);
                             let ngram_probe = |hashes: &[u8], j: usize| {
-                                filter.probe_of_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
+                                filter.probe_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
                             };
                             // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
                             // exactly n words form one n-gram; without it, up to n words are compared whole.
@@ -403,7 +427,7 @@ impl Deduper {
                                     text::word_hashes(&words, &mut hashes);
                                     ngram_probe(&hashes, 0)
                                 });
-                                ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
+                                ParaAction::Short { whole: filter.probe(p.text.as_bytes()), ngram }
                             } else {
                                 text::word_hashes(&words, &mut hashes);
                                 let probes = text::ngram_windows(words.len(), n, stride)
@@ -552,28 +576,41 @@ impl<'a> Committer<'a> {
     /// Commits a chunk and appends its attribute lines; completes the file after its last chunk.
     fn commit_chunk(&mut self, chunk: Result<ParsedChunk>) -> Result<()> {
         let chunk = chunk?;
+        self.commit_docs(chunk.file, &chunk.docs)?;
+        self.end_chunk(chunk.bad_lines, chunk.last, chunk.input_bytes)
+    }
+
+    /// Commits documents of file `file` (the next ones in input order) and appends their attribute lines.
+    fn commit_docs(&mut self, file: usize, docs: &[ParsedDoc]) -> Result<()> {
         let output = match &mut self.output {
             Some(output) => output,
-            None => self.output.insert(AtomicWriter::create(&self.jobs[chunk.file].output)?),
+            None => self.output.insert(AtomicWriter::create(&self.jobs[file].output)?),
         };
-        let marks = self.deduper.commit(self.filter, self.read_only, &chunk.docs, &mut self.file_stats);
-        if !self.read_only && !chunk.docs.is_empty() {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let marks = self.deduper.commit(self.filter, self.read_only, docs, &mut self.file_stats);
+        if !self.read_only {
             self.file_stats.partial_file = true;
         }
         self.body.clear();
-        for (doc, doc_marks) in chunk.docs.iter().zip(&marks) {
+        for (doc, doc_marks) in docs.iter().zip(&marks) {
             push_attribute_line(&mut self.body, &doc.id, &self.attribute, doc_marks.as_deref());
         }
-        output.write_all(&self.body)?;
-        self.file_stats.bad_lines += chunk.bad_lines;
-        if chunk.last {
+        output.write_all(&self.body)
+    }
+
+    /// Ends a chunk of the current file; after its last chunk, completes the file.
+    fn end_chunk(&mut self, bad_lines: u64, last: bool, input_bytes: u64) -> Result<()> {
+        self.file_stats.bad_lines += bad_lines;
+        if last {
             if let Some(output) = self.output.take() {
                 output.finish()?;
             }
             let mut done = std::mem::take(&mut self.file_stats);
             done.partial_file = false;
             done.files = 1;
-            done.input_bytes = chunk.input_bytes;
+            done.input_bytes = input_bytes;
             self.stats.add(&done);
         }
         Ok(())
@@ -585,6 +622,55 @@ impl<'a> Committer<'a> {
         self.output = None;
         self.stats.partial_file = self.file_stats.partial_file;
         (self.stats, Some(error))
+    }
+}
+
+/// The non-blank lines of a chunk with their line numbers.
+fn split_lines(chunk: &RawChunk) -> Vec<(u64, &[u8])> {
+    let data = &chunk.data;
+    let mut lines = Vec::new();
+    let mut start = 0usize;
+    let mut lineno = chunk.first_line;
+    // Every chunk but a file's last ends with a newline: the empty piece after it is the next chunk's.
+    let tail = chunk.last.then_some(data.len());
+    for end in memchr::memchr_iter(b'\n', data).chain(tail) {
+        if start > data.len() {
+            break;
+        }
+        let line = &data[start..end];
+        start = end + 1;
+        lineno += 1;
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        lines.push((lineno - 1, line));
+    }
+    lines
+}
+
+/// Computes the probes of keys in a filter, and (single-thread runs) starts loading their blocks at once.
+struct Hasher<'a> {
+    filter: &'a BloomFilter,
+    prefetch: bool,
+}
+
+impl Hasher<'_> {
+    #[inline]
+    fn probe(&self, key: &[u8]) -> Probe {
+        self.fetch(self.filter.probe_of(key))
+    }
+
+    #[inline]
+    fn probe_in(&self, key: &[u8], domain: u64) -> Probe {
+        self.fetch(self.filter.probe_of_in(key, domain))
+    }
+
+    #[inline]
+    fn fetch(&self, probe: Probe) -> Probe {
+        if self.prefetch {
+            self.filter.prefetch_probed(probe);
+        }
+        probe
     }
 }
 
