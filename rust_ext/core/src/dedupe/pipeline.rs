@@ -33,7 +33,7 @@ const PREFETCH_DISTANCE: usize = 16;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
 /// Single-thread runs commit lines this many lines after parsing them (while their blocks are prefetched).
-const SINGLE_THREAD_LAG: usize = 4;
+const SINGLE_THREAD_LAG: usize = 1;
 /// Default budget of decompressed bytes per chunk (a chunk holds whole lines, so it can be longer by one line
 /// and by one read).
 pub const DEFAULT_CHUNK_BYTES: usize = 16 << 20;
@@ -103,7 +103,11 @@ enum ParaAction {
         whole: Probe,
         ngram: Option<Probe>,
     },
-    Ngrams(Vec<Probe>),
+    /// N-gram mode: the probes of the paragraph's n-grams, a range of the document's probes.
+    Ngrams {
+        first: usize,
+        end: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -124,7 +128,8 @@ enum Units {
         probe: Probe,
         len: u64,
     },
-    Paras(Vec<Para>),
+    /// The paragraphs and, in n-gram mode, the probes of all their n-grams (one allocation per document).
+    Paras(Vec<Para>, Vec<Probe>),
 }
 
 /// The marks of one document: `None` writes no attribute key, `Some` a (possibly empty) list.
@@ -230,7 +235,12 @@ impl Deduper {
                 return committer.fail(e);
             }
             raw = next_raw;
-            parsed = next_parsed;
+            parsed = next_parsed.map(|result| {
+                result.map(|(chunk, buffer)| {
+                    reader.recycle(buffer);
+                    chunk
+                })
+            });
         }
         (committer.stats, None)
     }
@@ -239,7 +249,8 @@ impl Deduper {
     // Parse and hash (parallel)
     // ------------------------------------------------------------------------------------------------------
 
-    fn parse_chunk(&self, filter: &BloomFilter, jobs: &[FileJob], chunk: RawChunk) -> Result<ParsedChunk> {
+    /// Parses a chunk; returns its documents and its buffer for reuse.
+    fn parse_chunk(&self, filter: &BloomFilter, jobs: &[FileJob], chunk: RawChunk) -> Result<(ParsedChunk, Vec<u8>)> {
         let path = &jobs[chunk.file].input;
         let lines = split_lines(&chunk);
         let hasher = Hasher { filter, prefetch: false };
@@ -252,7 +263,10 @@ impl Deduper {
             docs.append(&mut part);
             bad_lines += bad;
         }
-        Ok(ParsedChunk { file: chunk.file, docs, bad_lines, last: chunk.last, input_bytes: chunk.input_bytes })
+        drop(lines);
+        let parsed =
+            ParsedChunk { file: chunk.file, docs, bad_lines, last: chunk.last, input_bytes: chunk.input_bytes };
+        Ok((parsed, chunk.data))
     }
 
     /// Parses lines in order: the documents and the number of bad lines skipped.
@@ -294,8 +308,11 @@ impl Deduper {
                     behind = docs;
                 }
                 committer.commit_docs(chunk.file, &behind)?;
-                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes)
+                drop(lines);
+                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes)?;
+                Ok(chunk.data)
             });
+            let result = result.map(|buffer| reader.recycle(buffer));
             if let Err(e) = result {
                 return committer.fail(e);
             }
@@ -404,6 +421,12 @@ impl Deduper {
         }
         let mut hashes = Vec::new();
         let mut words: Vec<&str> = Vec::new();
+        let mut probes = Vec::new();
+        if ngram.is_some() {
+            words.reserve(text.len() / 4);
+            hashes.reserve(text.len() * 2);
+            probes.reserve(text.len() / 4);
+        }
         let paras = text::paragraphs(text, separator)
             .into_iter()
             .map(|p: Paragraph| {
@@ -430,10 +453,11 @@ impl Deduper {
                                 ParaAction::Short { whole: filter.probe(p.text.as_bytes()), ngram }
                             } else {
                                 text::word_hashes(&words, &mut hashes);
-                                let probes = text::ngram_windows(words.len(), n, stride)
-                                    .map(|j| ngram_probe(&hashes, j))
-                                    .collect();
-                                ParaAction::Ngrams(probes)
+                                let first = probes.len();
+                                probes.extend(
+                                    text::ngram_windows(words.len(), n, stride).map(|j| ngram_probe(&hashes, j)),
+                                );
+                                ParaAction::Ngrams { first, end: probes.len() }
                             }
                         }
                     }
@@ -441,7 +465,7 @@ impl Deduper {
                 Para { start: p.start, end: p.end, bytes: p.bytes, action }
             })
             .collect();
-        Units::Paras(paras)
+        Units::Paras(paras, probes)
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -498,7 +522,7 @@ impl Deduper {
                         None
                     }
                 }
-                Units::Paras(paras) => {
+                Units::Paras(paras, probes) => {
                     let mut marks = Vec::new();
                     for para in paras {
                         let score = match &para.action {
@@ -515,7 +539,8 @@ impl Deduper {
                                 let score = if hit { 1.0f32 } else { 0.0 };
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
                             }
-                            ParaAction::Ngrams(probes) => {
+                            ParaAction::Ngrams { first, end } => {
+                                let probes = &probes[*first..*end];
                                 let hits = probes.iter().filter(|&&p| seen(p, &mut advance)).count();
                                 let score = hits as f32 / probes.len() as f32;
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
@@ -700,17 +725,17 @@ pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str,
 
 /// The probes of a document in the order the commit stage looks them up.
 fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
-    let (single, paras): (Option<Probe>, &[Para]) = match units {
-        Units::Doc { probe, .. } => (Some(*probe), &[]),
-        Units::Paras(paras) => (None, paras),
-        Units::NoKey | Units::SkippedDoc => (None, &[]),
+    let (single, paras, probes): (Option<Probe>, &[Para], &[Probe]) = match units {
+        Units::Doc { probe, .. } => (Some(*probe), &[], &[]),
+        Units::Paras(paras, probes) => (None, paras, probes),
+        Units::NoKey | Units::SkippedDoc => (None, &[], &[]),
     };
     single.into_iter().chain(paras.iter().flat_map(|para| {
         let (first, second, many): (Option<Probe>, Option<Probe>, &[Probe]) = match &para.action {
             ParaAction::Skip => (None, None, &[]),
             ParaAction::Exact(p) => (Some(*p), None, &[]),
             ParaAction::Short { whole, ngram } => (Some(*whole), *ngram, &[]),
-            ParaAction::Ngrams(probes) => (None, None, probes),
+            ParaAction::Ngrams { first, end } => (None, None, &probes[*first..*end]),
         };
         first.into_iter().chain(second).chain(many.iter().copied())
     }))
@@ -792,11 +817,20 @@ struct ChunkReader<'a> {
     next_file: usize,
     current: Option<OpenInput>,
     failed: bool,
+    /// Buffers of chunks already processed, reused for the next ones (no fresh pages to fault in and clear).
+    spare: Vec<Vec<u8>>,
 }
 
 impl<'a> ChunkReader<'a> {
     fn new(jobs: &'a [FileJob], budget: usize) -> Self {
-        ChunkReader { jobs, budget: budget.max(1), next_file: 0, current: None, failed: false }
+        ChunkReader { jobs, budget: budget.max(1), next_file: 0, current: None, failed: false, spare: Vec::new() }
+    }
+
+    fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < 2 {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
     }
 
     fn next_chunk(&mut self) -> Option<Result<RawChunk>> {
@@ -828,9 +862,11 @@ impl<'a> ChunkReader<'a> {
             self.next_file += 1;
         }
         let budget = self.budget;
+        let mut data = self.spare.pop().unwrap_or_default();
         let Some(input) = self.current.as_mut() else { return Ok(None) };
         let path = &self.jobs[input.file].input;
-        let mut data = std::mem::take(&mut input.carry);
+        data.extend_from_slice(&input.carry);
+        input.carry.clear();
         data.reserve(budget.min(MAX_READ * 64).saturating_sub(data.len()));
         let mut last_newline = memchr::memrchr(b'\n', &data);
         let step = budget.clamp(1, MAX_READ);
@@ -859,7 +895,7 @@ impl<'a> ChunkReader<'a> {
         let (file, size) = (input.file, input.size);
         if !eof {
             let cut = last_newline.map_or(data.len(), |p| p + 1);
-            input.carry = data[cut..].to_vec();
+            input.carry.extend_from_slice(&data[cut..]);
             data.truncate(cut);
             input.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
         } else {
