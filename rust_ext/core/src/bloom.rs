@@ -167,6 +167,14 @@ pub struct Probe {
     state: u64,
 }
 
+impl Probe {
+    /// The index of the block that holds the key's bits (`0..num_blocks`).
+    #[inline]
+    pub fn block(&self) -> usize {
+        self.block
+    }
+}
+
 const LCG_MUL: u64 = 6_364_136_223_846_793_005;
 const LCG_ADD: u64 = 1_442_695_040_888_963_407;
 
@@ -697,6 +705,18 @@ impl BloomFilter {
     /// concurrently by another thread could be lost, so callers must exclude other writers.
     #[inline]
     pub fn insert_probed_exclusive(&self, probe: Probe) -> bool {
+        let present = self.insert_probed_exclusive_uncounted(probe);
+        if !present {
+            self.add_inserted(1);
+        }
+        present
+    }
+
+    /// [`BloomFilter::insert_probed_exclusive`] without counting the insert: for callers that split the
+    /// blocks among threads (each the only writer of its blocks), count the new keys and add them with
+    /// [`BloomFilter::add_inserted`] afterwards.
+    #[inline]
+    pub fn insert_probed_exclusive_uncounted(&self, probe: Probe) -> bool {
         let masks = self.masks(probe);
         let block = &self.blocks[probe.block].0;
         let mut present = true;
@@ -707,10 +727,18 @@ impl BloomFilter {
                 cell.store(current | mask, Ordering::Relaxed);
             }
         }
-        if !present {
-            self.inserted.store(self.inserted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        }
         present
+    }
+
+    /// Adds `n` to the count of inserted keys (a caller that is the only writer, as for the exclusive inserts).
+    #[inline]
+    pub fn add_inserted(&self, n: u64) {
+        self.inserted.store(self.inserted.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    /// Number of 64-byte blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
     }
 
     /// The bits of a probe inside its block, as one mask per word: the positions are the top 9 bits of the

@@ -30,6 +30,8 @@ use crate::bloom::{BloomFilter, Probe};
 const PARTITION_SEED: u64 = 0x005E_ED0F_9A27;
 /// How many key lookups ahead the commit stage prefetches filter blocks.
 const PREFETCH_DISTANCE: usize = 16;
+/// With several threads, a commit of at least this many keys splits the lookups by filter block range.
+const SPLIT_MIN_PROBES: usize = 4096;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
 /// Single-thread runs commit lines this many lines after parsing them (while their blocks are prefetched).
@@ -486,21 +488,33 @@ impl Deduper {
             _ => 1.0,
         };
         let mut out = Vec::with_capacity(docs.len());
+        let parts = rayon::current_num_threads();
+        let probes: Vec<Probe> =
+            if parts > 1 { docs.iter().flat_map(|doc| unit_probes(&doc.units)).collect() } else { Vec::new() };
+        let split = probes.len() >= SPLIT_MIN_PROBES;
+        let hits = if split { lookup_split(filter, read_only, &probes, parts) } else { Vec::new() };
+        let mut next_hit = 0usize;
         // Prefetch the blocks of the keys PREFETCH_DISTANCE lookups ahead, walking the same sequence of probes
         // as the loop below, so that their cache misses overlap with the work on the current keys.
         let mut ahead = docs.iter().flat_map(|doc| unit_probes(&doc.units));
-        for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
-            filter.prefetch_probed(probe);
-        }
-        let mut advance = || {
-            if let Some(probe) = ahead.next() {
+        if !split {
+            for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
                 filter.prefetch_probed(probe);
             }
-        };
-        let seen = |probe: Probe, advance: &mut dyn FnMut()| {
-            advance();
+        }
+        // Every probe in `unit_probes` order goes through `seen`, which tests-and-inserts it (or, after a split
+        // lookup, reads the result); `need` is false for a key that is only inserted.
+        let mut seen = |probe: Probe, need: bool| -> bool {
+            if split {
+                let hit = hits[next_hit / 64] >> (next_hit % 64) & 1 == 1;
+                next_hit += 1;
+                return hit;
+            }
+            if let Some(next) = ahead.next() {
+                filter.prefetch_probed(next);
+            }
             if read_only {
-                filter.contains_probed(probe)
+                need && filter.contains_probed(probe)
             } else {
                 filter.insert_probed_exclusive(probe)
             }
@@ -513,7 +527,7 @@ impl Deduper {
                 Units::SkippedDoc => Some(Vec::new()),
                 Units::Doc { probe, len } => {
                     stats.paragraphs += 1;
-                    if seen(*probe, &mut advance) {
+                    if seen(*probe, true) {
                         stats.paragraphs_marked += 1;
                         stats.documents_marked += 1;
                         stats.bytes_marked += doc.text_bytes;
@@ -527,21 +541,18 @@ impl Deduper {
                     for para in paras {
                         let score = match &para.action {
                             ParaAction::Skip => continue,
-                            ParaAction::Exact(probe) => seen(*probe, &mut advance).then_some(Score::One),
+                            ParaAction::Exact(probe) => seen(*probe, true).then_some(Score::One),
                             ParaAction::Short { whole, ngram } => {
-                                let hit = seen(*whole, &mut advance);
+                                let hit = seen(*whole, true);
                                 if let Some(p) = ngram {
-                                    advance();
-                                    if !read_only {
-                                        filter.insert_probed_exclusive(*p);
-                                    }
+                                    seen(*p, false);
                                 }
                                 let score = if hit { 1.0f32 } else { 0.0 };
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
                             }
                             ParaAction::Ngrams { first, end } => {
                                 let probes = &probes[*first..*end];
-                                let hits = probes.iter().filter(|&&p| seen(p, &mut advance)).count();
+                                let hits = probes.iter().filter(|&&p| seen(p, true)).count();
                                 let score = hits as f32 / probes.len() as f32;
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
                             }
@@ -721,6 +732,51 @@ pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str,
         body.push(b']');
     }
     body.extend_from_slice(b"}}\n");
+}
+
+/// Looks up (and unless read-only inserts) `probes` with the filter's blocks split into `parts` ranges, one
+/// thread each: every thread walks the probes of its range in order, so each block sees its keys in the same
+/// order as in a sequential run and the results and the filter are the same; the cache and TLB misses of the
+/// lookups are spread over the threads. Returns the hits as a bit set indexed like `probes`.
+fn lookup_split(filter: &BloomFilter, read_only: bool, probes: &[Probe], parts: usize) -> Vec<u64> {
+    let blocks = filter.num_blocks();
+    let words = probes.len().div_ceil(64);
+    let results: Vec<(Vec<u64>, u64)> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let (lo, hi) = (blocks * part / parts, blocks * (part + 1) / parts);
+            let mine: Vec<usize> = (0..probes.len()).filter(|&i| (lo..hi).contains(&probes[i].block())).collect();
+            for &i in mine.iter().take(PREFETCH_DISTANCE) {
+                filter.prefetch_probed(probes[i]);
+            }
+            let mut bits = vec![0u64; words];
+            let mut inserted = 0u64;
+            for (j, &i) in mine.iter().enumerate() {
+                if let Some(&next) = mine.get(j + PREFETCH_DISTANCE) {
+                    filter.prefetch_probed(probes[next]);
+                }
+                let hit = if read_only {
+                    filter.contains_probed(probes[i])
+                } else {
+                    let present = filter.insert_probed_exclusive_uncounted(probes[i]);
+                    inserted += u64::from(!present);
+                    present
+                };
+                bits[i / 64] |= u64::from(hit) << (i % 64);
+            }
+            (bits, inserted)
+        })
+        .collect();
+    let mut hits = vec![0u64; words];
+    let mut inserted = 0;
+    for (bits, count) in results {
+        hits.iter_mut().zip(bits).for_each(|(h, b)| *h |= b);
+        inserted += count;
+    }
+    if !read_only {
+        filter.add_inserted(inserted);
+    }
+    hits
 }
 
 /// The probes of a document in the order the commit stage looks them up.
