@@ -425,7 +425,6 @@ impl Deduper {
         let mut words: Vec<&str> = Vec::new();
         let mut probes = Vec::new();
         if ngram.is_some() {
-            words.reserve(text.len() / 4);
             hashes.reserve(text.len() * 2);
             probes.reserve(text.len() / 4);
         }
@@ -438,27 +437,20 @@ impl Deduper {
                     match ngram {
                         None => ParaAction::Exact(filter.probe(p.text.as_bytes())),
                         Some((n, stride, skip_short)) => {
-                            words.clear();
-                            text::words_into(p.text, &mut words);
+                            let count = text::hash_words(p.text, &mut words, &mut hashes);
                             let ngram_probe = |hashes: &[u8], j: usize| {
                                 filter.probe_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
                             };
                             // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
                             // exactly n words form one n-gram; without it, up to n words are compared whole.
-                            if skip_short && words.len() < n {
+                            if skip_short && count < n {
                                 ParaAction::Skip
-                            } else if !skip_short && words.len() <= n {
-                                let ngram = (words.len() == n).then(|| {
-                                    text::word_hashes(&words, &mut hashes);
-                                    ngram_probe(&hashes, 0)
-                                });
+                            } else if !skip_short && count <= n {
+                                let ngram = (count == n).then(|| ngram_probe(&hashes, 0));
                                 ParaAction::Short { whole: filter.probe(p.text.as_bytes()), ngram }
                             } else {
-                                text::word_hashes(&words, &mut hashes);
                                 let first = probes.len();
-                                probes.extend(
-                                    text::ngram_windows(words.len(), n, stride).map(|j| ngram_probe(&hashes, j)),
-                                );
+                                probes.extend(text::ngram_windows(count, n, stride).map(|j| ngram_probe(&hashes, j)));
                                 ParaAction::Ngrams { first, end: probes.len() }
                             }
                         }

@@ -196,6 +196,12 @@ fn ascii_boundary(c: &[u8], i: usize) -> bool {
 /// whitespace (WB3-3d) and is dropped; every other character is a word of its own. (Checked against
 /// [`ascii_boundary`] and `unicode-segmentation` by the tests.)
 fn ascii_words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    ascii_words_with(text, |word| out.push(word));
+}
+
+/// [`ascii_words`], handing each word to `emit`.
+#[inline]
+fn ascii_words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     use Wb::*;
     let bytes = text.as_bytes();
     let n = bytes.len();
@@ -221,11 +227,11 @@ fn ascii_words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
                     }
                     break;
                 }
-                out.push(&text[start..i]);
+                emit(&text[start..i]);
             }
             _ if matches!(bytes[i], b'\t'..=b'\r' | b' ') => i += 1,
             _ => {
-                out.push(&text[i..i + 1]);
+                emit(&text[i..i + 1]);
                 i += 1;
             }
         }
@@ -283,6 +289,20 @@ pub fn word_hashes(words: &[&str], out: &mut Vec<u8>) {
     for w in words {
         out.extend_from_slice(&crate::xxh3_64(w.as_bytes(), 0).to_le_bytes());
     }
+}
+
+/// [`word_hashes`] of the [`words`] of `text`, into `out` (cleared first); returns the number of words. ASCII
+/// text is split and hashed in one pass; other text goes through `words` (scratch space).
+pub fn hash_words<'a>(text: &'a str, words: &mut Vec<&'a str>, out: &mut Vec<u8>) -> usize {
+    out.clear();
+    if text.is_ascii() {
+        ascii_words_with(text, |word| out.extend_from_slice(&crate::xxh3_64(word.as_bytes(), 0).to_le_bytes()));
+        return out.len() / 8;
+    }
+    words.clear();
+    words_into(text, words);
+    word_hashes(words, out);
+    words.len()
 }
 
 /// The Bloom filter key of the n-gram `words` (written into `buf`, which is cleared first).
@@ -402,6 +422,10 @@ mod tests {
                 ascii_words_pairwise(&text, &mut pairwise);
                 assert_eq!(pairwise, slow, "{text:?}");
             }
+            let (mut expected, mut hashed, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+            word_hashes(&slow, &mut expected);
+            assert_eq!(hash_words(&text, &mut scratch, &mut hashed), slow.len(), "{text:?}");
+            assert_eq!(hashed, expected, "{text:?}");
             assert_eq!(word_count(&text), slow.len() as u64);
         }
     }
