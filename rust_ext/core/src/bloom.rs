@@ -715,7 +715,7 @@ impl BloomFilter {
     /// [`BloomFilter::insert_probed_exclusive`] without counting the insert: for callers that split the
     /// blocks among threads (each the only writer of its blocks), count the new keys and add them with
     /// [`BloomFilter::add_inserted`] afterwards.
-    #[inline]
+    #[inline(always)]
     pub fn insert_probed_exclusive_uncounted(&self, probe: Probe) -> bool {
         let masks = self.masks(probe);
         let block = &self.blocks[probe.block].0;
@@ -744,7 +744,7 @@ impl BloomFilter {
     /// The bits of a probe inside its block, as one mask per word: the positions are the top 9 bits of the
     /// successive states of an LCG seeded with the probe's state, skipping repeats, until `num_hashes` distinct
     /// bits are set.
-    #[inline]
+    #[inline(always)]
     fn masks(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
         let mut masks = [0u64; BLOCK_WORDS];
         let k = self.num_hashes as usize;
