@@ -34,7 +34,7 @@ const PREFETCH_DISTANCE: usize = 16;
 const SPLIT_MIN_PROBES: usize = 4096;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
-/// Single-thread runs commit lines this many lines after parsing them (while their blocks are prefetched).
+/// Single-thread runs commit lines this many lines after parsing them (while their blocks are loaded).
 const SINGLE_THREAD_LAG: usize = 1;
 /// Default budget of decompressed bytes per chunk (a chunk holds whole lines, so it can be longer by one line
 /// and by one read).
@@ -255,9 +255,8 @@ impl Deduper {
     fn parse_chunk(&self, filter: &BloomFilter, jobs: &[FileJob], chunk: RawChunk) -> Result<(ParsedChunk, Vec<u8>)> {
         let path = &jobs[chunk.file].input;
         let lines = split_lines(&chunk);
-        let hasher = Hasher { filter, prefetch: false };
         let parts: Vec<Result<(Vec<ParsedDoc>, u64)>> =
-            lines.par_chunks(LINES_PER_TASK).map(|part| self.parse_lines(&hasher, path, part)).collect();
+            lines.par_chunks(LINES_PER_TASK).map(|part| self.parse_lines(filter, path, part)).collect();
         let mut docs = Vec::with_capacity(lines.len());
         let mut bad_lines = 0;
         for part in parts {
@@ -272,11 +271,11 @@ impl Deduper {
     }
 
     /// Parses lines in order: the documents and the number of bad lines skipped.
-    fn parse_lines(&self, hasher: &Hasher, path: &str, lines: &[(u64, &[u8])]) -> Result<(Vec<ParsedDoc>, u64)> {
+    fn parse_lines(&self, filter: &BloomFilter, path: &str, lines: &[(u64, &[u8])]) -> Result<(Vec<ParsedDoc>, u64)> {
         let mut docs = Vec::with_capacity(lines.len());
         let mut bad = 0u64;
         for &(lineno, line) in lines {
-            match self.parse_line(hasher, path, lineno, line) {
+            match self.parse_line(filter, path, lineno, line) {
                 Ok(doc) => docs.push(doc),
                 Err(DedupeError::BadLine { .. }) if self.skip_bad_lines => bad += 1,
                 Err(e) => return Err(e),
@@ -285,9 +284,9 @@ impl Deduper {
         Ok((docs, bad))
     }
 
-    /// [`Deduper::run`] on a single thread: parsing and committing alternate every few lines, and the blocks of
-    /// the keys are prefetched as soon as they are hashed, so their cache misses overlap with the parsing of
-    /// the next lines instead of stalling the commit.
+    /// [`Deduper::run`] on a single thread: parsing and committing alternate line by line, and the blocks of a
+    /// line's keys are prefetched as soon as it is parsed, so their cache misses overlap with the parsing of
+    /// the next line instead of stalling the commit.
     fn run_single_thread(
         &self,
         filter: &BloomFilter,
@@ -296,7 +295,6 @@ impl Deduper {
     ) -> (RunStats, Option<DedupeError>) {
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
-        let hasher = Hasher { filter, prefetch: true };
         while let Some(chunk) = reader.next_chunk() {
             let result = chunk.and_then(|chunk| {
                 let path = &jobs[chunk.file].input;
@@ -304,7 +302,12 @@ impl Deduper {
                 let mut behind = Vec::new();
                 let mut bad_lines = 0;
                 for part in lines.chunks(SINGLE_THREAD_LAG) {
-                    let (docs, bad) = self.parse_lines(&hasher, path, part)?;
+                    let (docs, bad) = self.parse_lines(filter, path, part)?;
+                    // Start loading the blocks of these documents' keys; they are committed after the next
+                    // lines are parsed, by which time the cache misses are over.
+                    for probe in docs.iter().flat_map(|doc| unit_probes(&doc.units)) {
+                        filter.prefetch_probed(probe);
+                    }
                     bad_lines += bad;
                     committer.commit_docs(chunk.file, &behind)?;
                     behind = docs;
@@ -322,7 +325,7 @@ impl Deduper {
         (committer.stats, None)
     }
 
-    fn parse_line(&self, filter: &Hasher, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
+    fn parse_line(&self, filter: &BloomFilter, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
         let bad = |field: &str, reason: String| DedupeError::BadLine {
             path: path.to_string(),
             line: lineno,
@@ -401,19 +404,19 @@ impl Deduper {
             || (cfg.min_words > 0 && text::word_count(text) < cfg.min_words)
     }
 
-    fn doc_units(&self, filter: &Hasher, key: &str) -> Units {
+    fn doc_units(&self, filter: &BloomFilter, key: &str) -> Units {
         if self.too_small(key) {
             Units::SkippedDoc
         } else if !self.in_partition(key.as_bytes()) {
             Units::NoKey
         } else {
-            Units::Doc { probe: filter.probe(key.as_bytes()), len: text::chars(key) }
+            Units::Doc { probe: filter.probe_of(key.as_bytes()), len: text::chars(key) }
         }
     }
 
     fn paragraph_units(
         &self,
-        filter: &Hasher,
+        filter: &BloomFilter,
         text: &str,
         separator: &str,
         ngram: Option<(usize, usize, bool)>,
@@ -435,11 +438,11 @@ impl Deduper {
                     ParaAction::Skip
                 } else {
                     match ngram {
-                        None => ParaAction::Exact(filter.probe(p.text.as_bytes())),
+                        None => ParaAction::Exact(filter.probe_of(p.text.as_bytes())),
                         Some((n, stride, skip_short)) => {
                             let count = text::hash_words(p.text, &mut words, &mut hashes);
                             let ngram_probe = |hashes: &[u8], j: usize| {
-                                filter.probe_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
+                                filter.probe_of_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
                             };
                             // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
                             // exactly n words form one n-gram; without it, up to n words are compared whole.
@@ -447,7 +450,7 @@ impl Deduper {
                                 ParaAction::Skip
                             } else if !skip_short && count <= n {
                                 let ngram = (count == n).then(|| ngram_probe(&hashes, 0));
-                                ParaAction::Short { whole: filter.probe(p.text.as_bytes()), ngram }
+                                ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
                             } else {
                                 let first = probes.len();
                                 probes.extend(text::ngram_windows(count, n, stride).map(|j| ngram_probe(&hashes, j)));
@@ -674,32 +677,6 @@ fn split_lines(chunk: &RawChunk) -> Vec<(u64, &[u8])> {
         lines.push((lineno - 1, line));
     }
     lines
-}
-
-/// Computes the probes of keys in a filter, and (single-thread runs) starts loading their blocks at once.
-struct Hasher<'a> {
-    filter: &'a BloomFilter,
-    prefetch: bool,
-}
-
-impl Hasher<'_> {
-    #[inline]
-    fn probe(&self, key: &[u8]) -> Probe {
-        self.fetch(self.filter.probe_of(key))
-    }
-
-    #[inline]
-    fn probe_in(&self, key: &[u8], domain: u64) -> Probe {
-        self.fetch(self.filter.probe_of_in(key, domain))
-    }
-
-    #[inline]
-    fn fetch(&self, probe: Probe) -> Probe {
-        if self.prefetch {
-            self.filter.prefetch_probed(probe);
-        }
-        probe
-    }
 }
 
 /// Appends one attribute line, `{"id":<id>,"attributes":{<attribute>:[[start,end,score],...]}}`, where `id` is
