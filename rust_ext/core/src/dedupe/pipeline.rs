@@ -9,6 +9,7 @@
 //! line order, and is the only place that touches the Bloom filter, so the first occurrence of a key is
 //! always the same one whatever the thread count or chunk size. It then appends the chunk's attribute lines
 //! to the file's compressed output. Memory is bounded by a few chunks, whatever the size of the files.
+//! On a single thread the same steps run interleaved line by line instead (see `run_single_thread`).
 use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
