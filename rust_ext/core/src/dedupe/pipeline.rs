@@ -430,7 +430,7 @@ impl Deduper {
         let mut probes = Vec::new();
         if ngram.is_some() {
             hashes.reserve(text.len() * 2);
-            probes.reserve(text.len() / 4);
+            probes.reserve(text.len() / 6);
         }
         let paras = text::paragraphs(text, separator)
             .into_iter()
@@ -485,10 +485,13 @@ impl Deduper {
         };
         let mut out = Vec::with_capacity(docs.len());
         let parts = rayon::current_num_threads();
-        let probes: Vec<Probe> =
-            if parts > 1 { docs.iter().flat_map(|doc| unit_probes(&doc.units)).collect() } else { Vec::new() };
-        let split = probes.len() >= SPLIT_MIN_PROBES;
-        let hits = if split { lookup_split(filter, read_only, &probes, parts) } else { Vec::new() };
+        let split = parts > 1 && docs.iter().flat_map(|doc| unit_probes(&doc.units)).nth(SPLIT_MIN_PROBES).is_some();
+        let hits = if split {
+            let probes: Vec<Probe> = docs.iter().flat_map(|doc| unit_probes(&doc.units)).collect();
+            lookup_split(filter, read_only, &probes, parts)
+        } else {
+            Vec::new()
+        };
         let mut next_hit = 0usize;
         // Prefetch the blocks of the keys PREFETCH_DISTANCE lookups ahead, walking the same sequence of probes
         // as the loop below, so that their cache misses overlap with the work on the current keys.
@@ -710,25 +713,32 @@ pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str,
 /// lookups are spread over the threads. Returns the hits as a bit set indexed like `probes`.
 fn lookup_split(filter: &BloomFilter, read_only: bool, probes: &[Probe], parts: usize) -> Vec<u64> {
     let blocks = filter.num_blocks();
-    let words = probes.len().div_ceil(64);
+    let all = || probes.iter().copied();
     let results: Vec<(Vec<u64>, u64)> = (0..parts)
         .into_par_iter()
         .map(|part| {
             let (lo, hi) = (blocks * part / parts, blocks * (part + 1) / parts);
-            let mine: Vec<usize> = (0..probes.len()).filter(|&i| (lo..hi).contains(&probes[i].block())).collect();
-            for &i in mine.iter().take(PREFETCH_DISTANCE) {
-                filter.prefetch_probed(probes[i]);
+            let mine = |probe: &Probe| (lo..hi).contains(&probe.block());
+            let mut ahead = all().filter(mine);
+            for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
+                filter.prefetch_probed(probe);
             }
-            let mut bits = vec![0u64; words];
+            let mut bits = Vec::new();
             let mut inserted = 0u64;
-            for (j, &i) in mine.iter().enumerate() {
-                if let Some(&next) = mine.get(j + PREFETCH_DISTANCE) {
-                    filter.prefetch_probed(probes[next]);
+            for (i, probe) in all().enumerate() {
+                if i % 64 == 0 {
+                    bits.push(0u64);
+                }
+                if !mine(&probe) {
+                    continue;
+                }
+                if let Some(next) = ahead.next() {
+                    filter.prefetch_probed(next);
                 }
                 let hit = if read_only {
-                    filter.contains_probed(probes[i])
+                    filter.contains_probed(probe)
                 } else {
-                    let present = filter.insert_probed_exclusive_uncounted(probes[i]);
+                    let present = filter.insert_probed_exclusive_uncounted(probe);
                     inserted += u64::from(!present);
                     present
                 };
@@ -737,10 +747,14 @@ fn lookup_split(filter: &BloomFilter, read_only: bool, probes: &[Probe], parts: 
             (bits, inserted)
         })
         .collect();
-    let mut hits = vec![0u64; words];
+    let mut hits: Vec<u64> = Vec::new();
     let mut inserted = 0;
     for (bits, count) in results {
-        hits.iter_mut().zip(bits).for_each(|(h, b)| *h |= b);
+        if hits.is_empty() {
+            hits = bits;
+        } else {
+            hits.iter_mut().zip(bits).for_each(|(h, b)| *h |= b);
+        }
         inserted += count;
     }
     if !read_only {
