@@ -65,7 +65,7 @@ struct PyDeduper {
 impl PyDeduper {
     #[new]
     /// `chunk_bytes`: decompressed bytes read per chunk of a file (memory and pipeline granularity only;
-    /// results never depend on it). Default: 16 MiB.
+    /// results never depend on it). Default: 4 MiB.
     #[pyo3(signature = (config_json, *, skip_bad_lines=false, chunk_bytes=None))]
     fn new(py: Python<'_>, config_json: &str, skip_bad_lines: bool, chunk_bytes: Option<usize>) -> PyResult<Self> {
         let config = DedupeConfig::from_json(config_json).map_err(|e| dedupe_err(py, e))?;

@@ -39,7 +39,7 @@ const LINES_PER_TASK: usize = 256;
 const SINGLE_THREAD_LAG: usize = 1;
 /// Default budget of decompressed bytes per chunk (a chunk holds whole lines, so it can be longer by one line
 /// and by one read).
-pub const DEFAULT_CHUNK_BYTES: usize = 16 << 20;
+pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 /// Largest single read from a decompressor into a chunk.
 const MAX_READ: usize = 1 << 20;
 /// Output is handed to the compressor in pieces of exactly this size (a multiple of 32 KiB, the piece size
