@@ -147,7 +147,7 @@ class CheckpointError(ValueError):
 class Deduper:
     """Deduplicates documents files end to end in Rust, given the JSON of the `dedupe` config section."""
 
-    def __init__(self, config_json: str, *, skip_bad_lines: bool = False) -> None: ...
+    def __init__(self, config_json: str, *, skip_bad_lines: bool = False, chunk_bytes: int | None = None) -> None: ...
     @property
     def attribute(self) -> str:
         """The attribute key written for marked spans."""

@@ -462,3 +462,166 @@ def test_ngram_decontamination_marks_overlap_with_eval_sets(tmp_path: Path) -> N
     assert (start, end) == (11, len(leaked)) and 0.5 <= score < 1.0
     assert out[0]["attributes"]["dup"] == [[start, end, score]] and out[1]["attributes"]["dup"] == []
     assert filt.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Streaming: files are read in chunks of whole lines (DOLMA_DEDUPE_CHUNK_BYTES sets the budget)
+# ----------------------------------------------------------------------------------------------------------
+
+TINY_CHUNK = "3000"  # bytes: most sample documents are longer, so many chunks hold one line, others several
+
+
+def mixed_compression_corpus(root: Path) -> Path:
+    """The sample corpus as three files, gzip / zstd / plain, each with repeats of documents from the others,
+    blank lines and (plain file) no final newline."""
+    import zstandard
+
+    docs = [row for path in sorted((SAMPLE / "documents").glob("*/*.jsonl.gz")) for row in read_jsonl(path)]
+    shares = [docs[i::3] + [dict(d, id=f"copy-{i}-{d['id']}") for d in docs[(i + 1) % 3 :: 3][:150]] for i in range(3)]
+    out = root / "documents"
+    out.mkdir(parents=True)
+    texts = ["\n".join(json.dumps(row) for row in share) for share in shares]
+    texts = [t.replace("\n", "\n\n \n", 1) for t in texts]  # blank lines early on
+    (out / "a.jsonl.gz").write_bytes(gzip.compress((texts[0] + "\n").encode(), mtime=0))
+    (out / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress((texts[1] + "\n").encode()))
+    (out / "c.jsonl").write_text(texts[2], encoding="utf-8")
+    return root
+
+
+def all_attribute_bytes(root: Path, name: str = "dd") -> dict[str, bytes]:
+    base = root / "attributes" / name
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("mode", [DOCS_BY_TEXT, PARAGRAPHS, NGRAMS], ids=["documents", "paragraphs", "ngrams"])
+def test_tiny_chunks_give_byte_identical_attributes(tmp_path: Path, mode: list[str]) -> None:
+    """Files of hundreds of chunks (gzip, zstd, plain) give the bytes of the default chunk size, with 1 and 2
+    threads: same first occurrences, same compressed output, same filter (with 2 threads and big chunks the
+    lookups are split among the threads by filter block range)."""
+    outputs = []
+    for chunk, threads in ((None, 1), (TINY_CHUNK, 1), (TINY_CHUNK, 2), (None, 2)):
+        root = mixed_compression_corpus(tmp_path / f"c{chunk}-t{threads}")
+        env = {"DOLMA_DEDUPE_CHUNK_BYTES": chunk} if chunk else {}
+        args = [
+            "dedupe", "--documents", str(root / "documents" / "*"), "--dedupe.name", "dd", *mode,
+            "--bloom_filter.file", str(root / "filter.bin"),
+            "--bloom_filter.estimated_doc_count", "200000",
+            "--bloom_filter.desired_false_positive_rate", "1e-6",
+            "--processes", str(threads),
+        ]  # fmt: skip
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(all_attribute_bytes(root))
+        outputs[-1]["filter"] = (root / "filter.bin").read_bytes()
+    assert sorted(outputs[0]) == ["a.jsonl.gz", "b.jsonl.zst", "c.jsonl", "filter"]
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
+    rows = [json.loads(line) for line in outputs[0]["c.jsonl"].splitlines()]
+    assert len(rows) == 800 + 150 and sum(1 for r in rows if r["attributes"].get("dup")) >= 150
+
+
+def _big_file_with_bad_line(path: Path, bad_at: int) -> tuple[bytes, bytes]:
+    """A gzip documents file of 1,500 lines whose line `bad_at` has a numeric text; returns (bad, good) bytes."""
+    rows = [{"id": f"d{i}", "text": f"paragraph {i % 97} of the text\nline {i}", "source": "s"} for i in range(1500)]
+    lines = [json.dumps(r) for r in rows]
+    good = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+    lines[bad_at - 1] = json.dumps({"id": "bad", "text": 3, "source": "s"})
+    bad = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bad)
+    return bad, good
+
+
+def test_bad_line_in_a_later_chunk_names_file_and_line(tmp_path: Path) -> None:
+    _big_file_with_bad_line(tmp_path / "documents" / "big.jsonl.gz", bad_at=1234)
+    env = {"DOLMA_DEDUPE_CHUNK_BYTES": "2000"}
+    args = ["--documents", str(tmp_path / "documents" / "*.jsonl.gz"), "--dedupe.name", "dd", *PARAGRAPHS]
+    common = ["--bloom_filter.file", str(tmp_path / "f.bin"), "--bloom_filter.size_in_bytes", "65536",
+              "--bloom_filter.desired_false_positive_rate", "1e-6"]  # fmt: skip
+    result = run_cli("dedupe", *args, *common, env=env)
+    assert result.returncode != 0
+    assert "big.jsonl.gz:1234" in result.stderr and "text" in result.stderr, result.stderr[-2000:]
+    # Nothing of the failed file is left behind (no attributes, no temporary file).
+    assert not list((tmp_path / "attributes").rglob("*")) or not any(
+        p.is_file() for p in (tmp_path / "attributes").rglob("*")
+    )
+    skipped = run_cli("dedupe", *args, *common, "--skip_bad_lines", "--ignore_existing", env=env)
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert len(read_jsonl(tmp_path / "attributes" / "dd" / "big.jsonl.gz")) == 1499
+    assert " ".join(skipped.stdout.split()).count("bad lines 1") == 1
+
+
+def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Path) -> None:
+    """A file that fails after its first chunks were inserted is not checkpointed as done or as not started:
+    the checkpoint stays at the last batch, and the rerun gives the bytes of an uninterrupted run."""
+    env = {"DOLMA_DEDUPE_CHUNK_BYTES": "2000"}
+    clean = split_sample(tmp_path / "clean")
+    _, good = _big_file_with_bad_line(clean / "documents" / "part-99.jsonl.gz", bad_at=1400)
+    (clean / "documents" / "part-99.jsonl.gz").write_bytes(good)
+    dedupe(clean, *PARAGRAPHS, "--processes", "1")
+    expected = attribute_bytes(clean)
+
+    root = split_sample(tmp_path / "failed")
+    victim = root / "documents" / "part-99.jsonl.gz"
+    _big_file_with_bad_line(victim, bad_at=1400)
+    failed = run_cli(
+        "dedupe", "--documents", str(root / "documents" / "*.jsonl.gz"), "--dedupe.name", "dd", *PARAGRAPHS,
+        "--bloom_filter.file", str(root / "filter.bin"), "--bloom_filter.estimated_doc_count", "200000",
+        "--bloom_filter.desired_false_positive_rate", "1e-6", "--processes", "1", "--checkpoint_interval", "0",
+        env=env,
+    )  # fmt: skip
+    assert failed.returncode != 0 and "part-99.jsonl.gz:1400" in failed.stderr
+    assert "not checkpointed" in " ".join((failed.stdout + failed.stderr).split())
+    # Batches of 4 files with one process: the checkpoint after the first batch, not after part-05.
+    assert _checkpoint_completed(root / "filter.bin.checkpoint") == 4
+    assert "part-99.jsonl.gz" not in attribute_bytes(root)
+
+    victim.write_bytes(good)
+    resumed = run_cli(
+        "dedupe", "--documents", str(root / "documents" / "*.jsonl.gz"), "--dedupe.name", "dd", *PARAGRAPHS,
+        "--bloom_filter.file", str(root / "filter.bin"), "--bloom_filter.estimated_doc_count", "200000",
+        "--bloom_filter.desired_false_positive_rate", "1e-6", "--processes", "2", "--checkpoint_interval", "0",
+        env=env,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "4 of 7 file(s) already done" in " ".join((resumed.stdout + resumed.stderr).split())
+    assert attribute_bytes(root) == expected
+    assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+
+
+PEAK_RSS_SCRIPT = r"""
+import json, sys
+from dolma._rust import BloomFilter, Deduper
+path, out, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
+config = {"name": "dd", "documents": {"attribute_name": "dup", "key": "$.text"}}
+deduper = Deduper(json.dumps(config), chunk_bytes=chunk)
+stats = deduper.run(BloomFilter(1 << 20, 4, seed=1), [path], [out], threads=2)
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"hwm_kib": int(status["VmHWM"].split()[0]), "documents": stats["documents"]}))
+"""
+
+
+def _peak_rss_kib(tmp_path: Path, mb: int, chunk: int) -> int:
+    """Peak RSS of a fresh process that dedupes one plain file of about `mb` MB (documents mode)."""
+    path = tmp_path / f"big-{mb}.jsonl"
+    line = json.dumps({"id": "x", "text": "lorem ipsum dolor sit amet " * 40, "source": "s"})
+    with path.open("w") as fh:
+        for i in range(mb * 1024 * 1024 // (len(line) + 8)):
+            fh.write(line.replace('"x"', f'"{i}"', 1).replace("lorem", f"{i:07d}", 1) + "\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_SCRIPT, str(path), str(tmp_path / f"out-{mb}.jsonl"), str(chunk)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["documents"] > 0
+    path.unlink()
+    return result["hwm_kib"]
+
+
+def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
+    """A 96 MB file takes about the memory of a 6 MB one (1 MiB chunks); whole-file reading would add 90 MB."""
+    small = _peak_rss_kib(tmp_path, 6, 1 << 20)
+    big = _peak_rss_kib(tmp_path, 96, 1 << 20)
+    assert big - small < 24 * 1024, (small, big)

@@ -167,8 +167,31 @@ pub struct Probe {
     state: u64,
 }
 
+impl Probe {
+    /// The index of the block that holds the key's bits (`0..num_blocks`).
+    #[inline]
+    pub fn block(&self) -> usize {
+        self.block
+    }
+}
+
 const LCG_MUL: u64 = 6_364_136_223_846_793_005;
 const LCG_ADD: u64 = 1_442_695_040_888_963_407;
+
+/// `LCG_JUMPS[i]` = `(a, c)` such that the `(i + 1)`-th step of the LCG from `x` is `a * x + c`: the first
+/// `MAX_HASHES` states of a probe's sequence computed independently of each other (no dependency chain).
+const LCG_JUMPS: [(u64, u64); MAX_HASHES as usize] = {
+    let mut jumps = [(0u64, 0u64); MAX_HASHES as usize];
+    let (mut a, mut c) = (LCG_MUL, LCG_ADD);
+    let mut i = 0;
+    while i < MAX_HASHES as usize {
+        jumps[i] = (a, c);
+        a = a.wrapping_mul(LCG_MUL);
+        c = c.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
+        i += 1;
+    }
+    jumps
+};
 
 /// Number of blocks for a user-given size in bytes (rounded up to whole blocks).
 fn blocks_for_size(size_in_bytes: usize) -> Result<usize> {
@@ -682,6 +705,18 @@ impl BloomFilter {
     /// concurrently by another thread could be lost, so callers must exclude other writers.
     #[inline]
     pub fn insert_probed_exclusive(&self, probe: Probe) -> bool {
+        let present = self.insert_probed_exclusive_uncounted(probe);
+        if !present {
+            self.add_inserted(1);
+        }
+        present
+    }
+
+    /// [`BloomFilter::insert_probed_exclusive`] without counting the insert: for callers that split the
+    /// blocks among threads (each the only writer of its blocks), count the new keys and add them with
+    /// [`BloomFilter::add_inserted`] afterwards.
+    #[inline(always)]
+    pub fn insert_probed_exclusive_uncounted(&self, probe: Probe) -> bool {
         let masks = self.masks(probe);
         let block = &self.blocks[probe.block].0;
         let mut present = true;
@@ -692,15 +727,53 @@ impl BloomFilter {
                 cell.store(current | mask, Ordering::Relaxed);
             }
         }
-        if !present {
-            self.inserted.store(self.inserted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        }
         present
     }
 
-    /// The bits of a probe inside its block, as one mask per word.
+    /// Adds `n` to the count of inserted keys (a caller that is the only writer, as for the exclusive inserts).
     #[inline]
+    pub fn add_inserted(&self, n: u64) {
+        self.inserted.store(self.inserted.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    /// Number of 64-byte blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The bits of a probe inside its block, as one mask per word: the positions are the top 9 bits of the
+    /// successive states of an LCG seeded with the probe's state, skipping repeats, until `num_hashes` distinct
+    /// bits are set.
+    #[inline(always)]
     fn masks(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
+        let mut masks = [0u64; BLOCK_WORDS];
+        let k = self.num_hashes as usize;
+        // The first k states never stop early (at most one new bit per state), so set their bits in any order
+        // from independently computed states; continue the sequence only if some of them repeated.
+        for &(a, c) in &LCG_JUMPS[..k] {
+            let pos = a.wrapping_mul(probe.state).wrapping_add(c) >> 55;
+            masks[(pos >> 6) as usize] |= 1u64 << (pos & 63);
+        }
+        let mut found: u32 = masks.iter().map(|m| m.count_ones()).sum();
+        if found < self.num_hashes {
+            let (a, c) = LCG_JUMPS[k - 1];
+            let mut x = a.wrapping_mul(probe.state).wrapping_add(c);
+            while found < self.num_hashes {
+                x = x.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
+                let pos = x >> 55;
+                let (word, bit) = ((pos >> 6) as usize, 1u64 << (pos & 63));
+                if masks[word] & bit == 0 {
+                    masks[word] |= bit;
+                    found += 1;
+                }
+            }
+        }
+        masks
+    }
+
+    /// [`BloomFilter::masks`] one state after the other (the definition; for the tests).
+    #[cfg(test)]
+    fn masks_sequential(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
         let mut masks = [0u64; BLOCK_WORDS];
         let mut x = probe.state;
         let mut found = 0;

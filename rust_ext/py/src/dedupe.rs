@@ -64,10 +64,18 @@ struct PyDeduper {
 #[pymethods]
 impl PyDeduper {
     #[new]
-    #[pyo3(signature = (config_json, *, skip_bad_lines=false))]
-    fn new(py: Python<'_>, config_json: &str, skip_bad_lines: bool) -> PyResult<Self> {
+    /// `chunk_bytes`: decompressed bytes read per chunk of a file (memory and pipeline granularity only;
+    /// results never depend on it). Default: 4 MiB.
+    #[pyo3(signature = (config_json, *, skip_bad_lines=false, chunk_bytes=None))]
+    fn new(py: Python<'_>, config_json: &str, skip_bad_lines: bool, chunk_bytes: Option<usize>) -> PyResult<Self> {
         let config = DedupeConfig::from_json(config_json).map_err(|e| dedupe_err(py, e))?;
-        let inner = Deduper::new(config, skip_bad_lines).map_err(|e| dedupe_err(py, e))?;
+        let mut inner = Deduper::new(config, skip_bad_lines).map_err(|e| dedupe_err(py, e))?;
+        if let Some(n) = chunk_bytes {
+            if n == 0 {
+                return Err(PyValueError::new_err("chunk_bytes must be positive"));
+            }
+            inner = inner.with_chunk_bytes(n);
+        }
         Ok(PyDeduper { inner })
     }
 
@@ -118,9 +126,11 @@ impl PyDeduper {
         match error {
             None => stats_dict(py, &stats),
             Some(e) => {
-                // The caller checkpoints the files that did complete before re-raising.
+                // The caller checkpoints the files that did complete before re-raising, unless the filter holds
+                // part of the failing file's keys (`partial_file`).
                 let err = dedupe_err(py, e);
                 err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
+                err.value(py).setattr("partial_file", stats.partial_file)?;
                 Err(err)
             }
         }

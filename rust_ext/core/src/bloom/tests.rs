@@ -585,3 +585,18 @@ fn errors_display_without_panicking() {
     assert!(std::error::Error::source(&err).is_some());
     assert_eq!(BloomError::Format("x".into()).to_string(), "x");
 }
+
+#[test]
+fn masks_equal_the_sequential_definition() {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for k in 1..=MAX_HASHES {
+        let filter = BloomFilter::new(4096, k, 3).unwrap();
+        for _ in 0..20_000 {
+            state = state.wrapping_mul(LCG_MUL).wrapping_add(0x1234_5678_9ABC_DEF1) ^ (state >> 29);
+            let probe = Probe { block: 0, state };
+            let masks = filter.masks(probe);
+            assert_eq!(masks, filter.masks_sequential(probe), "k={k} state={state:#x}");
+            assert_eq!(masks.iter().map(|m| m.count_ones()).sum::<u32>(), k);
+        }
+    }
+}

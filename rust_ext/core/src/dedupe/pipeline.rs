@@ -1,15 +1,19 @@
-//! File-level dedupe: read (gzip / zstd / plain), parse and hash in parallel, test-and-insert in input order,
-//! write attribute files atomically.
+//! File-level dedupe: read (gzip / zstd / plain) in bounded chunks, parse and hash in parallel,
+//! test-and-insert in input order, stream the attribute files through their compressor and rename them into
+//! place when complete.
 //!
-//! [`Deduper::run`] takes files in their stable order. It parses a window of files (one per thread) while
-//! the previous window is committed: the commit stage walks documents in file order, then line order, and is
-//! the only place that touches the Bloom filter, so the first occurrence of a key is always the same one
-//! whatever the thread count. Only two windows of parsed files are held in memory.
-
+//! [`Deduper::run`] takes files in their stable order and cuts them into chunks of whole lines (about
+//! `chunk_bytes` of decompressed text each; a chunk never spans two files). Three stages run at once on
+//! consecutive chunks: the next chunk is read and decompressed, the current one is parsed and hashed (lines
+//! in parallel), and the previous one is committed: the commit stage walks documents in file order, then
+//! line order, and is the only place that touches the Bloom filter, so the first occurrence of a key is
+//! always the same one whatever the thread count or chunk size. It then appends the chunk's attribute lines
+//! to the file's compressed output. Memory is bounded by a few chunks, whatever the size of the files.
+//! On a single thread the same steps run interleaved line by line instead (see `run_single_thread`).
 use std::borrow::Cow;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -27,8 +31,20 @@ use crate::bloom::{BloomFilter, Probe};
 const PARTITION_SEED: u64 = 0x005E_ED0F_9A27;
 /// How many key lookups ahead the commit stage prefetches filter blocks.
 const PREFETCH_DISTANCE: usize = 16;
+/// With several threads, a commit of at least this many keys splits the lookups by filter block range.
+const SPLIT_MIN_PROBES: usize = 4096;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
+/// Single-thread runs commit lines this many lines after parsing them (while their blocks are loaded).
+const SINGLE_THREAD_LAG: usize = 1;
+/// Default budget of decompressed bytes per chunk (a chunk holds whole lines, so it can be longer by one line
+/// and by one read).
+pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
+/// Largest single read from a decompressor into a chunk.
+const MAX_READ: usize = 1 << 20;
+/// Output is handed to the compressor in pieces of exactly this size (a multiple of 32 KiB, the piece size
+/// that makes the gzip stream independent of how the output was cut into chunks) and a final remainder.
+const FEED_BYTES: usize = 1 << 20;
 
 /// One documents file and the attributes file to write for it.
 #[derive(Debug, Clone)]
@@ -52,6 +68,9 @@ pub struct RunStats {
     pub bad_lines: u64,
     /// Bytes read from the input files (compressed size).
     pub input_bytes: u64,
+    /// Set when a run failed inside a file after some of that file's keys were inserted: the filter then
+    /// holds part of a file that is not complete, so it must not be checkpointed as "files before it done".
+    pub partial_file: bool,
 }
 
 impl RunStats {
@@ -65,6 +84,7 @@ impl RunStats {
         self.bytes_marked += other.bytes_marked;
         self.bad_lines += other.bad_lines;
         self.input_bytes += other.input_bytes;
+        self.partial_file |= other.partial_file;
     }
 }
 
@@ -86,7 +106,11 @@ enum ParaAction {
         whole: Probe,
         ngram: Option<Probe>,
     },
-    Ngrams(Vec<Probe>),
+    /// N-gram mode: the probes of the paragraph's n-grams, a range of the document's probes.
+    Ngrams {
+        first: usize,
+        end: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -107,7 +131,8 @@ enum Units {
         probe: Probe,
         len: u64,
     },
-    Paras(Vec<Para>),
+    /// The paragraphs and, in n-gram mode, the probes of all their n-grams (one allocation per document).
+    Paras(Vec<Para>, Vec<Probe>),
 }
 
 /// The marks of one document: `None` writes no attribute key, `Some` a (possibly empty) list.
@@ -121,9 +146,25 @@ struct ParsedDoc {
     units: Units,
 }
 
-struct ParsedFile {
+/// Decompressed whole lines of one file, as read.
+struct RawChunk {
+    /// Index of the file in the run's jobs.
+    file: usize,
+    data: Vec<u8>,
+    /// Line number (1-based) of the first line of `data`.
+    first_line: u64,
+    /// The file ends with this chunk (every other chunk ends with a newline).
+    last: bool,
+    /// Size of the file on disk.
+    input_bytes: u64,
+}
+
+/// The parsed documents of a [`RawChunk`].
+struct ParsedChunk {
+    file: usize,
     docs: Vec<ParsedDoc>,
     bad_lines: u64,
+    last: bool,
     input_bytes: u64,
 }
 
@@ -141,6 +182,7 @@ pub struct Deduper {
     config: DedupeConfig,
     mode: Mode,
     skip_bad_lines: bool,
+    chunk_bytes: usize,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -148,7 +190,14 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Deduper {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
         let mode = config.mode()?;
-        Ok(Deduper { config, mode, skip_bad_lines })
+        Ok(Deduper { config, mode, skip_bad_lines, chunk_bytes: DEFAULT_CHUNK_BYTES })
+    }
+
+    /// Sets the budget of decompressed bytes per chunk (at least 1; results never depend on it, only memory
+    /// and the granularity of the pipeline do).
+    pub fn with_chunk_bytes(mut self, chunk_bytes: usize) -> Self {
+        self.chunk_bytes = chunk_bytes.max(1);
+        self
     }
 
     pub fn mode(&self) -> &Mode {
@@ -162,116 +211,119 @@ impl Deduper {
     /// [`BloomFilter::insert_probed_exclusive`]); readers elsewhere are fine.
     ///
     /// Returns the statistics of the files completed and, if a file failed, the error: the files before it
-    /// are complete (their keys inserted, their attributes written), none after it is.
+    /// are complete (their keys inserted, their attributes written), none after it is. The failing file
+    /// itself may have had its first chunks inserted (not its attributes written): then
+    /// [`RunStats::partial_file`] is set.
     pub fn run(&self, filter: &BloomFilter, read_only: bool, jobs: &[FileJob]) -> (RunStats, Option<DedupeError>) {
-        let window = rayon::current_num_threads().max(1);
-        let mut stats = RunStats::default();
-        let mut pending: Option<(&[FileJob], Vec<Result<ParsedFile>>)> = None;
-        for chunk in jobs.chunks(window) {
-            let ((committed, error), parsed) = rayon::join(
-                || match pending.take() {
-                    Some((done_jobs, files)) => self.commit_and_write(filter, read_only, done_jobs, files),
-                    None => (RunStats::default(), None),
+        if rayon::current_num_threads() <= 1 {
+            return self.run_single_thread(filter, read_only, jobs);
+        }
+        let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
+        let mut committer = Committer::new(self, filter, read_only, jobs);
+        let mut raw = reader.next_chunk();
+        let mut parsed: Option<Result<ParsedChunk>> = None;
+        while raw.is_some() || parsed.is_some() {
+            let to_parse = raw.take();
+            let to_commit = parsed.take();
+            let (next_raw, (next_parsed, committed)) = rayon::join(
+                || reader.next_chunk(),
+                || {
+                    rayon::join(
+                        || to_parse.map(|chunk| chunk.and_then(|c| self.parse_chunk(filter, jobs, c))),
+                        || to_commit.map(|chunk| committer.commit_chunk(chunk)),
+                    )
                 },
-                || chunk.par_iter().map(|job| self.parse_file(filter, job)).collect::<Vec<_>>(),
             );
-            stats.add(&committed);
-            if error.is_some() {
-                return (stats, error);
+            if let Some(Err(e)) = committed {
+                return committer.fail(e);
             }
-            pending = Some((chunk, parsed));
+            raw = next_raw;
+            parsed = next_parsed.map(|result| {
+                result.map(|(chunk, buffer)| {
+                    reader.recycle(buffer);
+                    chunk
+                })
+            });
         }
-        if let Some((done_jobs, files)) = pending {
-            let (committed, error) = self.commit_and_write(filter, read_only, done_jobs, files);
-            stats.add(&committed);
-            return (stats, error);
-        }
-        (stats, None)
-    }
-
-    fn commit_and_write(
-        &self,
-        filter: &BloomFilter,
-        read_only: bool,
-        jobs: &[FileJob],
-        files: Vec<Result<ParsedFile>>,
-    ) -> (RunStats, Option<DedupeError>) {
-        let mut stats = RunStats::default();
-        let mut outputs = Vec::with_capacity(files.len());
-        let mut failure = None;
-        for (job, parsed) in jobs.iter().zip(files) {
-            match parsed {
-                Ok(file) => {
-                    let marks = self.commit(filter, read_only, &file, &mut stats);
-                    outputs.push((job, file, marks));
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        let written: Vec<Result<()>> =
-            outputs.par_iter().map(|(job, file, marks)| self.write_attributes(job, file, marks)).collect();
-        // Files count as done up to the first one whose attributes could not be written.
-        for ((_, file, _), result) in outputs.iter().zip(written) {
-            if let Err(e) = result {
-                return (stats, Some(e));
-            }
-            stats.files += 1;
-            stats.bad_lines += file.bad_lines;
-            stats.input_bytes += file.input_bytes;
-        }
-        (stats, failure)
+        (committer.stats, None)
     }
 
     // ------------------------------------------------------------------------------------------------------
     // Parse and hash (parallel)
     // ------------------------------------------------------------------------------------------------------
 
-    fn parse_file(&self, filter: &BloomFilter, job: &FileJob) -> Result<ParsedFile> {
-        let (data, input_bytes) = read_input(&job.input)?;
-        let mut lines: Vec<(u64, &[u8])> = Vec::new();
-        let mut start = 0usize;
-        let mut lineno = 0u64;
-        for end in memchr::memchr_iter(b'\n', &data).chain(std::iter::once(data.len())) {
-            if start > data.len() {
-                break;
-            }
-            lineno += 1;
-            let line = &data[start..end];
-            start = end + 1;
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            lines.push((lineno, line));
-        }
-        let chunks: Vec<Result<(Vec<ParsedDoc>, u64)>> = lines
-            .par_chunks(LINES_PER_TASK)
-            .map(|chunk| {
-                let mut docs = Vec::with_capacity(chunk.len());
-                let mut bad = 0u64;
-                for &(lineno, line) in chunk {
-                    match self.parse_line(filter, &job.input, lineno, line) {
-                        Ok(doc) => docs.push(doc),
-                        Err(e @ DedupeError::BadLine { .. }) if self.skip_bad_lines => {
-                            let _ = e;
-                            bad += 1;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok((docs, bad))
-            })
-            .collect();
+    /// Parses a chunk; returns its documents and its buffer for reuse.
+    fn parse_chunk(&self, filter: &BloomFilter, jobs: &[FileJob], chunk: RawChunk) -> Result<(ParsedChunk, Vec<u8>)> {
+        let path = &jobs[chunk.file].input;
+        let lines = split_lines(&chunk);
+        let parts: Vec<Result<(Vec<ParsedDoc>, u64)>> =
+            lines.par_chunks(LINES_PER_TASK).map(|part| self.parse_lines(filter, path, part)).collect();
         let mut docs = Vec::with_capacity(lines.len());
         let mut bad_lines = 0;
-        for chunk in chunks {
-            let (mut part, bad) = chunk?;
+        for part in parts {
+            let (mut part, bad) = part?;
             docs.append(&mut part);
             bad_lines += bad;
         }
-        Ok(ParsedFile { docs, bad_lines, input_bytes })
+        drop(lines);
+        let parsed =
+            ParsedChunk { file: chunk.file, docs, bad_lines, last: chunk.last, input_bytes: chunk.input_bytes };
+        Ok((parsed, chunk.data))
+    }
+
+    /// Parses lines in order: the documents and the number of bad lines skipped.
+    fn parse_lines(&self, filter: &BloomFilter, path: &str, lines: &[(u64, &[u8])]) -> Result<(Vec<ParsedDoc>, u64)> {
+        let mut docs = Vec::with_capacity(lines.len());
+        let mut bad = 0u64;
+        for &(lineno, line) in lines {
+            match self.parse_line(filter, path, lineno, line) {
+                Ok(doc) => docs.push(doc),
+                Err(DedupeError::BadLine { .. }) if self.skip_bad_lines => bad += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((docs, bad))
+    }
+
+    /// [`Deduper::run`] on a single thread: parsing and committing alternate line by line, and the blocks of a
+    /// line's keys are prefetched as soon as it is parsed, so their cache misses overlap with the parsing of
+    /// the next line instead of stalling the commit.
+    fn run_single_thread(
+        &self,
+        filter: &BloomFilter,
+        read_only: bool,
+        jobs: &[FileJob],
+    ) -> (RunStats, Option<DedupeError>) {
+        let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
+        let mut committer = Committer::new(self, filter, read_only, jobs);
+        while let Some(chunk) = reader.next_chunk() {
+            let result = chunk.and_then(|chunk| {
+                let path = &jobs[chunk.file].input;
+                let lines = split_lines(&chunk);
+                let mut behind = Vec::new();
+                let mut bad_lines = 0;
+                for part in lines.chunks(SINGLE_THREAD_LAG) {
+                    let (docs, bad) = self.parse_lines(filter, path, part)?;
+                    // Start loading the blocks of these documents' keys; they are committed after the next
+                    // lines are parsed, by which time the cache misses are over.
+                    for probe in docs.iter().flat_map(|doc| unit_probes(&doc.units)) {
+                        filter.prefetch_probed(probe);
+                    }
+                    bad_lines += bad;
+                    committer.commit_docs(chunk.file, &behind)?;
+                    behind = docs;
+                }
+                committer.commit_docs(chunk.file, &behind)?;
+                drop(lines);
+                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes)?;
+                Ok(chunk.data)
+            });
+            let result = result.map(|buffer| reader.recycle(buffer));
+            if let Err(e) = result {
+                return committer.fail(e);
+            }
+        }
+        (committer.stats, None)
     }
 
     fn parse_line(&self, filter: &BloomFilter, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
@@ -375,6 +427,11 @@ impl Deduper {
         }
         let mut hashes = Vec::new();
         let mut words: Vec<&str> = Vec::new();
+        let mut probes = Vec::new();
+        if ngram.is_some() {
+            hashes.reserve(text.len() * 2);
+            probes.reserve(text.len() / 6);
+        }
         let paras = text::paragraphs(text, separator)
             .into_iter()
             .map(|p: Paragraph| {
@@ -384,27 +441,21 @@ impl Deduper {
                     match ngram {
                         None => ParaAction::Exact(filter.probe_of(p.text.as_bytes())),
                         Some((n, stride, skip_short)) => {
-                            words.clear();
-                            text::words_into(p.text, &mut words);
+                            let count = text::hash_words(p.text, &mut words, &mut hashes);
                             let ngram_probe = |hashes: &[u8], j: usize| {
                                 filter.probe_of_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
                             };
                             // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
                             // exactly n words form one n-gram; without it, up to n words are compared whole.
-                            if skip_short && words.len() < n {
+                            if skip_short && count < n {
                                 ParaAction::Skip
-                            } else if !skip_short && words.len() <= n {
-                                let ngram = (words.len() == n).then(|| {
-                                    text::word_hashes(&words, &mut hashes);
-                                    ngram_probe(&hashes, 0)
-                                });
+                            } else if !skip_short && count <= n {
+                                let ngram = (count == n).then(|| ngram_probe(&hashes, 0));
                                 ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
                             } else {
-                                text::word_hashes(&words, &mut hashes);
-                                let probes = text::ngram_windows(words.len(), n, stride)
-                                    .map(|j| ngram_probe(&hashes, j))
-                                    .collect();
-                                ParaAction::Ngrams(probes)
+                                let first = probes.len();
+                                probes.extend(text::ngram_windows(count, n, stride).map(|j| ngram_probe(&hashes, j)));
+                                ParaAction::Ngrams { first, end: probes.len() }
                             }
                         }
                     }
@@ -412,41 +463,62 @@ impl Deduper {
                 Para { start: p.start, end: p.end, bytes: p.bytes, action }
             })
             .collect();
-        Units::Paras(paras)
+        Units::Paras(paras, probes)
     }
 
     // ------------------------------------------------------------------------------------------------------
     // Commit (sequential, input order)
     // ------------------------------------------------------------------------------------------------------
 
-    /// Looks up (and unless read-only inserts) every key of the file in order; returns the marks per document
-    /// (`None`: no attribute key in the output).
-    fn commit(&self, filter: &BloomFilter, read_only: bool, file: &ParsedFile, stats: &mut RunStats) -> Vec<DocMarks> {
+    /// Looks up (and unless read-only inserts) every key of the documents in order; returns the marks per
+    /// document (`None`: no attribute key in the output).
+    fn commit(
+        &self,
+        filter: &BloomFilter,
+        read_only: bool,
+        docs: &[ParsedDoc],
+        stats: &mut RunStats,
+    ) -> Vec<DocMarks> {
         let threshold = match &self.mode {
             Mode::Ngrams { threshold, .. } => *threshold,
             _ => 1.0,
         };
-        let mut out = Vec::with_capacity(file.docs.len());
+        let mut out = Vec::with_capacity(docs.len());
+        let parts = rayon::current_num_threads();
+        let split = parts > 1 && docs.iter().flat_map(|doc| unit_probes(&doc.units)).nth(SPLIT_MIN_PROBES).is_some();
+        let hits = if split {
+            let probes: Vec<Probe> = docs.iter().flat_map(|doc| unit_probes(&doc.units)).collect();
+            lookup_split(filter, read_only, &probes, parts)
+        } else {
+            Vec::new()
+        };
+        let mut next_hit = 0usize;
         // Prefetch the blocks of the keys PREFETCH_DISTANCE lookups ahead, walking the same sequence of probes
         // as the loop below, so that their cache misses overlap with the work on the current keys.
-        let mut ahead = file.docs.iter().flat_map(|doc| unit_probes(&doc.units));
-        for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
-            filter.prefetch_probed(probe);
-        }
-        let mut advance = || {
-            if let Some(probe) = ahead.next() {
+        let mut ahead = docs.iter().flat_map(|doc| unit_probes(&doc.units));
+        if !split {
+            for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
                 filter.prefetch_probed(probe);
             }
-        };
-        let seen = |probe: Probe, advance: &mut dyn FnMut()| {
-            advance();
+        }
+        // Every probe in `unit_probes` order goes through `seen`, which tests-and-inserts it (or, after a split
+        // lookup, reads the result); `need` is false for a key that is only inserted.
+        let mut seen = |probe: Probe, need: bool| -> bool {
+            if split {
+                let hit = hits[next_hit / 64] >> (next_hit % 64) & 1 == 1;
+                next_hit += 1;
+                return hit;
+            }
+            if let Some(next) = ahead.next() {
+                filter.prefetch_probed(next);
+            }
             if read_only {
-                filter.contains_probed(probe)
+                need && filter.contains_probed(probe)
             } else {
                 filter.insert_probed_exclusive(probe)
             }
         };
-        for doc in &file.docs {
+        for doc in docs {
             stats.documents += 1;
             stats.bytes += doc.text_bytes;
             let marks = match &doc.units {
@@ -454,7 +526,7 @@ impl Deduper {
                 Units::SkippedDoc => Some(Vec::new()),
                 Units::Doc { probe, len } => {
                     stats.paragraphs += 1;
-                    if seen(*probe, &mut advance) {
+                    if seen(*probe, true) {
                         stats.paragraphs_marked += 1;
                         stats.documents_marked += 1;
                         stats.bytes_marked += doc.text_bytes;
@@ -463,25 +535,23 @@ impl Deduper {
                         None
                     }
                 }
-                Units::Paras(paras) => {
+                Units::Paras(paras, probes) => {
                     let mut marks = Vec::new();
                     for para in paras {
                         let score = match &para.action {
                             ParaAction::Skip => continue,
-                            ParaAction::Exact(probe) => seen(*probe, &mut advance).then_some(Score::One),
+                            ParaAction::Exact(probe) => seen(*probe, true).then_some(Score::One),
                             ParaAction::Short { whole, ngram } => {
-                                let hit = seen(*whole, &mut advance);
+                                let hit = seen(*whole, true);
                                 if let Some(p) = ngram {
-                                    advance();
-                                    if !read_only {
-                                        filter.insert_probed_exclusive(*p);
-                                    }
+                                    seen(*p, false);
                                 }
                                 let score = if hit { 1.0f32 } else { 0.0 };
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
                             }
-                            ParaAction::Ngrams(probes) => {
-                                let hits = probes.iter().filter(|&&p| seen(p, &mut advance)).count();
+                            ParaAction::Ngrams { first, end } => {
+                                let probes = &probes[*first..*end];
+                                let hits = probes.iter().filter(|&&p| seen(p, true)).count();
                                 let score = hits as f32 / probes.len() as f32;
                                 (f64::from(score) >= threshold).then_some(Score::Fraction(score))
                             }
@@ -503,19 +573,114 @@ impl Deduper {
         }
         out
     }
+}
 
-    // ------------------------------------------------------------------------------------------------------
-    // Write (parallel over files)
-    // ------------------------------------------------------------------------------------------------------
+/// The commit stage's state: the output of the file being committed and the statistics.
+struct Committer<'a> {
+    deduper: &'a Deduper,
+    filter: &'a BloomFilter,
+    read_only: bool,
+    jobs: &'a [FileJob],
+    attribute: String,
+    /// The attributes file of the current file (open from its first chunk to its last).
+    output: Option<AtomicWriter>,
+    /// Statistics of the current file, added to `stats` when it completes.
+    file_stats: RunStats,
+    /// Statistics of the completed files.
+    stats: RunStats,
+    /// Reused buffer for a chunk's attribute lines.
+    body: Vec<u8>,
+}
 
-    fn write_attributes(&self, job: &FileJob, file: &ParsedFile, marks: &[DocMarks]) -> Result<()> {
-        let attribute = serde_json::to_string(self.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
-        let mut body = Vec::with_capacity(file.docs.len() * 48);
-        for (doc, doc_marks) in file.docs.iter().zip(marks) {
-            push_attribute_line(&mut body, &doc.id, &attribute, doc_marks.as_deref());
+impl<'a> Committer<'a> {
+    fn new(deduper: &'a Deduper, filter: &'a BloomFilter, read_only: bool, jobs: &'a [FileJob]) -> Self {
+        let attribute = serde_json::to_string(deduper.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
+        Committer {
+            deduper,
+            filter,
+            read_only,
+            jobs,
+            attribute,
+            output: None,
+            file_stats: RunStats::default(),
+            stats: RunStats::default(),
+            body: Vec::new(),
         }
-        write_atomic(&job.output, &body)
     }
+
+    /// Commits a chunk and appends its attribute lines; completes the file after its last chunk.
+    fn commit_chunk(&mut self, chunk: Result<ParsedChunk>) -> Result<()> {
+        let chunk = chunk?;
+        self.commit_docs(chunk.file, &chunk.docs)?;
+        self.end_chunk(chunk.bad_lines, chunk.last, chunk.input_bytes)
+    }
+
+    /// Commits documents of file `file` (the next ones in input order) and appends their attribute lines.
+    fn commit_docs(&mut self, file: usize, docs: &[ParsedDoc]) -> Result<()> {
+        let output = match &mut self.output {
+            Some(output) => output,
+            None => self.output.insert(AtomicWriter::create(&self.jobs[file].output)?),
+        };
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let marks = self.deduper.commit(self.filter, self.read_only, docs, &mut self.file_stats);
+        if !self.read_only {
+            self.file_stats.partial_file = true;
+        }
+        self.body.clear();
+        for (doc, doc_marks) in docs.iter().zip(&marks) {
+            push_attribute_line(&mut self.body, &doc.id, &self.attribute, doc_marks.as_deref());
+        }
+        output.write_all(&self.body)
+    }
+
+    /// Ends a chunk of the current file; after its last chunk, completes the file.
+    fn end_chunk(&mut self, bad_lines: u64, last: bool, input_bytes: u64) -> Result<()> {
+        self.file_stats.bad_lines += bad_lines;
+        if last {
+            if let Some(output) = self.output.take() {
+                output.finish()?;
+            }
+            let mut done = std::mem::take(&mut self.file_stats);
+            done.partial_file = false;
+            done.files = 1;
+            done.input_bytes = input_bytes;
+            self.stats.add(&done);
+        }
+        Ok(())
+    }
+
+    /// The result of a run that stopped at `error`: the completed files' statistics, flagged when the failing
+    /// file's keys were partly inserted. The failing file's unfinished output is removed.
+    fn fail(mut self, error: DedupeError) -> (RunStats, Option<DedupeError>) {
+        self.output = None;
+        self.stats.partial_file = self.file_stats.partial_file;
+        (self.stats, Some(error))
+    }
+}
+
+/// The non-blank lines of a chunk with their line numbers.
+fn split_lines(chunk: &RawChunk) -> Vec<(u64, &[u8])> {
+    let data = &chunk.data;
+    let mut lines = Vec::new();
+    let mut start = 0usize;
+    let mut lineno = chunk.first_line;
+    // Every chunk but a file's last ends with a newline: the empty piece after it is the next chunk's.
+    let tail = chunk.last.then_some(data.len());
+    for end in memchr::memchr_iter(b'\n', data).chain(tail) {
+        if start > data.len() {
+            break;
+        }
+        let line = &data[start..end];
+        start = end + 1;
+        lineno += 1;
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        lines.push((lineno - 1, line));
+    }
+    lines
 }
 
 /// Appends one attribute line, `{"id":<id>,"attributes":{<attribute>:[[start,end,score],...]}}`, where `id` is
@@ -542,19 +707,75 @@ pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str,
     body.extend_from_slice(b"}}\n");
 }
 
+/// Looks up (and unless read-only inserts) `probes` with the filter's blocks split into `parts` ranges, one
+/// thread each: every thread walks the probes of its range in order, so each block sees its keys in the same
+/// order as in a sequential run and the results and the filter are the same; the cache and TLB misses of the
+/// lookups are spread over the threads. Returns the hits as a bit set indexed like `probes`.
+fn lookup_split(filter: &BloomFilter, read_only: bool, probes: &[Probe], parts: usize) -> Vec<u64> {
+    let blocks = filter.num_blocks();
+    let all = || probes.iter().copied();
+    let results: Vec<(Vec<u64>, u64)> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let (lo, hi) = (blocks * part / parts, blocks * (part + 1) / parts);
+            let mine = |probe: &Probe| (lo..hi).contains(&probe.block());
+            let mut ahead = all().filter(mine);
+            for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
+                filter.prefetch_probed(probe);
+            }
+            let mut bits = Vec::new();
+            let mut inserted = 0u64;
+            for (i, probe) in all().enumerate() {
+                if i % 64 == 0 {
+                    bits.push(0u64);
+                }
+                if !mine(&probe) {
+                    continue;
+                }
+                if let Some(next) = ahead.next() {
+                    filter.prefetch_probed(next);
+                }
+                let hit = if read_only {
+                    filter.contains_probed(probe)
+                } else {
+                    let present = filter.insert_probed_exclusive_uncounted(probe);
+                    inserted += u64::from(!present);
+                    present
+                };
+                bits[i / 64] |= u64::from(hit) << (i % 64);
+            }
+            (bits, inserted)
+        })
+        .collect();
+    let mut hits: Vec<u64> = Vec::new();
+    let mut inserted = 0;
+    for (bits, count) in results {
+        if hits.is_empty() {
+            hits = bits;
+        } else {
+            hits.iter_mut().zip(bits).for_each(|(h, b)| *h |= b);
+        }
+        inserted += count;
+    }
+    if !read_only {
+        filter.add_inserted(inserted);
+    }
+    hits
+}
+
 /// The probes of a document in the order the commit stage looks them up.
 fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
-    let (single, paras): (Option<Probe>, &[Para]) = match units {
-        Units::Doc { probe, .. } => (Some(*probe), &[]),
-        Units::Paras(paras) => (None, paras),
-        Units::NoKey | Units::SkippedDoc => (None, &[]),
+    let (single, paras, probes): (Option<Probe>, &[Para], &[Probe]) = match units {
+        Units::Doc { probe, .. } => (Some(*probe), &[], &[]),
+        Units::Paras(paras, probes) => (None, paras, probes),
+        Units::NoKey | Units::SkippedDoc => (None, &[], &[]),
     };
     single.into_iter().chain(paras.iter().flat_map(|para| {
         let (first, second, many): (Option<Probe>, Option<Probe>, &[Probe]) = match &para.action {
             ParaAction::Skip => (None, None, &[]),
             ParaAction::Exact(p) => (Some(*p), None, &[]),
             ParaAction::Short { whole, ngram } => (Some(*whole), *ngram, &[]),
-            ParaAction::Ngrams(probes) => (None, None, probes),
+            ParaAction::Ngrams { first, end } => (None, None, &probes[*first..*end]),
         };
         first.into_iter().chain(second).chain(many.iter().copied())
     }))
@@ -606,76 +827,242 @@ pub fn compression_of(path: &str) -> Compression {
     }
 }
 
-/// The whole decompressed file and its size on disk. A truncated or corrupt file is an error naming it.
-fn read_input(path: &str) -> Result<(Vec<u8>, u64)> {
-    let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let size = file.metadata().map_err(|e| io_err(path, e))?.len();
-    let reader = BufReader::with_capacity(1 << 20, file);
-    Ok((decode(path, reader, size)?, size))
-}
-
 /// Replaces `out` with the decompressed content of `raw`, a whole file's bytes as stored (compression from
 /// `path`'s extension); `out`'s allocation is reused.
 pub(crate) fn decompress_into(path: &str, raw: &[u8], out: &mut Vec<u8>) -> Result<()> {
     out.clear();
-    decode_into(path, raw, raw.len() as u64, out)
-}
-
-fn decode<R: std::io::BufRead>(path: &str, reader: R, stored_size: u64) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    decode_into(path, reader, stored_size, &mut data)?;
-    Ok(data)
-}
-
-fn decode_into<R: std::io::BufRead>(path: &str, reader: R, stored_size: u64, data: &mut Vec<u8>) -> Result<()> {
-    let want = usize::try_from(stored_size.saturating_mul(4)).unwrap_or(0).min(1 << 30);
-    data.reserve(want.saturating_sub(data.len()));
-    let result = match compression_of(path) {
-        Compression::Gzip => flate2::bufread::MultiGzDecoder::new(reader).read_to_end(data),
-        Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(reader) {
-            Ok(mut dec) => dec.read_to_end(data),
-            Err(e) => Err(e),
-        },
-        Compression::Plain => { reader }.read_to_end(data),
-    };
-    result.map_err(|e| io_err(path, std::io::Error::new(e.kind(), format!("cannot read or decompress: {e}"))))?;
+    out.reserve(raw.len().saturating_mul(4).min(1 << 30));
+    decoder(path, raw).and_then(|mut reader| reader.read_to_end(out)).map_err(|e| read_error(path, e))?;
     Ok(())
+}
+
+/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension.
+pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
+    Ok(match compression_of(path) {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
+        Compression::Plain => Box::new(inner),
+    })
+}
+
+fn read_error(path: &str, e: io::Error) -> DedupeError {
+    io_err(path, io::Error::new(e.kind(), format!("cannot read or decompress: {e}")))
+}
+
+/// An input file being read.
+struct OpenInput {
+    file: usize,
+    reader: Box<dyn Read + Send>,
+    size: u64,
+    /// The start of a line read after the previous chunk's last newline.
+    carry: Vec<u8>,
+    next_line: u64,
+}
+
+/// Cuts the files of a run, in order, into [`RawChunk`]s of whole lines. After an error it returns nothing.
+struct ChunkReader<'a> {
+    jobs: &'a [FileJob],
+    budget: usize,
+    next_file: usize,
+    current: Option<OpenInput>,
+    failed: bool,
+    /// Buffers of chunks already processed, reused for the next ones (no fresh pages to fault in and clear).
+    spare: Vec<Vec<u8>>,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(jobs: &'a [FileJob], budget: usize) -> Self {
+        ChunkReader { jobs, budget: budget.max(1), next_file: 0, current: None, failed: false, spare: Vec::new() }
+    }
+
+    fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < 2 {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<Result<RawChunk>> {
+        if self.failed {
+            return None;
+        }
+        let result = self.read_chunk().transpose();
+        if matches!(result, Some(Err(_))) {
+            self.failed = true;
+            self.current = None;
+        }
+        result
+    }
+
+    fn open(&self, file: usize) -> Result<OpenInput> {
+        let path = &self.jobs[file].input;
+        let handle = File::open(path).map_err(|e| io_err(path, e))?;
+        let size = handle.metadata().map_err(|e| io_err(path, e))?.len();
+        let reader = decoder(path, BufReader::with_capacity(1 << 20, handle)).map_err(|e| read_error(path, e))?;
+        Ok(OpenInput { file, reader, size, carry: Vec::new(), next_line: 1 })
+    }
+
+    fn read_chunk(&mut self) -> Result<Option<RawChunk>> {
+        if self.current.is_none() {
+            if self.next_file >= self.jobs.len() {
+                return Ok(None);
+            }
+            self.current = Some(self.open(self.next_file)?);
+            self.next_file += 1;
+        }
+        let budget = self.budget;
+        let mut data = self.spare.pop().unwrap_or_default();
+        let Some(input) = self.current.as_mut() else { return Ok(None) };
+        let path = &self.jobs[input.file].input;
+        data.extend_from_slice(&input.carry);
+        input.carry.clear();
+        data.reserve(budget.min(MAX_READ * 64).saturating_sub(data.len()));
+        let mut last_newline = memchr::memrchr(b'\n', &data);
+        let step = budget.clamp(1, MAX_READ);
+        let eof = loop {
+            if data.len() >= budget && last_newline.is_some() {
+                break false;
+            }
+            let start = data.len();
+            data.resize(start + step, 0);
+            let n = loop {
+                match input.reader.read(&mut data[start..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(read_error(path, e)),
+                }
+            };
+            data.truncate(start + n);
+            if n == 0 {
+                break true;
+            }
+            if let Some(pos) = memchr::memrchr(b'\n', &data[start..]) {
+                last_newline = Some(start + pos);
+            }
+        };
+        let first_line = input.next_line;
+        let (file, size) = (input.file, input.size);
+        if !eof {
+            let cut = last_newline.map_or(data.len(), |p| p + 1);
+            input.carry.extend_from_slice(&data[cut..]);
+            data.truncate(cut);
+            input.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
+        } else {
+            self.current = None;
+        }
+        Ok(Some(RawChunk { file, data, first_line, last: eof, input_bytes: size }))
+    }
+}
+
+/// A file written under a hidden temporary name next to its target, compressed by the target's extension,
+/// and renamed into place by [`AtomicWriter::finish`]; dropped unfinished, the temporary file is removed.
+pub(crate) struct AtomicWriter {
+    path: String,
+    temp: PathBuf,
+    target: PathBuf,
+    encoder: Option<Encoder>,
+    /// Bytes not yet handed to the encoder (less than [`FEED_BYTES`] after each write).
+    pending: Vec<u8>,
+}
+
+enum Encoder {
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+    Plain(BufWriter<File>),
+}
+
+impl AtomicWriter {
+    pub(crate) fn create(path: &str) -> Result<Self> {
+        let target = Path::new(path);
+        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(|e| io_err(path, e))?;
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp =
+            dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let writer = BufWriter::with_capacity(1 << 20, File::create(&temp).map_err(|e| io_err(path, e))?);
+        let mut out = AtomicWriter {
+            path: path.to_string(),
+            temp,
+            target: target.to_path_buf(),
+            encoder: None,
+            pending: Vec::new(),
+        };
+        out.encoder = Some(match compression_of(path) {
+            // mtime 0 and no file name: the same content gives the same bytes on every run.
+            Compression::Gzip => {
+                Encoder::Gzip(flate2::GzBuilder::new().mtime(0).write(writer, flate2::Compression::new(1)))
+            }
+            Compression::Zstd => {
+                Encoder::Zstd(zstd::stream::write::Encoder::new(writer, 3).map_err(|e| io_err(path, e))?)
+            }
+            Compression::Plain => Encoder::Plain(writer),
+        });
+        Ok(out)
+    }
+
+    /// Appends `data` to the file. The compressor sees the same pieces however the content is split among
+    /// calls, so the compressed bytes depend only on the content.
+    pub(crate) fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.pending.is_empty() {
+            while data.len() >= FEED_BYTES {
+                self.feed(&data[..FEED_BYTES])?;
+                data = &data[FEED_BYTES..];
+            }
+            self.pending.extend_from_slice(data);
+            return Ok(());
+        }
+        let take = (FEED_BYTES - self.pending.len()).min(data.len());
+        self.pending.extend_from_slice(&data[..take]);
+        if self.pending.len() == FEED_BYTES {
+            let piece = std::mem::take(&mut self.pending);
+            self.feed(&piece)?;
+            self.pending = piece;
+            self.pending.clear();
+            return self.write_all(&data[take..]);
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, piece: &[u8]) -> Result<()> {
+        let result = match &mut self.encoder {
+            Some(Encoder::Gzip(enc)) => enc.write_all(piece),
+            Some(Encoder::Zstd(enc)) => enc.write_all(piece),
+            Some(Encoder::Plain(w)) => w.write_all(piece),
+            None => Ok(()),
+        };
+        result.map_err(|e| io_err(&self.path, e))
+    }
+
+    /// Finishes the compressed stream and renames the file into place.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        let rest = std::mem::take(&mut self.pending);
+        self.feed(&rest)?;
+        let result = (|| -> io::Result<()> {
+            let writer = match self.encoder.take() {
+                Some(Encoder::Gzip(enc)) => enc.finish()?,
+                Some(Encoder::Zstd(enc)) => enc.finish()?,
+                Some(Encoder::Plain(w)) => w,
+                None => return Ok(()),
+            };
+            // No fsync: the rename already guarantees that a killed process leaves no partial file, and the
+            // filter checkpoint (which is synced) is what a resumed run relies on; files after it are redone.
+            writer.into_inner().map_err(|e| e.into_error())?;
+            fs::rename(&self.temp, &self.target)
+        })();
+        result.map_err(|e| io_err(&self.path, e))
+    }
+}
+
+impl Drop for AtomicWriter {
+    fn drop(&mut self) {
+        // After a successful rename the temporary name no longer exists and this is a no-op.
+        let _ = fs::remove_file(&self.temp);
+    }
 }
 
 /// Writes `body` (compressed by the file's extension) under a hidden temporary name, then renames it.
 pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
-    let target = Path::new(path);
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| io_err(path, e))?;
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp =
-        dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result = (|| -> std::io::Result<()> {
-        let file = File::create(&temp)?;
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        match compression_of(path) {
-            Compression::Gzip => {
-                // mtime 0 and no file name: the same content gives the same bytes on every run.
-                let mut enc = flate2::GzBuilder::new().mtime(0).write(&mut writer, flate2::Compression::new(1));
-                enc.write_all(body)?;
-                enc.finish()?;
-            }
-            Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(&mut writer, 3)?;
-                enc.write_all(body)?;
-                enc.finish()?;
-            }
-            Compression::Plain => writer.write_all(body)?,
-        }
-        // No fsync: the rename already guarantees that a killed process leaves no partial file, and the
-        // filter checkpoint (which is synced) is what a resumed run relies on; files after it are redone.
-        writer.flush()?;
-        drop(writer);
-        fs::rename(&temp, target)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(io_err(path, e));
-    }
-    Ok(())
+    let mut out = AtomicWriter::create(path)?;
+    out.write_all(body)?;
+    out.finish()
 }

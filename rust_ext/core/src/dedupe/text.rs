@@ -161,7 +161,7 @@ const fn wb_of(b: u8) -> Wb {
 
 /// Whether UAX #29 puts a word boundary between `c[i - 1]` and `c[i]` (ASCII text: no Extend, Format, ZWJ,
 /// Katakana, Hebrew or regional indicators, so rules WB4, WB13, WB7a-c and WB15-16 never apply).
-#[inline]
+#[cfg(test)]
 fn ascii_boundary(c: &[u8], i: usize) -> bool {
     use Wb::*;
     let (a, b) = (wb(c[i - 1]), wb(c[i]));
@@ -188,8 +188,59 @@ fn ascii_boundary(c: &[u8], i: usize) -> bool {
     }
 }
 
-/// [`words`] for ASCII text, without the Unicode tables.
+/// [`words`] for ASCII text, without the Unicode tables, in one pass.
+///
+/// On ASCII the UAX #29 rules reduce to: runs of letters, digits and `_` never break (WB5, WB8-10, WB13a-b);
+/// inside such a run a single `.` or `'` between two letters or two digits, `:` between two letters, and `,`
+/// or `;` between two digits do not break either (WB6-7, WB11-12); whitespace never joins anything but
+/// whitespace (WB3-3d) and is dropped; every other character is a word of its own. (Checked against
+/// [`ascii_boundary`] and `unicode-segmentation` by the tests.)
 fn ascii_words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    ascii_words_with(text, |word| out.push(word));
+}
+
+/// [`ascii_words`], handing each word to `emit`.
+#[inline]
+fn ascii_words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
+    use Wb::*;
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    let mut i = 0;
+    while i < n {
+        let class = wb(bytes[i]);
+        match class {
+            Letter | Numeric | ExtendNumLet => {
+                let start = i;
+                i += 1;
+                loop {
+                    while i < n && matches!(wb(bytes[i]), Letter | Numeric | ExtendNumLet) {
+                        i += 1;
+                    }
+                    if i + 1 < n {
+                        let (before, mid, after) = (wb(bytes[i - 1]), wb(bytes[i]), wb(bytes[i + 1]));
+                        let joins = (before == Letter && after == Letter && matches!(mid, MidLetter | MidNumLetQ))
+                            || (before == Numeric && after == Numeric && matches!(mid, MidNum | MidNumLetQ));
+                        if joins {
+                            i += 2;
+                            continue;
+                        }
+                    }
+                    break;
+                }
+                emit(&text[start..i]);
+            }
+            _ if matches!(bytes[i], b'\t'..=b'\r' | b' ') => i += 1,
+            _ => {
+                emit(&text[i..i + 1]);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// [`ascii_words`] by the pairwise rules of [`ascii_boundary`] (the reference for the tests).
+#[cfg(test)]
+fn ascii_words_pairwise<'a>(text: &'a str, out: &mut Vec<&'a str>) {
     let bytes = text.as_bytes();
     if bytes.is_empty() {
         return;
@@ -238,6 +289,20 @@ pub fn word_hashes(words: &[&str], out: &mut Vec<u8>) {
     for w in words {
         out.extend_from_slice(&crate::xxh3_64(w.as_bytes(), 0).to_le_bytes());
     }
+}
+
+/// [`word_hashes`] of the [`words`] of `text`, into `out` (cleared first); returns the number of words. ASCII
+/// text is split and hashed in one pass; other text goes through `words` (scratch space).
+pub fn hash_words<'a>(text: &'a str, words: &mut Vec<&'a str>, out: &mut Vec<u8>) -> usize {
+    out.clear();
+    if text.is_ascii() {
+        ascii_words_with(text, |word| out.extend_from_slice(&crate::xxh3_64(word.as_bytes(), 0).to_le_bytes()));
+        return out.len() / 8;
+    }
+    words.clear();
+    words_into(text, words);
+    word_hashes(words, out);
+    words.len()
 }
 
 /// The Bloom filter key of the n-gram `words` (written into `buf`, which is cleared first).
@@ -352,6 +417,15 @@ mod tests {
             let mut fast = Vec::new();
             words_into(&text, &mut fast);
             assert_eq!(fast, slow, "{text:?}");
+            if text.is_ascii() {
+                let mut pairwise = Vec::new();
+                ascii_words_pairwise(&text, &mut pairwise);
+                assert_eq!(pairwise, slow, "{text:?}");
+            }
+            let (mut expected, mut hashed, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+            word_hashes(&slow, &mut expected);
+            assert_eq!(hash_words(&text, &mut scratch, &mut hashed), slow.len(), "{text:?}");
+            assert_eq!(hashed, expected, "{text:?}");
             assert_eq!(word_count(&text), slow.len() as u64);
         }
     }
