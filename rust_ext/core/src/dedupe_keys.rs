@@ -14,15 +14,10 @@
 //! filtering (JSONPath, id and text checks, paragraph splitting, `skip_empty` / `min_length` / `min_words`)
 //! use the same core functions and rules as the local pipeline; the output lines are byte-identical.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::Value;
-
 use crate::dedupe::config::{DedupeConfig, Mode};
-use crate::dedupe::pipeline::{decompress_into, push_attribute_line, write_atomic, Score};
+use crate::dedupe::pipeline::{decompress_into, push_attribute_line, read_line, write_atomic, LineKey, Score};
 use crate::dedupe::text;
 use crate::dedupe::{DedupeError, Result};
 
@@ -151,14 +146,6 @@ pub struct FileScan {
     bad_lines: u64,
     /// Decompressed size of the file.
     bytes: u64,
-}
-
-#[derive(Deserialize)]
-struct LineFields<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
 }
 
 /// Counts for one file.
@@ -343,62 +330,13 @@ impl KeyMaker {
     }
 
     fn parse_line(&self, path: &str, lineno: u64, line: &[u8], keys: &mut Vec<u64>) -> Result<DocKeys> {
-        let bad = |field: &str, reason: String| DedupeError::BadLine {
-            path: path.to_string(),
-            line: lineno,
-            field: field.to_string(),
-            reason,
-        };
-        let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
         let before = keys.len();
-        let (id, units) = match &self.mode {
-            Mode::Documents { key, .. } if key.single_field() != Some("text") && key.single_field() != Some("id") => {
-                let value: Value =
-                    serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-                let obj = value.as_object().ok_or_else(|| bad("(line)", "expected a JSON object".to_string()))?;
-                let id = match obj.get("id") {
-                    Some(v @ Value::String(_)) => v.to_string(),
-                    Some(other) => return Err(bad("id", format!("expected a string, got {}", json_type(other)))),
-                    None => return Err(bad("id", "missing required field".to_string())),
-                };
-                let key_text: Cow<str> = match key.select(&value) {
-                    None | Some(Value::Null) => {
-                        let text = key.to_string();
-                        let field = text.strip_prefix("$.").map(str::to_string).unwrap_or(text);
-                        return Err(bad(&field, "missing (the dedupe key must be present)".to_string()));
-                    }
-                    Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
-                    Some(other) => Cow::Owned(other.to_string()),
-                };
-                let units = self.doc_units(&key_text, keys);
-                (id, units)
-            }
-            _ => {
-                let fields: LineFields =
-                    serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-                let id = match fields.id {
-                    Some(raw) if raw.get().starts_with('"') => raw.get().to_string(),
-                    Some(raw) => return Err(bad("id", format!("expected a string, got {}", raw.get()))),
-                    None => return Err(bad("id", "missing required field".to_string())),
-                };
-                let raw_text = fields.text.ok_or_else(|| bad("text", "missing required field".to_string()))?;
-                let text: Cow<str> = serde_json::from_str(raw_text.get())
-                    .map_err(|_| bad("text", format!("expected a string, got {}", truncate(raw_text.get()))))?;
-                let units = match &self.mode {
-                    Mode::Documents { key, .. } => {
-                        if key.single_field() == Some("id") {
-                            let id_text: Cow<str> = serde_json::from_str(&id).unwrap_or(Cow::Borrowed(""));
-                            self.doc_units(&id_text, keys)
-                        } else {
-                            self.doc_units(&text, keys)
-                        }
-                    }
-                    Mode::Paragraphs { separator, .. } => self.paragraph_units(&text, separator, None, keys),
-                    Mode::Ngrams { separator, n, stride, skip_short, .. } => {
-                        self.paragraph_units(&text, separator, Some((*n, *stride, *skip_short)), keys)
-                    }
-                };
-                (id, units)
+        let LineKey { id, key, .. } = read_line(&self.mode, path, lineno, line)?;
+        let units = match &self.mode {
+            Mode::Documents { .. } => self.doc_units(&key, keys),
+            Mode::Paragraphs { separator, .. } => self.paragraph_units(&key, separator, None, keys),
+            Mode::Ngrams { separator, n, stride, skip_short, .. } => {
+                self.paragraph_units(&key, separator, Some((*n, *stride, *skip_short)), keys)
             }
         };
         Ok(DocKeys { line: lineno, id, units, nkeys: (keys.len() - before) as u64 })
@@ -643,29 +581,6 @@ impl<'a> Cursor<'a> {
             }
         }
         Err(DedupeError::Config("corrupt dedupe skeleton (integer too long)".to_string()))
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn truncate(s: &str) -> String {
-    if s.len() <= 40 {
-        s.to_string()
-    } else {
-        let mut end = 40;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
     }
 }
 

@@ -177,6 +177,67 @@ struct LineFields<'a> {
     text: Option<&'a RawValue>,
 }
 
+/// What dedupe reads from a documents line: the `id` (as JSON text, written unchanged), the UTF-8 length of
+/// `text` (0 when it is not a string in documents mode with another key), and the text the keys come from:
+/// the document key in documents mode, the text in the paragraph modes.
+pub(crate) struct LineKey<'a> {
+    pub id: String,
+    pub text_bytes: u64,
+    pub key: Cow<'a, str>,
+}
+
+/// Parses one documents line by the deduper's rules (shared by the Bloom-filter run and the key path of a
+/// distributed run), with errors naming the file, the 1-based line and the field.
+pub(crate) fn read_line<'a>(mode: &Mode, path: &str, lineno: u64, line: &'a [u8]) -> Result<LineKey<'a>> {
+    let bad = |field: &str, reason: String| DedupeError::BadLine {
+        path: path.to_string(),
+        line: lineno,
+        field: field.to_string(),
+        reason,
+    };
+    let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
+    if let Mode::Documents { key, .. } = mode {
+        if key.single_field() != Some("text") && key.single_field() != Some("id") {
+            let value: Value = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
+            let obj = value.as_object().ok_or_else(|| bad("(line)", "expected a JSON object".to_string()))?;
+            let id = match obj.get("id") {
+                Some(v @ Value::String(_)) => v.to_string(),
+                Some(other) => return Err(bad("id", format!("expected a string, got {}", json_type(other)))),
+                None => return Err(bad("id", "missing required field".to_string())),
+            };
+            let text_bytes = match obj.get("text") {
+                Some(Value::String(s)) => s.len() as u64,
+                _ => 0,
+            };
+            let key_text = match key.select(&value) {
+                None | Some(Value::Null) => {
+                    return Err(bad(&path_field(key), "missing (the dedupe key must be present)".to_string()))
+                }
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            return Ok(LineKey { id, text_bytes, key: Cow::Owned(key_text) });
+        }
+    }
+    let fields: LineFields = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
+    let id = match fields.id {
+        Some(raw) if raw.get().starts_with('"') => raw.get().to_string(),
+        Some(raw) => return Err(bad("id", format!("expected a string, got {}", raw.get()))),
+        None => return Err(bad("id", "missing required field".to_string())),
+    };
+    let raw_text = fields.text.ok_or_else(|| bad("text", "missing required field".to_string()))?;
+    let text: Cow<str> = serde_json::from_str(raw_text.get())
+        .map_err(|_| bad("text", format!("expected a string, got {}", truncate(raw_text.get()))))?;
+    let text_bytes = text.len() as u64;
+    let key = match mode {
+        Mode::Documents { key, .. } if key.single_field() == Some("id") => {
+            Cow::Owned(serde_json::from_str::<String>(&id).unwrap_or_default())
+        }
+        _ => text,
+    };
+    Ok(LineKey { id, text_bytes, key })
+}
+
 /// Runs the dedupe of one configuration over files.
 pub struct Deduper {
     config: DedupeConfig,
@@ -327,67 +388,15 @@ impl Deduper {
     }
 
     fn parse_line(&self, filter: &BloomFilter, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
-        let bad = |field: &str, reason: String| DedupeError::BadLine {
-            path: path.to_string(),
-            line: lineno,
-            field: field.to_string(),
-            reason,
+        let LineKey { id, text_bytes, key } = read_line(&self.mode, path, lineno, line)?;
+        let units = match &self.mode {
+            Mode::Documents { .. } => self.doc_units(filter, &key),
+            Mode::Paragraphs { separator, .. } => self.paragraph_units(filter, &key, separator, None),
+            Mode::Ngrams { separator, n, stride, skip_short, .. } => {
+                self.paragraph_units(filter, &key, separator, Some((*n, *stride, *skip_short)))
+            }
         };
-        let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
-        match &self.mode {
-            Mode::Documents { key, .. } if key.single_field() != Some("text") && key.single_field() != Some("id") => {
-                let value: Value =
-                    serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-                let obj = value.as_object().ok_or_else(|| bad("(line)", "expected a JSON object".to_string()))?;
-                let id = match obj.get("id") {
-                    Some(v @ Value::String(_)) => v.to_string(),
-                    Some(other) => return Err(bad("id", format!("expected a string, got {}", json_type(other)))),
-                    None => return Err(bad("id", "missing required field".to_string())),
-                };
-                let text_bytes = match obj.get("text") {
-                    Some(Value::String(s)) => s.len() as u64,
-                    _ => 0,
-                };
-                let selected = key.select(&value);
-                let key_text: Cow<str> = match selected {
-                    None | Some(Value::Null) => {
-                        return Err(bad(&path_field(key), "missing (the dedupe key must be present)".to_string()))
-                    }
-                    Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
-                    Some(other) => Cow::Owned(other.to_string()),
-                };
-                let units = self.doc_units(filter, &key_text);
-                Ok(ParsedDoc { id, text_bytes, units })
-            }
-            _ => {
-                let fields: LineFields =
-                    serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-                let id = match fields.id {
-                    Some(raw) if raw.get().starts_with('"') => raw.get().to_string(),
-                    Some(raw) => return Err(bad("id", format!("expected a string, got {}", raw.get()))),
-                    None => return Err(bad("id", "missing required field".to_string())),
-                };
-                let raw_text = fields.text.ok_or_else(|| bad("text", "missing required field".to_string()))?;
-                let text: Cow<str> = serde_json::from_str(raw_text.get())
-                    .map_err(|_| bad("text", format!("expected a string, got {}", truncate(raw_text.get()))))?;
-                let text_bytes = text.len() as u64;
-                let units = match &self.mode {
-                    Mode::Documents { key, .. } => {
-                        if key.single_field() == Some("id") {
-                            let id_text: Cow<str> = serde_json::from_str(&id).unwrap_or(Cow::Borrowed(""));
-                            self.doc_units(filter, &id_text)
-                        } else {
-                            self.doc_units(filter, &text)
-                        }
-                    }
-                    Mode::Paragraphs { separator, .. } => self.paragraph_units(filter, &text, separator, None),
-                    Mode::Ngrams { separator, n, stride, skip_short, .. } => {
-                        self.paragraph_units(filter, &text, separator, Some((*n, *stride, *skip_short)))
-                    }
-                };
-                Ok(ParsedDoc { id, text_bytes, units })
-            }
-        }
+        Ok(ParsedDoc { id, text_bytes, units })
     }
 
     fn in_partition(&self, key: &[u8]) -> bool {
