@@ -45,7 +45,8 @@ log = logging.getLogger("dolma")
 
 CHECKPOINT_SUFFIX = ".checkpoint"
 CHECKPOINT_STATE_VERSION = 1
-# A batch handed to Rust at once: bounded in files and compressed bytes, so the reorder window stays small.
+# A batch handed to Rust at once, bounded in files and compressed bytes: checkpoints are taken between batches
+# (Rust streams each file in chunks, so memory does not depend on the batch).
 BATCH_MAX_BYTES = 256 * 1024 * 1024
 # Hidden knob (tests, memory experiments): decompressed bytes per chunk the Rust pipeline reads from a file.
 CHUNK_BYTES_ENV = "DOLMA_DEDUPE_CHUNK_BYTES"
