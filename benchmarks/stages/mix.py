@@ -2,8 +2,8 @@
 
 The attributes are made once per input with our `dolma tag`, untimed, and shared by both implementations:
 `bench` (char_length_v1, random_number_v1) and `pii` (pii_regex_v2). The stream keeps documents of at least 100
-characters, drops those whose random number is >= 0.9, and replaces e-mail address spans with a marker. Quality: documents kept and e-mail spans replaced, which must be
-equal between implementations.
+characters, drops those whose random number is >= 0.9, and replaces e-mail address spans with a marker.
+Quality: documents kept and e-mail spans replaced, which must be equal between implementations.
 """
 
 from __future__ import annotations
