@@ -183,6 +183,10 @@ class DedupeKeys:
     ) -> tuple[list[tuple[int, bytes]], bytes, dict[str, int]]:
         """(owner partition, blob of (key hash, position) records), the skeleton and counts for a file's
         content as stored (decompressed by the path's extension unless `compressed=False`)."""
+    def keys_of_file(
+        self, path: str, file_index: int, partitions: int
+    ) -> tuple[list[tuple[int, bytes]], bytes, dict[str, int]]:
+        """`keys` for a local file, read by Rust into a buffer kept between files."""
     def write_attributes(self, skeleton: bytes, duplicates: bytes, output: str) -> dict[str, int]:
         """Write the attributes file of a `keys` skeleton to the local path `output` given the blob of its
         duplicate positions."""

@@ -112,9 +112,12 @@ class EmitKeys:
         maker = _key_maker(self.config_json, self.skip_bad_lines)
         for file_index, path, output in files:
             try:
-                with io.open_raw_read(path) as fh:
-                    raw = fh.read()
-                blobs, skeleton, stats = maker.keys(path, raw, file_index, self.partitions)
+                if io.is_s3(path):
+                    with io.open_raw_read(path) as fh:
+                        raw = fh.read()
+                    blobs, skeleton, stats = maker.keys(path, raw, file_index, self.partitions)
+                else:
+                    blobs, skeleton, stats = maker.keys_of_file(path, file_index, self.partitions)
             except Exception as exc:
                 raise _input_error(exc) from None
             if self.progress is not None:

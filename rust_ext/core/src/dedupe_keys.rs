@@ -168,10 +168,13 @@ pub struct KeyMaker {
     /// Decompression buffer kept between files (up to [`KEEP_BUFFER`] bytes): a fresh buffer per file
     /// costs a page fault per 4 KiB, as much as a third of the inflate time.
     buffer: std::sync::Mutex<Vec<u8>>,
+    /// The same for the file's bytes as stored ([`KeyMaker::scan_file`]).
+    raw_buffer: std::sync::Mutex<Vec<u8>>,
 }
 
-/// Largest decompression buffer a [`KeyMaker`] keeps for the next file.
-const KEEP_BUFFER: usize = 256 << 20;
+/// Largest decompression buffer a [`KeyMaker`] keeps for the next file (the reserve for a file is at most
+/// 1 GiB, see `decompress_into`, so files of usual shard sizes all reuse it).
+const KEEP_BUFFER: usize = 1 << 30;
 
 impl KeyMaker {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
@@ -183,7 +186,13 @@ impl KeyMaker {
                     .to_string(),
             ));
         }
-        Ok(KeyMaker { config, mode, skip_bad_lines, buffer: std::sync::Mutex::new(Vec::new()) })
+        Ok(KeyMaker {
+            config,
+            mode,
+            skip_bad_lines,
+            buffer: std::sync::Mutex::new(Vec::new()),
+            raw_buffer: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     pub fn mode(&self) -> &Mode {
@@ -196,15 +205,22 @@ impl KeyMaker {
         if !compressed {
             return self.scan_text(path, raw);
         }
-        // A poisoned lock only means another scan panicked; the buffer is cleared before use anyway.
-        let mut guard = self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut data = std::mem::take(&mut *guard);
-        drop(guard);
+        let mut data = take_buffer(&self.buffer);
         decompress_into(path, raw, &mut data)?;
         let scan = self.scan_text(path, &data);
-        if data.capacity() <= KEEP_BUFFER {
-            *self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = data;
-        }
+        keep_buffer(&self.buffer, data);
+        scan
+    }
+
+    /// Parses the local file `path` (compressed by its extension), read into a buffer kept between files.
+    pub fn scan_file(&self, path: &str) -> Result<FileScan> {
+        let mut raw = take_buffer(&self.raw_buffer);
+        raw.clear();
+        std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut raw))
+            .map_err(|e| crate::dedupe::io_err(path, e))?;
+        let scan = self.scan(path, &raw, true);
+        keep_buffer(&self.raw_buffer, raw);
         scan
     }
 
@@ -405,6 +421,17 @@ impl KeyMaker {
             })
             .collect();
         Units::Paras(paras)
+    }
+}
+
+// A poisoned lock only means another scan panicked; buffers are cleared before use anyway.
+fn take_buffer(slot: &std::sync::Mutex<Vec<u8>>) -> Vec<u8> {
+    std::mem::take(&mut *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+fn keep_buffer(slot: &std::sync::Mutex<Vec<u8>>, buffer: Vec<u8>) {
+    if buffer.capacity() <= KEEP_BUFFER {
+        *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = buffer;
     }
 }
 
@@ -705,6 +732,17 @@ mod tests {
         assert_eq!(m.scan("f.jsonl.zst", &zst, true).unwrap().encode(), plain);
         assert_eq!(m.scan("f.jsonl", text, true).unwrap().encode(), plain);
         assert!(m.scan("f.jsonl.gz", &gz[..gz.len() / 2], true).is_err());
+        // the same from files, twice (the kept buffers must not leak one file into the next)
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.jsonl.gz"), dir.path().join("b.jsonl.zst"));
+        std::fs::write(&a, &gz).unwrap();
+        std::fs::write(&b, &zst).unwrap();
+        for path in [&a, &b, &a] {
+            assert_eq!(m.scan_file(path.to_str().unwrap()).unwrap().encode(), plain);
+        }
+        let missing = dir.path().join("missing.jsonl.gz");
+        let err = m.scan_file(missing.to_str().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("missing.jsonl.gz"), "{err}");
     }
 
     #[test]

@@ -232,6 +232,24 @@ impl PyDedupeKeys {
         Ok((blobs, PyBytes::new(py, &skeleton), key_stats_dict(py, &stats)?))
     }
 
+    /// `keys` for the local file `path`, read here (into a buffer kept between files).
+    fn keys_of_file<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        file_index: u64,
+        partitions: u64,
+    ) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+        let (blobs, skeleton, stats) = py
+            .detach(|| {
+                let scan = self.inner.scan_file(path)?;
+                Ok::<_, DedupeError>((scan.blobs(path, file_index, partitions)?, scan.encode(), scan.stats()))
+            })
+            .map_err(|e| dedupe_err(py, e))?;
+        let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
+        Ok((blobs, PyBytes::new(py, &skeleton), key_stats_dict(py, &stats)?))
+    }
+
     /// Writes the attributes file of a `keys` skeleton to the local path `output` given the blob of its
     /// duplicate positions (concatenated `find_key_repeats` blobs for this file).
     fn write_attributes<'py>(
