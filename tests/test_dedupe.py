@@ -563,12 +563,16 @@ def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Pa
     root = split_sample(tmp_path / "failed")
     victim = root / "documents" / "part-99.jsonl.gz"
     _big_file_with_bad_line(victim, bad_at=1400)
-    failed = run_cli(
-        "dedupe", "--documents", str(root / "documents" / "*.jsonl.gz"), "--dedupe.name", "dd", *PARAGRAPHS,
-        "--bloom_filter.file", str(root / "filter.bin"), "--bloom_filter.estimated_doc_count", "200000",
-        "--bloom_filter.desired_false_positive_rate", "1e-6", "--processes", "1", "--checkpoint_interval", "0",
-        env=env,
-    )  # fmt: skip
+
+    def run(processes: str):
+        return run_cli(
+            "dedupe", "--documents", str(root / "documents" / "*.jsonl.gz"), "--dedupe.name", "dd", *PARAGRAPHS,
+            "--bloom_filter.file", str(root / "filter.bin"), "--bloom_filter.estimated_doc_count", "200000",
+            "--bloom_filter.desired_false_positive_rate", "1e-6", "--processes", processes,
+            "--checkpoint_interval", "0", env=env,
+        )  # fmt: skip
+
+    failed = run("1")
     assert failed.returncode != 0 and "part-99.jsonl.gz:1400" in failed.stderr
     assert "not checkpointed" in " ".join((failed.stdout + failed.stderr).split())
     # Batches of 4 files with one process: the checkpoint after the first batch, not after part-05.
@@ -576,12 +580,7 @@ def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Pa
     assert "part-99.jsonl.gz" not in attribute_bytes(root)
 
     victim.write_bytes(good)
-    resumed = run_cli(
-        "dedupe", "--documents", str(root / "documents" / "*.jsonl.gz"), "--dedupe.name", "dd", *PARAGRAPHS,
-        "--bloom_filter.file", str(root / "filter.bin"), "--bloom_filter.estimated_doc_count", "200000",
-        "--bloom_filter.desired_false_positive_rate", "1e-6", "--processes", "2", "--checkpoint_interval", "0",
-        env=env,
-    )  # fmt: skip
+    resumed = run("2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "4 of 7 file(s) already done" in " ".join((resumed.stdout + resumed.stderr).split())
     assert attribute_bytes(root) == expected

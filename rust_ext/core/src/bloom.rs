@@ -754,29 +754,17 @@ impl BloomFilter {
             let pos = a.wrapping_mul(probe.state).wrapping_add(c) >> 55;
             masks[(pos >> 6) as usize] |= 1u64 << (pos & 63);
         }
-        let mut found: u32 = masks.iter().map(|m| m.count_ones()).sum();
+        let found: u32 = masks.iter().map(|m| m.count_ones()).sum();
         if found < self.num_hashes {
             let (a, c) = LCG_JUMPS[k - 1];
-            let mut x = a.wrapping_mul(probe.state).wrapping_add(c);
-            while found < self.num_hashes {
-                x = x.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
-                let pos = x >> 55;
-                let (word, bit) = ((pos >> 6) as usize, 1u64 << (pos & 63));
-                if masks[word] & bit == 0 {
-                    masks[word] |= bit;
-                    found += 1;
-                }
-            }
+            self.fill_masks(&mut masks, a.wrapping_mul(probe.state).wrapping_add(c), found);
         }
         masks
     }
 
-    /// [`BloomFilter::masks`] one state after the other (the definition; for the tests).
-    #[cfg(test)]
-    fn masks_sequential(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
-        let mut masks = [0u64; BLOCK_WORDS];
-        let mut x = probe.state;
-        let mut found = 0;
+    /// Steps the LCG on from state `x`, setting each new bit position, until `num_hashes` bits are set.
+    #[inline]
+    fn fill_masks(&self, masks: &mut [u64; BLOCK_WORDS], mut x: u64, mut found: u32) {
         while found < self.num_hashes {
             x = x.wrapping_mul(LCG_MUL).wrapping_add(LCG_ADD);
             let pos = x >> 55;
@@ -786,6 +774,13 @@ impl BloomFilter {
                 found += 1;
             }
         }
+    }
+
+    /// [`BloomFilter::masks`] one state after the other (the definition; for the tests).
+    #[cfg(test)]
+    fn masks_sequential(&self, probe: Probe) -> [u64; BLOCK_WORDS] {
+        let mut masks = [0u64; BLOCK_WORDS];
+        self.fill_masks(&mut masks, probe.state, 0);
         masks
     }
 
