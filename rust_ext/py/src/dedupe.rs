@@ -222,14 +222,7 @@ impl PyDedupeKeys {
         partitions: u64,
         compressed: bool,
     ) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-        let (blobs, skeleton, stats) = py
-            .detach(|| {
-                let scan = self.inner.scan(path, raw, compressed)?;
-                Ok::<_, DedupeError>((scan.blobs(path, file_index, partitions)?, scan.encode(), scan.stats()))
-            })
-            .map_err(|e| dedupe_err(py, e))?;
-        let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
-        Ok((blobs, PyBytes::new(py, &skeleton), key_stats_dict(py, &stats)?))
+        emit_keys(py, path, file_index, partitions, || self.inner.scan(path, raw, compressed))
     }
 
     /// `keys` for the local file `path`, read here (into a buffer kept between files).
@@ -240,14 +233,7 @@ impl PyDedupeKeys {
         file_index: u64,
         partitions: u64,
     ) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-        let (blobs, skeleton, stats) = py
-            .detach(|| {
-                let scan = self.inner.scan_file(path)?;
-                Ok::<_, DedupeError>((scan.blobs(path, file_index, partitions)?, scan.encode(), scan.stats()))
-            })
-            .map_err(|e| dedupe_err(py, e))?;
-        let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
-        Ok((blobs, PyBytes::new(py, &skeleton), key_stats_dict(py, &stats)?))
+        emit_keys(py, path, file_index, partitions, || self.inner.scan_file(path))
     }
 
     /// Writes the attributes file of a `keys` skeleton to the local path `output` given the blob of its
@@ -267,6 +253,24 @@ impl PyDedupeKeys {
             .map_err(|e| dedupe_err(py, e))?;
         key_stats_dict(py, &stats)
     }
+}
+
+/// Scans a file without the GIL and returns `([(partition, key blob), ...], skeleton, stats)`.
+fn emit_keys<'py>(
+    py: Python<'py>,
+    path: &str,
+    file_index: u64,
+    partitions: u64,
+    scan: impl FnOnce() -> Result<FileScan, DedupeError> + Send,
+) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+    let (blobs, skeleton, stats) = py
+        .detach(|| {
+            let scan = scan()?;
+            Ok::<_, DedupeError>((scan.blobs(path, file_index, partitions)?, scan.encode(), scan.stats()))
+        })
+        .map_err(|e| dedupe_err(py, e))?;
+    let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
+    Ok((blobs, PyBytes::new(py, &skeleton), key_stats_dict(py, &stats)?))
 }
 
 /// The key blobs of one partition -> `[(file index, blob of duplicate positions), ...]`: every occurrence of
