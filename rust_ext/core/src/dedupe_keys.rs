@@ -5,8 +5,9 @@
 //! The local deduper walks keys in a stable order (file, line, then key within the document) and asks a
 //! Bloom filter "seen before?". A distributed run answers the same question exactly: every key occurrence
 //! gets a position (file index, line, slot), occurrences are grouped by key hash, and every occurrence but
-//! the earliest is a duplicate. [`KeyMaker::keys`] emits the (hash, position) pairs of a file and
-//! [`KeyMaker::write_attributes`] turns the duplicate positions of a file into its attributes file.
+//! the earliest is a duplicate. [`KeyMaker::scan`] parses a file, whose [`FileScan`] gives the (hash,
+//! position) pairs, and [`KeyMaker::write_attributes`] turns the duplicate positions of a file into its
+//! attributes file.
 //!
 //! Slots follow the order in which the local commit stage touches the filter: documents mode one slot;
 //! paragraphs mode one per looked-up paragraph; n-gram mode one per n-gram looked up, and for a short
@@ -230,19 +231,6 @@ impl KeyMaker {
         Ok(FileScan { docs, keys, bad_lines, bytes: data.len() as u64 })
     }
 
-    /// (key hash, packed position) of every key occurrence of a file (`data`: its decompressed bytes).
-    pub fn keys(&self, path: &str, data: &[u8], file_index: u64) -> Result<(Vec<(u64, u128)>, KeyStats)> {
-        let scan = self.scan(path, data, false)?;
-        let mut out = Vec::with_capacity(scan.keys.len());
-        scan.for_each_key(path, file_index, |key, pos| out.push((key, pos)))?;
-        Ok((out, scan.stats()))
-    }
-
-    /// The attributes file content (uncompressed) of `data`, in the local deduper's exact serialization.
-    pub fn attributes(&self, path: &str, data: &[u8], duplicates: &[u128]) -> Result<(Vec<u8>, KeyStats)> {
-        Ok(self.attributes_of(&self.scan(path, data, false)?, duplicates))
-    }
-
     /// Writes the attributes file of a scanned file (or a decoded skeleton) to `output` (atomically,
     /// compressed by its extension) given the packed positions of its duplicate key occurrences (any
     /// order; the file index part is ignored).
@@ -450,8 +438,9 @@ impl FileScan {
         }
     }
 
-    /// Calls `f(key hash, packed position)` for every key occurrence, in (line, slot) order.
-    fn for_each_key(&self, path: &str, file_index: u64, mut f: impl FnMut(u64, u128)) -> Result<()> {
+    /// (key hash, packed position) of every key occurrence, in (line, slot) order.
+    pub fn positions(&self, path: &str, file_index: u64) -> Result<Vec<(u64, u128)>> {
+        let mut out = Vec::with_capacity(self.keys.len());
         let mut next = 0usize;
         for doc in &self.docs {
             let n = doc.nkeys as usize;
@@ -462,18 +451,16 @@ impl FileScan {
                     field: "(line)".to_string(),
                     reason: format!("too many keys in one document or lines in one file (slot {slot})"),
                 })?;
-                f(key, pos);
+                out.push((key, pos));
             }
             next += n;
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The (key hash, position) records grouped into one blob per owner partition ([`blobs_by_partition`]).
     pub fn blobs(&self, path: &str, file_index: u64, partitions: u64) -> Result<Vec<(u64, Vec<u8>)>> {
-        let mut keys = Vec::with_capacity(self.keys.len());
-        self.for_each_key(path, file_index, |key, pos| keys.push((key, pos)))?;
-        Ok(blobs_by_partition(&keys, partitions))
+        Ok(blobs_by_partition(&self.positions(path, file_index)?, partitions))
     }
 
     /// The skeleton: everything the attributes file needs (ids, line numbers, spans, slot counts) without
@@ -624,8 +611,7 @@ mod tests {
         let mut first: std::collections::HashMap<u64, u128> = std::collections::HashMap::new();
         let mut all = Vec::new();
         for (i, data) in files.iter().enumerate() {
-            let (keys, _) = maker.keys("f", data.as_bytes(), i as u64).unwrap();
-            all.extend(keys);
+            all.extend(maker.scan("f", data.as_bytes(), false).unwrap().positions("f", i as u64).unwrap());
         }
         for &(k, p) in &all {
             let e = first.entry(k).or_insert(p);
@@ -640,7 +626,8 @@ mod tests {
                     .filter(|&&(k, p)| unpack_position(p).0 == i as u64 && first[&k] != p)
                     .map(|&(_, p)| p)
                     .collect();
-                String::from_utf8(maker.attributes("f", data.as_bytes(), &dups).unwrap().0).unwrap()
+                let scan = maker.scan("f", data.as_bytes(), false).unwrap();
+                String::from_utf8(maker.attributes_of(&scan, &dups).0).unwrap()
             })
             .collect()
     }
@@ -703,8 +690,8 @@ mod tests {
         ] {
             let m = maker(section);
             let scan = m.scan("f", file.as_bytes(), false).unwrap();
-            let (keys, stats) = m.keys("f", file.as_bytes(), 0).unwrap();
-            assert_eq!(stats, scan.stats());
+            let keys = scan.positions("f", 0).unwrap();
+            assert_eq!(keys.len() as u64, scan.stats().keys);
             // every other key occurrence is a duplicate: many different marks
             let dups: Vec<u128> = keys.iter().step_by(2).map(|&(_, p)| p).collect();
             let skeleton = scan.encode();
