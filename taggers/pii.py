@@ -11,6 +11,7 @@ specification: tests/test_pii.py checks the Rust scan against them on random and
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -41,9 +42,19 @@ def python_digit_ranges() -> list[tuple[int, int]]:
     return [(ord(m.group()[0]), ord(m.group()[-1])) for m in re.finditer(r"\d+", text)]
 
 
-# The Rust scan spells `\d` out as Unicode 14.0's digits (Python 3.11); another Python gets its own set.
-if unicodedata.unidata_version != _rust.PII_DIGITS_UNICODE_VERSION:
-    _rust.pii_set_digit_ranges(python_digit_ranges())
+@functools.cache
+def _use_python_digits() -> None:
+    # The Rust scan spells `\d` out as Unicode 14.0's digits (Python 3.11); another Python hands it its own
+    # set, once per process and only when a scan is asked for (~0.4 s: not at import).
+    if unicodedata.unidata_version != _rust.PII_DIGITS_UNICODE_VERSION:
+        _rust.pii_set_digit_ranges(python_digit_ranges())
+
+
+def rust_scan(texts: list[str], *, by_line: bool = False) -> list[tuple[list[tuple[int, int, int]], int]]:
+    r"""`dolma._rust.pii_scan_batch` with this Python's `\d` (always call the scan through this)."""
+    _use_python_digits()
+    return _rust.pii_scan_batch(texts, by_line=by_line)
+
 
 EMAIL_TYPE, PHONE_TYPE, IP_TYPE = "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"
 HASH_WINDOW = 100
@@ -113,7 +124,7 @@ _KINDS = (EMAIL_TYPE, PHONE_TYPE, IP_TYPE)
 
 def scan_batch(docs: Sequence[Document], *, by_line: bool = False) -> list[tuple[list[Span], int]]:
     """`pii_spans` (or `pii_spans_by_line`) of each document plus its word count (0 by line), from Rust."""
-    rows = _rust.pii_scan_batch(rust_texts(docs), by_line=by_line)
+    rows = rust_scan(rust_texts(docs), by_line=by_line)
     return [([Span(s, e, _KINDS[k], 1.0) for s, e, k in found], words) for found, words in rows]
 
 
