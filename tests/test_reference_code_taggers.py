@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA, read_jsonl, run_cli, write_jsonl_gz
 from reference import EDGE_CASES, assert_tagger_matches, run_reference, tag_both
+from textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 
@@ -46,13 +47,8 @@ _PIECES = [
 
 
 def generated_docs(n: int = 200, seed: int = 11) -> list[dict]:
-    rng = random.Random(seed)
-    docs = []
-    for i in range(n):
-        parts = [rng.choice(_PIECES) for _ in range(rng.randint(1, 10))]
-        text = "".join(p + rng.choice(["\n", "\n\n", " ", "\r\n", "\t"]) for p in parts)
-        docs.append({"id": f"code-{i}", "text": text, "source": "generated"})
-    return docs
+    seps = ["\n", "\n\n", " ", "\r\n", "\t"]
+    return fragment_docs(_PIECES, seps, n=n, seed=seed, max_parts=10, prefix="code", source="generated")
 
 
 EXTRA = {"generated-code": generated_docs()}
@@ -126,14 +122,13 @@ _FRAGMENTS = [
 
 
 def _fragment_docs(n: int = 300, seed: int = 5) -> list[dict]:
-    rng = random.Random(seed)
-    docs = []
-    for i in range(n):
-        parts = [rng.choice(_FRAGMENTS) for _ in range(rng.randint(1, 12))]
-        text = "".join(p + rng.choice(["\n", "\n", " ", "", "\r\n", "\n    "]) for p in parts)
-        meta = {"ext": rng.choice(EXTS), "max_stars_count": rng.choice([None, 0, 7, 2.5, "12"])}
-        docs.append({"id": f"frag-{i}", "text": text, "source": "fragments", "metadata": meta})
-    return docs
+    def metadata(rng: random.Random) -> dict:
+        return {"ext": rng.choice(EXTS), "max_stars_count": rng.choice([None, 0, 7, 2.5, "12"])}
+
+    seps = ["\n", "\n", " ", "", "\r\n", "\n    "]
+    return fragment_docs(
+        _FRAGMENTS, seps, n=n, seed=seed, max_parts=12, prefix="frag", source="fragments", metadata=metadata
+    )
 
 
 def _stdlib_docs(limit: int = 40) -> list[dict]:

@@ -8,10 +8,9 @@ run on the documents that have words (our value there, -1, is tested in test_pii
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from reference import assert_tagger_matches, tag_both
+from textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 
@@ -47,13 +46,8 @@ _PIECES = [
 
 
 def generated_docs(n: int = 300, seed: int = 7) -> list[dict]:
-    rng = random.Random(seed)
-    docs = []
-    for i in range(n):
-        parts = [rng.choice(_PIECES) for _ in range(rng.randint(1, 12))]
-        text = "".join(p + rng.choice([" ", "\n", "  ", "\n\n", "\t", "\r\n", ""]) for p in parts)
-        docs.append({"id": f"gen-{i}", "text": text, "source": "generated"})
-    return docs
+    seps = [" ", "\n", "  ", "\n\n", "\t", "\r\n", ""]
+    return fragment_docs(_PIECES, seps, n=n, seed=seed, max_parts=12, prefix="gen", source="generated")
 
 
 EXTRA = {"generated": generated_docs()}

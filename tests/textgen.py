@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 WORDS = [
     "the",
@@ -110,3 +111,26 @@ def document(rng: random.Random) -> str:
 def synthetic_docs(n: int, seed: int = 0, source: str = "synthetic") -> list[dict]:
     rng = random.Random(seed)
     return [{"id": f"{source}-{i}", "text": document(rng), "source": source} for i in range(n)]
+
+
+def fragment_docs(
+    pieces: list[str],
+    separators: list[str],
+    *,
+    n: int,
+    seed: int,
+    max_parts: int,
+    prefix: str,
+    source: str,
+    metadata: Callable[[random.Random], dict] | None = None,
+) -> list[dict]:
+    """Seeded documents made of 1..max_parts random pieces, each followed by a random separator."""
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        parts = [rng.choice(pieces) for _ in range(rng.randint(1, max_parts))]
+        doc = {"id": f"{prefix}-{i}", "text": "".join(p + rng.choice(separators) for p in parts), "source": source}
+        if metadata is not None:
+            doc["metadata"] = metadata(rng)
+        docs.append(doc)
+    return docs
