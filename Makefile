@@ -7,60 +7,62 @@ CARGO_DIR := rust_ext
 export SPARK_LOCAL_IP := 127.0.0.1
 export DOLMA_REFERENCE_PYTHON ?= $(abspath $(REF_VENV))/bin/python
 
-.PHONY: all venv build demo test test-rust test-python lint format reference datatrove compat bench clean
+LOCKS := .ci/locks
+# Every Python package is installed from a committed lock with hashes (exact versions, verified downloads).
+PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
+
+.PHONY: all venv build demo test test-rust test-python lint format reference datatrove compat bench clean lock \
+	lock-upgrade
 
 all: build
 
-$(VENV)/.created:
+$(VENV)/.created: $(LOCKS)/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip "maturin>=1.7,<2"
+	$(PY) $(PIP_LOCKED) $(LOCKS)/dev.txt
 	touch $@
 
 venv: $(VENV)/.created
 
-# Builds the Rust extension (release) and installs the packages in editable mode, with dev extras.
+# Builds the Rust extension (release) and installs the packages in editable mode (their dependencies, dev
+# tools included, are already installed from the lock, so maturin finds them satisfied).
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-		$(VENV)/bin/maturin develop --release --extras dev -q
+		$(VENV)/bin/maturin develop --release -q
+
+# Refreshes the locks after a change of dependencies in pyproject.toml or .ci/locks/*.in, keeping every pin that
+# still fits (commit the result on its own). `make lock-upgrade` moves every package to its newest version.
+UV_COMPILE = $(VENV)/bin/uv pip compile -q --universal --python-version 3.10 --generate-hashes \
+	--custom-compile-command "make lock" $(UV_FLAGS)
+lock: venv
+	$(UV_COMPILE) pyproject.toml --extra dev -o $(LOCKS)/dev.txt
+	$(UV_COMPILE) --only-binary :all: $(LOCKS)/reference.in -o $(LOCKS)/reference.txt
+	$(UV_COMPILE) $(LOCKS)/datatrove.in -o $(LOCKS)/datatrove.txt
+
+lock-upgrade:
+	$(MAKE) lock UV_FLAGS=--upgrade
 
 # The reference toolkit (AllenAI dolma 1.2.1) in its own virtual environment, used only as a test oracle.
-$(REF_VENV)/.created:
+# Its packages: .ci/locks/reference.in (locked in reference.txt).
+$(REF_VENV)/.created: $(LOCKS)/reference.txt
 	$(PYTHON) -m venv $(REF_VENV)
-	$(REF_VENV)/bin/python -m pip install -q --upgrade pip
-	$(REF_VENV)/bin/python -m pip install -q --only-binary=:all: \
-		dolma==1.2.1 boto3==1.28.17 botocore==1.31.17 aiobotocore==2.5.4
+	$(REF_VENV)/bin/python $(PIP_LOCKED) $(LOCKS)/reference.txt --only-binary=:all:
 	touch $@
 
-# The reference's code taggers need its `code` extras (detect-secrets etc.); a separate stamp so existing
-# reference venvs get them too.
-$(REF_VENV)/.code-extras: $(REF_VENV)/.created
-	$(REF_VENV)/bin/python -m pip install -q --only-binary=:all: detect-secrets==1.4.0 beautifulsoup4 pygments
-	touch $@
+reference: $(REF_VENV)/.created
 
-reference: $(REF_VENV)/.created $(REF_VENV)/.code-extras
-
-# datatrove (benchmarks only), in its own virtual environment, with just what its JSONL reader/writer and the
-# fastText/Gopher/C4 filters import (its extras pull in much more).
+# datatrove (benchmarks only), in its own virtual environment: .ci/locks/datatrove.in (locked in datatrove.txt).
 DT_VENV ?= .venv-datatrove
 BENCH_SIZE_MB ?= 300
 BENCH_REPEATS ?= 3
 # Optional: BENCH_STAGES=tag,dedupe (stage plugins to run), BENCH_ONLY=gopher (cases whose name contains it),
 # BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere). See README "Benchmarks".
 export BENCH_STAGES BENCH_ONLY BENCH_INPUT_SCALE
-$(DT_VENV)/.created:
+$(DT_VENV)/.created: $(LOCKS)/datatrove.txt
 	$(PYTHON) -m venv $(DT_VENV)
-	$(DT_VENV)/bin/python -m pip install -q --upgrade pip
-	$(DT_VENV)/bin/python -m pip install -q datatrove==0.10.1 orjson regex fasteners requests aiohttp \
-		fasttext-numpy2-wheel
+	$(DT_VENV)/bin/python $(PIP_LOCKED) $(LOCKS)/datatrove.txt
 	touch $@
 
-# datatrove's Gopher and C4 filters split English words with spacy (a separate stamp so that existing
-# datatrove environments get it too).
-$(DT_VENV)/.spacy: $(DT_VENV)/.created
-	$(DT_VENV)/bin/python -m pip install -q spacy==3.8.18
-	touch $@
-
-datatrove: $(DT_VENV)/.created $(DT_VENV)/.spacy
+datatrove: $(DT_VENV)/.created
 
 # Benchmarks (not part of `make test`): builds the corpus if missing (apt-get download of its Debian sources),
 # runs every stage for this project, the reference and datatrove, and writes the README table.

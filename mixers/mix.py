@@ -28,7 +28,7 @@ import zstandard
 
 from dolma import io
 from dolma.commands.mix import MixConfig, Stream
-from dolma.documents import attributes_path
+from dolma.documents import FieldRule, attributes_path, explain_bad_line
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
 from mixers.rules import CompiledRule, compile_selector, score_in_range
@@ -251,6 +251,8 @@ class PartWriter:
 # ----------------------------------------------------------------------------------------------------------
 
 _doc_decoder = msgspec.json.Decoder(dict)
+_MIX_FIELDS: tuple[FieldRule, ...] = (("id", (str,), True), ("text", (str,), True))
+_ATTR_FIELDS: tuple[FieldRule, ...] = ()  # the row decoder takes any id and attributes: only JSON itself can fail
 _encoder = msgspec.json.Encoder()
 
 
@@ -323,8 +325,8 @@ class StreamJob(Job):
                 continue
             try:
                 doc = _doc_decoder.decode(line)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                err = BadInputError(doc_path, lineno, f"invalid JSON ({exc})")
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                err = BadInputError(doc_path, lineno, *explain_bad_line(line, _MIX_FIELDS))
                 if not self.skip_bad_lines:
                     raise err from None
                 for it in attr_iters:
@@ -334,8 +336,7 @@ class StreamJob(Job):
                 continue
             doc_id = doc.get("id")
             if not isinstance(doc_id, str) or not isinstance(doc.get("text"), str):
-                field = "id" if not isinstance(doc_id, str) else "text"
-                err = BadInputError(doc_path, lineno, "missing or not a string", field)
+                err = BadInputError(doc_path, lineno, *explain_bad_line(line, _MIX_FIELDS))
                 if not self.skip_bad_lines:
                     raise err
                 # the attribute lines still have to be consumed to stay aligned
@@ -359,8 +360,9 @@ class StreamJob(Job):
                     alineno, aline = found
                     try:
                         row = _attr_decoder.decode(aline)
-                    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                        raise BadInputError(path, alineno, f"invalid attribute row ({exc})") from None
+                    except (msgspec.DecodeError, UnicodeDecodeError):
+                        reason, field = explain_bad_line(aline, _ATTR_FIELDS)
+                        raise BadInputError(path, alineno, f"invalid attribute row: {reason}", field) from None
                     if row.id != doc_id:
                         raise BadInputError(
                             doc_path,

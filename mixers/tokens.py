@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 
 from dolma import io
-from dolma.documents import ReadStats
+from dolma.documents import ReadStats, explain_bad_line
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from mixers.tokenizer import Tokenizer
 
@@ -108,14 +108,6 @@ def _doc_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(struct)
 
 
-def _explain(exc: msgspec.ValidationError, text_field: str, id_field: str) -> tuple[str, str | None]:
-    message = str(exc)
-    for name in (text_field, id_field):
-        if f"`{name}`" in message or f"$.{name}`" in message:
-            return message.split(" - at ")[0], name
-    return message, None
-
-
 def read_source(
     path: str, decoder: msgspec.json.Decoder, fields: tuple[str, str], skip_bad_lines: bool, stats: ReadStats
 ) -> Iterator[SourceDoc]:
@@ -126,18 +118,13 @@ def read_source(
         if not line.strip():
             continue
         try:
-            try:
-                obj = decoder.decode(line)
-            except UnicodeDecodeError as exc:
-                raise BadInputError(path, lineno, f"invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
-            except msgspec.ValidationError as exc:
-                reason, name = _explain(exc, *fields)
-                raise BadInputError(path, lineno, reason, name) from None
-            except msgspec.DecodeError as exc:
-                raise BadInputError(path, lineno, f"invalid JSON ({exc})") from None
-        except BadInputError:
+            obj = decoder.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError):
             if not skip_bad_lines:
-                raise
+                text_field, id_field = fields
+                rules = ((text_field, (str,), True), (id_field, (str, int), True))
+                reason, name = explain_bad_line(line, rules)
+                raise BadInputError(path, lineno, reason, name) from None
             stats.bad_lines += 1
             continue
         stats.documents += 1
