@@ -18,12 +18,12 @@ from dolma.documents import (
     ReadStats,
     attribute_key,
     attributes_path,
-    check_output_paths,
     destination_path,
     read_documents,
 )
 from dolma.errors import ConfigError
 from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary
+from dolma.paths import check_name, check_outputs, check_path
 from dolma.tagger import Tagger
 
 log = logging.getLogger("dolma")
@@ -165,14 +165,21 @@ def plan(config: TagConfig) -> tuple[list[AttributeSet], list[Unit]]:
         raise ConfigError("tag: a tagger is listed twice in 'taggers'")
 
     destinations = [config.destination] if isinstance(config.destination, str) else config.destination
+    for idx, dest in enumerate(destinations or []):
+        check_path(dest, f"destination[{idx}]" if isinstance(config.destination, list) else "destination")
     if destinations is not None and len(destinations) not in (1, len(config.documents)):
         raise ConfigError(
             f"tag: 'destination' has {len(destinations)} entries for {len(config.documents)} documents globs; "
             "give one, or one per glob"
         )
+    check_name(config.document_dir, "document_dir")
+    if config.experiment is not None:
+        check_name(config.experiment, "experiment")
     if config.experiment or destinations is not None:
         sets = [AttributeSet(name=config.experiment or "attributes", taggers=tuple(config.taggers))]
     else:
+        for idx, name in enumerate(config.taggers):
+            check_name(name, f"taggers[{idx}] (the attribute set name without an experiment)")
         sets = [AttributeSet(name=name, taggers=(name,)) for name in config.taggers]
 
     units: list[Unit] = []
@@ -197,7 +204,7 @@ def plan(config: TagConfig) -> tuple[list[AttributeSet], list[Unit]]:
     all_outputs = [o for u in units for o in u.outputs]
     if len(set(all_outputs)) != len(all_outputs):
         raise ConfigError("tag: two documents files map to the same attributes file; give distinct destinations")
-    check_output_paths(all_inputs, all_outputs, config.document_dir)
+    check_outputs("tag", all_inputs, all_outputs, document_dir=config.document_dir)
     return sets, units
 
 
