@@ -3,17 +3,19 @@
 - names from a config that become path components are single components, and outputs are checked after
   resolving `..` and symbolic links (S3: normalised keys) against every input and documents tree;
 - a command deletes only files it can prove it wrote (tokens: its markers and journals; mix: its shard
-  record; scratch and staging directories: claimed with a marker) and refuses a destination holding others.
+  record; scratch and staging directories: claimed with a marker) and refuses a destination holding others;
+- adding a tagger to an existing experiment runs it, keeping the earlier taggers' keys.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_docs, run_cli, write_jsonl_gz
+from conftest import make_docs, read_jsonl, run_cli, write_jsonl_gz
 
 HOSTILE_NAMES = ["..", "../..", "../documents", "/abs", "a/b", "", "."]
 
@@ -472,3 +474,127 @@ def test_mix_never_removes_shard_named_files_it_did_not_write(tmp_path):
     (staging / "keep.txt").write_text("mine")
     refused(run_cli("-c", str(_mix_config(tmp_path, stream)), "mix"), "keep.txt", "did not create")
     assert (staging / "keep.txt").read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 6. Adding a tagger to an existing experiment
+# ----------------------------------------------------------------------------------------------------------
+
+FLAKY_TAGGER = textwrap.dedent(
+    """
+    import os
+    from dolma.documents import Span
+    from dolma.registry import register
+    from dolma.tagger import Tagger
+
+    @register("flaky_test_tagger")
+    class FlakyTagger(Tagger):
+        '''Counts words; fails on document f1-5 while FLAKY_FAIL is set (a stand-in for a crash mid-run).'''
+
+        def predict(self, doc):
+            if doc.id == "f1-5" and os.environ.get("FLAKY_FAIL"):
+                raise RuntimeError("flaky tagger failed")
+            return [Span(0, len(doc.text), "words", float(len(doc.text.split())))]
+    """
+)
+
+
+def tag(pattern: str, *args: str, env: dict | None = None):
+    return run_cli("tag", "--documents", pattern, "--quiet", "--retries", "0", *args, env=env)
+
+
+def attribute_keys(path: Path) -> set[str]:
+    return {k for row in read_jsonl(path) for k in row["attributes"]}
+
+
+@pytest.mark.parametrize("where", ["experiment", "destination"])
+def test_adding_a_tagger_to_an_experiment_runs_it_and_keeps_the_first(tmp_path, where):
+    docs = corpus(tmp_path)
+    pattern = str(docs / "**" / "*.gz")
+    target = ["--experiment", "exp"] if where == "experiment" else ["--destination", str(tmp_path / "out")]
+    out = tmp_path / ("attributes/exp" if where == "experiment" else "out") / "sub"
+    prefix = "exp" if where == "experiment" else None
+    assert tag(pattern, "--taggers", "char_length_v1", *target).returncode == 0
+    first = tree(out)
+    second = tag(pattern, "--taggers", "char_length_v1", "whitespace_tokenizer_v1", *target)
+    assert second.returncode == 0, second.stderr
+    key = lambda t, span: f"{prefix or t}__{t}__{span}"  # noqa: E731
+    for i in range(2):
+        assert attribute_keys(out / f"part-{i}.jsonl.gz") == {
+            key("char_length_v1", "length"),
+            key("whitespace_tokenizer_v1", "length"),
+        }
+        record = json.loads((out / f".part-{i}.jsonl.gz.taggers.json").read_text())
+        assert record["completed"] == ["char_length_v1", "whitespace_tokenizer_v1"]
+    # the same bytes as tagging with both from the start
+    fresh_root = tmp_path / "fresh"
+    fresh_docs = corpus(fresh_root)
+    fresh_target = ["--experiment", "exp"] if where == "experiment" else ["--destination", str(fresh_root / "out")]
+    both = tag(
+        str(fresh_docs / "**" / "*.gz"), "--taggers", "char_length_v1", "whitespace_tokenizer_v1", *fresh_target
+    )
+    assert both.returncode == 0, both.stderr
+    assert tree(out) == tree(fresh_root / ("attributes/exp" if where == "experiment" else "out") / "sub")
+    assert tree(out) != first
+    # complete now: a third run skips both files
+    mtimes = [p.stat().st_mtime_ns for p in sorted(out.iterdir())]
+    third = run_cli("tag", "--documents", pattern, "--taggers", "char_length_v1", "whitespace_tokenizer_v1", *target)
+    logged = third.stderr + third.stdout
+    assert third.returncode == 0 and "resuming: 2 of 2 units already complete" in logged, logged
+    assert [p.stat().st_mtime_ns for p in sorted(out.iterdir())] == mtimes
+
+
+def test_an_added_tagger_that_fails_loses_nothing_and_resumes(tmp_path):
+    docs = corpus(tmp_path)
+    pattern = str(docs / "**" / "*.gz")
+    module = tmp_path / "flaky.py"
+    module.write_text(FLAKY_TAGGER)
+    taggers = ["--tagger_modules", str(module), "--experiment", "exp"]
+    assert tag(pattern, "--taggers", "char_length_v1", *taggers).returncode == 0
+    out = tmp_path / "attributes" / "exp" / "sub"
+    first = tree(out)
+    failed = tag(pattern, "--taggers", "char_length_v1", "flaky_test_tagger", *taggers, env={"FLAKY_FAIL": "1"})
+    assert failed.returncode == 1 and "flaky tagger failed" in failed.stderr
+    after_failure = tree(out)
+    assert after_failure["part-1.jsonl.gz"] == first["part-1.jsonl.gz"], "the failed file keeps char_length_v1"
+    assert json.loads(after_failure[".part-1.jsonl.gz.taggers.json"])["completed"] == ["char_length_v1"]
+    assert attribute_keys(out / "part-0.jsonl.gz") == {"exp__char_length_v1__length", "exp__flaky_test_tagger__words"}
+    resumed = tag(pattern, "--taggers", "char_length_v1", "flaky_test_tagger", *taggers)
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree(out)["part-0.jsonl.gz"] == after_failure["part-0.jsonl.gz"], "the finished file is skipped"
+    for i in range(2):
+        rows = read_jsonl(out / f"part-{i}.jsonl.gz")
+        assert all(
+            set(r["attributes"]) == {"exp__char_length_v1__length", "exp__flaky_test_tagger__words"} for r in rows
+        )
+
+
+def test_ignore_existing_redoes_the_given_taggers_and_keeps_the_others(tmp_path):
+    docs = corpus(tmp_path)
+    pattern = str(docs / "**" / "*.gz")
+    both = ["char_length_v1", "whitespace_tokenizer_v1"]
+    assert tag(pattern, "--taggers", *both, "--experiment", "exp").returncode == 0
+    out = tmp_path / "attributes" / "exp" / "sub"
+    full = tree(out)
+    redo = tag(pattern, "--taggers", "whitespace_tokenizer_v1", "--experiment", "exp", "--ignore_existing")
+    assert redo.returncode == 0, redo.stderr
+    assert tree(out) == full, "char_length_v1 kept; whitespace_tokenizer_v1 recomputed to the same values"
+
+
+def test_attribute_files_without_a_record_keep_their_keys(tmp_path):
+    """Files written before records existed (or by a run killed between file and record) hold unknown keys."""
+    docs = corpus(tmp_path)
+    pattern = str(docs / "**" / "*.gz")
+    out = tmp_path / "attributes" / "exp" / "sub"
+    rows = [{"id": d["id"], "attributes": {"exp__old_tagger__x": [[0, 1, 0.5]]}} for d in make_docs(12, "f0-")]
+    write_jsonl_gz(out / "part-0.jsonl.gz", rows)
+    result = tag(pattern, "--taggers", "char_length_v1", "--experiment", "exp")
+    assert result.returncode == 0, result.stderr
+    assert attribute_keys(out / "part-0.jsonl.gz") == {"exp__old_tagger__x", "exp__char_length_v1__length"}
+    assert attribute_keys(out / "part-1.jsonl.gz") == {"exp__char_length_v1__length"}
+    # an existing file that does not mirror the documents is an error naming it, and is left as it was
+    write_jsonl_gz(out / "part-1.jsonl.gz", rows[:3])
+    (out / ".part-1.jsonl.gz.taggers.json").unlink()
+    bad = tag(pattern, "--taggers", "char_length_v1", "--experiment", "exp")
+    assert bad.returncode == 1 and "part-1.jsonl.gz" in bad.stderr and "does not mirror" in bad.stderr
+    assert [r["id"] for r in read_jsonl(out / "part-1.jsonl.gz")] == ["f0-0", "f0-1", "f0-2"]
