@@ -301,7 +301,7 @@ def test_mix_tokens_and_fasttext_refuse_destinations_linked_to_the_documents(tmp
 
 @pytest.mark.s3
 def test_s3_keys_are_normalised_before_the_check(tmp_path, s3_server, s3_bucket):
-    """`..`, `.` and `//` in S3 destinations cannot reach the documents (rclone resolves such keys on disk)."""
+    """`..`, `.` and `//` in S3 destinations cannot reach the documents (a store may resolve such keys as paths)."""
     docs = corpus(tmp_path)
     client = s3_server.client()
     for path in sorted(docs.rglob("*.gz")):
