@@ -14,6 +14,8 @@ from rich.table import Table
 
 from dolma import io
 from dolma.cli import main as dolma_main
+from dolma.errors import DolmaError
+from dolma.paths import claim_dir, remove_claimed_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
@@ -88,8 +90,13 @@ def main() -> int:
         console.print(f"[red]sample corpus missing at {SAMPLE}")
         return 1
     os.chdir(REPO)  # the example configs use paths relative to the repository
-    if OUT.exists():
-        shutil.rmtree(OUT)
+    # demo-output is the demo's own directory (claimed with a marker): only then is it cleared for a fresh run
+    try:
+        remove_claimed_dir(str(OUT))
+        claim_dir(str(OUT), "demo")
+    except DolmaError as exc:
+        console.print(f"[red]{exc}")
+        return 1
     docs = OUT / "sample" / "documents"
     shutil.copytree(SAMPLE, docs)
     files = io.glob(str(docs / "**" / "*.jsonl.gz"))

@@ -222,24 +222,3 @@ def destination_path(doc_path: str, pattern: str, destination: str) -> str:
     base = io.glob_base(pattern)
     rel = doc_path[len(base) :].lstrip("/") if base and doc_path.startswith(base) else io.basename(doc_path)
     return io.join(destination, rel)
-
-
-def documents_root(path: str, document_dir: str = "documents") -> str | None:
-    marker = f"/{document_dir.strip('/')}/"
-    idx = path.rfind(marker)
-    return path[: idx + len(marker)] if idx >= 0 else None
-
-
-def check_output_paths(inputs: list[str], outputs: list[str], document_dir: str = "documents") -> None:
-    """Refuse outputs that would overwrite an input or land inside a documents tree."""
-    input_set = set(inputs)
-    roots = {r for r in (documents_root(p, document_dir) for p in inputs) if r}
-    for out in outputs:
-        if out in input_set:
-            raise PathSafetyError(f"refusing to write {out}: it is one of the input files")
-        for root in roots:
-            if out.startswith(root):
-                raise PathSafetyError(
-                    f"refusing to write {out}: it is inside the documents tree {root} "
-                    "(attributes must go to a separate tree, e.g. <root>/attributes/<name>/)"
-                )

@@ -30,14 +30,45 @@ from dolma.errors import DolmaError
 log = logging.getLogger("dolma")
 
 
+class CompletionRecord(msgspec.Struct):
+    """A small JSON file a job writes after a unit's outputs, naming the parts of the work they hold.
+
+    Existence of the outputs alone cannot say *what* they hold when one output gathers several pieces of
+    work (an attribute set written by several taggers): the record can, so adding a piece is not mistaken
+    for "already complete".
+    """
+
+    completed: list[str]
+
+
+def read_record(path: str) -> set[str] | None:
+    """The names a completion record lists; None when it is missing or unreadable (then nothing is proven)."""
+    try:
+        if not io.exists(path):
+            return None
+        return set(msgspec.json.decode(io.read_bytes(path), type=CompletionRecord).completed)
+    except (DolmaError, msgspec.DecodeError, OSError):
+        return None
+
+
 class Unit(msgspec.Struct, frozen=True):
-    """One input file and the files it produces."""
+    """One input file and the files it produces.
+
+    With a `record`, the unit is done only when its outputs exist and the record lists every name in `needs`.
+    """
 
     input: str
     outputs: tuple[str, ...]
+    record: str | None = None
+    needs: tuple[str, ...] = ()
 
     def done(self) -> bool:
-        return bool(self.outputs) and all(io.exists(path) for path in self.outputs)
+        if not self.outputs or not all(io.exists(path) for path in self.outputs):
+            return False
+        if self.record is None:
+            return True
+        completed = read_record(self.record)
+        return completed is not None and set(self.needs) <= completed
 
 
 class UnitStats(msgspec.Struct):

@@ -14,7 +14,6 @@ import glob as _glob
 import gzip
 import os
 import re
-import shutil
 import threading
 import uuid
 import zlib
@@ -265,14 +264,34 @@ def remove(path: str) -> None:
             os.remove(path)
 
 
-def remove_tree(path: str) -> None:
-    """Delete a directory tree (on S3: every object under the prefix `path/`); missing is fine."""
+def listdir(path: str) -> list[str]:
+    """Sorted names directly under a directory, hidden ones and subdirectories included; [] when there is none."""
     if is_s3(path):
-        bucket, prefix = split_s3(path)
-        for key in list(_s3_list_keys(bucket, prefix.rstrip("/") + "/")):
-            s3_client().delete_object(Bucket=bucket, Key=key)
-        return
-    shutil.rmtree(path, ignore_errors=True)
+        bucket, key = split_s3(path)
+        prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+        names: set[str] = set()
+        paginator = s3_client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            for obj in page.get("Contents", []) or []:
+                names.add(obj["Key"][len(prefix) :])
+            for sub in page.get("CommonPrefixes", []) or []:
+                names.add(sub["Prefix"][len(prefix) :].rstrip("/"))
+        return sorted(n for n in names if n)
+    try:
+        return sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def list_prefix(path: str) -> list[str]:
+    """Every file below a directory (on S3: every object under `path/`), as full paths / URLs, sorted."""
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        return [f"s3://{bucket}/{k}" for k in sorted(_s3_list_keys(bucket, key.rstrip("/") + "/"))]
+    out = []
+    for top, _dirs, names in os.walk(path):
+        out.extend(os.path.join(top, name) for name in names)
+    return sorted(out)
 
 
 def makedirs(path: str) -> None:

@@ -202,14 +202,23 @@ class TaskRunner:
 # ----------------------------------------------------------------------------------------------------------
 
 
+_TEMP_SUFFIX = re.compile(r"\.tmp-\d+-[0-9a-f]{8}")
+
+
 def remove_stale_temporaries(paths: Iterable[str]) -> int:
-    """Delete hidden temporaries left beside local outputs by killed attempts (S3 uploads leave nothing)."""
+    """Delete hidden temporaries left beside local outputs by killed attempts (S3 uploads leave nothing).
+
+    Only names `io.temp_name` makes for these outputs (`.<name>.tmp-<pid>-<8 hex>`) are removed.
+    """
     removed = 0
     for path in paths:
         if io.is_s3(path):
             continue
-        pattern = io.join(io.dirname(path), f".{_glob.escape(io.basename(path))}.tmp-*")
+        prefix = f".{io.basename(path)}"
+        pattern = io.join(io.dirname(path), f"{_glob.escape(prefix)}.tmp-*")
         for temp in _glob.glob(pattern):
+            if not _TEMP_SUFFIX.fullmatch(io.basename(temp)[len(prefix) :]):
+                continue
             try:
                 os.remove(temp)
                 removed += 1

@@ -29,14 +29,15 @@ import zstandard
 from dolma import io
 from dolma.commands.mix import MixConfig, Stream
 from dolma.documents import FieldRule, attributes_path, explain_bad_line
-from dolma.errors import BadInputError, ConfigError, DolmaError
+from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
 from mixers.rules import CompiledRule, compile_selector, score_in_range
 
 log = logging.getLogger("dolma")
 
 STAGING_PREFIX = ".mix-staging-"
-COMPLETE_SUFFIX = ".mix-complete.json"
+SHARDS_RECORD_SUFFIX = ".mix-shards.json"
 
 _EXTENSIONS = {"gzip": ".jsonl.gz", "zstd": ".jsonl.zst", None: ".jsonl"}
 _COMPRESSION_NAMES = {
@@ -74,6 +75,17 @@ class Manifest(msgspec.Struct):
     input: str
     parts: list[Part]
     counters: dict[str, int]
+
+
+class ShardsRecord(msgspec.Struct):
+    """`<path>/.<name>.mix-shards.json`: the shards a stream published into its output directory.
+
+    It is what lets a rerun remove the shards of an earlier, longer output, and only those: while shards are
+    being published it lists the old and the new ones (`complete` false), afterwards exactly the new ones.
+    """
+
+    shards: list[str]
+    complete: bool = True
 
 
 class StreamReport(msgspec.Struct):
@@ -612,6 +624,49 @@ def plan_stream(stream: Stream) -> list[str]:
     return files
 
 
+def stream_inputs(stream: Stream, files: list[str]) -> list[str]:
+    """Every file a stream reads: its documents and their attribute files."""
+    attrs = [attributes_path(path, name, stream.document_dir) for path in files for name in stream.attributes]
+    return [*files, *attrs]
+
+
+def shards_record_path(out_dir: str, name: str) -> str:
+    return io.join(out_dir, f".{name}{SHARDS_RECORD_SUFFIX}")
+
+
+def recorded_shards(out_dir: str, name: str) -> set[str]:
+    """Shard names the stream's record lists (each checked to be a shard name of this stream, nothing else)."""
+    path = shards_record_path(out_dir, name)
+    if not io.exists(path):
+        return set()
+    try:
+        record = msgspec.json.decode(io.read_bytes(path), type=ShardsRecord)
+    except msgspec.DecodeError as exc:
+        raise DolmaError(f"{path}: unreadable shard record of stream '{name}' ({exc}); remove it by hand") from None
+    prefix = f"{name}-"
+    for shard in record.shards:
+        if not (shard.startswith(prefix) and _SHARD.fullmatch(shard[len(prefix) :])):
+            raise DolmaError(f"{path}: lists {shard!r}, which is not a shard name of stream '{name}'")
+    return set(record.shards)
+
+
+def check_shard_names_owned(stream: Stream, out_dir: str) -> None:
+    """Refuse an output directory holding files named like this stream's shards that the stream did not write.
+
+    Publishing would overwrite them, and a rerun removes extra shards: both only ever touch files the
+    stream's own record lists.
+    """
+    owned = recorded_shards(out_dir, stream.name)
+    prefix = f"{stream.name}-"
+    for entry in io.listdir(out_dir):
+        if entry.startswith(prefix) and _SHARD.fullmatch(entry[len(prefix) :]) and entry not in owned:
+            raise PathSafetyError(
+                f"stream '{stream.name}': {io.join(out_dir, entry)} is named like one of its shards but was not "
+                f"written by it (its record {shards_record_path(out_dir, stream.name)} does not list it); mix would "
+                "overwrite or remove it: move it away or choose another output.path"
+            )
+
+
 def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> None:
     """Fail early when a rule names an attribute key that appears in none of the stream's attribute files.
 
@@ -648,7 +703,11 @@ _SHARD = re.compile(r"\d{4,}\.jsonl(?:\.gz|\.zst)?")
 
 
 def publish(stream: Stream, manifests: list[Manifest], extension: str) -> list[str]:
-    """Pack staged parts, in input order, into `<path>/<name>-<NNNN><ext>` shards under the size cap."""
+    """Pack staged parts, in input order, into `<path>/<name>-<NNNN><ext>` shards under the size cap.
+
+    Shards of an earlier run that this run does not write again are removed afterwards, but only those the
+    stream's shard record lists (see `ShardsRecord`).
+    """
     cap = stream.output.max_size_in_bytes
     groups: list[list[Part]] = []
     size = 0
@@ -660,9 +719,13 @@ def publish(stream: Stream, manifests: list[Manifest], extension: str) -> list[s
             groups[-1].append(part)
             size += part.bytes
     out_dir = io.normalize(stream.output.path)
+    names = [f"{stream.name}-{idx:04d}{extension}" for idx in range(len(groups))]
+    record = shards_record_path(out_dir, stream.name)
+    before = recorded_shards(out_dir, stream.name)
+    io.write_bytes(record, msgspec.json.encode(ShardsRecord(shards=sorted(before | set(names)), complete=False)))
     shards = []
-    for idx, group in enumerate(groups):
-        final = io.join(out_dir, f"{stream.name}-{idx:04d}{extension}")
+    for name, group in zip(names, groups):
+        final = io.join(out_dir, name)
         shards.append(final)
         if len(group) == 1 and not io.is_s3(final) and not io.is_s3(group[0].path):
             temp = io.temp_name(final)
@@ -674,12 +737,9 @@ def publish(stream: Stream, manifests: list[Manifest], extension: str) -> list[s
                 with io.open_raw_read(part.path) as raw:
                     while block := raw.read(io.READ_CHUNK):
                         out.write(block)
-    # shards left over from an earlier run with more output are removed so the set is exactly this run's
-    keep = set(shards)
-    prefix = io.join(out_dir, f"{stream.name}-")
-    for path in io.glob(io.join(out_dir, f"{stream.name}-*")):
-        if path not in keep and path.startswith(prefix) and _SHARD.fullmatch(path[len(prefix) :]):
-            io.remove(path)
+    for name in sorted(before - set(names)):
+        io.remove(io.join(out_dir, name))
+    io.write_bytes(record, msgspec.json.encode(ShardsRecord(shards=names, complete=True)))
     return shards
 
 
@@ -729,15 +789,9 @@ def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float |
     return rate
 
 
-def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
+def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamReport:
     compiled = compile_stream(stream)  # rule errors surface before any file is touched
-    if stream.output.max_size_in_bytes <= 0:
-        raise ConfigError(f"stream '{stream.name}': output.max_size_in_bytes must be positive")
-    files = plan_stream(stream)
     out_dir = io.normalize(stream.output.path)
-    for path in files:
-        if path.startswith(out_dir.rstrip("/") + "/"):
-            raise ConfigError(f"stream '{stream.name}': input {path} is inside the output directory {out_dir}")
     check_attribute_keys(stream, files, compiled["attribute_keys"])
     rate = resolve_rate(config, stream, files)
     extension = _EXTENSIONS[compiled["output_compression"]]
@@ -749,12 +803,13 @@ def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
             print(f"{unit.input} + {len(stream.attributes)} attribute file(s) -> {out_dir}/{stream.name}-*{extension}")
         print(f"stream {stream.name}: {len(units)} file(s), sample_rate {rate}")
         return StreamReport(stream.name, len(files), 0, 0, 0, {}, 0, 0, 0, [], rate)
+    claim_dir(staging, "mix")
     summary = _executor(config, f"mix {stream.name}", config.ignore_existing).run(job, units)
     if not summary.ok:
         _fail(summary, f"dolma mix: stream '{stream.name}'", config.quiet)
     manifests = [msgspec.json.decode(io.read_bytes(u.outputs[0]), type=Manifest) for u in units]
     shards = publish(stream, manifests, extension)
-    io.remove_tree(staging)
+    remove_claimed_dir(staging)
     totals = _sum_counters([m.counters for m in manifests])
     dropped = {"include": totals.get("dropped:include", 0)}
     flt = stream.filter
@@ -790,6 +845,14 @@ def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
     return report
 
 
+def check_stream_names(stream: Stream, idx: int) -> None:
+    """Names that become path components (shard and staging names, attribute set directories) are single ones."""
+    check_name(stream.name, f"streams[{idx}].name")
+    check_name(stream.document_dir, f"streams[{idx}].document_dir")
+    for n, name in enumerate(stream.attributes):
+        check_name(name, f"streams[{idx}].attributes[{n}]")
+
+
 def run_mix(config: MixConfig) -> int:
     io.configure_s3(config.s3)
     if not config.streams:
@@ -800,9 +863,23 @@ def run_mix(config: MixConfig) -> int:
     outputs = [(io.normalize(s.output.path), s.name) for s in config.streams]
     if len(set(outputs)) != len(outputs):
         raise ConfigError("mix: two streams write the same shards (same output.path and name)")
-    for stream in config.streams:  # validate every stream's rules before running any
+    if config.report is not None:
+        check_path(config.report, "report")
+    planned = []
+    for idx, stream in enumerate(config.streams):  # validate every stream before running any
+        check_stream_names(stream, idx)
         compile_stream(stream)
-    reports = [mix_stream(config, stream) for stream in config.streams]
+        if stream.output.max_size_in_bytes <= 0:
+            raise ConfigError(f"stream '{stream.name}': output.max_size_in_bytes must be positive")
+        files = plan_stream(stream)
+        out_dir = io.normalize(check_path(stream.output.path, f"streams[{idx}].output.path"))
+        inputs = stream_inputs(stream, files)
+        check_outputs(f"mix: stream '{stream.name}'", inputs, dirs=[out_dir], document_dir=stream.document_dir)
+        if config.report:
+            check_outputs("mix: report", inputs, [io.normalize(config.report)], document_dir=stream.document_dir)
+        check_shard_names_owned(stream, out_dir)
+        planned.append((stream, files))
+    reports = [mix_stream(config, stream, files) for stream, files in planned]
     if config.report:
         io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0

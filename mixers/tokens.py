@@ -25,9 +25,8 @@ import math
 import os
 import random
 import re
-import shutil
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,8 @@ import numpy as np
 
 from dolma import io
 from dolma.documents import ReadStats, explain_bad_line
-from dolma.errors import BadInputError, ConfigError, DolmaError
+from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
+from dolma.paths import claim_dir, remove_claimed_dir
 from mixers.tokenizer import Tokenizer
 
 log = logging.getLogger("dolma")
@@ -52,6 +52,143 @@ def part_name(group: int, part: int) -> str:
 def done_marker(destination: str, group: int) -> str:
     """Hidden file written after every shard of a group is published: a rerun skips the group."""
     return io.join(destination, f".part-{group}.done")
+
+
+def journal_path(destination: str, group: int) -> str:
+    """Hidden file listing every shard a running group may have created (see `ShardLedger`)."""
+    return io.join(destination, f".part-{group}.journal")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Which files in a destination are ours
+# ----------------------------------------------------------------------------------------------------------
+#
+# `dolma tokens` deletes only shards it can prove it wrote: the ones a marker (`.part-<g>.done`,
+# `.shuffle.done`) or a journal (`.part-<g>.journal`, `.shuffle.journal`) in the same directory lists. A
+# journal is rewritten before each new shard is opened, so whatever a killed run left is listed somewhere;
+# a rerun takes the old names over and removes those it does not write again, after it has written the new
+# ones. Anything else in a destination is refused at planning (`foreign_entries`), never removed.
+
+SHARD_NAME = re.compile(r"part-\d+-\d{5}\.(?:npy|csv\.gz)")
+GROUP_RECORD = re.compile(r"\.part-\d+\.(?:done|journal)")
+_TEMP = re.compile(r"\.(?P<name>.+)\.tmp-\d+-[0-9a-f]{8}")
+
+
+def listed_outputs(path: str) -> set[str]:
+    """Shard names a marker or journal lists (empty when it does not exist).
+
+    Markers of earlier versions have no `outputs` list; their names follow from their group and shard count.
+    Every name must be a shard name (a marker cannot make tokens delete anything else).
+    """
+    if not io.exists(path):
+        return set()
+    try:
+        data = msgspec.json.decode(io.read_bytes(path))
+    except msgspec.DecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise DolmaError(f"{path}: unreadable dolma tokens marker; move it away (and the shards it covers) by hand")
+    names = data.get("outputs")
+    if names is None:
+        group, shards = data.get("group", 0), data.get("shards", 0)
+        if not isinstance(group, int) or not isinstance(shards, int):
+            raise DolmaError(f"{path}: unreadable dolma tokens marker (group {group!r}, shards {shards!r})")
+        names = [f"{part_name(group, p)}{ext}" for p in range(shards) for ext in (".npy", ".csv.gz")]
+    if not isinstance(names, list) or not all(isinstance(n, str) and SHARD_NAME.fullmatch(n) for n in names):
+        raise DolmaError(f"{path}: its 'outputs' must be a list of part-<group>-<NNNNN>.npy / .csv.gz names")
+    return set(names)
+
+
+def _is_record(name: str) -> bool:
+    return bool(GROUP_RECORD.fullmatch(name)) or name in (SHUFFLE_MARKER, SHUFFLE_JOURNAL)
+
+
+def foreign_entries(directory: str) -> list[str]:
+    """Entries of a tokens destination that no marker or journal of `dolma tokens` accounts for."""
+    entries = io.listdir(directory)
+    owned: set[str] = set()
+    for name in entries:
+        if _is_record(name):
+            owned |= listed_outputs(io.join(directory, name))
+
+    def ours(name: str) -> bool:
+        if name in owned or _is_record(name) or name in (UNSHUFFLED_DIR, SCRATCH_DIR):
+            return True
+        temp = _TEMP.fullmatch(name)
+        return temp is not None and (bool(SHARD_NAME.fullmatch(temp["name"])) or _is_record(temp["name"]))
+
+    return [name for name in entries if not ours(name)]
+
+
+def check_destination_owned(directory: str) -> None:
+    """Refuse a destination holding files `dolma tokens` did not write (it would mix with or delete them)."""
+    foreign = foreign_entries(directory)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise PathSafetyError(
+            f"tokens: the destination {directory} holds {shown}, which dolma tokens did not write (no "
+            ".part-<group>.done marker or journal there lists it); tokens writes its part-* shards only into a "
+            "directory of its own and removes only what it wrote: move those files away or choose an empty "
+            "destination"
+        )
+
+
+class ShardLedger:
+    """The shard names one writer (a group, or the global shuffle) owns in its directory, kept in a journal.
+
+    `begin` journals the names of the earlier run (its marker, its journal and any `absorbed` records) and
+    only then drops the old marker; `opening` adds each new shard's names before the shard is created;
+    `finish`, after every shard is written, removes the earlier shards not written again, writes the marker
+    listing exactly the new ones and drops the journal.
+    """
+
+    def __init__(self, directory: str, marker: str, journal: str, absorbed: list[str] | None = None):
+        self.directory = directory
+        self.marker = marker
+        self.journal = journal
+        self.absorbed = list(absorbed or [])
+        self.before: set[str] = set()
+        for path in (marker, journal, *self.absorbed):
+            self.before |= listed_outputs(path)
+        self.new: list[str] = []
+
+    def _write_journal(self) -> None:
+        names = sorted(self.before | set(self.new))
+        io.write_bytes(self.journal, msgspec.json.encode({"outputs": names}))
+
+    def begin(self) -> None:
+        self._write_journal()
+        io.remove(self.marker)
+        for path in self.absorbed:
+            io.remove(path)
+
+    def opening(self, names: list[str]) -> None:
+        self.new.extend(names)
+        self._write_journal()
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        for name in sorted(self.before - set(self.new)):
+            io.remove(io.join(self.directory, name))
+        io.write_bytes(self.marker, msgspec.json.encode({**summary, "outputs": self.new}))
+        io.remove(self.journal)
+
+
+def drop_recorded(directory: str) -> None:
+    """Remove every shard the group markers / journals in `directory` list, then those records, then the
+    directory itself when nothing else is left (the staged groups of a finished global shuffle)."""
+    for name in io.listdir(directory):
+        if GROUP_RECORD.fullmatch(name):
+            record = io.join(directory, name)
+            for shard in sorted(listed_outputs(record)):
+                io.remove(io.join(directory, shard))
+            io.remove(record)
+    if not io.is_s3(directory):
+        leftover = io.listdir(directory)
+        if leftover:
+            log.warning("%s: left in place, it holds files dolma tokens did not record: %s", directory, leftover[:5])
+        else:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
 
 
 def check_dtype(dtype: str, tokenizer: Tokenizer, special_ids: list[int | None]) -> np.dtype:
@@ -165,8 +302,16 @@ class ShardWriter:
     (the reference loops forever on such a document). Both files of a shard are written atomically.
     """
 
-    def __init__(self, destination: str, group: int, dtype: np.dtype, max_size: int):
+    def __init__(
+        self,
+        destination: str,
+        group: int,
+        dtype: np.dtype,
+        max_size: int,
+        on_open: Callable[[list[str]], None] | None = None,
+    ):
         self.destination = destination
+        self.on_open = on_open
         self.group = group
         self.dtype = dtype
         self.max_size = max(1, int(max_size))
@@ -188,6 +333,8 @@ class ShardWriter:
 
     def _open(self) -> None:
         npy_path, csv_path = self.paths(self.part)
+        if self.on_open is not None:
+            self.on_open([io.basename(npy_path), io.basename(csv_path)])
         self._npy = io.AtomicWriter(npy_path, compression=None)
         self._csv = io.AtomicWriter(csv_path, compression="gzip")
         self.count = 0
@@ -302,8 +449,12 @@ def tokenize_group(
     tokenizer: Tokenizer,
     settings: GroupSettings,
     progress=None,
+    on_open: Callable[[list[str]], None] | None = None,
 ) -> GroupStats:
-    """Tokenize one group of files into its shards (atomically), mixing documents across its files."""
+    """Tokenize one group of files into its shards (atomically), mixing documents across its files.
+
+    `on_open` is told the names of each shard before it is created (see `ShardLedger`).
+    """
     stats = GroupStats()
     rng = group_rng(settings.seed, group)
     decoder = _doc_decoder(settings.text_field, settings.id_field)
@@ -312,7 +463,7 @@ def tokenize_group(
     def reader(path: str) -> Iterator[SourceDoc]:
         return read_source(path, decoder, fields, settings.skip_bad_lines, stats.read)
 
-    writer = ShardWriter(settings.destination, group, settings.dtype, settings.max_size)
+    writer = ShardWriter(settings.destination, group, settings.dtype, settings.max_size, on_open)
     window: list[tuple[np.ndarray, str, str, int]] = []
     window_size = max(0, settings.shuffle_window)
     prefix = [settings.bos_token_id] if settings.bos_token_id is not None else []
@@ -532,7 +683,9 @@ def _check_decoded(src, by_line, tokenizer, bos_token_id, eos_token_id, fields, 
 # documents' index rows and offsets are in memory at once; their tokens are read through np.memmap.
 
 SHUFFLE_MARKER = ".shuffle.done"
+SHUFFLE_JOURNAL = ".shuffle.journal"
 UNSHUFFLED_DIR = ".unshuffled"
+SCRATCH_DIR = ".shuffle-work"
 MAX_FANOUT = 256
 
 
@@ -715,20 +868,22 @@ def global_shuffle(
     window: int,
     scratch: str,
     max_fanout: int = MAX_FANOUT,
+    on_open: Callable[[list[str]], None] | None = None,
 ) -> ShuffleStats:
     """Permute the documents of every shard under `source` into `part-0-<NNNNN>` shards under `destination`.
 
     Seeded and reproducible (the same shards, seed and window give the same bytes); at most `window` documents'
-    rows are held at once; scratch files go to the local directory `scratch` (emptied first, removed after).
-    Output shards are written atomically (S3: multipart uploads completed on close).
+    rows are held at once; scratch files go to the local directory `scratch`, which is claimed (created with
+    an owner marker; a killed run's is emptied first) and removed after. Output shards are written atomically
+    (S3: multipart uploads completed on close); `on_open` is told each one's names first.
     """
     if window < 1:
         raise ConfigError("global_shuffle.window must be at least 1 document")
     pairs = shard_paths(source)
-    shutil.rmtree(scratch, ignore_errors=True)
-    os.makedirs(scratch)
+    remove_claimed_dir(scratch)
+    claim_dir(scratch, "tokens")
     stats = ShuffleStats()
-    writer = ShardWriter(destination, 0, dtype, max_size)
+    writer = ShardWriter(destination, 0, dtype, max_size, on_open)
     try:
         documents = 0
         for _npy_path, csv_path in pairs:
@@ -749,7 +904,7 @@ def global_shuffle(
         writer.abort()
         raise
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_claimed_dir(scratch)
     stats.tokens = writer.tokens
     stats.shards = writer.shards
     stats.bytes_out = writer.bytes_written

@@ -9,12 +9,12 @@ from dolma.documents import (
     ReadStats,
     attribute_key,
     attributes_path,
-    check_output_paths,
     destination_path,
     read_documents,
     sanitize_key,
 )
 from dolma.errors import BadInputError, PathSafetyError
+from dolma.paths import check_outputs
 
 GOOD = b'{"id": "a", "text": "hello", "source": "s", "extra": {"kept": 1}}'
 
@@ -118,9 +118,10 @@ def test_destination_path_keeps_sub_path():
 
 
 def test_refuses_writing_into_documents_or_over_inputs():
+    # the check moved to dolma.paths (one place for every command); tests/test_paths.py covers the rest
     inputs = ["/r/documents/a.gz"]
     with pytest.raises(PathSafetyError, match="inside the documents tree"):
-        check_output_paths(inputs, ["/r/documents/sub/a.gz"])
+        check_outputs("test", inputs, ["/r/documents/sub/a.gz"])
     with pytest.raises(PathSafetyError, match="one of the input files"):
-        check_output_paths(["/data/a.gz"], ["/data/a.gz"])
-    check_output_paths(inputs, ["/r/attributes/x/a.gz"])
+        check_outputs("test", ["/data/a.gz"], ["/data/a.gz"])
+    check_outputs("test", inputs, ["/r/attributes/x/a.gz"])

@@ -227,20 +227,3 @@ def test_time_is_not_used_for_anything(tmp_path):
     time.sleep(1.1)
     io.write_bytes(b, PAYLOAD)
     assert Path(a).read_bytes() == Path(b).read_bytes()
-
-
-def test_remove_tree_local_and_s3(tmp_path, s3_server, s3_bucket):
-    base = tmp_path / "staging"
-    (base / "a" / "b").mkdir(parents=True)
-    (base / "a" / "b" / "x.json").write_text("{}")
-    keep = tmp_path / "staging-other.json"
-    keep.write_text("{}")
-    io.remove_tree(str(base))
-    assert not base.exists() and keep.exists()
-    io.remove_tree(str(base))  # already gone: no error
-
-    root = f"s3://{s3_bucket}/rt"
-    for name in ("staging/one.json", "staging/sub/two.json", "staging-sibling.json"):
-        io.write_bytes(f"{root}/{name}", b"{}")
-    io.remove_tree(f"{root}/staging")
-    assert io.glob(f"{root}/**") == [f"{root}/staging-sibling.json"]

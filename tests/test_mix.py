@@ -263,7 +263,9 @@ def test_shards_are_capped_numbered_and_independent_of_processes(tmp_path):
             },
             processes=processes,
         )
-        outputs[processes] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+        outputs[processes] = {
+            p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != ".out.mix-shards.json"
+        }
     names = list(outputs[1])
     assert names == [f"out-{i:04d}.jsonl.gz" for i in range(len(names))] and len(names) > 5
     assert outputs[1] == outputs[2]
@@ -289,7 +291,8 @@ def test_rerun_replaces_stale_shards_and_leaves_no_staging(tmp_path):
     stream["output"]["max_size_in_bytes"] = 100_000
     mix(tmp_path, stream)
     assert len(many) > 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["out-0000.jsonl.gz"]
+    # the shard record (which shards the stream owns: a rerun removes only those) sits beside the shards
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".out.mix-shards.json", "out-0000.jsonl.gz"]
     assert [r["id"] for r in output_rows(tmp_path / "out")] == [d["id"] for d in docs]
 
 
@@ -412,7 +415,8 @@ def test_zstd_input_and_output(tmp_path):
         },
     )
     out = sorted((tmp_path / "out").iterdir())
-    assert [p.name for p in out] == ["out-0000.jsonl.zst"]
+    assert [p.name for p in out] == [".out.mix-shards.json", "out-0000.jsonl.zst"]
+    out = out[1:]
     rows_out = read_jsonl(out[0])
     assert [r["id"] for r in rows_out] == [
         d["id"] for d, r in zip(docs, rows) if r["attributes"]["s__t__score"][0][2] >= 0.5
@@ -468,6 +472,8 @@ def test_s3_in_and_out(tmp_path, s3_server, s3_bucket):
         assert [k.split("/", 1)[1] for k in keys] == local_names  # no staging objects left behind
         rows_s3 = []
         for key in keys:
+            if key.endswith(".mix-shards.json"):
+                continue
             body = client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
             rows_s3.extend(json.loads(line) for line in gzip.decompress(body).splitlines())
         assert rows_s3 == expected

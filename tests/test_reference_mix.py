@@ -223,7 +223,7 @@ def test_mix_cases_are_selective(mixed):
     assert any("|||EMAIL|||" in r["text"] for r in masked)
     assert all("source" not in r for r in masked)
     shard_names = sorted(p.name for p in (mixed / "ours" / "jsonpath").iterdir())
-    assert shard_names == ["jsonpath-0000.jsonl.gz"]
+    assert shard_names == [".jsonpath.mix-shards.json", "jsonpath-0000.jsonl.gz"]  # the shards and their record
     if (SAMPLE / "documents").is_dir():  # the sample corpus went through the streams that read everything
         for name in ("jsonpath", "jq-all"):
             assert any(not r["id"].startswith(("a0-", "a1-", "b0-")) for r in read_stream(mixed / "ours" / name))

@@ -341,7 +341,8 @@ def test_s3_endpoint_from_config(tmp_path, s3_server, s3_bucket):
         "--s3.endpoint_url", s3_server.endpoint, "--quiet", env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert s3_server.keys(s3_bucket) == ["attrs/sub/part-0.jsonl.gz"]
+    # beside the attribute file, its completion record (the taggers it holds: see test_tag_safety.py)
+    assert s3_server.keys(s3_bucket) == ["attrs/sub/.part-0.jsonl.gz.taggers.json", "attrs/sub/part-0.jsonl.gz"]
 
 
 def test_list_shows_every_tagger_with_description(tmp_path):

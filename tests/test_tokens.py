@@ -243,7 +243,10 @@ def test_resume_skips_finished_groups_and_redoes_the_rest(tmp_path):
     for path in dest.glob("part-1-*"):
         path.unlink()
     (dest / ".part-1.done").unlink()
+    # what an interrupted run of group 1 leaves: a shard, listed in the group's journal (written before the shard
+    # is created); tokens removes only shards a marker or journal of its own lists (see test_tokens_safety.py)
     (dest / "part-1-00007.npy").write_bytes(b"stale shard of an earlier, interrupted run")
+    (dest / ".part-1.journal").write_text(json.dumps({"outputs": ["part-1-00007.npy"]}))
     (dest / "part-0-00000.npy").write_bytes(b"untouched")  # group 0 is complete: it must be skipped
     result = run_cli("tokens", *args)
     assert result.returncode == 0, result.stderr
@@ -252,6 +255,7 @@ def test_resume_skips_finished_groups_and_redoes_the_rest(tmp_path):
     assert {k: v for k, v in after.items() if k.startswith("part-1")} == {
         k: v for k, v in before.items() if k.startswith("part-1")
     }
+    assert not (dest / ".part-1.journal").exists() and (dest / ".part-1.done").exists()
 
 
 def test_bad_line_names_file_line_and_field(tmp_path):
@@ -474,12 +478,15 @@ def test_global_shuffle_rerun_after_a_killed_run(tmp_path):
     plain = tokens_cli("--documents", str(docs_dir / "*.gz"), *SHUFFLE_BASE, "--destination", str(tmp_path / "p"))
     assert clean.returncode == 0 and plain.returncode == 0, clean.stderr + plain.stderr
     # The state a run killed during the shuffle leaves: staged groups (with their markers), some published
-    # output shards, scratch buckets, no .shuffle.done.
+    # output shards listed in the shuffle's journal, scratch buckets in the scratch directory it claimed (with
+    # its owner marker), no .shuffle.done.
     dest = tmp_path / "killed"
     shutil.copytree(tmp_path / "p", dest / ".unshuffled")
     (dest / "part-0-00000.npy").write_bytes(b"published by the killed run")
     (dest / "part-0-00042.csv.gz").write_bytes(b"from a longer, earlier run")
+    (dest / ".shuffle.journal").write_text(json.dumps({"outputs": ["part-0-00000.npy", "part-0-00042.csv.gz"]}))
     (dest / ".shuffle-work").mkdir()
+    (dest / ".shuffle-work" / ".dolma-owned").write_text("{}")
     (dest / ".shuffle-work" / "b-000.tok").write_bytes(b"stale bucket")
     rerun = _shuffled(tmp_path, docs_dir, "killed")
     assert rerun.returncode == 0, rerun.stderr

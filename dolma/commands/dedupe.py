@@ -37,9 +37,10 @@ from dolma._rust import (
 )
 from dolma.commands.common import RunOptions
 from dolma.config import Base
-from dolma.documents import attributes_path, check_output_paths
+from dolma.documents import attributes_path
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from dolma.executor import ProgressDisplay
+from dolma.paths import check_name, check_outputs, check_path
 
 log = logging.getLogger("dolma")
 
@@ -202,6 +203,8 @@ def plan(config: DedupeConfig) -> Plan:
     except DedupeConfigError as exc:
         raise ConfigError(f"dedupe: {exc}") from None
 
+    check_name(section.name, "dedupe.name")
+    check_name(section.document_dir, "dedupe.document_dir")
     inputs: list[str] = []
     for pattern in config.documents:
         files = io.glob(io.normalize(pattern))
@@ -213,10 +216,12 @@ def plan(config: DedupeConfig) -> Plan:
         inputs = [path for i, path in enumerate(inputs) if i % partitions == index]
     attribute_set = section.name if partitions == 1 else f"{section.name}_{index}"
     outputs = [attributes_path(path, attribute_set, section.document_dir) for path in inputs]
-    check_output_paths(inputs, outputs, section.document_dir)
-    filter_path = io.normalize(config.bloom_filter.file)
-    if filter_path in inputs or filter_path in outputs:
-        raise ConfigError(f"dedupe: bloom_filter.file {filter_path} is also an input or output file")
+    filter_path = io.normalize(check_path(config.bloom_filter.file, "bloom_filter.file"))
+    if filter_path in outputs:
+        raise ConfigError(f"dedupe: bloom_filter.file {filter_path} is also an output file")
+    # A read-only filter is an input; otherwise the filter and its checkpoint are written like any output.
+    written = [] if config.bloom_filter.read_only else [filter_path, _checkpoint_path(filter_path)]
+    check_outputs("dedupe", inputs, [*outputs, *written], document_dir=section.document_dir)
     digest = hashlib.sha256()
     digest.update(_rust_config(section).encode())
     for path in inputs:

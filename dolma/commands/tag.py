@@ -1,10 +1,18 @@
-"""`dolma tag`: run taggers over documents and write attribute files that mirror them line for line."""
+"""`dolma tag`: run taggers over documents and write attribute files that mirror them line for line.
+
+Attribute sets of several taggers (an `experiment`, or one `destination`) get a completion record beside
+each attribute file (`.<file>.taggers.json`, hidden) naming the taggers whose keys the file holds. A unit
+is complete only when the record lists every requested tagger, so adding a tagger to an experiment runs
+just the missing one and rewrites the file atomically with the existing keys kept; nothing is ever lost,
+and a run killed half-way resumes (see `TagJob.run_unit`). Sets of one tagger without an experiment are
+named after that tagger, so the file existing is proof enough.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -18,12 +26,14 @@ from dolma.documents import (
     ReadStats,
     attribute_key,
     attributes_path,
-    check_output_paths,
     destination_path,
+    explain_bad_line,
     read_documents,
+    sanitize_key,
 )
-from dolma.errors import ConfigError
-from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary
+from dolma.errors import BadInputError, ConfigError
+from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary, read_record
+from dolma.paths import check_name, check_outputs, check_path
 from dolma.tagger import Tagger
 
 log = logging.getLogger("dolma")
@@ -69,6 +79,34 @@ class AttributeSet(msgspec.Struct, frozen=True):
     taggers: tuple[str, ...]
 
 
+RECORD_SUFFIX = ".taggers.json"
+
+
+def record_path(output: str) -> str:
+    """The hidden completion record beside an attribute file (hidden, so globs of attribute files skip it)."""
+    return io.join(io.dirname(output), f".{io.basename(output)}{RECORD_SUFFIX}")
+
+
+class _OldRow(msgspec.Struct):
+    id: Any = None
+    attributes: dict[str, Any] | None = None
+
+
+_old_row_decoder = msgspec.json.Decoder(_OldRow)
+
+
+def _old_rows(path: str) -> Iterator[tuple[int, _OldRow]]:
+    """(line, row) of an existing attribute file, blank lines skipped; a line that is not a row is an error."""
+    for lineno, line in io.iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, _old_row_decoder.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            reason, field = explain_bad_line(line, ())
+            raise BadInputError(path, lineno, f"invalid attribute row: {reason}", field) from None
+
+
 class TagJob(Job):
     """Tags one documents file into one attributes file per attribute set."""
 
@@ -95,14 +133,30 @@ class TagJob(Job):
         assert self._taggers is not None
         return self._taggers
 
-    def _rows(self, batch: list[Document], out: list[list[bytes]]) -> None:
-        results = {name: tagger.predict_batch(batch) for name, tagger in self.taggers.items()}
+    def _rows(
+        self,
+        batch: list[Document],
+        out: list[list[bytes]],
+        run: Sequence[str],
+        old: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Attribute rows of a batch for every set, from the taggers in `run`.
+
+        With `old` (one set only: the rows already in its file, aligned with `batch`), keys of taggers not in
+        `run` are kept and the keys of `run` are replaced by the new results.
+        """
+        results = {name: self.taggers[name].predict_batch(batch) for name in run}
         encode = msgspec.json.encode
+        experiment = self.config.experiment
+        replaced = tuple(f"{sanitize_key(experiment or name)}__{sanitize_key(name)}__" for name in run)
         for idx, doc in enumerate(batch):
             for set_idx, attr_set in enumerate(self.sets):
                 attributes: dict[str, list[list[float | int]]] = {}
-                experiment = self.config.experiment
+                if old is not None:
+                    attributes = {k: v for k, v in old[idx].items() if not k.startswith(replaced)}
                 for tagger_name in attr_set.taggers:
+                    if tagger_name not in results:
+                        continue
                     prefix = experiment or tagger_name
                     for span in results[tagger_name][idx]:
                         key = span_key(prefix, tagger_name, span.type)
@@ -110,17 +164,59 @@ class TagJob(Job):
                 row = AttributeRow(id=doc.id, attributes=attributes, source=doc.source or None)
                 out[set_idx].append(encode(row))
 
+    def _todo(self, unit: Unit) -> tuple[list[str], bool, set[str]]:
+        """For a unit with a record: (taggers to run, keep the existing file's rows, taggers it already holds).
+
+        Without `ignore_existing` only the taggers the record does not list run. The existing file is read and
+        its other keys kept whenever it holds keys of taggers not being run now, or when it has no readable
+        record (written by an older version, or a run killed between the file and its record): then what it
+        holds is unknown and nothing of it may be dropped.
+        """
+        assert unit.record is not None
+        requested = list(self.sets[0].taggers)
+        if not io.exists(unit.outputs[0]):
+            return requested, False, set()
+        recorded = read_record(unit.record)
+        if recorded is None:
+            return requested, True, set()
+        run = requested if self.config.ignore_existing else [t for t in requested if t not in recorded]
+        kept = recorded - set(run)
+        return run, bool(kept), kept
+
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        if unit.record is None:
+            return self._write(unit, list(self.taggers), False, progress)
+        run, keep, kept = self._todo(unit)
+        if not run:
+            return UnitStats()
+        stats = self._write(unit, run, keep, progress)
+        record = {"completed": sorted(kept | set(run)), "experiment": self.sets[0].name}
+        io.write_bytes(unit.record, msgspec.json.encode(record) + b"\n")
+        if keep:
+            stats.counters = {"attribute files merged (earlier taggers' keys kept)": 1}
+        return stats
+
+    def _write(self, unit: Unit, run: list[str], keep: bool, progress: Progress) -> UnitStats:
+        """Tag one documents file with the taggers in `run` into `unit.outputs` (atomically).
+
+        With `keep`, the existing (single) output is read in lockstep and its rows merged (see `_rows`); the
+        new file replaces it only when complete, so a failure or a kill leaves the old one intact.
+        """
         read = ReadStats()
+        old_iter = _old_rows(unit.outputs[0]) if keep else None
+        old_path = unit.outputs[0]
         writers = [io.AtomicWriter(path) for path in unit.outputs]
         try:
             batch: list[Document] = []
+            old: list[dict[str, Any]] | None = [] if old_iter is not None else None
             last_bytes = 0
             pending: list[list[bytes]] = [[] for _ in writers]
 
             def flush() -> None:
                 nonlocal last_bytes
-                self._rows(batch, pending)
+                self._rows(batch, pending, run, old)
+                if old is not None:
+                    old.clear()
                 for writer, lines in zip(writers, pending):
                     if lines:
                         writer.write(b"\n".join(lines) + b"\n")
@@ -129,12 +225,24 @@ class TagJob(Job):
                 last_bytes = read.bytes
                 batch.clear()
 
-            for _lineno, doc in read_documents(unit.input, self.config.skip_bad_lines, read):
+            for lineno, doc in read_documents(unit.input, self.config.skip_bad_lines, read):
                 batch.append(doc)
+                if old is not None and old_iter is not None:
+                    old.append(_matching_row(old_iter, old_path, unit.input, lineno, doc.id))
                 if len(batch) >= self.config.batch_size:
                     flush()
             if batch:
                 flush()
+            if old_iter is not None:
+                extra = next(old_iter, None)
+                if extra is not None:
+                    raise BadInputError(
+                        old_path,
+                        extra[0],
+                        f"the attribute file has more rows than the documents file {unit.input}; it does not "
+                        "mirror these documents (delete it to tag the file from scratch)",
+                        "id",
+                    )
             for writer in writers:
                 writer.close()
         except BaseException:
@@ -148,6 +256,29 @@ class TagJob(Job):
             bytes_in=read.bytes,
             bytes_out=sum(w.bytes_written for w in writers),
         )
+
+
+def _matching_row(rows: Iterator[tuple[int, _OldRow]], path: str, doc_path: str, lineno: int, doc_id: str):
+    """The existing attribute row of a document: the next row of the file, which must carry the same id."""
+    found = next(rows, None)
+    if found is None:
+        raise BadInputError(
+            doc_path,
+            lineno,
+            f"document {doc_id!r} has no row in the existing attribute file {path} (it ends early); that file "
+            "does not mirror these documents (delete it to tag the file from scratch)",
+            "id",
+        )
+    row_line, row = found
+    if row.id != doc_id:
+        raise BadInputError(
+            path,
+            row_line,
+            f"id {row.id!r} does not match document {doc_id!r} at {doc_path}:{lineno}; the attribute file does "
+            "not mirror these documents (delete it to tag the file from scratch)",
+            "id",
+        )
+    return dict(row.attributes or {})
 
 
 def plan(config: TagConfig) -> tuple[list[AttributeSet], list[Unit]]:
@@ -165,14 +296,22 @@ def plan(config: TagConfig) -> tuple[list[AttributeSet], list[Unit]]:
         raise ConfigError("tag: a tagger is listed twice in 'taggers'")
 
     destinations = [config.destination] if isinstance(config.destination, str) else config.destination
+    for idx, dest in enumerate(destinations or []):
+        check_path(dest, f"destination[{idx}]" if isinstance(config.destination, list) else "destination")
     if destinations is not None and len(destinations) not in (1, len(config.documents)):
         raise ConfigError(
             f"tag: 'destination' has {len(destinations)} entries for {len(config.documents)} documents globs; "
             "give one, or one per glob"
         )
-    if config.experiment or destinations is not None:
+    check_name(config.document_dir, "document_dir")
+    if config.experiment is not None:
+        check_name(config.experiment, "experiment")
+    recorded = bool(config.experiment) or destinations is not None
+    if recorded:
         sets = [AttributeSet(name=config.experiment or "attributes", taggers=tuple(config.taggers))]
     else:
+        for idx, name in enumerate(config.taggers):
+            check_name(name, f"taggers[{idx}] (the attribute set name without an experiment)")
         sets = [AttributeSet(name=name, taggers=(name,)) for name in config.taggers]
 
     units: list[Unit] = []
@@ -193,11 +332,15 @@ def plan(config: TagConfig) -> tuple[list[AttributeSet], list[Unit]]:
                 outputs = (destination_path(path, pattern, dest),)
             else:
                 outputs = tuple(attributes_path(path, s.name, config.document_dir) for s in sets)
-            units.append(Unit(input=path, outputs=outputs))
+            if recorded:
+                units.append(Unit(input=path, outputs=outputs, record=record_path(outputs[0]), needs=sets[0].taggers))
+            else:
+                units.append(Unit(input=path, outputs=outputs))
     all_outputs = [o for u in units for o in u.outputs]
     if len(set(all_outputs)) != len(all_outputs):
         raise ConfigError("tag: two documents files map to the same attributes file; give distinct destinations")
-    check_output_paths(all_inputs, all_outputs, config.document_dir)
+    records = [u.record for u in units if u.record is not None]
+    check_outputs("tag", all_inputs, [*all_outputs, *records], document_dir=config.document_dir)
     return sets, units
 
 

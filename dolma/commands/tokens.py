@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -17,6 +16,7 @@ from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.errors import ConfigError
 from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary
+from dolma.paths import check_claimable, check_outputs, check_path
 
 log = logging.getLogger("dolma")
 
@@ -171,24 +171,41 @@ def resolve_special_ids(config: TokensConfig) -> tuple[str | None, int | None, i
 
 def plan(config: TokensConfig):
     from mixers.tokenizer import load_tokenizer
-    from mixers.tokens import UNSHUFFLED_DIR, check_dtype, default_files_per_group, make_groups
+    from mixers.tokens import (
+        UNSHUFFLED_DIR,
+        check_destination_owned,
+        check_dtype,
+        default_files_per_group,
+        make_groups,
+    )
 
     if not config.documents:
         raise ConfigError("tokens: no documents given (set 'documents')")
     if config.max_size <= 0 or config.batch_size <= 0 or config.ring_size <= 0:
         raise ConfigError("tokens: max_size, batch_size and ring_size must be positive")
     name, bos, eos, pad = resolve_special_ids(config)
+    files = io.expand_globs([io.normalize(p) for p in config.documents])
+    if not files:
+        raise ConfigError(f"tokens: no files match documents {config.documents}")
+    destination = io.normalize(check_path(config.destination, "destination")).rstrip("/")
+    if config.global_shuffle.work_dir is not None:
+        check_path(config.global_shuffle.work_dir, "global_shuffle.work_dir")
+    group_destination = io.join(destination, UNSHUFFLED_DIR) if config.global_shuffle.enabled else destination
+    # Refused before anything is written: a destination holding (or inside a tree of) inputs, and one
+    # holding files tokens did not write (it would mix its shards with them, and a rerun removes shards).
+    out_dirs = [destination]
+    if config.global_shuffle.enabled:
+        out_dirs.append(shuffle_scratch(config, destination))
+    check_outputs("tokens", files, dirs=out_dirs)
+    check_destination_owned(destination)
+    if config.global_shuffle.enabled:
+        check_destination_owned(group_destination)
+        check_claimable(shuffle_scratch(config, destination), "tokens")
     tokenizer = load_tokenizer(name, config.tokenizer.encode_special_tokens, config.tokenizer.fast)
     np_dtype = check_dtype(config.dtype, tokenizer, [bos, eos, pad])
     for label, value in (("bos_token_id", bos), ("eos_token_id", eos), ("pad_token_id", pad)):
         if value is not None and not 0 <= value < tokenizer.vocab_size:
             raise ConfigError(f"tokenizer.{label}: {value} is outside the vocabulary (size {tokenizer.vocab_size})")
-    files = io.expand_globs([io.normalize(p) for p in config.documents])
-    if not files:
-        raise ConfigError(f"tokens: no files match documents {config.documents}")
-    destination = io.normalize(config.destination).rstrip("/")
-    if destination in files:
-        raise ConfigError(f"tokens: destination {destination} is one of the input files")
     per_group = config.files_per_process or default_files_per_group(len(files), config.ring_size)
     groups = make_groups(files, per_group)
     if config.global_shuffle.enabled and config.global_shuffle.window < 1:
@@ -197,7 +214,7 @@ def plan(config: TokensConfig):
         Plan(
             groups=groups,
             destination=destination,
-            group_destination=io.join(destination, UNSHUFFLED_DIR) if config.global_shuffle.enabled else destination,
+            group_destination=group_destination,
             tokenizer_name=tokenizer.name_or_path,
             bos_token_id=bos,
             eos_token_id=eos,
@@ -221,7 +238,7 @@ class TokensJob(Job):
         io.configure_s3(self.config.s3)
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        from mixers.tokens import GroupSettings, done_marker, tokenize_group
+        from mixers.tokens import GroupSettings, ShardLedger, done_marker, journal_path, tokenize_group
 
         group = int(unit.input.rsplit("-", 1)[1])
         c = self.config
@@ -240,12 +257,13 @@ class TokensJob(Job):
             id_field=c.fields.id_field_name,
             skip_bad_lines=c.skip_bad_lines,
         )
-        # Start the group clean: its marker and shards from an earlier (partial or different) run would mix
-        # with the new shards; finished groups never get here unless --ignore_existing asks to redo them.
-        io.remove(done_marker(self.plan.group_destination, group))
-        for stale in io.glob(io.join(self.plan.group_destination, f"part-{group}-*")):
-            io.remove(stale)
-        stats = tokenize_group(group, self.plan.groups[group], self.tokenizer, settings, progress)
+        # Shards of an earlier (partial or different) run of this group must not mix with the new ones: the
+        # ledger takes over the names its marker / journal list, and removes the ones not written again only
+        # after the group has been read and written (finished groups get here only with --ignore_existing).
+        where = self.plan.group_destination
+        ledger = ShardLedger(where, done_marker(where, group), journal_path(where, group))
+        ledger.begin()
+        stats = tokenize_group(group, self.plan.groups[group], self.tokenizer, settings, progress, ledger.opening)
         summary = {
             "group": group,
             "files": self.plan.groups[group],
@@ -258,7 +276,7 @@ class TokensJob(Job):
             "eos_token_id": self.plan.eos_token_id,
             "pad_token_id": self.plan.pad_token_id,
         }
-        io.write_bytes(done_marker(self.plan.group_destination, group), msgspec.json.encode(summary))
+        ledger.finish(summary)
         return UnitStats(
             documents_in=stats.read.documents,
             documents_out=stats.documents_out,
@@ -307,8 +325,10 @@ def shuffle_scratch(config: TokensConfig, destination: str) -> str:
     named after the destination inside `global_shuffle.work_dir` (or the system temp dir), never the directory
     the user named.
     """
+    from mixers.tokens import SCRATCH_DIR
+
     if not config.global_shuffle.work_dir and not io.is_s3(destination):
-        return io.join(destination, ".shuffle-work")
+        return io.join(destination, SCRATCH_DIR)
     digest = hashlib.sha1(destination.encode()).hexdigest()[:12]
     parent = config.global_shuffle.work_dir or tempfile.gettempdir()
     return os.path.join(parent, f"dolma-tokens-shuffle-{digest}")
@@ -316,16 +336,14 @@ def shuffle_scratch(config: TokensConfig, destination: str) -> str:
 
 def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> None:
     """Permute the staged group shards into the destination, then write the marker and drop the staging."""
-    from mixers.tokens import SHUFFLE_MARKER, done_marker, global_shuffle
+    from mixers.tokens import GROUP_RECORD, SHUFFLE_JOURNAL, SHUFFLE_MARKER, ShardLedger, drop_recorded, global_shuffle
 
     final = the_plan.destination
-    marker = io.join(final, SHUFFLE_MARKER)
-    # Shards of a killed shuffle (or of an earlier unshuffled run) would mix with the new ones.
-    io.remove(marker)
-    for stale in io.glob(io.join(final, "part-*")):
-        io.remove(stale)
-    for g in range(len(the_plan.groups)):
-        io.remove(done_marker(final, g))
+    # Shards of a killed shuffle, of an earlier one, or of an earlier unshuffled run into this destination
+    # (its group markers, absorbed here) are taken over by the ledger and removed once the new ones exist.
+    absorbed = [io.join(final, name) for name in io.listdir(final) if GROUP_RECORD.fullmatch(name)]
+    ledger = ShardLedger(final, io.join(final, SHUFFLE_MARKER), io.join(final, SHUFFLE_JOURNAL), absorbed)
+    ledger.begin()
     gs = config.global_shuffle
     seed = config.seed if gs.seed is None else gs.seed
     stats = global_shuffle(
@@ -336,6 +354,7 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
         seed,
         gs.window,
         shuffle_scratch(config, final),
+        on_open=ledger.opening,
     )
     summary = {
         "documents": stats.documents,
@@ -349,14 +368,8 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
         "eos_token_id": the_plan.eos_token_id,
         "pad_token_id": the_plan.pad_token_id,
     }
-    io.write_bytes(marker, msgspec.json.encode(summary))
-    for staged in io.glob(io.join(the_plan.group_destination, "part-*")):
-        io.remove(staged)
-    for g in range(len(the_plan.groups)):
-        io.remove(done_marker(the_plan.group_destination, g))
-    if not io.is_s3(the_plan.group_destination):
-        with contextlib.suppress(OSError):
-            os.rmdir(the_plan.group_destination)
+    ledger.finish(summary)
+    drop_recorded(the_plan.group_destination)
     if not config.quiet:
         print(
             f"global shuffle (seed {seed}, window {gs.window:,}): {stats.documents:,} documents, "
@@ -365,16 +378,18 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
 
 
 def run(config: TokensConfig) -> int:
-    from mixers.tokens import SHUFFLE_MARKER, done_marker
+    from mixers.tokens import SHUFFLE_JOURNAL, SHUFFLE_MARKER, done_marker, drop_recorded
 
     io.configure_s3(config.s3)
     the_plan, tokenizer, np_dtype = plan(config)
     shuffled = io.exists(io.join(the_plan.destination, SHUFFLE_MARKER))
-    if shuffled and not config.global_shuffle.enabled:
-        raise ConfigError(
-            f"tokens: {the_plan.destination} holds globally shuffled shards ({SHUFFLE_MARKER}); set "
-            "global_shuffle.enabled to resume or verify them, or use another destination"
-        )
+    if not config.global_shuffle.enabled:
+        for name in (SHUFFLE_MARKER, SHUFFLE_JOURNAL):
+            if io.exists(io.join(the_plan.destination, name)):
+                raise ConfigError(
+                    f"tokens: {the_plan.destination} holds globally shuffled shards ({name}); set "
+                    "global_shuffle.enabled to resume or verify them, or use another destination"
+                )
     units = [
         Unit(input=f"group-{g}", outputs=(done_marker(the_plan.group_destination, g),))
         for g in range(len(the_plan.groups))
@@ -388,6 +403,7 @@ def run(config: TokensConfig) -> int:
         return 0
     code = 0
     if shuffled and not config.ignore_existing:
+        drop_recorded(the_plan.group_destination)  # a run killed while it removed the staged groups
         if not config.quiet:
             print(f"dolma tokens: {the_plan.destination} is already globally shuffled ({SHUFFLE_MARKER}); skipped")
     else:

@@ -21,6 +21,7 @@ from dolma.config import Base
 from dolma.documents import read_documents
 from dolma.errors import ConfigError
 from dolma.io import S3Config
+from dolma.paths import check_outputs, check_path
 
 
 class TrainFastTextConfig(Base):
@@ -62,10 +63,14 @@ def _held_out(doc_id: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest, "little") / 2**64 < fraction
 
 
-def _examples(globs: list[str], label: str, config: TrainFastTextConfig, train, test) -> int:
-    paths = io.expand_globs(globs)
+def _inputs(globs: list[str], field: str) -> list[str]:
+    paths = io.expand_globs([io.normalize(g) for g in globs])
     if not paths:
-        raise ConfigError(f"no documents match {globs}")
+        raise ConfigError(f"{field}: no documents match {globs}")
+    return paths
+
+
+def _examples(paths: list[str], label: str, config: TrainFastTextConfig, train, test) -> int:
     n = 0
     for path in paths:
         for _, doc in read_documents(path, skip_bad_lines=config.skip_bad_lines):
@@ -107,6 +112,13 @@ def run(config: TrainFastTextConfig) -> int:
     if config.positive_label == config.negative_label:
         raise ConfigError("positive_label and negative_label must differ")
     io.configure_s3(config.s3)
+    positive, negative = _inputs(config.positive, "positive"), _inputs(config.negative, "negative")
+    model_path = io.normalize(check_path(config.model_path, "model_path"))
+    report_path = io.normalize(check_path(config.report, "report")) if config.report is not None else None
+    outputs = [model_path] + ([report_path] if report_path else [])
+    if model_path == report_path:
+        raise ConfigError(f"model_path and report are the same file ({model_path})")
+    check_outputs("train-fasttext", positive + negative, outputs)
     import fasttext
 
     from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
@@ -114,8 +126,8 @@ def run(config: TrainFastTextConfig) -> int:
     with tempfile.TemporaryDirectory(prefix="dolma-train-fasttext-") as tmp:
         train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")
         with open(train_path, "w", encoding="utf-8") as train, open(test_path, "w", encoding="utf-8") as test:
-            n_pos = _examples(config.positive, config.positive_label, config, train, test)
-            n_neg = _examples(config.negative, config.negative_label, config, train, test)
+            n_pos = _examples(positive, config.positive_label, config, train, test)
+            n_neg = _examples(negative, config.negative_label, config, train, test)
         if os.path.getsize(train_path) == 0:
             raise ConfigError("no training documents with text (all were held out or empty)")
         model = fasttext.train_supervised(
@@ -132,10 +144,10 @@ def run(config: TrainFastTextConfig) -> int:
         metrics = evaluate(model, test_path, config.positive_label)
         local_model = os.path.join(tmp, "model.bin")
         model.save_model(local_model)
-        io.copy(local_model, config.model_path)
+        io.copy(local_model, model_path)
     report = {"positive_documents": n_pos, "negative_documents": n_neg, "model_path": config.model_path, **metrics}
-    if config.report:
-        io.write_bytes(config.report, (json.dumps(report, indent=2) + "\n").encode())
+    if report_path:
+        io.write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
     print(
         f"trained on {n_pos} positive / {n_neg} negative documents; held out {metrics['test_documents']}: "
         f"precision {metrics['precision']:.4f} recall {metrics['recall']:.4f} f1 {metrics['f1']:.4f} "
