@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from dolma import __version__
@@ -27,12 +28,34 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+OUR_LOGGERS = ("dolma", "taggers", "mixers")
+LIBRARY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "smart_open", "fsspec", "s3fs", "py4j", "pyspark")
+LIBRARY_LEVEL_VARIABLE = "DOLMA_LIBRARY_LOG_LEVEL"
+
+
 def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """Our loggers at INFO (DEBUG with --debug, WARNING with --quiet); every other logger at WARNING.
+
+    Libraries stay quiet even with --debug: botocore's debug log prints request headers (Authorization, key id
+    and signature) and its INFO says where credentials were found. DOLMA_LIBRARY_LOG_LEVEL=DEBUG asks for them;
+    the handler's redaction filter still masks credentials and signatures in whatever is printed.
+    """
     from rich.logging import RichHandler
 
+    from dolma.redact import RedactSecrets
+
     level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
-    handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=verbose)
-    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    asked = os.environ.get(LIBRARY_LEVEL_VARIABLE, "").strip().upper()
+    library_level = logging.getLevelName(asked) if asked else logging.WARNING
+    if not isinstance(library_level, int):
+        raise DolmaError(f"{LIBRARY_LEVEL_VARIABLE}={asked!r}: use DEBUG, INFO, WARNING or ERROR")
+    handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    handler.addFilter(RedactSecrets())
+    logging.basicConfig(level=library_level, format="%(message)s", handlers=[handler], force=True)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(library_level)
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def parse_argv(argv: list[str]) -> tuple[str | None, str | None, bool, list[str]]:

@@ -404,8 +404,13 @@ def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:
         table.add_row("time", f"{summary.seconds:,.2f} s")
         table.add_row("throughput", f"{s.documents_in / secs:,.0f} docs/s, {s.bytes_in / 1e6 / secs:,.2f} MB/s")
         console.print(table)
-    for failure in summary.failures:
-        console.print(f"[red]FAILED[/red] {failure.unit.input} (after {failure.attempts} attempt(s)): {failure.error}")
+    from rich.markup import escape
+
+    for failure in summary.failures:  # escaped: messages quote rules and paths, whose '[...]' is not markup
+        console.print(
+            f"[red]FAILED[/red] {escape(failure.unit.input)} (after {failure.attempts} attempt(s)): "
+            f"{escape(failure.error)}"
+        )
 
 
 def default_processes(requested: int | None) -> int:

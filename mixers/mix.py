@@ -32,7 +32,16 @@ from dolma.documents import FieldRule, attributes_path, explain_bad_line
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
-from mixers.rules import CompiledRule, compile_selector, score_in_range
+from mixers.rules import DROP_INCLUDE, EXCLUDED, Decision, StreamRules, score_in_range
+from mixers.sandbox import (
+    BATCH_BYTES,
+    BATCH_DOCS,
+    DEFAULT_SANDBOX,
+    RuleSandbox,
+    SandboxSettings,
+    close_sandboxes,
+    sandbox_for,
+)
 
 log = logging.getLogger("dolma")
 
@@ -295,14 +304,16 @@ class StreamJob(Job):
         rate: float | None,
         skip_bad_lines: bool = False,
         count_only: bool = False,
+        sandbox: SandboxSettings = DEFAULT_SANDBOX,
     ):
         self.stream = stream
         self.staging = staging
         self.rate = rate
+        self.sandbox = sandbox
         self.skip_bad_lines = skip_bad_lines
         self.count_only = count_only
         self.s3 = io.s3_settings()
-        self._compiled: dict[str, Any] | None = None
+        self._compiled: CompiledStream | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -312,7 +323,7 @@ class StreamJob(Job):
     def setup(self) -> None:
         io.configure_s3(self.s3)
         if self._compiled is None:
-            self._compiled = compile_stream(self.stream)
+            self._compiled = compile_stream(self.stream, self.sandbox)
 
     # -- paths ------------------------------------------------------------------------------------------
 
@@ -397,6 +408,26 @@ class StreamJob(Job):
                     "id",
                 )
 
+    def _decided(self, doc_path: str) -> Iterator[tuple[int, dict[str, Any] | None, int, Decision | None]]:
+        """The rows of `_rows`, each with the decision of the stream's rules (None for a skipped bad line).
+
+        In the mixer process, rules decide each row as it is read; a stream that uses jq sends batches to the
+        rule sandbox (one round trip per batch).
+        """
+        c = self._compiled
+        assert c is not None
+        if c.sandbox is None:
+            decide = c.rules.decide
+            for lineno, doc, nbytes in self._rows(doc_path):
+                yield lineno, doc, nbytes, None if doc is None else decide(doc)
+            return
+        for batch in _batches(self._rows(doc_path)):
+            good = [(lineno, doc) for lineno, doc, _ in batch if doc is not None]
+            decided = c.sandbox.decide_batch([d for _, d in good], doc_path, [n for n, _ in good]) if good else []
+            decisions = iter(decided)
+            for lineno, doc, nbytes in batch:
+                yield lineno, doc, nbytes, None if doc is None else next(decisions)
+
     # -- one unit ---------------------------------------------------------------------------------------
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
@@ -406,21 +437,19 @@ class StreamJob(Job):
         c = self._compiled
         stream = self.stream
         doc_path = unit.input
-        includes: list[CompiledRule] = c["include"]
-        excludes: list[CompiledRule] = c["exclude"]
-        replacements = c["replacements"]
+        bounds = c.rules.bounds
         min_len = stream.output.min_text_length
-        discard = c["discard"]
+        discard = c.discard
         rate = self.rate
         seed = stream.seed
         provenance_name = io.basename(doc_path)
         counters: dict[str, int] = {}
         docs_in = kept = written = bad = bytes_in = bytes_out = spans_replaced = tokens = text_bytes = 0
         drop_include = drop_min_len = drop_sample = 0
-        drop_exclude = [0] * len(excludes)
+        drop_exclude = [0] * len(c.rules.exclude)
         writer = None
         if not self.count_only:
-            out = c["output_compression"]
+            out = c.output_compression
             writer = PartWriter(
                 self.unit_dir(doc_path),
                 _EXTENSIONS[out],
@@ -432,7 +461,7 @@ class StreamJob(Job):
         encode = _encoder.encode
         last_docs = last_bytes = 0
         try:
-            for lineno, doc, nbytes in self._rows(doc_path):
+            for lineno, doc, nbytes, decision in self._decided(doc_path):
                 bytes_in += nbytes
                 if doc is None:
                     bad += 1
@@ -441,19 +470,16 @@ class StreamJob(Job):
                 if docs_in - last_docs >= 1000:
                     progress(docs_in - last_docs, bytes_in - last_bytes)
                     last_docs, last_bytes = docs_in, bytes_in
-                if includes and not any(rule.matches(doc) for rule in includes):
+                assert decision is not None
+                verdict, picked = decision
+                if verdict == DROP_INCLUDE:
                     drop_include += 1
                     continue
-                excluded = False
-                for idx, rule in enumerate(excludes):
-                    if rule.matches(doc):
-                        drop_exclude[idx] += 1
-                        excluded = True
-                        break
-                if excluded:
+                if verdict >= EXCLUDED:
+                    drop_exclude[verdict - EXCLUDED] += 1
                     continue
-                if replacements:
-                    spans_replaced += _replace_spans(doc, replacements, doc_path, lineno)
+                if picked is not None:
+                    spans_replaced += _replace_spans(doc, picked, bounds, doc_path, lineno)
                 text = doc["text"]
                 if min_len and len(text) < min_len and len(text.encode("utf-8")) < min_len:
                     drop_min_len += 1
@@ -526,12 +552,41 @@ def _discard(doc: dict[str, Any], dotted: tuple[str, ...]) -> None:
         node.pop(dotted[-1], None)
 
 
-def _replace_spans(doc: dict[str, Any], replacements: list[tuple[Any, Any, Any, str]], path: str, lineno: int) -> int:
-    """Apply every span replacement at once: spans sorted by start; a span overlapping an earlier one is skipped."""
+def _batches(
+    rows: Iterator[tuple[int, dict[str, Any] | None, int]],
+) -> Iterator[list[tuple[int, dict[str, Any] | None, int]]]:
+    """Rows in batches of at most BATCH_DOCS documents / BATCH_BYTES input bytes (rules are decided per batch).
+
+    A bad line ends the batch before it: the rows read so far are yielded first, so an error in an earlier
+    document (a failing rule) is still the one reported.
+    """
+    batch: list[tuple[int, dict[str, Any] | None, int]] = []
+    size = 0
+    try:
+        for row in rows:
+            batch.append(row)
+            size += row[2]
+            if len(batch) >= BATCH_DOCS or size >= BATCH_BYTES:
+                yield batch
+                batch, size = [], 0
+    except DolmaError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+
+
+def _replace_spans(
+    doc: dict[str, Any], picked: list[Any], bounds: list[tuple[Any, Any, str]], path: str, lineno: int
+) -> int:
+    """Apply every span replacement at once: spans sorted by start; a span overlapping an earlier one is skipped.
+
+    `picked[i]` is what span selector i selected in this document, `bounds[i]` its (min, max, replacement).
+    """
     found: list[tuple[int, int, int, str]] = []
     order = 0
-    for select, low, high, template in replacements:
-        spans = select(doc)
+    for spans, (low, high, template) in zip(picked, bounds):
         if not isinstance(spans, list):
             continue
         for span in spans:
@@ -565,31 +620,24 @@ def _replace_spans(doc: dict[str, Any], replacements: list[tuple[Any, Any, Any, 
     return done
 
 
-def compile_stream(stream: Stream) -> dict[str, Any]:
+class CompiledStream:
+    """A stream's rules and output settings, compiled once per process.
+
+    A stream with jq expressions decides its documents in this process's rule sandbox (started here, so jq
+    errors surface at start-up); JSONPath and typed rules alone run right here.
+    """
+
+    def __init__(self, stream: Stream, sandbox: SandboxSettings):
+        where = f"stream '{stream.name}'"
+        self.rules = StreamRules(stream)
+        self.sandbox: RuleSandbox | None = sandbox_for(stream, sandbox) if self.rules.uses_jq else None
+        self.discard = [tuple(f.split(".")) for f in stream.output.discard_fields]
+        self.output_compression = compression_setting(stream.compression.output, f"{where} compression.output", "gzip")
+
+
+def compile_stream(stream: Stream, sandbox: SandboxSettings) -> CompiledStream:
     """Compile a stream's rules once (per process): filters, span selectors, output settings."""
-    where = f"stream '{stream.name}'"
-    flt = stream.filter
-    include: list[CompiledRule] = []
-    exclude: list[CompiledRule] = []
-    if flt is not None:
-        include = [CompiledRule(r, flt.syntax, f"{where} filter.include[{i}]") for i, r in enumerate(flt.include)]
-        exclude = [CompiledRule(r, flt.syntax, f"{where} filter.exclude[{i}]") for i, r in enumerate(flt.exclude)]
-    replacements = []
-    keys: set[str] = set()
-    for i, sr in enumerate(stream.span_replacement):
-        select, used = compile_selector(sr.span, sr.syntax, f"{where} span_replacement[{i}]")
-        keys |= used
-        replacements.append((select, sr.min_score, sr.max_score, sr.replacement))
-    for rule in [*include, *exclude]:
-        keys |= rule.attribute_keys
-    return {
-        "include": include,
-        "exclude": exclude,
-        "replacements": replacements,
-        "discard": [tuple(f.split(".")) for f in stream.output.discard_fields],
-        "output_compression": compression_setting(stream.compression.output, f"{where} compression.output", "gzip"),
-        "attribute_keys": keys,
-    }
+    return CompiledStream(stream, sandbox)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -772,7 +820,14 @@ def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float |
         return stream.sample_rate
     if stream.target_bytes is None and stream.target_tokens is None:
         return None
-    job = StreamJob(stream, staging="", rate=None, skip_bad_lines=config.skip_bad_lines, count_only=True)
+    job = StreamJob(
+        stream,
+        staging="",
+        rate=None,
+        skip_bad_lines=config.skip_bad_lines,
+        count_only=True,
+        sandbox=sandbox_settings(config),
+    )
     units = [Unit(input=path, outputs=()) for path in files]
     summary = _executor(config, f"count {stream.name}", ignore_existing=True).run(job, units)
     if not summary.ok:
@@ -790,13 +845,13 @@ def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float |
 
 
 def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamReport:
-    compiled = compile_stream(stream)  # rule errors surface before any file is touched
+    compiled = compile_stream(stream, sandbox_settings(config))  # rule errors surface before any file is touched
     out_dir = io.normalize(stream.output.path)
-    check_attribute_keys(stream, files, compiled["attribute_keys"])
+    check_attribute_keys(stream, files, compiled.rules.attribute_keys)
     rate = resolve_rate(config, stream, files)
-    extension = _EXTENSIONS[compiled["output_compression"]]
+    extension = _EXTENSIONS[compiled.output_compression]
     staging = io.join(out_dir, f"{STAGING_PREFIX}{stream.name}-{stream_fingerprint(stream, rate)}")
-    job = StreamJob(stream, staging, rate, skip_bad_lines=config.skip_bad_lines)
+    job = StreamJob(stream, staging, rate, skip_bad_lines=config.skip_bad_lines, sandbox=sandbox_settings(config))
     units = [Unit(input=path, outputs=(job.manifest_path(path),)) for path in files]
     if config.dryrun:
         for unit in units:
@@ -814,7 +869,7 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
     dropped = {"include": totals.get("dropped:include", 0)}
     flt = stream.filter
     if flt is not None:
-        for idx, rule in enumerate(compiled["exclude"]):
+        for idx, rule in enumerate(compiled.rules.exclude):
             dropped[f"exclude[{idx}] {rule.name}"] = totals.get(f"dropped:exclude[{idx}]", 0)
     dropped["min_text_length"] = totals.get("dropped:min_text_length", 0)
     dropped["sampling"] = totals.get("dropped:sampling", 0)
@@ -853,6 +908,15 @@ def check_stream_names(stream: Stream, idx: int) -> None:
         check_name(name, f"streams[{idx}].attributes[{n}]")
 
 
+def sandbox_settings(config: MixConfig) -> SandboxSettings:
+    """The time and memory bounds of the jq rule sandbox, checked."""
+    if not (math.isfinite(config.rule_timeout) and config.rule_timeout > 0):
+        raise ConfigError(f"mix: rule_timeout must be a positive number of seconds, got {config.rule_timeout}")
+    if config.rule_memory_mb < 0:
+        raise ConfigError(f"mix: rule_memory_mb must be >= 0 (0: no limit), got {config.rule_memory_mb}")
+    return SandboxSettings(timeout=float(config.rule_timeout), memory_mb=config.rule_memory_mb)
+
+
 def run_mix(config: MixConfig) -> int:
     io.configure_s3(config.s3)
     if not config.streams:
@@ -865,21 +929,25 @@ def run_mix(config: MixConfig) -> int:
         raise ConfigError("mix: two streams write the same shards (same output.path and name)")
     if config.report is not None:
         check_path(config.report, "report")
-    planned = []
-    for idx, stream in enumerate(config.streams):  # validate every stream before running any
-        check_stream_names(stream, idx)
-        compile_stream(stream)
-        if stream.output.max_size_in_bytes <= 0:
-            raise ConfigError(f"stream '{stream.name}': output.max_size_in_bytes must be positive")
-        files = plan_stream(stream)
-        out_dir = io.normalize(check_path(stream.output.path, f"streams[{idx}].output.path"))
-        inputs = stream_inputs(stream, files)
-        check_outputs(f"mix: stream '{stream.name}'", inputs, dirs=[out_dir], document_dir=stream.document_dir)
-        if config.report:
-            check_outputs("mix: report", inputs, [io.normalize(config.report)], document_dir=stream.document_dir)
-        check_shard_names_owned(stream, out_dir)
-        planned.append((stream, files))
-    reports = [mix_stream(config, stream, files) for stream, files in planned]
+    settings = sandbox_settings(config)
+    try:
+        planned = []
+        for idx, stream in enumerate(config.streams):  # validate every stream before running any
+            check_stream_names(stream, idx)
+            compile_stream(stream, settings)
+            if stream.output.max_size_in_bytes <= 0:
+                raise ConfigError(f"stream '{stream.name}': output.max_size_in_bytes must be positive")
+            files = plan_stream(stream)
+            out_dir = io.normalize(check_path(stream.output.path, f"streams[{idx}].output.path"))
+            inputs = stream_inputs(stream, files)
+            check_outputs(f"mix: stream '{stream.name}'", inputs, dirs=[out_dir], document_dir=stream.document_dir)
+            if config.report:
+                check_outputs("mix: report", inputs, [io.normalize(config.report)], document_dir=stream.document_dir)
+            check_shard_names_owned(stream, out_dir)
+            planned.append((stream, files))
+        reports = [mix_stream(config, stream, files) for stream, files in planned]
+    finally:
+        close_sandboxes()
     if config.report:
         io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0

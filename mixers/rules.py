@@ -1,9 +1,10 @@
 """Mixer rules compiled once per stream: a JSONPath subset, jq programs and plain typed rules.
 
 Every rule form compiles into a plain Python callable `doc -> bool` (or `doc -> selected value` for span
-selectors). Nothing a user writes is ever executed as Python: JSONPath is parsed by the small recursive
-descent parser below into closures over constants, jq programs run inside libjq (the `jq` package), and
-typed rules are msgspec structs.
+selectors); `StreamRules` holds a stream's rules and decides documents. Nothing a user writes is ever executed
+as Python: JSONPath is parsed by the small recursive descent parser below into closures over constants, jq
+programs run inside libjq (the `jq` package) and only in the rule sandbox (`mixers/sandbox.py`), with the
+builtins that reach outside the document shadowed, and typed rules are msgspec structs.
 
 JSONPath semantics follow what Dolma users rely on:
 - `$` (also written `$@`) is the document, with the merged `attributes` of every attribute set.
@@ -14,6 +15,10 @@ JSONPath semantics follow what Dolma users rely on:
   `&& || !` and parentheses. A path alone is true when it selects something. A comparison with a missing
   side, or between a number and a string, is false.
 - A rule matches when its selection is non-empty.
+
+The cost of a JSONPath rule is linear in the size of the document: every step maps distinct nodes to distinct
+nodes, a filter's relative paths (`@`) walk disjoint subtrees, and a path from the root (`$`) inside a filter,
+evaluated once per element, may only be a direct lookup (`.name` / `[n]`). Nesting is bounded (MAX_NESTING).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from dolma.commands.mix import Rule
+from dolma.commands.mix import Rule, Stream
 from dolma.errors import ConfigError
 
 MISSING: Any = object()
@@ -60,14 +65,19 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), body)
 
 
+MAX_NESTING = 32
+"""Deepest nesting of parentheses, filters and `!` in a JSONPath rule (the parser and the evaluator recurse)."""
+
+
 class _Tokens:
     def __init__(self, rule: str):
         self.rule = rule
         self.items: list[tuple[str, str, int]] = []
+        self.depth = 0  # current nesting of '(', '[?' and '!'
+        self.filters = 0  # how many filters '[?(...)]' enclose the current position
+        end = len(rule.rstrip())
         pos = 0
-        while pos < len(rule):
-            if rule[pos:].strip() == "":
-                break
+        while pos < end:
             m = _TOKEN.match(rule, pos)
             if m is None or m.end() == pos:
                 raise RuleError(f"JSONPath rule {rule!r}: unexpected character at offset {pos}: {rule[pos:]!r}")
@@ -100,6 +110,14 @@ class _Tokens:
         _, text, pos = self.peek()
         found = f"'{text}'" if text else "the end"
         raise RuleError(f"JSONPath rule {self.rule!r}: {what} at offset {pos}, found {found}")
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            self.fail(f"nested more than {MAX_NESTING} levels deep (parentheses, filters and '!')")
+
+    def leave(self) -> None:
+        self.depth -= 1
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -211,12 +229,16 @@ def _parse_steps(toks: _Tokens) -> list[Step]:
             steps.append(("wild", None))
         elif kind == "op" and text == "?":
             toks.take()
+            toks.enter()
+            toks.filters += 1
             if toks.peek()[:2] == ("op", "("):
                 toks.take()
                 expr = _parse_or(toks)
                 toks.expect(")")
             else:
                 expr = _parse_or(toks)
+            toks.filters -= 1
+            toks.leave()
             steps.append(("filter", _as_predicate(expr)))
         else:
             toks.fail("expected an index, a quoted name, '*' or a filter '?(...)'")
@@ -247,7 +269,12 @@ def _parse_operand(toks: _Tokens) -> Expr:
     kind, text, _ = toks.peek()
     if kind == "op" and text in ("@", "$", "$@"):
         toks.take()
-        return ("path", _path_value(text == "@", _parse_steps(toks)))
+        steps = _parse_steps(toks)
+        if text != "@" and toks.filters and not _singular(steps):
+            # evaluated once per filtered element, a scan from the root would make the cost grow with the
+            # square (or a higher power) of the document size
+            toks.fail("inside a filter, a path from the root ($) may only use .name and [n] steps (no '*' or filters)")
+        return ("path", _path_value(text == "@", steps))
     if kind == "num":
         toks.take()
         value = float(text)
@@ -260,8 +287,10 @@ def _parse_operand(toks: _Tokens) -> Expr:
         return ("lit", {"true": True, "false": False, "null": None}[text])
     if kind == "op" and text == "(":
         toks.take()
+        toks.enter()
         inner = _parse_or(toks)
         toks.expect(")")
+        toks.leave()
         return inner
     toks.fail("expected a path (@ or $), a number, a string, true, false, null or '('")
     raise AssertionError  # unreachable: fail() raises
@@ -321,7 +350,9 @@ _OPS = ("==", "!=", "<=", ">=", "<", ">")
 
 def _parse_cmp(toks: _Tokens) -> Expr:
     if toks.accept("!"):
+        toks.enter()
         inner = _as_predicate(_parse_cmp(toks))
+        toks.leave()
         return ("bool", lambda root, cur: not inner(root, cur))
     left = _parse_operand(toks)
     kind, text, _ = toks.peek()
@@ -456,18 +487,112 @@ def _attribute_keys(rule: str) -> set[str]:
 # jq
 # ----------------------------------------------------------------------------------------------------------
 
+BLOCKED_JQ: dict[str, tuple[tuple[int, ...], str]] = {
+    "env": ((0,), "reads the environment"),
+    "input": ((0,), "reads input beyond the document"),
+    "inputs": ((0,), "reads input beyond the document"),
+    "input_filename": ((0,), "names the input file"),
+    "input_line_number": ((0,), "reads the input position"),
+    "get_search_list": ((0,), "lists module search directories of this machine"),
+    "get_prog_origin": ((0,), "names directories of this machine"),
+    "get_jq_origin": ((0,), "names directories of this machine"),
+    "modulemeta": ((0,), "reads module files"),
+    "halt": ((0,), "ends the program, so the document would silently produce nothing"),
+    "halt_error": ((0, 1), "ends the program, so the document would silently produce nothing"),
+    "debug": ((0, 1), "writes to stderr"),
+    "stderr": ((0,), "writes to stderr"),
+    "now": ((0,), "reads the clock, so the mix would not be reproducible"),
+    "localtime": ((0,), "reads the time zone of this machine (TZ, /etc/localtime)"),
+    "strflocaltime": ((1,), "reads the time zone of this machine (TZ, /etc/localtime)"),
+}
+"""jq 1.8 builtins a mixer rule may not call, with the reason (see the README's mix sandbox notes).
+
+Everything else is pure: it only sees the document. `$ENV` and the module directives (`import`, `include`,
+`module`) are refused too, and `$HOME/.jq` (which libjq includes by itself) is never read: jq only runs in the
+rule sandbox (mixers/sandbox.py), a process with an empty environment whose HOME is an empty directory.
+"""
+
+_BLOCKED_MARK = "__dolma_sandbox_blocked__"
+
+
+def _shadow_prefix() -> str:
+    """Definitions that replace the blocked builtins, then `$ENV` bound to {}; one line, before the user program.
+
+    A call to a shadowed builtin compiles into a call to an undefined name, so the rule fails at compile time
+    (translated into a message naming the builtin); unused definitions are dropped by jq and cost nothing.
+    Because the program no longer starts with the user's text, `import`, `include` and `module` (which jq only
+    accepts first) become syntax errors before any module file is looked up.
+    """
+    defs = []
+    for name, (arities, _) in BLOCKED_JQ.items():
+        for arity in arities:
+            params = "(" + "; ".join(f"a{i}" for i in range(arity)) + ")" if arity else ""
+            defs.append(f"def {name}{params}: {_BLOCKED_MARK}{name};")
+    return " ".join(defs) + " {} as $ENV | ("
+
+
+SANDBOX_PREFIX = _shadow_prefix()
+_ENV_VAR = re.compile(r"\$ENV(?![A-Za-z0-9_])")
+_JQ_ERROR = re.compile(r"error: (?P<what>.*?) at <top-level>, line (?P<line>\d+), column (?P<col>\d+)")
+_JQ_BLOCKED = re.compile(re.escape(_BLOCKED_MARK) + r"(?P<name>\w+)/0 is not defined")
+_JQ_MODULE = re.compile(r"unexpected (?P<kw>import|include|module)\b")
+
+
+def check_jq_source(program: str) -> None:
+    """What can be refused without compiling: `$ENV` (also bound to {} by the sandbox prefix, so never read)."""
+    if _ENV_VAR.search(program):
+        raise RuleError(f"jq rule {program!r} uses $ENV: the environment is not available in mixer rules")
+
+
+def sandboxed_program(program: str) -> str:
+    """The text libjq compiles: the shadowing prefix on line 1, the user's program from line 2."""
+    return f"{SANDBOX_PREFIX}\n{program}\n\n)"
+
+
+def _compile_error(program: str, message: str) -> RuleError:
+    blocked = _JQ_BLOCKED.search(message)
+    if blocked:
+        name = blocked.group("name")
+        why = BLOCKED_JQ.get(name, ((), "is not available"))[1]
+        return RuleError(f"jq rule {program!r} uses `{name}`, which mixer rules may not call: it {why}")
+    module = _JQ_MODULE.search(message)
+    if module:
+        return RuleError(
+            f"jq rule {program!r} uses `{module.group('kw')}`: modules are not available in mixer rules "
+            "(no module search paths, no file access)"
+        )
+    found = _JQ_ERROR.search(message)
+    if found:
+        line = max(1, int(found.group("line")) - 1)  # line 1 is the sandbox prefix
+        what = found.group("what")
+        if line > program.count("\n") + 1:  # on the lines closing the prefix: the program ended too early
+            what = what.replace("unexpected ')'", "unexpected end of the program")
+            return RuleError(f"jq rule {program!r} does not compile: {what}")
+        return RuleError(f"jq rule {program!r} does not compile: {what} (line {line})")
+    first = message.strip().splitlines()[0] if message.strip() else "invalid program"
+    return RuleError(f"jq rule {program!r} does not compile: {first.removeprefix('jq: error: ')}")
+
+
+class JqRuntimeError(Exception):
+    """A jq program raised an error on a document (inside the sandbox; reported with the file and line)."""
+
 
 def _truthy(value: Any) -> bool:
     return value is not None and value is not False
 
 
 class JqProgram:
-    """A jq program compiled once with libjq. It matches when any output is truthy (not false or null)."""
+    """A jq program. It matches when any output is truthy (not false or null).
 
-    def __init__(self, program: str):
+    Outside the sandbox (`compile=False`) only the checks that need no libjq run: the mixer process never
+    compiles or evaluates jq. Inside it, documents arrive as JSON text, which libjq parses itself.
+    """
+
+    def __init__(self, program: str, compile: bool):
         self.rule = program
         self.attribute_keys = _attribute_keys(program)
-        self._program = self._compile()
+        check_jq_source(program)
+        self._program = self._compile() if compile else None
 
     def _compile(self) -> Any:
         try:
@@ -475,29 +600,23 @@ class JqProgram:
         except ImportError as exc:  # pragma: no cover - jq is a declared dependency
             raise ConfigError("jq rules need the 'jq' package (pip install jq)") from exc
         try:
-            return jq.compile(self.rule)
+            return jq.compile(sandboxed_program(self.rule))
         except ValueError as exc:
-            raise RuleError(f"jq rule {self.rule!r}: {exc}") from None
+            raise _compile_error(self.rule, str(exc)) from None
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"rule": self.rule}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.rule = state["rule"]
-        self.attribute_keys = _attribute_keys(self.rule)
-        self._program = self._compile()
-
-    def outputs(self, doc: dict[str, Any]) -> list[Any]:
+    def outputs(self, text: str) -> list[Any]:
+        if self._program is None:
+            raise RuntimeError("jq programs only run inside the rule sandbox")
         try:
-            return self._program.input_value(doc).all()
+            return self._program.input_text(text).all()
         except ValueError as exc:
-            raise RuleError(f"jq rule {self.rule!r} failed: {exc}") from None
+            raise JqRuntimeError(str(exc)) from None
 
-    def matches(self, doc: dict[str, Any]) -> bool:
-        return any(_truthy(v) for v in self.outputs(doc))
+    def matches(self, text: str) -> bool:
+        return any(_truthy(v) for v in self.outputs(text))
 
-    def first(self, doc: dict[str, Any]) -> Any:
-        out = self.outputs(doc)
+    def first(self, text: str) -> Any:
+        out = self.outputs(text)
         return out[0] if out else None
 
 
@@ -584,39 +703,160 @@ def compile_typed(rule: Rule, where: str) -> tuple[Predicate, set[str]]:
 
 
 class CompiledRule:
-    """A filter rule in any syntax, ready to run: `matches(doc)`, a readable `name`, the attribute keys used."""
+    """A filter rule in any syntax, ready to run: `matches(doc)`, a readable `name`, the attribute keys used.
 
-    def __init__(self, rule: str | Rule, syntax: str, where: str):
+    `jq` says what `matches` takes: the document as JSON text (jq, only inside the sandbox) or as a dict.
+    """
+
+    def __init__(self, rule: str | Rule, syntax: str, where: str, compile_jq: bool = False):
         self.source = rule
+        self.where = where
+        self.jq = False
         if isinstance(rule, Rule):
             self.name = rule.describe()
             self.matches, self.attribute_keys = compile_typed(rule, where)
             return
         self.name = rule
-        if syntax == "jq":
-            program = JqProgram(rule)
-            self.matches = program.matches
-            self.attribute_keys = program.attribute_keys
-        elif syntax == "jsonpath":
-            path = JsonPath(rule)
-            self.matches = path.matches
-            self.attribute_keys = path.attribute_keys
-        else:
-            raise RuleError(f"{where}: unknown rule syntax '{syntax}' (jsonpath or jq)")
+        try:
+            if syntax == "jq":
+                program = JqProgram(rule, compile_jq)
+                self.jq = True
+                self.matches = program.matches
+                self.attribute_keys = program.attribute_keys
+            elif syntax == "jsonpath":
+                path = JsonPath(rule)
+                self.matches = path.matches
+                self.attribute_keys = path.attribute_keys
+            else:
+                raise RuleError(f"unknown rule syntax '{syntax}' (jsonpath or jq)")
+        except RuleError as exc:
+            raise RuleError(f"{where}: {exc}") from None
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("compiled rules are not sent between processes; send the config and compile there")
 
 
+class CompiledSelector:
+    """A span_replacement `span` expression: `select(doc)` is the first value it selects, else None."""
+
+    def __init__(self, expr: str, syntax: str, where: str, compile_jq: bool = False):
+        self.name = expr
+        self.where = where
+        self.jq = syntax == "jq"
+        try:
+            if syntax == "jq":
+                program = JqProgram(expr, compile_jq)
+                self.select: Selector = program.first
+                self.attribute_keys = program.attribute_keys
+            elif syntax == "jsonpath":
+                path = JsonPath(expr)
+                self.select = path.first
+                self.attribute_keys = path.attribute_keys
+            else:
+                raise RuleError(f"unknown rule syntax '{syntax}' (jsonpath or jq)")
+        except RuleError as exc:
+            raise RuleError(f"{where}: {exc}") from None
+
+
 def compile_selector(expr: str, syntax: str, where: str) -> tuple[Selector, set[str]]:
-    """`doc -> value` for a span_replacement `span` expression (the first value it selects, else None)."""
-    if syntax == "jq":
-        program = JqProgram(expr)
-        return program.first, program.attribute_keys
-    if syntax != "jsonpath":
-        raise RuleError(f"{where}: unknown rule syntax '{syntax}' (jsonpath or jq)")
-    path = JsonPath(expr)
-    return path.first, path.attribute_keys
+    """`doc -> value` for a span_replacement `span` expression (JSONPath; jq selectors run in the sandbox)."""
+    selector = CompiledSelector(expr, syntax, where)
+    return selector.select, selector.attribute_keys
+
+
+KEEP = 0
+"""`StreamRules.decide` verdicts: KEEP, DROP_INCLUDE (no include rule matched), EXCLUDED + i (exclude rule i)."""
+DROP_INCLUDE = 1
+EXCLUDED = 2
+
+Decision = tuple[int, "list[Any] | None"]
+"""(verdict, the value each span selector picked for a kept document, or None when there are no selectors)."""
+
+
+class StreamRules:
+    """A stream's include and exclude rules and span selectors, compiled once per process.
+
+    The mixer process builds it with `compile_jq=False`: JSONPath and typed rules are ready to run there, while
+    jq expressions are only checked; they are compiled and run inside the rule sandbox (mixers/sandbox.py),
+    which builds the same object with `compile_jq=True` and decides every document of a stream that uses jq.
+    """
+
+    def __init__(self, stream: Stream, compile_jq: bool = False):
+        where = f"stream '{stream.name}'"
+        flt = stream.filter
+        self.include: list[CompiledRule] = []
+        self.exclude: list[CompiledRule] = []
+        if flt is not None:
+            syntax = flt.syntax
+            self.include = [
+                CompiledRule(r, syntax, f"{where} filter.include[{i}]", compile_jq) for i, r in enumerate(flt.include)
+            ]
+            self.exclude = [
+                CompiledRule(r, syntax, f"{where} filter.exclude[{i}]", compile_jq) for i, r in enumerate(flt.exclude)
+            ]
+        self.selectors = [
+            CompiledSelector(sr.span, sr.syntax, f"{where} span_replacement[{i}].span", compile_jq)
+            for i, sr in enumerate(stream.span_replacement)
+        ]
+        self.bounds = [(sr.min_score, sr.max_score, sr.replacement) for sr in stream.span_replacement]
+        everything: list[CompiledRule | CompiledSelector] = [*self.include, *self.exclude, *self.selectors]
+        self.labels = [f"{r.where} {r.name!r}" for r in everything]
+        """Every rule and selector by its number in decision order (progress and error messages)."""
+        self.uses_jq = any(r.jq for r in everything)
+        self.needs_dict = any(not r.jq for r in everything)
+        self.attribute_keys: set[str] = set().union(*(r.attribute_keys for r in everything)) if everything else set()
+        # the mixer-process fast path (`decide`): plain callables, verdicts built once
+        self._include = [r.matches for r in self.include]
+        self._exclude = [(r.matches, (EXCLUDED + i, None)) for i, r in enumerate(self.exclude)]
+        self._select = [s.select for s in self.selectors]
+
+    def decide(self, doc: dict[str, Any]) -> Decision:
+        """The verdict for one document (a dict), in the mixer process: streams without jq only.
+
+        Includes are tried in order until one matches, then excludes until one matches (the first decides),
+        then the span selectors run for a kept document. Verdicts without selections are shared tuples.
+        """
+        if self._include:
+            for matches in self._include:
+                if matches(doc):
+                    break
+            else:
+                return _DROPPED
+        for matches, verdict in self._exclude:
+            if matches(doc):
+                return verdict
+        if not self._select:
+            return _KEPT
+        return KEEP, [select(doc) for select in self._select]
+
+    def decide_in_sandbox(self, doc: Any, text: str | None, mark: Callable[[int], None]) -> Decision:
+        """`decide` for any rules, jq included: `doc` is the dict (for JSONPath and typed rules) and `text`
+        the JSON text (for jq); `mark(i)` is called before rule number i runs (the sandbox's progress record).
+        """
+        if self.include:
+            for i, rule in enumerate(self.include):
+                mark(i)
+                if rule.matches(text if rule.jq else doc):
+                    break
+            else:
+                return _DROPPED
+        base = len(self.include)
+        for i, rule in enumerate(self.exclude):
+            mark(base + i)
+            if rule.matches(text if rule.jq else doc):
+                return EXCLUDED + i, None
+        if not self.selectors:
+            return _KEPT
+        base += len(self.exclude)
+        picked = []
+        for i, selector in enumerate(self.selectors):
+            mark(base + i)
+            picked.append(selector.select(text if selector.jq else doc))
+        return KEEP, picked
+
+
+_DROPPED: Decision = (DROP_INCLUDE, None)
+_KEPT: Decision = (KEEP, None)
 
 
 def score_in_range(score: Any, low: float | None, high: float | None) -> bool:

@@ -517,11 +517,11 @@ def test_span_replacement_properties(text, spans):
     rows = [[s, e, score] for s, e, score in spans]
     # "{}" puts the original text back: nothing changes whatever the spans
     doc = {"text": text, "attributes": {"k": rows}}
-    _replace_spans(doc, [(select, None, None, "{}")], "f", 1)
+    _replace_spans(doc, [select(doc)], [(None, None, "{}")], "f", 1)
     assert doc["text"] == text
     # deleting: the applied spans are disjoint and in bounds, so the text shrinks by their total length
     doc = {"text": text, "attributes": {"k": rows}}
-    applied = _replace_spans(doc, [(select, 0.5, None, "")], "f", 1)
+    applied = _replace_spans(doc, [select(doc)], [(0.5, None, "")], "f", 1)
     kept, pos = [], 0
     # spans apply in start order (ties in their listed order); one overlapping an applied span is skipped
     for start, end in sorted(((s, e) for s, e, score in spans if score >= 0.5), key=lambda span: span[0]):

@@ -19,6 +19,11 @@ Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "exists", "missin
 Reduce = Literal["first", "max", "min", "sum", "count", "mean"]
 Syntax = Literal["jsonpath", "jq"]
 
+RULE_TIMEOUT = 10.0
+"""Default seconds a stream's jq expressions may take on one document (`rule_timeout`)."""
+RULE_MEMORY_MB = 2048
+"""Default address-space cap of the jq rule sandbox (`rule_memory_mb`)."""
+
 
 class Rule(Base):
     """A plain rule: compare one attribute score or document field with a value, or combine rules.
@@ -143,6 +148,16 @@ class MixConfig(RunOptions, kw_only=True):
     report: Annotated[
         str | None, Meta(description="Write the per-stream report (counts per rule, bytes) as JSON to this path.")
     ] = None
+    rule_timeout: Annotated[
+        float,
+        Meta(
+            description="Seconds a stream's jq expressions may take on one document; past it the rule sandbox is "
+            "stopped and the file fails, naming the line and the rule."
+        ),
+    ] = RULE_TIMEOUT
+    rule_memory_mb: Annotated[
+        int, Meta(description="Address-space cap in MiB of the process running jq expressions (0: no cap).")
+    ] = RULE_MEMORY_MB
 
 
 CONFIG = MixConfig
