@@ -28,7 +28,7 @@ def _mix_on_s3(tmp_path, s3_server, bucket: str, *flags: str, env: dict | None =
     cfg.write_text(yaml.safe_dump({"streams": [stream]}))
     result = run_cli("-c", str(cfg), "mix", *flags, env={"AWS_SESSION_TOKEN": SESSION_TOKEN, **(env or {})})
     assert result.returncode == 0, result.stderr
-    assert s3_server.keys(bucket, "mixed/") == ["mixed/logs-0000.jsonl.gz"]  # it really talked to S3
+    assert "mixed/logs-0000.jsonl.gz" in s3_server.keys(bucket, "mixed/")  # it really talked to S3
     return result
 
 
