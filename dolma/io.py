@@ -255,6 +255,24 @@ def size(path: str) -> int:
     return os.path.getsize(path)
 
 
+class FileInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What identifies a file's version cheaply: its size, plus its mtime (local) or ETag (S3)."""
+
+    size: int
+    mtime_ns: int | None = None
+    etag: str | None = None
+
+
+def info(path: str) -> FileInfo:
+    """Size and version stamp of a file, without reading it (one stat, or one HEAD request on S3)."""
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        head = s3_client().head_object(Bucket=bucket, Key=key)
+        return FileInfo(size=int(head["ContentLength"]), etag=str(head.get("ETag", "")).strip('"') or None)
+    st = os.stat(path)
+    return FileInfo(size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
 def remove(path: str) -> None:
     if is_s3(path):
         bucket, key = split_s3(path)

@@ -1,9 +1,7 @@
 //! Bindings for the dedupe pipeline: `Deduper.run` processes files end to end (read, parse, hash,
 //! test-and-insert in input order, write attributes) with the interpreter released, on its own thread pool.
 
-use std::path::PathBuf;
-
-use dolma_core::dedupe::{checkpoint, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
+use dolma_core::dedupe::{fingerprint_file, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -21,12 +19,6 @@ create_exception!(
     PyValueError,
     "A documents line that cannot be deduplicated; args are (message, path, line, field, reason)."
 );
-create_exception!(
-    dolma._rust,
-    CheckpointError,
-    PyValueError,
-    "A dedupe checkpoint file that is not one, is from another version, or is damaged."
-);
 
 fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
     let message = err.to_string();
@@ -36,7 +28,6 @@ fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
             DedupeInputError::new_err((message, path, line, field, reason))
         }
         DedupeError::Io { .. } => PyOSError::new_err(message),
-        DedupeError::Checkpoint { .. } => CheckpointError::new_err(message),
         DedupeError::Bloom(e) => bloom_err(py, e),
     }
 }
@@ -52,7 +43,14 @@ fn stats_dict<'py>(py: Python<'py>, stats: &RunStats) -> PyResult<Bound<'py, PyD
     d.set_item("bytes_marked", stats.bytes_marked)?;
     d.set_item("bad_lines", stats.bad_lines)?;
     d.set_item("input_bytes", stats.input_bytes)?;
+    let fingerprints: Vec<String> = stats.fingerprints.iter().map(|f| fingerprint_hex(*f)).collect();
+    d.set_item("fingerprints", fingerprints)?;
     Ok(d)
+}
+
+/// A content fingerprint as text: 32 lowercase hex digits.
+fn fingerprint_hex(fingerprint: u128) -> String {
+    format!("{fingerprint:032x}")
 }
 
 /// Deduplicates documents files against a Bloom filter, given the JSON of the `dedupe` config section.
@@ -83,6 +81,13 @@ impl PyDeduper {
     #[getter]
     fn attribute(&self) -> String {
         self.inner.mode().attribute().to_string()
+    }
+
+    /// The settings that decide which keys a document gives, as JSON text: an object keyed by dotted
+    /// configuration field (e.g. `dedupe.paragraphs.by_ngram.ngram_length`), plus `mode` and `key_format`.
+    #[getter]
+    fn key_settings(&self, py: Python<'_>) -> PyResult<String> {
+        self.inner.key_settings().map_err(|e| dedupe_err(py, e))
     }
 
     /// Dedupes `inputs` in this order, writing `outputs[i]` for `inputs[i]`; returns the run's statistics.
@@ -126,8 +131,8 @@ impl PyDeduper {
         match error {
             None => stats_dict(py, &stats),
             Some(e) => {
-                // The caller checkpoints the files that did complete before re-raising, unless the filter holds
-                // part of the failing file's keys (`partial_file`).
+                // The caller saves the filter with the files that did complete (and their fingerprints) before
+                // re-raising, unless the filter holds part of the failing file's keys (`partial_file`).
                 let err = dedupe_err(py, e);
                 err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
                 err.value(py).setattr("partial_file", stats.partial_file)?;
@@ -137,22 +142,12 @@ impl PyDeduper {
     }
 }
 
-/// Writes the filter and a JSON progress state to one checkpoint file, atomically.
+/// The content fingerprint of a local file (xxh3-128 of its bytes as stored, as 32 hex digits): the value
+/// `Deduper.run` reports in `fingerprints` for each file it completes.
 #[pyfunction]
-fn save_checkpoint(py: Python<'_>, path: PathBuf, filter: &Bound<'_, PyBloomFilter>, state: &str) -> PyResult<()> {
-    let bf = filter.get();
-    py.detach(|| {
-        let _guard = bf.snapshotting();
-        checkpoint::save(&path, &bf.inner, state)
-    })
-    .map_err(|e| dedupe_err(py, e))
-}
-
-/// Reads a checkpoint written by `save_checkpoint`: `(filter, state)`.
-#[pyfunction]
-fn load_checkpoint(py: Python<'_>, path: PathBuf) -> PyResult<(PyBloomFilter, String)> {
-    let (inner, state) = py.detach(|| checkpoint::load(&path)).map_err(|e| dedupe_err(py, e))?;
-    Ok((PyBloomFilter::wrap(inner), state))
+fn file_fingerprint(py: Python<'_>, path: String) -> PyResult<String> {
+    let fingerprint = py.detach(|| fingerprint_file(&path)).map_err(|e| dedupe_err(py, e))?;
+    Ok(fingerprint_hex(fingerprint))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -160,9 +155,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDeduper>()?;
     m.add("DedupeConfigError", py.get_type::<DedupeConfigError>())?;
     m.add("DedupeInputError", py.get_type::<DedupeInputError>())?;
-    m.add("CheckpointError", py.get_type::<CheckpointError>())?;
-    m.add_function(wrap_pyfunction!(save_checkpoint, m)?)?;
-    m.add_function(wrap_pyfunction!(load_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(file_fingerprint, m)?)?;
     register_spark(m)?;
     Ok(())
 }

@@ -77,6 +77,29 @@ impl JsonPath {
         Ok(JsonPath { steps, text: text.to_string() })
     }
 
+    /// One spelling per path (`$.a['b']` and `$['a'].b` are both `$.a.b`), for comparing configurations: plain
+    /// names as `.name`, others as `["..."]` (JSON-quoted), indexes as `[i]`.
+    pub fn canonical(&self) -> String {
+        let mut out = String::from("$");
+        for step in &self.steps {
+            match step {
+                Step::Field(name)
+                    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    out.push('.');
+                    out.push_str(name);
+                }
+                Step::Field(name) => {
+                    out.push('[');
+                    out.push_str(&serde_json::to_string(name).unwrap_or_default());
+                    out.push(']');
+                }
+                Step::Index(idx) => out.push_str(&format!("[{idx}]")),
+            }
+        }
+        out
+    }
+
     /// The path is exactly `$.<name>` (lets callers avoid building a full JSON tree).
     pub fn single_field(&self) -> Option<&str> {
         match self.steps.as_slice() {
@@ -119,6 +142,10 @@ mod tests {
             assert_eq!(p.select(&doc).map(|v| v.to_string()).as_deref(), want, "{path}");
         }
         assert_eq!(JsonPath::parse("$.text").unwrap().single_field(), Some("text"));
+        for (a, b) in [("$.metadata.url", "$['metadata'][\"url\"]"), ("$.a[0]['b c']", "$[\"a\"][0][\"b c\"]")] {
+            assert_eq!(JsonPath::parse(a).unwrap().canonical(), JsonPath::parse(b).unwrap().canonical());
+        }
+        assert_eq!(JsonPath::parse("$['a'][0]['b c']").unwrap().canonical(), "$.a[0][\"b c\"]");
         for bad in ["metadata.url", "$.a[", "$.a[x]", "$..a", "$.a.*"] {
             assert!(JsonPath::parse(bad).is_err(), "{bad}");
         }

@@ -6,14 +6,13 @@
 //! (files and lines), while the Bloom filter is consulted in one thread in input order (sorted files, then
 //! lines). See [`pipeline`].
 
-pub mod checkpoint;
 pub mod config;
 pub mod jsonpath;
 pub mod pipeline;
 pub mod text;
 
 pub use config::DedupeConfig;
-pub use pipeline::{Deduper, FileJob, RunStats};
+pub use pipeline::{fingerprint_file, Deduper, FileJob, RunStats};
 
 use std::io;
 
@@ -31,9 +30,6 @@ pub enum DedupeError {
     /// A file that cannot be read, decompressed or written.
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
-    /// A checkpoint file that is not ours, from another version, or damaged.
-    #[error("{path}: {reason}")]
-    Checkpoint { path: String, reason: String },
     #[error(transparent)]
     Bloom(#[from] BloomError),
 }

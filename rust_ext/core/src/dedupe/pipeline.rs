@@ -12,14 +12,16 @@
 //! On a single thread the same steps run interleaved line by line instead (see `run_single_thread`).
 use std::borrow::Cow;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use xxhash_rust::xxh3::Xxh3Default;
 
 use super::config::{DedupeConfig, Mode};
 use super::jsonpath::JsonPath;
@@ -68,6 +70,9 @@ pub struct RunStats {
     pub bad_lines: u64,
     /// Bytes read from the input files (compressed size).
     pub input_bytes: u64,
+    /// The content fingerprint of each completed file, in order: [`fingerprint_file`] of its bytes as stored,
+    /// computed while it was read (so a caller can record exactly which content went into the filter).
+    pub fingerprints: Vec<u128>,
     /// Set when a run failed inside a file after some of that file's keys were inserted: the filter then
     /// holds part of a file that is not complete, so it must not be checkpointed as "files before it done".
     pub partial_file: bool,
@@ -84,6 +89,7 @@ impl RunStats {
         self.bytes_marked += other.bytes_marked;
         self.bad_lines += other.bad_lines;
         self.input_bytes += other.input_bytes;
+        self.fingerprints.extend_from_slice(&other.fingerprints);
         self.partial_file |= other.partial_file;
     }
 }
@@ -157,6 +163,8 @@ struct RawChunk {
     last: bool,
     /// Size of the file on disk.
     input_bytes: u64,
+    /// The file's fingerprint, on its last chunk.
+    fingerprint: u128,
 }
 
 /// The parsed documents of a [`RawChunk`].
@@ -166,6 +174,7 @@ struct ParsedChunk {
     bad_lines: u64,
     last: bool,
     input_bytes: u64,
+    fingerprint: u128,
 }
 
 /// The fields every mode needs, borrowed from the line where possible.
@@ -265,6 +274,11 @@ impl Deduper {
         &self.mode
     }
 
+    /// The settings that decide the keys ([`DedupeConfig::key_settings`]), as JSON text.
+    pub fn key_settings(&self) -> Result<String> {
+        self.config.key_settings()
+    }
+
     /// Dedupes `jobs` in order against `filter` (only looked up, never changed, when `read_only`) and writes
     /// one attributes file per job. Runs on the current rayon pool.
     ///
@@ -327,8 +341,14 @@ impl Deduper {
             bad_lines += bad;
         }
         drop(lines);
-        let parsed =
-            ParsedChunk { file: chunk.file, docs, bad_lines, last: chunk.last, input_bytes: chunk.input_bytes };
+        let parsed = ParsedChunk {
+            file: chunk.file,
+            docs,
+            bad_lines,
+            last: chunk.last,
+            input_bytes: chunk.input_bytes,
+            fingerprint: chunk.fingerprint,
+        };
         Ok((parsed, chunk.data))
     }
 
@@ -376,7 +396,7 @@ impl Deduper {
                 }
                 committer.commit_docs(chunk.file, &behind)?;
                 drop(lines);
-                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes)?;
+                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes, chunk.fingerprint)?;
                 Ok(chunk.data)
             });
             let result = result.map(|buffer| reader.recycle(buffer));
@@ -621,7 +641,7 @@ impl<'a> Committer<'a> {
     fn commit_chunk(&mut self, chunk: Result<ParsedChunk>) -> Result<()> {
         let chunk = chunk?;
         self.commit_docs(chunk.file, &chunk.docs)?;
-        self.end_chunk(chunk.bad_lines, chunk.last, chunk.input_bytes)
+        self.end_chunk(chunk.bad_lines, chunk.last, chunk.input_bytes, chunk.fingerprint)
     }
 
     /// Commits documents of file `file` (the next ones in input order) and appends their attribute lines.
@@ -645,7 +665,7 @@ impl<'a> Committer<'a> {
     }
 
     /// Ends a chunk of the current file; after its last chunk, completes the file.
-    fn end_chunk(&mut self, bad_lines: u64, last: bool, input_bytes: u64) -> Result<()> {
+    fn end_chunk(&mut self, bad_lines: u64, last: bool, input_bytes: u64, fingerprint: u128) -> Result<()> {
         self.file_stats.bad_lines += bad_lines;
         if last {
             if let Some(output) = self.output.take() {
@@ -655,6 +675,7 @@ impl<'a> Committer<'a> {
             done.partial_file = false;
             done.files = 1;
             done.input_bytes = input_bytes;
+            done.fingerprints = vec![fingerprint];
             self.stats.add(&done);
         }
         Ok(())
@@ -858,10 +879,60 @@ fn read_error(path: &str, e: io::Error) -> DedupeError {
     io_err(path, io::Error::new(e.kind(), format!("cannot read or decompress: {e}")))
 }
 
+/// The running fingerprint of a file's bytes as stored, fed by [`HashingFile`] as the decoder reads them.
+#[derive(Default)]
+struct ContentHash {
+    hasher: Xxh3Default,
+    bytes: u64,
+}
+
+/// A file that hashes every byte read from it into a shared [`ContentHash`] (the decoder owns the file, the
+/// chunk reader keeps the hash).
+struct HashingFile {
+    file: File,
+    hash: Arc<Mutex<ContentHash>>,
+}
+
+impl Read for HashingFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let mut hash = self.hash.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        hash.hasher.update(&buf[..n]);
+        hash.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The content fingerprint of the file at `path`: xxh3-128 (seed 0) of its bytes as stored (compressed).
+/// [`Deduper::run`] reports the same value for every file it completes ([`RunStats::fingerprints`]).
+pub fn fingerprint_file(path: &str) -> Result<u128> {
+    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut hash = ContentHash::default();
+    hash_rest(&mut file, &mut hash).map_err(|e| io_err(path, e))?;
+    Ok(hash.hasher.digest128())
+}
+
+/// Feeds the rest of `reader` into `hash`.
+fn hash_rest<R: Read>(reader: &mut R, hash: &mut ContentHash) -> io::Result<()> {
+    let mut buf = vec![0u8; MAX_READ];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                hash.hasher.update(&buf[..n]);
+                hash.bytes += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// An input file being read.
 struct OpenInput {
     file: usize,
     reader: Box<dyn Read + Send>,
+    hash: Arc<Mutex<ContentHash>>,
     size: u64,
     /// The start of a line read after the previous chunk's last newline.
     carry: Vec<u8>,
@@ -907,8 +978,22 @@ impl<'a> ChunkReader<'a> {
         let path = &self.jobs[file].input;
         let handle = File::open(path).map_err(|e| io_err(path, e))?;
         let size = handle.metadata().map_err(|e| io_err(path, e))?.len();
-        let reader = decoder(path, BufReader::with_capacity(1 << 20, handle)).map_err(|e| read_error(path, e))?;
-        Ok(OpenInput { file, reader, size, carry: Vec::new(), next_line: 1 })
+        let hash = Arc::new(Mutex::new(ContentHash::default()));
+        let hashing = HashingFile { file: handle, hash: Arc::clone(&hash) };
+        let reader = decoder(path, BufReader::with_capacity(1 << 20, hashing)).map_err(|e| read_error(path, e))?;
+        Ok(OpenInput { file, reader, hash, size, carry: Vec::new(), next_line: 1 })
+    }
+
+    /// The fingerprint of a file whose content was read to the end: the bytes the decoder consumed plus any it
+    /// left after its last frame (read here), so it is always the hash of the whole file.
+    fn finish_hash(path: &str, hash: &Mutex<ContentHash>, size: u64) -> Result<u128> {
+        let mut hash = hash.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if hash.bytes < size {
+            let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+            file.seek(SeekFrom::Start(hash.bytes)).map_err(|e| io_err(path, e))?;
+            hash_rest(&mut file, &mut hash).map_err(|e| io_err(path, e))?;
+        }
+        Ok(hash.hasher.digest128())
     }
 
     fn read_chunk(&mut self) -> Result<Option<RawChunk>> {
@@ -951,15 +1036,17 @@ impl<'a> ChunkReader<'a> {
         };
         let first_line = input.next_line;
         let (file, size) = (input.file, input.size);
+        let mut fingerprint = 0;
         if !eof {
             let cut = last_newline.map_or(data.len(), |p| p + 1);
             input.carry.extend_from_slice(&data[cut..]);
             data.truncate(cut);
             input.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
         } else {
+            fingerprint = Self::finish_hash(path, &input.hash, size)?;
             self.current = None;
         }
-        Ok(Some(RawChunk { file, data, first_line, last: eof, input_bytes: size }))
+        Ok(Some(RawChunk { file, data, first_line, last: eof, input_bytes: size, fingerprint }))
     }
 }
 
@@ -1054,7 +1141,7 @@ impl AtomicWriter {
                 None => return Ok(()),
             };
             // No fsync: the rename already guarantees that a killed process leaves no partial file, and the
-            // filter checkpoint (which is synced) is what a resumed run relies on; files after it are redone.
+            // filter save (which is synced) records the files a resumed run skips; files after it are redone.
             writer.into_inner().map_err(|e| e.into_error())?;
             fs::rename(&self.temp, &self.target)
         })();
