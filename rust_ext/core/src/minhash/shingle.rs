@@ -1,10 +1,11 @@
 //! Shingles: the set a document's MinHash signature summarises.
 //!
 //! - `words` (default): the text is lower-cased (Unicode full lower-case mapping, `str::to_lowercase`; on
-//!   ASCII text the same as `to_ascii_lowercase`), then split at Unicode word boundaries (UAX #29, the
+//!   ASCII text the same as `to_ascii_lowercase`), then split at Unicode word boundaries (UAX #29, as the
 //!   `unicode-segmentation` crate's `unicode_words`: the segments between word boundaries that contain at
-//!   least one alphabetic or numeric character, so whitespace and punctuation are dropped). A shingle is `n`
-//!   consecutive words joined by one space.
+//!   least one alphabetic or numeric character, so whitespace and punctuation are dropped; segmented by the
+//!   dedupe module's `words_into`, which gives the crate's boundaries with a fast path for ASCII). A shingle
+//!   is `n` consecutive words joined by one space.
 //! - `chars`: the text is lower-cased and every run of Unicode whitespace becomes one space (leading and
 //!   trailing whitespace removed); a shingle is `n` consecutive code points of that normalised text.
 //!   Punctuation is kept.
@@ -15,8 +16,6 @@
 //! only punctuation) has no shingles, and a document without shingles is never a duplicate.
 //!
 //! Shingles are handed out as UTF-8 bytes, in text order, repeats included (MinHash ignores repeats).
-
-use unicode_segmentation::UnicodeSegmentation;
 
 use super::{config_err, Result};
 
@@ -77,27 +76,25 @@ impl Shingler {
         bounds.clear();
         match self.tokenizer {
             Tokenizer::Words => {
-                let base = lower.as_ptr() as usize;
-                bounds.extend(lower.unicode_words().map(|w| {
-                    let start = w.as_ptr() as usize - base;
-                    (start, start + w.len())
-                }));
+                // The words, joined by single spaces into `joined` once: every shingle is then a slice of it.
+                let mut words = Vec::new();
+                crate::dedupe::text::words_into(lower, &mut words);
+                joined.clear();
+                for word in words.into_iter().filter(|w| has_alphanumeric(w)) {
+                    if !joined.is_empty() {
+                        joined.push(' ');
+                    }
+                    bounds.push((joined.len(), joined.len() + word.len()));
+                    joined.push_str(word);
+                }
                 if bounds.is_empty() {
                     return 0;
                 }
                 let n = self.ngram.min(bounds.len());
-                let count = bounds.len() - n + 1;
-                for window in bounds.windows(n) {
-                    joined.clear();
-                    for (i, &(start, end)) in window.iter().enumerate() {
-                        if i > 0 {
-                            joined.push(' ');
-                        }
-                        joined.push_str(&lower[start..end]);
-                    }
-                    emit(joined.as_bytes());
+                for (i, &(start, _)) in bounds[..=bounds.len() - n].iter().enumerate() {
+                    emit(&joined.as_bytes()[start..bounds[i + n - 1].1]);
                 }
-                count
+                bounds.len() - n + 1
             }
             Tokenizer::Chars => {
                 joined.clear();
@@ -128,6 +125,15 @@ impl Shingler {
         let mut out = Vec::new();
         self.for_each(text, &mut ShingleBuf::default(), |s| out.push(String::from_utf8_lossy(s).into_owned()));
         out
+    }
+}
+
+/// `unicode_words`' rule: a segment is a word when it has a character that is alphabetic or numeric.
+fn has_alphanumeric(word: &str) -> bool {
+    if word.is_ascii() {
+        word.bytes().any(|b| b.is_ascii_alphanumeric())
+    } else {
+        word.chars().any(char::is_alphanumeric)
     }
 }
 
