@@ -14,11 +14,14 @@ configuration and handed to Rust in `MinHashParams.engine_json`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Literal
+import threading
+from collections.abc import Iterator, Sequence
+from queue import Empty, Full, Queue
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -36,6 +39,7 @@ Tokenizer = Literal["words", "chars"]
 HashName = Literal["xxh3", "sha1"]
 SchemeName = Literal["affine32", "legacy"]
 VerifyName = Literal["none", "signature", "exact"]
+T = TypeVar("T")
 
 DEFAULT_NUM_PERM = 128
 DEFAULT_SEED = 1
@@ -291,7 +295,7 @@ def sign_file(
     params: MinHashParams,
     *,
     skip_bad_lines: bool = False,
-    batch_bytes: int = 8 << 20,
+    batch_bytes: int = 2 << 20,
     threads: int | None = None,
 ) -> SignStats:
     """Signatures and band keys of every document of `path` (local or S3) -> the band-key file `output`.
@@ -305,18 +309,10 @@ def sign_file(
         signer(params), _local(output, "band-key files"), file_index, path, threads=threads
     )
     stats = ReadStats()
-    lines: list[int] = []
-    texts: list[str] = []
-    pending = 0
     try:
-        for lineno, doc in read_documents(path, skip_bad_lines=skip_bad_lines, stats=stats):
-            lines.append(lineno)
-            texts.append(doc.text)
-            pending += len(doc.text)
-            if pending >= batch_bytes:
-                writer.add(lines, texts)
-                lines, texts, pending = [], [], 0
-        if texts:
+        # Documents are read and decoded (with the GIL) in a second thread while Rust signs the previous batch
+        # (without it): the two overlap. Batches keep their order, so the file is the same either way.
+        for lines, texts in _prefetched(_batches(path, skip_bad_lines, stats, batch_bytes)):
             writer.add(lines, texts)
         header = writer.finish(stats.lines, stats.bad_lines)
     except BaseException:
@@ -330,6 +326,65 @@ def sign_file(
         records=header["records"],
         bytes=stats.bytes,
     )
+
+
+def _batches(
+    path: str, skip_bad_lines: bool, stats: ReadStats, batch_bytes: int
+) -> Iterator[tuple[list[int], list[str]]]:
+    lines: list[int] = []
+    texts: list[str] = []
+    pending = 0
+    for lineno, doc in read_documents(path, skip_bad_lines=skip_bad_lines, stats=stats):
+        lines.append(lineno)
+        texts.append(doc.text)
+        pending += len(doc.text)
+        if pending >= batch_bytes:
+            yield lines, texts
+            lines, texts, pending = [], [], 0
+    if texts:
+        yield lines, texts
+
+
+_DONE = object()
+
+
+def _prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced by a background thread up to `depth` ahead; its exceptions are raised here. If the
+    consumer stops early, the thread is told to stop and joined."""
+    queue: Queue[object] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer
+            queue.put((_DONE, exc))
+
+    thread = threading.Thread(target=produce, name="minhash-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = queue.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        thread.join()
 
 
 def unit_header(path: str, params: MinHashParams | None = None) -> dict:

@@ -43,19 +43,30 @@ fn minhash_err(py: Python<'_>, err: MinHashError) -> PyErr {
     }
 }
 
+/// A pool of `threads` threads, or None for rayon's global pool.
+fn pool(threads: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
+    match threads {
+        None => Ok(None),
+        Some(0) => Err(PyValueError::new_err("threads must be positive")),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map(Some)
+            .map_err(|e| PyOSError::new_err(format!("cannot start {n} threads: {e}"))),
+    }
+}
+
+/// Runs `f` detached from the interpreter, on `pool` (the global pool when None).
+fn detached_on<T: Send>(py: Python<'_>, pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
+    match pool {
+        None => py.detach(f),
+        Some(pool) => py.detach(|| pool.install(f)),
+    }
+}
+
 /// Runs `f` on a pool of `threads` threads (the global pool when None), detached from the interpreter.
 fn detached<T: Send>(py: Python<'_>, threads: Option<usize>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
-    match threads {
-        None => Ok(py.detach(f)),
-        Some(0) => Err(PyValueError::new_err("threads must be positive")),
-        Some(n) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| PyOSError::new_err(format!("cannot start {n} threads: {e}")))?;
-            Ok(py.detach(|| pool.install(f)))
-        }
-    }
+    Ok(detached_on(py, pool(threads)?.as_ref(), f))
 }
 
 fn tokenizer(name: &str) -> PyResult<Tokenizer> {
@@ -163,13 +174,7 @@ fn header_dict<'py>(py: Python<'py>, h: &UnitHeader) -> PyResult<Bound<'py, PyDi
 #[pyclass(name = "MinHashFileWriter", module = "dolma._rust")]
 struct PyMinHashFileWriter {
     inner: Option<UnitWriter>,
-    threads: Option<usize>,
-}
-
-impl PyMinHashFileWriter {
-    fn writer(&mut self) -> PyResult<&mut UnitWriter> {
-        self.inner.as_mut().ok_or_else(|| PyValueError::new_err("the band-key file is already finished or aborted"))
-    }
+    pool: Option<rayon::ThreadPool>,
 }
 
 #[pymethods]
@@ -186,14 +191,14 @@ impl PyMinHashFileWriter {
     ) -> PyResult<Self> {
         let writer =
             UnitWriter::create(signer.signer.clone(), &path, file_index, source).map_err(|e| minhash_err(py, e))?;
-        Ok(PyMinHashFileWriter { inner: Some(writer), threads })
+        Ok(PyMinHashFileWriter { inner: Some(writer), pool: pool(threads)? })
     }
 
     /// Adds documents: 1-based line numbers (increasing) and texts.
     fn add(&mut self, py: Python<'_>, lines: Vec<u64>, texts: Vec<PyBackedStr>) -> PyResult<()> {
-        let threads = self.threads;
-        let writer = self.writer()?;
-        detached(py, threads, || writer.add(&lines, &texts))?.map_err(|e| minhash_err(py, e))
+        let writer =
+            self.inner.as_mut().ok_or_else(|| PyValueError::new_err("the band-key file is already finished"))?;
+        detached_on(py, self.pool.as_ref(), || writer.add(&lines, &texts)).map_err(|e| minhash_err(py, e))
     }
 
     /// Writes the file and renames it into place; returns its header as a dict.

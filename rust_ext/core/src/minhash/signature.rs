@@ -34,7 +34,7 @@ const MERSENNE_PRIME: u64 = (1 << 61) - 1;
 /// Largest `num_perm` accepted.
 pub const MAX_PERM: usize = 1 << 16;
 /// Permutations processed together (kept in registers across all shingles of a document).
-const LANES: usize = 16;
+const LANES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -170,8 +170,6 @@ impl MinHasher {
             set.sort_unstable();
             set.dedup();
         }
-        hashes.sort_unstable();
-        hashes.dedup();
         match self.scheme {
             Scheme::Affine32 => {
                 for h in hashes.iter_mut() {
@@ -229,6 +227,11 @@ pub fn fmix32(mut h: u32) -> u32 {
 fn apply_affine32(a: &[u32], b: &[u32], hashes: &[u32], out: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { apply_affine32_avx512(a, b, hashes, out) };
+            return;
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             unsafe { apply_affine32_avx2(a, b, hashes, out) };
@@ -241,6 +244,12 @@ fn apply_affine32(a: &[u32], b: &[u32], hashes: &[u32], out: &mut [u32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn apply_affine32_avx2(a: &[u32], b: &[u32], hashes: &[u32], out: &mut [u32]) {
+    apply_affine32_generic(a, b, hashes, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn apply_affine32_avx512(a: &[u32], b: &[u32], hashes: &[u32], out: &mut [u32]) {
     apply_affine32_generic(a, b, hashes, out);
 }
 
