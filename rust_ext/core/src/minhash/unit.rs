@@ -452,7 +452,7 @@ impl UnitFile {
         if header.bands == 0 || header.rows == 0 || header.bands as u64 * header.rows as u64 > header.num_perm as u64 {
             return Err(format_err(path, "damaged band-key file (bands x rows do not fit num_perm)"));
         }
-        if header.records != header.keyed * header.bands as u64 || header.keyed > header.documents {
+        if header.keyed.checked_mul(header.bands as u64) != Some(header.records) || header.keyed > header.documents {
             return Err(format_err(path, "damaged band-key file (record count does not match the documents)"));
         }
         file.seek(SeekFrom::Start(0)).map_err(|e| io_err(path, e))?;
