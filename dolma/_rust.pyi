@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterable
-from typing import Final, TypeAlias, final
+from typing import Any, Final, TypeAlias, final
 
 __version__: Final[str]
 MAX_HASHES: Final[int]
@@ -248,3 +248,78 @@ def pii_digit_ranges() -> list[tuple[int, int]]:
 
 def pii_set_digit_ranges(ranges: list[tuple[int, int]]) -> None:
     """Make `\\d` these ranges (the running Python's); before the first scan of the process (ValueError after)."""
+
+# MinHash-LSH engine (rust_ext/py/src/minhash.rs over rust_ext/core/src/minhash). Use it through dolma.minhash,
+# which builds the configuration JSON. Errors: dolma.errors.ConfigError (a bad parameter), CorruptFileError
+# (path, reason) for a damaged or foreign band-key / result file, OSError for I/O.
+
+MINHASH_XXH3_SEED: Final[int]
+"""Seed of the default (xxh3) MinHash base hash: the low 32 bits of `xxh3_64(shingle, MINHASH_XXH3_SEED)`."""
+MINHASH_UNIT_VERSION: Final[int]
+"""Format version of the band-key files this build writes and reads."""
+MINHASH_RESULT_VERSION: Final[int]
+"""Format version of the result files this build writes and reads."""
+
+def minhash_shingles(text: str, *, ngram: int, tokenizer: str = "words") -> list[str]:
+    """The shingles of `text` in order: `ngram` lower-cased Unicode words joined by one space (`words`), or
+    `ngram` code points of the lower-cased, whitespace-collapsed text (`chars`); a shorter non-empty text has
+    one shingle of all its units, a text without units none."""
+
+@final
+class MinHashSigner:
+    """Signatures and band keys for one configuration (`dolma.minhash.MinHashParams.engine_json`). Pickles."""
+
+    def __init__(self, config_json: str) -> None: ...
+    def signatures(self, texts: list[str], *, threads: int | None = None) -> tuple[bytes, list[int]]:
+        """(values, shingle counts): `num_perm` little-endian uint32 values per text, row-major."""
+    def band_keys(self, signatures: bytes) -> bytes:
+        """`bands` little-endian uint64 keys per signature row (`num_perm` little-endian uint32 values)."""
+    @property
+    def fingerprint(self) -> int:
+        """Hash of every parameter that makes signatures and band keys comparable (recorded in files)."""
+    @property
+    def num_perm(self) -> int: ...
+    @property
+    def config_json(self) -> str: ...
+
+@final
+class MinHashFileWriter:
+    """Writes the band-key file of one documents file from batches of documents; appears only when finished."""
+
+    def __init__(
+        self,
+        signer: MinHashSigner,
+        path: str | os.PathLike[str],
+        file_index: int,
+        source: str,
+        *,
+        threads: int | None = None,
+    ) -> None: ...
+    def add(self, lines: list[int], texts: list[str]) -> None:
+        """Add documents: their 1-based line numbers (increasing across calls) and texts."""
+    def finish(self, lines_read: int, bad_lines: int) -> dict[str, Any]:
+        """Write the file atomically; returns its header (file_index, documents, lines, bad_lines, keyed,
+        records, num_perm, bands, rows, shingle_sets, fingerprint, source)."""
+    def abort(self) -> None:
+        """Drop the unfinished file and its temporary files."""
+    @property
+    def documents(self) -> int: ...
+
+def minhash_unit_header(path: str | os.PathLike[str], fingerprint: int | None = None) -> dict[str, Any]:
+    """Open and fully verify a band-key file (made with `fingerprint`, if given); returns its header."""
+
+def minhash_cluster(
+    units: list[str],
+    outputs: list[str],
+    options_json: str,
+    *,
+    fingerprint: int | None = None,
+    threads: int | None = None,
+) -> dict[str, int]:
+    """Cluster the documents of `units` (file i has file index i) and write `outputs[i]` for each; options:
+    verify, threshold, memory_budget, spill_dir. Returns counts (files, documents, keyed, buckets,
+    candidate_pairs, comparisons, rejected, clusters, duplicates, records, sort_runs, merge_passes,
+    bytes_spilled)."""
+
+def minhash_read_results(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
+    """A verified result file: (header, records as packed 40-byte little-endian rows)."""

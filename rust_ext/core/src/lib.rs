@@ -6,6 +6,7 @@
 pub mod bloom;
 pub mod dedupe;
 pub mod dedupe_keys;
+pub mod minhash;
 
 pub use bloom::{BloomError, BloomFilter};
 

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
 
 mod dedupe;
+mod minhash;
 mod pii;
 
 create_exception!(
@@ -447,5 +448,6 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dedupe::register(m)?;
     textstats::register(m)?;
     pii::register(m)?;
+    minhash::register(m)?;
     Ok(())
 }
