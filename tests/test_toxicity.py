@@ -211,6 +211,44 @@ def test_tag_cli_keys_and_rows(tmp_path):
     assert all(len(str(v[2]).split(".")[-1]) <= 5 for r in rows for vs in r["attributes"].values() for v in vs)
 
 
+CLEAN_PARAGRAPH = (
+    "The release notes for this version describe the new storage engine, the faster query planner, the improved "
+    "documentation for the configuration files, and the many small fixes contributed by the community over the "
+    "last six months of development and testing on several platforms."
+)
+
+
+def test_mix_recipe_drops_and_downsamples(tmp_path):
+    """configs/tag-toxicity.yaml then configs/mix-toxicity.yaml on the labelled sample plus documents that hide one
+    offensive paragraph among clean ones."""
+    docs = [{"id": r["id"], "text": r["text"], "source": "labelled"} for r in labelled()]
+    rude = "Shut the fuck up, you stupid bitch.\n"
+    docs += [
+        {"id": f"para-{i}", "text": f"{CLEAN_PARAGRAPH} ({i})\n{rude}{CLEAN_PARAGRAPH}", "source": "labelled"}
+        for i in range(5)
+    ]
+    path = tmp_path / "demo-output" / "sample" / "documents" / "labelled" / "part-0000.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(d) + "\n" for d in docs)
+    for name in ("tag-toxicity.yaml", "mix-toxicity.yaml"):
+        command = name.split("-")[0]
+        result = run_cli("-c", str(REPO / "configs" / name), command, "--quiet", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    scores = dict(
+        zip([d["id"] for d in docs], OffensiveModel(SHIPPED_OFFENSIVE_MODEL).scores([d["text"] for d in docs]))
+    )
+    mixed = tmp_path / "demo-output" / "sample" / "mixed"
+    clean = {r["id"]: r["text"] for r in read_jsonl(mixed / "clean" / "clean-0000.jsonl.gz")}
+    borderline = [r["id"] for r in read_jsonl(mixed / "borderline" / "borderline-0000.jsonl.gz")]
+    assert set(clean) == {i for i, p in scores.items() if p < 0.5}
+    middle = {i for i, p in scores.items() if 0.5 <= p < 0.9}
+    assert set(borderline) <= middle and 0 < len(borderline) < len(middle) / 2, (len(borderline), len(middle))
+    assert not any(scores[i] >= 0.9 for i in [*clean, *borderline])
+    for i in range(5):  # the offensive paragraph is cut out, the clean ones stay
+        assert clean[f"para-{i}"] == f"{CLEAN_PARAGRAPH} ({i})\n{CLEAN_PARAGRAPH}"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The model file
 # --------------------------------------------------------------------------------------------------------------
