@@ -112,6 +112,15 @@ def test_scores_equal_alt_profanity_check():
     assert (theirs > 0.5).sum() > 100 and (theirs < 0.5).sum() > 100  # the table has both classes
 
 
+def test_converter_reproduces_the_shipped_model(tmp_path):
+    """The committed script, run with the package, writes the shipped file byte for byte."""
+    out = tmp_path / "offensive.bin"
+    script = REPO / "taggers" / "resources" / "convert_profanity_check.py"
+    result = subprocess.run([str(oracle_python()), str(script), str(out)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == Path(SHIPPED_OFFENSIVE_MODEL).read_bytes()
+
+
 def test_batch_scores_equal_one_by_one():
     model = OffensiveModel(SHIPPED_OFFENSIVE_MODEL)
     batch = model.scores(EDGE_TEXTS)
