@@ -230,7 +230,11 @@ class UnitExecutor:
         return todo, len(units) - len(todo)
 
     def start(self, units: Sequence[Unit]) -> tuple[Summary, list[Unit]]:
-        """A fresh summary and the units to run, logging how many a resumed run skips."""
+        """A fresh summary and the units to run, logging how many a resumed run skips.
+
+        Temporaries that stopped runs on this machine left beside the outputs are removed first.
+        """
+        io.remove_dead_temporaries(io.dirname(path) for unit in units for path in unit.outputs)
         summary = Summary(units=len(units))
         todo, summary.skipped = self.pending(units)
         if summary.skipped and not self.quiet:

@@ -49,7 +49,7 @@ def resolve_model(path_or_url: str, what: str = "model") -> str:
 
 
 def _download(url: str, local: str) -> None:
-    tmp = f"{local}.tmp-{os.getpid()}"
+    tmp = io.temp_name(local)
     try:
         if url.startswith("s3://"):
             with io.open_raw_read(url) as src, open(tmp, "wb") as dst:

@@ -749,6 +749,9 @@ def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
             print(f"{unit.input} + {len(stream.attributes)} attribute file(s) -> {out_dir}/{stream.name}-*{extension}")
         print(f"stream {stream.name}: {len(units)} file(s), sample_rate {rate}")
         return StreamReport(stream.name, len(files), 0, 0, 0, {}, 0, 0, 0, [], rate)
+    # A run killed while publishing leaves hidden links or copies beside the shards (the staged parts are
+    # cleaned by the executor, beside the manifests).
+    io.remove_dead_temporaries([out_dir])
     summary = _executor(config, f"mix {stream.name}", config.ignore_existing).run(job, units)
     if not summary.ok:
         _fail(summary, f"dolma mix: stream '{stream.name}'", config.quiet)
@@ -804,5 +807,6 @@ def run_mix(config: MixConfig) -> int:
         compile_stream(stream)
     reports = [mix_stream(config, stream) for stream in config.streams]
     if config.report:
+        io.remove_dead_temporaries([io.dirname(io.normalize(config.report))])
         io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0

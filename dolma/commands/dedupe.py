@@ -419,6 +419,7 @@ def _run(config: DedupeConfig, plan_: Plan, filter_path: str, checkpoint: str, t
         print(f"{len(plan_.inputs)} file(s), attribute set '{plan_.attribute_set}'")
         return 0
 
+    io.remove_dead_temporaries([*(io.dirname(path) for path in plan_.outputs), io.dirname(filter_path)])
     deduper = Deduper(_rust_config(config.dedupe), skip_bad_lines=config.skip_bad_lines, chunk_bytes=_chunk_bytes())
     start = 0
     resumed = None if (read_only or config.ignore_existing) else _read_checkpoint(checkpoint, plan_, staging)

@@ -21,9 +21,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> DedupeError {
 
 /// Writes `filter` and `state` (JSON text) to `path` atomically.
 pub fn save(path: &Path, filter: &BloomFilter, state: &str) -> Result<()> {
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".tmp-{}", std::process::id()));
-    let temp = std::path::PathBuf::from(temp);
+    let temp = crate::tempname::temp_path(path);
     let result = (|| -> Result<()> {
         let file = File::create(&temp).map_err(|e| bad(path, e.to_string()))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);

@@ -14,7 +14,6 @@ use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -245,8 +244,6 @@ pub struct Deduper {
     skip_bad_lines: bool,
     chunk_bytes: usize,
 }
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Deduper {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
@@ -985,9 +982,7 @@ impl AtomicWriter {
         let target = Path::new(path);
         let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| io_err(path, e))?;
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp =
-            dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let temp = crate::tempname::temp_path(target);
         let writer = BufWriter::with_capacity(1 << 20, File::create(&temp).map_err(|e| io_err(path, e))?);
         let mut out = AtomicWriter {
             path: path.to_string(),
