@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from dolma import __version__
+from dolma import __version__, lifecycle
 from dolma.commands import COMMANDS
 from dolma.config import build, format_help
 from dolma.errors import DolmaError
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-V", "--version"):
         print(f"dolma {__version__}")
         return 0
+    lifecycle.install_stop_handlers()
     try:
         command, config_file, want_help, rest = parse_argv(argv)
         if command is None:
@@ -91,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except DolmaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: writers have discarded their temporaries and workers are stopped; a rerun resumes.
+        print("terminated" if isinstance(exc, lifecycle.Terminated) else "interrupted", file=sys.stderr)
+        return lifecycle.exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ code. Input errors (bad lines, truncated files) are deterministic and are not re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import multiprocessing as mp
 import os
@@ -24,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import io, lifecycle
 from dolma.errors import DolmaError
 
 log = logging.getLogger("dolma")
@@ -153,8 +155,13 @@ _worker_job: Job | None = None
 _worker_queue: mp.Queue | None = None
 
 
-def _worker_init(job: Job, progress_queue: mp.Queue) -> None:
-    global _worker_job, _worker_queue
+class SetupError(DolmaError):
+    """A job could not be set up in a worker (a model or list failed to load): every unit would fail alike."""
+
+
+def _worker_init(job: Job, progress_queue: mp.Queue, parent_pid: int) -> None:
+    global _worker_job, _worker_queue, _worker_setup_error
+    lifecycle.prepare_worker(parent_pid)
     _worker_job = job
     _worker_queue = progress_queue
     job.setup()
@@ -189,10 +196,23 @@ def _run_in_worker(unit: Unit) -> UnitStats:
     assert _worker_job is not None and _worker_queue is not None
     q = _worker_queue
     throttled = _Throttled(lambda d, b: q.put((d, b)))
-    try:
-        return _worker_job.run_unit(unit, throttled)
-    finally:
-        throttled.flush()
+    with lifecycle.unit_scope():
+        try:
+            return _worker_job.run_unit(unit, throttled)
+        finally:
+            throttled.flush()
+
+
+# Errors of the machine, not of the data or the network: the same file fails the same way if retried.
+_NOT_RETRYABLE_ERRNO = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR}
+_ERRNO_TEXT = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EISDIR: "is a directory",
+}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -305,9 +325,13 @@ class LocalExecutor(UnitExecutor):
         while remaining:
             workers = min(self.processes, len(remaining))
             again: list[Unit] = []
-            with ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(job, progress_queue)
-            ) as pool:
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=ctx,
+                initializer=_worker_init,
+                initargs=(job, progress_queue, os.getpid()),
+            )
+            try:
                 futures: dict[Future, Unit] = {}
                 for unit in remaining:
                     attempts[unit] += 1
@@ -339,6 +363,12 @@ class LocalExecutor(UnitExecutor):
                             continue
                         self._record(summary, stats, display)
                 self._drain(progress_queue, display)
+            except BaseException:
+                # Ctrl-C, SIGTERM or a setup error: stop the workers now (they discard their partial outputs)
+                # instead of waiting for their units to finish.
+                _stop_workers(pool)
+                raise
+            pool.shutdown(wait=True)
             remaining = again
 
     @staticmethod
@@ -349,6 +379,23 @@ class LocalExecutor(UnitExecutor):
             except (queue.Empty, OSError, EOFError):
                 return
             display.update(docs=docs, nbytes=nbytes)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 30.0) -> None:
+    """SIGTERM every worker of `pool`, give them `grace` seconds to clean up, then SIGKILL the rest."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public accessor before 3.14
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:

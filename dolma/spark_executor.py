@@ -22,7 +22,6 @@ All I/O, S3 included, happens in Python on the executors (dolma.io), so no Hadoo
 
 from __future__ import annotations
 
-import glob as _glob
 import logging
 import os
 import re
@@ -36,7 +35,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import io, lifecycle
 from dolma.executor import (
     Job,
     ProgressDisplay,
@@ -145,6 +144,8 @@ class UnitResult(msgspec.Struct, array_like=True):
 
 
 def run_unit_with_retries(job: Job, unit: Unit, retries: int, index: int) -> UnitResult:
+    # Attempts killed on this machine (a lost or cancelled task) may have left temporaries beside the outputs.
+    io.remove_dead_temporaries(io.dirname(path) for path in unit.outputs)
     attempts = 0
     while True:
         attempts += 1
@@ -203,19 +204,38 @@ class TaskRunner:
 
 
 def remove_stale_temporaries(paths: Iterable[str]) -> int:
-    """Delete hidden temporaries left beside local outputs by killed attempts (S3 uploads leave nothing)."""
-    removed = 0
-    for path in paths:
-        if io.is_s3(path):
-            continue
-        pattern = io.join(io.dirname(path), f".{_glob.escape(io.basename(path))}.tmp-*")
-        for temp in _glob.glob(pattern):
+    """Delete temporaries that killed attempts on this machine left beside local outputs (`io.temp_name`).
+
+    Only files of processes that are gone are removed: a speculative attempt still writing keeps its file, and
+    temporaries written on other machines are theirs to clean. S3 uploads leave nothing behind.
+    """
+    return len(io.remove_dead_temporaries(io.dirname(path) for path in paths))
+
+
+def remove_temporaries_after_stop(paths: Sequence[str], grace: float = 30.0) -> None:
+    """After a stopped run (Ctrl-C, SIGTERM): wait for this driver's own Spark workers (local mode) that still
+    hold temporaries beside `paths` to end, then remove the temporaries of every process that is gone.
+
+    Spark kills a cancelled task's Python worker outright, so the worker cannot discard its partial file itself.
+    """
+    dirs = list(dict.fromkeys(io.dirname(path) for path in paths if not io.is_s3(path)))
+    me = io.host_tag()
+    deadline = time.monotonic() + grace
+    while True:
+        io.remove_dead_temporaries(dirs)
+        ours = lifecycle.descendants()
+        waiting = False
+        for directory in dirs:
             try:
-                os.remove(temp)
-                removed += 1
-            except FileNotFoundError:
-                pass
-    return removed
+                names = os.listdir(directory)
+            except OSError:
+                continue
+            for name in names:
+                owner = io.temp_owner(name)
+                waiting |= owner is not None and owner[0] == me and owner[1] in ours
+        if not waiting or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 _PYTHON_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
@@ -287,11 +307,16 @@ class SparkExecutor(UnitExecutor):
         start = time.monotonic()
         summary, todo = self.start(units)
         outputs = [path for unit in todo for path in unit.outputs]
-        remove_stale_temporaries(outputs)
         if todo:
             sc, created = get_context(self.options)
             try:
                 self._run(sc, job, todo, summary)
+            except KeyboardInterrupt:
+                if created:
+                    sc.stop()
+                    created = False
+                remove_temporaries_after_stop(outputs)
+                raise
             finally:
                 if created:
                     sc.stop()

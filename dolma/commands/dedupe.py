@@ -452,25 +452,34 @@ def _run(config: DedupeConfig, plan_: Plan, filter_path: str, checkpoint: str, t
     totals: dict[str, int] = {}
     last_checkpoint = time.monotonic()
     checkpointed = start
+    # The first `completed` files have their keys in the filter and their outputs written; `clean`: the filter
+    # holds exactly their keys (true between batches).
+    completed = start
+    clean = True
     try:
         for begin, end in _batches_of(todo, plan_.inputs, max(4, 4 * threads)):
             indices = todo[begin:end]
             inputs, outputs, uploads = _stage(plan_, indices, staging)
+            clean = False
             try:
                 stats = deduper.run(bf, inputs, outputs, read_only=read_only, threads=threads)
-            except Exception as exc:
+            except BaseException as exc:
+                # Ctrl-C / SIGTERM (KeyboardInterrupt: the run stopped between chunks) or an error.
                 done = indices[0] + int(getattr(exc, "completed_stats", {}).get("files", 0))
                 if getattr(exc, "partial_file", False):
                     # The filter holds the first chunks of the failing file: it is not the state after `done`
                     # files, so keep the last checkpoint (a rerun redoes the files after it).
                     log.warning(
-                        "the filter holds part of the failing file's keys; not checkpointed: a rerun resumes "
+                        "the filter holds part of an unfinished file's keys; not checkpointed: a rerun resumes "
                         "after %d file(s)",
                         checkpointed,
                     )
                 elif not read_only and done > checkpointed:
                     # Keep what the files before the failing one inserted: a rerun resumes after them.
                     _write_checkpoint(bf, checkpoint, plan_, done, staging)
+                    checkpointed = done
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
                 raise _translate(exc) from None
             for local, remote in uploads:
                 io.copy(local, remote)
@@ -478,12 +487,19 @@ def _run(config: DedupeConfig, plan_: Plan, filter_path: str, checkpoint: str, t
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0) + value
             display.update(docs=stats["documents"], nbytes=stats["input_bytes"], units=len(indices))
-            done = indices[-1] + 1
+            done = completed = indices[-1] + 1
+            clean = True
             now = time.monotonic()
             if not read_only and done < len(plan_.inputs) and now - last_checkpoint >= config.checkpoint_interval:
                 _write_checkpoint(bf, checkpoint, plan_, done, staging)
                 checkpointed = done
                 last_checkpoint = time.monotonic()
+    except KeyboardInterrupt:
+        # Stopped between batches: the filter holds exactly the completed files, so a rerun resumes after them.
+        if clean and not read_only and completed > checkpointed:
+            log.warning("stopping: checkpointing %d completed file(s) so that a rerun resumes after them", completed)
+            _write_checkpoint(bf, checkpoint, plan_, completed, staging)
+        raise
     finally:
         display.close()
     if not read_only:
@@ -572,7 +588,7 @@ def _check_spark(config: DedupeConfig) -> None:
 def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
     from dolma.executor import print_summary
     from dolma.spark_dedupe import spark_dedupe
-    from dolma.spark_executor import get_context, remove_stale_temporaries
+    from dolma.spark_executor import get_context, remove_stale_temporaries, remove_temporaries_after_stop
 
     if config.dryrun:
         for src, dst in zip(plan_.inputs, plan_.outputs):
@@ -594,6 +610,12 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
             s3=config.s3,
             quiet=config.quiet,
         )
+    except KeyboardInterrupt:
+        if created:
+            sc.stop()
+            created = False
+        remove_temporaries_after_stop(plan_.outputs)
+        raise
     finally:
         if created:
             sc.stop()

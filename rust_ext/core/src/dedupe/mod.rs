@@ -36,6 +36,9 @@ pub enum DedupeError {
     Checkpoint { path: String, reason: String },
     #[error(transparent)]
     Bloom(#[from] BloomError),
+    /// The run was asked to stop (`Deduper::run_until`).
+    #[error("stopped before the end of the run")]
+    Stopped,
 }
 
 pub type Result<T> = std::result::Result<T, DedupeError>;

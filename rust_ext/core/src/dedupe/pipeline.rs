@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -273,14 +274,30 @@ impl Deduper {
     /// itself may have had its first chunks inserted (not its attributes written): then
     /// [`RunStats::partial_file`] is set.
     pub fn run(&self, filter: &BloomFilter, read_only: bool, jobs: &[FileJob]) -> (RunStats, Option<DedupeError>) {
+        self.run_until(filter, read_only, jobs, &AtomicBool::new(false))
+    }
+
+    /// [`Deduper::run`] that stops between chunks once `stop` is set (a user's Ctrl-C or SIGTERM), with
+    /// [`DedupeError::Stopped`]: the files before the current one are complete, the current one's output is
+    /// removed, as after any other error.
+    pub fn run_until(
+        &self,
+        filter: &BloomFilter,
+        read_only: bool,
+        jobs: &[FileJob],
+        stop: &AtomicBool,
+    ) -> (RunStats, Option<DedupeError>) {
         if rayon::current_num_threads() <= 1 {
-            return self.run_single_thread(filter, read_only, jobs);
+            return self.run_single_thread(filter, read_only, jobs, stop);
         }
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
         let mut raw = reader.next_chunk();
         let mut parsed: Option<Result<ParsedChunk>> = None;
         while raw.is_some() || parsed.is_some() {
+            if stop.load(Ordering::Relaxed) {
+                return committer.fail(DedupeError::Stopped);
+            }
             let to_parse = raw.take();
             let to_commit = parsed.take();
             let (next_raw, (next_parsed, committed)) = rayon::join(
@@ -351,10 +368,14 @@ impl Deduper {
         filter: &BloomFilter,
         read_only: bool,
         jobs: &[FileJob],
+        stop: &AtomicBool,
     ) -> (RunStats, Option<DedupeError>) {
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
         while let Some(chunk) = reader.next_chunk() {
+            if stop.load(Ordering::Relaxed) {
+                return committer.fail(DedupeError::Stopped);
+            }
             let result = chunk.and_then(|chunk| {
                 let path = &jobs[chunk.file].input;
                 let lines = split_lines(&chunk);
