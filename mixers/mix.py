@@ -28,7 +28,7 @@ import zstandard
 
 from dolma import io
 from dolma.commands.mix import MixConfig, Stream
-from dolma.documents import FieldRule, attributes_path, explain_bad_line
+from dolma.documents import FieldRule, attributes_path, explain_bad_line, has_document_fields
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
 from mixers.rules import CompiledRule, compile_selector, score_in_range
@@ -251,7 +251,6 @@ class PartWriter:
 # ----------------------------------------------------------------------------------------------------------
 
 _doc_decoder = msgspec.json.Decoder(dict)
-_MIX_FIELDS: tuple[FieldRule, ...] = (("id", (str,), True), ("text", (str,), True))
 _ATTR_FIELDS: tuple[FieldRule, ...] = ()  # the row decoder takes any id and attributes: only JSON itself can fail
 _encoder = msgspec.json.Encoder()
 
@@ -262,6 +261,17 @@ class _AttrRow(msgspec.Struct):
 
 
 _attr_decoder = msgspec.json.Decoder(_AttrRow)
+# Numbers beyond a double's range (1e999) are valid JSON that the fast decoder refuses: kept as written.
+_exact_decoder = msgspec.json.Decoder(dict, float_hook=lambda text: msgspec.Raw(text.encode()))
+
+
+def _decode_exact(line: bytes) -> tuple[Any, bool]:
+    """(document, good) for a line the fast decoder refused: only a number out of range is forgiven."""
+    try:
+        doc = _exact_decoder.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None, False
+    return doc, has_document_fields(doc)
 
 
 def _non_blank(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
@@ -325,26 +335,19 @@ class StreamJob(Job):
                 continue
             try:
                 doc = _doc_decoder.decode(line)
+                good = has_document_fields(doc)
             except (msgspec.DecodeError, UnicodeDecodeError):
-                err = BadInputError(doc_path, lineno, *explain_bad_line(line, _MIX_FIELDS))
+                doc, good = _decode_exact(line)
+            if not good:
+                err = BadInputError(doc_path, lineno, *explain_bad_line(line))
                 if not self.skip_bad_lines:
                     raise err from None
-                for it in attr_iters:
-                    next(it, None)
+                # Attribute files have no row for a bad documents line (taggers and the deduper skip it too),
+                # so no attribute row is consumed.
                 log.warning("skipping %s", err)
                 yield lineno, None, len(line) + 1
                 continue
-            doc_id = doc.get("id")
-            if not isinstance(doc_id, str) or not isinstance(doc.get("text"), str):
-                err = BadInputError(doc_path, lineno, *explain_bad_line(line, _MIX_FIELDS))
-                if not self.skip_bad_lines:
-                    raise err
-                # the attribute lines still have to be consumed to stay aligned
-                for it in attr_iters:
-                    next(it, None)
-                log.warning("skipping %s", err)
-                yield lineno, None, len(line) + 1
-                continue
+            doc_id = doc["id"]
             if attr_iters:
                 merged = doc.get("attributes")
                 merged = dict(merged) if isinstance(merged, dict) else {}

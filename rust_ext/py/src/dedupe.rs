@@ -38,6 +38,10 @@ fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
         DedupeError::BadLine { path, line, field, reason } => {
             DedupeInputError::new_err((message, path, line, field, reason))
         }
+        DedupeError::MissingKey { path, line, field } => {
+            let reason = "missing (the dedupe key must be present in every document)";
+            DedupeInputError::new_err((message, path, line, field, reason))
+        }
         DedupeError::Io { .. } => PyOSError::new_err(message),
         DedupeError::Checkpoint { .. } => CheckpointError::new_err(message),
         DedupeError::Bloom(e) => bloom_err(py, e),

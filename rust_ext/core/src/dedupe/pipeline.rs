@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::config::{DedupeConfig, Mode};
+use super::document;
 use super::jsonpath::JsonPath;
 use super::text::{self, Paragraph};
 use super::{io_err, DedupeError, Result};
@@ -168,18 +167,9 @@ struct ParsedChunk {
     input_bytes: u64,
 }
 
-/// The fields every mode needs, borrowed from the line where possible.
-#[derive(Deserialize)]
-struct LineFields<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-}
-
 /// What dedupe reads from a documents line: the `id` (as JSON text, written unchanged), the UTF-8 length of
-/// `text` (0 when it is not a string in documents mode with another key), and the text the keys come from:
-/// the document key in documents mode, the text in the paragraph modes.
+/// `text`, and the text the keys come from: the document key in documents mode, the text in the paragraph
+/// modes.
 pub(crate) struct LineKey<'a> {
     pub id: String,
     pub text_bytes: u64,
@@ -188,52 +178,50 @@ pub(crate) struct LineKey<'a> {
 
 /// Parses one documents line by the deduper's rules (shared by the Bloom-filter run and the key path of a
 /// distributed run), with errors naming the file, the 1-based line and the field.
+///
+/// Which lines are bad, and the words that say why, are those of every reader of the toolkit
+/// ([`document`]), so a line skipped with `skip_bad_lines` is skipped by taggers and the mixer too. A good
+/// line whose JSONPath dedupe key is missing is an error that cannot be skipped: skipping it would leave its
+/// attribute row out of a file that must mirror the good lines.
 pub(crate) fn read_line<'a>(mode: &Mode, path: &str, lineno: u64, line: &'a [u8]) -> Result<LineKey<'a>> {
-    let bad = |field: &str, reason: String| DedupeError::BadLine {
+    let bad = |(reason, field): (String, Option<String>)| DedupeError::BadLine {
         path: path.to_string(),
         line: lineno,
-        field: field.to_string(),
+        field: field.unwrap_or_else(|| "(line)".to_string()),
         reason,
     };
-    let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
-    if let Mode::Documents { key, .. } = mode {
-        if key.single_field() != Some("text") && key.single_field() != Some("id") {
-            let value: Value = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-            let obj = value.as_object().ok_or_else(|| bad("(line)", "expected a JSON object".to_string()))?;
-            let id = match obj.get("id") {
-                Some(v @ Value::String(_)) => v.to_string(),
-                Some(other) => return Err(bad("id", format!("expected a string, got {}", json_type(other)))),
-                None => return Err(bad("id", "missing required field".to_string())),
-            };
-            let text_bytes = match obj.get("text") {
-                Some(Value::String(s)) => s.len() as u64,
-                _ => 0,
-            };
-            let key_text = match key.select(&value) {
-                None | Some(Value::Null) => {
-                    return Err(bad(&path_field(key), "missing (the dedupe key must be present)".to_string()))
-                }
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            };
-            return Ok(LineKey { id, text_bytes, key: Cow::Owned(key_text) });
-        }
-    }
-    let fields: LineFields = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-    let id = match fields.id {
-        Some(raw) if raw.get().starts_with('"') => raw.get().to_string(),
-        Some(raw) => return Err(bad("id", format!("expected a string, got {}", raw.get()))),
-        None => return Err(bad("id", "missing required field".to_string())),
+    let key_path = match mode {
+        Mode::Documents { key, .. } => Some(key),
+        _ => None,
     };
-    let raw_text = fields.text.ok_or_else(|| bad("text", "missing required field".to_string()))?;
-    let text: Cow<str> = serde_json::from_str(raw_text.get())
-        .map_err(|_| bad("text", format!("expected a string, got {}", truncate(raw_text.get()))))?;
+    let good =
+        std::str::from_utf8(line).ok().and_then(|text| document::parse(text, key_path.and_then(|k| k.first_field())));
+    let Some(good) = good else { return Err(bad(document::explain(line))) };
+    // Validated strings: these decodings cannot fail (an error would still be reported, not panic).
+    let text: Cow<str> = serde_json::from_str(good.text.get()).map_err(|_| bad(document::explain(line)))?;
     let text_bytes = text.len() as u64;
-    let key = match mode {
-        Mode::Documents { key, .. } if key.single_field() == Some("id") => {
-            Cow::Owned(serde_json::from_str::<String>(&id).unwrap_or_default())
+    let id = good.id.get().to_string();
+    let key = match key_path {
+        None => text,
+        Some(key) if key.single_field() == Some("text") => text,
+        Some(key) if key.single_field() == Some("id") => {
+            Cow::Owned(serde_json::from_str::<String>(&id).map_err(|_| bad(document::explain(line)))?)
         }
-        _ => text,
+        Some(key) => {
+            let top = key.first_field().and_then(|name| good.get(name));
+            let value: Option<Value> = top.and_then(|raw| serde_json::from_str(raw.get()).ok());
+            match value.as_ref().and_then(|v| key.select_in_first_field(v)) {
+                None | Some(Value::Null) => {
+                    return Err(DedupeError::MissingKey {
+                        path: path.to_string(),
+                        line: lineno,
+                        field: path_field(key),
+                    })
+                }
+                Some(Value::String(s)) => Cow::Owned(s.clone()),
+                Some(other) => Cow::Owned(other.to_string()),
+            }
+        }
     };
     Ok(LineKey { id, text_bytes, key })
 }
@@ -806,29 +794,6 @@ fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
         };
         first.into_iter().chain(second).chain(many.iter().copied())
     }))
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn truncate(s: &str) -> String {
-    if s.len() <= 40 {
-        s.to_string()
-    } else {
-        let mut end = 40;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
-    }
 }
 
 fn path_field(path: &JsonPath) -> String {
