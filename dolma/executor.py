@@ -153,6 +153,7 @@ class ProgressDisplay:
 
 _worker_job: Job | None = None
 _worker_queue: mp.Queue | None = None
+_worker_setup_error: str | None = None
 
 
 class SetupError(DolmaError):
@@ -164,7 +165,13 @@ def _worker_init(job: Job, progress_queue: mp.Queue, parent_pid: int) -> None:
     lifecycle.prepare_worker(parent_pid)
     _worker_job = job
     _worker_queue = progress_queue
-    job.setup()
+    try:
+        job.setup()
+    except Exception as exc:
+        # Raised here, the error would break the pool and be retried as a crash, once per file; reported
+        # with the first unit instead, it stops the run with one message.
+        log.debug("job setup failed: %s", traceback.format_exc())
+        _worker_setup_error = describe_error(exc)
 
 
 class _Throttled:
@@ -194,6 +201,8 @@ class _Throttled:
 
 def _run_in_worker(unit: Unit) -> UnitStats:
     assert _worker_job is not None and _worker_queue is not None
+    if _worker_setup_error is not None:
+        raise SetupError(_worker_setup_error)
     q = _worker_queue
     throttled = _Throttled(lambda d, b: q.put((d, b)))
     with lifecycle.unit_scope():
@@ -296,7 +305,11 @@ class LocalExecutor(UnitExecutor):
         display.update(units=1)
 
     def _run_inline(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
-        job.setup()
+        if todo:
+            try:
+                job.setup()
+            except Exception as exc:
+                raise SetupError(describe_error(exc)) from exc
         for unit in todo:
             attempts = 0
             while True:
@@ -343,6 +356,8 @@ class LocalExecutor(UnitExecutor):
                         unit = futures.pop(fut)
                         try:
                             stats = fut.result()
+                        except SetupError:
+                            raise
                         except Exception as exc:
                             if not (is_retryable(exc) and attempts[unit] <= self.retries):
                                 summary.failures.append(
