@@ -227,11 +227,21 @@ _ERRNO_TEXT = {
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, DolmaError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_TEXT:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{os_error_text(exc)}"
     return f"{type(exc).__name__}: {exc}"
 
 
+def os_error_text(exc: OSError) -> str:
+    """What went wrong, without the file name (for messages that name the file themselves)."""
+    return _ERRNO_TEXT.get(exc.errno or 0) or exc.strerror or str(exc)
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """Input errors are deterministic: retrying them only repeats the failure."""
+    """Input errors are deterministic and a full or read-only disk stays so: retrying only repeats the failure."""
+    if isinstance(exc, OSError) and exc.errno in _NOT_RETRYABLE_ERRNO:
+        return False
     return not isinstance(exc, DolmaError)
 
 

@@ -28,7 +28,7 @@ import msgspec
 import zstandard
 from msgspec import Meta
 
-from dolma.errors import CorruptFileError, DolmaError
+from dolma.errors import ConfigError, CorruptFileError, DolmaError
 
 READ_CHUNK = 1 << 20
 
@@ -236,6 +236,15 @@ def expand_globs(patterns: list[str] | str) -> list[str]:
     return sorted(seen)
 
 
+def expand_documents(patterns: list[str], where: str) -> list[str]:
+    """`expand_globs` for a command's documents patterns, each of which must match a file: a mistyped pattern
+    beside a correct one is an error naming it, not a silently smaller run."""
+    for pattern in patterns:
+        if not glob(normalize(pattern)):
+            raise ConfigError(f"{where}: no files match documents pattern '{pattern}'")
+    return expand_globs([normalize(p) for p in patterns])
+
+
 def match(pattern: str, path: str) -> bool:
     return bool(_glob_regex(pattern).match(path)) or fnmatch.fnmatchcase(path, pattern)
 
@@ -313,6 +322,8 @@ class _Decoder:
         self.kind = kind
         self._obj: Any = None
         self._fresh = True
+        self._members = 0
+        self._padding = False
         self._new()
 
     def _new(self) -> None:
@@ -332,12 +343,19 @@ class _Decoder:
                 yield from self._feed_zstd(data[start : start + self.ZSTD_SLICE])
             return
         while data:
+            if self._padding or (self._fresh and self._members and data[0] == 0):
+                # Zero bytes after the last member (tape or block padding): gzip itself ignores them.
+                self._padding = True
+                if data.count(0) != len(data):
+                    raise zlib.error("data after the zero padding that follows the last gzip member")
+                return
             self._fresh = False
             out = self._obj.decompress(data, self.OUT_CHUNK)
             if out:
                 yield out
             if self._obj.eof:
                 data = self._obj.unused_data
+                self._members += 1
                 self._new()
             else:
                 data = self._obj.unconsumed_tail

@@ -598,9 +598,7 @@ def plan_stream(stream: Stream) -> list[str]:
     """The stream's documents files (sorted, de-duplicated), with every attribute file present."""
     if not stream.documents:
         raise ConfigError(f"stream '{stream.name}': no documents given")
-    files = io.expand_globs([io.normalize(p) for p in stream.documents])
-    if not files:
-        raise ConfigError(f"stream '{stream.name}': no files match {stream.documents}")
+    files = io.expand_documents(stream.documents, f"stream '{stream.name}'")
     if stream.attributes:
         missing = []
         for path in files:

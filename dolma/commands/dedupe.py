@@ -39,7 +39,7 @@ from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import attributes_path, check_output_paths
 from dolma.errors import BadInputError, ConfigError, DolmaError
-from dolma.executor import ProgressDisplay
+from dolma.executor import ProgressDisplay, os_error_text
 
 log = logging.getLogger("dolma")
 
@@ -329,13 +329,20 @@ def _read_checkpoint(path: str, plan_: Plan, staging: _Staging) -> tuple[BloomFi
 
 def _write_checkpoint(bf: BloomFilter, path: str, plan_: Plan, completed: int, staging: _Staging) -> None:
     state = json.dumps({"version": CHECKPOINT_STATE_VERSION, "fingerprint": plan_.fingerprint, "completed": completed})
-    if io.is_s3(path):
-        local = staging.path("checkpoint-out.bin")
-        save_checkpoint(local, bf, state)
-        io.copy(local, path)
-    else:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        save_checkpoint(path, bf, state)
+    try:
+        if io.is_s3(path):
+            local = staging.path("checkpoint-out.bin")
+            save_checkpoint(local, bf, state)
+            io.copy(local, path)
+        else:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            save_checkpoint(path, bf, state)
+    except (OSError, CheckpointError) as exc:
+        reason = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+        raise DolmaError(
+            f"cannot write the dedupe checkpoint {path} ({reason}); free space or make the location writable and "
+            "rerun: the run resumes from the last checkpoint written"
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -503,11 +510,24 @@ def _run(config: DedupeConfig, plan_: Plan, filter_path: str, checkpoint: str, t
     finally:
         display.close()
     if not read_only:
-        _save_filter(bf, filter_path, staging)
+        _save_final_filter(bf, filter_path, staging, len(plan_.inputs))
         with contextlib.suppress(FileNotFoundError):
             io.remove(checkpoint)
     _print_stats(plan_, totals, bf, config.quiet)
     return 0
+
+
+def _save_final_filter(bf: BloomFilter, filter_path: str, staging: _Staging, files: int) -> None:
+    """Save the filter after every attribute file is written; a failure (full or read-only disk) says what to do."""
+    try:
+        _save_filter(bf, filter_path, staging)
+    except (OSError, BloomFilterError, DolmaError) as exc:
+        reason = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+        raise DolmaError(
+            f"cannot save the Bloom filter to {filter_path} ({reason}). The attributes of all {files} file(s) are "
+            "written, but without the saved filter a later run would not know their keys: free space or make the "
+            "location writable (or point bloom_filter.file elsewhere) and rerun the same command"
+        ) from None
 
 
 def _batches_of(todo: list[int], inputs: list[str], max_files: int) -> list[tuple[int, int]]:

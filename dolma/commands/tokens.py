@@ -183,9 +183,9 @@ def plan(config: TokensConfig):
     for label, value in (("bos_token_id", bos), ("eos_token_id", eos), ("pad_token_id", pad)):
         if value is not None and not 0 <= value < tokenizer.vocab_size:
             raise ConfigError(f"tokenizer.{label}: {value} is outside the vocabulary (size {tokenizer.vocab_size})")
-    files = io.expand_globs([io.normalize(p) for p in config.documents])
-    if not files:
-        raise ConfigError(f"tokens: no files match documents {config.documents}")
+    if not config.documents:
+        raise ConfigError("tokens: no documents given (set 'documents')")
+    files = io.expand_documents(config.documents, "tokens")
     destination = io.normalize(config.destination).rstrip("/")
     if destination in files:
         raise ConfigError(f"tokens: destination {destination} is one of the input files")

@@ -828,13 +828,89 @@ pub(crate) fn decompress_into(path: &str, raw: &[u8], out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension.
-pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
+/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension. An empty file is
+/// empty content whatever its extension, as for the Python readers.
+pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, mut inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
+    if inner.fill_buf()?.is_empty() {
+        return Ok(Box::new(io::empty()));
+    }
     Ok(match compression_of(path) {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
+        Compression::Gzip => Box::new(GzipMembers::new(inner)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
         Compression::Plain => Box::new(inner),
     })
+}
+
+/// The content of concatenated gzip members, read as `gzip -d` reads a file (and as the Python readers do): an
+/// empty file is empty, and zero bytes after the last member (block or tape padding) are ignored; anything
+/// else after a member must be another member.
+struct GzipMembers<R: BufRead> {
+    state: GzipState<R>,
+    members: u64,
+}
+
+enum GzipState<R: BufRead> {
+    Between(R),
+    Member(Box<flate2::bufread::GzDecoder<R>>),
+    Done,
+    Failed,
+}
+
+impl<R: BufRead> GzipMembers<R> {
+    fn new(inner: R) -> Self {
+        GzipMembers { state: GzipState::Between(inner), members: 0 }
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match std::mem::replace(&mut self.state, GzipState::Failed) {
+                GzipState::Member(mut member) => {
+                    let n = member.read(buf)?;
+                    if n > 0 || buf.is_empty() {
+                        self.state = GzipState::Member(member);
+                        return Ok(n);
+                    }
+                    self.state = GzipState::Between(member.into_inner());
+                }
+                GzipState::Between(mut inner) => {
+                    let next = inner.fill_buf()?;
+                    if next.is_empty() {
+                        self.state = GzipState::Done;
+                        return Ok(0);
+                    }
+                    if next[0] == 0 && self.members > 0 {
+                        loop {
+                            let padding = inner.fill_buf()?;
+                            if padding.is_empty() {
+                                break;
+                            }
+                            if padding.iter().any(|&b| b != 0) {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::InvalidData,
+                                    "data after the zero padding that follows the last gzip member",
+                                ));
+                            }
+                            let n = padding.len();
+                            inner.consume(n);
+                        }
+                        self.state = GzipState::Done;
+                        return Ok(0);
+                    }
+                    self.members += 1;
+                    self.state = GzipState::Member(Box::new(flate2::bufread::GzDecoder::new(inner)));
+                }
+                GzipState::Done => {
+                    self.state = GzipState::Done;
+                    return Ok(0);
+                }
+                GzipState::Failed => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "the gzip stream failed earlier"));
+                }
+            }
+        }
+    }
 }
 
 fn read_error(path: &str, e: io::Error) -> DedupeError {
@@ -1055,4 +1131,42 @@ pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
     let mut out = AtomicWriter::create(path)?;
     out.write_all(body)?;
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn gunzip(raw: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        GzipMembers::new(raw).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn gzip_reads_like_gzip_d() {
+        assert_eq!(gunzip(b"").unwrap(), b"");
+        let mut two = gzip(b"one\n");
+        two.extend(gzip(b"two\n"));
+        assert_eq!(gunzip(&two).unwrap(), b"one\ntwo\n");
+        let mut padded = two.clone();
+        padded.extend([0u8; 5000]);
+        assert_eq!(gunzip(&padded).unwrap(), b"one\ntwo\n");
+        let mut garbage = padded.clone();
+        garbage.push(7);
+        assert!(gunzip(&garbage).is_err());
+        assert!(gunzip(&[0u8; 64]).is_err(), "zeros alone are not a gzip file");
+        assert!(gunzip(&two[..two.len() - 3]).is_err(), "a truncated member is an error");
+        let mut out = Vec::new();
+        for empty in ["x.jsonl.gz", "x.jsonl.zst", "x.jsonl"] {
+            decompress_into(empty, b"", &mut out).unwrap();
+            assert!(out.is_empty(), "{empty}");
+        }
+    }
 }
