@@ -22,6 +22,7 @@ All I/O, S3 included, happens in Python on the executors (dolma.io), so no Hadoo
 
 from __future__ import annotations
 
+import glob as _glob
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ from typing import Any
 import msgspec
 
 from dolma import io, lifecycle
+from dolma.errors import DolmaError
 from dolma.executor import (
     Job,
     ProgressDisplay,
@@ -86,7 +88,14 @@ def spark_conf_entries(options: Any) -> dict[str, str]:
 
 def get_context(options: Any) -> tuple[Any, bool]:
     """The active SparkContext, or a new one from `options` (a SparkOptions). Returns (context, created)."""
-    from pyspark import SparkConf, SparkContext
+    try:
+        from pyspark import SparkConf, SparkContext
+    except ImportError:
+        raise DolmaError(
+            "executor spark needs pyspark, which is not installed in this environment: "
+            "pip install 'dolma-toolkit[spark]' (Spark also needs a Java runtime, 17 or newer)"
+        ) from None
+    check_importable_on_workers()
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
     active = SparkContext._active_spark_context
@@ -112,6 +121,33 @@ def get_context(options: Any) -> tuple[Any, bool]:
     sc = SparkContext.getOrCreate(conf)
     sc.setLogLevel(os.environ.get("DOLMA_SPARK_LOG_LEVEL", "WARN"))
     return sc, True
+
+
+def check_importable_on_workers(cwd: str | None = None) -> None:
+    """Refuse to start when Spark's Python workers would import another `dolma` than this driver's.
+
+    Python workers start in the driver's directory with it first on their import path, so a `dolma/` source
+    tree there (a checkout) shadows the installed package; without its compiled extension every task then
+    fails with an import error deep in the executors. Detected here, it is one message that says what to do.
+    """
+    import dolma
+
+    here = os.path.abspath(cwd or os.getcwd())
+    local = os.path.join(here, "dolma")
+    if not os.path.isfile(os.path.join(local, "__init__.py")):
+        return
+    installed = os.path.dirname(os.path.abspath(dolma.__file__))
+    if os.path.realpath(local) == os.path.realpath(installed):
+        return
+    if _glob.glob(os.path.join(_glob.escape(local), "_rust*.so")) or _glob.glob(
+        os.path.join(_glob.escape(local), "_rust*.pyd")
+    ):
+        return
+    raise DolmaError(
+        f"the current directory {here} holds a dolma/ source tree without its compiled extension (dolma._rust); "
+        f"Spark's Python workers would import it instead of the installed package ({installed}) and fail. Run "
+        "from another directory, or build the tree in place (`make build`, or `maturin develop` in it)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
