@@ -183,8 +183,6 @@ def plan(config: TokensConfig):
     for label, value in (("bos_token_id", bos), ("eos_token_id", eos), ("pad_token_id", pad)):
         if value is not None and not 0 <= value < tokenizer.vocab_size:
             raise ConfigError(f"tokenizer.{label}: {value} is outside the vocabulary (size {tokenizer.vocab_size})")
-    if not config.documents:
-        raise ConfigError("tokens: no documents given (set 'documents')")
     files = io.expand_documents(config.documents, "tokens")
     destination = io.normalize(config.destination).rstrip("/")
     if destination in files:
@@ -321,6 +319,7 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
     final = the_plan.destination
     marker = io.join(final, SHUFFLE_MARKER)
     # Shards of a killed shuffle (or of an earlier unshuffled run) would mix with the new ones.
+    io.remove_dead_temporaries([final])
     io.remove(marker)
     for stale in io.glob(io.join(final, "part-*")):
         io.remove(stale)
