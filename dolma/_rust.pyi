@@ -162,7 +162,12 @@ class Deduper:
     ) -> dict[str, int]:
         """Dedupe `inputs` in order (keys looked up in file, then line order) and write `outputs[i]` for
         `inputs[i]` atomically; returns statistics (files, documents, documents_marked, paragraphs,
-        paragraphs_marked, bytes, bytes_marked, bad_lines, input_bytes)."""
+        paragraphs_marked, bytes, bytes_marked, bad_lines, input_bytes).
+
+        Python's signal handlers run while it works: an exception they raise (KeyboardInterrupt on Ctrl-C or,
+        in the CLI, SIGTERM) stops the run at its next chunk and is re-raised. Any exception carries
+        `completed_stats` (the files completed before it) and `partial_file` (the filter holds part of the
+        unfinished file's keys)."""
 
 def save_checkpoint(path: str | os.PathLike[str], filter: BloomFilter, state: str) -> None:
     """Write the filter and a JSON progress state to one file, atomically."""
