@@ -13,13 +13,24 @@ from collections.abc import Iterable
 
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state, parent pid) of a process, or None when there is none."""
+    fields = _fields(pid)
+    return None if fields is None else (fields[0], int(fields[1]))
+
+
+def _fields(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as fh:
             data = fh.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = data[data.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1])
+    return data[data.rindex(")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the pid, it tells a process from a later one
+    that reused its id."""
+    fields = _fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 def alive(pid: int) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LOOPBACK_SPARK_CONF, REPO, read_jsonl, run_cli
-from procs import descendants, survivors, wait_for
+from procs import descendants, start_time, survivors, wait_for
 
 STOP_WAIT = 120  # seconds a stopped run may take to exit before the test fails
 
@@ -63,11 +63,12 @@ class Run:
                 [sys.executable, "-m", "dolma", *args], env=env, stdout=subprocess.DEVNULL, stderr=err
             )
         self.pid = self.proc.pid
-        self.started: set[int] = set()
+        self.started: dict[int, int | None] = {}  # pid -> start time
 
     def record_processes(self) -> set[int]:
         """The processes the run has started so far (remembered, so that the test can clean up after a failure)."""
-        self.started |= descendants(self.pid)
+        for pid in descendants(self.pid):
+            self.started.setdefault(pid, start_time(pid))
         return set(self.started)
 
     def stop(self, sig: int) -> tuple[int, str]:
@@ -79,10 +80,14 @@ class Run:
         return self.proc.returncode, self.stderr.read_text()
 
     def cleanup(self) -> None:
-        """Kill whatever this run left running (only when the behaviour under test failed)."""
-        for pid in [self.pid, *survivors(self.started, wait=0)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        """Kill whatever this run left running (only when the behaviour under test failed); a process is killed
+        only if it is still the one recorded (same pid and start time), never a later one that reused the id."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        for pid in survivors(self.started, wait=0):
+            if self.started[pid] is not None and start_time(pid) == self.started[pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
 
