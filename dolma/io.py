@@ -12,12 +12,14 @@ import contextlib
 import fnmatch
 import glob as _glob
 import gzip
+import logging
 import os
 import re
+import socket
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Annotated, Any
 
@@ -25,9 +27,11 @@ import msgspec
 import zstandard
 from msgspec import Meta
 
-from dolma.errors import CorruptFileError, DolmaError
+from dolma.errors import ConfigError, CorruptFileError, DolmaError
 
 READ_CHUNK = 1 << 20
+
+log = logging.getLogger("dolma")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -231,6 +235,15 @@ def expand_globs(patterns: list[str] | str) -> list[str]:
     return sorted(seen)
 
 
+def expand_documents(patterns: list[str], where: str) -> list[str]:
+    """`expand_globs` for a command's documents patterns, each of which must match a file: a mistyped pattern
+    beside a correct one is an error naming it, not a silently smaller run."""
+    for pattern in patterns:
+        if not glob(normalize(pattern)):
+            raise ConfigError(f"{where}: no files match documents pattern '{pattern}'")
+    return expand_globs([normalize(p) for p in patterns])
+
+
 def match(pattern: str, path: str) -> bool:
     return bool(_glob_regex(pattern).match(path)) or fnmatch.fnmatchcase(path, pattern)
 
@@ -346,6 +359,8 @@ class _Decoder:
         self.kind = kind
         self._obj: Any = None
         self._fresh = True
+        self._members = 0
+        self._padding = False
         self._new()
 
     def _new(self) -> None:
@@ -365,12 +380,19 @@ class _Decoder:
                 yield from self._feed_zstd(data[start : start + self.ZSTD_SLICE])
             return
         while data:
+            if self._padding or (self._fresh and self._members and data[0] == 0):
+                # Zero bytes after the last member (tape or block padding): gzip itself ignores them.
+                self._padding = True
+                if data.count(0) != len(data):
+                    raise zlib.error("data after the zero padding that follows the last gzip member")
+                return
             self._fresh = False
             out = self._obj.decompress(data, self.OUT_CHUNK)
             if out:
                 yield out
             if self._obj.eof:
                 data = self._obj.unused_data
+                self._members += 1
                 self._new()
             else:
                 data = self._obj.unconsumed_tail
@@ -456,9 +478,81 @@ def read_text(path: str) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def host_tag(hostname: str | None = None) -> str:
+    """This machine's name as it appears in temporary names: characters other than letters, digits, `.`, `-`
+    and `_` become `_` (the Rust writers apply the same rule, so both name their temporaries alike)."""
+    name = socket.gethostname() if hostname is None else hostname
+    return _NOT_HOST.sub("_", name)[:64] or "localhost"
+
+
+_NOT_HOST = re.compile(r"[^A-Za-z0-9._-]")
+# `.<name>.tmp-<host>-<pid>-<8 hex>`: the one naming rule of temporaries, in Python and in Rust (dolma-core
+# `tempname`). The host and pid say which run owns the file, so a later run can tell a dead run's leftovers
+# from a live run's work in progress.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}")
+
+
 def temp_name(path: str) -> str:
-    """The hidden sibling a local file is written to before the final rename."""
-    return join(dirname(path), f".{basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    """The hidden sibling a local file is written to before the final rename (names this host and process)."""
+    return join(dirname(path), f".{basename(path)}.tmp-{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of a file name that follows the temporary naming rule, else None."""
+    found = _TEMP_NAME.fullmatch(name)
+    return (found.group("host"), int(found.group("pid"))) if found else None
+
+
+def temp_target(name: str) -> str | None:
+    """The name of the file a temporary (named by the temporary naming rule) is written for, else None."""
+    found = _TEMP_NAME.fullmatch(name)
+    return found.group("name") if found else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (a zombie or another user's process counts)."""
+    if pid <= 0:
+        return True  # not a process id we wrote: never treat it as dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temporaries(directories: Iterable[str]) -> list[str]:
+    """Delete temporaries that killed runs on this machine left in these directories; returns what was removed.
+
+    Only files named by the temporary naming rule, written by this host, whose process no longer exists, are
+    removed: a live run's work in progress, another machine's files (a shared file system) and any other file
+    are left alone. S3 prefixes are skipped (an upload that never completed leaves no object).
+    """
+    me = host_tag()
+    removed: list[str] = []
+    for directory in dict.fromkeys(directories):
+        if not directory or is_s3(directory):
+            continue
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if not entry.name.startswith(".") or ".tmp-" not in entry.name:
+                continue
+            owner = temp_owner(entry.name)
+            if owner is None or owner[0] != me or owner[1] == os.getpid() or pid_alive(owner[1]):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
+            except FileNotFoundError:
+                pass
+    if removed:
+        log.info("removed %d temporary file(s) left by runs that were stopped", len(removed))
+    return removed
 
 
 @dataclass
