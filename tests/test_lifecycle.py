@@ -252,6 +252,40 @@ def test_sigterm_stops_dedupe_between_chunks_and_the_rerun_gives_the_same_bytes(
     assert filter_bits(root / "filters" / "f.bin") == filter_bits(clean / "filters" / "f.bin")
 
 
+def test_sigterm_saves_the_filter_with_the_completed_files_and_the_rerun_skips_them(tmp_path):
+    """A stop between files (one chunk per file, one thread) leaves the filter exactly the completed files' keys:
+    it is saved with them, although no periodic save was due, and the rerun redoes only the others."""
+    clean = tmp_path / "clean"
+    pattern = _corpus(clean, files=40, docs=1500, seed=2)
+    args = [a for a in _dedupe_args(clean, pattern) if a not in ("--processes", "2", "--checkpoint_interval", "0")]
+    args += ["--processes", "1", "--checkpoint_interval", "100000"]
+    assert run_cli(*args).returncode == 0
+    expected = {p.name: p.read_bytes() for p in (clean / "attributes" / "dd").glob("*.gz")}
+
+    root = tmp_path / "stopped"
+    pattern = _corpus(root, files=40, docs=1500, seed=2)
+    args = [a for a in _dedupe_args(root, pattern) if a not in ("--processes", "2", "--checkpoint_interval", "0")]
+    args += ["--processes", "1", "--checkpoint_interval", "100000"]
+    env = _env(DOLMA_DEDUPE_CHUNK_BYTES=str(64 << 20))  # every file is one chunk: stops fall between files
+    out = root / "attributes" / "dd"
+    with started(args, env, tmp_path) as run:
+        wait_for(lambda: out.is_dir() and any(out.glob("*.gz")), "the first attributes file", run.proc)
+        code, err = run.stop(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, f"the run was not stopped half-way: {err}"
+    written = sorted(p.name for p in out.glob("*.gz"))
+    manifest = manifest_of(root / "filters" / "f.bin")
+    assert manifest is not None, "the stopped run did not save the filter"
+    assert sorted(Path(r["path"]).name for r in manifest["inputs"]) == written
+    assert 0 < len(written) < 40
+    stamps = {name: (out / name).stat().st_mtime_ns for name in written}
+
+    again = run_cli(*args, env={"DOLMA_DEDUPE_CHUNK_BYTES": str(64 << 20)})
+    assert again.returncode == 0, again.stderr
+    assert {name: (out / name).stat().st_mtime_ns for name in written} == stamps, "completed files were redone"
+    assert {p.name: p.read_bytes() for p in out.glob("*.gz")} == expected
+    assert filter_bits(root / "filters" / "f.bin") == filter_bits(clean / "filters" / "f.bin")
+
+
 def test_sigterm_stops_a_spark_run_and_its_jvm_and_workers(tmp_path):
     args, env, markers = _blocking_tag(tmp_path, processes=1)
     args = [a for a in args if a not in ("--processes", "1")]

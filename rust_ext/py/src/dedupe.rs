@@ -200,8 +200,21 @@ impl PyDeduper {
                 }
             }
         });
+        // A signal that came in after the last look (while the last chunk finished) is reported here, with the
+        // run's statistics: raised later by the interpreter, on its own, it would say nothing of what completed.
+        if interrupt.is_none() {
+            interrupt = py.check_signals().err();
+        }
         match error {
-            None => stats_dict(py, &stats),
+            None => match interrupt {
+                None => stats_dict(py, &stats),
+                Some(signal) => {
+                    // Every file of the batch completed: the caller records them all before stopping.
+                    signal.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
+                    signal.value(py).setattr("partial_file", false)?;
+                    Err(signal)
+                }
+            },
             Some(e) => {
                 // The caller saves the filter with the files that did complete (and their fingerprints) before
                 // re-raising, unless the filter holds part of the failing file's keys (`partial_file`). A stop
