@@ -77,8 +77,13 @@ test: build reference lint test-rust test-python
 test-rust:
 	cd $(CARGO_DIR) && cargo test --workspace --exclude dolma-py -q
 
+# Tests reach nothing but 127.0.0.1 (also set by tests/conftest.py): no cloud metadata service, no proxies.
+OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_proxy -u all_proxy \
+	-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+
 test-python: build reference
-	$(VENV)/bin/python -m pytest -q tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests
 
 lint: build
 	$(VENV)/bin/ruff check .
@@ -92,7 +97,7 @@ format: build
 	cd $(CARGO_DIR) && cargo fmt --all
 
 compat: build reference
-	$(VENV)/bin/python -m pytest -q -m reference tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m reference tests
 
 clean:
 	rm -rf $(VENV) $(REF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output

@@ -21,6 +21,27 @@ SAMPLE = DATA / "sample"
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+# Tests reach nothing but 127.0.0.1: no cloud metadata service (botocore looks for instance credentials at
+# 169.254.169.254 when it finds none), no container credentials endpoint, no proxies. Child processes inherit this.
+OFFLINE_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+UNSET_ENV = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
+os.environ.update(OFFLINE_ENV)
+for _name in UNSET_ENV:
+    os.environ.pop(_name, None)
+
 S3_KEY = "dolma-test-key"
 S3_SECRET = "dolma-test-secret"
 
