@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from dolma import __version__
+from dolma import __version__, s3
 from dolma.commands import COMMANDS
 from dolma.config import build, format_help
 from dolma.errors import DolmaError
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet = "--quiet" in rest
         _setup_logging(verbose, quiet)
         config = build(config_type, config_file, rest)
+        s3.begin_run()
         return int(run(config))
     except DolmaError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -202,8 +202,9 @@ def describe_error(exc: BaseException) -> str:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Input errors are deterministic: retrying them only repeats the failure."""
-    return not isinstance(exc, DolmaError)
+    """Input errors are deterministic: retrying them only repeats the failure. A DolmaError may say otherwise
+    (an S3 error after throttling or a lost upload: running the file again may succeed)."""
+    return bool(getattr(exc, "retryable", not isinstance(exc, DolmaError)))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -232,6 +233,8 @@ class UnitExecutor:
     def start(self, units: Sequence[Unit]) -> tuple[Summary, list[Unit]]:
         """A fresh summary and the units to run, logging how many a resumed run skips."""
         summary = Summary(units=len(units))
+        # a missing bucket, wrong credentials or a dead endpoint is one clear error now, not one per file
+        io.check_destinations([path for unit in units for path in unit.outputs])
         todo, summary.skipped = self.pending(units)
         if summary.skipped and not self.quiet:
             log.info("resuming: %d of %d units already complete", summary.skipped, len(units))

