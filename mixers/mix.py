@@ -12,6 +12,7 @@ never on the number of processes or on which worker finished first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -31,6 +32,7 @@ from dolma.commands.mix import MixConfig, Stream
 from dolma.documents import FieldRule, attributes_path, explain_bad_line
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.locks import DestinationLock
 from mixers.rules import CompiledRule, compile_selector, score_in_range
 
 log = logging.getLogger("dolma")
@@ -790,6 +792,16 @@ def mix_stream(config: MixConfig, stream: Stream) -> StreamReport:
     return report
 
 
+LOCK_PREFIX = ".mix-lock-"
+
+
+def stream_lock(out_dir: str, name: str) -> DestinationLock:
+    """The lock of one stream's destination (its staging directory and shards `<out_dir>/<name>-*`)."""
+    return DestinationLock(
+        io.join(out_dir, f"{LOCK_PREFIX}{name}"), f"mix output {io.join(out_dir, name)}-*", "dolma mix"
+    )
+
+
 def run_mix(config: MixConfig) -> int:
     io.configure_s3(config.s3)
     if not config.streams:
@@ -802,7 +814,13 @@ def run_mix(config: MixConfig) -> int:
         raise ConfigError("mix: two streams write the same shards (same output.path and name)")
     for stream in config.streams:  # validate every stream's rules before running any
         compile_stream(stream)
-    reports = [mix_stream(config, stream) for stream in config.streams]
+    if config.dryrun:
+        reports = [mix_stream(config, stream) for stream in config.streams]
+    else:
+        with contextlib.ExitStack() as held:
+            for out_dir, name in sorted(outputs):  # every destination is ours before anything is written
+                held.enter_context(stream_lock(out_dir, name))
+            reports = [mix_stream(config, stream) for stream in config.streams]
     if config.report:
         io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0
