@@ -12,7 +12,7 @@ LOCKS := .ci/locks
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
 .PHONY: all venv build demo test test-rust test-python lint format reference datatrove compat bench clean lock \
-	lock-upgrade
+	lock-upgrade faults
 
 all: build
 
@@ -95,6 +95,15 @@ format: build
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 	cd $(CARGO_DIR) && cargo fmt --all
+
+# The fault suite (not part of `make test`): every command under kill -9 and SIGTERM (FAULT_SEEDS seeds each),
+# S3 faults through a fault proxy (FAULT_S3_SEEDS), a full disk and a read-only destination; ~20 min on 2 cores.
+# Writes faults-report.json and the README "Faults" table.
+FAULT_SEEDS ?= 5
+FAULT_S3_SEEDS ?= 2
+faults: build
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests/test_faults.py --faults --fault-seeds $(FAULT_SEEDS) \
+		--fault-s3-seeds $(FAULT_S3_SEEDS) --fault-report faults-report.json --fault-readme
 
 compat: build reference
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m reference tests

@@ -280,3 +280,44 @@ def spark_context(s3_server):
     assert sc.master == "local[2,4]"  # the executor gives local mode Spark's task retries
     yield sc
     sc.stop()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The fault suite (tests/test_faults.py): cases marked `faults` run only with --faults (`make faults`)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("faults", "fault suite (make faults)")
+    group.addoption("--faults", action="store_true", help="run the whole fault suite (cases marked 'faults')")
+    group.addoption("--fault-seeds", type=int, default=1, help="seeds of each kill -9 / SIGTERM case")
+    group.addoption("--fault-s3-seeds", type=int, default=1, help="seeds of each S3 fault case")
+    group.addoption("--fault-report", default=None, help="write the suite's figures (JSON) to this file")
+    group.addoption("--fault-readme", action="store_true", help="write the figures table into README.md")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("faults"):
+        return
+    deselected = [item for item in items if item.get_closest_marker("faults")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("faults")]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if not config.getoption("faults"):
+        return
+    import faultsuite
+
+    if not faultsuite.RESULTS:
+        return
+    table = faultsuite.summary_table(faultsuite.RESULTS)
+    print("\n" + table)
+    report = config.getoption("fault_report")
+    if report:
+        faultsuite.dump(Path(report))
+    if config.getoption("fault_readme"):
+        seeds = (config.getoption("fault_seeds"), config.getoption("fault_s3_seeds"))
+        faultsuite.write_readme(REPO / "README.md", table, seeds)

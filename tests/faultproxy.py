@@ -48,14 +48,17 @@ class Request:
 class Rule:
     """A fault: `action` is reset (cut mid-body), drop (answer lost after the server applied the request),
     slowdown (503 without forwarding) or delay (answer held `seconds`). It applies to requests that `match`,
-    with `probability`, at most `limit` times (None: unlimited)."""
+    with `probability` or on `every` Nth one, at most `limit` times (None: unlimited)."""
 
     action: str
     probability: float = 1.0
     match: Callable[[Request], bool] | None = None
     limit: int | None = None
     seconds: float = 0.0
+    every: int = 0  # instead of a probability: the Nth, 2Nth, ... matching request (after `offset` of them)
+    offset: int = 0
     used: int = 0
+    seen: int = 0
 
 
 @dataclass
@@ -231,7 +234,12 @@ class FaultProxy:
                     continue
                 if rule.match is not None and not rule.match(request):
                     continue
-                if self.rng.random() < rule.probability:
+                rule.seen += 1
+                if rule.every:
+                    hit = rule.seen > rule.offset and (rule.seen - rule.offset) % rule.every == 0
+                else:
+                    hit = self.rng.random() < rule.probability
+                if hit:
                     rule.used += 1
                     self.counters.faults[rule.action] = self.counters.faults.get(rule.action, 0) + 1
                     return rule
