@@ -112,7 +112,14 @@ class DestinationLock:
             if io.is_s3(self.path):
                 taken, holder = self._try_s3()
             else:
-                taken, holder = self._try_local()
+                try:
+                    taken, holder = self._try_local()
+                except OSError as exc:
+                    self.release()
+                    reason = exc.strerror or str(exc)
+                    raise DolmaError(
+                        f"cannot create the lock {self.path}: {reason} (is the destination writable?)"
+                    ) from None
             if taken:
                 self.held = True
                 return self

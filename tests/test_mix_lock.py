@@ -196,3 +196,14 @@ def test_s3_lock_refuses_a_second_run(tmp_path, s3_server, s3_bucket):
     assert result.returncode == 0, result.stderr
     assert s3_server.keys(s3_bucket) == ["mixed/s-0000.jsonl.gz"]
     assert io.glob(f"{out}/*") == [f"{out}/s-0000.jsonl.gz"]
+
+
+def test_unwritable_destination_is_one_line(tmp_path):
+    _corpus(tmp_path, files=1, per_file=20)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("-c", str(_config(tmp_path, str(blocker / "out"))), "mix")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: cannot create the lock {blocker}/out/.mix-lock-s: Not a directory (is the destination writable?)"
+    )
