@@ -338,3 +338,15 @@ def test_s3_keys_and_secret_stay_out_of_errors(tmp_path, s3_docs):
     result = _tag(tmp_path, "--documents", s3_docs, env={"AWS_SECRET_ACCESS_KEY": "wrong"})
     assert S3_SECRET not in result.stderr and "wrong" not in result.stderr
     assert S3_KEY not in result.stderr
+
+
+def test_retryable_s3_errors_are_retried_by_executors_and_travel_between_processes():
+    import pickle
+
+    from dolma.executor import is_retryable
+
+    lost = S3Error("s3://b/k", "uploading part 2 failed: NoSuchUpload (HTTP 404)", code="NoSuchUpload", retryable=True)
+    missing = S3Error("s3://b/k", "bucket 'b' does not exist", code="NoSuchBucket")
+    assert is_retryable(lost) and not is_retryable(missing)
+    back = pickle.loads(pickle.dumps(lost))
+    assert (str(back), back.code, back.retryable) == (str(lost), "NoSuchUpload", True)
