@@ -9,7 +9,7 @@ import select
 import signal
 import sys
 
-from dolma import __version__, lifecycle
+from dolma import __version__, lifecycle, s3
 from dolma.commands import COMMANDS
 from dolma.config import build, format_help
 from dolma.errors import DolmaError
@@ -142,6 +142,7 @@ def _main(argv: list[str]) -> int:
         quiet = "--quiet" in rest
         _setup_logging(verbose, quiet)
         config = build(config_type, config_file, rest)
+        s3.begin_run()
         return int(run(config))
     except DolmaError as exc:
         print(f"error: {exc}", file=sys.stderr)

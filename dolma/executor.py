@@ -270,10 +270,12 @@ def os_error_text(exc: OSError) -> str:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Input errors are deterministic and a full or read-only disk stays so: retrying only repeats the failure."""
+    """Input errors are deterministic and a full or read-only disk stays so: retrying only repeats the failure.
+    A DolmaError may say otherwise (an S3 error after throttling or a lost upload: running the file again may
+    succeed)."""
     if isinstance(exc, OSError) and exc.errno in _NOT_RETRYABLE_ERRNO:
         return False
-    return not isinstance(exc, DolmaError)
+    return bool(getattr(exc, "retryable", not isinstance(exc, DolmaError)))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -304,6 +306,8 @@ class UnitExecutor:
 
         Temporaries that stopped runs on this machine left beside the outputs are removed first.
         """
+        # a missing bucket, wrong credentials or a dead endpoint is one clear error now, not one per file
+        io.check_destinations([path for unit in units for path in unit.outputs])
         io.remove_dead_temporaries(io.dirname(path) for unit in units for path in unit.outputs)
         summary = Summary(units=len(units))
         todo, summary.skipped = self.pending(units)

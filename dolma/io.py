@@ -1,9 +1,10 @@
 """File I/O on local disk and S3: globbing, streaming (de)compression chosen by extension, atomic writes.
 
-Paths are plain strings; `s3://bucket/key` URLs go to S3 through boto3 (smart-open for streaming uploads).
-Reading is streaming with constant memory. Writing is atomic: locally to a hidden temporary name that is
-renamed on success; on S3 through an upload that creates the object only when the file is complete (a
-failed or killed writer leaves nothing behind).
+Paths are plain strings; `s3://bucket/key` URLs go to S3 through `dolma.s3` (boto3, bounded retries, errors
+that name the object). Reading is streaming with constant memory. Writing is atomic: locally to a hidden
+temporary name that is renamed on success; on S3 through one PUT or a multipart upload that creates the
+object only when the file is complete (a failed writer aborts its upload; one left by a killed run is
+aborted when a later run writes the same key).
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ import logging
 import os
 import re
 import socket
-import threading
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
 import msgspec
 import zstandard
-from msgspec import Meta
 
-from dolma.errors import ConfigError, CorruptFileError, DolmaError
+from dolma import s3
+from dolma.errors import ConfigError, CorruptFileError, DolmaError, S3Error
+from dolma.s3 import S3Config
 
 READ_CHUNK = 1 << 20
 
@@ -35,55 +36,22 @@ log = logging.getLogger("dolma")
 
 
 # ----------------------------------------------------------------------------------------------------------
-# S3 configuration
+# S3 configuration (the requests themselves live in dolma.s3)
 # ----------------------------------------------------------------------------------------------------------
-
-
-class S3Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """How to reach S3. Anything left unset comes from the usual AWS environment variables and profiles."""
-
-    endpoint_url: Annotated[
-        str | None, Meta(description="S3 endpoint for S3-compatible stores (else $AWS_ENDPOINT_URL).")
-    ] = None
-    profile: Annotated[str | None, Meta(description="AWS profile name (else $AWS_PROFILE / default).")] = None
-    region: Annotated[str | None, Meta(description="AWS region (else from the profile, or us-east-1).")] = None
-
-
-_s3_settings = S3Config()
-_s3_clients: dict[tuple[int, S3Config], Any] = {}
-_s3_lock = threading.Lock()
 
 
 def configure_s3(config: S3Config | None) -> None:
     """Set the S3 options for this process (workers receive them with their job)."""
-    global _s3_settings
-    _s3_settings = config or S3Config()
+    s3.configure(config)
 
 
 def s3_settings() -> S3Config:
-    return _s3_settings
+    return s3.settings()
 
 
 def s3_client():
-    """A boto3 S3 client for this process (clients are not fork-safe, so they are cached per pid)."""
-    key = (os.getpid(), _s3_settings)
-    with _s3_lock:
-        client = _s3_clients.get(key)
-        if client is None:
-            import boto3
-            from botocore.config import Config
-
-            session = boto3.session.Session(profile_name=_s3_settings.profile or os.environ.get("AWS_PROFILE"))
-            endpoint = _s3_settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None
-            endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
-            client = session.client(
-                "s3",
-                endpoint_url=endpoint,
-                region_name=_s3_settings.region or session.region_name or "us-east-1",
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-            )
-            _s3_clients[key] = client
-        return client
+    """The boto3 S3 client of this process (with dolma's retry deadline and error hooks)."""
+    return s3.client()
 
 
 def is_s3(path: str) -> bool:
@@ -97,11 +65,6 @@ def split_s3(url: str) -> tuple[str, str]:
     if not bucket:
         raise DolmaError(f"S3 URL without a bucket: {url}")
     return bucket, key
-
-
-def _s3_error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -218,10 +181,7 @@ def _glob_s3(pattern: str) -> list[str]:
 
 
 def _s3_list_keys(bucket: str, prefix: str) -> Iterator[str]:
-    paginator = s3_client().get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []) or []:
-            yield obj["Key"]
+    return s3.list_keys(bucket, prefix)
 
 
 def expand_globs(patterns: list[str] | str) -> list[str]:
@@ -250,21 +210,18 @@ def match(pattern: str, path: str) -> bool:
 
 def exists(path: str) -> bool:
     if is_s3(path):
-        bucket, key = split_s3(path)
-        try:
-            s3_client().head_object(Bucket=bucket, Key=key)
-            return True
-        except Exception as exc:
-            if _s3_error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return False
-            raise
+        split_s3(path)
+        return s3.head(path, "checking whether it exists") is not None
     return os.path.exists(path)
 
 
 def size(path: str) -> int:
     if is_s3(path):
-        bucket, key = split_s3(path)
-        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+        split_s3(path)
+        found = s3.head(path, "reading its size")
+        if found is None:
+            raise S3Error(path, "no such object", code="NoSuchKey")
+        return int(found["ContentLength"])
     return os.path.getsize(path)
 
 
@@ -289,7 +246,7 @@ def info(path: str) -> FileInfo:
 def remove(path: str) -> None:
     if is_s3(path):
         bucket, key = split_s3(path)
-        s3_client().delete_object(Bucket=bucket, Key=key)
+        s3.call("delete_object", path, "deleting", Bucket=bucket, Key=key)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
@@ -323,6 +280,17 @@ def list_prefix(path: str) -> list[str]:
     for top, _dirs, names in os.walk(path):
         out.extend(os.path.join(top, name) for name in names)
     return sorted(out)
+
+
+def check_destinations(paths: list[str]) -> None:
+    """Fail early, once per bucket, when S3 outputs cannot be written: missing bucket, bad credentials, no
+    endpoint (local paths are checked when written)."""
+    buckets: dict[str, str] = {}
+    for path in paths:
+        if is_s3(path):
+            buckets.setdefault(split_s3(path)[0], path)
+    for url in buckets.values():
+        s3.check_bucket(url, "checking the output bucket")
 
 
 def makedirs(path: str) -> None:
@@ -418,9 +386,8 @@ class _Decoder:
 def open_raw_read(path: str) -> IO[bytes]:
     """A binary stream of the stored bytes (no decompression)."""
     if is_s3(path):
-        import smart_open
-
-        return smart_open.open(path, "rb", compression="disable", transport_params={"client": s3_client()})
+        split_s3(path)
+        return s3.S3Reader(path)
     return open(path, "rb")
 
 
@@ -579,15 +546,8 @@ class AtomicWriter:
 
     def _open_sink(self) -> _Sink:
         if is_s3(self.path):
-            import smart_open
-
-            raw = smart_open.open(
-                self.path,
-                "wb",
-                compression="disable",
-                transport_params={"client": s3_client(), "min_part_size": 16 * 1024 * 1024},
-            )
-            return _Sink(raw=raw, path=self.path, temp=None)
+            split_s3(self.path)
+            return _Sink(raw=s3.S3Upload(self.path), path=self.path, temp=None)
         parent = dirname(self.path)
         makedirs(parent)
         temp = temp_name(self.path)
@@ -637,10 +597,7 @@ class AtomicWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._sink.temp)
         else:
-            terminate = getattr(self._sink.raw, "terminate", None)
-            with contextlib.suppress(Exception):
-                if terminate is not None:
-                    terminate()
+            self._sink.raw.abort()
 
     def __enter__(self) -> AtomicWriter:
         return self

@@ -12,6 +12,7 @@ never on the number of processes or on which worker finished first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -31,6 +32,7 @@ from dolma.commands.mix import MixConfig, Stream
 from dolma.documents import FieldRule, attributes_path, explain_bad_line, has_document_fields
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.locks import DestinationLock
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
 from mixers.rules import DROP_INCLUDE, EXCLUDED, Decision, StreamRules, score_in_range
 from mixers.sandbox import (
@@ -921,6 +923,16 @@ def sandbox_settings(config: MixConfig) -> SandboxSettings:
     return SandboxSettings(timeout=float(config.rule_timeout), memory_mb=config.rule_memory_mb)
 
 
+LOCK_PREFIX = ".mix-lock-"
+
+
+def stream_lock(out_dir: str, name: str) -> DestinationLock:
+    """The lock of one stream's destination (its staging directory and shards `<out_dir>/<name>-*`)."""
+    return DestinationLock(
+        io.join(out_dir, f"{LOCK_PREFIX}{name}"), f"mix output {io.join(out_dir, name)}-*", "dolma mix"
+    )
+
+
 def run_mix(config: MixConfig) -> int:
     io.configure_s3(config.s3)
     if not config.streams:
@@ -949,7 +961,14 @@ def run_mix(config: MixConfig) -> int:
                 check_outputs("mix: report", inputs, [io.normalize(config.report)], document_dir=stream.document_dir)
             check_shard_names_owned(stream, out_dir)
             planned.append((stream, files))
-        reports = [mix_stream(config, stream, files) for stream, files in planned]
+        if config.dryrun:
+            reports = [mix_stream(config, stream, files) for stream, files in planned]
+        else:
+            with contextlib.ExitStack() as held:
+                # every destination is ours before anything is written (checked above: never inside the inputs)
+                for out_dir, name in sorted(outputs):
+                    held.enter_context(stream_lock(out_dir, name))
+                reports = [mix_stream(config, stream, files) for stream, files in planned]
     finally:
         close_sandboxes()
     if config.report:
