@@ -116,7 +116,7 @@ def test_lock_of_a_killed_run_is_taken_over(tmp_path):
     assert (out / ".mix-lock-s").exists()
     result = run_cli("-c", str(_config(tmp_path, str(out))), "mix", "--quiet")
     assert result.returncode == 0, result.stderr
-    assert _everything(out) == ["s-0000.jsonl.gz"]
+    assert _everything(out) == [".s.mix-shards.json", "s-0000.jsonl.gz"]
 
 
 def test_half_written_lock_file_of_a_killed_run_is_taken_over(tmp_path):
@@ -129,7 +129,7 @@ def test_half_written_lock_file_of_a_killed_run_is_taken_over(tmp_path):
     os.utime(lock, (old, old))
     result = run_cli("-c", str(_config(tmp_path, str(out))), "mix", "--quiet")
     assert result.returncode == 0, result.stderr
-    assert _everything(out) == ["s-0000.jsonl.gz"]
+    assert _everything(out) == [".s.mix-shards.json", "s-0000.jsonl.gz"]
 
 
 def test_lock_held_on_another_host_says_how_to_remove_it(tmp_path):
@@ -194,7 +194,7 @@ def test_s3_lock_refuses_a_second_run(tmp_path, s3_server, s3_bucket):
     # the holder is dead now: the next run takes the lock over, and releases it when done
     result = run_cli("-c", str(_config(tmp_path, out)), "mix", "--quiet")
     assert result.returncode == 0, result.stderr
-    assert s3_server.keys(s3_bucket) == ["mixed/s-0000.jsonl.gz"]
+    assert s3_server.keys(s3_bucket) == ["mixed/.s.mix-shards.json", "mixed/s-0000.jsonl.gz"]
     assert io.glob(f"{out}/*") == [f"{out}/s-0000.jsonl.gz"]
 
 

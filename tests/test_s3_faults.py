@@ -247,7 +247,7 @@ def test_killed_command_leaves_no_upload_after_the_rerun(fault_s3, tmp_path):
     done = run_cli("-c", str(config), "mix", env=fault_s3.env())
     assert done.returncode == 0, done.stderr
     assert fault_s3.server.uploads("mixkill") == []
-    assert fault_s3.server.keys("mixkill") == ["out/s-0000.jsonl"]
+    assert fault_s3.server.keys("mixkill") == ["out/.s.mix-shards.json", "out/s-0000.jsonl"]
 
 
 # ----------------------------------------------------------------------------------------------------------
