@@ -92,7 +92,6 @@ class FastTextClassifier(Tagger):
 
     default_model: ClassVar[str | None] = None
     """Public URL of the tagger's model, fetched when neither model_path nor the variable is set (None: no default)."""
-    default_model_size: ClassVar[str] = ""
 
     def default_model_url(self) -> str | None:
         """`default_model`, its scheme and host replaced by $DOLMA_MODEL_MIRROR when that is set."""
@@ -130,7 +129,7 @@ class FastTextClassifier(Tagger):
                 f"tagger '{self.name}' has no model: {exc}. Supply it one of three ways: "
                 f"(1) tagger_config.{self.name}.model_path: a local path, s3:// or https:// URL of the model file; "
                 f"(2) the environment variable {self.model_env}: the same; "
-                f"(3) the public URL {self.default_model}{self.default_model_size}, downloaded once into "
+                f"(3) the public URL {self.default_model}, downloaded once into "
                 f"{cache_dir()} when this machine can reach it (${MODEL_MIRROR_ENV} replaces its host with a mirror)."
             ) from None
 
@@ -208,22 +207,29 @@ class Dolma17QualityTagger(FastTextClassifier):
 class JigsawHatespeechDocumentTagger(FastTextClassifier):
     """Hate speech / toxic comments (Jigsaw fastText model): P(toxic) and P(non-toxic) of the whole document.
 
-    Span types: `__label__toxic` and `__label__non-toxic` (most likely first, `__label__` prefix kept as the
+    Span types: `__label__toxic` and `__label__non-toxic` (in this order, `__label__` prefix kept, as the
     reference does), score = probability, over the whole document. It measures insulting, hateful or abusive
     comment language as labelled in the Jigsaw data, not obscenity as such (see jigsaw_nsfw_document_v1) and
     not profanity in general (see toxicity_offensive_v1, which needs no download).
 
     Model: `model_path`, else $DOLMA_JIGSAW_HATESPEECH_MODEL, else the reference toolkit's model, fetched once
-    into the cache from `default_model` (about 1 GB; $DOLMA_MODEL_MIRROR points at a mirror); offline without a
+    into the cache from `default_model` (a large file; $DOLMA_MODEL_MIRROR points at a mirror); offline without a
     model, the run stops at start-up with one error naming these three ways. The model is a fastText bigram
     classifier AI2 trained for Dolma on the Jigsaw Toxic Comment Classification data (Wikipedia talk comments).
     """
 
     model_env = "DOLMA_JIGSAW_HATESPEECH_MODEL"
     default_model = JIGSAW_MODELS + "jigsaw_fasttext_bigrams_hatespeech_final.bin"
-    default_model_size = " (about 1 GB)"
     top_k = 2
     strip_label_prefix = False
+
+    def classify(self, text: str, k: int, strip: bool) -> list[tuple[str, float]]:
+        """The flagged label (`toxic`, `nsfw`) first and its `non-` counterpart second, as the reference orders them
+        (not most likely first), so attribute keys come out in the reference's order."""
+        out = super().classify(text.strip(), k, strip)
+        if len(out) == 2 and "non" in out[0][0]:
+            out.reverse()
+        return out
 
 
 @register("jigsaw_hatespeech_sentence_v2")
@@ -242,12 +248,12 @@ class JigsawHatespeechSentenceTagger(JigsawHatespeechDocumentTagger):
 class JigsawNsfwDocumentTagger(JigsawHatespeechDocumentTagger):
     """NSFW / obscene language (Jigsaw fastText model): P(nsfw) and P(non-nsfw) of the whole document.
 
-    Span types: `__label__nsfw` and `__label__non-nsfw` (most likely first, `__label__` prefix kept), score =
+    Span types: `__label__nsfw` and `__label__non-nsfw` (in this order, `__label__` prefix kept), score =
     probability, over the whole document. It measures obscene, vulgar or sexual language as labelled in the
     Jigsaw data, not hate speech (see jigsaw_hatespeech_document_v2).
 
     Model: `model_path`, else $DOLMA_JIGSAW_NSFW_MODEL, else the reference toolkit's model, fetched once into the
-    cache from `default_model` (about 1 GB), as for jigsaw_hatespeech_document_v2.
+    cache from `default_model`, as for jigsaw_hatespeech_document_v2.
     """
 
     model_env = "DOLMA_JIGSAW_NSFW_MODEL"

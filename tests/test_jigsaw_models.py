@@ -19,6 +19,7 @@ from conftest import read_jsonl, run_cli, write_jsonl_gz
 from test_classifiers import trained  # noqa: F401 - the module fixture that trains a small model
 
 from dolma import registry
+from dolma.documents import Document
 from dolma.errors import TaggerError
 from taggers.classifiers import JIGSAW_MODELS
 
@@ -193,3 +194,51 @@ def test_bad_checksum_option_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="model_sha256"):
         registry.create("jigsaw_nsfw_document_v1", {"model_sha256": "abc"})
+
+
+@pytest.fixture(scope="module")
+def toxic_model(tmp_path_factory) -> Path:
+    """A fastText model with the Jigsaw models' label names (`toxic` / `non-toxic`), trained here."""
+    import random
+
+    from test_classifiers import BAD, GOOD, make_docs
+
+    tmp = tmp_path_factory.mktemp("toxic")
+    rng = random.Random(1)
+    write_jsonl_gz(tmp / "pos" / "a.jsonl.gz", make_docs(BAD, "p", 200, rng))
+    write_jsonl_gz(tmp / "neg" / "a.jsonl.gz", make_docs(GOOD, "n", 200, rng))
+    args = ["train-fasttext", "--positive", str(tmp / "pos" / "*.jsonl.gz"), "--negative"]
+    args += [str(tmp / "neg" / "*.jsonl.gz"), "--model_path", str(tmp / "model.bin")]
+    result = run_cli(*args, "--positive_label", "toxic", "--negative_label", "non-toxic")
+    assert result.returncode == 0, result.stderr
+    return tmp / "model.bin"
+
+
+JIGSAW_TEXTS = ["science research evidence\ntheory data", "cheap casino prize", "  science casino  \n", "", "a\n\nb"]
+
+
+def test_flagged_label_comes_first_whatever_is_more_likely(toxic_model):
+    """Like the reference: `__label__toxic` then `__label__non-toxic`, also when the text is clearly not toxic."""
+    tagger = registry.create("jigsaw_hatespeech_document_v2", {"model_path": str(toxic_model)})
+    for text in JIGSAW_TEXTS:
+        spans = tagger.predict(Document(id="x", text=text))
+        assert [s.type for s in spans] == ["__label__toxic", "__label__non-toxic"], text
+    clean = tagger.predict(Document(id="x", text=JIGSAW_TEXTS[0]))
+    assert clean[1].score > clean[0].score  # the second label is the more likely one here
+
+
+@pytest.mark.reference
+def test_document_taggers_match_reference_with_jigsaw_labels(toxic_model, tmp_path):
+    """The reference loads our toxic / non-toxic model from its download cache: same spans, order and scores."""
+    from reference import reference_predict
+
+    names = {"jigsaw_hatespeech_document_v2": HATE_URL, "jigsaw_nsfw_document_v1": NSFW_URL}
+    theirs = reference_predict(
+        list(names), JIGSAW_TEXTS, tmp_path, models={u: str(toxic_model) for u in names.values()}
+    )
+    for name in names:
+        tagger = registry.create(name, {"model_path": str(toxic_model)})
+        for text, ref in zip(JIGSAW_TEXTS, theirs[name]):
+            ours = [[s.start, s.end, s.type, s.score] for s in tagger.predict(Document(id="x", text=text))]
+            assert [o[:3] for o in ours] == [r[:3] for r in ref], (name, text, ref)
+            assert all(abs(o[3] - r[3]) <= 1e-4 for o, r in zip(ours, ref)), (name, text, ref)

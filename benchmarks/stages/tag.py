@@ -39,7 +39,7 @@ FAMILIES: dict[str, tuple[list[str], float | None]] = {
     "PII (pii_regex_v2, pii_regex_with_counts_fast_v2)": (["pii_regex_v2", "pii_regex_with_counts_fast_v2"], 20),
 }
 # Taggers only this project has offline: no reference or datatrove row (the reference's toxicity taggers, the
-# Jigsaw fastText models, download about 1 GB each at run time). family -> (taggers, input cap in MB of text).
+# Jigsaw fastText models, download a large model each at run time). family -> (taggers, input cap in MB of text).
 OURS_ONLY: dict[str, tuple[list[str], float | None]] = {
     "toxicity: toxicity_offensive_v1 (offline, ours only)": (["toxicity_offensive_v1"], 30),
     "toxicity by paragraph: toxicity_offensive_paragraph_v1 (offline, ours only)": (
