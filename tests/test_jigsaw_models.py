@@ -242,3 +242,10 @@ def test_document_taggers_match_reference_with_jigsaw_labels(toxic_model, tmp_pa
             ours = [[s.start, s.end, s.type, s.score] for s in tagger.predict(Document(id="x", text=text))]
             assert [o[:3] for o in ours] == [r[:3] for r in ref], (name, text, ref)
             assert all(abs(o[3] - r[3]) <= 1e-4 for o, r in zip(ours, ref)), (name, text, ref)
+
+
+def test_tests_never_fetch_a_default_model_from_the_internet():
+    """conftest points every default model URL at 127.0.0.1, whatever $DOLMA_MODEL_MIRROR the caller set."""
+    for name in ("jigsaw_hatespeech_document_v2", "jigsaw_nsfw_sencence_v2"):
+        url = registry.create(name).default_model_url()
+        assert url is not None and url.startswith("http://127.0.0.1:"), url
