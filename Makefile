@@ -11,7 +11,7 @@ LOCKS := .ci/locks
 # Every Python package is installed from a committed lock with hashes (exact versions, verified downloads).
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
-.PHONY: all venv build demo test test-rust test-python lint format reference datatrove compat bench clean lock \
+.PHONY: all venv build demo test test-rust test-python lint format reference profanity datatrove compat bench clean lock \
 	lock-upgrade faults
 
 all: build
@@ -37,6 +37,7 @@ lock: venv
 	$(UV_COMPILE) pyproject.toml --extra dev -o $(LOCKS)/dev.txt
 	$(UV_COMPILE) --only-binary :all: $(LOCKS)/reference.in -o $(LOCKS)/reference.txt
 	$(UV_COMPILE) $(LOCKS)/datatrove.in -o $(LOCKS)/datatrove.txt
+	$(subst 3.10,3.11,$(UV_COMPILE)) $(LOCKS)/profanity.in -o $(LOCKS)/profanity.txt
 
 lock-upgrade:
 	$(MAKE) lock UV_FLAGS=--upgrade
@@ -49,6 +50,17 @@ $(REF_VENV)/.created: $(LOCKS)/reference.txt
 	touch $@
 
 reference: $(REF_VENV)/.created
+
+# alt-profanity-check (Python >= 3.11, an exact scikit-learn) in its own virtual environment, used only as the test
+# oracle of the toxicity_offensive_* taggers: .ci/locks/profanity.in (locked in profanity.txt).
+PROF_VENV ?= .venv-profanity
+export DOLMA_PROFANITY_PYTHON ?= $(abspath $(PROF_VENV))/bin/python
+$(PROF_VENV)/.created: $(LOCKS)/profanity.txt
+	$(PYTHON) -m venv $(PROF_VENV)
+	$(PROF_VENV)/bin/python $(PIP_LOCKED) $(LOCKS)/profanity.txt --only-binary=:all:
+	touch $@
+
+profanity: $(PROF_VENV)/.created
 
 # datatrove (benchmarks only), in its own virtual environment: .ci/locks/datatrove.in (locked in datatrove.txt).
 DT_VENV ?= .venv-datatrove
@@ -72,7 +84,7 @@ bench: build reference datatrove
 demo: build
 	$(VENV)/bin/python -m dolma.demo
 
-test: build reference lint test-rust test-python
+test: build reference profanity lint test-rust test-python
 
 test-rust:
 	cd $(CARGO_DIR) && cargo test --workspace --exclude dolma-py -q
@@ -82,7 +94,7 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 	-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
 	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
-test-python: build reference
+test-python: build reference profanity
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests
 
 lint: build
@@ -109,4 +121,4 @@ compat: build reference
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m reference tests
 
 clean:
-	rm -rf $(VENV) $(REF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output
+	rm -rf $(VENV) $(REF_VENV) $(PROF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output

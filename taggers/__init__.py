@@ -11,6 +11,7 @@ from taggers import (
     punctuation,
     repetitions,
     sampling,
+    toxicity,
     urls,
     wordlist,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "punctuation",
     "repetitions",
     "sampling",
+    "toxicity",
     "urls",
     "wordlist",
 ]

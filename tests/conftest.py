@@ -52,6 +52,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Taggers with a public default model (the Jigsaw classifiers) fetch it when none is given. In tests such a fetch
+# goes to a closed port on 127.0.0.1, never to the internet (whatever mirror the caller's environment names);
+# tests that serve a model set their own mirror on 127.0.0.1.
+os.environ["DOLMA_MODEL_MIRROR"] = f"http://127.0.0.1:{_free_port()}"
+
+
 def _rclone_binary() -> str:
     candidates = [Path(sys.prefix) / "bin" / "rclone", Path(sys.executable).parent / "rclone"]
     for cand in candidates:
