@@ -67,7 +67,7 @@ DT_VENV ?= .venv-datatrove
 BENCH_SIZE_MB ?= 300
 BENCH_REPEATS ?= 3
 # Optional: BENCH_STAGES=tag,dedupe (stage plugins to run), BENCH_ONLY=gopher (cases whose name contains it),
-# BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere). See README "Benchmarks".
+# BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere). See docs/benchmarks.md.
 export BENCH_STAGES BENCH_ONLY BENCH_INPUT_SCALE
 $(DT_VENV)/.created: $(LOCKS)/datatrove.txt
 	$(PYTHON) -m venv $(DT_VENV)
@@ -77,7 +77,7 @@ $(DT_VENV)/.created: $(LOCKS)/datatrove.txt
 datatrove: $(DT_VENV)/.created
 
 # Benchmarks (not part of `make test`): builds the corpus if missing (apt-get download of its Debian sources),
-# runs every stage for this project, the reference and datatrove, and writes the README table.
+# runs every stage for this project, the reference and datatrove, and writes the table in docs/benchmarks.md.
 bench: build reference datatrove
 	$(VENV)/bin/python -m benchmarks.run --fetch --readme --size-mb $(BENCH_SIZE_MB) --repeats $(BENCH_REPEATS)
 
@@ -110,7 +110,7 @@ format: build
 
 # The fault suite (not part of `make test`): every command under kill -9 and SIGTERM (FAULT_SEEDS seeds each),
 # S3 faults through a fault proxy (FAULT_S3_SEEDS), a full disk and a read-only destination; ~20 min on 2 cores.
-# Writes faults-report.json and the README "Faults" table.
+# Writes faults-report.json and the table in docs/faults.md.
 FAULT_SEEDS ?= 5
 FAULT_S3_SEEDS ?= 2
 faults: build

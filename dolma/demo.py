@@ -1,4 +1,8 @@
-"""`make demo`: tag -> dedupe -> mix -> tokens on the sample corpus shipped in tests/data/sample, with results."""
+"""`make demo`: tag -> dedupe -> mix -> tokens on the sample corpus shipped in tests/data/sample, with results.
+
+`python -m dolma.demo [ROOT]` runs it in another copy of the repository (its configs/ and tests/data/sample,
+writing ROOT/demo-output); the tests use this to run the demo, then every shipped config, in a temporary copy.
+"""
 
 from __future__ import annotations
 
@@ -85,7 +89,13 @@ def show_tokens_results(dest: Path) -> None:
     console.print(table)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    global REPO, SAMPLE, OUT
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        REPO = Path(args[0]).resolve()
+        SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
+        OUT = REPO / "demo-output"
     if not SAMPLE.exists():
         console.print(f"[red]sample corpus missing at {SAMPLE}")
         return 1

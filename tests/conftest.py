@@ -299,7 +299,7 @@ def pytest_addoption(parser):
     group.addoption("--fault-seeds", type=int, default=1, help="seeds of each kill -9 / SIGTERM case")
     group.addoption("--fault-s3-seeds", type=int, default=1, help="seeds of each S3 fault case")
     group.addoption("--fault-report", default=None, help="write the suite's figures (JSON) to this file")
-    group.addoption("--fault-readme", action="store_true", help="write the figures table into README.md")
+    group.addoption("--fault-readme", action="store_true", help="write the figures table into docs/faults.md")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -326,4 +326,4 @@ def pytest_sessionfinish(session, exitstatus):
         faultsuite.dump(Path(report))
     if config.getoption("fault_readme"):
         seeds = (config.getoption("fault_seeds"), config.getoption("fault_s3_seeds"))
-        faultsuite.write_readme(REPO / "README.md", table, seeds)
+        faultsuite.write_readme(REPO / "docs" / "faults.md", table, seeds)

@@ -19,7 +19,7 @@ from benchmarks.harness import Case, Command, Context, Impl, link_documents
 from benchmarks.stages.common import documents_pattern, dolma_command, read_jsonl_dir
 
 # family -> (taggers, input cap in MB of text; see harness.Input). The caps keep the reference's slow taggers
-# (its repetition taggers run at well under 0.1 MB/s) within the time budget of `make bench`; see the README.
+# (its repetition taggers run at well under 0.1 MB/s) within the time budget of `make bench`; see docs/benchmarks.md.
 FAMILIES: dict[str, tuple[list[str], float | None]] = {
     "length (char_length_v1, whitespace_tokenizer_v1 and their *_with_paragraphs_v1)": (
         [
