@@ -195,6 +195,8 @@ LOCAL_CONFIGS = [
     ("mix.yaml", "mix"),
     ("mix-dedupe.yaml", "mix"),
     ("mix-typed-sampling.yaml", "mix"),
+    ("tag-toxicity.yaml", "tag"),
+    ("mix-toxicity.yaml", "mix"),
     ("tokens.yaml", "tokens"),
     ("tokens-global-shuffle.yaml", "tokens"),
     ("train-fasttext.yaml", "train-fasttext"),
