@@ -7,8 +7,8 @@ in page order, each covering the whole text):
 - `cc_re`: links `<a ... href="http(s)://creativecommons.org/[licenses/]<type>[/<version>][/[deed.]<xx>]...">`,
   type `cc_<type>[_<version>][_<xx>]`, e.g. `cc_by-sa_3.0`, `cc_by_4.0_en` (from `deed.en`),
   `cc_publicdomain/zero_1.0`.
-- `cc_re_fast`: any `href=` to `http(s)://creativecommons.org/licenses/<type>/` (links, `<link rel=license>`,
-  unquoted), type `cc_<type>`, e.g. `cc_by-nc-sa`.
+- `cc_re_fast`: any `http(s)://creativecommons.org/licenses/<type>/` URL in the page (links, `<link>`, text),
+  type `cc_<type>`, e.g. `cc_by-nc-sa`.
 
 The score falls with the position of the link: 1.0 for the first, then 0.5 + 0.5 / (n + 1) for the n-th
 (0-based), so the first licence a page states counts most. Matching follows the reference toolkit's taggers
@@ -32,7 +32,7 @@ _CC_LINK = re.compile(
     r"(?:/(?:deed\.)?(?P<lang>[a-z]{2}))?"
     r"[^\"'>]*[\"'][^>]*>"
 )
-_CC_HREF = re.compile(r"(?i:href\s*=\s*)[\"']?https?://creativecommons\.org/licenses/(?P<type>[a-z\-]+)/")
+_CC_URL = re.compile(r"https?://creativecommons\.org/licenses/(?P<type>[a-z\-]+)/")
 
 
 def _position_score(index: int) -> float:
@@ -62,7 +62,7 @@ class CreativeCommonsLicenseTagger(Tagger):
 
 @register("cc_re_fast")
 class CreativeCommonsLicenseFastTagger(Tagger):
-    """Creative Commons licence URLs in any href of the page's HTML: licence type only (a cheaper regex)."""
+    """Creative Commons licence URLs anywhere in the page's HTML: licence type only (a cheaper regex)."""
 
     def predict(self, doc: Document) -> list[Span]:
         html = _html(doc)
@@ -71,5 +71,5 @@ class CreativeCommonsLicenseFastTagger(Tagger):
         end = len(doc.text)
         return [
             Span(0, end, f"cc_{match.group('type')}", _position_score(idx))
-            for idx, match in enumerate(_CC_HREF.finditer(html))
+            for idx, match in enumerate(_CC_URL.finditer(html))
         ]
