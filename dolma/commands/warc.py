@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
+from zlib_ng import gzip_ng
 
 from dolma import io, registry
 from dolma.commands.common import RunOptions
@@ -165,7 +166,10 @@ class WarcJob(Job):
         self.setup()
         cfg = self.config
         state = ReadState()
-        writer = io.AtomicWriter(unit.outputs[0])
+        # Outputs are .jsonl.gz: each batch becomes one gzip member, compressed with zlib-ng (level 6, ~2.5x
+        # zlib's speed at the same size); concatenated members are one valid gzip file for every reader.
+        gzipped = io.compression_of(unit.outputs[0]) == "gzip"
+        writer = io.AtomicWriter(unit.outputs[0], compression=None if gzipped else "infer")
         written = 0
         try:
             batch: list[Any] = []
@@ -175,7 +179,8 @@ class WarcJob(Job):
                 nonlocal written
                 lines = self._documents(batch, state)
                 if lines:
-                    writer.write(b"\n".join(lines) + b"\n")
+                    data = b"\n".join(lines) + b"\n"
+                    writer.write(gzip_ng.compress(data, compresslevel=6, mtime=0) if gzipped else data)
                 written += len(lines)
                 progress(len(lines), state.raw_bytes - reported[0])
                 reported[0] = state.raw_bytes
