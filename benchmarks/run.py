@@ -223,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     partial = sorted(stages) != sorted(STAGES) or bool(args.only)
-    name = f"bench-{args.size_mb:g}mb"
-    if partial:  # a part of the suite must not overwrite the full results
+    warc_only = set(stages) <= {"warc"}
+    name = f"bench-warc-{os.environ.get('BENCH_WARC_MB') or 100}mb" if warc_only else f"bench-{args.size_mb:g}mb"
+    if partial and not warc_only:  # a part of the suite must not overwrite the full results
         name += "-" + harness.slug(args.only or "-".join(stages))
     out = REPO / "benchmarks" / "results" / name
     harness.write_json(out.with_suffix(".json"), result)
@@ -237,8 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     cmd += f" BENCH_WARC_MB={warc_mb}" if warc_mb and "warc" in stages else ""
     text = "\n".join(
         [
-            f"Corpus: {size} ({files:.0f} MB gzip), built by `benchmarks/corpus/build_bench.py`. "
-            f"Run {started} on {result['machine']}. Median of {args.repeats} interleaved runs; CPU = user + system "
+            (
+                "WARC corpus: see benchmarks/stages/warc.py (built by `benchmarks/corpus/build_warc.py`). "
+                if warc_only
+                else f"Corpus: {size} ({files:.0f} MB gzip), built by `benchmarks/corpus/build_bench.py`. "
+            )
+            + f"Run {started} on {result['machine']}. Median of {args.repeats} interleaved runs; CPU = user + system "
             "time of the process tree; peak RSS = the largest single process. Reproduce with "
             f"`{cmd}`. Cases with an input cap read the same subset of the corpus for every implementation "
             "(the first documents of each corpus file; `input MB` = MB of document text read, on which the rates "

@@ -4,7 +4,8 @@
 Pages: every HTML file of python3.11-doc, postgresql-doc-15, apache2-doc (all its translations, several
 charsets) and debian-handbook (13 languages), served as the crawl of their real sites. Records follow what a
 Common Crawl WARC holds: warcinfo, then per fetch a request and a response record; about 6% of the responses
-are images of the same packages, 3% redirects and 3% "404 Not Found" pages. Half of the HTML responses
+are images of the same packages, 3% redirects and 3% "404 Not Found" pages; responses carry
+WARC-Identified-Payload-Type as Common Crawl's do. Half of the HTML responses
 declare their charset in the HTTP header, the others only in the page. Once every page is in, the crawl goes
 round again (a re-crawl, new record ids and dates) until the corpus reaches `--size-mb` MB of `.warc.gz`.
 Files are ~`--file-mb` MB each, one gzip member per record, deterministic for a given size (fixed dates, ids
@@ -112,6 +113,7 @@ def exchange(url: str, ctype: str, body: bytes, status: str, when: str, rid: str
                 *common,
                 ("WARC-Record-ID", f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, rid)}>"),
                 ("Content-Type", "application/http; msgtype=response"),
+                ("WARC-Identified-Payload-Type", ctype.split(";")[0]),  # Common Crawl sets it (Tika's guess)
                 ("WARC-Block-Digest", sha1_b32(http)),
                 ("WARC-Payload-Digest", sha1_b32(body)),
             ],
