@@ -1,4 +1,5 @@
-"""`make demo`: tag -> dedupe -> mix -> tokens on the sample corpus shipped in tests/data/sample, with results."""
+"""`make demo`: warc -> tag -> dedupe -> mix -> tokens, on a small web crawl (tests/data/warc/demo.warc.gz) plus the
+sample corpus shipped in tests/data/sample, with results."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dolma.paths import claim_dir, remove_claimed_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
+CRAWL = REPO / "tests" / "data" / "warc" / "demo.warc.gz"
 OUT = REPO / "demo-output"
 console = Console(stderr=False, highlight=False)
 
@@ -67,6 +69,18 @@ def show_tag_results(root: Path) -> None:
     console.print(table)
 
 
+def show_warc_results(crawl_docs: Path) -> None:
+    """The pages `dolma warc` kept: URL, text size, language and licence found by its taggers."""
+    table = Table(title="documents written by `dolma warc` (the demo crawl)")
+    for col in ("url", "chars", "language", "licence"):
+        table.add_column(col, justify="right" if col == "chars" else "left", overflow="fold")
+    for row in read_rows(str(crawl_docs / "*.jsonl.gz")):
+        licences = [k.split("__")[-1] for k, v in (row.get("attributes") or {}).items() if k.startswith("cc_") and v]
+        meta = row["metadata"]
+        table.add_row(meta["warc_url"], f"{len(row['text']):,}", meta.get("language") or "", ", ".join(licences))
+    console.print(table)
+
+
 def show_tokens_results(dest: Path) -> None:
     """Token counts per shard, read back from the shards themselves (raw uint16 arrays + csv.gz index)."""
     import numpy as np
@@ -86,8 +100,8 @@ def show_tokens_results(dest: Path) -> None:
 
 
 def main() -> int:
-    if not SAMPLE.exists():
-        console.print(f"[red]sample corpus missing at {SAMPLE}")
+    if not SAMPLE.exists() or not CRAWL.exists():
+        console.print(f"[red]sample corpus or demo crawl missing ({SAMPLE}, {CRAWL})")
         return 1
     os.chdir(REPO)  # the example configs use paths relative to the repository
     # demo-output is the demo's own directory (claimed with a marker): only then is it cleared for a fresh run
@@ -103,6 +117,9 @@ def main() -> int:
     size = sum(io.size(f) for f in files)
     console.print(f"sample corpus: {len(files)} files, {size / 1e6:.2f} MB compressed, copied to {docs}")
     configs = REPO / "configs"
+    console.print(f"demo crawl: {CRAWL.relative_to(REPO)}, {CRAWL.stat().st_size / 1e3:.0f} KB of WARC (real pages)")
+    step("0. warc (the crawl becomes documents beside the sample's)", ["-c", str(configs / "warc.yaml"), "warc"])
+    show_warc_results(docs / "crawl")
     step("1. tag", ["-c", str(configs / "tag.yaml"), "tag"])
     show_tag_results(OUT / "sample")
     step(
