@@ -402,3 +402,13 @@ def test_the_committed_demo_crawl_is_the_generators(tmp_path):
     """tests/data/warc/demo.warc.gz is what `python tests/warcgen.py --demo` writes (its provenance holds)."""
     rebuilt = gen.write_warc(tmp_path / "demo.warc.gz", gen.demo_records())
     assert rebuilt.read_bytes() == (REPO / "tests" / "data" / "warc" / "demo.warc.gz").read_bytes()
+
+
+def test_a_file_that_is_not_a_warc_fails_loudly(tmp_path):
+    junk = tmp_path / "in" / "junk.warc.gz"
+    junk.parent.mkdir()
+    junk.write_bytes(gzip.compress(b"this is a text file, not a web archive\n" * 50))
+    failed = warc_summary(junk, tmp_path / "out")
+    assert not failed.ok and "not a readable WARC stream" in failed.failures[0].error
+    skipped = warc_summary(junk, tmp_path / "out2", skip_bad_records=True)
+    assert skipped.ok and skipped.stats.counters[extract.SKIP_REST_OF_FILE] == 1
