@@ -228,7 +228,8 @@ class WarcJob(Job):
         pre = self._tag(self._pre, docs)
         if cfg.pre.skip and self._pre:
             keep = [i for i in range(len(docs)) if any(pre[name][i] for name in pre)]
-            state.counters[extract.SKIP_PRE] = state.counters.get(extract.SKIP_PRE, 0) + len(docs) - len(keep)
+            for _ in range(len(docs) - len(keep)):
+                state.skip(extract.SKIP_PRE)
             kept, htmls, docs = [kept[i] for i in keep], [htmls[i] for i in keep], [docs[i] for i in keep]
             pre = {name: [spans[i] for i in keep] for name, spans in pre.items()}
         texts = [h if p.kind == "conversion" else self._linearizer.linearize(h) for p, h in zip(kept, htmls)]
