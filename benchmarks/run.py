@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     partial = sorted(stages) != sorted(STAGES) or bool(args.only)
     warc_only = set(stages) <= {"warc"}
     name = f"bench-warc-{os.environ.get('BENCH_WARC_MB') or 100}mb" if warc_only else f"bench-{args.size_mb:g}mb"
-    if partial and not warc_only:  # a part of the suite must not overwrite the full results
+    if partial and (args.only or not warc_only):  # a part of the suite must not overwrite the full results
         name += "-" + harness.slug(args.only or "-".join(stages))
     out = REPO / "benchmarks" / "results" / name
     harness.write_json(out.with_suffix(".json"), result)
