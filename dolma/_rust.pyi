@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterable
-from typing import Final, TypeAlias, final
+from typing import Any, Final, TypeAlias, final
 
 __version__: Final[str]
 MAX_HASHES: Final[int]
@@ -36,17 +36,33 @@ class BloomFilter:
         num_hashes: int | None = None,
         *,
         estimated_doc_count: int | None = None,
-        desired_false_positive_rate: float = 0.001,
+        desired_false_positive_rate: float | None = None,
         seed: int = 0,
     ) -> BloomFilter:
-        """Size explicitly, or from the expected document count and false-positive rate.
-
-        - `size_in_bytes` and `num_hashes`: used as given (`size_in_bytes` rounds up to a multiple of 8).
-        - `size_in_bytes` and `estimated_doc_count`: the best `num_hashes` for that size.
-        - `estimated_doc_count` only: both derived, as by `optimal_params`.
+        """Size explicitly, or from the expected document count and false-positive rate, by `choose_params`
+        (with no size floor); sized from `estimated_doc_count` alone, the rate is 0.001.
 
         Raises `BloomFilterError` for a missing or out-of-range parameter, `MemoryError` if the bits
         cannot be allocated.
+        """
+
+    @staticmethod
+    def choose_params(
+        size_in_bytes: int | None = None,
+        num_hashes: int | None = None,
+        *,
+        estimated_doc_count: int | None = None,
+        desired_false_positive_rate: float | None = None,
+        min_size_in_bytes: int = 0,
+    ) -> tuple[int, int]:
+        """`(size_in_bytes, num_hashes)` of a new filter: the one sizing table (also `dolma dedupe`'s).
+
+        - `size_in_bytes`: used as given (rounded up to 64-byte blocks); hashes: the best for
+          `estimated_doc_count`, else `round(-log2(desired_false_positive_rate))`.
+        - `estimated_doc_count` and `desired_false_positive_rate`: as `optimal_params`, but never below
+          `min_size_in_bytes`; a filter raised to that floor gets the hash count that holds the most keys at
+          the rate.
+        - `num_hashes`, when given, always wins. Anything else raises `BloomFilterError` naming what to add.
         """
 
     @staticmethod
@@ -88,7 +104,7 @@ class BloomFilter:
         """Read a saved filter. Raises `BloomFilterFormatError` for a foreign or corrupt file, `OSError`."""
 
     def to_bytes(self) -> bytes:
-        """The filter in the file format (header, checksum, little-endian bit words)."""
+        """The filter in the file format (header, manifest, little-endian bit words, checksum of it all)."""
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BloomFilter:
@@ -96,12 +112,19 @@ class BloomFilter:
 
     def __reduce__(self) -> tuple[object, tuple[bytes]]: ...
     @property
+    def manifest(self) -> str:
+        """Text recorded with the filter and saved with it, under the file's checksum (empty unless set)."""
+
+    def set_manifest(self, manifest: str) -> None:
+        """Record the text saved with the filter (`dolma dedupe` stores the inputs and settings it holds)."""
+
+    @property
     def size_in_bytes(self) -> int:
-        """Size of the bit array in bytes (a multiple of 8)."""
+        """Size of the bit array in bytes (a multiple of 64)."""
 
     @property
     def num_bits(self) -> int:
-        """Size of the bit array in bits (a multiple of 64)."""
+        """Size of the bit array in bits (a multiple of 512)."""
 
     @property
     def num_hashes(self) -> int:
@@ -122,7 +145,7 @@ class BloomFilter:
         """`(bits_set / num_bits) ** num_hashes`: the false-positive chance at the current fill."""
 
     def clear(self) -> None:
-        """Reset every bit and the insert counter."""
+        """Reset every bit, the insert counter and the manifest."""
 
     def __len__(self) -> int:
         """Same as `inserted`."""
@@ -140,9 +163,6 @@ class DedupeConfigError(ValueError):
 class DedupeInputError(ValueError):
     """A documents line that cannot be deduplicated; `args` is (message, path, line, field, reason)."""
 
-class CheckpointError(ValueError):
-    """A dedupe checkpoint that is not one, is from another version, or is damaged."""
-
 @final
 class Deduper:
     """Deduplicates documents files end to end in Rust, given the JSON of the `dedupe` config section."""
@@ -151,6 +171,10 @@ class Deduper:
     @property
     def attribute(self) -> str:
         """The attribute key written for marked spans."""
+    @property
+    def key_settings(self) -> str:
+        """The settings that decide which keys a document gives, as JSON: an object keyed by dotted config
+        field (e.g. `dedupe.paragraphs.by_ngram.ngram_length`) plus `mode` and `key_format`."""
     def run(
         self,
         filter: BloomFilter,
@@ -159,16 +183,19 @@ class Deduper:
         *,
         read_only: bool = False,
         threads: int = 1,
-    ) -> dict[str, int]:
+    ) -> dict[str, int | list[str]]:
         """Dedupe `inputs` in order (keys looked up in file, then line order) and write `outputs[i]` for
         `inputs[i]` atomically; returns statistics (files, documents, documents_marked, paragraphs,
-        paragraphs_marked, bytes, bytes_marked, bad_lines, input_bytes)."""
+        paragraphs_marked, bytes, bytes_marked, bad_lines, input_bytes) and `fingerprints`, the
+        `file_fingerprint` of each completed file, taken while reading it.
 
-def save_checkpoint(path: str | os.PathLike[str], filter: BloomFilter, state: str) -> None:
-    """Write the filter and a JSON progress state to one file, atomically."""
+        Python's signal handlers run while it works: an exception they raise (KeyboardInterrupt on Ctrl-C or,
+        in the CLI, SIGTERM) stops the run at its next chunk and is re-raised. Any exception carries
+        `completed_stats` (the statistics and fingerprints of the files completed before it) and `partial_file`
+        (the filter holds part of the unfinished file's keys)."""
 
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BloomFilter, str]:
-    """Read a checkpoint written by `save_checkpoint`: (filter, state)."""
+def file_fingerprint(path: str) -> str:
+    """xxh3-128 of a local file's bytes as stored, as 32 hex digits (what `Deduper.run` reports per file)."""
 
 # Spark (distributed) dedupe: keys and attributes exactly as the local deduper computes them.
 
@@ -226,3 +253,78 @@ def pii_digit_ranges() -> list[tuple[int, int]]:
 
 def pii_set_digit_ranges(ranges: list[tuple[int, int]]) -> None:
     """Make `\\d` these ranges (the running Python's); before the first scan of the process (ValueError after)."""
+
+# MinHash-LSH engine (rust_ext/py/src/minhash.rs over rust_ext/core/src/minhash). Use it through dolma.minhash,
+# which builds the configuration JSON. Errors: dolma.errors.ConfigError (a bad parameter), CorruptFileError
+# (path, reason) for a damaged or foreign band-key / result file, OSError for I/O.
+
+MINHASH_XXH3_SEED: Final[int]
+"""Seed of the default (xxh3) MinHash base hash: the low 32 bits of `xxh3_64(shingle, MINHASH_XXH3_SEED)`."""
+MINHASH_UNIT_VERSION: Final[int]
+"""Format version of the band-key files this build writes and reads."""
+MINHASH_RESULT_VERSION: Final[int]
+"""Format version of the result files this build writes and reads."""
+
+def minhash_shingles(text: str, *, ngram: int, tokenizer: str = "words") -> list[str]:
+    """The shingles of `text` in order: `ngram` lower-cased Unicode words joined by one space (`words`), or
+    `ngram` code points of the lower-cased, whitespace-collapsed text (`chars`); a shorter non-empty text has
+    one shingle of all its units, a text without units none."""
+
+@final
+class MinHashSigner:
+    """Signatures and band keys for one configuration (`dolma.minhash.MinHashParams.engine_json`). Pickles."""
+
+    def __init__(self, config_json: str) -> None: ...
+    def signatures(self, texts: list[str], *, threads: int | None = None) -> tuple[bytes, list[int]]:
+        """(values, shingle counts): `num_perm` little-endian uint32 values per text, row-major."""
+    def band_keys(self, signatures: bytes) -> bytes:
+        """`bands` little-endian uint64 keys per signature row (`num_perm` little-endian uint32 values)."""
+    @property
+    def fingerprint(self) -> int:
+        """Hash of every parameter that makes signatures and band keys comparable (recorded in files)."""
+    @property
+    def num_perm(self) -> int: ...
+    @property
+    def config_json(self) -> str: ...
+
+@final
+class MinHashFileWriter:
+    """Writes the band-key file of one documents file from batches of documents; appears only when finished."""
+
+    def __init__(
+        self,
+        signer: MinHashSigner,
+        path: str | os.PathLike[str],
+        file_index: int,
+        source: str,
+        *,
+        threads: int | None = None,
+    ) -> None: ...
+    def add(self, lines: list[int], texts: list[str]) -> None:
+        """Add documents: their 1-based line numbers (increasing across calls) and texts."""
+    def finish(self, lines_read: int, bad_lines: int) -> dict[str, Any]:
+        """Write the file atomically; returns its header (file_index, documents, lines, bad_lines, keyed,
+        records, num_perm, bands, rows, shingle_sets, fingerprint, source)."""
+    def abort(self) -> None:
+        """Drop the unfinished file and its temporary files."""
+    @property
+    def documents(self) -> int: ...
+
+def minhash_unit_header(path: str | os.PathLike[str], fingerprint: int | None = None) -> dict[str, Any]:
+    """Open and fully verify a band-key file (made with `fingerprint`, if given); returns its header."""
+
+def minhash_cluster(
+    units: list[str],
+    outputs: list[str],
+    options_json: str,
+    *,
+    fingerprint: int | None = None,
+    threads: int | None = None,
+) -> dict[str, int]:
+    """Cluster the documents of `units` (file i has file index i) and write `outputs[i]` for each; options:
+    verify, threshold, memory_budget, spill_dir. Returns counts (files, documents, keyed, buckets,
+    candidate_pairs, comparisons, rejected, clusters, duplicates, records, sort_runs, merge_passes,
+    bytes_spilled)."""
+
+def minhash_read_results(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
+    """A verified result file: (header, records as packed 40-byte little-endian rows)."""

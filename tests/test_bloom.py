@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from dolma import _rust
 from dolma._rust import BloomFilter, BloomFilterError, BloomFilterFormatError, xxh3_64
 
-# magic, version, num_hashes, num_bits, seed1, seed2, inserted, checksum of the bit data
+# magic, version, num_hashes, num_bits, seed1, seed2, inserted, manifest length; then the manifest, the bit
+# data and the xxh3_64 of everything before it
 HEADER = struct.Struct("<8sIIQQQQQ")
 STUB = Path(_rust.__file__).with_name("_rust.pyi")
 
@@ -51,20 +52,25 @@ def flip_byte(data: bytes, index: int) -> bytes:
 
 def test_bytes_follow_the_documented_layout() -> None:
     bloom, _ = filled(100, seed=5)
+    bloom.set_manifest('{"inputs": ["ünïcode.jsonl"]}')
     data = bloom.to_bytes()
-    magic, version, num_hashes, num_bits, seed1, seed2, inserted, checksum = HEADER.unpack_from(data)
+    magic, version, num_hashes, num_bits, seed1, seed2, inserted, manifest_len = HEADER.unpack_from(data)
     assert HEADER.size == 56
     assert magic == b"DOLMABLF"
-    assert version == _rust.BLOOM_FORMAT_VERSION == 2
+    assert version == _rust.BLOOM_FORMAT_VERSION == 3
     assert (num_hashes, num_bits, (seed1, seed2), inserted) == (
         bloom.num_hashes,
         bloom.num_bits,
         bloom.seeds,
         bloom.inserted,
     )
-    assert len(data) == HEADER.size + bloom.size_in_bytes == HEADER.size + num_bits // 8
-    assert checksum == xxh3_64(data[HEADER.size :])
-    words = struct.unpack_from(f"<{num_bits // 64}Q", data, HEADER.size)
+    manifest = bloom.manifest.encode()
+    assert data[HEADER.size : HEADER.size + manifest_len] == manifest
+    bits_at = HEADER.size + len(manifest)
+    assert len(data) == bits_at + bloom.size_in_bytes + 8 == bits_at + num_bits // 8 + 8
+    # The checksum covers everything before it: header, manifest and bits.
+    assert struct.unpack_from("<Q", data, len(data) - 8)[0] == xxh3_64(data[:-8])
+    words = struct.unpack_from(f"<{num_bits // 64}Q", data, bits_at)
     assert sum(bin(w).count("1") for w in words) == bloom.bits_set()
 
 
@@ -124,8 +130,9 @@ GOOD = filled(64, seed=1)[0].to_bytes()
 CORRUPTIONS: list[tuple[str, Callable[[bytes], bytes], str]] = [
     ("bad magic", lambda d: b"NOTDOLMA" + d[8:], "not a dolma bloom filter file"),
     ("foreign file", lambda d: b"PK\x03\x04 not a bloom filter", "not a dolma bloom filter file"),
-    ("wrong version", lambda d: with_u32(d, 8, 3), r"version 3 .*version 2"),
-    ("unblocked version 1", lambda d: with_u32(d, 8, 1), r"version 1 .*version 2"),
+    ("newer version", lambda d: with_u32(d, 8, 4), r"version 4 .*version 3"),
+    ("unblocked version 1", lambda d: with_u32(d, 8, 1), r"version 1 .*earlier version.*--ignore_existing"),
+    ("unchecked header version 2", lambda d: with_u32(d, 8, 2), r"version 2 .*earlier version.*--ignore_existing"),
     ("empty", lambda d: b"", "truncated header"),
     ("truncated header", lambda d: d[:20], "truncated header"),
     ("header only", lambda d: d[: HEADER.size], "truncated"),
@@ -158,6 +165,39 @@ def test_corrupt_files_are_rejected_naming_the_file(
     assert "corrupt.bin" in str(info.value)
 
 
+def test_every_header_byte_is_checked() -> None:
+    """A flipped bit anywhere in the file is an error: the hash count and the seeds included (version 2 loaded
+    those silently, and a read-only run with a flipped seed found nothing)."""
+    bloom, _ = filled(64, seed=1)
+    bloom.set_manifest('{"settings": {"mode": "paragraphs"}}')
+    good = bloom.to_bytes()
+    manifest_end = HEADER.size + len(bloom.manifest)
+    offsets = [
+        *range(HEADER.size),
+        *range(HEADER.size, manifest_end),
+        manifest_end + 5,
+        *range(len(good) - 8, len(good)),
+    ]
+    for offset in offsets:
+        for mask in (0x01, 0x80):
+            damaged = good[:offset] + bytes([good[offset] ^ mask]) + good[offset + 1 :]
+            with pytest.raises(BloomFilterFormatError):
+                BloomFilter.from_bytes(damaged)
+
+
+def test_manifest_round_trips_and_pickles(tmp_path: Path) -> None:
+    bloom, keys = filled(100, seed=4)
+    assert bloom.manifest == ""
+    bloom.set_manifest('{"inputs": [{"path": "s3://b/ünï.jsonl.gz"}]}')
+    bloom.save(tmp_path / "f.bin")
+    loaded = BloomFilter.load(tmp_path / "f.bin")
+    assert loaded.manifest == bloom.manifest and all(loaded.contains_batch(keys))
+    assert pickle.loads(pickle.dumps(bloom)).manifest == bloom.manifest
+    assert BloomFilter.from_bytes(bloom.to_bytes()).to_bytes() == bloom.to_bytes()
+    bloom.clear()
+    assert bloom.manifest == "" and bloom.inserted == 0
+
+
 def test_format_errors_are_value_errors() -> None:
     assert issubclass(BloomFilterFormatError, BloomFilterError)
     assert issubclass(BloomFilterError, ValueError)
@@ -186,7 +226,7 @@ def test_save_into_a_missing_directory_is_an_oserror(tmp_path: Path) -> None:
 PARAMETER_ERRORS: list[tuple[dict, str]] = [
     ({}, "either size_in_bytes or estimated_doc_count is required"),
     ({"num_hashes": 3}, "either size_in_bytes or estimated_doc_count is required"),
-    ({"size_in_bytes": 1024}, "num_hashes is required"),
+    ({"size_in_bytes": 1024}, "size_in_bytes alone does not choose the hash count"),
     ({"size_in_bytes": 0, "num_hashes": 3}, "size_in_bytes must be a positive integer"),
     ({"size_in_bytes": -8, "num_hashes": 3}, "size_in_bytes must be a positive integer"),
     ({"size_in_bytes": 64, "num_hashes": 0}, "num_hashes must be between 1 and 32"),
@@ -243,6 +283,55 @@ def test_derived_parameters() -> None:
     # An explicit hash count wins over the derived one.
     assert BloomFilter(estimated_doc_count=1000, num_hashes=3).num_hashes == 3
     assert BloomFilter(13, 3).size_in_bytes == 64
+
+
+def test_one_sizing_table() -> None:
+    """`choose_params` is the decision table of the constructor and of `dolma dedupe` (with a floor)."""
+    choose = BloomFilter.choose_params
+    # Count and rate: the optimal filter, raised to the floor when smaller.
+    assert choose(estimated_doc_count=5000, desired_false_positive_rate=0.001) == BloomFilter.optimal_params(
+        5000, 0.001
+    )
+    size, k = choose(estimated_doc_count=1000, desired_false_positive_rate=1e-5, min_size_in_bytes=1 << 20)
+    assert size == 1 << 20
+    # At the floor, the hash count that keeps the rate for the most keys (not the best one for 1000 keys).
+
+    def capacity(hashes: int) -> int:
+        lo, hi = 1000, 8 << 20
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (
+                (mid, hi) if BloomFilter.expected_false_positive_rate(size, hashes, mid) <= 1e-5 else (lo, mid - 1)
+            )
+        return lo
+
+    assert k != BloomFilter.optimal_num_hashes(1 << 20, 1000)
+    assert capacity(k) == max(capacity(h) for h in range(1, 33)) and capacity(k) > 100_000
+    # Above the floor, the floor changes nothing.
+    big = BloomFilter.optimal_params(400_000, 1e-6)
+    assert choose(estimated_doc_count=400_000, desired_false_positive_rate=1e-6, min_size_in_bytes=1 << 20) == big
+    # An explicit size is used as given, floor or not; its hash count comes from the count, else the rate.
+    assert choose(4096, estimated_doc_count=50, min_size_in_bytes=1 << 20) == (
+        4096,
+        BloomFilter.optimal_num_hashes(4096, 50),
+    )
+    assert choose(4096, desired_false_positive_rate=1e-6) == (4096, 20)
+    assert choose(4100, num_hashes=3) == (4160, 3)
+    assert choose(estimated_doc_count=5000, desired_false_positive_rate=0.01, num_hashes=2)[1] == 2
+    # The constructor is the same table (rate 0.001 when sized from a count alone).
+    assert (
+        BloomFilter(estimated_doc_count=5000).size_in_bytes
+        == choose(estimated_doc_count=5000, desired_false_positive_rate=0.001)[0]
+    )
+    assert BloomFilter(4096, desired_false_positive_rate=1e-6).num_hashes == 20
+    for kwargs, message in [
+        ({}, "either size_in_bytes or estimated_doc_count is required"),
+        ({"estimated_doc_count": 10}, "needs desired_false_positive_rate"),
+        ({"size_in_bytes": 64}, "size_in_bytes alone does not choose the hash count"),
+        ({"estimated_doc_count": 10, "desired_false_positive_rate": 2.0}, "desired_false_positive_rate"),
+    ]:
+        with pytest.raises(BloomFilterError, match=message):
+            choose(**kwargs)
 
 
 def test_hash_count_is_capped() -> None:
@@ -362,7 +451,7 @@ def test_same_seed_same_bytes_different_seed_different_bits() -> None:
     assert a.to_bytes() == b.to_bytes()
     assert a.seeds[0] == 42 and c.seeds[0] == 43
     assert a.seeds != c.seeds
-    assert a.to_bytes()[HEADER.size :] != c.to_bytes()[HEADER.size :]
+    assert a.to_bytes()[HEADER.size : -8] != c.to_bytes()[HEADER.size : -8]  # the bits, not only the seeds
 
 
 def test_xxh3_64_known_values() -> None:
@@ -449,7 +538,8 @@ def test_threads_share_one_filter() -> None:
     sequential = BloomFilter(1 << 18, 7, seed=3)
     for chunk in chunks:
         sequential.insert_batch(chunk)
-    assert bloom.to_bytes()[HEADER.size :] == sequential.to_bytes()[HEADER.size :]
+    # The bits (not the checksum: it covers the inserted count, which may differ by a false positive or two).
+    assert bloom.to_bytes()[HEADER.size : -8] == sequential.to_bytes()[HEADER.size : -8]
 
 
 def test_snapshots_taken_during_inserts_are_consistent() -> None:

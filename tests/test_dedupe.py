@@ -35,7 +35,7 @@ def dedupe(root: Path, *extra: str, name: str = "dd", filter_file: Path | None =
         "--documents", str(root / "documents" / "**" / "*.jsonl.gz"),
         "--dedupe.name", name,
         "--bloom_filter.file", str(filter_file or root / "filter.bin"),
-        "--bloom_filter.estimated_doc_count", "200000",
+        "--bloom_filter.estimated_doc_count", "2000000",
         "--bloom_filter.desired_false_positive_rate", "1e-6",
         *extra,
     ]  # fmt: skip
@@ -81,7 +81,8 @@ def test_rerun_gives_byte_identical_attributes(tmp_path: Path) -> None:
 
 
 def test_resume_after_failure_half_way(tmp_path: Path) -> None:
-    """A run that dies half-way (here: a corrupt file) resumes from its checkpoint; attributes are identical."""
+    """A run that dies half-way (here: a corrupt file) saves the filter with the files it completed; the rerun
+    skips those and gives identical attributes and filter bits."""
     clean = split_sample(tmp_path / "clean")
     dedupe(clean, *PARAGRAPHS, "--processes", "2")
     expected = attribute_bytes(clean)
@@ -93,34 +94,49 @@ def test_resume_after_failure_half_way(tmp_path: Path) -> None:
     failed = dedupe(root, *PARAGRAPHS, "--processes", "1", "--checkpoint_interval", "0", check=False)
     assert failed.returncode != 0
     assert "part-03.jsonl.gz" in failed.stderr
-    checkpoint = root / "filter.bin.checkpoint"
-    assert checkpoint.exists() and not (root / "filter.bin").exists()
+    # The filter file is the checkpoint: it holds (and records) the three files before the failing one.
+    assert _filter_inputs(root / "filter.bin") == 3
     done = attribute_bytes(root)
     assert "part-00.jsonl.gz" in done and "part-03.jsonl.gz" not in done
 
     victim.write_bytes(good)
     resumed = dedupe(root, *PARAGRAPHS, "--processes", "2", "--checkpoint_interval", "0")
-    assert "resuming from checkpoint" in resumed.stdout + resumed.stderr
+    assert "3 files already complete" in " ".join(resumed.stdout.split())
     assert attribute_bytes(root) == expected
-    assert not checkpoint.exists()
-    # The final filter equals the one of the clean run.
-    assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+    # The final filter equals the one of the clean run (but for the paths it records).
+    assert filter_bits(root / "filter.bin") == filter_bits(clean / "filter.bin")
 
 
-def _checkpoint_completed(path: Path) -> int | None:
-    """Files done according to a checkpoint file (magic, u32 version, u64 state length, JSON state, ...)."""
+# magic, version, num_hashes, num_bits, seed1, seed2, inserted, manifest length; then manifest, bits, checksum
+FILTER_HEADER = struct.Struct("<8sIIQQQQQ")
+
+
+def _filter_inputs(path: Path) -> int | None:
+    """How many inputs a filter file records (None: no file yet); reads only the header and the manifest."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            header = fh.read(FILTER_HEADER.size)
+            manifest = fh.read(FILTER_HEADER.unpack(header)[7])
     except FileNotFoundError:
         return None
-    (length,) = struct.unpack_from("<Q", data, 12)
-    return json.loads(data[20 : 20 + length])["completed"]
+    return len(json.loads(manifest)["inputs"])
 
 
-def test_sigkill_half_way_then_resume_gives_identical_attributes(tmp_path: Path) -> None:
-    """A real crash: SIGKILL the process once it has checkpointed and written attributes past the checkpoint,
-    rerun the same command, and get the bytes of an uninterrupted run (attributes and final filter)."""
-    parts = 40  # batches of 4 files with one process, a checkpoint after each: 10 checkpoints
+def filter_bits(path: Path) -> bytes:
+    """A filter file without its manifest and checksum: the header fields that describe the bits, and the bits
+    (two runs over the same content in different directories record different paths)."""
+    data = path.read_bytes()
+    header = FILTER_HEADER.unpack_from(data)
+    start = FILTER_HEADER.size + header[7]
+    return data[:48] + data[start : start + header[3] // 8]
+
+
+@pytest.mark.parametrize("kill_at", ["later-attributes-written", "right-after-a-save", "after-the-final-save"])
+def test_sigkill_then_resume_gives_identical_attributes(tmp_path: Path, kill_at: str) -> None:
+    """A real crash: SIGKILL the process (once attributes past the last filter save are on disk; right after a
+    save; once the final filter is saved), rerun the same command, and get the bytes of an uninterrupted run
+    (attributes and filter bits). The rerun never re-marks what the killed run finished."""
+    parts = 40  # batches of 4 files with one process, a save after each: 10 saves
     clean = split_sample(tmp_path / "clean", parts=parts)
     dedupe(clean, *NGRAMS, "--processes", "1")
     expected = attribute_bytes(clean)
@@ -132,36 +148,45 @@ def test_sigkill_half_way_then_resume_gives_identical_attributes(tmp_path: Path)
         "--documents", str(root / "documents" / "**" / "*.jsonl.gz"),
         "--dedupe.name", "dd", *NGRAMS,
         "--bloom_filter.file", str(root / "filter.bin"),
-        "--bloom_filter.estimated_doc_count", "200000",
+        "--bloom_filter.estimated_doc_count", "2000000",
         "--bloom_filter.desired_false_positive_rate", "1e-6",
         "--processes", "1", "--checkpoint_interval", "0",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    checkpoint = root / "filter.bin.checkpoint"
     out_dir = root / "attributes" / "dd"
+
+    def time_to_kill(saved: int | None, written: int) -> bool:
+        if saved is None:
+            return False
+        if kill_at == "later-attributes-written":
+            return 0 < saved < written  # the rerun must redo work that is already on disk
+        if kill_at == "right-after-a-save":
+            return 0 < saved == written < parts
+        return saved == parts
+
     try:
-        # Kill once a checkpoint exists and at least one file after it has its attributes written, so the
-        # resumed run must redo work that was already on disk.
         while proc.poll() is None:
-            completed = _checkpoint_completed(checkpoint)
-            if completed is not None and len(list(out_dir.glob("*.jsonl.gz"))) > completed:
+            if time_to_kill(_filter_inputs(root / "filter.bin"), len(list(out_dir.glob("*.jsonl.gz")))):
                 proc.send_signal(signal.SIGKILL)
                 break
     finally:
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed half-way"
-    completed = _checkpoint_completed(checkpoint)
-    assert completed is not None and 0 < completed < parts
-    assert not (root / "filter.bin").exists()
-    assert 0 < len(attribute_bytes(root)) < parts
+    saved = _filter_inputs(root / "filter.bin")
+    if kill_at == "after-the-final-save":
+        # It may have finished on its own in the instant between the save and the kill.
+        assert proc.returncode in (0, -signal.SIGKILL) and saved == parts
+    else:
+        assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed half-way"
+        assert saved is not None and 0 < saved < parts
+        assert saved <= len(attribute_bytes(root)) < parts
 
     resumed = dedupe(root, *NGRAMS, "--processes", "2", "--checkpoint_interval", "0")
-    log = " ".join((resumed.stdout + resumed.stderr).split())  # the log may wrap lines
-    assert "resuming from checkpoint" in log and f"{completed} of {parts} file(s) already done" in log
+    log = " ".join(resumed.stdout.split())
+    assert f"{saved} files already complete" in log
     assert attribute_bytes(root) == expected
-    assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
-    assert not checkpoint.exists()
+    assert filter_bits(root / "filter.bin") == filter_bits(clean / "filter.bin")
+    assert _filter_inputs(root / "filter.bin") == parts
 
 
 def test_checkpoint_from_other_config_is_refused(tmp_path: Path) -> None:
@@ -287,14 +312,15 @@ def test_corrupt_or_foreign_filter_is_rejected(tmp_path: Path, damage, message: 
 
 def test_dryrun_reports_filter_memory(tmp_path: Path) -> None:
     root = split_sample(tmp_path, parts=1)
-    result = dedupe(root, *PARAGRAPHS, "--dryrun")
-    # 200k keys at 1e-6: the textbook filter needs -n ln p / ln^2 2 = 5,751,035 bits (718,880 bytes); the
-    # blocked one (all bits of a key in one 64-byte block) needs 980,992 bytes = 15,328 blocks, 16 hashes,
-    # which is the fewest blocks whose expected rate after 200k keys is at most 1e-6.
-    assert "980,992 bytes" in result.stdout and "16 hashes" in result.stdout
-    rate = BloomFilter.expected_false_positive_rate(980_992, 16, 200_000)
+    result = dedupe(root, *PARAGRAPHS, "--dryrun", "--bloom_filter.estimated_doc_count", "400000")
+    # 400k keys at 1e-6: the textbook filter needs -n ln p / ln^2 2 = 11,502,071 bits (1,437,759 bytes); the
+    # blocked one (all bits of a key in one 64-byte block) needs 1,961,920 bytes = 30,655 blocks, 16 hashes,
+    # which is the fewest blocks whose expected rate after 400k keys is at most 1e-6. (Estimates that give
+    # less than 1 MiB get 1 MiB: test_dedupe_reruns.py.)
+    assert "1,961,920 bytes" in result.stdout and "16 hashes" in result.stdout
+    rate = BloomFilter.expected_false_positive_rate(1_961_920, 16, 400_000)
     assert rate <= 1e-6 and f"expected false-positive rate {rate:.3g}" in result.stdout
-    assert min(BloomFilter.expected_false_positive_rate(980_992 - 64, k, 200_000) for k in range(1, 33)) > 1e-6
+    assert min(BloomFilter.expected_false_positive_rate(1_961_920 - 64, k, 400_000) for k in range(1, 33)) > 1e-6
     assert not (root / "attributes").exists() and not (root / "filter.bin").exists()
 
 
@@ -505,14 +531,14 @@ def test_tiny_chunks_give_byte_identical_attributes(tmp_path: Path, mode: list[s
         args = [
             "dedupe", "--documents", str(root / "documents" / "*"), "--dedupe.name", "dd", *mode,
             "--bloom_filter.file", str(root / "filter.bin"),
-            "--bloom_filter.estimated_doc_count", "200000",
+            "--bloom_filter.estimated_doc_count", "2000000",
             "--bloom_filter.desired_false_positive_rate", "1e-6",
             "--processes", str(threads),
         ]  # fmt: skip
         result = run_cli(*args, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(all_attribute_bytes(root))
-        outputs[-1]["filter"] = (root / "filter.bin").read_bytes()
+        outputs[-1]["filter"] = filter_bits(root / "filter.bin")
     assert sorted(outputs[0]) == ["a.jsonl.gz", "b.jsonl.zst", "c.jsonl", "filter"]
     assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
     rows = [json.loads(line) for line in outputs[0]["c.jsonl"].splitlines()]
@@ -567,7 +593,7 @@ def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Pa
     def run(processes: str):
         return run_cli(
             "dedupe", "--documents", str(root / "documents" / "*.jsonl.gz"), "--dedupe.name", "dd", *PARAGRAPHS,
-            "--bloom_filter.file", str(root / "filter.bin"), "--bloom_filter.estimated_doc_count", "200000",
+            "--bloom_filter.file", str(root / "filter.bin"), "--bloom_filter.estimated_doc_count", "2000000",
             "--bloom_filter.desired_false_positive_rate", "1e-6", "--processes", processes,
             "--checkpoint_interval", "0", env=env,
         )  # fmt: skip
@@ -576,15 +602,15 @@ def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Pa
     assert failed.returncode != 0 and "part-99.jsonl.gz:1400" in failed.stderr
     assert "not checkpointed" in " ".join((failed.stdout + failed.stderr).split())
     # Batches of 4 files with one process: the checkpoint after the first batch, not after part-05.
-    assert _checkpoint_completed(root / "filter.bin.checkpoint") == 4
+    assert _filter_inputs(root / "filter.bin") == 4
     assert "part-99.jsonl.gz" not in attribute_bytes(root)
 
     victim.write_bytes(good)
     resumed = run("2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "4 of 7 file(s) already done" in " ".join((resumed.stdout + resumed.stderr).split())
+    assert "4 files already complete" in " ".join(resumed.stdout.split())
     assert attribute_bytes(root) == expected
-    assert (root / "filter.bin").read_bytes() == (clean / "filter.bin").read_bytes()
+    assert filter_bits(root / "filter.bin") == filter_bits(clean / "filter.bin")
 
 
 PEAK_RSS_SCRIPT = r"""

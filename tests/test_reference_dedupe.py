@@ -11,6 +11,7 @@ about which copy comes first under threads; ours is, see test_dedupe.py).
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -148,3 +149,74 @@ def test_same_spans_as_reference(tmp_path: Path, mode: str) -> None:
     # The accepted difference really occurs here (so the exception above is exercised, not dead code).
     assert ref_faults > 0
     print(f"{mode}: {marked} spans compared, {ref_faults} where the reference's offsets are off")
+
+
+def ngram_fixture_corpus(root: Path, docs: int = 400, seed: int = 18) -> int:
+    """ASCII documents with exact and partial paragraph repeats, sized like the reference's n-gram fixture data
+    (thousands of 6-gram keys); returns the number of paragraphs."""
+    rng = random.Random(seed)
+    vocab = [f"{a}{b}" for a in "bcdfghjklmnpqrstvwz" for b in ("a", "e", "i", "o", "u", "ar", "en")]
+    seen: list[str] = []
+    rows = []
+    paragraphs = 0
+    for i in range(docs):
+        paras = []
+        for _ in range(rng.randint(1, 5)):
+            r = rng.random()
+            if seen and r < 0.15:
+                paras.append(rng.choice(seen))  # an exact repeat
+            elif seen and r < 0.3:
+                words = rng.choice(seen).split()
+                cut = rng.randint(1, len(words))
+                paras.append(" ".join(words[:cut] + [rng.choice(vocab) for _ in range(rng.randint(0, 12))]))
+            else:
+                paras.append(" ".join(rng.choice(vocab) for _ in range(rng.randint(3, 40))))
+                seen.append(paras[-1])
+        paragraphs += len(paras)
+        rows.append({"id": f"n{i}", "text": "\n".join(paras), "source": "fixture"})
+    write_jsonl_gz(root / "documents" / "000.json.gz", rows)
+    return paragraphs
+
+
+def test_small_estimate_gives_the_reference_marks(tmp_path: Path) -> None:
+    """The reference's `dedupe-paragraph-ngrams` fixture: `estimated_doc_count: 1000` at 1e-5 for thousands of
+    n-gram keys. The reference starts its filters at 1 MiB, so it has no false positives there; sized from the
+    estimate alone a filter would be about 3 KB and mark text that never repeated. With the 1 MiB floor the
+    marks are exactly the reference's."""
+    args = [
+        "dedupe",
+        "--dedupe.name", "dedupe_paragraph_ngrams",
+        "--dedupe.paragraphs.attribute_name", "bff_duplicate_paragraph_spans",
+        "--dedupe.paragraphs.by_ngram.ngram_length", "6",
+        "--dedupe.paragraphs.by_ngram.stride", "3",
+        "--dedupe.paragraphs.by_ngram.overlap_threshold", "0.5",
+        "--bloom_filter.size_in_bytes", "0",
+        "--no-bloom_filter.read_only",
+        "--bloom_filter.estimated_doc_count", "1000",
+        "--bloom_filter.desired_false_positive_rate", "0.00001",
+        "--processes", "1",
+    ]  # fmt: skip
+    outputs = {}
+    for who in ("ours", "reference"):
+        root = tmp_path / who
+        paragraphs = ngram_fixture_corpus(root)
+        run_args = [*args, "--documents", str(root / "documents" / "*.json.gz"), "--bloom_filter.file",
+                    str(root / "filter.bin")]  # fmt: skip
+        result = run_cli(*run_args) if who == "ours" else run_reference(run_args, tmp_path / who)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[who] = read_jsonl(root / "attributes" / "dedupe_paragraph_ngrams" / "000.json.gz")
+    docs = read_jsonl(tmp_path / "ours" / "documents" / "000.json.gz")
+    keys = sum(
+        max(1, (len(p.split()) - 6) // 3 + 1) for d in docs for p in d["text"].split("\n")
+    )  # about the 6-grams looked up at stride 3
+    assert keys > 3000 and paragraphs > 1000
+    marked = 0
+    for doc, ours, ref in zip(docs, outputs["ours"], outputs["reference"], strict=True):
+        mine, theirs = ours["attributes"], ref["attributes"]
+        assert sorted(mine) == sorted(theirs), doc["id"]
+        spans = mine.get("bff_duplicate_paragraph_spans", [])
+        other = theirs.get("bff_duplicate_paragraph_spans", [])
+        assert [s[:2] for s in spans] == [s[:2] for s in other], (doc["id"], spans, other)
+        assert [s[2] for s in spans] == pytest.approx([s[2] for s in other], abs=1e-6), doc["id"]
+        marked += len(spans)
+    assert marked > 100, "the corpus repeats paragraphs: many spans are marked"

@@ -208,6 +208,26 @@ def test_s3_in_and_out(tmp_path, spark_context, s3_server, s3_bucket):
     assert got == expected
 
 
+def test_rerun_and_new_files_on_spark_never_re_mark(tmp_path, spark_context):
+    """Spark keeps no filter, so nothing is "already inserted": every run recomputes all files from all inputs.
+    A rerun writes the same bytes (it does not mark the first run's documents as repeats of themselves), and a
+    run after new files were added equals one local run over everything (earlier files unchanged)."""
+    paths = make_corpus(tmp_path, files=4, docs=30, seed=3)
+    later = tmp_path / "later.jsonl.gz"
+    Path(paths[3]).rename(later)
+    assert run_dedupe(tmp_path, PARAGRAPH_MODE, "spark", "dd") == 0
+    first = attribute_tree(tmp_path, "dd")
+    assert run_dedupe(tmp_path, PARAGRAPH_MODE, "spark", "dd") == 0
+    assert attribute_tree(tmp_path, "dd") == first
+    assert 0 < marked(first, "bff_dup_para") < 3 * 30
+    later.rename(paths[3])
+    assert run_dedupe(tmp_path, PARAGRAPH_MODE, "spark", "dd") == 0
+    assert run_dedupe(tmp_path, PARAGRAPH_MODE, "local", "local") == 0
+    both = attribute_tree(tmp_path, "dd")
+    assert both == attribute_tree(tmp_path, "local") and {k: both[k] for k in first} == first
+    assert not (tmp_path / "bloom-dd.bin").exists()
+
+
 def test_options_without_meaning_on_spark_are_errors(tmp_path):
     make_corpus(tmp_path, files=1, docs=3)
     with pytest.raises(ConfigError, match="num_partitions"):

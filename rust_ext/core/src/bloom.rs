@@ -25,27 +25,34 @@
 //! because blocks fill unevenly; [`BloomFilter::optimal_params`] sizes it with the blocked formula
 //! ([`expected_false_positive_rate`]) so the configured rate holds.
 //!
-//! # File format, version 2 (all integers little-endian)
+//! # File format, version 3 (all integers little-endian)
 //!
-//! | offset | size | field                                                      |
-//! |-------:|-----:|------------------------------------------------------------|
-//! |      0 |    8 | magic `b"DOLMABLF"`                                        |
-//! |      8 |    4 | `u32` format version (= 2; version 1 was the unblocked layout) |
-//! |     12 |    4 | `u32` num_hashes, `1..=MAX_HASHES`                         |
-//! |     16 |    8 | `u64` num_bits, a non-zero multiple of 512                 |
-//! |     24 |    8 | `u64` seed1                                                |
-//! |     32 |    8 | `u64` seed2                                                |
-//! |     40 |    8 | `u64` inserted (count of inserts that added a new key)     |
-//! |     48 |    8 | `u64` xxh3_64 (seed 0) of the bit data bytes that follow   |
-//! |     56 |  m/8 | bit data, `m / 64` little-endian `u64` words               |
+//! | offset      | size | field                                                           |
+//! |------------:|-----:|-----------------------------------------------------------------|
+//! |           0 |    8 | magic `b"DOLMABLF"`                                             |
+//! |           8 |    4 | `u32` format version (= 3)                                      |
+//! |          12 |    4 | `u32` num_hashes, `1..=MAX_HASHES`                              |
+//! |          16 |    8 | `u64` num_bits, a non-zero multiple of 512                      |
+//! |          24 |    8 | `u64` seed1                                                     |
+//! |          32 |    8 | `u64` seed2                                                     |
+//! |          40 |    8 | `u64` inserted (count of inserts that added a new key)          |
+//! |          48 |    8 | `u64` manifest length `l`, at most [`MAX_MANIFEST_LEN`]         |
+//! |          56 |    l | manifest: UTF-8 text recorded by the caller (what went in)      |
+//! |      56 + l |  m/8 | bit data, `m / 64` little-endian `u64` words                    |
+//! | 56 + l + m/8|    8 | `u64` xxh3_64 (seed 0) of every byte before it                  |
+//!
+//! The checksum covers the header and the manifest as well as the bits, so a flipped bit anywhere (the hash
+//! count or a seed included) is an error on load, never a filter that silently gives other answers. Version 2
+//! checksummed only the bits and had no manifest; version 1 was the unblocked layout. Both are refused with a
+//! message that says how to rebuild. The manifest is opaque here: `dolma dedupe` stores the inputs and
+//! settings a filter holds in it.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3Default};
@@ -53,7 +60,7 @@ use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3Default};
 /// First eight bytes of every filter file.
 pub const MAGIC: [u8; 8] = *b"DOLMABLF";
 /// The file format version this build writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Bits per block: all bits of one key lie in one block (one 64-byte cache line).
 pub const BLOCK_BITS: u64 = 512;
 /// Bytes per block; filter sizes are rounded up to whole blocks.
@@ -63,6 +70,10 @@ const BLOCK_WORDS: usize = 8;
 pub const MAX_HASHES: u32 = 32;
 /// Size of the fixed file header in bytes.
 pub const HEADER_LEN: usize = 56;
+/// Size of the checksum that ends the file.
+pub const TRAILER_LEN: usize = 8;
+/// Largest manifest accepted (4 GiB): far more than any input list, and a bound for a corrupt length field.
+pub const MAX_MANIFEST_LEN: u64 = 1 << 32;
 /// Largest filter accepted (64 PiB); keeps every bit index and byte count far from overflow.
 pub const MAX_SIZE_IN_BYTES: u64 = 1 << 56;
 
@@ -305,6 +316,115 @@ fn best_hashes(num_blocks: u64, items: u64) -> (u32, f64) {
     })
 }
 
+/// What a new filter is sized from, as users give it (`dolma dedupe`'s `bloom_filter` section, the Python
+/// constructor): the one decision table, [`Sizing::resolve`]. `None` means not given.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sizing {
+    pub size_in_bytes: Option<u64>,
+    pub num_hashes: Option<u32>,
+    pub estimated_doc_count: Option<u64>,
+    pub desired_false_positive_rate: Option<f64>,
+    /// A size derived from the count and rate is never below this many bytes (an explicit size is used as
+    /// given): an estimate far below the real number of keys would otherwise give a tiny filter that fills up.
+    pub min_size_in_bytes: u64,
+}
+
+impl Sizing {
+    /// `(size_in_bytes, num_hashes)` of a new filter:
+    ///
+    /// | given                                  | size                                   | hashes                         |
+    /// |----------------------------------------|----------------------------------------|--------------------------------|
+    /// | `size_in_bytes`                        | as given (whole 64-byte blocks)        | best for `estimated_doc_count`, else `round(-log2 rate)` |
+    /// | `estimated_doc_count` and the rate     | [`BloomFilter::optimal_params`]        | from the same                  |
+    /// | ... when that is below the floor       | `min_size_in_bytes`                    | the one that holds the most keys at the rate |
+    ///
+    /// `num_hashes`, when given, always wins. Anything else is an error naming what to add.
+    pub fn resolve(&self) -> Result<(usize, u32)> {
+        if let Some(k) = self.num_hashes {
+            check_num_hashes(k)?;
+        }
+        if let Some(count) = self.estimated_doc_count {
+            if count == 0 {
+                return Err(invalid("estimated_doc_count must be positive, got 0".to_string()));
+            }
+        }
+        if let Some(rate) = self.desired_false_positive_rate {
+            if !(rate > 0.0 && rate < 1.0) {
+                return Err(invalid(format!(
+                    "desired_false_positive_rate must be strictly between 0 and 1, got {rate}"
+                )));
+            }
+        }
+        let (size, derived_k) =
+            match (self.size_in_bytes, self.estimated_doc_count, self.desired_false_positive_rate) {
+                (Some(size), count, rate) => {
+                    let size =
+                        usize::try_from(size).map_err(|_| invalid(format!("size_in_bytes {size} is too large")))?;
+                    let blocks = blocks_for_size(size)?;
+                    let k = match (count, rate) {
+                        (Some(count), _) => Some(best_hashes(blocks as u64, count).0),
+                        (None, Some(rate)) => Some(hashes_for_rate(rate)),
+                        (None, None) => None,
+                    };
+                    (blocks * BLOCK_BYTES, k)
+                }
+                (None, Some(count), Some(rate)) => {
+                    let (size, k) = BloomFilter::optimal_params(count, rate)?;
+                    let floor = blocks_for_size(usize::try_from(self.min_size_in_bytes.max(1)).unwrap_or(usize::MAX))?;
+                    if size < floor * BLOCK_BYTES {
+                        (floor * BLOCK_BYTES, Some(floor_hashes(floor as u64, count, rate)))
+                    } else {
+                        (size, Some(k))
+                    }
+                }
+                (None, Some(_), None) => return Err(invalid(
+                    "estimated_doc_count needs desired_false_positive_rate to size the filter (or give size_in_bytes)"
+                        .to_string(),
+                )),
+                (None, None, _) => {
+                    return Err(invalid(
+                        "either size_in_bytes or estimated_doc_count is required (estimated_doc_count with \
+                     desired_false_positive_rate)"
+                            .to_string(),
+                    ))
+                }
+            };
+        match self.num_hashes.or(derived_k) {
+            Some(k) => Ok((size, k)),
+            None => Err(invalid(
+                "size_in_bytes alone does not choose the hash count: also give estimated_doc_count or \
+                 desired_false_positive_rate (or num_hashes)"
+                    .to_string(),
+            )),
+        }
+    }
+}
+
+/// The hash count of a filter filled to its design rate `rate`: `round(-log2 rate)`, within `1..=MAX_HASHES`.
+fn hashes_for_rate(rate: f64) -> u32 {
+    (-rate.log2()).round().clamp(1.0, f64::from(MAX_HASHES)) as u32
+}
+
+/// The hash count for a filter of `num_blocks` that is bigger than `items` keys at `rate` need (a size floor):
+/// the best one for the largest number of keys the filter holds at `rate`, so that it stays within the rate
+/// for as many keys beyond the estimate as possible.
+fn floor_hashes(num_blocks: u64, items: u64, rate: f64) -> u32 {
+    let fits = |n: u64| best_hashes(num_blocks, n).1 <= rate;
+    if !fits(items) {
+        return best_hashes(num_blocks, items).0;
+    }
+    let (mut lo, mut hi) = (items, num_blocks.saturating_mul(BLOCK_BITS));
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    best_hashes(num_blocks, lo).0
+}
+
 /// Allocates `num_blocks` zeroed blocks, reporting an allocation failure as an error instead of aborting.
 fn zeroed_blocks(num_blocks: usize) -> Result<Vec<Block>> {
     let mut blocks = Vec::new();
@@ -385,7 +505,7 @@ struct Header {
     seed1: u64,
     seed2: u64,
     inserted: u64,
-    checksum: u64,
+    manifest_len: u64,
 }
 
 impl Header {
@@ -398,20 +518,19 @@ impl Header {
         out[24..32].copy_from_slice(&self.seed1.to_le_bytes());
         out[32..40].copy_from_slice(&self.seed2.to_le_bytes());
         out[40..48].copy_from_slice(&self.inserted.to_le_bytes());
-        out[48..56].copy_from_slice(&self.checksum.to_le_bytes());
+        out[48..56].copy_from_slice(&self.manifest_len.to_le_bytes());
         out
     }
 
-    /// Decodes and validates a header; every field the rest of the code relies on is checked here.
+    /// Decodes a header and checks every field the reader relies on before it allocates anything; the
+    /// checksum at the end of the file then vouches for the values.
     fn decode(buf: &[u8; HEADER_LEN]) -> Result<Header> {
         if buf[0..8] != MAGIC {
             return Err(BloomError::Format("not a dolma bloom filter file (bad magic bytes)".to_string()));
         }
         let version = le_u32(&buf[8..12]);
         if version != VERSION {
-            return Err(BloomError::Format(format!(
-                "unsupported bloom filter file version {version} (this build supports version {VERSION})"
-            )));
+            return Err(BloomError::Format(version_message(version)));
         }
         let header = Header {
             num_hashes: le_u32(&buf[12..16]),
@@ -419,7 +538,7 @@ impl Header {
             seed1: le_u64(&buf[24..32]),
             seed2: le_u64(&buf[32..40]),
             inserted: le_u64(&buf[40..48]),
-            checksum: le_u64(&buf[48..56]),
+            manifest_len: le_u64(&buf[48..56]),
         };
         if !(1..=MAX_HASHES).contains(&header.num_hashes) {
             return Err(corrupt(format!("num_hashes {} is outside 1..={MAX_HASHES}", header.num_hashes)));
@@ -434,30 +553,57 @@ impl Header {
                 MAX_SIZE_IN_BYTES * 8
             )));
         }
+        if header.manifest_len > MAX_MANIFEST_LEN {
+            return Err(corrupt(format!(
+                "manifest length {} exceeds the maximum of {MAX_MANIFEST_LEN} bytes",
+                header.manifest_len
+            )));
+        }
         Ok(header)
     }
 
-    /// Bytes of bit data that follow the header.
+    /// Bytes of bit data in the file.
     fn data_len(&self) -> u64 {
         self.num_bits / 8
     }
 
+    /// Length of the whole file: header, manifest, bits and checksum.
+    fn total_len(&self) -> u64 {
+        HEADER_LEN as u64 + self.manifest_len + self.data_len() + TRAILER_LEN as u64
+    }
+
     /// Checks a known total input size (file length, buffer length) before any large allocation.
     fn check_total_len(&self, total_len: u64) -> Result<()> {
-        let expected = HEADER_LEN as u64 + self.data_len();
+        let expected = self.total_len();
         if total_len == expected {
             return Ok(());
         }
         let what = if total_len < expected { "truncated" } else { "trailing data" };
         Err(corrupt(format!(
-            "{what}: expected {expected} bytes ({HEADER_LEN}-byte header + {} bytes of bit data), found {total_len}",
+            "{what}: expected {expected} bytes ({HEADER_LEN}-byte header + {}-byte manifest + {} bytes of bit data + \
+             {TRAILER_LEN}-byte checksum), found {total_len}",
+            self.manifest_len,
             self.data_len()
         )))
     }
 }
 
+/// Why a file of another format version cannot be read, and what to do about it.
+fn version_message(version: u32) -> String {
+    if version < VERSION {
+        format!(
+            "bloom filter file format version {version} was written by an earlier version of this toolkit; this \
+             build reads version {VERSION}, which checksums the whole file and records the inputs and settings a \
+             filter holds. Rebuild the filter from its inputs: rerun `dolma dedupe` over them with \
+             --ignore_existing (or delete the file)"
+        )
+    } else {
+        format!("unsupported bloom filter file version {version} (this build reads version {VERSION}: a newer build?)")
+    }
+}
+
 /// Reads and validates the header; a short input is reported as such (or as a foreign file).
-fn read_header<R: Read>(reader: &mut R) -> Result<Header> {
+fn read_header<R: Read>(reader: &mut R) -> Result<([u8; HEADER_LEN], Header)> {
     let mut buf = [0u8; HEADER_LEN];
     let n = read_fully(reader, &mut buf)?;
     if n < HEADER_LEN {
@@ -466,7 +612,8 @@ fn read_header<R: Read>(reader: &mut R) -> Result<Header> {
         }
         return Err(corrupt(format!("truncated header: expected {HEADER_LEN} bytes, found {n}")));
     }
-    Header::decode(&buf)
+    let header = Header::decode(&buf)?;
+    Ok((buf, header))
 }
 
 /// A blocked Bloom filter over byte-string keys with stable, recorded hashing. See the module docs.
@@ -477,6 +624,8 @@ pub struct BloomFilter {
     seed1: u64,
     seed2: u64,
     inserted: AtomicU64,
+    /// Caller-recorded text saved with the bits (see [`BloomFilter::set_manifest`]).
+    manifest: Mutex<String>,
 }
 
 impl fmt::Debug for BloomFilter {
@@ -486,6 +635,7 @@ impl fmt::Debug for BloomFilter {
             .field("num_hashes", &self.num_hashes)
             .field("seeds", &(self.seed1, self.seed2))
             .field("inserted", &self.inserted())
+            .field("manifest_len", &self.manifest_guard().len())
             .finish()
     }
 }
@@ -573,7 +723,14 @@ impl BloomFilter {
             seed1,
             seed2,
             inserted: AtomicU64::new(0),
+            manifest: Mutex::new(String::new()),
         })
+    }
+
+    /// An empty filter sized by [`Sizing::resolve`].
+    pub fn with_sizing(sizing: &Sizing, seed: u64) -> Result<Self> {
+        let (size_in_bytes, num_hashes) = sizing.resolve()?;
+        Self::new(size_in_bytes, num_hashes, seed)
     }
 
     /// An empty filter sized by [`BloomFilter::optimal_params`].
@@ -639,6 +796,28 @@ impl BloomFilter {
             self.blocks.iter().for_each(zero);
         }
         self.inserted.store(0, Ordering::Relaxed);
+        self.manifest_guard().clear();
+    }
+
+    fn manifest_guard(&self) -> MutexGuard<'_, String> {
+        self.manifest.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The text recorded with the filter (empty unless set): saved and loaded with the bits, under the checksum.
+    pub fn manifest(&self) -> String {
+        self.manifest_guard().clone()
+    }
+
+    /// Records `manifest` (what went into the filter, in the caller's terms) to be saved with the bits.
+    pub fn set_manifest(&self, manifest: String) -> Result<()> {
+        if manifest.len() as u64 > MAX_MANIFEST_LEN {
+            return Err(invalid(format!(
+                "the manifest is {} bytes; at most {MAX_MANIFEST_LEN} are supported",
+                manifest.len()
+            )));
+        }
+        *self.manifest_guard() = manifest;
+        Ok(())
     }
 
     /// The probe of `key` in this filter, computed once so that hashing can run in parallel and the bit
@@ -840,14 +1019,14 @@ impl BloomFilter {
         self.probes(keys).into_iter().map(|probe| self.insert_probe(probe)).collect()
     }
 
-    fn header(&self, checksum: u64) -> Header {
+    fn header(&self, manifest_len: usize) -> Header {
         Header {
             num_hashes: self.num_hashes,
             num_bits: self.num_bits,
             seed1: self.seed1,
             seed2: self.seed2,
             inserted: self.inserted(),
-            checksum,
+            manifest_len: manifest_len as u64,
         }
     }
 
@@ -864,37 +1043,55 @@ impl BloomFilter {
         Ok(())
     }
 
+    /// Writes header, manifest and bits in one pass, hashing everything written, then the checksum.
     fn write_io<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        let manifest = self.manifest();
         let mut hasher = Xxh3Default::new();
-        self.for_each_data_chunk(|bytes| {
+        let mut put = |bytes: &[u8]| {
             hasher.update(bytes);
-            Ok(())
-        })?;
-        writer.write_all(&self.header(hasher.digest()).encode())?;
-        self.for_each_data_chunk(|bytes| writer.write_all(bytes))
+            writer.write_all(bytes)
+        };
+        put(&self.header(manifest.len()).encode())?;
+        put(manifest.as_bytes())?;
+        self.for_each_data_chunk(&mut put)?;
+        writer.write_all(&hasher.digest().to_le_bytes())
     }
 
     /// Writes the filter in the versioned file format.
     ///
-    /// The checksum is computed in a first pass over the bits, so inserts running concurrently with a write
-    /// produce a file that fails its checksum on load: callers must not insert while writing.
+    /// Inserts running concurrently with a write can make the bits and the `inserted` count disagree: callers
+    /// must not insert while writing.
     pub fn write_to<W: Write>(&self, mut writer: W) -> Result<()> {
         Ok(self.write_io(&mut writer)?)
     }
 
-    /// Reads a filter written by [`BloomFilter::write_to`], validating header and checksum.
+    /// Reads a filter written by [`BloomFilter::write_to`], validating header and checksum. Bytes after the
+    /// checksum are left unread (use [`BloomFilter::from_bytes`] or [`BloomFilter::load`] to refuse them).
     pub fn read_from<R: Read>(mut reader: R) -> Result<Self> {
-        let header = read_header(&mut reader)?;
-        Self::read_body(&mut reader, &header)
+        let (raw, header) = read_header(&mut reader)?;
+        Self::read_body(&mut reader, &raw, &header)
     }
 
-    fn read_body<R: Read>(reader: &mut R, header: &Header) -> Result<Self> {
+    fn read_body<R: Read>(reader: &mut R, raw_header: &[u8; HEADER_LEN], header: &Header) -> Result<Self> {
+        let mut hasher = Xxh3Default::new();
+        hasher.update(raw_header);
+        // The length was bounded by decode (and by the input size where known); read it without trusting it
+        // for an up-front allocation.
+        let mut manifest = Vec::new();
+        reader.take(header.manifest_len).read_to_end(&mut manifest)?;
+        if (manifest.len() as u64) < header.manifest_len {
+            return Err(corrupt(format!(
+                "truncated manifest: expected {} bytes, found {}",
+                header.manifest_len,
+                manifest.len()
+            )));
+        }
+        hasher.update(&manifest);
         let data_len = header.data_len();
         let num_blocks = usize::try_from(header.num_bits / BLOCK_BITS)
             .map_err(|_| corrupt(format!("num_bits {} does not fit in memory", header.num_bits)))?;
         let mut blocks = Vec::new();
         reserve_blocks(&mut blocks, num_blocks)?;
-        let mut hasher = Xxh3Default::new();
         let mut buf = vec![0u8; IO_CHUNK_BLOCKS.min(num_blocks) * BLOCK_BYTES];
         let mut found: u64 = 0;
         while found < data_len {
@@ -914,13 +1111,19 @@ impl BloomFilter {
                 block
             }));
         }
-        let actual = hasher.digest();
-        if actual != header.checksum {
+        let mut trailer = [0u8; TRAILER_LEN];
+        let n = read_fully(reader, &mut trailer)?;
+        if n < TRAILER_LEN {
+            return Err(corrupt(format!("truncated checksum: expected {TRAILER_LEN} bytes, found {n}")));
+        }
+        let (stored, actual) = (le_u64(&trailer), hasher.digest());
+        if actual != stored {
             return Err(corrupt(format!(
-                "checksum mismatch (header says {:#018x}, bit data hashes to {actual:#018x})",
-                header.checksum
+                "checksum mismatch (the file says {stored:#018x}, its contents hash to {actual:#018x}): the header, \
+                 manifest or bits were damaged"
             )));
         }
+        let manifest = String::from_utf8(manifest).map_err(|_| corrupt("the manifest is not UTF-8".to_string()))?;
         Ok(BloomFilter {
             blocks,
             num_bits: header.num_bits,
@@ -928,12 +1131,14 @@ impl BloomFilter {
             seed1: header.seed1,
             seed2: header.seed2,
             inserted: AtomicU64::new(header.inserted),
+            manifest: Mutex::new(manifest),
         })
     }
 
     /// The filter in the file format, as one buffer.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + self.size_in_bytes());
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + self.manifest_guard().len() + self.size_in_bytes() + TRAILER_LEN);
         // Writing to a Vec cannot fail.
         let _ = self.write_io(&mut out);
         out
@@ -942,17 +1147,16 @@ impl BloomFilter {
     /// Parses [`BloomFilter::to_bytes`] output; the length must match the header exactly.
     pub fn from_bytes(data: &[u8]) -> Result<Self> {
         let mut reader = data;
-        let header = read_header(&mut reader)?;
+        let (raw, header) = read_header(&mut reader)?;
         header.check_total_len(data.len() as u64)?;
-        Self::read_body(&mut reader, &header)
+        Self::read_body(&mut reader, &raw, &header)
     }
 
-    /// Writes the filter to `path` atomically: to `<path>.tmp-<pid>` first, then renamed over `path`.
+    /// Writes the filter to `path` atomically: to a hidden temporary sibling first (`crate::tempname`), then
+    /// renamed over `path`.
     pub fn save<P: AsRef<Path>>(&self, path: P) -> Result<()> {
         let path = path.as_ref();
-        let mut tmp = OsString::from(path.as_os_str());
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
+        let tmp = crate::tempname::temp_path(path);
         self.write_file(&tmp).and_then(|()| fs::rename(&tmp, path)).map_err(|source| {
             let _ = fs::remove_file(&tmp);
             BloomError::Io { path: Some(path.to_path_buf()), source }
@@ -976,9 +1180,9 @@ impl BloomFilter {
         let file = File::open(path)?;
         let total_len = file.metadata()?.len();
         let mut reader = BufReader::with_capacity(IO_CHUNK_WORDS * 8, file);
-        let header = read_header(&mut reader)?;
+        let (raw, header) = read_header(&mut reader)?;
         header.check_total_len(total_len)?;
-        Self::read_body(&mut reader, &header)
+        Self::read_body(&mut reader, &raw, &header)
     }
 }
 

@@ -1,9 +1,11 @@
 //! Bindings for the dedupe pipeline: `Deduper.run` processes files end to end (read, parse, hash,
 //! test-and-insert in input order, write attributes) with the interpreter released, on its own thread pool.
 
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
-use dolma_core::dedupe::{checkpoint, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
+use dolma_core::dedupe::{fingerprint_file, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -21,12 +23,6 @@ create_exception!(
     PyValueError,
     "A documents line that cannot be deduplicated; args are (message, path, line, field, reason)."
 );
-create_exception!(
-    dolma._rust,
-    CheckpointError,
-    PyValueError,
-    "A dedupe checkpoint file that is not one, is from another version, or is damaged."
-);
 
 fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
     let message = err.to_string();
@@ -35,9 +31,13 @@ fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
         DedupeError::BadLine { path, line, field, reason } => {
             DedupeInputError::new_err((message, path, line, field, reason))
         }
+        DedupeError::MissingKey { path, line, field } => {
+            let reason = "missing (the dedupe key must be present in every document)";
+            DedupeInputError::new_err((message, path, line, field, reason))
+        }
         DedupeError::Io { .. } => PyOSError::new_err(message),
-        DedupeError::Checkpoint { .. } => CheckpointError::new_err(message),
         DedupeError::Bloom(e) => bloom_err(py, e),
+        DedupeError::Stopped => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
     }
 }
 
@@ -52,7 +52,35 @@ fn stats_dict<'py>(py: Python<'py>, stats: &RunStats) -> PyResult<Bound<'py, PyD
     d.set_item("bytes_marked", stats.bytes_marked)?;
     d.set_item("bad_lines", stats.bad_lines)?;
     d.set_item("input_bytes", stats.input_bytes)?;
+    let fingerprints: Vec<String> = stats.fingerprints.iter().map(|f| fingerprint_hex(*f)).collect();
+    d.set_item("fingerprints", fingerprints)?;
     Ok(d)
+}
+
+/// A content fingerprint as text: 32 lowercase hex digits.
+fn fingerprint_hex(fingerprint: u128) -> String {
+    format!("{fingerprint:032x}")
+}
+
+type RunResult = (RunStats, Option<DedupeError>);
+
+/// The slot a run thread reports its result in: `Some(Some(result))`, or `Some(None)` when the thread ended
+/// without one (a panic); `None` while it runs.
+struct Finish<'a>(&'a (Mutex<Option<Option<RunResult>>>, Condvar));
+
+impl Finish<'_> {
+    fn set(self, result: RunResult) {
+        let mut slot = (self.0).0.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(Some(result));
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let mut slot = (self.0).0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.get_or_insert(None);
+        (self.0).1.notify_all();
+    }
 }
 
 /// Deduplicates documents files against a Bloom filter, given the JSON of the `dedupe` config section.
@@ -85,6 +113,13 @@ impl PyDeduper {
         self.inner.mode().attribute().to_string()
     }
 
+    /// The settings that decide which keys a document gives, as JSON text: an object keyed by dotted
+    /// configuration field (e.g. `dedupe.paragraphs.by_ngram.ngram_length`), plus `mode` and `key_format`.
+    #[getter]
+    fn key_settings(&self, py: Python<'_>) -> PyResult<String> {
+        self.inner.key_settings().map_err(|e| dedupe_err(py, e))
+    }
+
     /// Dedupes `inputs` in this order, writing `outputs[i]` for `inputs[i]`; returns the run's statistics.
     #[pyo3(signature = (filter, inputs, outputs, *, read_only=false, threads=1))]
     fn run<'py>(
@@ -111,24 +146,83 @@ impl PyDeduper {
             .thread_name(|i| format!("dolma-dedupe-{i}"))
             .build()
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start dedupe threads: {e}")))?;
-        let (stats, error) = py.detach(|| {
-            // A writing run must be the filter's only writer (it inserts without atomic read-modify-writes):
-            // take the exclusive side of the filter's gate; a read-only run shares it with other users.
-            let _shared;
-            let _exclusive;
-            if read_only {
-                _shared = bf.mutating();
-            } else {
-                _exclusive = bf.snapshotting();
+        // The run goes on its own thread while this one, every 100 ms, takes the interpreter and runs the
+        // signal handlers: Ctrl-C or SIGTERM (a KeyboardInterrupt) then stops the run between chunks, instead of
+        // waiting for the whole batch of files.
+        let stop = AtomicBool::new(false);
+        let done: (Mutex<Option<Option<RunResult>>>, Condvar) = (Mutex::new(None), Condvar::new());
+        let mut interrupt: Option<PyErr> = None;
+        let (stats, error) = std::thread::scope(|scope| {
+            let stop = &stop;
+            let jobs = &jobs;
+            let pool = &pool;
+            let done = &done;
+            scope.spawn(move || {
+                // A writing run must be the filter's only writer (it inserts without atomic read-modify-writes):
+                // take the exclusive side of the filter's gate; a read-only run shares it with other users.
+                let _shared;
+                let _exclusive;
+                if read_only {
+                    _shared = bf.mutating();
+                } else {
+                    _exclusive = bf.snapshotting();
+                }
+                // Dropped when the run ends, even by a panic: the waiting loop below then stops waiting.
+                let finish = Finish(done);
+                let result = pool.install(|| self.inner.run_until(&bf.inner, read_only, jobs, stop));
+                finish.set(result);
+            });
+            loop {
+                let (result, running) = py.detach(|| {
+                    let slot = done.0.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (mut slot, _) = done
+                        .1
+                        .wait_timeout_while(slot, Duration::from_millis(100), |r| r.is_none())
+                        .unwrap_or_else(PoisonError::into_inner);
+                    match slot.take() {
+                        Some(Some(result)) => (Some(result), false),
+                        Some(None) => (None, false),
+                        None => (None, true),
+                    }
+                });
+                if let Some(result) = result {
+                    break result;
+                }
+                if !running {
+                    let lost = DedupeError::Config("the dedupe thread ended without a result".to_string());
+                    break (RunStats::default(), Some(lost));
+                }
+                if interrupt.is_none() {
+                    if let Err(e) = py.check_signals() {
+                        interrupt = Some(e);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
             }
-            pool.install(|| self.inner.run(&bf.inner, read_only, &jobs))
         });
+        // A signal that came in after the last look (while the last chunk finished) is reported here, with the
+        // run's statistics: raised later by the interpreter, on its own, it would say nothing of what completed.
+        if interrupt.is_none() {
+            interrupt = py.check_signals().err();
+        }
         match error {
-            None => stats_dict(py, &stats),
+            None => match interrupt {
+                None => stats_dict(py, &stats),
+                Some(signal) => {
+                    // Every file of the batch completed: the caller records them all before stopping.
+                    signal.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
+                    signal.value(py).setattr("partial_file", false)?;
+                    Err(signal)
+                }
+            },
             Some(e) => {
-                // The caller checkpoints the files that did complete before re-raising, unless the filter holds
-                // part of the failing file's keys (`partial_file`).
-                let err = dedupe_err(py, e);
+                // The caller saves the filter with the files that did complete (and their fingerprints) before
+                // re-raising, unless the filter holds part of the failing file's keys (`partial_file`). A stop
+                // re-raises the signal's exception.
+                let err = match (e, interrupt) {
+                    (DedupeError::Stopped, Some(signal)) => signal,
+                    (e, _) => dedupe_err(py, e),
+                };
                 err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
                 err.value(py).setattr("partial_file", stats.partial_file)?;
                 Err(err)
@@ -137,22 +231,12 @@ impl PyDeduper {
     }
 }
 
-/// Writes the filter and a JSON progress state to one checkpoint file, atomically.
+/// The content fingerprint of a local file (xxh3-128 of its bytes as stored, as 32 hex digits): the value
+/// `Deduper.run` reports in `fingerprints` for each file it completes.
 #[pyfunction]
-fn save_checkpoint(py: Python<'_>, path: PathBuf, filter: &Bound<'_, PyBloomFilter>, state: &str) -> PyResult<()> {
-    let bf = filter.get();
-    py.detach(|| {
-        let _guard = bf.snapshotting();
-        checkpoint::save(&path, &bf.inner, state)
-    })
-    .map_err(|e| dedupe_err(py, e))
-}
-
-/// Reads a checkpoint written by `save_checkpoint`: `(filter, state)`.
-#[pyfunction]
-fn load_checkpoint(py: Python<'_>, path: PathBuf) -> PyResult<(PyBloomFilter, String)> {
-    let (inner, state) = py.detach(|| checkpoint::load(&path)).map_err(|e| dedupe_err(py, e))?;
-    Ok((PyBloomFilter::wrap(inner), state))
+fn file_fingerprint(py: Python<'_>, path: String) -> PyResult<String> {
+    let fingerprint = py.detach(|| fingerprint_file(&path)).map_err(|e| dedupe_err(py, e))?;
+    Ok(fingerprint_hex(fingerprint))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -160,9 +244,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDeduper>()?;
     m.add("DedupeConfigError", py.get_type::<DedupeConfigError>())?;
     m.add("DedupeInputError", py.get_type::<DedupeInputError>())?;
-    m.add("CheckpointError", py.get_type::<CheckpointError>())?;
-    m.add_function(wrap_pyfunction!(save_checkpoint, m)?)?;
-    m.add_function(wrap_pyfunction!(load_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(file_fingerprint, m)?)?;
     register_spark(m)?;
     Ok(())
 }

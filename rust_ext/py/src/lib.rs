@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
 
 mod dedupe;
+mod minhash;
 mod pii;
 
 create_exception!(
@@ -128,6 +129,26 @@ fn hash_count(value: i64) -> PyResult<u32> {
     })
 }
 
+/// Rate used by the constructor when it sizes a filter from `estimated_doc_count` alone.
+const DEFAULT_RATE: f64 = 0.001;
+
+/// The sizing arguments as Python passes them, range-checked into a [`bloom::Sizing`].
+fn sizing_args(
+    size_in_bytes: Option<i64>,
+    num_hashes: Option<i64>,
+    estimated_doc_count: Option<i64>,
+    desired_false_positive_rate: Option<f64>,
+    min_size_in_bytes: u64,
+) -> PyResult<bloom::Sizing> {
+    Ok(bloom::Sizing {
+        size_in_bytes: size_in_bytes.map(|n| positive("size_in_bytes", n)).transpose()?,
+        num_hashes: num_hashes.map(hash_count).transpose()?,
+        estimated_doc_count: estimated_doc_count.map(|n| positive("estimated_doc_count", n)).transpose()?,
+        desired_false_positive_rate,
+        min_size_in_bytes,
+    })
+}
+
 fn size_arg(value: i64) -> PyResult<usize> {
     let size = positive("size_in_bytes", value)?;
     usize::try_from(size).map_err(|_| BloomFilterError::new_err(format!("size_in_bytes {size} is too large")))
@@ -176,7 +197,7 @@ impl PyBloomFilter {
         num_hashes=None,
         *,
         estimated_doc_count=None,
-        desired_false_positive_rate=0.001,
+        desired_false_positive_rate=None,
         seed=0,
     ))]
     fn new(
@@ -184,38 +205,46 @@ impl PyBloomFilter {
         size_in_bytes: Option<i64>,
         num_hashes: Option<i64>,
         estimated_doc_count: Option<i64>,
-        desired_false_positive_rate: f64,
+        desired_false_positive_rate: Option<f64>,
         seed: u64,
     ) -> PyResult<Self> {
-        if !(desired_false_positive_rate > 0.0 && desired_false_positive_rate < 1.0) {
-            return Err(BloomFilterError::new_err(format!(
-                "desired_false_positive_rate must be strictly between 0 and 1, got {desired_false_positive_rate}"
-            )));
-        }
-        let count = estimated_doc_count.map(|n| positive("estimated_doc_count", n)).transpose()?;
-        let num_hashes = num_hashes.map(hash_count).transpose()?;
-        let (size, k) = match (size_in_bytes, num_hashes, count) {
-            (Some(size), Some(k), _) => (size_arg(size)?, k),
-            (Some(size), None, Some(count)) => {
-                let size = size_arg(size)?;
-                (size, BloomFilter::optimal_num_hashes(size, count).map_err(|e| bloom_err(py, e))?)
-            }
-            (Some(_), None, None) => {
-                return Err(BloomFilterError::new_err(
-                    "num_hashes is required with size_in_bytes, unless estimated_doc_count is given to derive it",
-                ))
-            }
-            (None, k, Some(count)) => {
-                let (size, optimal_k) =
-                    BloomFilter::optimal_params(count, desired_false_positive_rate).map_err(|e| bloom_err(py, e))?;
-                (size, k.unwrap_or(optimal_k))
-            }
-            (None, _, None) => {
-                return Err(BloomFilterError::new_err("either size_in_bytes or estimated_doc_count is required"))
-            }
+        // The constructor's one convenience: sized from a count alone, the rate is DEFAULT_RATE.
+        let rate = match (size_in_bytes, estimated_doc_count) {
+            (None, Some(_)) => desired_false_positive_rate.or(Some(DEFAULT_RATE)),
+            _ => desired_false_positive_rate,
         };
-        let inner = py.detach(|| BloomFilter::new(size, k, seed)).map_err(|e| bloom_err(py, e))?;
+        let sizing = sizing_args(size_in_bytes, num_hashes, estimated_doc_count, rate, 0)?;
+        let inner = py.detach(|| BloomFilter::with_sizing(&sizing, seed)).map_err(|e| bloom_err(py, e))?;
         Ok(Self::wrap(inner))
+    }
+
+    /// `(size_in_bytes, num_hashes)` of a new filter from what a user gave: the one sizing table (a derived
+    /// size is never below `min_size_in_bytes`; see the stub).
+    #[staticmethod]
+    #[pyo3(signature = (
+        size_in_bytes=None,
+        num_hashes=None,
+        *,
+        estimated_doc_count=None,
+        desired_false_positive_rate=None,
+        min_size_in_bytes=0,
+    ))]
+    fn choose_params(
+        py: Python<'_>,
+        size_in_bytes: Option<i64>,
+        num_hashes: Option<i64>,
+        estimated_doc_count: Option<i64>,
+        desired_false_positive_rate: Option<f64>,
+        min_size_in_bytes: u64,
+    ) -> PyResult<(usize, u32)> {
+        let sizing = sizing_args(
+            size_in_bytes,
+            num_hashes,
+            estimated_doc_count,
+            desired_false_positive_rate,
+            min_size_in_bytes,
+        )?;
+        sizing.resolve().map_err(|e| bloom_err(py, e))
     }
 
     /// `(size_in_bytes, num_hashes)` for the expected count at the desired false-positive rate.
@@ -323,6 +352,17 @@ impl PyBloomFilter {
         Ok((from_bytes, PyTuple::new(py, [data])?))
     }
 
+    /// Text recorded with the filter and saved with it (under the file's checksum); empty unless set.
+    #[getter]
+    fn manifest(&self) -> String {
+        self.inner.manifest()
+    }
+
+    /// Records the text saved with the filter (`dolma dedupe` stores the inputs and settings it holds).
+    fn set_manifest(&self, py: Python<'_>, manifest: String) -> PyResult<()> {
+        self.inner.set_manifest(manifest).map_err(|e| bloom_err(py, e))
+    }
+
     #[getter]
     fn size_in_bytes(&self) -> usize {
         self.inner.size_in_bytes()
@@ -408,5 +448,6 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dedupe::register(m)?;
     textstats::register(m)?;
     pii::register(m)?;
+    minhash::register(m)?;
     Ok(())
 }

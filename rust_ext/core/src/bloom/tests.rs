@@ -1,4 +1,5 @@
 use super::*;
+use std::ffi::OsString;
 
 fn key(prefix: &str, i: usize) -> Vec<u8> {
     format!("{prefix}-{i}").into_bytes()
@@ -28,6 +29,12 @@ fn sample_bytes() -> Vec<u8> {
     let filter = BloomFilter::new(256, 5, 7).unwrap();
     filter.insert_batch(&keys("sample", 20));
     filter.to_bytes()
+}
+
+/// The bit data of a filter without a manifest (the header and the checksum cover counts and seeds too).
+fn bits(filter: &BloomFilter) -> Vec<u8> {
+    let bytes = filter.to_bytes();
+    bytes[HEADER_LEN..bytes.len() - TRAILER_LEN].to_vec()
 }
 
 fn put_u32(bytes: &mut [u8], offset: usize, value: u32) {
@@ -95,6 +102,45 @@ fn optimal_params_uses_at_least_one_hash_and_one_block() {
 }
 
 #[test]
+fn sizing_table() {
+    let sizing = |size: Option<u64>, k: Option<u32>, count: Option<u64>, rate: Option<f64>, floor: u64| Sizing {
+        size_in_bytes: size,
+        num_hashes: k,
+        estimated_doc_count: count,
+        desired_false_positive_rate: rate,
+        min_size_in_bytes: floor,
+    };
+    // Count and rate: the optimal filter; below the floor, the floor with the hash count of its capacity.
+    let optimal = BloomFilter::optimal_params(5000, 1e-3).unwrap();
+    assert_eq!(sizing(None, None, Some(5000), Some(1e-3), 0).resolve().unwrap(), optimal);
+    let (size, k) = sizing(None, None, Some(1000), Some(1e-5), 1 << 20).resolve().unwrap();
+    assert_eq!(size, 1 << 20);
+    let blocks = (size / BLOCK_BYTES) as u64;
+    assert!(blocked_fpr(blocks, k, 1000) <= 1e-5);
+    assert_ne!(k, best_hashes(blocks, 1000).0, "not the hash count for the estimate alone");
+    let big = BloomFilter::optimal_params(400_000, 1e-6).unwrap();
+    assert_eq!(sizing(None, None, Some(400_000), Some(1e-6), 1 << 20).resolve().unwrap(), big);
+    // Explicit size: as given in whole blocks (no floor); hashes from the count, else the rate, else given.
+    assert_eq!(sizing(Some(4100), Some(3), None, None, 1 << 20).resolve().unwrap(), (4160, 3));
+    assert_eq!(sizing(Some(4096), None, None, Some(1e-6), 0).resolve().unwrap(), (4096, 20));
+    let best = BloomFilter::optimal_num_hashes(4096, 50).unwrap();
+    assert_eq!(sizing(Some(4096), None, Some(50), Some(1e-6), 0).resolve().unwrap(), (4096, best));
+    assert_eq!(sizing(None, Some(2), Some(5000), Some(1e-2), 0).resolve().unwrap().1, 2);
+    for (bad, want) in [
+        (sizing(None, None, None, None, 0), "either size_in_bytes or estimated_doc_count"),
+        (sizing(None, None, Some(10), None, 0), "needs desired_false_positive_rate"),
+        (sizing(Some(64), None, None, None, 0), "size_in_bytes alone"),
+        (sizing(None, None, Some(0), Some(0.1), 0), "estimated_doc_count must be positive"),
+        (sizing(None, None, Some(10), Some(1.0), 0), "strictly between 0 and 1"),
+        (sizing(Some(64), Some(33), None, None, 0), "num_hashes must be between"),
+        (sizing(Some(0), Some(3), None, None, 0), "size_in_bytes must be positive"),
+    ] {
+        let msg = invalid_message(bad.resolve());
+        assert!(msg.contains(want), "{want}: {msg}");
+    }
+}
+
+#[test]
 fn optimal_num_hashes_for_a_fixed_size() {
     let k = BloomFilter::optimal_num_hashes(125_000, 100_000).unwrap();
     assert!((6..=8).contains(&k), "{k}");
@@ -150,16 +196,21 @@ fn file_bytes_are_pinned_across_builds() {
     let filter = BloomFilter::new(1024, 7, 42).unwrap();
     filter.insert_batch(&keys("golden", 100));
     let bytes = filter.to_bytes();
-    assert_eq!(bytes.len(), HEADER_LEN + 1024);
-    assert_eq!(
-        xxhash_rust::xxh3::xxh3_64(&bytes),
-        GOLDEN_FILE_HASH,
-        "got {:#018x}",
-        xxhash_rust::xxh3::xxh3_64(&bytes)
-    );
+    assert_eq!(bytes.len(), HEADER_LEN + 1024 + TRAILER_LEN);
+    let bits = &bytes[HEADER_LEN..HEADER_LEN + 1024];
+    // The bits are those of format version 2 (same hashing and layout; only the envelope changed): rebuilt in
+    // that envelope (checksum of the bits where the manifest length is now), they hash to its golden value.
+    let mut v2 = bytes[..HEADER_LEN].to_vec();
+    put_u32(&mut v2, 8, 2);
+    put_u64(&mut v2, 48, xxhash_rust::xxh3::xxh3_64(bits));
+    v2.extend_from_slice(bits);
+    assert_eq!(xxhash_rust::xxh3::xxh3_64(&v2), GOLDEN_V2_FILE_HASH);
+    let got = xxhash_rust::xxh3::xxh3_64(&bytes);
+    assert_eq!(got, GOLDEN_FILE_HASH, "got {got:#018x}");
 }
 
-const GOLDEN_FILE_HASH: u64 = 0x1b9b_5051_3296_f5d1;
+const GOLDEN_V2_FILE_HASH: u64 = 0x1b9b_5051_3296_f5d1;
+const GOLDEN_FILE_HASH: u64 = 0x89ac_b31c_eec9_22f3;
 
 #[test]
 fn probed_bits_follow_the_documented_formula() {
@@ -184,7 +235,8 @@ fn probed_bits_follow_the_documented_formula() {
             expected[block * 8 + (bit / 64) as usize] |= 1 << (bit % 64);
         }
     }
-    let data = &filter.to_bytes()[HEADER_LEN..];
+    let bytes = filter.to_bytes();
+    let data = &bytes[HEADER_LEN..bytes.len() - TRAILER_LEN];
     let words: Vec<u64> = data.chunks_exact(8).map(le_u64).collect();
     assert_eq!(words, expected);
 }
@@ -348,7 +400,7 @@ fn concurrent_inserts_lose_nothing() {
     let sequential = BloomFilter::new(1 << 18, 7, 3).unwrap();
     sequential.insert_batch(&all);
     // Bitwise OR is order-independent, so the bits are identical.
-    assert_eq!(filter.to_bytes()[HEADER_LEN..], sequential.to_bytes()[HEADER_LEN..]);
+    assert_eq!(bits(&filter), bits(&sequential));
 }
 
 #[test]
@@ -376,7 +428,7 @@ fn same_seed_and_keys_give_identical_bytes() {
     assert_eq!(make(17).to_bytes(), make(17).to_bytes());
     let (a, b) = (make(17), make(18));
     assert_ne!(a.seeds(), b.seeds());
-    assert_ne!(a.to_bytes()[HEADER_LEN..], b.to_bytes()[HEADER_LEN..]);
+    assert_ne!(bits(&a), bits(&b));
 }
 
 // ---------------------------------------------------------------- persistence
@@ -385,18 +437,59 @@ fn same_seed_and_keys_give_identical_bytes() {
 fn header_layout_is_as_documented() {
     let filter = BloomFilter::new(256, 5, 7).unwrap();
     filter.insert(b"k");
+    filter.set_manifest("{\"inputs\":[]}".to_string()).unwrap();
     let bytes = filter.to_bytes();
     assert_eq!(&bytes[0..8], b"DOLMABLF");
     assert_eq!(le_u32(&bytes[8..12]), VERSION);
     assert_eq!(le_u32(&bytes[12..16]), 5);
     assert_eq!(le_u64(&bytes[16..24]), 2048);
-    assert_eq!(VERSION, 2);
+    assert_eq!(VERSION, 3);
     assert_eq!((le_u64(&bytes[24..32]), le_u64(&bytes[32..40])), filter.seeds());
     assert_eq!(le_u64(&bytes[40..48]), 1);
-    assert_eq!(le_u64(&bytes[48..56]), xxhash_rust::xxh3::xxh3_64(&bytes[HEADER_LEN..]));
-    assert_eq!(bytes.len(), HEADER_LEN + 256);
-    let ones: u32 = bytes[HEADER_LEN..].iter().map(|b| b.count_ones()).sum();
+    assert_eq!(le_u64(&bytes[48..56]), 13);
+    assert_eq!(&bytes[56..69], b"{\"inputs\":[]}");
+    assert_eq!(bytes.len(), HEADER_LEN + 13 + 256 + TRAILER_LEN);
+    let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+    assert_eq!(le_u64(trailer), xxhash_rust::xxh3::xxh3_64(body));
+    let ones: u32 = body[69..].iter().map(|b| b.count_ones()).sum();
     assert_eq!(u64::from(ones), filter.bits_set());
+}
+
+#[test]
+fn manifest_round_trips_and_is_checked() {
+    let filter = BloomFilter::new(4096, 4, 3).unwrap();
+    filter.insert_batch(&keys("m", 50));
+    assert_eq!(filter.manifest(), "");
+    filter.set_manifest("ünïcode manifest".to_string()).unwrap();
+    let bytes = filter.to_bytes();
+    let back = BloomFilter::from_bytes(&bytes).unwrap();
+    assert_eq!(back.manifest(), "ünïcode manifest");
+    assert_eq!(BloomFilter::read_from(bytes.as_slice()).unwrap().manifest(), "ünïcode manifest");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.bin");
+    filter.save(&path).unwrap();
+    assert_eq!(BloomFilter::load(&path).unwrap().to_bytes(), bytes);
+    filter.clear();
+    assert_eq!(filter.manifest(), "");
+}
+
+#[test]
+fn every_flipped_bit_is_an_error() {
+    // Version 2 checksummed only the bits: a flipped hash count or seed loaded silently and gave other answers.
+    let filter = BloomFilter::new(256, 5, 7).unwrap();
+    filter.insert_batch(&keys("flip", 20));
+    filter.set_manifest("{\"settings\":{}}".to_string()).unwrap();
+    let good = filter.to_bytes();
+    for offset in 0..good.len() {
+        for bit in 0..8 {
+            let mut bad = good.clone();
+            bad[offset] ^= 1 << bit;
+            match BloomFilter::from_bytes(&bad) {
+                Err(BloomError::Format(_)) => {}
+                other => panic!("byte {offset} bit {bit}: expected a format error, got {other:?}"),
+            }
+        }
+    }
 }
 
 #[test]
@@ -475,12 +568,16 @@ fn bad_magic_is_not_a_dolma_file() {
 #[test]
 fn other_versions_are_named() {
     let mut bytes = sample_bytes();
-    // Version 1 files (the unblocked layout of earlier builds) would give different answers: refused.
-    for old in [1, 3] {
+    // Version 1 (unblocked layout) and 2 (no manifest, bits-only checksum): refused, saying how to rebuild.
+    for old in [1, 2] {
         put_u32(&mut bytes, 8, old);
         let msg = format_message(BloomFilter::from_bytes(&bytes));
-        assert!(msg.contains(&format!("version {old}")) && msg.contains("version 2"), "{msg}");
+        assert!(msg.contains(&format!("version {old} was written by an earlier version")), "{msg}");
+        assert!(msg.contains("version 3") && msg.contains("--ignore_existing"), "{msg}");
     }
+    put_u32(&mut bytes, 8, 4);
+    let msg = format_message(BloomFilter::from_bytes(&bytes));
+    assert!(msg.contains("version 4") && msg.contains("version 3"), "{msg}");
 }
 
 type Mutation = fn(&mut Vec<u8>);
@@ -508,19 +605,28 @@ fn bad_header_fields_are_corrupt() {
 fn truncated_input_is_corrupt_with_sizes() {
     let bytes = sample_bytes();
     let expected = bytes.len();
-    for cut in [expected - 1, expected - 8, HEADER_LEN + 3, HEADER_LEN] {
+    for (cut, part) in [
+        (expected - 1, "checksum"),
+        (expected - TRAILER_LEN, "checksum"),
+        (HEADER_LEN + 3, "bit data"),
+        (HEADER_LEN, "bit data"),
+    ] {
         let short = &bytes[..cut];
         let msg = format_message(BloomFilter::from_bytes(short));
         assert!(msg.contains("corrupt") && msg.contains("truncated"), "{msg}");
         assert!(msg.contains(&expected.to_string()) && msg.contains(&cut.to_string()), "{msg}");
-        // The streaming reader does not know the length up front but reports the same facts.
+        // The streaming reader does not know the length up front but says which part is short.
         let msg = format_message(BloomFilter::read_from(short));
-        assert!(msg.contains("truncated") && msg.contains(&(cut - HEADER_LEN).to_string()), "{msg}");
+        assert!(msg.contains(&format!("truncated {part}")), "{msg}");
     }
     for cut in [0, 7, 8, 20, HEADER_LEN - 1] {
         let msg = format_message(BloomFilter::from_bytes(&bytes[..cut]));
         assert!(msg.contains("truncated header") && msg.contains(&format!("found {cut}")), "{msg}");
     }
+    let with_manifest = BloomFilter::new(256, 5, 7).unwrap();
+    with_manifest.set_manifest("x".repeat(100)).unwrap();
+    let msg = format_message(BloomFilter::read_from(&with_manifest.to_bytes()[..HEADER_LEN + 50]));
+    assert!(msg.contains("truncated manifest: expected 100 bytes, found 50"), "{msg}");
 }
 
 #[test]
@@ -534,7 +640,7 @@ fn trailing_data_is_corrupt() {
 #[test]
 fn flipped_data_byte_fails_the_checksum() {
     let mut bytes = sample_bytes();
-    bytes[HEADER_LEN + 17] ^= 0x10;
+    bytes[HEADER_LEN + 17] ^= 0x10; // a data byte (the sample has no manifest)
     let msg = format_message(BloomFilter::from_bytes(&bytes));
     assert!(msg.contains("checksum mismatch"), "{msg}");
     let msg = format_message(BloomFilter::read_from(bytes.as_slice()));

@@ -159,6 +159,52 @@ impl DedupeConfig {
     }
 }
 
+/// Version of the way keys are derived from documents (hashing, splitting, n-grams); recorded with the
+/// settings so that a filter filled by another derivation is never consulted as if it were compatible.
+pub const KEY_FORMAT: u64 = 1;
+
+impl DedupeConfig {
+    /// The settings that decide which keys a document gives, as one JSON object keyed by the dotted
+    /// configuration field (sorted keys, so equal settings give equal text). A filter records them: keys made
+    /// under other settings would never match, so comparing them is how a rerun knows a filter can be used.
+    /// The attribute name, `overlap_threshold` (what is marked, not what is inserted) and the output layout are
+    /// not part of it.
+    pub fn key_settings(&self) -> Result<String> {
+        let mode = self.mode()?;
+        let mut out = serde_json::Map::new();
+        let mut put = |name: &str, value: serde_json::Value| {
+            out.insert(name.to_string(), value);
+        };
+        put("key_format", KEY_FORMAT.into());
+        match &mode {
+            Mode::Documents { key, .. } => {
+                put("mode", "documents".into());
+                put("dedupe.documents.key", key.canonical().into());
+            }
+            Mode::Paragraphs { separator, .. } => {
+                put("mode", "paragraphs".into());
+                put("dedupe.paragraphs.paragraph_separator", separator.as_str().into());
+            }
+            Mode::Ngrams { separator, n, stride, skip_short, .. } => {
+                put("mode", "paragraphs.by_ngram".into());
+                put("dedupe.paragraphs.paragraph_separator", separator.as_str().into());
+                put("dedupe.paragraphs.by_ngram.ngram_length", (*n as u64).into());
+                put("dedupe.paragraphs.by_ngram.stride", (*stride as u64).into());
+                put("dedupe.paragraphs.by_ngram.skip_short_paragraphs", (*skip_short).into());
+            }
+        }
+        put("dedupe.skip_empty", self.skip_empty.into());
+        put("dedupe.min_length", self.min_length.into());
+        put("dedupe.min_words", self.min_words.into());
+        // Key partitions pick the keys a filter holds; file partitions only pick the inputs.
+        let (partitions, index) =
+            if self.file_partition { (1, 0) } else { (self.num_partitions, self.partition_index) };
+        put("dedupe.num_partitions", partitions.into());
+        put("dedupe.partition_index", index.into());
+        serde_json::to_string(&out).map_err(|e| DedupeError::Config(format!("cannot encode the key settings: {e}")))
+    }
+}
+
 impl Mode {
     pub fn attribute(&self) -> &str {
         match self {
@@ -166,5 +212,42 @@ impl Mode {
             | Mode::Paragraphs { attribute, .. }
             | Mode::Ngrams { attribute, .. } => attribute,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(json: &str) -> serde_json::Value {
+        let text = DedupeConfig::from_json(json).unwrap().key_settings().unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn key_settings_hold_what_decides_the_keys() {
+        let ngrams = settings(
+            r#"{"name": "a", "paragraphs": {"attribute_name": "x", "by_ngram": {"ngram_length": 6, "stride": 3,
+                "overlap_threshold": 0.5}}, "min_words": 2}"#,
+        );
+        assert_eq!(ngrams["mode"], "paragraphs.by_ngram");
+        assert_eq!(ngrams["dedupe.paragraphs.by_ngram.ngram_length"], 6);
+        assert_eq!(ngrams["dedupe.paragraphs.by_ngram.stride"], 3);
+        assert_eq!(ngrams["dedupe.min_words"], 2);
+        assert_eq!(ngrams["key_format"], KEY_FORMAT);
+        // Names, attribute names, the threshold (what is marked) and file partitions do not change the keys.
+        let other = settings(
+            r#"{"name": "b", "paragraphs": {"attribute_name": "y", "by_ngram": {"ngram_length": 6, "stride": 3,
+                "overlap_threshold": 0.9}}, "min_words": 2, "num_partitions": 2, "partition_index": 1,
+                "file_partition": true, "document_dir": "docs"}"#,
+        );
+        assert_eq!(ngrams, other);
+        // Key partitions do, and spellings of one JSONPath are one key.
+        let part = settings(r#"{"name": "a", "paragraphs": {"attribute_name": "x"}, "num_partitions": 3}"#);
+        assert_eq!((part["dedupe.num_partitions"].as_u64(), part["mode"].as_str()), (Some(3), Some("paragraphs")));
+        let a = settings(r#"{"name": "a", "documents": {"attribute_name": "x", "key": "$.metadata.url"}}"#);
+        let b = settings(r#"{"name": "a", "documents": {"attribute_name": "x", "key": "$['metadata'][\"url\"]"}}"#);
+        assert_eq!(a, b);
+        assert_eq!(a["dedupe.documents.key"], "$.metadata.url");
     }
 }

@@ -12,16 +12,17 @@
 //! On a single thread the same steps run interleaved line by line instead (see `run_single_thread`).
 use std::borrow::Cow;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use xxhash_rust::xxh3::Xxh3Default;
 
 use super::config::{DedupeConfig, Mode};
+use super::document;
 use super::jsonpath::JsonPath;
 use super::text::{self, Paragraph};
 use super::{io_err, DedupeError, Result};
@@ -68,6 +69,9 @@ pub struct RunStats {
     pub bad_lines: u64,
     /// Bytes read from the input files (compressed size).
     pub input_bytes: u64,
+    /// The content fingerprint of each completed file, in order: [`fingerprint_file`] of its bytes as stored,
+    /// computed while it was read (so a caller can record exactly which content went into the filter).
+    pub fingerprints: Vec<u128>,
     /// Set when a run failed inside a file after some of that file's keys were inserted: the filter then
     /// holds part of a file that is not complete, so it must not be checkpointed as "files before it done".
     pub partial_file: bool,
@@ -84,6 +88,7 @@ impl RunStats {
         self.bytes_marked += other.bytes_marked;
         self.bad_lines += other.bad_lines;
         self.input_bytes += other.input_bytes;
+        self.fingerprints.extend_from_slice(&other.fingerprints);
         self.partial_file |= other.partial_file;
     }
 }
@@ -157,6 +162,8 @@ struct RawChunk {
     last: bool,
     /// Size of the file on disk.
     input_bytes: u64,
+    /// The file's fingerprint, on its last chunk.
+    fingerprint: u128,
 }
 
 /// The parsed documents of a [`RawChunk`].
@@ -166,20 +173,12 @@ struct ParsedChunk {
     bad_lines: u64,
     last: bool,
     input_bytes: u64,
-}
-
-/// The fields every mode needs, borrowed from the line where possible.
-#[derive(Deserialize)]
-struct LineFields<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
+    fingerprint: u128,
 }
 
 /// What dedupe reads from a documents line: the `id` (as JSON text, written unchanged), the UTF-8 length of
-/// `text` (0 when it is not a string in documents mode with another key), and the text the keys come from:
-/// the document key in documents mode, the text in the paragraph modes.
+/// `text`, and the text the keys come from: the document key in documents mode, the text in the paragraph
+/// modes.
 pub(crate) struct LineKey<'a> {
     pub id: String,
     pub text_bytes: u64,
@@ -188,52 +187,50 @@ pub(crate) struct LineKey<'a> {
 
 /// Parses one documents line by the deduper's rules (shared by the Bloom-filter run and the key path of a
 /// distributed run), with errors naming the file, the 1-based line and the field.
+///
+/// Which lines are bad, and the words that say why, are those of every reader of the toolkit
+/// ([`document`]), so a line skipped with `skip_bad_lines` is skipped by taggers and the mixer too. A good
+/// line whose JSONPath dedupe key is missing is an error that cannot be skipped: skipping it would leave its
+/// attribute row out of a file that must mirror the good lines.
 pub(crate) fn read_line<'a>(mode: &Mode, path: &str, lineno: u64, line: &'a [u8]) -> Result<LineKey<'a>> {
-    let bad = |field: &str, reason: String| DedupeError::BadLine {
+    let bad = |(reason, field): (String, Option<String>)| DedupeError::BadLine {
         path: path.to_string(),
         line: lineno,
-        field: field.to_string(),
+        field: field.unwrap_or_else(|| "(line)".to_string()),
         reason,
     };
-    let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
-    if let Mode::Documents { key, .. } = mode {
-        if key.single_field() != Some("text") && key.single_field() != Some("id") {
-            let value: Value = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-            let obj = value.as_object().ok_or_else(|| bad("(line)", "expected a JSON object".to_string()))?;
-            let id = match obj.get("id") {
-                Some(v @ Value::String(_)) => v.to_string(),
-                Some(other) => return Err(bad("id", format!("expected a string, got {}", json_type(other)))),
-                None => return Err(bad("id", "missing required field".to_string())),
-            };
-            let text_bytes = match obj.get("text") {
-                Some(Value::String(s)) => s.len() as u64,
-                _ => 0,
-            };
-            let key_text = match key.select(&value) {
-                None | Some(Value::Null) => {
-                    return Err(bad(&path_field(key), "missing (the dedupe key must be present)".to_string()))
-                }
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            };
-            return Ok(LineKey { id, text_bytes, key: Cow::Owned(key_text) });
-        }
-    }
-    let fields: LineFields = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-    let id = match fields.id {
-        Some(raw) if raw.get().starts_with('"') => raw.get().to_string(),
-        Some(raw) => return Err(bad("id", format!("expected a string, got {}", raw.get()))),
-        None => return Err(bad("id", "missing required field".to_string())),
+    let key_path = match mode {
+        Mode::Documents { key, .. } => Some(key),
+        _ => None,
     };
-    let raw_text = fields.text.ok_or_else(|| bad("text", "missing required field".to_string()))?;
-    let text: Cow<str> = serde_json::from_str(raw_text.get())
-        .map_err(|_| bad("text", format!("expected a string, got {}", truncate(raw_text.get()))))?;
+    let good =
+        std::str::from_utf8(line).ok().and_then(|text| document::parse(text, key_path.and_then(|k| k.first_field())));
+    let Some(good) = good else { return Err(bad(document::explain(line))) };
+    // Validated strings: these decodings cannot fail (an error would still be reported, not panic).
+    let text: Cow<str> = serde_json::from_str(good.text.get()).map_err(|_| bad(document::explain(line)))?;
     let text_bytes = text.len() as u64;
-    let key = match mode {
-        Mode::Documents { key, .. } if key.single_field() == Some("id") => {
-            Cow::Owned(serde_json::from_str::<String>(&id).unwrap_or_default())
+    let id = good.id.get().to_string();
+    let key = match key_path {
+        None => text,
+        Some(key) if key.single_field() == Some("text") => text,
+        Some(key) if key.single_field() == Some("id") => {
+            Cow::Owned(serde_json::from_str::<String>(&id).map_err(|_| bad(document::explain(line)))?)
         }
-        _ => text,
+        Some(key) => {
+            let top = key.first_field().and_then(|name| good.get(name));
+            let value: Option<Value> = top.and_then(|raw| serde_json::from_str(raw.get()).ok());
+            match value.as_ref().and_then(|v| key.select_in_first_field(v)) {
+                None | Some(Value::Null) => {
+                    return Err(DedupeError::MissingKey {
+                        path: path.to_string(),
+                        line: lineno,
+                        field: path_field(key),
+                    })
+                }
+                Some(Value::String(s)) => Cow::Owned(s.clone()),
+                Some(other) => Cow::Owned(other.to_string()),
+            }
+        }
     };
     Ok(LineKey { id, text_bytes, key })
 }
@@ -245,8 +242,6 @@ pub struct Deduper {
     skip_bad_lines: bool,
     chunk_bytes: usize,
 }
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Deduper {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
@@ -265,6 +260,11 @@ impl Deduper {
         &self.mode
     }
 
+    /// The settings that decide the keys ([`DedupeConfig::key_settings`]), as JSON text.
+    pub fn key_settings(&self) -> Result<String> {
+        self.config.key_settings()
+    }
+
     /// Dedupes `jobs` in order against `filter` (only looked up, never changed, when `read_only`) and writes
     /// one attributes file per job. Runs on the current rayon pool.
     ///
@@ -276,14 +276,30 @@ impl Deduper {
     /// itself may have had its first chunks inserted (not its attributes written): then
     /// [`RunStats::partial_file`] is set.
     pub fn run(&self, filter: &BloomFilter, read_only: bool, jobs: &[FileJob]) -> (RunStats, Option<DedupeError>) {
+        self.run_until(filter, read_only, jobs, &AtomicBool::new(false))
+    }
+
+    /// [`Deduper::run`] that stops between chunks once `stop` is set (a user's Ctrl-C or SIGTERM), with
+    /// [`DedupeError::Stopped`]: the files before the current one are complete, the current one's output is
+    /// removed, as after any other error.
+    pub fn run_until(
+        &self,
+        filter: &BloomFilter,
+        read_only: bool,
+        jobs: &[FileJob],
+        stop: &AtomicBool,
+    ) -> (RunStats, Option<DedupeError>) {
         if rayon::current_num_threads() <= 1 {
-            return self.run_single_thread(filter, read_only, jobs);
+            return self.run_single_thread(filter, read_only, jobs, stop);
         }
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
         let mut raw = reader.next_chunk();
         let mut parsed: Option<Result<ParsedChunk>> = None;
         while raw.is_some() || parsed.is_some() {
+            if stop.load(Ordering::Relaxed) {
+                return committer.fail(DedupeError::Stopped);
+            }
             let to_parse = raw.take();
             let to_commit = parsed.take();
             let (next_raw, (next_parsed, committed)) = rayon::join(
@@ -327,8 +343,14 @@ impl Deduper {
             bad_lines += bad;
         }
         drop(lines);
-        let parsed =
-            ParsedChunk { file: chunk.file, docs, bad_lines, last: chunk.last, input_bytes: chunk.input_bytes };
+        let parsed = ParsedChunk {
+            file: chunk.file,
+            docs,
+            bad_lines,
+            last: chunk.last,
+            input_bytes: chunk.input_bytes,
+            fingerprint: chunk.fingerprint,
+        };
         Ok((parsed, chunk.data))
     }
 
@@ -354,10 +376,14 @@ impl Deduper {
         filter: &BloomFilter,
         read_only: bool,
         jobs: &[FileJob],
+        stop: &AtomicBool,
     ) -> (RunStats, Option<DedupeError>) {
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
         while let Some(chunk) = reader.next_chunk() {
+            if stop.load(Ordering::Relaxed) {
+                return committer.fail(DedupeError::Stopped);
+            }
             let result = chunk.and_then(|chunk| {
                 let path = &jobs[chunk.file].input;
                 let lines = split_lines(&chunk);
@@ -376,7 +402,7 @@ impl Deduper {
                 }
                 committer.commit_docs(chunk.file, &behind)?;
                 drop(lines);
-                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes)?;
+                committer.end_chunk(bad_lines, chunk.last, chunk.input_bytes, chunk.fingerprint)?;
                 Ok(chunk.data)
             });
             let result = result.map(|buffer| reader.recycle(buffer));
@@ -621,7 +647,7 @@ impl<'a> Committer<'a> {
     fn commit_chunk(&mut self, chunk: Result<ParsedChunk>) -> Result<()> {
         let chunk = chunk?;
         self.commit_docs(chunk.file, &chunk.docs)?;
-        self.end_chunk(chunk.bad_lines, chunk.last, chunk.input_bytes)
+        self.end_chunk(chunk.bad_lines, chunk.last, chunk.input_bytes, chunk.fingerprint)
     }
 
     /// Commits documents of file `file` (the next ones in input order) and appends their attribute lines.
@@ -645,7 +671,7 @@ impl<'a> Committer<'a> {
     }
 
     /// Ends a chunk of the current file; after its last chunk, completes the file.
-    fn end_chunk(&mut self, bad_lines: u64, last: bool, input_bytes: u64) -> Result<()> {
+    fn end_chunk(&mut self, bad_lines: u64, last: bool, input_bytes: u64, fingerprint: u128) -> Result<()> {
         self.file_stats.bad_lines += bad_lines;
         if last {
             if let Some(output) = self.output.take() {
@@ -655,6 +681,7 @@ impl<'a> Committer<'a> {
             done.partial_file = false;
             done.files = 1;
             done.input_bytes = input_bytes;
+            done.fingerprints = vec![fingerprint];
             self.stats.add(&done);
         }
         Ok(())
@@ -790,29 +817,6 @@ fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
     }))
 }
 
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn truncate(s: &str) -> String {
-    if s.len() <= 40 {
-        s.to_string()
-    } else {
-        let mut end = 40;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
-    }
-}
-
 fn path_field(path: &JsonPath) -> String {
     let text = path.to_string();
     text.strip_prefix("$.").map(str::to_string).unwrap_or(text)
@@ -845,23 +849,149 @@ pub(crate) fn decompress_into(path: &str, raw: &[u8], out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension.
-pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
+/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension. An empty file is
+/// empty content whatever its extension, as for the Python readers.
+pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, mut inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
+    if inner.fill_buf()?.is_empty() {
+        return Ok(Box::new(io::empty()));
+    }
     Ok(match compression_of(path) {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
+        Compression::Gzip => Box::new(GzipMembers::new(inner)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
         Compression::Plain => Box::new(inner),
     })
+}
+
+/// The content of concatenated gzip members, read as `gzip -d` reads a file (and as the Python readers do): an
+/// empty file is empty, and zero bytes after the last member (block or tape padding) are ignored; anything
+/// else after a member must be another member.
+struct GzipMembers<R: BufRead> {
+    state: GzipState<R>,
+    members: u64,
+}
+
+enum GzipState<R: BufRead> {
+    Between(R),
+    Member(Box<flate2::bufread::GzDecoder<R>>),
+    Done,
+    Failed,
+}
+
+impl<R: BufRead> GzipMembers<R> {
+    fn new(inner: R) -> Self {
+        GzipMembers { state: GzipState::Between(inner), members: 0 }
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match std::mem::replace(&mut self.state, GzipState::Failed) {
+                GzipState::Member(mut member) => {
+                    let n = member.read(buf)?;
+                    if n > 0 || buf.is_empty() {
+                        self.state = GzipState::Member(member);
+                        return Ok(n);
+                    }
+                    self.state = GzipState::Between(member.into_inner());
+                }
+                GzipState::Between(mut inner) => {
+                    let next = inner.fill_buf()?;
+                    if next.is_empty() {
+                        self.state = GzipState::Done;
+                        return Ok(0);
+                    }
+                    if next[0] == 0 && self.members > 0 {
+                        loop {
+                            let padding = inner.fill_buf()?;
+                            if padding.is_empty() {
+                                break;
+                            }
+                            if padding.iter().any(|&b| b != 0) {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::InvalidData,
+                                    "data after the zero padding that follows the last gzip member",
+                                ));
+                            }
+                            let n = padding.len();
+                            inner.consume(n);
+                        }
+                        self.state = GzipState::Done;
+                        return Ok(0);
+                    }
+                    self.members += 1;
+                    self.state = GzipState::Member(Box::new(flate2::bufread::GzDecoder::new(inner)));
+                }
+                GzipState::Done => {
+                    self.state = GzipState::Done;
+                    return Ok(0);
+                }
+                GzipState::Failed => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "the gzip stream failed earlier"));
+                }
+            }
+        }
+    }
 }
 
 fn read_error(path: &str, e: io::Error) -> DedupeError {
     io_err(path, io::Error::new(e.kind(), format!("cannot read or decompress: {e}")))
 }
 
+/// The running fingerprint of a file's bytes as stored, fed by [`HashingFile`] as the decoder reads them.
+#[derive(Default)]
+struct ContentHash {
+    hasher: Xxh3Default,
+    bytes: u64,
+}
+
+/// A file that hashes every byte read from it into a shared [`ContentHash`] (the decoder owns the file, the
+/// chunk reader keeps the hash).
+struct HashingFile {
+    file: File,
+    hash: Arc<Mutex<ContentHash>>,
+}
+
+impl Read for HashingFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let mut hash = self.hash.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        hash.hasher.update(&buf[..n]);
+        hash.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The content fingerprint of the file at `path`: xxh3-128 (seed 0) of its bytes as stored (compressed).
+/// [`Deduper::run`] reports the same value for every file it completes ([`RunStats::fingerprints`]).
+pub fn fingerprint_file(path: &str) -> Result<u128> {
+    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut hash = ContentHash::default();
+    hash_rest(&mut file, &mut hash).map_err(|e| io_err(path, e))?;
+    Ok(hash.hasher.digest128())
+}
+
+/// Feeds the rest of `reader` into `hash`.
+fn hash_rest<R: Read>(reader: &mut R, hash: &mut ContentHash) -> io::Result<()> {
+    let mut buf = vec![0u8; MAX_READ];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                hash.hasher.update(&buf[..n]);
+                hash.bytes += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// An input file being read.
 struct OpenInput {
     file: usize,
     reader: Box<dyn Read + Send>,
+    hash: Arc<Mutex<ContentHash>>,
     size: u64,
     /// The start of a line read after the previous chunk's last newline.
     carry: Vec<u8>,
@@ -907,8 +1037,22 @@ impl<'a> ChunkReader<'a> {
         let path = &self.jobs[file].input;
         let handle = File::open(path).map_err(|e| io_err(path, e))?;
         let size = handle.metadata().map_err(|e| io_err(path, e))?.len();
-        let reader = decoder(path, BufReader::with_capacity(1 << 20, handle)).map_err(|e| read_error(path, e))?;
-        Ok(OpenInput { file, reader, size, carry: Vec::new(), next_line: 1 })
+        let hash = Arc::new(Mutex::new(ContentHash::default()));
+        let hashing = HashingFile { file: handle, hash: Arc::clone(&hash) };
+        let reader = decoder(path, BufReader::with_capacity(1 << 20, hashing)).map_err(|e| read_error(path, e))?;
+        Ok(OpenInput { file, reader, hash, size, carry: Vec::new(), next_line: 1 })
+    }
+
+    /// The fingerprint of a file whose content was read to the end: the bytes the decoder consumed plus any it
+    /// left after its last frame (read here), so it is always the hash of the whole file.
+    fn finish_hash(path: &str, hash: &Mutex<ContentHash>, size: u64) -> Result<u128> {
+        let mut hash = hash.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if hash.bytes < size {
+            let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+            file.seek(SeekFrom::Start(hash.bytes)).map_err(|e| io_err(path, e))?;
+            hash_rest(&mut file, &mut hash).map_err(|e| io_err(path, e))?;
+        }
+        Ok(hash.hasher.digest128())
     }
 
     fn read_chunk(&mut self) -> Result<Option<RawChunk>> {
@@ -951,15 +1095,17 @@ impl<'a> ChunkReader<'a> {
         };
         let first_line = input.next_line;
         let (file, size) = (input.file, input.size);
+        let mut fingerprint = 0;
         if !eof {
             let cut = last_newline.map_or(data.len(), |p| p + 1);
             input.carry.extend_from_slice(&data[cut..]);
             data.truncate(cut);
             input.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
         } else {
+            fingerprint = Self::finish_hash(path, &input.hash, size)?;
             self.current = None;
         }
-        Ok(Some(RawChunk { file, data, first_line, last: eof, input_bytes: size }))
+        Ok(Some(RawChunk { file, data, first_line, last: eof, input_bytes: size, fingerprint }))
     }
 }
 
@@ -985,9 +1131,7 @@ impl AtomicWriter {
         let target = Path::new(path);
         let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| io_err(path, e))?;
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp =
-            dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let temp = crate::tempname::temp_path(target);
         let writer = BufWriter::with_capacity(1 << 20, File::create(&temp).map_err(|e| io_err(path, e))?);
         let mut out = AtomicWriter {
             path: path.to_string(),
@@ -1054,7 +1198,7 @@ impl AtomicWriter {
                 None => return Ok(()),
             };
             // No fsync: the rename already guarantees that a killed process leaves no partial file, and the
-            // filter checkpoint (which is synced) is what a resumed run relies on; files after it are redone.
+            // filter save (which is synced) records the files a resumed run skips; files after it are redone.
             writer.into_inner().map_err(|e| e.into_error())?;
             fs::rename(&self.temp, &self.target)
         })();
@@ -1074,4 +1218,42 @@ pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
     let mut out = AtomicWriter::create(path)?;
     out.write_all(body)?;
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn gunzip(raw: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        GzipMembers::new(raw).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn gzip_reads_like_gzip_d() {
+        assert_eq!(gunzip(b"").unwrap(), b"");
+        let mut two = gzip(b"one\n");
+        two.extend(gzip(b"two\n"));
+        assert_eq!(gunzip(&two).unwrap(), b"one\ntwo\n");
+        let mut padded = two.clone();
+        padded.extend([0u8; 5000]);
+        assert_eq!(gunzip(&padded).unwrap(), b"one\ntwo\n");
+        let mut garbage = padded.clone();
+        garbage.push(7);
+        assert!(gunzip(&garbage).is_err());
+        assert!(gunzip(&[0u8; 64]).is_err(), "zeros alone are not a gzip file");
+        assert!(gunzip(&two[..two.len() - 3]).is_err(), "a truncated member is an error");
+        let mut out = Vec::new();
+        for empty in ["x.jsonl.gz", "x.jsonl.zst", "x.jsonl"] {
+            decompress_into(empty, b"", &mut out).unwrap();
+            assert!(out.is_empty(), "{empty}");
+        }
+    }
 }
