@@ -1,5 +1,9 @@
 """`make demo`: warc -> tag -> dedupe -> mix -> tokens, on a small web crawl (tests/data/warc/demo.warc.gz) plus the
-sample corpus shipped in tests/data/sample, with results."""
+sample corpus shipped in tests/data/sample, with results.
+
+`python -m dolma.demo [WORKDIR]`: the example configs use paths relative to the working directory (the repository
+by default), so a test can run the whole demo in a directory of its own that holds tests/data/warc.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,6 @@ from dolma.paths import claim_dir, remove_claimed_dir
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
 CRAWL = REPO / "tests" / "data" / "warc" / "demo.warc.gz"
-OUT = REPO / "demo-output"
 console = Console(stderr=False, highlight=False)
 
 
@@ -99,29 +102,39 @@ def show_tokens_results(dest: Path) -> None:
     console.print(table)
 
 
-def main() -> int:
-    if not SAMPLE.exists() or not CRAWL.exists():
-        console.print(f"[red]sample corpus or demo crawl missing ({SAMPLE}, {CRAWL})")
+def crawl_ids(crawl_docs: Path) -> set[str]:
+    return {row["id"] for row in read_rows(str(crawl_docs / "*.jsonl.gz"))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    workdir = Path(args[0]).resolve() if args else REPO
+    crawl = workdir / CRAWL.relative_to(REPO)
+    if not SAMPLE.exists() or not crawl.exists():
+        console.print(f"[red]sample corpus or demo crawl missing ({SAMPLE}, {crawl})")
         return 1
-    os.chdir(REPO)  # the example configs use paths relative to the repository
+    os.chdir(workdir)  # the example configs use paths relative to the working directory
+    out = workdir / "demo-output"
     # demo-output is the demo's own directory (claimed with a marker): only then is it cleared for a fresh run
     try:
-        remove_claimed_dir(str(OUT))
-        claim_dir(str(OUT), "demo")
+        remove_claimed_dir(str(out))
+        claim_dir(str(out), "demo")
     except DolmaError as exc:
         console.print(f"[red]{exc}")
         return 1
-    docs = OUT / "sample" / "documents"
+    docs = out / "sample" / "documents"
     shutil.copytree(SAMPLE, docs)
     files = io.glob(str(docs / "**" / "*.jsonl.gz"))
     size = sum(io.size(f) for f in files)
     console.print(f"sample corpus: {len(files)} files, {size / 1e6:.2f} MB compressed, copied to {docs}")
     configs = REPO / "configs"
-    console.print(f"demo crawl: {CRAWL.relative_to(REPO)}, {CRAWL.stat().st_size / 1e3:.0f} KB of WARC (real pages)")
+    console.print(
+        f"demo crawl: {crawl.relative_to(workdir)}, {crawl.stat().st_size / 1e3:.0f} KB of WARC (real pages)"
+    )
     step("0. warc (the crawl becomes documents beside the sample's)", ["-c", str(configs / "warc.yaml"), "warc"])
     show_warc_results(docs / "crawl")
     step("1. tag", ["-c", str(configs / "tag.yaml"), "tag"])
-    show_tag_results(OUT / "sample")
+    show_tag_results(out / "sample")
     step(
         "2. dedupe documents (exact text)",
         [
@@ -134,13 +147,26 @@ def main() -> int:
     )  # fmt: skip
     step("3. dedupe paragraphs", ["-c", str(configs / "dedupe-paragraphs.yaml"), "dedupe"])
     step("4. mix", ["-c", str(configs / "mix-dedupe.yaml"), "mix"])
+    from_crawl = crawl_ids(docs / "crawl")
+    mixed = [row for row in read_rows("demo-output/sample/mixed/**/*.jsonl.gz") if row["id"] in from_crawl]
+    console.print(
+        f"from the crawl: {len(mixed)} of {len(from_crawl)} pages kept by mix (English, >= 200 characters, "
+        "not duplicates)"
+    )
     step(
         "5. tokens",
         ["-c", str(configs / "tokens.yaml"), "tokens", "--documents", "demo-output/sample/mixed/**/*.jsonl.gz"],
     )
-    show_tokens_results(OUT / "sample" / "tokens")
+    show_tokens_results(out / "sample" / "tokens")
+    tokenized = sum(
+        1
+        for index in io.glob("demo-output/sample/tokens/*.csv.gz")
+        for _, line in io.iter_lines(index)
+        if line.split(b",")[2].decode() in from_crawl
+    )
+    console.print(f"from the crawl: {tokenized} pages tokenized")
     console.rule("[bold]done")
-    console.print(f"outputs are under {OUT}")
+    console.print(f"outputs are under {out}")
     return 0
 
 
