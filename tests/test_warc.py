@@ -15,6 +15,7 @@ import warcgen as gen
 from conftest import REPO, read_jsonl, run_cli
 
 from dolma import config as dconfig
+from dolma import io
 from dolma.commands import warc
 from dolma.commands.warc import WarcConfig, output_name
 from dolma.documents import Document
@@ -284,9 +285,11 @@ def test_kill_and_rerun_gives_identical_files(tmp_path):
     visible = lambda root: {k: v for k, v in tree(root).items() if not Path(k).name.startswith(".")}  # noqa: E731
     partial = visible(killed / "out")
     assert "sub/part-0.jsonl.gz" in partial and "sub/part-1.jsonl.gz" not in partial  # only whole files appear
+    assert any(io.temp_target(Path(k).name) == "part-1.jsonl.gz" for k in tree(killed / "out"))  # its temporary
     result = run_cli("warc", "--documents", several(killed), "--destination", str(killed / "out"), *args)
     assert result.returncode == 0, result.stderr
-    assert visible(killed / "out") == tree(clean / "out")
+    # byte-identical, and the killed run's temporaries are gone (the rerun removes what dead runs left)
+    assert tree(killed / "out") == tree(clean / "out")
 
 
 def test_pre_taggers_select_licensed_pages(tmp_path):
@@ -412,3 +415,21 @@ def test_a_file_that_is_not_a_warc_fails_loudly(tmp_path):
     assert not failed.ok and "not a readable WARC stream" in failed.failures[0].error
     skipped = warc_summary(junk, tmp_path / "out2", skip_bad_records=True)
     assert skipped.ok and skipped.stats.counters[extract.SKIP_REST_OF_FILE] == 1
+
+
+def test_the_documented_example_is_the_shipped_config():
+    """docs/warc.md shows configs/warc.yaml as it is (the config test parses and runs that file)."""
+    text = (REPO / "docs" / "warc.md").read_text()
+    blocks = [b.split("\n", 1)[1] for b in text.split("```yaml")[1:]]
+    assert [b.split("```", 1)[0] for b in blocks] == [(REPO / "configs" / "warc.yaml").read_text()]
+
+
+def test_output_is_never_written_over_the_crawl(tmp_path):
+    """The shared path checks (dolma.paths): a destination that resolves to the crawl's directory is refused."""
+    path = crawl(tmp_path)
+    (tmp_path / "link").symlink_to(path.parent)
+    before = tree(path.parent)
+    for dest in (path.parent, tmp_path / "warc" / ".." / "warc", tmp_path / "link"):
+        result = run_cli("warc", "--documents", str(path), "--destination", str(dest), "--source_name", "x")
+        assert result.returncode == 2 and "refusing to write" in result.stderr, (dest, result.stderr)
+    assert tree(path.parent) == before
