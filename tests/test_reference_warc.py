@@ -1,6 +1,6 @@
 """`dolma warc` and the cc_re taggers against the reference toolkit's, on the same WARC files and HTML.
 
-Intended differences (README, "dolma warc"): the reference keeps every record whose payload decodes to text,
+Intended differences (docs/warc.md): the reference keeps every record whose payload decodes to text,
 whatever its HTTP status or type (404 and redirect pages, PDFs, robots.txt, a body whose gzip is broken, a
 response with unparseable HTTP headers), and drops pages sent with `Content-Encoding: gzip` (it does not
 decompress them); we keep only HTTP 200 HTML and decode gzip. The kept URLs must differ by exactly those.

@@ -11,7 +11,7 @@ import logging
 import zlib
 from abc import ABC, abstractmethod
 
-# Why a record did not become a document (the summary counts each reason; see the README).
+# Why a record did not become a document (the summary counts each reason; see docs/warc.md).
 SKIP_STATUS = "records skipped: HTTP status not 200"
 SKIP_NOT_HTML = "records skipped: not HTML"
 SKIP_UNDECODABLE = "records skipped: undecodable payload"
