@@ -11,7 +11,7 @@ LOCKS := .ci/locks
 # Every Python package is installed from a committed lock with hashes (exact versions, verified downloads).
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
-.PHONY: all venv build demo test test-rust test-python lint format reference datatrove compat bench clean lock \
+.PHONY: all venv build demo test test-rust test-python lint format reference profanity datatrove compat bench clean lock \
 	lock-upgrade faults
 
 all: build
@@ -37,6 +37,7 @@ lock: venv
 	$(UV_COMPILE) pyproject.toml --extra dev -o $(LOCKS)/dev.txt
 	$(UV_COMPILE) --only-binary :all: $(LOCKS)/reference.in -o $(LOCKS)/reference.txt
 	$(UV_COMPILE) $(LOCKS)/datatrove.in -o $(LOCKS)/datatrove.txt
+	$(subst 3.10,3.11,$(UV_COMPILE)) $(LOCKS)/profanity.in -o $(LOCKS)/profanity.txt
 
 lock-upgrade:
 	$(MAKE) lock UV_FLAGS=--upgrade
@@ -50,13 +51,24 @@ $(REF_VENV)/.created: $(LOCKS)/reference.txt
 
 reference: $(REF_VENV)/.created
 
+# alt-profanity-check (Python >= 3.11, an exact scikit-learn) in its own virtual environment, used only as the test
+# oracle of the toxicity_offensive_* taggers: .ci/locks/profanity.in (locked in profanity.txt).
+PROF_VENV ?= .venv-profanity
+export DOLMA_PROFANITY_PYTHON ?= $(abspath $(PROF_VENV))/bin/python
+$(PROF_VENV)/.created: $(LOCKS)/profanity.txt
+	$(PYTHON) -m venv $(PROF_VENV)
+	$(PROF_VENV)/bin/python $(PIP_LOCKED) $(LOCKS)/profanity.txt --only-binary=:all:
+	touch $@
+
+profanity: $(PROF_VENV)/.created
+
 # datatrove (benchmarks only), in its own virtual environment: .ci/locks/datatrove.in (locked in datatrove.txt).
 DT_VENV ?= .venv-datatrove
 BENCH_SIZE_MB ?= 300
 BENCH_REPEATS ?= 3
 # Optional: BENCH_STAGES=tag,dedupe (stage plugins to run), BENCH_ONLY=gopher (cases whose name contains it),
 # BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere), BENCH_WARC_MB=100 (MB of
-# .warc.gz the warc stage reads). See README "Benchmarks".
+# .warc.gz the warc stage reads). See docs/benchmarks.md and docs/warc.md.
 export BENCH_STAGES BENCH_ONLY BENCH_INPUT_SCALE BENCH_WARC_MB
 $(DT_VENV)/.created: $(LOCKS)/datatrove.txt
 	$(PYTHON) -m venv $(DT_VENV)
@@ -66,14 +78,14 @@ $(DT_VENV)/.created: $(LOCKS)/datatrove.txt
 datatrove: $(DT_VENV)/.created
 
 # Benchmarks (not part of `make test`): builds the corpus if missing (apt-get download of its Debian sources),
-# runs every stage for this project, the reference and datatrove, and writes the README table.
+# runs every stage for this project, the reference and datatrove, and writes the table in docs/benchmarks.md.
 bench: build reference datatrove
 	$(VENV)/bin/python -m benchmarks.run --fetch --readme --size-mb $(BENCH_SIZE_MB) --repeats $(BENCH_REPEATS)
 
 demo: build
 	$(VENV)/bin/python -m dolma.demo
 
-test: build reference lint test-rust test-python
+test: build reference profanity lint test-rust test-python
 
 test-rust:
 	cd $(CARGO_DIR) && cargo test --workspace --exclude dolma-py -q
@@ -83,7 +95,7 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 	-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
 	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
-test-python: build reference
+test-python: build reference profanity
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests
 
 lint: build
@@ -99,7 +111,7 @@ format: build
 
 # The fault suite (not part of `make test`): every command under kill -9 and SIGTERM (FAULT_SEEDS seeds each),
 # S3 faults through a fault proxy (FAULT_S3_SEEDS), a full disk and a read-only destination; ~20 min on 2 cores.
-# Writes faults-report.json and the README "Faults" table.
+# Writes faults-report.json and the table in docs/faults.md.
 FAULT_SEEDS ?= 5
 FAULT_S3_SEEDS ?= 2
 faults: build
@@ -110,4 +122,4 @@ compat: build reference
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m reference tests
 
 clean:
-	rm -rf $(VENV) $(REF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output
+	rm -rf $(VENV) $(REF_VENV) $(PROF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output

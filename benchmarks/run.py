@@ -1,4 +1,4 @@
-"""Run every benchmark stage for this project, the reference toolkit and datatrove; write JSON, Markdown, README.
+"""Run every benchmark stage for this project, the reference toolkit and datatrove; write JSON, Markdown, docs.
 
     python -m benchmarks.run --size-mb 300            # what `make bench` runs (BENCH_SIZE_MB=300)
     python -m benchmarks.run --stages tag --only gopher --repeats 1   # a part of it
@@ -7,7 +7,7 @@
 Steps: build the corpus if it is missing (benchmarks/corpus/build_bench.py, into benchmarks/data/), collect the
 cases of every stage plugin (benchmarks/stages/), run them interleaved `--repeats` times with 1 and 2 processes,
 and write benchmarks/results/bench-<size>mb.{json,md}; `--readme` also puts the table between the
-`<!-- bench:start -->` / `<!-- bench:end -->` markers of README.md. The reference and datatrove virtual
+`<!-- bench:start -->` / `<!-- bench:end -->` markers of docs/benchmarks.md. The reference and datatrove virtual
 environments are made by the Makefile (`make reference`, `make datatrove`); a missing one is skipped with a note.
 The reference defaults to `$DOLMA_REFERENCE_PYTHON`'s `dolma` (else `.venv-ref/bin/dolma`).
 
@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", default=str(default_ref))
     ap.add_argument("--datatrove-python", default=str(REPO / ".venv-datatrove" / "bin" / "python"))
     ap.add_argument("--fetch", action="store_true", help="let the corpus builder apt-get download its sources")
-    ap.add_argument("--readme", action="store_true", help="write the table into README.md between the markers")
+    ap.add_argument(
+        "--readme", action="store_true", help="write the table into docs/benchmarks.md between the markers"
+    )
     ap.add_argument("--note", default="", help="a line printed above the table (e.g. about machine load)")
     ap.add_argument("--estimate-from", help="print the estimated duration of this run from a results JSON and exit")
     ap.add_argument("--from-cpu", action="store_true", help="estimate from CPU time (results of a loaded machine)")
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             "time of the process tree; peak RSS = the largest single process. Reproduce with "
             f"`{cmd}`. Cases with an input cap read the same subset of the corpus for every implementation "
             "(the first documents of each corpus file; `input MB` = MB of document text read, on which the rates "
-            "are computed); see the README.",
+            "are computed); see docs/benchmarks.md.",
             *([f"\n**{args.note}**"] if args.note else []),
             "",
             harness.markdown_table(rows),
@@ -257,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".md").write_text(text)
     print(text)
     if args.readme and partial:
-        print("not writing README.md: this run covers only some stages or cases", file=sys.stderr)
+        print("not writing docs/benchmarks.md: this run covers only some stages or cases", file=sys.stderr)
     elif args.readme:
-        readme = REPO / "README.md"
+        readme = REPO / "docs" / "benchmarks.md"
         readme.write_text(harness.replace_between_markers(readme.read_text(), text))
     return 0 if all(r["status"] != "failed" for r in rows) else 1
 

@@ -1,8 +1,9 @@
 """`make demo`: warc -> tag -> dedupe -> mix -> tokens, on a small web crawl (tests/data/warc/demo.warc.gz) plus the
 sample corpus shipped in tests/data/sample, with results.
 
-`python -m dolma.demo [WORKDIR]`: the example configs use paths relative to the working directory (the repository
-by default), so a test can run the whole demo in a directory of its own that holds tests/data/warc.
+`python -m dolma.demo [ROOT]` runs it in another copy of the repository (its configs/, tests/data/sample and
+tests/data/warc, writing ROOT/demo-output); the tests use this to run the demo, then every shipped config, in a
+temporary copy.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dolma.paths import claim_dir, remove_claimed_dir
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
 CRAWL = REPO / "tests" / "data" / "warc" / "demo.warc.gz"
+OUT = REPO / "demo-output"
 console = Console(stderr=False, highlight=False)
 
 
@@ -107,34 +109,35 @@ def crawl_ids(crawl_docs: Path) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REPO, SAMPLE, CRAWL, OUT
     args = sys.argv[1:] if argv is None else argv
-    workdir = Path(args[0]).resolve() if args else REPO
-    crawl = workdir / CRAWL.relative_to(REPO)
-    if not SAMPLE.exists() or not crawl.exists():
-        console.print(f"[red]sample corpus or demo crawl missing ({SAMPLE}, {crawl})")
+    if args:
+        REPO = Path(args[0]).resolve()
+        SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
+        CRAWL = REPO / "tests" / "data" / "warc" / "demo.warc.gz"
+        OUT = REPO / "demo-output"
+    if not SAMPLE.exists() or not CRAWL.exists():
+        console.print(f"[red]sample corpus or demo crawl missing ({SAMPLE}, {CRAWL})")
         return 1
-    os.chdir(workdir)  # the example configs use paths relative to the working directory
-    out = workdir / "demo-output"
+    os.chdir(REPO)  # the example configs use paths relative to the repository
     # demo-output is the demo's own directory (claimed with a marker): only then is it cleared for a fresh run
     try:
-        remove_claimed_dir(str(out))
-        claim_dir(str(out), "demo")
+        remove_claimed_dir(str(OUT))
+        claim_dir(str(OUT), "demo")
     except DolmaError as exc:
         console.print(f"[red]{exc}")
         return 1
-    docs = out / "sample" / "documents"
+    docs = OUT / "sample" / "documents"
     shutil.copytree(SAMPLE, docs)
     files = io.glob(str(docs / "**" / "*.jsonl.gz"))
     size = sum(io.size(f) for f in files)
     console.print(f"sample corpus: {len(files)} files, {size / 1e6:.2f} MB compressed, copied to {docs}")
     configs = REPO / "configs"
-    console.print(
-        f"demo crawl: {crawl.relative_to(workdir)}, {crawl.stat().st_size / 1e3:.0f} KB of WARC (real pages)"
-    )
+    console.print(f"demo crawl: {CRAWL.relative_to(REPO)}, {CRAWL.stat().st_size / 1e3:.0f} KB of WARC (real pages)")
     step("0. warc (the crawl becomes documents beside the sample's)", ["-c", str(configs / "warc.yaml"), "warc"])
     show_warc_results(docs / "crawl")
     step("1. tag", ["-c", str(configs / "tag.yaml"), "tag"])
-    show_tag_results(out / "sample")
+    show_tag_results(OUT / "sample")
     step(
         "2. dedupe documents (exact text)",
         [
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "5. tokens",
         ["-c", str(configs / "tokens.yaml"), "tokens", "--documents", "demo-output/sample/mixed/**/*.jsonl.gz"],
     )
-    show_tokens_results(out / "sample" / "tokens")
+    show_tokens_results(OUT / "sample" / "tokens")
     tokenized = sum(
         1
         for index in io.glob("demo-output/sample/tokens/*.csv.gz")
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     console.print(f"from the crawl: {tokenized} pages tokenized")
     console.rule("[bold]done")
-    console.print(f"outputs are under {out}")
+    console.print(f"outputs are under {OUT}")
     return 0
 
 

@@ -33,7 +33,9 @@ def register(name: str, description: str | None = None) -> Callable[[type[Tagger
         cls.name = name
         if description is not None:
             cls.description = description
-        elif not cls.description and cls.__doc__:
+        elif not cls.__dict__.get("description") and cls.__doc__:
+            # The class's own docstring, not a description inherited from a registered parent class (a subclass
+            # that changes the unit or the model must not be listed with its parent's words).
             cls.description = cls.__doc__.strip().splitlines()[0]
         _taggers[name] = cls
         return cls

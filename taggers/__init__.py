@@ -12,6 +12,7 @@ from taggers import (
     punctuation,
     repetitions,
     sampling,
+    toxicity,
     urls,
     wordlist,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "punctuation",
     "repetitions",
     "sampling",
+    "toxicity",
     "urls",
     "wordlist",
 ]

@@ -1,9 +1,10 @@
-"""Model-based classifiers: fastText quality and toxicity models, loaded from a path the user supplies.
+"""Model-based classifiers: fastText quality and toxicity models.
 
-No model is downloaded implicitly: each tagger reads `model_path` from its tagger config or from an
-environment variable, and fails with a message saying how to supply it. `s3://` and `http(s)://` paths are
-fetched once into the local cache (dolma.models.resolve_model, with a lock so parallel workers do not race).
-`dolma train-fasttext` trains models these taggers load.
+Each tagger reads `model_path` from its tagger config, else an environment variable. The Jigsaw toxicity taggers
+then fall back to the public URL the reference toolkit uses; the other taggers download nothing by default and
+fail with a message saying how to supply a model. `s3://` and `http(s)://` models are fetched once into the local
+cache (dolma.models.resolve_model: a lock so parallel workers do not race, the transfer checked, and
+`model_sha256` / `model_size` checked when given). `dolma train-fasttext` trains models these taggers load.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import os
 import re
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from msgspec import Meta
 
 from dolma.documents import Document, Span
 from dolma.errors import TaggerError
-from dolma.models import check_fasttext_model, resolve_model
+from dolma.models import cache_dir, check_fasttext_model, resolve_model
 from dolma.registry import register
 from dolma.tagger import Tagger, TaggerConfig, paragraphs
 from taggers.language import load_fasttext
 
 LABEL_PREFIX = "__label__"
+MODEL_MIRROR_ENV = "DOLMA_MODEL_MIRROR"
+# Where the reference toolkit downloads its Jigsaw toxicity models from (public URLs, read from its tagger classes).
+JIGSAW_MODELS = "https://dolma-artifacts.org/fasttext_models/jigsaw_fasttext_bigrams_20230515/"
 # A sentence ends at ".", "!" or "?" followed by whitespace and a character that is not a lower-case letter.
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[^\sa-z])")
 
@@ -31,6 +36,17 @@ class ClassifierConfig(TaggerConfig, kw_only=True):
     model_path: Annotated[
         str | None,
         Meta(description="fastText model (.bin/.ftz): local path, s3:// or http(s):// URL (fetched once, cached)."),
+    ] = None
+    model_sha256: Annotated[
+        Annotated[str, Meta(pattern="^[0-9a-fA-F]{64}$")] | None,
+        Meta(
+            description="Expected SHA-256 (64 hex digits) of a model fetched from a URL: a download that differs is "
+            "refused, a cached copy that differs is fetched again."
+        ),
+    ] = None
+    model_size: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(description="Expected size in bytes of a model fetched from a URL (checked like model_sha256)."),
     ] = None
 
 
@@ -74,8 +90,20 @@ class FastTextClassifier(Tagger):
     def settings(self) -> tuple[str, int, bool]:
         return self.level, self.top_k, self.strip_label_prefix
 
+    default_model: ClassVar[str | None] = None
+    """Public URL of the tagger's model, fetched when neither model_path nor the variable is set (None: no default)."""
+
+    def default_model_url(self) -> str | None:
+        """`default_model`, its scheme and host replaced by $DOLMA_MODEL_MIRROR when that is set."""
+        if self.default_model is None:
+            return None
+        mirror = os.environ.get(MODEL_MIRROR_ENV)
+        if not mirror:
+            return self.default_model
+        return mirror.rstrip("/") + urlsplit(self.default_model).path
+
     def model_location(self) -> str:
-        path = self.config.model_path or os.environ.get(self.model_env)
+        path = self.config.model_path or os.environ.get(self.model_env) or self.default_model_url()
         if not path:
             raise TaggerError(
                 f"tagger '{self.name}' needs a fastText model: set tagger_config.{self.name}.model_path "
@@ -84,12 +112,33 @@ class FastTextClassifier(Tagger):
             )
         return path
 
+    def model_file(self) -> str:
+        """The model as a local file, fetched into the cache if it is a URL.
+
+        When the tagger's default URL cannot be fetched (no network), the error names all three ways to supply
+        the model: the config field, the environment variable and the URL.
+        """
+        location = self.model_location()
+        what = f"model of tagger '{self.name}'"
+        try:
+            return resolve_model(location, what, self.config.model_sha256, self.config.model_size)
+        except TaggerError as exc:
+            if self.config.model_path or os.environ.get(self.model_env):
+                raise
+            raise TaggerError(
+                f"tagger '{self.name}' has no model: {exc}. Supply it one of three ways: "
+                f"(1) tagger_config.{self.name}.model_path: a local path, s3:// or https:// URL of the model file; "
+                f"(2) the environment variable {self.model_env}: the same; "
+                f"(3) the public URL {self.default_model}, downloaded once into "
+                f"{cache_dir()} when this machine can reach it (${MODEL_MIRROR_ENV} replaces its host with a mirror)."
+            ) from None
+
     @cached_property
     def model(self) -> Any:
-        return load_fasttext(resolve_model(self.model_location(), f"model of tagger '{self.name}'"))
+        return load_fasttext(self.model_file())
 
     def check(self) -> None:
-        check_fasttext_model(self.model_location(), f"model of tagger '{self.name}'")
+        check_fasttext_model(self.model_file(), f"model of tagger '{self.name}'")
 
     def classify(self, text: str, k: int, strip: bool) -> list[tuple[str, float]]:
         labels, probs = self.model.predict(text.replace("\n", " "), k=k)
@@ -156,25 +205,40 @@ class Dolma17QualityTagger(FastTextClassifier):
 
 @register("jigsaw_hatespeech_document_v2")
 class JigsawHatespeechDocumentTagger(FastTextClassifier):
-    """Jigsaw hate-speech classifier, whole document, two most likely labels.
+    """Hate speech / toxic comments (Jigsaw fastText model): P(toxic) and P(non-toxic) of the whole document.
 
-    Span types: the two most likely labels with their `__label__` prefix kept (e.g. `__label__toxic`,
-    `__label__non-toxic`), score = probability, over the whole document. Model: `model_path` or
-    $DOLMA_JIGSAW_HATESPEECH_MODEL.
+    Span types: `__label__toxic` and `__label__non-toxic` (in this order, `__label__` prefix kept, as the
+    reference does), score = probability, over the whole document. It measures insulting, hateful or abusive
+    comment language as labelled in the Jigsaw data, not obscenity as such (see jigsaw_nsfw_document_v1) and
+    not profanity in general (see toxicity_offensive_v1, which needs no download).
+
+    Model: `model_path`, else $DOLMA_JIGSAW_HATESPEECH_MODEL, else the reference toolkit's model, fetched once
+    into the cache from `default_model` (a large file; $DOLMA_MODEL_MIRROR points at a mirror); offline without a
+    model, the run stops at start-up with one error naming these three ways. The model is a fastText bigram
+    classifier AI2 trained for Dolma on the Jigsaw Toxic Comment Classification data (Wikipedia talk comments).
     """
 
     model_env = "DOLMA_JIGSAW_HATESPEECH_MODEL"
+    default_model = JIGSAW_MODELS + "jigsaw_fasttext_bigrams_hatespeech_final.bin"
     top_k = 2
     strip_label_prefix = False
+
+    def classify(self, text: str, k: int, strip: bool) -> list[tuple[str, float]]:
+        """The flagged label (`toxic`, `nsfw`) first and its `non-` counterpart second, as the reference orders them
+        (not most likely first), so attribute keys come out in the reference's order."""
+        out = super().classify(text.strip(), k, strip)
+        if len(out) == 2 and "non" in out[0][0]:
+            out.reverse()
+        return out
 
 
 @register("jigsaw_hatespeech_sentence_v2")
 class JigsawHatespeechSentenceTagger(JigsawHatespeechDocumentTagger):
-    """Jigsaw hate-speech classifier per sentence, two most likely labels.
+    """Hate speech / toxic comments (Jigsaw fastText model): P(toxic) and P(non-toxic) of each sentence.
 
     Span types: as jigsaw_hatespeech_document_v2, one pair per sentence. Sentences end at . ! or ? followed
     by whitespace and a character that is not a lower-case letter (the reference uses a trained sentence
-    splitter, so sentence boundaries can differ).
+    splitter, so sentence boundaries can differ). Same model as jigsaw_hatespeech_document_v2.
     """
 
     level = "sentence"
@@ -182,22 +246,27 @@ class JigsawHatespeechSentenceTagger(JigsawHatespeechDocumentTagger):
 
 @register("jigsaw_nsfw_document_v1")
 class JigsawNsfwDocumentTagger(JigsawHatespeechDocumentTagger):
-    """Jigsaw NSFW (obscene) classifier, whole document, two most likely labels.
+    """NSFW / obscene language (Jigsaw fastText model): P(nsfw) and P(non-nsfw) of the whole document.
 
-    Span types: the two most likely labels, `__label__` prefix kept, score = probability, over the whole
-    document. Model: `model_path` or $DOLMA_JIGSAW_NSFW_MODEL.
+    Span types: `__label__nsfw` and `__label__non-nsfw` (in this order, `__label__` prefix kept), score =
+    probability, over the whole document. It measures obscene, vulgar or sexual language as labelled in the
+    Jigsaw data, not hate speech (see jigsaw_hatespeech_document_v2).
+
+    Model: `model_path`, else $DOLMA_JIGSAW_NSFW_MODEL, else the reference toolkit's model, fetched once into the
+    cache from `default_model`, as for jigsaw_hatespeech_document_v2.
     """
 
     model_env = "DOLMA_JIGSAW_NSFW_MODEL"
+    default_model = JIGSAW_MODELS + "jigsaw_fasttext_bigrams_nsfw_final.bin"
 
 
 @register("jigsaw_nsfw_sentence_v2")
 class JigsawNsfwSentenceTagger(JigsawNsfwDocumentTagger):
-    """Jigsaw NSFW classifier per sentence, two most likely labels.
+    """NSFW / obscene language (Jigsaw fastText model): P(nsfw) and P(non-nsfw) of each sentence.
 
     Span types: as jigsaw_nsfw_document_v1, one pair per sentence (sentence rule as in
-    jigsaw_hatespeech_sentence_v2). Also registered under the reference's misspelling
-    `jigsaw_nsfw_sencence_v2`.
+    jigsaw_hatespeech_sentence_v2). Same model as jigsaw_nsfw_document_v1. Also registered under the
+    reference's misspelling `jigsaw_nsfw_sencence_v2`.
     """
 
     level = "sentence"
@@ -205,7 +274,7 @@ class JigsawNsfwSentenceTagger(JigsawNsfwDocumentTagger):
 
 @register("jigsaw_nsfw_sencence_v2")
 class JigsawNsfwSencenceTagger(JigsawNsfwSentenceTagger):
-    """Alias of jigsaw_nsfw_sentence_v2 under the reference toolkit's spelling.
+    """NSFW / obscene language per sentence: jigsaw_nsfw_sentence_v2 under the reference toolkit's spelling.
 
     Span types: as jigsaw_nsfw_sentence_v2.
     """

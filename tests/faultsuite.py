@@ -4,7 +4,7 @@ A case runs one command (`tag`, `dedupe`, `mix`, `tokens`) on a small fixed corp
 one kind of fault at a seeded random moment, and checks the criterion of issue 14: the command finishes with
 outputs byte-identical to a clean run, or fails non-zero within the stated time with nothing partial visible
 (no non-hidden file or object that differs from the clean run's). Killed and stopped runs are then rerun
-and must complete byte-identical. Every case records its figures for the README table (`make faults`).
+and must complete byte-identical. Every case records its figures for the table in docs/faults.md (`make faults`).
 
 Workspaces have fixed paths per command (outputs such as the tokens index record input paths), and are
 reset before every run.
@@ -473,7 +473,7 @@ README_END = "<!-- faults:end -->"
 
 
 def write_readme(readme: Path, table: str, seeds: tuple[int, int]) -> None:
-    """Replace the figures between the markers of the README's "Faults" section."""
+    """Replace the figures between the markers of the fault page (docs/faults.md, passed in by conftest)."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         return

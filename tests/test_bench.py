@@ -486,3 +486,30 @@ def test_warc_stage_rates_are_per_record_and_mb_of_warc(tmp_path, monkeypatch):
     case.impls = {"ours": harness.Impl(lambda w, p: harness.Command([sys.executable, "-c", "pass"], cwd=tmp_path))}
     rows = harness.run_cases([case], ctx, [1], 1, log=lambda s: None)
     assert rows[0]["input_docs"] == 250 and rows[0]["input_mb"] == 0.5  # the rates are computed on these
+
+
+def test_tag_stage_has_the_offline_toxicity_rows(tmp_path):
+    """`make bench` times toxicity_offensive_v1 and its paragraph form (ours only: the reference's toxicity
+    taggers download their models), with 1 and 2 processes like every case, and reports the flagged share."""
+    from benchmarks.stages import tag as tag_stage
+
+    ctx = context(tmp_path)
+    ctx.our_taggers = {"toxicity_offensive_v1", "toxicity_offensive_paragraph_v1", "naughty_words_v1"}
+    cases = {c.name: c for c in tag_stage.cases(ctx) if "toxicity" in c.name}
+    assert len(cases) == 3 and all(set(c.impls) == {"ours"} and not c.missing for c in cases.values())
+    case = next(c for n, c in cases.items() if "toxicity_offensive_v1" in n)
+    for p in (1, 2):
+        cmd = case.impls["ours"].prepare(tmp_path / f"w{p}", p)
+        assert cmd.argv[cmd.argv.index("--taggers") + 1] == "toxicity_offensive_v1"
+        assert cmd.argv[cmd.argv.index("--processes") + 1] == str(p)
+    out = tmp_path / "w1" / "attributes" / tag_stage.EXPERIMENT / "s" / "a.jsonl.gz"
+    out.parent.mkdir(parents=True)
+    rows = [
+        {"id": str(i), "attributes": {"bench__toxicity_offensive_v1__offensive": [[0, 5, s]]}}
+        for i, s in enumerate([0.1, 0.7, 0.2, 0.4])
+    ]
+    with gzip.open(out, "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    assert case.impls["ours"].check(tmp_path / "w1") == {"docs >= 0.5": "0.2500"}
+    ctx.our_taggers = set()
+    assert all(c.missing for c in tag_stage.cases(ctx) if "toxicity" in c.name)

@@ -41,9 +41,11 @@ def outputs(root: Path) -> dict[str, str]:
 
 
 def test_demo_runs_warc_tag_dedupe_mix_tokens_from_the_shipped_crawl(tmp_path):
-    crawl = tmp_path / "tests" / "data" / "warc"
-    crawl.mkdir(parents=True)
-    shutil.copy(REPO / "tests" / "data" / "warc" / "demo.warc.gz", crawl)
+    # a copy of what the demo reads: the configs, the sample corpus and the crawl
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    shutil.copytree(REPO / "tests" / "data" / "sample", tmp_path / "tests" / "data" / "sample")
+    (tmp_path / "tests" / "data" / "warc").mkdir()
+    shutil.copy(REPO / "tests" / "data" / "warc" / "demo.warc.gz", tmp_path / "tests" / "data" / "warc")
     out = run_demo(tmp_path)
     steps = ["0. warc", "1. tag", "2. dedupe documents", "3. dedupe paragraphs", "4. mix", "5. tokens"]
     positions = [out.find(s) for s in steps]

@@ -4,7 +4,7 @@ read-only store), a full disk and a read-only destination. Criterion: byte-ident
 for killed and stopped runs), or a non-zero exit within the stated time with nothing partial visible.
 
 `make faults` runs all cases (kill and SIGTERM cases over `FAULT_SEEDS` seeds, S3 faults over `FAULT_S3_SEEDS`)
-and writes the figures into the README; `make test` runs the few cases not marked `faults` (one seed each).
+and writes the figures into docs/faults.md; `make test` runs the few cases not marked `faults` (one seed each).
 """
 
 from __future__ import annotations

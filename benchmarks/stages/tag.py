@@ -1,7 +1,8 @@
 """`dolma tag`, one case per tagger family, ours vs the reference (and datatrove where it has an equivalent).
 
 Families only include taggers that both this project and the reference register (`dolma list --plain`), so the
-quality and PII rows appear by themselves once those taggers exist here.
+quality and PII rows appear by themselves once those taggers exist here. OURS_ONLY families (the offline toxicity
+taggers) have an "ours" row only.
 
 Datatrove equivalents are filters, not taggers: they drop documents instead of writing attributes, so the work
 is comparable but not identical (datatrove's JsonlWriter writes the kept documents back, a tagger writes a
@@ -18,7 +19,7 @@ from benchmarks.harness import Case, Command, Context, Impl, link_documents
 from benchmarks.stages.common import documents_pattern, dolma_command, read_jsonl_dir
 
 # family -> (taggers, input cap in MB of text; see harness.Input). The caps keep the reference's slow taggers
-# (its repetition taggers run at well under 0.1 MB/s) within the time budget of `make bench`; see the README.
+# (its repetition taggers run at well under 0.1 MB/s) within the time budget of `make bench`; see docs/benchmarks.md.
 FAMILIES: dict[str, tuple[list[str], float | None]] = {
     "length (char_length_v1, whitespace_tokenizer_v1 and their *_with_paragraphs_v1)": (
         [
@@ -37,6 +38,17 @@ FAMILIES: dict[str, tuple[list[str], float | None]] = {
     "quality: not_alphanum_paragraph_v1": (["not_alphanum_paragraph_v1"], 20),
     "PII (pii_regex_v2, pii_regex_with_counts_fast_v2)": (["pii_regex_v2", "pii_regex_with_counts_fast_v2"], 20),
 }
+# Taggers only this project has offline: no reference or datatrove row (the reference's toxicity taggers, the
+# Jigsaw fastText models, download a large model each at run time). family -> (taggers, input cap in MB of text).
+OURS_ONLY: dict[str, tuple[list[str], float | None]] = {
+    "toxicity: toxicity_offensive_v1 (offline, ours only)": (["toxicity_offensive_v1"], 30),
+    "toxicity by paragraph: toxicity_offensive_paragraph_v1 (offline, ours only)": (
+        ["toxicity_offensive_paragraph_v1"],
+        30,
+    ),
+    "toxicity: naughty_words_v1 (word list, ours only)": (["naughty_words_v1"], 30),
+}
+FLAG_TYPES = ("__offensive", "__has_naughty_word")
 PII_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
 DATATROVE_FILTERS = {"ft_lang_id_en_doc_v2": "language", "gopher_v1": "gopher", "c4_v1": "c4"}
 EXPERIMENT = "bench"
@@ -91,6 +103,39 @@ def pii_check(ctx: Context):
     return check
 
 
+def offensive_check(ctx: Context):
+    """Share of the documents with some `offensive` (or `has_naughty_word`) span >= 0.5. The bench corpus is
+    documentation and the Bible: every such document is a false positive or a non-English page."""
+
+    def check(workdir: Path) -> dict:
+        flagged = total = 0
+        for rec in read_jsonl_dir(workdir / "attributes" / EXPERIMENT):
+            spans = [s for k, v in rec["attributes"].items() if k.endswith(FLAG_TYPES) for s in v]
+            flagged += any(s[2] >= 0.5 for s in spans)
+            total += 1
+        return {"docs >= 0.5": f"{flagged / total:.4f}" if total else "n/a"}
+
+    return check
+
+
+def ours_only_cases(ctx: Context) -> list[Case]:
+    out = []
+    for family, (wanted, cap_mb) in OURS_ONLY.items():
+        if not all(t in ctx.our_taggers for t in wanted):
+            out.append(Case("tag", family, missing="taggers not registered here yet: " + ", ".join(wanted)))
+            continue
+        args = ["tag", "--documents", "{docs}", "--taggers", *wanted, "--experiment", EXPERIMENT, "--processes"]
+
+        def ours(workdir: Path, p: int, args=args) -> Command:
+            cmd = [a.replace("{docs}", documents_pattern(workdir)) for a in args]
+            return dolma_command(ctx.ours, ctx, workdir, [*cmd, str(p), "--quiet"])
+
+        case = Case("tag", family, input_mb=cap_mb)
+        case.impls["ours"] = Impl(ours, offensive_check(ctx))
+        out.append(case)
+    return out
+
+
 def cases(ctx: Context) -> list[Case]:
     out = []
     for family, (wanted, cap_mb) in FAMILIES.items():
@@ -127,4 +172,4 @@ def cases(ctx: Context) -> list[Case]:
             note = "filter (drops non-English), not a tagger" if is_lang else "filter, different rule details"
             case.impls["datatrove"] = Impl(datatrove, datatrove_lang_check(ctx) if is_lang else None, note=note)
         out.append(case)
-    return out
+    return out + ours_only_cases(ctx)
