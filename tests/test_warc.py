@@ -417,13 +417,6 @@ def test_a_file_that_is_not_a_warc_fails_loudly(tmp_path):
     assert skipped.ok and skipped.stats.counters[extract.SKIP_REST_OF_FILE] == 1
 
 
-def test_the_documented_example_is_the_shipped_config():
-    """docs/warc.md shows configs/warc.yaml as it is (the config test parses and runs that file)."""
-    text = (REPO / "docs" / "warc.md").read_text()
-    blocks = [b.split("\n", 1)[1] for b in text.split("```yaml")[1:]]
-    assert [b.split("```", 1)[0] for b in blocks] == [(REPO / "configs" / "warc.yaml").read_text()]
-
-
 def test_output_is_never_written_over_the_crawl(tmp_path):
     """The shared path checks (dolma.paths): a destination that resolves to the crawl's directory is refused."""
     path = crawl(tmp_path)
