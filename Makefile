@@ -67,8 +67,9 @@ DT_VENV ?= .venv-datatrove
 BENCH_SIZE_MB ?= 300
 BENCH_REPEATS ?= 3
 # Optional: BENCH_STAGES=tag,dedupe (stage plugins to run), BENCH_ONLY=gopher (cases whose name contains it),
-# BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere). See docs/benchmarks.md.
-export BENCH_STAGES BENCH_ONLY BENCH_INPUT_SCALE
+# BENCH_INPUT_SCALE=2 (multiplies the per-case input caps; 0 = whole corpus everywhere), BENCH_WARC_MB=100 (MB of
+# .warc.gz the warc stage reads). See docs/benchmarks.md and docs/warc.md.
+export BENCH_STAGES BENCH_ONLY BENCH_INPUT_SCALE BENCH_WARC_MB
 $(DT_VENV)/.created: $(LOCKS)/datatrove.txt
 	$(PYTHON) -m venv $(DT_VENV)
 	$(DT_VENV)/bin/python $(PIP_LOCKED) $(LOCKS)/datatrove.txt

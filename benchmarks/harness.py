@@ -59,6 +59,7 @@ class Case:
     notes: list[str] = dataclasses.field(default_factory=list)
     count_tokens: Callable[[Path], int] | None = None  # tokens written (tokens stage), read from each output
     input_mb: float | None = None  # cap on the input (MB of text); None: the whole corpus (see module doc)
+    input: Input | None = None  # an input of its own (e.g. WARC files: docs = records, MB = MB of WARC)
 
 
 @dataclasses.dataclass
@@ -215,7 +216,7 @@ def run_cases(
         for case in cases:
             if case.missing:
                 continue
-            ctx.current = inputs.setdefault((case.stage, case.name), ctx.input_for(case.input_mb))
+            ctx.current = inputs.setdefault((case.stage, case.name), case.input or ctx.input_for(case.input_mb))
             names = [n for n in IMPLS if n in case.impls]
             names = names[r % len(names) :] + names[: r % len(names)]
             for p in processes:

@@ -169,10 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.estimate_from:
         return print_estimate(Path(args.estimate_from), args.size_mb, args.repeats, args.input_scale, args.from_cpu)
 
-    corpus = ensure_corpus(args.size_mb, args.fetch)
-    gt = json.loads((corpus / "ground_truth.json").read_text())
+    stages = [s.strip() for s in args.stages.split(",")]
     scratch = REPO / "benchmarks" / "data" / "runs"
-    forget_stale_inputs(scratch, corpus)
+    if set(stages) <= {"warc"}:  # the warc stage reads a WARC corpus of its own (see benchmarks/stages/warc.py)
+        corpus = corpus_dir(args.size_mb)
+        gt: dict = {"num_documents": 0, "text_bytes": 0, "files": []}
+    else:
+        corpus = ensure_corpus(args.size_mb, args.fetch)
+        gt = json.loads((corpus / "ground_truth.json").read_text())
+        forget_stale_inputs(scratch, corpus)
     from taggers.language import SHIPPED_LID_MODEL
 
     env = offline_env(scratch, SHIPPED_LID_MODEL)
@@ -189,13 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         reference_taggers=list_taggers(reference, env),
         reference_env=env,
         scratch=scratch,
-        all_ids=all_ids(corpus),
+        all_ids=all_ids(corpus) if gt["files"] else [],
         lid_model=SHIPPED_LID_MODEL,
         input_scale=args.input_scale,
     )
     cases = []
-    for stage in args.stages.split(","):
-        cases += importlib.import_module(f"benchmarks.stages.{stage.strip()}").cases(ctx)
+    for stage in stages:
+        cases += importlib.import_module(f"benchmarks.stages.{stage}").cases(ctx)
     cases = [c for c in cases if args.only.lower() in f"{c.stage}: {c.name}".lower()]
     processes = [int(p) for p in args.processes.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -219,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         "datatrove": str(ctx.datatrove_python) if ctx.datatrove_python else None,
         "rows": rows,
     }
-    stages = [s.strip() for s in args.stages.split(",")]
     partial = sorted(stages) != sorted(STAGES) or bool(args.only)
-    name = f"bench-{args.size_mb:g}mb"
-    if partial:  # a part of the suite must not overwrite the full results
+    warc_only = set(stages) <= {"warc"}
+    name = f"bench-warc-{os.environ.get('BENCH_WARC_MB') or 100}mb" if warc_only else f"bench-{args.size_mb:g}mb"
+    if partial and (args.only or not warc_only):  # a part of the suite must not overwrite the full results
         name += "-" + harness.slug(args.only or "-".join(stages))
     out = REPO / "benchmarks" / "results" / name
     harness.write_json(out.with_suffix(".json"), result)
@@ -231,10 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     cmd += f" BENCH_STAGES={','.join(stages)}" if sorted(stages) != sorted(STAGES) else ""
     cmd += f" BENCH_ONLY='{args.only}'" if args.only else ""
     cmd += f" BENCH_INPUT_SCALE={args.input_scale:g}" if args.input_scale != 1 else ""
+    warc_mb = os.environ.get("BENCH_WARC_MB")
+    cmd += f" BENCH_WARC_MB={warc_mb}" if warc_mb and "warc" in stages else ""
     text = "\n".join(
         [
-            f"Corpus: {size} ({files:.0f} MB gzip), built by `benchmarks/corpus/build_bench.py`. "
-            f"Run {started} on {result['machine']}. Median of {args.repeats} interleaved runs; CPU = user + system "
+            (
+                "WARC corpus: see benchmarks/stages/warc.py (built by `benchmarks/corpus/build_warc.py`). "
+                if warc_only
+                else f"Corpus: {size} ({files:.0f} MB gzip), built by `benchmarks/corpus/build_bench.py`. "
+            )
+            + f"Run {started} on {result['machine']}. Median of {args.repeats} interleaved runs; CPU = user + system "
             "time of the process tree; peak RSS = the largest single process. Reproduce with "
             f"`{cmd}`. Cases with an input cap read the same subset of the corpus for every implementation "
             "(the first documents of each corpus file; `input MB` = MB of document text read, on which the rates "

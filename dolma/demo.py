@@ -1,7 +1,9 @@
-"""`make demo`: tag -> dedupe -> mix -> tokens on the sample corpus shipped in tests/data/sample, with results.
+"""`make demo`: warc -> tag -> dedupe -> mix -> tokens, on a small web crawl (tests/data/warc/demo.warc.gz) plus the
+sample corpus shipped in tests/data/sample, with results.
 
-`python -m dolma.demo [ROOT]` runs it in another copy of the repository (its configs/ and tests/data/sample,
-writing ROOT/demo-output); the tests use this to run the demo, then every shipped config, in a temporary copy.
+`python -m dolma.demo [ROOT]` runs it in another copy of the repository (its configs/, tests/data/sample and
+tests/data/warc, writing ROOT/demo-output); the tests use this to run the demo, then every shipped config, in a
+temporary copy.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dolma.paths import claim_dir, remove_claimed_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
+CRAWL = REPO / "tests" / "data" / "warc" / "demo.warc.gz"
 OUT = REPO / "demo-output"
 console = Console(stderr=False, highlight=False)
 
@@ -71,6 +74,18 @@ def show_tag_results(root: Path) -> None:
     console.print(table)
 
 
+def show_warc_results(crawl_docs: Path) -> None:
+    """The pages `dolma warc` kept: URL, text size, language and licence found by its taggers."""
+    table = Table(title="documents written by `dolma warc` (the demo crawl)")
+    for col in ("url", "chars", "language", "licence"):
+        table.add_column(col, justify="right" if col == "chars" else "left", overflow="fold")
+    for row in read_rows(str(crawl_docs / "*.jsonl.gz")):
+        licences = [k.split("__")[-1] for k, v in (row.get("attributes") or {}).items() if k.startswith("cc_") and v]
+        meta = row["metadata"]
+        table.add_row(meta["warc_url"], f"{len(row['text']):,}", meta.get("language") or "", ", ".join(licences))
+    console.print(table)
+
+
 def show_tokens_results(dest: Path) -> None:
     """Token counts per shard, read back from the shards themselves (raw uint16 arrays + csv.gz index)."""
     import numpy as np
@@ -89,15 +104,20 @@ def show_tokens_results(dest: Path) -> None:
     console.print(table)
 
 
+def crawl_ids(crawl_docs: Path) -> set[str]:
+    return {row["id"] for row in read_rows(str(crawl_docs / "*.jsonl.gz"))}
+
+
 def main(argv: list[str] | None = None) -> int:
-    global REPO, SAMPLE, OUT
+    global REPO, SAMPLE, CRAWL, OUT
     args = sys.argv[1:] if argv is None else argv
     if args:
         REPO = Path(args[0]).resolve()
         SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
+        CRAWL = REPO / "tests" / "data" / "warc" / "demo.warc.gz"
         OUT = REPO / "demo-output"
-    if not SAMPLE.exists():
-        console.print(f"[red]sample corpus missing at {SAMPLE}")
+    if not SAMPLE.exists() or not CRAWL.exists():
+        console.print(f"[red]sample corpus or demo crawl missing ({SAMPLE}, {CRAWL})")
         return 1
     os.chdir(REPO)  # the example configs use paths relative to the repository
     # demo-output is the demo's own directory (claimed with a marker): only then is it cleared for a fresh run
@@ -113,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(io.size(f) for f in files)
     console.print(f"sample corpus: {len(files)} files, {size / 1e6:.2f} MB compressed, copied to {docs}")
     configs = REPO / "configs"
+    console.print(f"demo crawl: {CRAWL.relative_to(REPO)}, {CRAWL.stat().st_size / 1e3:.0f} KB of WARC (real pages)")
+    step("0. warc (the crawl becomes documents beside the sample's)", ["-c", str(configs / "warc.yaml"), "warc"])
+    show_warc_results(docs / "crawl")
     step("1. tag", ["-c", str(configs / "tag.yaml"), "tag"])
     show_tag_results(OUT / "sample")
     step(
@@ -127,11 +150,24 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     step("3. dedupe paragraphs", ["-c", str(configs / "dedupe-paragraphs.yaml"), "dedupe"])
     step("4. mix", ["-c", str(configs / "mix-dedupe.yaml"), "mix"])
+    from_crawl = crawl_ids(docs / "crawl")
+    mixed = [row for row in read_rows("demo-output/sample/mixed/**/*.jsonl.gz") if row["id"] in from_crawl]
+    console.print(
+        f"from the crawl: {len(mixed)} of {len(from_crawl)} pages kept by mix (English, >= 200 characters, "
+        "not duplicates)"
+    )
     step(
         "5. tokens",
         ["-c", str(configs / "tokens.yaml"), "tokens", "--documents", "demo-output/sample/mixed/**/*.jsonl.gz"],
     )
     show_tokens_results(OUT / "sample" / "tokens")
+    tokenized = sum(
+        1
+        for index in io.glob("demo-output/sample/tokens/*.csv.gz")
+        for _, line in io.iter_lines(index)
+        if line.split(b",")[2].decode() in from_crawl
+    )
+    console.print(f"from the crawl: {tokenized} pages tokenized")
     console.rule("[bold]done")
     console.print(f"outputs are under {OUT}")
     return 0

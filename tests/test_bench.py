@@ -465,6 +465,29 @@ def test_no_benchmark_script_directory_shadows_a_package():
     assert shadowing_names(REPO / "benchmarks", protected | set(sys.stdlib_module_names)) == []
 
 
+def test_warc_stage_rates_are_per_record_and_mb_of_warc(tmp_path, monkeypatch):
+    """The warc stage reads a WARC corpus of its own: docs/s is records/s and MB/s is MB of .warc.gz/s."""
+    from benchmarks.stages import STAGES
+    from benchmarks.stages import warc as warc_stage
+
+    assert "warc" in STAGES
+    ctx = context(tmp_path)
+    ctx.our_commands = {"warc"}
+    root = tmp_path / "warc-0.5mb"  # what build_warc.py leaves (the stage builds it when COMPLETE is missing)
+    (root / "warc").mkdir(parents=True)
+    (root / "corpus.json").write_text(json.dumps({"records": 250, "warc_bytes": 500_000}))
+    (root / "COMPLETE").write_text("x\n")
+    monkeypatch.setenv("BENCH_WARC_MB", "0.5")
+    cases = warc_stage.cases(ctx)
+    assert [c.name.split()[0] for c in cases] == ["resiliparse", "trafilatura"]
+    case = cases[0]
+    argv = case.impls["ours"].prepare(tmp_path / "w", 2).argv
+    assert argv[1:3] == ["warc", "--documents"] and argv[argv.index("--processes") + 1] == "2"
+    case.impls = {"ours": harness.Impl(lambda w, p: harness.Command([sys.executable, "-c", "pass"], cwd=tmp_path))}
+    rows = harness.run_cases([case], ctx, [1], 1, log=lambda s: None)
+    assert rows[0]["input_docs"] == 250 and rows[0]["input_mb"] == 0.5  # the rates are computed on these
+
+
 def test_tag_stage_has_the_offline_toxicity_rows(tmp_path):
     """`make bench` times toxicity_offensive_v1 and its paragraph form (ours only: the reference's toxicity
     taggers download their models), with 1 and 2 processes like every case, and reports the flagged share."""

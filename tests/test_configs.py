@@ -42,3 +42,18 @@ def test_tag_example_runs(tmp_path):
     )
     rows = read_jsonl(next((attrs / "char_length_v1").rglob("*.jsonl.gz")))
     assert rows and all("char_length_v1__char_length_v1__length" in r["attributes"] for r in rows)
+
+
+def test_warc_example_runs_on_the_demo_crawl(tmp_path):
+    """configs/warc.yaml is `make demo`'s first step: the shipped crawl becomes documents beside the sample's."""
+    crawl = tmp_path / "tests" / "data" / "warc"
+    crawl.mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "data" / "warc" / "demo.warc.gz", crawl)
+    result = run_cli("-c", str(REPO / "configs" / "warc.yaml"), "warc", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = read_jsonl(tmp_path / "demo-output" / "sample" / "documents" / "crawl" / "demo.jsonl.gz")
+    assert len(rows) == 12 and {r["source"] for r in rows} == {"demo-crawl"}
+    languages = {r["metadata"].get("language") for r in rows}
+    assert {"en", "de", "ja", "ko"} <= languages
+    licensed = [r["metadata"]["warc_url"] for r in rows if r["attributes"].get("cc_re_fast__cc_re_fast__cc_by_sa")]
+    assert licensed == ["https://debian-handbook.info/browse/stable/index.html"]

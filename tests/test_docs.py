@@ -200,6 +200,7 @@ LOCAL_CONFIGS = [
     ("tokens.yaml", "tokens"),
     ("tokens-global-shuffle.yaml", "tokens"),
     ("train-fasttext.yaml", "train-fasttext"),
+    ("warc.yaml", "warc"),
 ]
 # dedupe-decontamination.yaml needs its step 1 (a filter of evaluation sets, which no demo has); tag-*-s3,
 # tag-classifiers and tag-spark read s3://my-bucket: they run against the tests' S3 server (and Spark local[2]).
@@ -209,6 +210,10 @@ SPECIAL_CONFIGS = ["dedupe-decontamination.yaml", "tag-experiment-s3.yaml", "tag
 def test_every_config_has_a_run_case():
     cases = {name for name, _ in LOCAL_CONFIGS} | set(SPECIAL_CONFIGS)
     assert cases == {p.name for p in (REPO / "configs").glob("*.yaml")}
+
+
+# The demo's documents: the sample corpus's 5 files and the one `dolma warc` makes of the demo crawl.
+DEMO_FILES = 6
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +238,7 @@ def test_local_configs_run_after_the_demo(demo_root):
         run_config(demo_root, name, command)
     attrs = out / "sample" / "attributes"
     for attribute_set in ["quality", "pii_regex_with_counts_v2", "code_secrets_v1", "dedupe_urls", "dedupe_ngrams"]:
-        assert len(list((attrs / attribute_set).glob("**/*.jsonl.gz"))) == 5, attribute_set
+        assert len(list((attrs / attribute_set).glob("**/*.jsonl.gz"))) == DEMO_FILES, attribute_set
     for stream in ["english-long", "sample-clean", "web", "upsampled"]:
         assert list((out / "sample" / "mixed" / stream).glob(f"{stream}-*")), stream
     assert (out / "sample" / "tokens-shuffled" / ".shuffle.done").exists()
@@ -277,10 +282,10 @@ def s3_attribute_files(server, attribute_set: str) -> list[str]:
 def test_s3_configs_run_against_the_test_server(demo_root, s3_corpus):
     endpoint = ["--s3.endpoint_url", s3_corpus.endpoint]
     run_config(demo_root, "tag-experiment-s3.yaml", "tag", *endpoint)
-    assert len(s3_attribute_files(s3_corpus, "quality-v1")) == 5
+    assert len(s3_attribute_files(s3_corpus, "quality-v1")) == DEMO_FILES
     run_config(demo_root, "tag-classifiers.yaml", "tag", *endpoint)
     for attribute_set in ["fasttext_classifier_v1", "dolma17-quality", "domain_blocklist_v1"]:
-        assert len(s3_attribute_files(s3_corpus, attribute_set)) == 5, attribute_set
+        assert len(s3_attribute_files(s3_corpus, attribute_set)) == DEMO_FILES, attribute_set
 
 
 @pytest.mark.s3
@@ -291,7 +296,7 @@ def test_spark_config_runs_on_local_spark(demo_root, s3_corpus):
     flags = ["--spark.master", "local[2]", "--spark.conf", json.dumps(conf), "--s3.endpoint_url", s3_corpus.endpoint]
     flags += ["--experiment", "quality-v1-spark"]  # beside the S3 test's set, so this run really tags
     run_config(demo_root, "tag-spark.yaml", "tag", *flags)
-    assert len(s3_attribute_files(s3_corpus, "quality-v1-spark")) == 5
+    assert len(s3_attribute_files(s3_corpus, "quality-v1-spark")) == DEMO_FILES
 
 
 # ---------------------------------------------------------------------------------------------------------

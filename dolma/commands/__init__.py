@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
         ),
         Command("mix", "Filter, edit, sample and shard documents by their attributes.", "dolma.commands.mix"),
         Command("tokens", "Tokenize documents into token-id shards plus a document index.", "dolma.commands.tokens"),
+        Command("warc", "Turn WARC / WET web crawl files into documents (HTML to text).", "dolma.commands.warc"),
         Command("train-fasttext", "Train a fastText quality/toxicity classifier.", "dolma.commands.train_fasttext"),
     ]
 }
