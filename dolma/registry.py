@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from dolma.config import check_unknown
-from dolma.errors import ConfigError, TaggerError
+from dolma.errors import ConfigError, DolmaError, TaggerError
 from dolma.tagger import Tagger
 
 ENTRY_POINT_GROUP = "dolma.taggers"
@@ -107,3 +107,17 @@ def create(name: str, options: dict[str, Any] | None = None) -> Tagger:
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cls(config)
+
+
+def check(tagger: Tagger) -> None:
+    """Check a tagger's resources before a run reads any document; every failure is one error naming the tagger."""
+    try:
+        tagger.check()
+    except TaggerError:
+        raise
+    except DolmaError as exc:
+        raise TaggerError(f"tagger '{tagger.name}': {exc}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        raise TaggerError(f"tagger '{tagger.name}': cannot load its resources{where}: {detail}") from None

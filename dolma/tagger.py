@@ -38,6 +38,14 @@ class Tagger(ABC):
     def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
         return [self.predict(doc) for doc in docs]
 
+    def check(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Check the tagger's resources (model files, word or URL lists) before any document is read.
+
+        Called once by the driver when it plans a run, so a missing or unreadable resource is one error at
+        start-up rather than the same failure for every file. Raise `TaggerError` naming the tagger and the
+        file. Small resources may be loaded here; models stay lazy (check their file, do not load it).
+        """
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         for attr in self._transient:

@@ -110,10 +110,12 @@ def _old_rows(path: str) -> Iterator[tuple[int, _OldRow]]:
 class TagJob(Job):
     """Tags one documents file into one attributes file per attribute set."""
 
-    def __init__(self, config: TagConfig, sets: Sequence[AttributeSet]):
+    def __init__(self, config: TagConfig, sets: Sequence[AttributeSet], taggers: dict[str, Tagger] | None = None):
         self.config = config
         self.sets = list(sets)
-        self._taggers: dict[str, Tagger] | None = None
+        # Taggers already created (and checked) by the driver are reused when units run in this process;
+        # workers create their own (models are never pickled).
+        self._taggers: dict[str, Tagger] | None = taggers
 
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config, "sets": self.sets, "_taggers": None}
@@ -281,6 +283,19 @@ def _matching_row(rows: Iterator[tuple[int, _OldRow]], path: str, doc_path: str,
     return dict(row.attributes or {})
 
 
+def create_taggers(config: TagConfig) -> dict[str, Tagger]:
+    """Create every tagger with its options and check its resources (models, lists): one error, before any file."""
+    registry.import_modules(config.tagger_modules)
+    for name in config.taggers:
+        registry.get(name)
+    for name, options in config.tagger_config.items():
+        registry.create(name, options)
+    taggers = {name: registry.create(name, config.tagger_config.get(name)) for name in config.taggers}
+    for tagger in taggers.values():
+        registry.check(tagger)
+    return taggers
+
+
 def plan(config: TagConfig) -> tuple[list[AttributeSet], list[Unit]]:
     """Resolve taggers, attribute sets, input files and output paths; refuse unsafe destinations."""
     if not config.taggers:
@@ -347,12 +362,13 @@ def plan(config: TagConfig) -> tuple[list[AttributeSet], list[Unit]]:
 def run(config: TagConfig) -> int:
     io.configure_s3(config.s3)
     sets, units = plan(config)
+    taggers = create_taggers(config)
     if config.dryrun:
         for unit in units:
             print(f"{unit.input} -> {', '.join(unit.outputs)}")
         print(f"{len(units)} file(s), taggers: {', '.join(config.taggers)}")
         return 0
     executor = make_executor(config, "tag")
-    summary = executor.run(TagJob(config, sets), units)
+    summary = executor.run(TagJob(config, sets, taggers), units)
     print_summary(summary, f"dolma tag: {', '.join(config.taggers)}", quiet=config.quiet)
     return 0 if summary.ok else 1
