@@ -12,7 +12,7 @@ LOCKS := .ci/locks
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
 .PHONY: all venv build demo test test-rust test-python lint format reference datatrove compat bench clean lock \
-	lock-upgrade
+	lock-upgrade faults
 
 all: build
 
@@ -78,8 +78,13 @@ test: build reference lint test-rust test-python
 test-rust:
 	cd $(CARGO_DIR) && cargo test --workspace --exclude dolma-py -q
 
+# Tests reach nothing but 127.0.0.1 (also set by tests/conftest.py): no cloud metadata service, no proxies.
+OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_proxy -u all_proxy \
+	-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+
 test-python: build reference
-	$(VENV)/bin/python -m pytest -q tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests
 
 lint: build
 	$(VENV)/bin/ruff check .
@@ -92,8 +97,17 @@ format: build
 	$(VENV)/bin/ruff format .
 	cd $(CARGO_DIR) && cargo fmt --all
 
+# The fault suite (not part of `make test`): every command under kill -9 and SIGTERM (FAULT_SEEDS seeds each),
+# S3 faults through a fault proxy (FAULT_S3_SEEDS), a full disk and a read-only destination; ~20 min on 2 cores.
+# Writes faults-report.json and the README "Faults" table.
+FAULT_SEEDS ?= 5
+FAULT_S3_SEEDS ?= 2
+faults: build
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests/test_faults.py --faults --fault-seeds $(FAULT_SEEDS) \
+		--fault-s3-seeds $(FAULT_S3_SEEDS) --fault-report faults-report.json --fault-readme
+
 compat: build reference
-	$(VENV)/bin/python -m pytest -q -m reference tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m reference tests
 
 clean:
 	rm -rf $(VENV) $(REF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output

@@ -187,7 +187,12 @@ class Deduper:
         """Dedupe `inputs` in order (keys looked up in file, then line order) and write `outputs[i]` for
         `inputs[i]` atomically; returns statistics (files, documents, documents_marked, paragraphs,
         paragraphs_marked, bytes, bytes_marked, bad_lines, input_bytes) and `fingerprints`, the
-        `file_fingerprint` of each completed file, taken while reading it."""
+        `file_fingerprint` of each completed file, taken while reading it.
+
+        Python's signal handlers run while it works: an exception they raise (KeyboardInterrupt on Ctrl-C or,
+        in the CLI, SIGTERM) stops the run at its next chunk and is re-raised. Any exception carries
+        `completed_stats` (the statistics and fingerprints of the files completed before it) and `partial_file`
+        (the filter holds part of the unfinished file's keys)."""
 
 def file_fingerprint(path: str) -> str:
     """xxh3-128 of a local file's bytes as stored, as 32 hex digits (what `Deduper.run` reports per file)."""

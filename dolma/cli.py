@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
+import signal
 import sys
 
-from dolma import __version__
+from dolma import __version__, lifecycle, s3
 from dolma.commands import COMMANDS
 from dolma.config import build, format_help
 from dolma.errors import DolmaError
@@ -85,11 +88,40 @@ def parse_argv(argv: list[str]) -> tuple[str | None, str | None, bool, list[str]
     return command, config_file, want_help, rest
 
 
+def _stdout_closed() -> bool:
+    """Whether the reader of our stdout went away (`dolma --help | head`): a write error on a socket is not that."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _quiet_broken_pipe() -> int:
+    """Stop writing to a closed pipe without a traceback, the way command-line tools do (exit 128 + SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        if _stdout_closed():
+            return _quiet_broken_pipe()
+        raise
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in ("-V", "--version"):
         print(f"dolma {__version__}")
         return 0
+    lifecycle.install_stop_handlers()
     try:
         command, config_file, want_help, rest = parse_argv(argv)
         if command is None:
@@ -110,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         quiet = "--quiet" in rest
         _setup_logging(verbose, quiet)
         config = build(config_type, config_file, rest)
+        s3.begin_run()
         return int(run(config))
     except DolmaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: writers have discarded their temporaries and workers are stopped; a rerun resumes.
+        print("terminated" if isinstance(exc, lifecycle.Terminated) else "interrupted", file=sys.stderr)
+        return lifecycle.exit_code(exc)
 
 
 if __name__ == "__main__":

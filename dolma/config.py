@@ -17,7 +17,7 @@ import msgspec
 import msgspec.inspect as mi
 import yaml
 
-from dolma.errors import ConfigError
+from dolma.errors import ConfigError, DolmaError
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -32,10 +32,21 @@ def load_file(path: str) -> dict[str, Any]:
     """Read a YAML or JSON configuration file into a dict."""
     from dolma import io
 
+    if not io.is_s3(path):
+        if os.path.isdir(path):
+            raise ConfigError(f"{path}: is a directory, not a configuration file (give a .yaml or .json file to -c)")
+        if not os.path.exists(path):
+            raise ConfigError(f"{path}: configuration file not found")
     try:
         text = io.read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
+    except DolmaError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the configuration file (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the configuration file is not UTF-8 text (byte offset {exc.start})") from None
     try:
         if path.endswith(".json"):
             data = json.loads(text)

@@ -80,6 +80,26 @@ DOCUMENT_FIELDS: tuple[FieldRule, ...] = (
 _SURROGATE = "invalid string (a lone UTF-16 surrogate escape, not a Unicode character)"
 
 
+def has_document_fields(obj: dict[str, Any]) -> bool:
+    """Whether a decoded JSON object has the fields of a document with their types (the `Document` rule).
+
+    For readers that keep the whole object (the mixer): with the JSON decoding itself (which refuses invalid
+    UTF-8 and lone surrogate escapes anywhere in the line) it accepts exactly the lines `Document` accepts, so
+    every reader agrees on which lines are bad and attribute files mirror the same good lines.
+    """
+    for name, types, required in DOCUMENT_FIELDS:
+        value = obj.get(name, _ABSENT)
+        if value is _ABSENT:
+            if required:
+                return False
+        elif type(value) not in types:
+            return False
+    return True
+
+
+_ABSENT = object()
+
+
 class _NotJson(ValueError):
     pass
 
@@ -137,7 +157,8 @@ def explain_bad_line(line: bytes, fields: tuple[FieldRule, ...] = DOCUMENT_FIELD
             return _SURROGATE, name
     for name, value in obj.items():
         if _lone_surrogate(name) or _has_lone_surrogate(value):
-            return _SURROGATE, name
+            # A key holding a lone surrogate is shown with it escaped (printable, and as the Rust reader says).
+            return _SURROGATE, name.encode("utf-8", "backslashreplace").decode("utf-8")
     return "not a valid document", None
 
 

@@ -49,3 +49,21 @@ class CorruptFileError(DolmaError):
 
 class TaggerError(DolmaError):
     """A tagger cannot be found or created (for example its model file is missing)."""
+
+
+class S3Error(DolmaError):
+    """An S3 request failed: names the object, what was being done, the last error and what to check.
+
+    `code` is the store's error code (or our own: Unreachable, NoCredentials, Failed); `retryable` says
+    whether running the file again may help (throttling, 5xx, a lost upload), so executors retry it.
+    """
+
+    def __init__(self, url: str, reason: str, code: str = "", retryable: bool = False):
+        self.url = url
+        self.reason = reason
+        self.code = code
+        self.retryable = retryable
+        super().__init__(f"{url}: {reason}" if url else reason)
+
+    def __reduce__(self):
+        return (S3Error, (self.url, self.reason, self.code, self.retryable))

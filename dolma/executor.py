@@ -8,6 +8,8 @@ code. Input errors (bad lines, truncated files) are deterministic and are not re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import multiprocessing as mp
 import os
@@ -24,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import io, lifecycle
 from dolma.errors import DolmaError
 
 log = logging.getLogger("dolma")
@@ -182,13 +184,25 @@ class ProgressDisplay:
 
 _worker_job: Job | None = None
 _worker_queue: mp.Queue | None = None
+_worker_setup_error: str | None = None
 
 
-def _worker_init(job: Job, progress_queue: mp.Queue) -> None:
-    global _worker_job, _worker_queue
+class SetupError(DolmaError):
+    """A job could not be set up in a worker (a model or list failed to load): every unit would fail alike."""
+
+
+def _worker_init(job: Job, progress_queue: mp.Queue, parent_pid: int) -> None:
+    global _worker_job, _worker_queue, _worker_setup_error
+    lifecycle.prepare_worker(parent_pid)
     _worker_job = job
     _worker_queue = progress_queue
-    job.setup()
+    try:
+        job.setup()
+    except Exception as exc:
+        # Raised here, the error would break the pool and be retried as a crash, once per file; reported
+        # with the first unit instead, it stops the run with one message.
+        log.debug("job setup failed: %s", traceback.format_exc())
+        _worker_setup_error = describe_error(exc)
 
 
 class _Throttled:
@@ -218,23 +232,50 @@ class _Throttled:
 
 def _run_in_worker(unit: Unit) -> UnitStats:
     assert _worker_job is not None and _worker_queue is not None
+    if _worker_setup_error is not None:
+        raise SetupError(_worker_setup_error)
     q = _worker_queue
     throttled = _Throttled(lambda d, b: q.put((d, b)))
-    try:
-        return _worker_job.run_unit(unit, throttled)
-    finally:
-        throttled.flush()
+    with lifecycle.unit_scope():
+        try:
+            return _worker_job.run_unit(unit, throttled)
+        finally:
+            throttled.flush()
+
+
+# Errors of the machine, not of the data or the network: the same file fails the same way if retried.
+_NOT_RETRYABLE_ERRNO = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR}
+_ERRNO_TEXT = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EISDIR: "is a directory",
+}
 
 
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, DolmaError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_TEXT:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{os_error_text(exc)}"
     return f"{type(exc).__name__}: {exc}"
 
 
+def os_error_text(exc: OSError) -> str:
+    """What went wrong, without the file name (for messages that name the file themselves)."""
+    return _ERRNO_TEXT.get(exc.errno or 0) or exc.strerror or str(exc)
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """Input errors are deterministic: retrying them only repeats the failure."""
-    return not isinstance(exc, DolmaError)
+    """Input errors are deterministic and a full or read-only disk stays so: retrying only repeats the failure.
+    A DolmaError may say otherwise (an S3 error after throttling or a lost upload: running the file again may
+    succeed)."""
+    if isinstance(exc, OSError) and exc.errno in _NOT_RETRYABLE_ERRNO:
+        return False
+    return bool(getattr(exc, "retryable", not isinstance(exc, DolmaError)))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -261,7 +302,13 @@ class UnitExecutor:
         return todo, len(units) - len(todo)
 
     def start(self, units: Sequence[Unit]) -> tuple[Summary, list[Unit]]:
-        """A fresh summary and the units to run, logging how many a resumed run skips."""
+        """A fresh summary and the units to run, logging how many a resumed run skips.
+
+        Temporaries that stopped runs on this machine left beside the outputs are removed first.
+        """
+        # a missing bucket, wrong credentials or a dead endpoint is one clear error now, not one per file
+        io.check_destinations([path for unit in units for path in unit.outputs])
+        io.remove_dead_temporaries(io.dirname(path) for unit in units for path in unit.outputs)
         summary = Summary(units=len(units))
         todo, summary.skipped = self.pending(units)
         if summary.skipped and not self.quiet:
@@ -303,7 +350,11 @@ class LocalExecutor(UnitExecutor):
         display.update(units=1)
 
     def _run_inline(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
-        job.setup()
+        if todo:
+            try:
+                job.setup()
+            except Exception as exc:
+                raise SetupError(describe_error(exc)) from exc
         for unit in todo:
             attempts = 0
             while True:
@@ -332,9 +383,13 @@ class LocalExecutor(UnitExecutor):
         while remaining:
             workers = min(self.processes, len(remaining))
             again: list[Unit] = []
-            with ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(job, progress_queue)
-            ) as pool:
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=ctx,
+                initializer=_worker_init,
+                initargs=(job, progress_queue, os.getpid()),
+            )
+            try:
                 futures: dict[Future, Unit] = {}
                 for unit in remaining:
                     attempts[unit] += 1
@@ -346,6 +401,8 @@ class LocalExecutor(UnitExecutor):
                         unit = futures.pop(fut)
                         try:
                             stats = fut.result()
+                        except SetupError:
+                            raise
                         except Exception as exc:
                             if not (is_retryable(exc) and attempts[unit] <= self.retries):
                                 summary.failures.append(
@@ -366,6 +423,12 @@ class LocalExecutor(UnitExecutor):
                             continue
                         self._record(summary, stats, display)
                 self._drain(progress_queue, display)
+            except BaseException:
+                # Ctrl-C, SIGTERM or a setup error: stop the workers now (they discard their partial outputs)
+                # instead of waiting for their units to finish.
+                _stop_workers(pool)
+                raise
+            pool.shutdown(wait=True)
             remaining = again
 
     @staticmethod
@@ -376,6 +439,23 @@ class LocalExecutor(UnitExecutor):
             except (queue.Empty, OSError, EOFError):
                 return
             display.update(docs=docs, nbytes=nbytes)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 30.0) -> None:
+    """SIGTERM every worker of `pool`, give them `grace` seconds to clean up, then SIGKILL the rest."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public accessor before 3.14
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:

@@ -1,9 +1,10 @@
 """File I/O on local disk and S3: globbing, streaming (de)compression chosen by extension, atomic writes.
 
-Paths are plain strings; `s3://bucket/key` URLs go to S3 through boto3 (smart-open for streaming uploads).
-Reading is streaming with constant memory. Writing is atomic: locally to a hidden temporary name that is
-renamed on success; on S3 through an upload that creates the object only when the file is complete (a
-failed or killed writer leaves nothing behind).
+Paths are plain strings; `s3://bucket/key` URLs go to S3 through `dolma.s3` (boto3, bounded retries, errors
+that name the object). Reading is streaming with constant memory. Writing is atomic: locally to a hidden
+temporary name that is renamed on success; on S3 through one PUT or a multipart upload that creates the
+object only when the file is complete (a failed writer aborts its upload; one left by a killed run is
+aborted when a later run writes the same key).
 """
 
 from __future__ import annotations
@@ -12,74 +13,45 @@ import contextlib
 import fnmatch
 import glob as _glob
 import gzip
+import logging
 import os
 import re
-import threading
+import socket
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
 import msgspec
 import zstandard
-from msgspec import Meta
 
-from dolma.errors import CorruptFileError, DolmaError
+from dolma import s3
+from dolma.errors import ConfigError, CorruptFileError, DolmaError, S3Error
+from dolma.s3 import S3Config
 
 READ_CHUNK = 1 << 20
 
+log = logging.getLogger("dolma")
+
 
 # ----------------------------------------------------------------------------------------------------------
-# S3 configuration
+# S3 configuration (the requests themselves live in dolma.s3)
 # ----------------------------------------------------------------------------------------------------------
-
-
-class S3Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """How to reach S3. Anything left unset comes from the usual AWS environment variables and profiles."""
-
-    endpoint_url: Annotated[
-        str | None, Meta(description="S3 endpoint for S3-compatible stores (else $AWS_ENDPOINT_URL).")
-    ] = None
-    profile: Annotated[str | None, Meta(description="AWS profile name (else $AWS_PROFILE / default).")] = None
-    region: Annotated[str | None, Meta(description="AWS region (else from the profile, or us-east-1).")] = None
-
-
-_s3_settings = S3Config()
-_s3_clients: dict[tuple[int, S3Config], Any] = {}
-_s3_lock = threading.Lock()
 
 
 def configure_s3(config: S3Config | None) -> None:
     """Set the S3 options for this process (workers receive them with their job)."""
-    global _s3_settings
-    _s3_settings = config or S3Config()
+    s3.configure(config)
 
 
 def s3_settings() -> S3Config:
-    return _s3_settings
+    return s3.settings()
 
 
 def s3_client():
-    """A boto3 S3 client for this process (clients are not fork-safe, so they are cached per pid)."""
-    key = (os.getpid(), _s3_settings)
-    with _s3_lock:
-        client = _s3_clients.get(key)
-        if client is None:
-            import boto3
-            from botocore.config import Config
-
-            session = boto3.session.Session(profile_name=_s3_settings.profile or os.environ.get("AWS_PROFILE"))
-            endpoint = _s3_settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None
-            endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
-            client = session.client(
-                "s3",
-                endpoint_url=endpoint,
-                region_name=_s3_settings.region or session.region_name or "us-east-1",
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-            )
-            _s3_clients[key] = client
-        return client
+    """The boto3 S3 client of this process (with dolma's retry deadline and error hooks)."""
+    return s3.client()
 
 
 def is_s3(path: str) -> bool:
@@ -93,11 +65,6 @@ def split_s3(url: str) -> tuple[str, str]:
     if not bucket:
         raise DolmaError(f"S3 URL without a bucket: {url}")
     return bucket, key
-
-
-def _s3_error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -214,10 +181,7 @@ def _glob_s3(pattern: str) -> list[str]:
 
 
 def _s3_list_keys(bucket: str, prefix: str) -> Iterator[str]:
-    paginator = s3_client().get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []) or []:
-            yield obj["Key"]
+    return s3.list_keys(bucket, prefix)
 
 
 def expand_globs(patterns: list[str] | str) -> list[str]:
@@ -231,27 +195,33 @@ def expand_globs(patterns: list[str] | str) -> list[str]:
     return sorted(seen)
 
 
+def expand_documents(patterns: list[str], where: str) -> list[str]:
+    """`expand_globs` for a command's documents patterns, each of which must match a file: a mistyped pattern
+    beside a correct one is an error naming it, not a silently smaller run."""
+    for pattern in patterns:
+        if not glob(normalize(pattern)):
+            raise ConfigError(f"{where}: no files match documents pattern '{pattern}'")
+    return expand_globs([normalize(p) for p in patterns])
+
+
 def match(pattern: str, path: str) -> bool:
     return bool(_glob_regex(pattern).match(path)) or fnmatch.fnmatchcase(path, pattern)
 
 
 def exists(path: str) -> bool:
     if is_s3(path):
-        bucket, key = split_s3(path)
-        try:
-            s3_client().head_object(Bucket=bucket, Key=key)
-            return True
-        except Exception as exc:
-            if _s3_error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return False
-            raise
+        split_s3(path)
+        return s3.head(path, "checking whether it exists") is not None
     return os.path.exists(path)
 
 
 def size(path: str) -> int:
     if is_s3(path):
-        bucket, key = split_s3(path)
-        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+        split_s3(path)
+        found = s3.head(path, "reading its size")
+        if found is None:
+            raise S3Error(path, "no such object", code="NoSuchKey")
+        return int(found["ContentLength"])
     return os.path.getsize(path)
 
 
@@ -276,7 +246,7 @@ def info(path: str) -> FileInfo:
 def remove(path: str) -> None:
     if is_s3(path):
         bucket, key = split_s3(path)
-        s3_client().delete_object(Bucket=bucket, Key=key)
+        s3.call("delete_object", path, "deleting", Bucket=bucket, Key=key)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
@@ -310,6 +280,17 @@ def list_prefix(path: str) -> list[str]:
     for top, _dirs, names in os.walk(path):
         out.extend(os.path.join(top, name) for name in names)
     return sorted(out)
+
+
+def check_destinations(paths: list[str]) -> None:
+    """Fail early, once per bucket, when S3 outputs cannot be written: missing bucket, bad credentials, no
+    endpoint (local paths are checked when written)."""
+    buckets: dict[str, str] = {}
+    for path in paths:
+        if is_s3(path):
+            buckets.setdefault(split_s3(path)[0], path)
+    for url in buckets.values():
+        s3.check_bucket(url, "checking the output bucket")
 
 
 def makedirs(path: str) -> None:
@@ -346,6 +327,8 @@ class _Decoder:
         self.kind = kind
         self._obj: Any = None
         self._fresh = True
+        self._members = 0
+        self._padding = False
         self._new()
 
     def _new(self) -> None:
@@ -365,12 +348,19 @@ class _Decoder:
                 yield from self._feed_zstd(data[start : start + self.ZSTD_SLICE])
             return
         while data:
+            if self._padding or (self._fresh and self._members and data[0] == 0):
+                # Zero bytes after the last member (tape or block padding): gzip itself ignores them.
+                self._padding = True
+                if data.count(0) != len(data):
+                    raise zlib.error("data after the zero padding that follows the last gzip member")
+                return
             self._fresh = False
             out = self._obj.decompress(data, self.OUT_CHUNK)
             if out:
                 yield out
             if self._obj.eof:
                 data = self._obj.unused_data
+                self._members += 1
                 self._new()
             else:
                 data = self._obj.unconsumed_tail
@@ -396,9 +386,8 @@ class _Decoder:
 def open_raw_read(path: str) -> IO[bytes]:
     """A binary stream of the stored bytes (no decompression)."""
     if is_s3(path):
-        import smart_open
-
-        return smart_open.open(path, "rb", compression="disable", transport_params={"client": s3_client()})
+        split_s3(path)
+        return s3.S3Reader(path)
     return open(path, "rb")
 
 
@@ -456,9 +445,81 @@ def read_text(path: str) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def host_tag(hostname: str | None = None) -> str:
+    """This machine's name as it appears in temporary names: characters other than letters, digits, `.`, `-`
+    and `_` become `_` (the Rust writers apply the same rule, so both name their temporaries alike)."""
+    name = socket.gethostname() if hostname is None else hostname
+    return _NOT_HOST.sub("_", name)[:64] or "localhost"
+
+
+_NOT_HOST = re.compile(r"[^A-Za-z0-9._-]")
+# `.<name>.tmp-<host>-<pid>-<8 hex>`: the one naming rule of temporaries, in Python and in Rust (dolma-core
+# `tempname`). The host and pid say which run owns the file, so a later run can tell a dead run's leftovers
+# from a live run's work in progress.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}")
+
+
 def temp_name(path: str) -> str:
-    """The hidden sibling a local file is written to before the final rename."""
-    return join(dirname(path), f".{basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    """The hidden sibling a local file is written to before the final rename (names this host and process)."""
+    return join(dirname(path), f".{basename(path)}.tmp-{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of a file name that follows the temporary naming rule, else None."""
+    found = _TEMP_NAME.fullmatch(name)
+    return (found.group("host"), int(found.group("pid"))) if found else None
+
+
+def temp_target(name: str) -> str | None:
+    """The name of the file a temporary (named by the temporary naming rule) is written for, else None."""
+    found = _TEMP_NAME.fullmatch(name)
+    return found.group("name") if found else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (a zombie or another user's process counts)."""
+    if pid <= 0:
+        return True  # not a process id we wrote: never treat it as dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temporaries(directories: Iterable[str]) -> list[str]:
+    """Delete temporaries that killed runs on this machine left in these directories; returns what was removed.
+
+    Only files named by the temporary naming rule, written by this host, whose process no longer exists, are
+    removed: a live run's work in progress, another machine's files (a shared file system) and any other file
+    are left alone. S3 prefixes are skipped (an upload that never completed leaves no object).
+    """
+    me = host_tag()
+    removed: list[str] = []
+    for directory in dict.fromkeys(directories):
+        if not directory or is_s3(directory):
+            continue
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if not entry.name.startswith(".") or ".tmp-" not in entry.name:
+                continue
+            owner = temp_owner(entry.name)
+            if owner is None or owner[0] != me or owner[1] == os.getpid() or pid_alive(owner[1]):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
+            except FileNotFoundError:
+                pass
+    if removed:
+        log.info("removed %d temporary file(s) left by runs that were stopped", len(removed))
+    return removed
 
 
 @dataclass
@@ -485,15 +546,8 @@ class AtomicWriter:
 
     def _open_sink(self) -> _Sink:
         if is_s3(self.path):
-            import smart_open
-
-            raw = smart_open.open(
-                self.path,
-                "wb",
-                compression="disable",
-                transport_params={"client": s3_client(), "min_part_size": 16 * 1024 * 1024},
-            )
-            return _Sink(raw=raw, path=self.path, temp=None)
+            split_s3(self.path)
+            return _Sink(raw=s3.S3Upload(self.path), path=self.path, temp=None)
         parent = dirname(self.path)
         makedirs(parent)
         temp = temp_name(self.path)
@@ -543,10 +597,7 @@ class AtomicWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._sink.temp)
         else:
-            terminate = getattr(self._sink.raw, "terminate", None)
-            with contextlib.suppress(Exception):
-                if terminate is not None:
-                    terminate()
+            self._sink.raw.abort()
 
     def __enter__(self) -> AtomicWriter:
         return self

@@ -48,8 +48,28 @@ def resolve_model(path_or_url: str, what: str = "model") -> str:
     return local
 
 
+FASTTEXT_MAGIC = 793712314
+"""The first little-endian int32 of every fastText model file (.bin and quantized .ftz)."""
+
+
+def check_fasttext_model(path_or_url: str, what: str) -> str:
+    """Resolve a fastText model (fetching a URL into the cache) and check that it is one; returns the local path.
+
+    Reads only the file's header: the model itself loads later, lazily, in each worker.
+    """
+    local = resolve_model(path_or_url, what)
+    try:
+        with open(local, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise TaggerError(f"{what} {path_or_url}: cannot be read ({exc.strerror or exc})") from None
+    if len(head) < 8 or int.from_bytes(head[:4], "little") != FASTTEXT_MAGIC:
+        raise TaggerError(f"{what} {path_or_url}: not a fastText model file (.bin or .ftz)")
+    return local
+
+
 def _download(url: str, local: str) -> None:
-    tmp = f"{local}.tmp-{os.getpid()}"
+    tmp = io.temp_name(local)
     try:
         if url.startswith("s3://"):
             with io.open_raw_read(url) as src, open(tmp, "wb") as dst:

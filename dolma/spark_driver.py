@@ -10,6 +10,7 @@ and other Spark settings come from spark-submit (the config's `spark.master` is 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 # Run as a script, this file's directory (the dolma package) would shadow top-level modules: drop it.
@@ -34,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(driver_args(argv))
 
 
-def spark_submit_binary() -> str:
-    """spark-submit from $SPARK_HOME, else the one shipped with pyspark, else from PATH."""
+def spark_submit_binary() -> str | None:
+    """spark-submit from $SPARK_HOME, else the one shipped with pyspark, else from PATH; None if there is none."""
     home = os.environ.get("SPARK_HOME")
     candidates = [os.path.join(home, "bin", "spark-submit")] if home else []
     try:
@@ -47,7 +48,7 @@ def spark_submit_binary() -> str:
     for cand in candidates:
         if os.path.exists(cand):
             return cand
-    return "spark-submit"
+    return shutil.which("spark-submit")
 
 
 def submit(argv: list[str] | None = None) -> int:
@@ -70,8 +71,21 @@ def submit(argv: list[str] | None = None) -> int:
     if not cluster_mode:
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    command = [spark_submit_binary(), *spark_args, os.path.abspath(__file__), *dolma_args]
-    os.execvp(command[0], command)
+    binary = spark_submit_binary()
+    if binary is None:
+        where = f"$SPARK_HOME/bin ({os.environ['SPARK_HOME']}), " if os.environ.get("SPARK_HOME") else ""
+        print(
+            f"error: spark-submit not found (looked in {where}the pyspark package and PATH): install pyspark, which "
+            "ships it (pip install 'dolma-toolkit[spark]'), or set SPARK_HOME to a Spark installation",
+            file=sys.stderr,
+        )
+        return 127
+    command = [binary, *spark_args, os.path.abspath(__file__), *dolma_args]
+    try:
+        os.execv(command[0], command)
+    except OSError as exc:
+        print(f"error: cannot run {binary}: {exc.strerror or exc}", file=sys.stderr)
+        return 126
     return 127  # not reached
 
 

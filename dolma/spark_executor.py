@@ -36,7 +36,8 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import io, lifecycle
+from dolma.errors import DolmaError
 from dolma.executor import (
     Job,
     ProgressDisplay,
@@ -87,7 +88,14 @@ def spark_conf_entries(options: Any) -> dict[str, str]:
 
 def get_context(options: Any) -> tuple[Any, bool]:
     """The active SparkContext, or a new one from `options` (a SparkOptions). Returns (context, created)."""
-    from pyspark import SparkConf, SparkContext
+    try:
+        from pyspark import SparkConf, SparkContext
+    except ImportError:
+        raise DolmaError(
+            "executor spark needs pyspark, which is not installed in this environment: "
+            "pip install 'dolma-toolkit[spark]' (Spark also needs a Java runtime, 17 or newer)"
+        ) from None
+    check_importable_on_workers()
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
     active = SparkContext._active_spark_context
@@ -113,6 +121,33 @@ def get_context(options: Any) -> tuple[Any, bool]:
     sc = SparkContext.getOrCreate(conf)
     sc.setLogLevel(os.environ.get("DOLMA_SPARK_LOG_LEVEL", "WARN"))
     return sc, True
+
+
+def check_importable_on_workers(cwd: str | None = None) -> None:
+    """Refuse to start when Spark's Python workers would import another `dolma` than this driver's.
+
+    Python workers start in the driver's directory with it first on their import path, so a `dolma/` source
+    tree there (a checkout) shadows the installed package; without its compiled extension every task then
+    fails with an import error deep in the executors. Detected here, it is one message that says what to do.
+    """
+    import dolma
+
+    here = os.path.abspath(cwd or os.getcwd())
+    local = os.path.join(here, "dolma")
+    if not os.path.isfile(os.path.join(local, "__init__.py")):
+        return
+    installed = os.path.dirname(os.path.abspath(dolma.__file__))
+    if os.path.realpath(local) == os.path.realpath(installed):
+        return
+    if _glob.glob(os.path.join(_glob.escape(local), "_rust*.so")) or _glob.glob(
+        os.path.join(_glob.escape(local), "_rust*.pyd")
+    ):
+        return
+    raise DolmaError(
+        f"the current directory {here} holds a dolma/ source tree without its compiled extension (dolma._rust); "
+        f"Spark's Python workers would import it instead of the installed package ({installed}) and fail. Run "
+        "from another directory, or build the tree in place (`make build`, or `maturin develop` in it)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -145,6 +180,8 @@ class UnitResult(msgspec.Struct, array_like=True):
 
 
 def run_unit_with_retries(job: Job, unit: Unit, retries: int, index: int) -> UnitResult:
+    # Attempts killed on this machine (a lost or cancelled task) may have left temporaries beside the outputs.
+    io.remove_dead_temporaries(io.dirname(path) for path in unit.outputs)
     attempts = 0
     while True:
         attempts += 1
@@ -202,29 +239,39 @@ class TaskRunner:
 # ----------------------------------------------------------------------------------------------------------
 
 
-_TEMP_SUFFIX = re.compile(r"\.tmp-\d+-[0-9a-f]{8}")
-
-
 def remove_stale_temporaries(paths: Iterable[str]) -> int:
-    """Delete hidden temporaries left beside local outputs by killed attempts (S3 uploads leave nothing).
+    """Delete temporaries that killed attempts on this machine left beside local outputs (`io.temp_name`).
 
-    Only names `io.temp_name` makes for these outputs (`.<name>.tmp-<pid>-<8 hex>`) are removed.
+    Only files of processes that are gone are removed: a speculative attempt still writing keeps its file, and
+    temporaries written on other machines are theirs to clean. S3 uploads leave nothing behind.
     """
-    removed = 0
-    for path in paths:
-        if io.is_s3(path):
-            continue
-        prefix = f".{io.basename(path)}"
-        pattern = io.join(io.dirname(path), f"{_glob.escape(prefix)}.tmp-*")
-        for temp in _glob.glob(pattern):
-            if not _TEMP_SUFFIX.fullmatch(io.basename(temp)[len(prefix) :]):
-                continue
+    return len(io.remove_dead_temporaries(io.dirname(path) for path in paths))
+
+
+def remove_temporaries_after_stop(paths: Sequence[str], grace: float = 30.0) -> None:
+    """After a stopped run (Ctrl-C, SIGTERM): wait for this driver's own Spark workers (local mode) that still
+    hold temporaries beside `paths` to end, then remove the temporaries of every process that is gone.
+
+    Spark kills a cancelled task's Python worker outright, so the worker cannot discard its partial file itself.
+    """
+    dirs = list(dict.fromkeys(io.dirname(path) for path in paths if not io.is_s3(path)))
+    me = io.host_tag()
+    deadline = time.monotonic() + grace
+    while True:
+        io.remove_dead_temporaries(dirs)
+        ours = lifecycle.descendants()
+        waiting = False
+        for directory in dirs:
             try:
-                os.remove(temp)
-                removed += 1
-            except FileNotFoundError:
-                pass
-    return removed
+                names = os.listdir(directory)
+            except OSError:
+                continue
+            for name in names:
+                owner = io.temp_owner(name)
+                waiting |= owner is not None and owner[0] == me and owner[1] in ours
+        if not waiting or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 _PYTHON_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
@@ -296,11 +343,16 @@ class SparkExecutor(UnitExecutor):
         start = time.monotonic()
         summary, todo = self.start(units)
         outputs = [path for unit in todo for path in unit.outputs]
-        remove_stale_temporaries(outputs)
         if todo:
             sc, created = get_context(self.options)
             try:
                 self._run(sc, job, todo, summary)
+            except KeyboardInterrupt:
+                if created:
+                    sc.stop()
+                    created = False
+                remove_temporaries_after_stop(outputs)
+                raise
             finally:
                 if created:
                     sc.stop()

@@ -12,6 +12,7 @@ never on the number of processes or on which worker finished first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -28,9 +29,10 @@ import zstandard
 
 from dolma import io
 from dolma.commands.mix import MixConfig, Stream
-from dolma.documents import FieldRule, attributes_path, explain_bad_line
+from dolma.documents import FieldRule, attributes_path, explain_bad_line, has_document_fields
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.locks import DestinationLock
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
 from mixers.rules import DROP_INCLUDE, EXCLUDED, Decision, StreamRules, score_in_range
 from mixers.sandbox import (
@@ -272,7 +274,6 @@ class PartWriter:
 # ----------------------------------------------------------------------------------------------------------
 
 _doc_decoder = msgspec.json.Decoder(dict)
-_MIX_FIELDS: tuple[FieldRule, ...] = (("id", (str,), True), ("text", (str,), True))
 _ATTR_FIELDS: tuple[FieldRule, ...] = ()  # the row decoder takes any id and attributes: only JSON itself can fail
 _encoder = msgspec.json.Encoder()
 
@@ -283,6 +284,17 @@ class _AttrRow(msgspec.Struct):
 
 
 _attr_decoder = msgspec.json.Decoder(_AttrRow)
+# Numbers beyond a double's range (1e999) are valid JSON that the fast decoder refuses: kept as written.
+_exact_decoder = msgspec.json.Decoder(dict, float_hook=lambda text: msgspec.Raw(text.encode()))
+
+
+def _decode_exact(line: bytes) -> tuple[Any, bool]:
+    """(document, good) for a line the fast decoder refused: only a number out of range is forgiven."""
+    try:
+        doc = _exact_decoder.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None, False
+    return doc, has_document_fields(doc)
 
 
 def _non_blank(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
@@ -348,26 +360,19 @@ class StreamJob(Job):
                 continue
             try:
                 doc = _doc_decoder.decode(line)
+                good = has_document_fields(doc)
             except (msgspec.DecodeError, UnicodeDecodeError):
-                err = BadInputError(doc_path, lineno, *explain_bad_line(line, _MIX_FIELDS))
+                doc, good = _decode_exact(line)
+            if not good:
+                err = BadInputError(doc_path, lineno, *explain_bad_line(line))
                 if not self.skip_bad_lines:
                     raise err from None
-                for it in attr_iters:
-                    next(it, None)
+                # Attribute files have no row for a bad documents line (taggers and the deduper skip it too),
+                # so no attribute row is consumed.
                 log.warning("skipping %s", err)
                 yield lineno, None, len(line) + 1
                 continue
-            doc_id = doc.get("id")
-            if not isinstance(doc_id, str) or not isinstance(doc.get("text"), str):
-                err = BadInputError(doc_path, lineno, *explain_bad_line(line, _MIX_FIELDS))
-                if not self.skip_bad_lines:
-                    raise err
-                # the attribute lines still have to be consumed to stay aligned
-                for it in attr_iters:
-                    next(it, None)
-                log.warning("skipping %s", err)
-                yield lineno, None, len(line) + 1
-                continue
+            doc_id = doc["id"]
             if attr_iters:
                 merged = doc.get("attributes")
                 merged = dict(merged) if isinstance(merged, dict) else {}
@@ -655,9 +660,7 @@ def plan_stream(stream: Stream) -> list[str]:
     """The stream's documents files (sorted, de-duplicated), with every attribute file present."""
     if not stream.documents:
         raise ConfigError(f"stream '{stream.name}': no documents given")
-    files = io.expand_globs([io.normalize(p) for p in stream.documents])
-    if not files:
-        raise ConfigError(f"stream '{stream.name}': no files match {stream.documents}")
+    files = io.expand_documents(stream.documents, f"stream '{stream.name}'")
     if stream.attributes:
         missing = []
         for path in files:
@@ -859,6 +862,9 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
         print(f"stream {stream.name}: {len(units)} file(s), sample_rate {rate}")
         return StreamReport(stream.name, len(files), 0, 0, 0, {}, 0, 0, 0, [], rate)
     claim_dir(staging, "mix")
+    # A run killed while publishing leaves hidden links or copies beside the shards (the staged parts are
+    # cleaned by the executor, beside the manifests).
+    io.remove_dead_temporaries([out_dir])
     summary = _executor(config, f"mix {stream.name}", config.ignore_existing).run(job, units)
     if not summary.ok:
         _fail(summary, f"dolma mix: stream '{stream.name}'", config.quiet)
@@ -917,6 +923,16 @@ def sandbox_settings(config: MixConfig) -> SandboxSettings:
     return SandboxSettings(timeout=float(config.rule_timeout), memory_mb=config.rule_memory_mb)
 
 
+LOCK_PREFIX = ".mix-lock-"
+
+
+def stream_lock(out_dir: str, name: str) -> DestinationLock:
+    """The lock of one stream's destination (its staging directory and shards `<out_dir>/<name>-*`)."""
+    return DestinationLock(
+        io.join(out_dir, f"{LOCK_PREFIX}{name}"), f"mix output {io.join(out_dir, name)}-*", "dolma mix"
+    )
+
+
 def run_mix(config: MixConfig) -> int:
     io.configure_s3(config.s3)
     if not config.streams:
@@ -945,9 +961,17 @@ def run_mix(config: MixConfig) -> int:
                 check_outputs("mix: report", inputs, [io.normalize(config.report)], document_dir=stream.document_dir)
             check_shard_names_owned(stream, out_dir)
             planned.append((stream, files))
-        reports = [mix_stream(config, stream, files) for stream, files in planned]
+        if config.dryrun:
+            reports = [mix_stream(config, stream, files) for stream, files in planned]
+        else:
+            with contextlib.ExitStack() as held:
+                # every destination is ours before anything is written (checked above: never inside the inputs)
+                for out_dir, name in sorted(outputs):
+                    held.enter_context(stream_lock(out_dir, name))
+                reports = [mix_stream(config, stream, files) for stream, files in planned]
     finally:
         close_sandboxes()
     if config.report:
+        io.remove_dead_temporaries([io.dirname(io.normalize(config.report))])
         io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0

@@ -71,7 +71,8 @@ def journal_path(destination: str, group: int) -> str:
 
 SHARD_NAME = re.compile(r"part-\d+-\d{5}\.(?:npy|csv\.gz)")
 GROUP_RECORD = re.compile(r"\.part-\d+\.(?:done|journal)")
-_TEMP = re.compile(r"\.(?P<name>.+)\.tmp-\d+-[0-9a-f]{8}")
+# Temporaries named before they carried their host (`.<name>.tmp-<pid>-<8 hex>`): still a tokens writer's.
+_LEGACY_TEMP = re.compile(r"\.(?P<name>.+)\.tmp-\d+-[0-9a-f]{8}")
 
 
 def listed_outputs(path: str) -> set[str]:
@@ -114,8 +115,9 @@ def foreign_entries(directory: str) -> list[str]:
     def ours(name: str) -> bool:
         if name in owned or _is_record(name) or name in (UNSHUFFLED_DIR, SCRATCH_DIR):
             return True
-        temp = _TEMP.fullmatch(name)
-        return temp is not None and (bool(SHARD_NAME.fullmatch(temp["name"])) or _is_record(temp["name"]))
+        legacy = _LEGACY_TEMP.fullmatch(name)
+        target = io.temp_target(name) or (legacy["name"] if legacy else None)
+        return target is not None and (bool(SHARD_NAME.fullmatch(target)) or _is_record(target))
 
     return [name for name in entries if not ours(name)]
 

@@ -73,6 +73,9 @@ class _C4Tagger(Tagger):
     def naughty_words(self) -> list[str]:
         return load_word_list(self.config.naughty_words or str(SHIPPED_NAUGHTY_WORDS))
 
+    def check(self) -> None:
+        self.naughty_words  # noqa: B018 - reads the word list; errors surface at start-up
+
     def predict(self, doc: Document) -> list[Span]:
         return self.predict_batch([doc])[0]
 

@@ -17,7 +17,7 @@ from msgspec import Meta
 
 from dolma.documents import Document, Span
 from dolma.errors import TaggerError
-from dolma.models import resolve_model
+from dolma.models import check_fasttext_model, resolve_model
 from dolma.registry import register
 from dolma.tagger import Tagger, TaggerConfig, paragraphs
 from taggers.language import load_fasttext
@@ -87,6 +87,9 @@ class FastTextClassifier(Tagger):
     @cached_property
     def model(self) -> Any:
         return load_fasttext(resolve_model(self.model_location(), f"model of tagger '{self.name}'"))
+
+    def check(self) -> None:
+        check_fasttext_model(self.model_location(), f"model of tagger '{self.name}'")
 
     def classify(self, text: str, k: int, strip: bool) -> list[tuple[str, float]]:
         labels, probs = self.model.predict(text.replace("\n", " "), k=k)

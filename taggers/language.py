@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from dolma.documents import Document, Span
-from dolma.models import resolve_model
+from dolma.models import check_fasttext_model, resolve_model
 from dolma.registry import register
 from dolma.tagger import Tagger, TaggerConfig, paragraphs
 from taggers._langid import valid_text
@@ -54,10 +54,16 @@ class FastTextLanguageTagger(Tagger):
     Config = LanguageConfig
     _transient = ("model", "_predict")
 
+    @property
+    def model_location(self) -> str:
+        return self.config.model_path or os.environ.get(LID_MODEL_ENV) or SHIPPED_LID_MODEL
+
     @cached_property
     def model(self) -> Any:
-        path = self.config.model_path or os.environ.get(LID_MODEL_ENV) or SHIPPED_LID_MODEL
-        return load_fasttext(resolve_model(path, "language-ID model"))
+        return load_fasttext(resolve_model(self.model_location, "language-ID model"))
+
+    def check(self) -> None:
+        check_fasttext_model(self.model_location, f"language-ID model of tagger '{self.name}'")
 
     @cached_property
     def _predict(self) -> Any:

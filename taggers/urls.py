@@ -118,6 +118,9 @@ class _UrlBlocklist(Tagger):
         lines = [line for path in self.config.blocklist_paths for line in io.read_text(path).splitlines()]
         return parse_hosts(lines) if self.config.format == "hosts" else parse_adblock(lines)
 
+    def check(self) -> None:
+        self.rules  # noqa: B018 - reads and parses the lists; errors surface at start-up
+
     def blocked(self, url: str) -> bool:
         if self.config.format == "hosts":
             host = url_host(url)

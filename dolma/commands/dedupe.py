@@ -42,7 +42,7 @@ from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import attributes_path
 from dolma.errors import BadInputError, ConfigError, DolmaError
-from dolma.executor import ProgressDisplay
+from dolma.executor import ProgressDisplay, os_error_text
 from dolma.paths import check_name, check_outputs, check_path
 
 log = logging.getLogger("dolma")
@@ -621,6 +621,8 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
             filter_path,
             LEGACY_CHECKPOINT_SUFFIX,
         )
+    # Runs killed on this machine may have left temporaries beside the attributes and the filter.
+    io.remove_dead_temporaries([*(io.dirname(path) for path in plan_.outputs), io.dirname(filter_path)])
 
     deduper = Deduper(_rust_config(config.dedupe), skip_bad_lines=config.skip_bad_lines, chunk_bytes=_chunk_bytes())
     filt = _open_filter(config, json.loads(deduper.key_settings), staging)
@@ -667,30 +669,43 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
     totals: dict[str, int] = {}
     last_save = time.monotonic()
     saved = len(filt.manifest.inputs)
+    # `clean`: the filter's bits hold exactly the keys of the inputs its manifest records (true between batches),
+    # so it may be saved as the state a rerun resumes from.
+    clean = True
     try:
         for begin, end in _batches_of(todo, plan_.inputs, max(4, 4 * threads)):
             indices = todo[begin:end]
             inputs, outputs, uploads = _stage(plan_, indices, staging)
+            clean = False
             try:
                 stats = deduper.run(bf, inputs, outputs, read_only=read_only, threads=threads)
-            except Exception as exc:
-                completed = getattr(exc, "completed_stats", {})
-                # The files before the failing one are complete: their S3 outputs go up before anything
-                # records them as done.
-                _upload(uploads, indices[: completed.get("files", 0)])
-                if getattr(exc, "partial_file", False):
-                    # The filter holds the first chunks of the failing file: it is not the state after the files
-                    # before it, so keep the last save (a rerun redoes the files after it).
+            except BaseException as exc:
+                # An error, or Ctrl-C / SIGTERM (a KeyboardInterrupt: the run stopped at its next chunk). Errors of
+                # the run carry what it completed; without that (a signal that arrived as the run returned) the
+                # filter may hold keys of files not recorded, so the last save stays the state to resume from.
+                completed = getattr(exc, "completed_stats", None)
+                partial = bool(getattr(exc, "partial_file", False))
+                if completed is not None:
+                    # The files before the failing one are complete: their S3 outputs go up before anything
+                    # records them as done.
+                    _upload(uploads, indices[: completed.get("files", 0)])
+                if partial:
+                    # The filter holds the first chunks of the unfinished file: it is not the state after the
+                    # files before it, so keep the last save (a rerun redoes the files after it).
                     log.warning(
-                        "the filter holds part of the failing file's keys; not checkpointed: a rerun resumes after "
-                        "the %d file(s) saved in it",
+                        "the filter holds part of an unfinished file's keys; not checkpointed: a rerun resumes "
+                        "after the %d file(s) saved in it",
                         saved,
                     )
-                elif not read_only and completed.get("files"):
-                    # Keep what the files before the failing one inserted: a rerun resumes after them.
-                    filt.record(_records(plan_, indices, infos, completed["fingerprints"]))
-                    if _rate_now(bf) <= filt.bound or cfg.allow_saturated:
-                        filt.save(staging)
+                elif completed is not None and not read_only:
+                    # Keep what the files before the failing one inserted: a rerun resumes after them (a stop
+                    # saves on its way out, below).
+                    filt.record(_records(plan_, indices, infos, completed.get("fingerprints", [])))
+                    clean = True
+                    if not isinstance(exc, KeyboardInterrupt):
+                        _save_before_failing(filt, staging, saved, cfg.allow_saturated)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
                 raise _translate(exc) from None
             _upload(uploads, indices)
             for key, value in stats.items():
@@ -700,20 +715,76 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
             if read_only:
                 continue
             filt.record(_records(plan_, indices, infos, stats["fingerprints"]))
+            clean = True
             _check_saturation(filt, _rate_now(bf), cfg.allow_saturated, (totals, infos, complete))
             now = time.monotonic()
             if indices[-1] != todo[-1] and now - last_save >= config.checkpoint_interval:
-                filt.save(staging)
+                _save_during_run(filt, staging)
                 saved = len(filt.manifest.inputs)
                 last_save = time.monotonic()
+    except KeyboardInterrupt:
+        # Stopped (Ctrl-C, SIGTERM) where the filter holds exactly the inputs it records: save it, so that a
+        # rerun resumes after them.
+        if clean and not read_only and len(filt.manifest.inputs) > saved:
+            log.warning(
+                "stopping: saving the filter with %d completed file(s) so that a rerun resumes after them",
+                len(filt.manifest.inputs),
+            )
+            _save_before_failing(filt, staging, saved, cfg.allow_saturated)
+        raise
     finally:
         display.close()
     final_rate = bf.estimated_false_positive_rate()
     if not read_only:
         _check_saturation(filt, final_rate, cfg.allow_saturated, (totals, infos, complete))
-        filt.save(staging)
+        _save_final_filter(filt, staging, len(plan_.inputs))
     _print_stats(plan_, totals, filt, final_rate, len(complete), cfg.allow_saturated, config.quiet)
     return 0
+
+
+def _save_reason(exc: BaseException) -> str:
+    return os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def _save_during_run(filt: _Filter, staging: _Staging) -> None:
+    """A save between batches (the state a killed run resumes from); a failure (full or read-only disk) stops the
+    run with what to do."""
+    try:
+        filt.save(staging)
+    except (OSError, BloomFilterError, DolmaError) as exc:
+        raise DolmaError(
+            f"cannot save the Bloom filter to {filt.path} ({_save_reason(exc)}); free space or make the location "
+            "writable and rerun: the run resumes after the files of the last save"
+        ) from None
+
+
+def _save_before_failing(filt: _Filter, staging: _Staging, saved: int, allow_saturated: bool) -> None:
+    """On the way out of a failed or stopped run: save the files completed since the last save, if any. A save
+    that fails is logged, and the run's own error is the one reported."""
+    if len(filt.manifest.inputs) <= saved or not (_rate_now(filt.bf) <= filt.bound or allow_saturated):
+        return
+    try:
+        filt.save(staging)
+    except (OSError, BloomFilterError, DolmaError) as exc:
+        log.warning(
+            "cannot save the Bloom filter to %s (%s): a rerun resumes after the %d file(s) of the last save",
+            filt.path,
+            _save_reason(exc),
+            saved,
+        )
+
+
+def _save_final_filter(filt: _Filter, staging: _Staging, files: int) -> None:
+    """Save the filter after every attribute file is written; a failure (full or read-only disk) says what to do."""
+    try:
+        filt.save(staging)
+    except (OSError, BloomFilterError, DolmaError) as exc:
+        raise DolmaError(
+            f"cannot save the Bloom filter to {filt.path} ({_save_reason(exc)}). The attributes of all {files} "
+            "file(s) are written, but the filter that records which inputs it holds is not: free space or make the "
+            "location writable (or point bloom_filter.file elsewhere) and rerun the same command (it redoes the "
+            "files after the last save)"
+        ) from None
 
 
 def _records(plan_: Plan, indices: list[int], infos: list[io.FileInfo], fingerprints: list[str]) -> list[FilterInput]:
@@ -893,7 +964,7 @@ def _check_spark(config: DedupeConfig) -> None:
 def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
     from dolma.executor import print_summary
     from dolma.spark_dedupe import spark_dedupe
-    from dolma.spark_executor import get_context, remove_stale_temporaries
+    from dolma.spark_executor import get_context, remove_stale_temporaries, remove_temporaries_after_stop
 
     if config.dryrun:
         for src, dst in zip(plan_.inputs, plan_.outputs):
@@ -915,6 +986,12 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
             s3=config.s3,
             quiet=config.quiet,
         )
+    except KeyboardInterrupt:
+        if created:
+            sc.stop()
+            created = False
+        remove_temporaries_after_stop(plan_.outputs)
+        raise
     finally:
         if created:
             sc.stop()

@@ -184,9 +184,7 @@ def plan(config: TokensConfig):
     if config.max_size <= 0 or config.batch_size <= 0 or config.ring_size <= 0:
         raise ConfigError("tokens: max_size, batch_size and ring_size must be positive")
     name, bos, eos, pad = resolve_special_ids(config)
-    files = io.expand_globs([io.normalize(p) for p in config.documents])
-    if not files:
-        raise ConfigError(f"tokens: no files match documents {config.documents}")
+    files = io.expand_documents(config.documents, "tokens")
     destination = io.normalize(check_path(config.destination, "destination")).rstrip("/")
     if config.global_shuffle.work_dir is not None:
         check_path(config.global_shuffle.work_dir, "global_shuffle.work_dir")
@@ -339,6 +337,8 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
     from mixers.tokens import GROUP_RECORD, SHUFFLE_JOURNAL, SHUFFLE_MARKER, ShardLedger, drop_recorded, global_shuffle
 
     final = the_plan.destination
+    # Temporaries of a killed shuffle's writers (their own hidden names) are not shards: removed when dead.
+    io.remove_dead_temporaries([final])
     # Shards of a killed shuffle, of an earlier one, or of an earlier unshuffled run into this destination
     # (its group markers, absorbed here) are taken over by the ledger and removed once the new ones exist.
     absorbed = [io.join(final, name) for name in io.listdir(final) if GROUP_RECORD.fullmatch(name)]

@@ -47,7 +47,6 @@
 //! message that says how to rebuild. The manifest is opaque here: `dolma dedupe` stores the inputs and
 //! settings a filter holds in it.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -1153,12 +1152,11 @@ impl BloomFilter {
         Self::read_body(&mut reader, &raw, &header)
     }
 
-    /// Writes the filter to `path` atomically: to `<path>.tmp-<pid>` first, then renamed over `path`.
+    /// Writes the filter to `path` atomically: to a hidden temporary sibling first (`crate::tempname`), then
+    /// renamed over `path`.
     pub fn save<P: AsRef<Path>>(&self, path: P) -> Result<()> {
         let path = path.as_ref();
-        let mut tmp = OsString::from(path.as_os_str());
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
+        let tmp = crate::tempname::temp_path(path);
         self.write_file(&tmp).and_then(|()| fs::rename(&tmp, path)).map_err(|source| {
             let _ = fs::remove_file(&tmp);
             BloomError::Io { path: Some(path.to_path_buf()), source }

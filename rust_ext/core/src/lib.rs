@@ -16,4 +16,5 @@ pub fn xxh3_64(data: &[u8], seed: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(data, seed)
 }
 pub mod pii;
+pub mod tempname;
 pub mod textstats;

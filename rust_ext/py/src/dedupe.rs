@@ -1,6 +1,10 @@
 //! Bindings for the dedupe pipeline: `Deduper.run` processes files end to end (read, parse, hash,
 //! test-and-insert in input order, write attributes) with the interpreter released, on its own thread pool.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
 use dolma_core::dedupe::{fingerprint_file, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -27,8 +31,13 @@ fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
         DedupeError::BadLine { path, line, field, reason } => {
             DedupeInputError::new_err((message, path, line, field, reason))
         }
+        DedupeError::MissingKey { path, line, field } => {
+            let reason = "missing (the dedupe key must be present in every document)";
+            DedupeInputError::new_err((message, path, line, field, reason))
+        }
         DedupeError::Io { .. } => PyOSError::new_err(message),
         DedupeError::Bloom(e) => bloom_err(py, e),
+        DedupeError::Stopped => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
     }
 }
 
@@ -51,6 +60,27 @@ fn stats_dict<'py>(py: Python<'py>, stats: &RunStats) -> PyResult<Bound<'py, PyD
 /// A content fingerprint as text: 32 lowercase hex digits.
 fn fingerprint_hex(fingerprint: u128) -> String {
     format!("{fingerprint:032x}")
+}
+
+type RunResult = (RunStats, Option<DedupeError>);
+
+/// The slot a run thread reports its result in: `Some(Some(result))`, or `Some(None)` when the thread ended
+/// without one (a panic); `None` while it runs.
+struct Finish<'a>(&'a (Mutex<Option<Option<RunResult>>>, Condvar));
+
+impl Finish<'_> {
+    fn set(self, result: RunResult) {
+        let mut slot = (self.0).0.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(Some(result));
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let mut slot = (self.0).0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.get_or_insert(None);
+        (self.0).1.notify_all();
+    }
 }
 
 /// Deduplicates documents files against a Bloom filter, given the JSON of the `dedupe` config section.
@@ -116,24 +146,83 @@ impl PyDeduper {
             .thread_name(|i| format!("dolma-dedupe-{i}"))
             .build()
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start dedupe threads: {e}")))?;
-        let (stats, error) = py.detach(|| {
-            // A writing run must be the filter's only writer (it inserts without atomic read-modify-writes):
-            // take the exclusive side of the filter's gate; a read-only run shares it with other users.
-            let _shared;
-            let _exclusive;
-            if read_only {
-                _shared = bf.mutating();
-            } else {
-                _exclusive = bf.snapshotting();
+        // The run goes on its own thread while this one, every 100 ms, takes the interpreter and runs the
+        // signal handlers: Ctrl-C or SIGTERM (a KeyboardInterrupt) then stops the run between chunks, instead of
+        // waiting for the whole batch of files.
+        let stop = AtomicBool::new(false);
+        let done: (Mutex<Option<Option<RunResult>>>, Condvar) = (Mutex::new(None), Condvar::new());
+        let mut interrupt: Option<PyErr> = None;
+        let (stats, error) = std::thread::scope(|scope| {
+            let stop = &stop;
+            let jobs = &jobs;
+            let pool = &pool;
+            let done = &done;
+            scope.spawn(move || {
+                // A writing run must be the filter's only writer (it inserts without atomic read-modify-writes):
+                // take the exclusive side of the filter's gate; a read-only run shares it with other users.
+                let _shared;
+                let _exclusive;
+                if read_only {
+                    _shared = bf.mutating();
+                } else {
+                    _exclusive = bf.snapshotting();
+                }
+                // Dropped when the run ends, even by a panic: the waiting loop below then stops waiting.
+                let finish = Finish(done);
+                let result = pool.install(|| self.inner.run_until(&bf.inner, read_only, jobs, stop));
+                finish.set(result);
+            });
+            loop {
+                let (result, running) = py.detach(|| {
+                    let slot = done.0.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (mut slot, _) = done
+                        .1
+                        .wait_timeout_while(slot, Duration::from_millis(100), |r| r.is_none())
+                        .unwrap_or_else(PoisonError::into_inner);
+                    match slot.take() {
+                        Some(Some(result)) => (Some(result), false),
+                        Some(None) => (None, false),
+                        None => (None, true),
+                    }
+                });
+                if let Some(result) = result {
+                    break result;
+                }
+                if !running {
+                    let lost = DedupeError::Config("the dedupe thread ended without a result".to_string());
+                    break (RunStats::default(), Some(lost));
+                }
+                if interrupt.is_none() {
+                    if let Err(e) = py.check_signals() {
+                        interrupt = Some(e);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
             }
-            pool.install(|| self.inner.run(&bf.inner, read_only, &jobs))
         });
+        // A signal that came in after the last look (while the last chunk finished) is reported here, with the
+        // run's statistics: raised later by the interpreter, on its own, it would say nothing of what completed.
+        if interrupt.is_none() {
+            interrupt = py.check_signals().err();
+        }
         match error {
-            None => stats_dict(py, &stats),
+            None => match interrupt {
+                None => stats_dict(py, &stats),
+                Some(signal) => {
+                    // Every file of the batch completed: the caller records them all before stopping.
+                    signal.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
+                    signal.value(py).setattr("partial_file", false)?;
+                    Err(signal)
+                }
+            },
             Some(e) => {
                 // The caller saves the filter with the files that did complete (and their fingerprints) before
-                // re-raising, unless the filter holds part of the failing file's keys (`partial_file`).
-                let err = dedupe_err(py, e);
+                // re-raising, unless the filter holds part of the failing file's keys (`partial_file`). A stop
+                // re-raises the signal's exception.
+                let err = match (e, interrupt) {
+                    (DedupeError::Stopped, Some(signal)) => signal,
+                    (e, _) => dedupe_err(py, e),
+                };
                 err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
                 err.value(py).setattr("partial_file", stats.partial_file)?;
                 Err(err)

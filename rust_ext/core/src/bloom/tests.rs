@@ -1,4 +1,5 @@
 use super::*;
+use std::ffi::OsString;
 
 fn key(prefix: &str, i: usize) -> Vec<u8> {
     format!("{prefix}-{i}").into_bytes()

@@ -108,9 +108,27 @@ impl JsonPath {
         }
     }
 
+    /// The top-level field the path starts with (`metadata` for `$.metadata.url`), if it starts with one.
+    pub fn first_field(&self) -> Option<&str> {
+        match self.steps.first() {
+            Some(Step::Field(name)) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Selects the rest of the path (after its first field) in `value`, the value of that first field.
+    pub fn select_in_first_field<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+        self.first_field()?;
+        Self::walk(&self.steps[1..], value)
+    }
+
     pub fn select<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+        Self::walk(&self.steps, value)
+    }
+
+    fn walk<'a>(steps: &[Step], value: &'a Value) -> Option<&'a Value> {
         let mut current = value;
-        for step in &self.steps {
+        for step in steps {
             current = match (step, current) {
                 (Step::Field(name), Value::Object(map)) => map.get(name)?,
                 (Step::Index(idx), Value::Array(items)) => items.get(*idx)?,
@@ -146,6 +164,10 @@ mod tests {
             assert_eq!(JsonPath::parse(a).unwrap().canonical(), JsonPath::parse(b).unwrap().canonical());
         }
         assert_eq!(JsonPath::parse("$['a'][0]['b c']").unwrap().canonical(), "$.a[0][\"b c\"]");
+        let url = JsonPath::parse("$.metadata.url").unwrap();
+        assert_eq!(url.first_field(), Some("metadata"));
+        assert_eq!(url.select_in_first_field(&doc["metadata"]), Some(&serde_json::json!("u")));
+        assert_eq!(JsonPath::parse("$[0]").unwrap().first_field(), None);
         for bad in ["metadata.url", "$.a[", "$.a[x]", "$..a", "$.a.*"] {
             assert!(JsonPath::parse(bad).is_err(), "{bad}");
         }

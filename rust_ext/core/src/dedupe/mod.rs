@@ -7,6 +7,7 @@
 //! lines). See [`pipeline`].
 
 pub mod config;
+pub(crate) mod document;
 pub mod jsonpath;
 pub mod pipeline;
 pub mod text;
@@ -27,11 +28,18 @@ pub enum DedupeError {
     /// A documents line that cannot be used (bad JSON, missing or mistyped field).
     #[error("{path}:{line}: field '{field}': {reason}")]
     BadLine { path: String, line: u64, field: String, reason: String },
+    /// A good document without the value of the JSONPath dedupe key. Not a bad line: it cannot be skipped, since
+    /// the attribute files must have a row for every good line.
+    #[error("{path}:{line}: field '{field}': missing (the dedupe key must be present in every document)")]
+    MissingKey { path: String, line: u64, field: String },
     /// A file that cannot be read, decompressed or written.
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
     #[error(transparent)]
     Bloom(#[from] BloomError),
+    /// The run was asked to stop (`Deduper::run_until`).
+    #[error("stopped before the end of the run")]
+    Stopped,
 }
 
 pub type Result<T> = std::result::Result<T, DedupeError>;

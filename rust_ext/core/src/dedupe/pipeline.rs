@@ -14,16 +14,15 @@ use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use xxhash_rust::xxh3::Xxh3Default;
 
 use super::config::{DedupeConfig, Mode};
+use super::document;
 use super::jsonpath::JsonPath;
 use super::text::{self, Paragraph};
 use super::{io_err, DedupeError, Result};
@@ -177,18 +176,9 @@ struct ParsedChunk {
     fingerprint: u128,
 }
 
-/// The fields every mode needs, borrowed from the line where possible.
-#[derive(Deserialize)]
-struct LineFields<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-}
-
 /// What dedupe reads from a documents line: the `id` (as JSON text, written unchanged), the UTF-8 length of
-/// `text` (0 when it is not a string in documents mode with another key), and the text the keys come from:
-/// the document key in documents mode, the text in the paragraph modes.
+/// `text`, and the text the keys come from: the document key in documents mode, the text in the paragraph
+/// modes.
 pub(crate) struct LineKey<'a> {
     pub id: String,
     pub text_bytes: u64,
@@ -197,52 +187,50 @@ pub(crate) struct LineKey<'a> {
 
 /// Parses one documents line by the deduper's rules (shared by the Bloom-filter run and the key path of a
 /// distributed run), with errors naming the file, the 1-based line and the field.
+///
+/// Which lines are bad, and the words that say why, are those of every reader of the toolkit
+/// ([`document`]), so a line skipped with `skip_bad_lines` is skipped by taggers and the mixer too. A good
+/// line whose JSONPath dedupe key is missing is an error that cannot be skipped: skipping it would leave its
+/// attribute row out of a file that must mirror the good lines.
 pub(crate) fn read_line<'a>(mode: &Mode, path: &str, lineno: u64, line: &'a [u8]) -> Result<LineKey<'a>> {
-    let bad = |field: &str, reason: String| DedupeError::BadLine {
+    let bad = |(reason, field): (String, Option<String>)| DedupeError::BadLine {
         path: path.to_string(),
         line: lineno,
-        field: field.to_string(),
+        field: field.unwrap_or_else(|| "(line)".to_string()),
         reason,
     };
-    let line = std::str::from_utf8(line).map_err(|e| bad("(line)", format!("invalid UTF-8 ({e})")))?;
-    if let Mode::Documents { key, .. } = mode {
-        if key.single_field() != Some("text") && key.single_field() != Some("id") {
-            let value: Value = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-            let obj = value.as_object().ok_or_else(|| bad("(line)", "expected a JSON object".to_string()))?;
-            let id = match obj.get("id") {
-                Some(v @ Value::String(_)) => v.to_string(),
-                Some(other) => return Err(bad("id", format!("expected a string, got {}", json_type(other)))),
-                None => return Err(bad("id", "missing required field".to_string())),
-            };
-            let text_bytes = match obj.get("text") {
-                Some(Value::String(s)) => s.len() as u64,
-                _ => 0,
-            };
-            let key_text = match key.select(&value) {
-                None | Some(Value::Null) => {
-                    return Err(bad(&path_field(key), "missing (the dedupe key must be present)".to_string()))
-                }
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            };
-            return Ok(LineKey { id, text_bytes, key: Cow::Owned(key_text) });
-        }
-    }
-    let fields: LineFields = serde_json::from_str(line).map_err(|e| bad("(line)", format!("invalid JSON ({e})")))?;
-    let id = match fields.id {
-        Some(raw) if raw.get().starts_with('"') => raw.get().to_string(),
-        Some(raw) => return Err(bad("id", format!("expected a string, got {}", raw.get()))),
-        None => return Err(bad("id", "missing required field".to_string())),
+    let key_path = match mode {
+        Mode::Documents { key, .. } => Some(key),
+        _ => None,
     };
-    let raw_text = fields.text.ok_or_else(|| bad("text", "missing required field".to_string()))?;
-    let text: Cow<str> = serde_json::from_str(raw_text.get())
-        .map_err(|_| bad("text", format!("expected a string, got {}", truncate(raw_text.get()))))?;
+    let good =
+        std::str::from_utf8(line).ok().and_then(|text| document::parse(text, key_path.and_then(|k| k.first_field())));
+    let Some(good) = good else { return Err(bad(document::explain(line))) };
+    // Validated strings: these decodings cannot fail (an error would still be reported, not panic).
+    let text: Cow<str> = serde_json::from_str(good.text.get()).map_err(|_| bad(document::explain(line)))?;
     let text_bytes = text.len() as u64;
-    let key = match mode {
-        Mode::Documents { key, .. } if key.single_field() == Some("id") => {
-            Cow::Owned(serde_json::from_str::<String>(&id).unwrap_or_default())
+    let id = good.id.get().to_string();
+    let key = match key_path {
+        None => text,
+        Some(key) if key.single_field() == Some("text") => text,
+        Some(key) if key.single_field() == Some("id") => {
+            Cow::Owned(serde_json::from_str::<String>(&id).map_err(|_| bad(document::explain(line)))?)
         }
-        _ => text,
+        Some(key) => {
+            let top = key.first_field().and_then(|name| good.get(name));
+            let value: Option<Value> = top.and_then(|raw| serde_json::from_str(raw.get()).ok());
+            match value.as_ref().and_then(|v| key.select_in_first_field(v)) {
+                None | Some(Value::Null) => {
+                    return Err(DedupeError::MissingKey {
+                        path: path.to_string(),
+                        line: lineno,
+                        field: path_field(key),
+                    })
+                }
+                Some(Value::String(s)) => Cow::Owned(s.clone()),
+                Some(other) => Cow::Owned(other.to_string()),
+            }
+        }
     };
     Ok(LineKey { id, text_bytes, key })
 }
@@ -254,8 +242,6 @@ pub struct Deduper {
     skip_bad_lines: bool,
     chunk_bytes: usize,
 }
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Deduper {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
@@ -290,14 +276,30 @@ impl Deduper {
     /// itself may have had its first chunks inserted (not its attributes written): then
     /// [`RunStats::partial_file`] is set.
     pub fn run(&self, filter: &BloomFilter, read_only: bool, jobs: &[FileJob]) -> (RunStats, Option<DedupeError>) {
+        self.run_until(filter, read_only, jobs, &AtomicBool::new(false))
+    }
+
+    /// [`Deduper::run`] that stops between chunks once `stop` is set (a user's Ctrl-C or SIGTERM), with
+    /// [`DedupeError::Stopped`]: the files before the current one are complete, the current one's output is
+    /// removed, as after any other error.
+    pub fn run_until(
+        &self,
+        filter: &BloomFilter,
+        read_only: bool,
+        jobs: &[FileJob],
+        stop: &AtomicBool,
+    ) -> (RunStats, Option<DedupeError>) {
         if rayon::current_num_threads() <= 1 {
-            return self.run_single_thread(filter, read_only, jobs);
+            return self.run_single_thread(filter, read_only, jobs, stop);
         }
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
         let mut raw = reader.next_chunk();
         let mut parsed: Option<Result<ParsedChunk>> = None;
         while raw.is_some() || parsed.is_some() {
+            if stop.load(Ordering::Relaxed) {
+                return committer.fail(DedupeError::Stopped);
+            }
             let to_parse = raw.take();
             let to_commit = parsed.take();
             let (next_raw, (next_parsed, committed)) = rayon::join(
@@ -374,10 +376,14 @@ impl Deduper {
         filter: &BloomFilter,
         read_only: bool,
         jobs: &[FileJob],
+        stop: &AtomicBool,
     ) -> (RunStats, Option<DedupeError>) {
         let mut reader = ChunkReader::new(jobs, self.chunk_bytes);
         let mut committer = Committer::new(self, filter, read_only, jobs);
         while let Some(chunk) = reader.next_chunk() {
+            if stop.load(Ordering::Relaxed) {
+                return committer.fail(DedupeError::Stopped);
+            }
             let result = chunk.and_then(|chunk| {
                 let path = &jobs[chunk.file].input;
                 let lines = split_lines(&chunk);
@@ -811,29 +817,6 @@ fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
     }))
 }
 
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn truncate(s: &str) -> String {
-    if s.len() <= 40 {
-        s.to_string()
-    } else {
-        let mut end = 40;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
-    }
-}
-
 fn path_field(path: &JsonPath) -> String {
     let text = path.to_string();
     text.strip_prefix("$.").map(str::to_string).unwrap_or(text)
@@ -866,13 +849,89 @@ pub(crate) fn decompress_into(path: &str, raw: &[u8], out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension.
-pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
+/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension. An empty file is
+/// empty content whatever its extension, as for the Python readers.
+pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, mut inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
+    if inner.fill_buf()?.is_empty() {
+        return Ok(Box::new(io::empty()));
+    }
     Ok(match compression_of(path) {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
+        Compression::Gzip => Box::new(GzipMembers::new(inner)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
         Compression::Plain => Box::new(inner),
     })
+}
+
+/// The content of concatenated gzip members, read as `gzip -d` reads a file (and as the Python readers do): an
+/// empty file is empty, and zero bytes after the last member (block or tape padding) are ignored; anything
+/// else after a member must be another member.
+struct GzipMembers<R: BufRead> {
+    state: GzipState<R>,
+    members: u64,
+}
+
+enum GzipState<R: BufRead> {
+    Between(R),
+    Member(Box<flate2::bufread::GzDecoder<R>>),
+    Done,
+    Failed,
+}
+
+impl<R: BufRead> GzipMembers<R> {
+    fn new(inner: R) -> Self {
+        GzipMembers { state: GzipState::Between(inner), members: 0 }
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match std::mem::replace(&mut self.state, GzipState::Failed) {
+                GzipState::Member(mut member) => {
+                    let n = member.read(buf)?;
+                    if n > 0 || buf.is_empty() {
+                        self.state = GzipState::Member(member);
+                        return Ok(n);
+                    }
+                    self.state = GzipState::Between(member.into_inner());
+                }
+                GzipState::Between(mut inner) => {
+                    let next = inner.fill_buf()?;
+                    if next.is_empty() {
+                        self.state = GzipState::Done;
+                        return Ok(0);
+                    }
+                    if next[0] == 0 && self.members > 0 {
+                        loop {
+                            let padding = inner.fill_buf()?;
+                            if padding.is_empty() {
+                                break;
+                            }
+                            if padding.iter().any(|&b| b != 0) {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::InvalidData,
+                                    "data after the zero padding that follows the last gzip member",
+                                ));
+                            }
+                            let n = padding.len();
+                            inner.consume(n);
+                        }
+                        self.state = GzipState::Done;
+                        return Ok(0);
+                    }
+                    self.members += 1;
+                    self.state = GzipState::Member(Box::new(flate2::bufread::GzDecoder::new(inner)));
+                }
+                GzipState::Done => {
+                    self.state = GzipState::Done;
+                    return Ok(0);
+                }
+                GzipState::Failed => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "the gzip stream failed earlier"));
+                }
+            }
+        }
+    }
 }
 
 fn read_error(path: &str, e: io::Error) -> DedupeError {
@@ -1072,9 +1131,7 @@ impl AtomicWriter {
         let target = Path::new(path);
         let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| io_err(path, e))?;
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp =
-            dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let temp = crate::tempname::temp_path(target);
         let writer = BufWriter::with_capacity(1 << 20, File::create(&temp).map_err(|e| io_err(path, e))?);
         let mut out = AtomicWriter {
             path: path.to_string(),
@@ -1161,4 +1218,42 @@ pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
     let mut out = AtomicWriter::create(path)?;
     out.write_all(body)?;
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn gunzip(raw: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        GzipMembers::new(raw).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn gzip_reads_like_gzip_d() {
+        assert_eq!(gunzip(b"").unwrap(), b"");
+        let mut two = gzip(b"one\n");
+        two.extend(gzip(b"two\n"));
+        assert_eq!(gunzip(&two).unwrap(), b"one\ntwo\n");
+        let mut padded = two.clone();
+        padded.extend([0u8; 5000]);
+        assert_eq!(gunzip(&padded).unwrap(), b"one\ntwo\n");
+        let mut garbage = padded.clone();
+        garbage.push(7);
+        assert!(gunzip(&garbage).is_err());
+        assert!(gunzip(&[0u8; 64]).is_err(), "zeros alone are not a gzip file");
+        assert!(gunzip(&two[..two.len() - 3]).is_err(), "a truncated member is an error");
+        let mut out = Vec::new();
+        for empty in ["x.jsonl.gz", "x.jsonl.zst", "x.jsonl"] {
+            decompress_into(empty, b"", &mut out).unwrap();
+            assert!(out.is_empty(), "{empty}");
+        }
+    }
 }

@@ -181,3 +181,15 @@ fn union_find_roots_are_minima() {
     assert_eq!(uf.find(4), 4);
     assert!(!uf.union(7, 5));
 }
+
+#[test]
+fn temporaries_follow_the_one_naming_rule() {
+    let prefix = |name: &str| format!(".{name}.tmp-{}-{}-", crate::tempname::host_tag(), std::process::id());
+    for (tag, name) in [("tmp", "x.mhk"), ("sigs", "x.mhk.sigs"), ("keys", "x.mhk.keys")] {
+        let temp = super::unit::temp_path(Path::new("/data/keys/x.mhk"), tag);
+        assert_eq!(temp.parent(), Some(Path::new("/data/keys")));
+        let file = temp.file_name().unwrap().to_string_lossy().into_owned();
+        let nonce = file.strip_prefix(&prefix(name)).unwrap_or_else(|| panic!("{file}"));
+        assert!(nonce.len() == 8 && nonce.chars().all(|c| c.is_ascii_hexdigit()), "{file}");
+    }
+}

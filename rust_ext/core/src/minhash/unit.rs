@@ -34,7 +34,6 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::Xxh3Default;
@@ -49,8 +48,6 @@ const HEADER_LEN: u64 = 128;
 pub const RECORD_LEN: u64 = 12;
 const MAX_SOURCE_LEN: u32 = 1 << 16;
 const FLAG_SETS: u32 = 1;
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn pad8(n: u64) -> u64 {
     n.div_ceil(8) * 8
@@ -189,11 +186,15 @@ impl Drop for Spool {
     }
 }
 
+/// A hidden temporary beside `target`, named by the toolkit's one rule (`crate::tempname`): the file written
+/// before its rename is `.<name>.tmp-<host>-<pid>-<hex>`, a spool `.<name>.<tag>.tmp-<host>-<pid>-<hex>`, so
+/// a later run can tell a killed process's leftovers from a live one's.
 pub(crate) fn temp_path(target: &Path, tag: &str) -> PathBuf {
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if tag == "tmp" {
+        return crate::tempname::temp_path(target);
+    }
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{name}.{tag}-{}-{n}", std::process::id()))
+    crate::tempname::temp_path(&target.with_file_name(format!("{name}.{tag}")))
 }
 
 /// A written document: its signature, band keys and shingle set.
