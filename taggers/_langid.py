@@ -11,7 +11,8 @@ Span types, as the reference toolkit writes them:
   length / document length and `doc_not_en` = 1 - doc_en (both 0 for an empty document).
 
 Paragraphs are the pieces between newlines, the newline included, whitespace-only pieces skipped
-(`dolma.tagger.paragraphs`); the library sees the piece as it is. The libraries are optional (the `langid`
+(`dolma.tagger.paragraphs`); the library sees the piece as it is (a lone surrogate as U+FFFD, except for
+langdetect, which is pure Python and reads it as the reference does). The libraries are optional (the `langid`
 extra): `check` refuses to start without one, naming the extra.
 """
 
@@ -81,6 +82,8 @@ class LanguageIdTagger(Tagger):
     module: ClassVar[str] = ""  # the import name
     level: ClassVar[Literal["document", "paragraph"]] = "document"
     report: ClassVar[Literal["languages", "en", "en_only", "en_with_doc"]] = "languages"
+    # Whether the library needs valid UTF-8 (the C++ and Rust ones): lone surrogates are then read as U+FFFD.
+    utf8_only: ClassVar[bool] = True
 
     def check(self) -> None:
         import_library(self.module, self.package, self.name)
@@ -104,7 +107,7 @@ class LanguageIdTagger(Tagger):
         return self.predict_batch([doc])[0]
 
     def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
-        texts = [valid_text(doc.text) for doc in docs]
+        texts = [valid_text(doc.text) if self.utf8_only else doc.text for doc in docs]
         if self.level == "document":
             return [self._document_spans(len(t), labels) for t, labels in zip(texts, self._identify(texts))]
         pieces = [paragraphs(text) for text in texts]

@@ -35,6 +35,7 @@ class LangdetectTagger(LanguageIdTagger):
 
     package = "langdetect"
     module = "langdetect"
+    utf8_only = False  # pure Python: a lone surrogate is a character like any other, as in the reference
 
     def identify(self, texts: list[str]) -> list[Labels]:
         factory, no_features = _factory(self.name)

@@ -6,9 +6,11 @@ word, non-Latin scripts, a 1 MB text...) and 240 generated documents whose parag
 scripts, control characters included (CLD2 refuses those; both toolkits then retry). Same files, keys and spans,
 values within 1e-4.
 
-Two restrictions:
+Three restrictions:
+- Lone surrogates: only langdetect is compared on them (test_langdetect_reads_lone_surrogates_as_the_reference); the
+  reference crashes on them with every other library.
 - cld3 runs on non-empty documents only: the reference crashes on an empty one (pycld3 gives None; an intended
-  difference listed in the README, "More taggers", and tested in test_langid.py).
+  difference listed in docs/language-id.md and tested in test_langid.py).
 - langdetect and lingua take about 10 ms per text in both toolkits (and the reference runs each tagger's model
   separately), and `ft_lang_id_paragraph_v1` writes ~176 spans per paragraph: their document taggers run on one
   sample document in 5 (chosen by a checksum of the id), their paragraph taggers on one in 20, both with all the
@@ -20,8 +22,11 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from reference import compare_outputs, tag_both
+from reference import compare_outputs, reference_predict, tag_both
 from textgen import fragment_docs
+
+from dolma import registry
+from dolma.documents import Document
 
 pytestmark = pytest.mark.reference
 
@@ -152,3 +157,23 @@ def test_langdetect_and_lingua_documents_match_reference(tagged_slow_documents, 
 @pytest.mark.parametrize("tagger", SLOW_PARAGRAPH)
 def test_paragraph_taggers_match_reference(tagged_slow_paragraphs, tagger):
     _check(tagged_slow_paragraphs, tagger, SAMPLE_DOCUMENTS // 25 + EXTRA_DOCUMENTS)
+
+
+LANGDETECT = ["langdetect_doc_en_v1", "langdetect_doc_v1", "langdetect_en_paragraph_v1", "langdetect_paragraph_v1"]
+
+
+def test_langdetect_reads_lone_surrogates_as_the_reference(tmp_path):
+    """langdetect (pure Python) takes a lone surrogate as it is, in the reference too: same spans and scores.
+    (The other libraries refuse it and the reference crashes; here they read U+FFFD: test_langid.py.)"""
+    texts = [
+        "The quick brown fox jumps over the lazy dog.\ud800\nCeci est une phrase en fran\udfffais.\n",
+        "\udc80\udc81 Der Ausschuss wird seinen Abschlussbericht veröffentlichen.",
+        "\ud83d",
+    ]
+    theirs = reference_predict(LANGDETECT, texts, tmp_path)
+    for name in LANGDETECT:
+        tagger = registry.create(name)
+        for i, (text, expected) in enumerate(zip(texts, theirs[name])):
+            got = tagger.predict(Document(id=str(i), text=text, source="s"))
+            assert [[s.start, s.end, s.type] for s in got] == [e[:3] for e in expected], (name, i)
+            assert [s.score for s in got] == pytest.approx([e[3] for e in expected], abs=1e-4), (name, i)
