@@ -3,11 +3,7 @@
 One detector per process for all 75 languages, high-accuracy mode (Lingua's default, the reference toolkit's
 setting); its models load on first use (about 1 GB of memory once every language has been seen). Lingua gives a
 confidence for every language, summing to 1 (all 0 for a text without letters); batches are identified on all
-cores (`compute_language_confidence_values_in_parallel`).
-
-Lingua's confidences vary in their last bits from one call to the next (about 1e-16: it sums in hash order), so
-the taggers round them to DIGITS decimals: the same text then gives the same output in every run (unless a value
-falls within ~1e-16 of a rounding boundary), within 5e-10 of the library's value.
+cores (`compute_language_confidence_values_in_parallel`), with the same values as one text at a time.
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ from dolma.registry import register
 from taggers._langid import Labels, LanguageIdTagger, import_library
 
 MIN_SCORE = 0.01
-DIGITS = 9
 
 
 @cache
@@ -39,7 +34,7 @@ class LinguaTagger(LanguageIdTagger):
     def identify(self, texts: list[str]) -> list[Labels]:
         detector, codes = _detector(self.name)
         results = detector.compute_language_confidence_values_in_parallel(texts)
-        return [[(codes[found.language], round(found.value, DIGITS)) for found in result] for result in results]
+        return [[(codes[found.language], found.value) for found in result] for result in results]
 
 
 @register("lingua_doc_v1")
