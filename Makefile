@@ -35,7 +35,7 @@ UV_COMPILE = $(VENV)/bin/uv pip compile -q --universal --python-version 3.10 --g
 	--custom-compile-command "make lock" $(UV_FLAGS)
 lock: venv
 	$(UV_COMPILE) pyproject.toml --extra dev -o $(LOCKS)/dev.txt
-	$(UV_COMPILE) --only-binary :all: $(LOCKS)/reference.in -o $(LOCKS)/reference.txt
+	$(UV_COMPILE) --only-binary :all: --no-binary langdetect $(LOCKS)/reference.in -o $(LOCKS)/reference.txt
 	$(UV_COMPILE) $(LOCKS)/datatrove.in -o $(LOCKS)/datatrove.txt
 	$(subst 3.10,3.11,$(UV_COMPILE)) $(LOCKS)/profanity.in -o $(LOCKS)/profanity.txt
 
@@ -43,10 +43,11 @@ lock-upgrade:
 	$(MAKE) lock UV_FLAGS=--upgrade
 
 # The reference toolkit (AllenAI dolma 1.2.1) in its own virtual environment, used only as a test oracle.
-# Its packages: .ci/locks/reference.in (locked in reference.txt).
+# Its packages: .ci/locks/reference.in (locked in reference.txt), wheels only except langdetect (pure Python, it
+# publishes no wheel).
 $(REF_VENV)/.created: $(LOCKS)/reference.txt
 	$(PYTHON) -m venv $(REF_VENV)
-	$(REF_VENV)/bin/python $(PIP_LOCKED) $(LOCKS)/reference.txt --only-binary=:all:
+	$(REF_VENV)/bin/python $(PIP_LOCKED) $(LOCKS)/reference.txt --only-binary=:all: --no-binary=langdetect
 	touch $@
 
 reference: $(REF_VENV)/.created

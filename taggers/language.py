@@ -13,6 +13,7 @@ from dolma.documents import Document, Span
 from dolma.models import check_fasttext_model, resolve_model
 from dolma.registry import register
 from dolma.tagger import Tagger, TaggerConfig, paragraphs
+from taggers._langid import valid_text
 
 SHIPPED_LID_MODEL = str(Path(__file__).parent / "resources" / "lid.176.ftz")
 LID_MODEL_ENV = "DOLMA_LID_MODEL"
@@ -42,8 +43,9 @@ _EN_LABEL = "__label__en"
 
 def _clean(text: str) -> str:
     """The line fastText sees: stripped first, as the reference does (this matters for non-fastText
-    whitespace such as U+00A0), lower-cased, newlines as spaces, plus the newline fastText's binding expects."""
-    return text.strip().lower().replace("\n", " ").replace("\r", " ") + "\n"
+    whitespace such as U+00A0), lower-cased, newlines as spaces, plus the newline fastText's binding expects.
+    A lone surrogate (which fastText's binding refuses) becomes U+FFFD."""
+    return valid_text(text).strip().lower().replace("\n", " ").replace("\r", " ") + "\n"
 
 
 class FastTextLanguageTagger(Tagger):
@@ -164,3 +166,31 @@ class FastTextDocumentLanguagesRoundedTagger(FastTextLanguageTagger):
     def predict(self, doc: Document) -> list[Span]:
         n = len(doc.text)
         return [Span(0, n, lang, round(p, 2)) for lang, p in self.probabilities(doc.text).items() if p >= 0.01]
+
+
+@register("ft_lang_id_en_only_v2")
+class FastTextEnglishOnlyDocumentTagger(FastTextLanguageTagger):
+    """Probability that the whole document is English (fastText lid.176): the `en` span of ft_lang_id_en_doc_v2 only.
+
+    Span type: `en` = that probability, over the whole document.
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        return [Span(0, len(doc.text), "en", self.en_probability(doc.text))]
+
+
+@register("ft_lang_id_paragraph_v1")
+class FastTextParagraphLanguagesTagger(FastTextLanguageTagger):
+    """Probability of every language for each paragraph (fastText lid.176).
+
+    Span types: one per language code the model gives a non-zero probability, per non-blank paragraph (split at
+    newlines, the newline included), score = that probability, most likely first.
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        return [
+            Span(start, end, lang, p)
+            for start, end, piece in paragraphs(doc.text)
+            for lang, p in self.probabilities(piece).items()
+            if p > 0.0
+        ]

@@ -14,6 +14,8 @@ from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
 from taggers.language import SHIPPED_LID_MODEL
 
 LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
+# Modules the reference imports that do not install from wheels, given to it over ones that do (see each file).
+SHIMS = Path(__file__).resolve().parent / "reference_shims"
 
 
 def reference_python() -> Path:
@@ -26,7 +28,8 @@ def reference_python() -> Path:
 
 
 def reference_env(tmp: Path) -> dict[str, str]:
-    """Environment for an offline reference run: its language-ID cache holds the model we ship."""
+    """Environment for an offline reference run: its language-ID cache holds the model we ship, and the shims
+    (tests/reference_shims) are importable."""
     cache = tmp / "xdg-cache"
     target = cache / "dolma" / f"{hashlib.sha256(LID_URL.encode()).hexdigest()}.176.bin"
     if not target.exists():
@@ -34,6 +37,7 @@ def reference_env(tmp: Path) -> dict[str, str]:
         shutil.copy(SHIPPED_LID_MODEL, target)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
     env.update({"XDG_CACHE_HOME": str(cache), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    env["PYTHONPATH"] = str(SHIMS)
     return env
 
 

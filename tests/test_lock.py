@@ -49,9 +49,12 @@ def test_every_pin_has_hashes(lock):
 def test_declared_ranges_contain_the_locked_versions():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    # dev includes the project's own extras by name ("dolma-toolkit[warc]"): their packages are checked directly
-    declared = [Requirement(r) for r in project["dependencies"] + extras["dev"] + extras["warc"]]
-    declared = [r for r in declared if canonicalize_name(r.name) != canonicalize_name(project["name"])]
+    declared = [Requirement(r) for r in project["dependencies"] + extras["dev"]]
+    # The dev extra includes other extras of this project (`dolma-toolkit[langid]`): check their packages.
+    for req in [r for r in declared if canonicalize_name(r.name) == canonicalize_name(project["name"])]:
+        declared.remove(req)
+        declared += [Requirement(r) for extra in sorted(req.extras) for r in extras[extra]]
+    assert any(canonicalize_name(r.name) == "pycld2" for r in declared), "the langid extra is part of dev"
     pins = read_lock(LOCKS / "dev.txt")
     for req in declared:
         versions = [v for name, v, _, _ in pins if name == canonicalize_name(req.name)]
