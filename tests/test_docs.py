@@ -196,6 +196,7 @@ LOCAL_CONFIGS = [
     ("mix-dedupe.yaml", "mix"),
     ("mix-typed-sampling.yaml", "mix"),
     ("tag-toxicity.yaml", "tag"),
+    ("tag-langid.yaml", "tag"),
     ("mix-toxicity.yaml", "mix"),
     ("tokens.yaml", "tokens"),
     ("tokens-global-shuffle.yaml", "tokens"),
