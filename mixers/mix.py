@@ -28,12 +28,12 @@ import msgspec
 import zstandard
 
 from dolma import io
-from dolma.commands.mix import MixConfig, Stream
 from dolma.documents import FieldRule, attributes_path, explain_bad_line, has_document_fields
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
 from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
 from dolma.locks import DestinationLock
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
+from mixers.mix_config import MixConfig, Stream
 from mixers.rules import DROP_INCLUDE, EXCLUDED, Decision, StreamRules, score_in_range
 from mixers.sandbox import (
     BATCH_BYTES,
@@ -975,3 +975,8 @@ def run_mix(config: MixConfig) -> int:
         io.remove_dead_temporaries([io.dirname(io.normalize(config.report))])
         io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0
+
+
+CONFIG = MixConfig
+"""The command's config type and entry point, as `dolma.commands.Command.load` expects them."""
+run = run_mix
