@@ -493,12 +493,6 @@ def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:
         )
 
 
-def default_processes(requested: int | None) -> int:
-    if requested and requested > 0:
-        return requested
-    return os.cpu_count() or 1
-
-
 def make_executor(config: Any, description: str, ignore_existing: bool | None = None) -> Any:
     """The executor a command's RunOptions ask for: LocalExecutor, or SparkExecutor when `executor: spark`.
 
