@@ -58,7 +58,8 @@ def find_command(name: str) -> Command | None:
     """The command called `name`, loading only its own entry point (not every installed command)."""
     if name in FRAMEWORK_COMMANDS:
         return FRAMEWORK_COMMANDS[name]
-    found = list(entry_points(group=ENTRY_POINT_GROUP, name=name))
+    # (not `list(...)`: importing the `list` command binds `dolma.commands.list` to that module, here too)
+    found = [*entry_points(group=ENTRY_POINT_GROUP, name=name)]
     return _load_entry_point(found[0]) if found else None
 
 
