@@ -283,7 +283,17 @@ def is_retryable(exc: BaseException) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class UnitExecutor:
+class Executor(ABC):
+    """The one executor interface: run a job's units wherever they run and say how it went.
+
+    Executors only schedule units, track completion, retry and report; they never hold a command's logic.
+    """
+
+    @abstractmethod
+    def run(self, job: Job, units: Sequence[Unit]) -> Summary: ...
+
+
+class UnitExecutor(Executor):
     """What every executor shares: retry/quiet/resume settings and the choice of units still to run."""
 
     def __init__(
@@ -493,7 +503,7 @@ def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:
         )
 
 
-def make_executor(config: Any, description: str, ignore_existing: bool | None = None) -> Any:
+def make_executor(config: Any, description: str, ignore_existing: bool | None = None) -> Executor:
     """The executor a command's RunOptions ask for: LocalExecutor, or SparkExecutor when `executor: spark`.
 
     Both have the same `run(job, units) -> Summary` contract, so commands never depend on where units run.

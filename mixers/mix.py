@@ -30,7 +30,7 @@ import zstandard
 from dolma import io
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
-from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.executor import Executor, Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
 from dolma.locks import DestinationLock
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
 from mixers.mix_config import MixConfig, Stream
@@ -748,7 +748,7 @@ def _sum_counters(items: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def _executor(config: MixConfig, name: str, ignore_existing: bool) -> Any:
+def _executor(config: MixConfig, name: str, ignore_existing: bool) -> Executor:
     """LocalExecutor or SparkExecutor (`executor: spark`): per-file units run the same either way."""
     return make_executor(config, name, ignore_existing=ignore_existing)
 
