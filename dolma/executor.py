@@ -283,6 +283,33 @@ def is_retryable(exc: BaseException) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def retry(unit: Unit, exc: Exception, attempts: int, retries: int) -> bool:
+    """The one retry rule of every executor: retry an unexpected error while attempts remain (and say so)."""
+    log.debug("unit %s failed: %s", unit.input, "".join(traceback.format_exception(exc)))
+    if is_retryable(exc) and attempts <= retries:
+        log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
+        return True
+    return False
+
+
+def run_with_retries(
+    job: Job, unit: Unit, retries: int, progress: Progress
+) -> tuple[UnitStats | None, str | None, int]:
+    """Run one unit in this process until it succeeds or `retry` gives up: (stats or None, error, attempts).
+
+    The loop of the inline executor and of every Spark task; the process pool retries by resubmitting the
+    unit to a worker (a crashed worker takes its process with it) with the same `retry` rule.
+    """
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return job.run_unit(unit, progress), None, attempts
+        except Exception as exc:
+            if not retry(unit, exc, attempts, retries):
+                return None, describe_error(exc), attempts
+
+
 class Executor(ABC):
     """The one executor interface: run a job's units wherever they run and say how it went.
 
@@ -366,23 +393,14 @@ class LocalExecutor(UnitExecutor):
             except Exception as exc:
                 raise SetupError(describe_error(exc)) from exc
         for unit in todo:
-            attempts = 0
-            while True:
-                attempts += 1
-                try:
-                    stats = job.run_unit(unit, lambda d, b: display.update(docs=d, nbytes=b))
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    log.debug("unit %s failed: %s", unit.input, traceback.format_exc())
-                    if is_retryable(exc) and attempts <= self.retries:
-                        log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
-                        continue
-                    summary.failures.append(UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts))
-                    display.update(units=1)
-                    break
+            stats, error, attempts = run_with_retries(
+                job, unit, self.retries, lambda d, b: display.update(docs=d, nbytes=b)
+            )
+            if stats is None:
+                summary.failures.append(UnitFailure(unit=unit, error=error or "", attempts=attempts))
+                display.update(units=1)
+            else:
                 self._record(summary, stats, display)
-                break
 
     def _run_pool(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
         """Run units on a process pool. A crashed worker breaks the pool: its units go to a fresh pool."""
@@ -414,13 +432,12 @@ class LocalExecutor(UnitExecutor):
                         except SetupError:
                             raise
                         except Exception as exc:
-                            if not (is_retryable(exc) and attempts[unit] <= self.retries):
+                            if not retry(unit, exc, attempts[unit], self.retries):
                                 summary.failures.append(
                                     UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts[unit])
                                 )
                                 display.update(units=1)
                                 continue
-                            log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
                             if isinstance(exc, BrokenProcessPool):
                                 again.append(unit)
                                 continue
