@@ -11,8 +11,8 @@ LOCKS := .ci/locks
 # Every Python package is installed from a committed lock with hashes (exact versions, verified downloads).
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
-.PHONY: all venv build demo test test-rust test-python lint format reference profanity datatrove compat bench clean lock \
-	lock-upgrade faults
+.PHONY: all venv build demo test test-fast test-rust test-python lint format reference profanity datatrove compat \
+	bench clean lock lock-upgrade faults
 
 all: build
 
@@ -98,6 +98,11 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 
 test-python: build reference profanity
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests
+
+# The edit loop: every Python test except those on Spark or against the reference toolkit (markers assigned by
+# tests/conftest.py from what each test uses; the fault suite's long cases never run outside `make faults`).
+test-fast: build
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference" tests
 
 lint: build
 	$(VENV)/bin/ruff check .

@@ -84,9 +84,9 @@ def _cpu() -> float:
 
 def time_variant(root: Path, scratch: Path, stream_rules: dict, repeat: int) -> tuple[float, float, int]:
     """(best wall seconds, best CPU seconds, documents) over `repeat` runs."""
-    from dolma.commands.mix import MixConfig
     from dolma.config import build
     from mixers.mix import run_mix
+    from mixers.mix_config import MixConfig
 
     best_wall = best_cpu = float("inf")
     docs = 0

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from dolma import __version__, lifecycle, s3
-from dolma.commands import COMMANDS
+from dolma.commands import all_commands, find_command
 from dolma.config import build, format_help
 from dolma.errors import DolmaError
 
@@ -18,7 +18,8 @@ log = logging.getLogger("dolma")
 
 
 def _usage() -> str:
-    width = max(len(name) for name in COMMANDS) + 2
+    commands = all_commands()
+    width = max(len(name) for name in commands) + 2
     lines = [
         "usage: dolma [-c CONFIG] <command> [--field value ...]",
         "",
@@ -26,7 +27,7 @@ def _usage() -> str:
         "",
         "commands:",
     ]
-    lines += [f"  {name.ljust(width)}{cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += [f"  {name.ljust(width)}{cmd.summary}" for name, cmd in commands.items()]
     lines += ["", "`dolma <command> --help` lists every field of a command with its type, default and meaning."]
     return "\n".join(lines)
 
@@ -127,13 +128,13 @@ def _main(argv: list[str]) -> int:
         if command is None:
             print(_usage(), file=sys.stdout if want_help else sys.stderr)
             return 0 if want_help else 2
-        if command not in COMMANDS:
+        spec = find_command(command)
+        if spec is None:
             import difflib
 
-            close = difflib.get_close_matches(command, list(COMMANDS), n=1)
+            close = difflib.get_close_matches(command, list(all_commands()), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise DolmaError(f"unknown command '{command}'{hint}")
-        spec = COMMANDS[command]
         config_type, run = spec.load()
         if want_help:
             print(format_help(command, spec.summary, config_type))

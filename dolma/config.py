@@ -406,7 +406,3 @@ def format_help(command: str, summary: str, struct_type: type[msgspec.Struct]) -
             for chunk in textwrap.wrap(description, width=term - width - 2):
                 lines.append(" " * (width + 1) + chunk)
     return "\n".join(lines)
-
-
-def to_dict(config: msgspec.Struct) -> dict[str, Any]:
-    return msgspec.to_builtins(config)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import msgspec
 
 from dolma import io
 from dolma.errors import BadInputError, PathSafetyError
+
+log = logging.getLogger("dolma")
+T = TypeVar("T")
 
 
 class Document(msgspec.Struct, kw_only=True):
@@ -178,30 +182,127 @@ def decode_document(line: bytes, path: str, lineno: int) -> Document:
         raise BadInputError(path, lineno, reason, field) from None
 
 
+class BadLine(Exception):
+    """Raised by a line decoder given to `read_records`: the line is not a valid record (explained afterwards)."""
+
+
+def read_records(
+    path: str,
+    decode: Callable[[bytes], T],
+    fields: tuple[FieldRule, ...] = DOCUMENT_FIELDS,
+    *,
+    skip_bad_lines: bool = False,
+    stats: ReadStats | None = None,
+    compression: str | None = "infer",
+) -> Iterator[tuple[int, T | None, int]]:
+    """The one document reader and bad-line policy: (line number, record or None, bytes) per non-blank line.
+
+    `decode` turns a line into whatever the command needs (a `Document`, the raw dict the mixer carries through
+    untouched, or a struct of configured field names) and raises `BadLine`, `msgspec.DecodeError` or
+    `UnicodeDecodeError` for a bad one. A bad line raises BadInputError naming file, line, reason and field
+    (`explain_bad_line` with `fields`), or, with `skip_bad_lines`, is logged, counted in `stats.bad_lines` and
+    yielded as None, so a caller reading attribute files in lockstep consumes no attribute row for it (taggers
+    and the deduper wrote none). Blank lines are not documents: counted in `stats.lines` and `stats.bytes` only.
+    """
+    stats = stats if stats is not None else ReadStats()
+    for lineno, line in io.iter_lines(path, compression=compression):
+        stats.lines += 1  # counted as read: progress bars show the bytes live
+        nbytes = len(line) + 1
+        stats.bytes += nbytes
+        if not line or line.isspace():
+            continue
+        try:
+            record = decode(line)
+        except (BadLine, msgspec.DecodeError, UnicodeDecodeError):
+            err = BadInputError(path, lineno, *explain_bad_line(line, fields))
+            if not skip_bad_lines:
+                raise err from None
+            log.warning("skipping %s", err)
+            stats.bad_lines += 1
+            yield lineno, None, nbytes
+            continue
+        stats.documents += 1
+        yield lineno, record, nbytes
+
+
 def read_documents(
     path: str, skip_bad_lines: bool = False, stats: ReadStats | None = None
 ) -> Iterator[tuple[int, Document]]:
-    """Yield (line number, Document) from a documents file.
+    """Yield (line number, Document) from a documents file (`read_records` with the `Document` rule)."""
+    for lineno, doc, _ in read_records(path, _decoder.decode, skip_bad_lines=skip_bad_lines, stats=stats):
+        if doc is not None:
+            yield lineno, doc
 
-    A bad line (invalid JSON, invalid UTF-8, missing or mistyped `id`/`text`) raises BadInputError naming the
-    file and line, or, with `skip_bad_lines`, is counted in `stats.bad_lines` and skipped. Blank lines are
-    ignored (they are not documents).
-    """
-    stats = stats if stats is not None else ReadStats()
-    for lineno, line in io.iter_lines(path):
-        stats.lines += 1
-        stats.bytes += len(line) + 1
-        if not line.strip():
+
+class AttributeLine(msgspec.Struct):
+    """An attribute row as read back: any JSON object; `id` and `attributes` are checked by whoever uses them."""
+
+    id: Any = None
+    attributes: dict[str, Any] | None = None
+
+
+_attribute_decoder = msgspec.json.Decoder(AttributeLine)
+
+
+def read_attribute_lines(path: str, compression: str | None = "infer") -> Iterator[tuple[int, AttributeLine]]:
+    """(line, row) of an attribute file, blank lines skipped; a line that is not a JSON object is an error."""
+    for lineno, line in io.iter_lines(path, compression=compression):
+        if not line or line.isspace():
             continue
         try:
-            doc = decode_document(line, path, lineno)
-        except BadInputError:
-            if not skip_bad_lines:
-                raise
-            stats.bad_lines += 1
-            continue
-        stats.documents += 1
-        yield lineno, doc
+            yield lineno, _attribute_decoder.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            reason, field = explain_bad_line(line, ())
+            raise BadInputError(path, lineno, f"invalid attribute row: {reason}", field) from None
+
+
+def with_attributes(
+    records: Iterator[tuple[int, T | None, int]],
+    doc_path: str,
+    attribute_paths: list[str],
+    id_of: Callable[[T], Any],
+    attach: Callable[[T, list[dict[str, Any]]], None],
+    compression: str | None = "infer",
+) -> Iterator[tuple[int, T | None, int]]:
+    """`read_records` rows, each good document given (`attach`) the attribute rows that mirror it, one per file.
+
+    Attribute files mirror the GOOD documents lines: a skipped bad line (None) consumes no attribute row. A
+    missing, extra or mismatched row is a BadInputError naming both files; an attribute row is any JSON object
+    with `id` and `attributes` (rows without attributes are not passed on).
+    """
+    iters = [read_attribute_lines(p, compression) for p in attribute_paths]
+    for lineno, record, nbytes in records:
+        if record is not None:
+            doc_id = id_of(record)
+            rows: list[dict[str, Any]] = []
+            for path, it in zip(attribute_paths, iters):
+                found = next(it, None)
+                if found is None:
+                    raise BadInputError(
+                        doc_path,
+                        lineno,
+                        f"document {doc_id!r} has no attribute line in {path} (that file ends early)",
+                        "id",
+                    )
+                alineno, row = found
+                if row.id != doc_id:
+                    raise BadInputError(
+                        doc_path,
+                        lineno,
+                        f"id {doc_id!r} does not match id {row.id!r} at {path}:{alineno} "
+                        "(attribute files must mirror the documents line for line)",
+                        "id",
+                    )
+                if row.attributes:
+                    rows.append(row.attributes)
+            attach(record, rows)
+        yield lineno, record, nbytes
+    for path, it in zip(attribute_paths, iters):
+        extra = next(it, None)
+        if extra is not None:
+            raise BadInputError(
+                path, extra[0], f"attribute file has more lines than the documents file {doc_path}", "id"
+            )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -283,7 +283,44 @@ def is_retryable(exc: BaseException) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class UnitExecutor:
+def retry(unit: Unit, exc: Exception, attempts: int, retries: int) -> bool:
+    """The one retry rule of every executor: retry an unexpected error while attempts remain (and say so)."""
+    log.debug("unit %s failed: %s", unit.input, "".join(traceback.format_exception(exc)))
+    if is_retryable(exc) and attempts <= retries:
+        log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
+        return True
+    return False
+
+
+def run_with_retries(
+    job: Job, unit: Unit, retries: int, progress: Progress
+) -> tuple[UnitStats | None, str | None, int]:
+    """Run one unit in this process until it succeeds or `retry` gives up: (stats or None, error, attempts).
+
+    The loop of the inline executor and of every Spark task; the process pool retries by resubmitting the
+    unit to a worker (a crashed worker takes its process with it) with the same `retry` rule.
+    """
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return job.run_unit(unit, progress), None, attempts
+        except Exception as exc:
+            if not retry(unit, exc, attempts, retries):
+                return None, describe_error(exc), attempts
+
+
+class Executor(ABC):
+    """The one executor interface: run a job's units wherever they run and say how it went.
+
+    Executors only schedule units, track completion, retry and report; they never hold a command's logic.
+    """
+
+    @abstractmethod
+    def run(self, job: Job, units: Sequence[Unit]) -> Summary: ...
+
+
+class UnitExecutor(Executor):
     """What every executor shares: retry/quiet/resume settings and the choice of units still to run."""
 
     def __init__(
@@ -356,23 +393,14 @@ class LocalExecutor(UnitExecutor):
             except Exception as exc:
                 raise SetupError(describe_error(exc)) from exc
         for unit in todo:
-            attempts = 0
-            while True:
-                attempts += 1
-                try:
-                    stats = job.run_unit(unit, lambda d, b: display.update(docs=d, nbytes=b))
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    log.debug("unit %s failed: %s", unit.input, traceback.format_exc())
-                    if is_retryable(exc) and attempts <= self.retries:
-                        log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
-                        continue
-                    summary.failures.append(UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts))
-                    display.update(units=1)
-                    break
+            stats, error, attempts = run_with_retries(
+                job, unit, self.retries, lambda d, b: display.update(docs=d, nbytes=b)
+            )
+            if stats is None:
+                summary.failures.append(UnitFailure(unit=unit, error=error or "", attempts=attempts))
+                display.update(units=1)
+            else:
                 self._record(summary, stats, display)
-                break
 
     def _run_pool(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
         """Run units on a process pool. A crashed worker breaks the pool: its units go to a fresh pool."""
@@ -404,13 +432,12 @@ class LocalExecutor(UnitExecutor):
                         except SetupError:
                             raise
                         except Exception as exc:
-                            if not (is_retryable(exc) and attempts[unit] <= self.retries):
+                            if not retry(unit, exc, attempts[unit], self.retries):
                                 summary.failures.append(
                                     UnitFailure(unit=unit, error=describe_error(exc), attempts=attempts[unit])
                                 )
                                 display.update(units=1)
                                 continue
-                            log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
                             if isinstance(exc, BrokenProcessPool):
                                 again.append(unit)
                                 continue
@@ -493,13 +520,7 @@ def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:
         )
 
 
-def default_processes(requested: int | None) -> int:
-    if requested and requested > 0:
-        return requested
-    return os.cpu_count() or 1
-
-
-def make_executor(config: Any, description: str, ignore_existing: bool | None = None) -> Any:
+def make_executor(config: Any, description: str, ignore_existing: bool | None = None) -> Executor:
     """The executor a command's RunOptions ask for: LocalExecutor, or SparkExecutor when `executor: spark`.
 
     Both have the same `run(job, units) -> Summary` contract, so commands never depend on where units run.

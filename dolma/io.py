@@ -10,7 +10,6 @@ aborted when a later run writes the same key).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import glob as _glob
 import gzip
 import logging
@@ -202,10 +201,6 @@ def expand_documents(patterns: list[str], where: str) -> list[str]:
         if not glob(normalize(pattern)):
             raise ConfigError(f"{where}: no files match documents pattern '{pattern}'")
     return expand_globs([normalize(p) for p in patterns])
-
-
-def match(pattern: str, path: str) -> bool:
-    return bool(_glob_regex(pattern).match(path)) or fnmatch.fnmatchcase(path, pattern)
 
 
 def exists(path: str) -> bool:
@@ -607,10 +602,6 @@ class AtomicWriter:
             self.close()
         else:
             self.abort()
-
-
-def open_atomic(path: str, compression: str | None = "infer") -> AtomicWriter:
-    return AtomicWriter(path, compression=compression)
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -54,8 +54,6 @@ def load_plugins() -> None:
             ep.load()
         except Exception as exc:
             raise TaggerError(f"cannot load tagger plugin '{ep.name}' ({ep.value}): {exc}") from exc
-    if "taggers" not in sys.modules:
-        importlib.import_module("taggers")
 
 
 def import_modules(modules: list[str]) -> None:

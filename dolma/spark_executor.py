@@ -29,7 +29,6 @@ import re
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -46,8 +45,7 @@ from dolma.executor import (
     UnitExecutor,
     UnitFailure,
     UnitStats,
-    describe_error,
-    is_retryable,
+    run_with_retries,
 )
 
 log = logging.getLogger("dolma")
@@ -182,18 +180,8 @@ class UnitResult(msgspec.Struct, array_like=True):
 def run_unit_with_retries(job: Job, unit: Unit, retries: int, index: int) -> UnitResult:
     # Attempts killed on this machine (a lost or cancelled task) may have left temporaries beside the outputs.
     io.remove_dead_temporaries(io.dirname(path) for path in unit.outputs)
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            stats = job.run_unit(unit, lambda _d, _b: None)
-            return UnitResult(index=index, stats=stats, attempts=attempts)
-        except Exception as exc:
-            log.debug("unit %s failed: %s", unit.input, traceback.format_exc())
-            if is_retryable(exc) and attempts <= retries:
-                log.warning("retrying %s after error: %s", unit.input, describe_error(exc))
-                continue
-            return UnitResult(index=index, error=describe_error(exc), attempts=attempts)
+    stats, error, attempts = run_with_retries(job, unit, retries, lambda _d, _b: None)
+    return UnitResult(index=index, stats=stats, error=error, attempts=attempts)
 
 
 class _MergeDict:

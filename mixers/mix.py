@@ -28,12 +28,12 @@ import msgspec
 import zstandard
 
 from dolma import io
-from dolma.commands.mix import MixConfig, Stream
-from dolma.documents import FieldRule, attributes_path, explain_bad_line, has_document_fields
+from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
-from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.executor import Executor, Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
 from dolma.locks import DestinationLock
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
+from mixers.mix_config import MixConfig, Stream
 from mixers.rules import DROP_INCLUDE, EXCLUDED, Decision, StreamRules, score_in_range
 from mixers.sandbox import (
     BATCH_BYTES,
@@ -274,33 +274,33 @@ class PartWriter:
 # ----------------------------------------------------------------------------------------------------------
 
 _doc_decoder = msgspec.json.Decoder(dict)
-_ATTR_FIELDS: tuple[FieldRule, ...] = ()  # the row decoder takes any id and attributes: only JSON itself can fail
 _encoder = msgspec.json.Encoder()
-
-
-class _AttrRow(msgspec.Struct):
-    id: Any = None
-    attributes: dict[str, Any] | None = None
-
-
-_attr_decoder = msgspec.json.Decoder(_AttrRow)
 # Numbers beyond a double's range (1e999) are valid JSON that the fast decoder refuses: kept as written.
 _exact_decoder = msgspec.json.Decoder(dict, float_hook=lambda text: msgspec.Raw(text.encode()))
 
 
-def _decode_exact(line: bytes) -> tuple[Any, bool]:
-    """(document, good) for a line the fast decoder refused: only a number out of range is forgiven."""
+def _decode_document(line: bytes) -> dict[str, Any]:
+    """The whole JSON object (unknown fields are carried through untouched), checked by the `Document` rule."""
     try:
-        doc = _exact_decoder.decode(line)
+        doc = _doc_decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError):
-        return None, False
-    return doc, has_document_fields(doc)
+        doc = _exact_decoder.decode(line)  # raises again unless only a number was out of range
+    if not has_document_fields(doc):
+        raise BadLine
+    return doc
 
 
-def _non_blank(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
-    for lineno, line in lines:
-        if line and not line.isspace():
-            yield lineno, line
+def _document_id(doc: dict[str, Any]) -> Any:
+    return doc["id"]
+
+
+def _merge_attributes(doc: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """The document's own `attributes` (if an object) updated with its attribute files' rows, in order."""
+    merged = doc.get("attributes")
+    merged = dict(merged) if isinstance(merged, dict) else {}
+    for attributes in rows:
+        merged.update(attributes)
+    doc["attributes"] = merged
 
 
 class StreamJob(Job):
@@ -353,65 +353,11 @@ class StreamJob(Job):
     def _rows(self, doc_path: str) -> Iterator[tuple[int, dict[str, Any] | None, int]]:
         """(line number, document with merged attributes or None for a skipped bad line, raw bytes), in lockstep."""
         cin = compression_setting(self.stream.compression.input, f"stream {self.stream.name}", "infer")
+        records = read_records(doc_path, _decode_document, skip_bad_lines=self.skip_bad_lines, compression=cin)
         attr_paths = self.attribute_files(doc_path)
-        attr_iters = [_non_blank(io.iter_lines(p, compression=cin)) for p in attr_paths]
-        for lineno, line in io.iter_lines(doc_path, compression=cin):
-            if not line or line.isspace():
-                continue
-            try:
-                doc = _doc_decoder.decode(line)
-                good = has_document_fields(doc)
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                doc, good = _decode_exact(line)
-            if not good:
-                err = BadInputError(doc_path, lineno, *explain_bad_line(line))
-                if not self.skip_bad_lines:
-                    raise err from None
-                # Attribute files have no row for a bad documents line (taggers and the deduper skip it too),
-                # so no attribute row is consumed.
-                log.warning("skipping %s", err)
-                yield lineno, None, len(line) + 1
-                continue
-            doc_id = doc["id"]
-            if attr_iters:
-                merged = doc.get("attributes")
-                merged = dict(merged) if isinstance(merged, dict) else {}
-                for path, it in zip(attr_paths, attr_iters):
-                    found = next(it, None)
-                    if found is None:
-                        raise BadInputError(
-                            doc_path,
-                            lineno,
-                            f"document {doc_id!r} has no attribute line in {path} (that file ends early)",
-                            "id",
-                        )
-                    alineno, aline = found
-                    try:
-                        row = _attr_decoder.decode(aline)
-                    except (msgspec.DecodeError, UnicodeDecodeError):
-                        reason, field = explain_bad_line(aline, _ATTR_FIELDS)
-                        raise BadInputError(path, alineno, f"invalid attribute row: {reason}", field) from None
-                    if row.id != doc_id:
-                        raise BadInputError(
-                            doc_path,
-                            lineno,
-                            f"id {doc_id!r} does not match id {row.id!r} at {path}:{alineno} "
-                            "(attribute files must mirror the documents line for line)",
-                            "id",
-                        )
-                    if row.attributes:
-                        merged.update(row.attributes)
-                doc["attributes"] = merged
-            yield lineno, doc, len(line) + 1
-        for path, it in zip(attr_paths, attr_iters):
-            extra = next(it, None)
-            if extra is not None:
-                raise BadInputError(
-                    path,
-                    extra[0],
-                    f"attribute file has more lines than the documents file {doc_path}",
-                    "id",
-                )
+        if not attr_paths:
+            return records
+        return with_attributes(records, doc_path, attr_paths, _document_id, _merge_attributes, cin)
 
     def _decided(self, doc_path: str) -> Iterator[tuple[int, dict[str, Any] | None, int, Decision | None]]:
         """The rows of `_rows`, each with the decision of the stream's rules (None for a skipped bad line).
@@ -802,7 +748,7 @@ def _sum_counters(items: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def _executor(config: MixConfig, name: str, ignore_existing: bool) -> Any:
+def _executor(config: MixConfig, name: str, ignore_existing: bool) -> Executor:
     """LocalExecutor or SparkExecutor (`executor: spark`): per-file units run the same either way."""
     return make_executor(config, name, ignore_existing=ignore_existing)
 
@@ -975,3 +921,8 @@ def run_mix(config: MixConfig) -> int:
         io.remove_dead_temporaries([io.dirname(io.normalize(config.report))])
         io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0
+
+
+CONFIG = MixConfig
+"""The command's config type and entry point, as `dolma.commands.Command.load` expects them."""
+run = run_mix

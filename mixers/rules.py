@@ -28,8 +28,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from dolma.commands.mix import Rule, Stream
 from dolma.errors import ConfigError
+from mixers.mix_config import Rule, Stream
 
 MISSING: Any = object()
 """Marker for "the path selects nothing" (distinct from a JSON null)."""

@@ -40,8 +40,8 @@ from typing import Any
 
 import msgspec
 
-from dolma.commands.mix import RULE_MEMORY_MB, RULE_TIMEOUT, Stream
 from dolma.errors import DolmaError
+from mixers.mix_config import RULE_MEMORY_MB, RULE_TIMEOUT, Stream
 from mixers.rules import Decision, JqRuntimeError, RuleError, StreamRules
 
 BATCH_DOCS = 256

@@ -34,7 +34,7 @@ import msgspec
 import numpy as np
 
 from dolma import io
-from dolma.documents import ReadStats, explain_bad_line
+from dolma.documents import ReadStats, read_records
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
 from dolma.paths import claim_dir, remove_claimed_dir
 from mixers.tokenizer import Tokenizer
@@ -250,24 +250,12 @@ def _doc_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder:
 def read_source(
     path: str, decoder: msgspec.json.Decoder, fields: tuple[str, str], skip_bad_lines: bool, stats: ReadStats
 ) -> Iterator[SourceDoc]:
-    """Documents of one file with their 1-based line; bad lines raise (file, line, field) or are counted."""
-    for lineno, line in io.iter_lines(path):
-        stats.lines += 1
-        stats.bytes += len(line) + 1
-        if not line.strip():
-            continue
-        try:
-            obj = decoder.decode(line)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            if not skip_bad_lines:
-                text_field, id_field = fields
-                rules = ((text_field, (str,), True), (id_field, (str, int), True))
-                reason, name = explain_bad_line(line, rules)
-                raise BadInputError(path, lineno, reason, name) from None
-            stats.bad_lines += 1
-            continue
-        stats.documents += 1
-        yield SourceDoc(text=obj.text, id=str(obj.id), src=path, loc=lineno)
+    """Documents of one file with their 1-based line (the one reader: bad lines raise or are counted)."""
+    text_field, id_field = fields
+    rules = ((text_field, (str,), True), (id_field, (str, int), True))
+    for lineno, obj, _ in read_records(path, decoder.decode, rules, skip_bad_lines=skip_bad_lines, stats=stats):
+        if obj is not None:
+            yield SourceDoc(text=obj.text, id=str(obj.id), src=path, loc=lineno)
 
 
 def ring_documents(

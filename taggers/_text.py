@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dolma.documents import Document
+from dolma import Document
 
 
 def rust_texts(docs: Sequence[Document]) -> list[str]:

@@ -14,12 +14,8 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from dolma import _rust
-from dolma.documents import Document, Span
-from dolma.errors import TaggerError
+from dolma import Document, Span, Tagger, TaggerConfig, TaggerError, _rust, register
 from dolma.io import read_text
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig
 from taggers._text import rust_texts
 
 SHIPPED_NAUGHTY_WORDS = Path(__file__).resolve().parent / "resources" / "naughty_words_en.txt"

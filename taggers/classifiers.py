@@ -17,11 +17,8 @@ from urllib.parse import urlsplit
 
 from msgspec import Meta
 
-from dolma.documents import Document, Span
-from dolma.errors import TaggerError
+from dolma import Document, Span, Tagger, TaggerConfig, TaggerError, paragraphs, register
 from dolma.models import cache_dir, check_fasttext_model, resolve_model
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig, paragraphs
 from taggers.language import load_fasttext
 
 LABEL_PREFIX = "__label__"

@@ -15,10 +15,7 @@ import tokenize
 import warnings
 from collections import OrderedDict
 
-from dolma.documents import Document, Span
-from dolma.errors import TaggerError
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig
+from dolma import Document, Span, Tagger, TaggerConfig, TaggerError, register
 from taggers.length import count_tokens
 
 

@@ -9,10 +9,8 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from dolma.documents import Document, Span
+from dolma import Document, Span, Tagger, TaggerConfig, paragraphs, register
 from dolma.models import check_fasttext_model, resolve_model
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig, paragraphs
 from taggers._langid import valid_text
 
 SHIPPED_LID_MODEL = str(Path(__file__).parent / "resources" / "lid.176.ftz")

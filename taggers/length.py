@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import regex
 
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger, paragraphs
+from dolma import Document, Span, Tagger, paragraphs, register
 
 # A token is a run of word characters or a run of other non-space characters ("world" and "." in "world.").
 # Word characters follow Unicode UTS #18 (the `regex` package): "a²" is two tokens, "e\u0301" one, as in the

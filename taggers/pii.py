@@ -17,10 +17,7 @@ import unicodedata
 from collections.abc import Sequence
 from itertools import chain
 
-from dolma import _rust
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger
+from dolma import Document, Span, Tagger, _rust, register
 from taggers._text import rust_texts
 
 # An e-mail candidate: optional leading punctuation/whitespace, "local@domain", optional punctuation, then a

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger
+from dolma import Document, Span, Tagger, register
 
 
 @register("not_alphanum_paragraph_v1")

@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from dolma import _rust
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger
+from dolma import Document, Span, Tagger, _rust, register
 from taggers._text import rust_texts
 
 

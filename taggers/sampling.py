@@ -7,9 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig
+from dolma import Document, Span, Tagger, TaggerConfig, register
 
 
 class RandomNumberConfig(TaggerConfig, kw_only=True):

@@ -15,11 +15,8 @@ from urllib.parse import urlsplit
 
 from msgspec import Meta
 
-from dolma import io
-from dolma.documents import Document, Span
+from dolma import Document, Span, Tagger, TaggerConfig, io, register
 from dolma.errors import ConfigError
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig
 
 
 def url_host(url: str) -> str:

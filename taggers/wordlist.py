@@ -13,10 +13,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from dolma import io
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig
+from dolma import Document, Span, Tagger, TaggerConfig, io, register
 
 
 def default_wordlist() -> list[str]:

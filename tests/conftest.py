@@ -112,10 +112,31 @@ def stop_process(proc: subprocess.Popen, kill: bool = False) -> None:
         proc.wait()
 
 
+_running: list = []  # the test being run (set for setup, call and teardown)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running.append(item)
+    try:
+        yield
+    finally:
+        _running.pop()
+
+
+def require_marker(name: str, what: str) -> None:
+    """Fail the running test when it uses a resource (S3 server, Spark, reference) without that resource's marker.
+
+    A session-scoped resource is started by the first test that needs it, so checking there covers them all."""
+    if _running and not _running[-1].get_closest_marker(name):
+        pytest.fail(f"{_running[-1].nodeid} {what} but has no '{name}' marker (see markers_for in conftest.py)")
+
+
 class S3Server:
     """A running rclone S3 server on 127.0.0.1 (restartable on the same port and root)."""
 
     def __init__(self, root: Path, port: int, log_path: Path, read_only: bool = False):
+        require_marker("s3", "starts the S3 test server")
         self.root = root
         self.port = port
         self.log_path = log_path
@@ -302,7 +323,86 @@ def pytest_addoption(parser):
     group.addoption("--fault-readme", action="store_true", help="write the figures table into docs/faults.md")
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Markers `s3`, `spark`, `reference`: assigned here from what a test uses, so `-m "not spark"` (make test-fast)
+# never runs a test that needs Spark. Fixtures give s3 and spark (through the whole fixture closure); the
+# reference oracle and Spark runs started by the test's own code are found in the code of the test and of the
+# helpers it calls. At run time the S3 server and the reference refuse a test without its marker.
+# ----------------------------------------------------------------------------------------------------------
+
+S3_FIXTURES = frozenset({"s3_server", "s3_bucket", "fault_s3"})
+SPARK_FIXTURES = frozenset({"spark_context", "standalone_cluster"})
+S3_NAMES = frozenset({"S3Server", "start_rclone"})
+REFERENCE_NAMES = frozenset({"reference_python"})
+SPARK_NAMES = frozenset({"get_context", "SparkExecutor", "spark_submit"})
+TESTS_DIR = str(REPO / "tests")
+
+
+def _code_facts(code, scope: dict, seen: set) -> tuple[set[str], set[object]]:
+    """Global names and constants used by `code`, its nested functions and the test helpers it calls (functions
+    of its own file or defined under tests/, followed through their own modules)."""
+    names, consts = set(code.co_names), set()
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            more_names, more_consts = _code_facts(const, scope, seen)
+            names |= more_names
+            consts |= more_consts
+        elif isinstance(const, str):
+            consts.add(const)
+        elif isinstance(const, tuple):  # a literal list of strings is compiled to a tuple constant
+            consts.update(c for c in const if isinstance(c, str))
+    for name in list(names):
+        target = scope.get(name)
+        # a helper class: every function it defines (its __init__ may start a server)
+        functions = list(vars(target).values()) if isinstance(target, type) else [target]
+        for function in functions:
+            target_code = getattr(function, "__code__", None)
+            if target_code is None or id(target_code) in seen:
+                continue
+            if not (target_code.co_filename.startswith(TESTS_DIR) or target_code.co_filename == code.co_filename):
+                continue
+            seen.add(id(target_code))
+            more_names, more_consts = _code_facts(target_code, function.__globals__, seen)
+            names |= more_names
+            consts |= more_consts
+    return names, consts
+
+
+def markers_for(item) -> set[str]:
+    """The resource markers a collected test needs, from its fixtures and its code."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    wanted = set()
+    if fixtures & S3_FIXTURES:
+        wanted.add("s3")
+    if fixtures & SPARK_FIXTURES:
+        wanted.add("spark")
+    # the test's own code and that of every fixture it uses (a fixture may start a server of its own)
+    functions = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        functions += [d.func for d in defs]
+    seen: set = set()
+    for function in functions:
+        code = getattr(function, "__code__", None)
+        if code is None or id(code) in seen:
+            continue
+        seen.add(id(code))
+        names, consts = _code_facts(code, function.__globals__, seen)
+        if names & S3_NAMES:
+            wanted.add("s3")
+        if names & REFERENCE_NAMES:
+            wanted.add("reference")
+        if names & SPARK_NAMES or {"--executor", "spark"} <= consts:
+            wanted.add("spark")
+    return wanted
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in sorted(markers_for(item)):
+            if not item.get_closest_marker(name):
+                item.add_marker(name)
     if config.getoption("faults"):
         return
     deselected = [item for item in items if item.get_closest_marker("faults")]

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+from conftest import SAMPLE, read_jsonl, require_marker, run_cli, write_jsonl_gz
 
 from taggers.language import SHIPPED_LID_MODEL
 
@@ -20,6 +20,7 @@ SHIMS = Path(__file__).resolve().parent / "reference_shims"
 
 def reference_python() -> Path:
     """The reference venv's interpreter (`make reference` creates it; DOLMA_REFERENCE_PYTHON overrides)."""
+    require_marker("reference", "runs the reference toolkit")
     repo = Path(__file__).resolve().parent.parent
     path = Path(os.environ.get("DOLMA_REFERENCE_PYTHON") or repo / ".venv-ref" / "bin" / "python")
     if not path.exists():

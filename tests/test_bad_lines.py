@@ -17,11 +17,11 @@ import pytest
 from conftest import read_jsonl, run_cli, write_jsonl_gz
 
 from dolma._rust import BloomFilter, DedupeInputError, Deduper
-from dolma.commands.mix import Stream
 from dolma.config import build
 from dolma.documents import decode_document
 from dolma.errors import BadInputError
 from mixers.mix import StreamJob
+from mixers.mix_config import Stream
 
 SURROGATE = "invalid string (a lone UTF-16 surrogate escape, not a Unicode character)"
 SYNTAX = re.compile(r"invalid JSON \(error at character \d+ of \d+\)")

@@ -14,10 +14,10 @@ from conftest import read_jsonl, run_cli, write_jsonl_gz
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dolma.commands.mix import MixConfig, Rule
 from dolma.config import build
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from mixers.mix import run_mix
+from mixers.mix_config import MixConfig, Rule
 from mixers.rules import JsonPath, RuleError, compile_typed
 
 # ----------------------------------------------------------------------------------------------------------

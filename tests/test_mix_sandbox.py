@@ -16,8 +16,8 @@ import pytest
 import yaml
 from conftest import REPO, read_jsonl, write_jsonl_gz
 
-from dolma.commands.mix import Stream
 from dolma.config import build
+from mixers.mix_config import Stream
 from mixers.rules import RuleError
 from mixers.sandbox import RuleFailedError, RuleSandbox, SandboxSettings
 

@@ -453,9 +453,9 @@ def write_tokens_corpus(root: Path, files: int, docs: int, text) -> str:
 def run_tokens_tree(spark_context, documents: str, destination: Path, executor: str, **options) -> dict[str, bytes]:
     """`dolma tokens` with `options` on `executor` (checking that Spark ran jobs exactly when asked to); every
     file it left under `destination`."""
-    from dolma.commands.tokens import TokensConfig
-    from dolma.commands.tokens import run as run_tokens
     from dolma.config import build
+    from mixers.tokens_command import TokensConfig
+    from mixers.tokens_command import run as run_tokens
 
     overrides = {
         "documents": [documents],

@@ -21,13 +21,14 @@ from msgspec import Meta
 from dolma import io, registry
 from dolma.commands.common import RunOptions
 from dolma.documents import (
+    AttributeLine,
     AttributeRow,
     Document,
     ReadStats,
     attribute_key,
     attributes_path,
     destination_path,
-    explain_bad_line,
+    read_attribute_lines,
     read_documents,
     sanitize_key,
 )
@@ -85,26 +86,6 @@ RECORD_SUFFIX = ".taggers.json"
 def record_path(output: str) -> str:
     """The hidden completion record beside an attribute file (hidden, so globs of attribute files skip it)."""
     return io.join(io.dirname(output), f".{io.basename(output)}{RECORD_SUFFIX}")
-
-
-class _OldRow(msgspec.Struct):
-    id: Any = None
-    attributes: dict[str, Any] | None = None
-
-
-_old_row_decoder = msgspec.json.Decoder(_OldRow)
-
-
-def _old_rows(path: str) -> Iterator[tuple[int, _OldRow]]:
-    """(line, row) of an existing attribute file, blank lines skipped; a line that is not a row is an error."""
-    for lineno, line in io.iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            yield lineno, _old_row_decoder.decode(line)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            reason, field = explain_bad_line(line, ())
-            raise BadInputError(path, lineno, f"invalid attribute row: {reason}", field) from None
 
 
 class TagJob(Job):
@@ -205,7 +186,7 @@ class TagJob(Job):
         new file replaces it only when complete, so a failure or a kill leaves the old one intact.
         """
         read = ReadStats()
-        old_iter = _old_rows(unit.outputs[0]) if keep else None
+        old_iter = read_attribute_lines(unit.outputs[0]) if keep else None
         old_path = unit.outputs[0]
         writers = [io.AtomicWriter(path) for path in unit.outputs]
         try:
@@ -260,7 +241,7 @@ class TagJob(Job):
         )
 
 
-def _matching_row(rows: Iterator[tuple[int, _OldRow]], path: str, doc_path: str, lineno: int, doc_id: str):
+def _matching_row(rows: Iterator[tuple[int, AttributeLine]], path: str, doc_path: str, lineno: int, doc_id: str):
     """The existing attribute row of a document: the next row of the file, which must carry the same id."""
     found = next(rows, None)
     if found is None:

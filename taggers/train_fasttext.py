@@ -22,6 +22,7 @@ from dolma.documents import read_documents
 from dolma.errors import ConfigError
 from dolma.io import S3Config
 from dolma.paths import check_outputs, check_path
+from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
 
 
 class TrainFastTextConfig(Base):
@@ -120,8 +121,6 @@ def run(config: TrainFastTextConfig) -> int:
         raise ConfigError(f"model_path and report are the same file ({model_path})")
     check_outputs("train-fasttext", positive + negative, outputs)
     import fasttext
-
-    from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
 
     with tempfile.TemporaryDirectory(prefix="dolma-train-fasttext-") as tmp:
         train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")

@@ -1,8 +1,8 @@
-"""`dolma mix`: filter documents by their attributes, edit spans, sample, and write size-capped shards.
+"""The `dolma mix` config: streams, typed rules, span edits, sampling and output shards.
 
-The config has the shape of the reference toolkit's mixer config (streams with documents, attributes,
-output, filter, span_replacement, compression), plus typed rules and sampling. The work itself lives in
-`mixers.mix` (imported when the command runs, so `dolma` does not depend on `mixers` at import time).
+It has the shape of the reference toolkit's mixer config (streams with documents, attributes, output,
+filter, span_replacement, compression), plus typed rules and sampling. Kept apart from `mixers.mix` (the
+job) because the rule compiler and the sandbox need these structs too.
 """
 
 from __future__ import annotations
@@ -158,12 +158,3 @@ class MixConfig(RunOptions, kw_only=True):
     rule_memory_mb: Annotated[
         int, Meta(description="Address-space cap in MiB of the process running jq expressions (0: no cap).")
     ] = RULE_MEMORY_MB
-
-
-CONFIG = MixConfig
-
-
-def run(config: MixConfig) -> int:
-    from mixers.mix import run_mix
-
-    return run_mix(config)

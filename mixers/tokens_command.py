@@ -1,4 +1,4 @@
-"""`dolma tokens`: tokenize documents into flat token-id shards plus a document index (and verify them)."""
+"""The `dolma tokens` command: tokenize documents into flat token-id shards plus a document index (and verify them)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,26 @@ from dolma.config import Base
 from dolma.errors import ConfigError
 from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary
 from dolma.paths import check_claimable, check_outputs, check_path
+from mixers.tokenizer import DEFAULT_SPECIAL_IDS, is_default, load_tokenizer
+from mixers.tokens import (
+    GROUP_RECORD,
+    SCRATCH_DIR,
+    SHUFFLE_JOURNAL,
+    SHUFFLE_MARKER,
+    UNSHUFFLED_DIR,
+    GroupSettings,
+    ShardLedger,
+    check_destination_owned,
+    check_dtype,
+    default_files_per_group,
+    done_marker,
+    drop_recorded,
+    global_shuffle,
+    journal_path,
+    make_groups,
+    tokenize_group,
+    verify_shards,
+)
 
 log = logging.getLogger("dolma")
 
@@ -155,8 +175,6 @@ class Plan(msgspec.Struct, frozen=True):
 
 
 def resolve_special_ids(config: TokensConfig) -> tuple[str | None, int | None, int | None, int | None]:
-    from mixers.tokenizer import DEFAULT_SPECIAL_IDS, is_default
-
     name = config.tokenizer.name_or_path or config.tokenizer_name_or_path
     bos, eos, pad = config.tokenizer.bos_token_id, config.tokenizer.eos_token_id, config.tokenizer.pad_token_id
     if is_default(name) and bos is None and eos is None:
@@ -170,15 +188,6 @@ def resolve_special_ids(config: TokensConfig) -> tuple[str | None, int | None, i
 
 
 def plan(config: TokensConfig):
-    from mixers.tokenizer import load_tokenizer
-    from mixers.tokens import (
-        UNSHUFFLED_DIR,
-        check_destination_owned,
-        check_dtype,
-        default_files_per_group,
-        make_groups,
-    )
-
     if not config.documents:
         raise ConfigError("tokens: no documents given (set 'documents')")
     if config.max_size <= 0 or config.batch_size <= 0 or config.ring_size <= 0:
@@ -236,8 +245,6 @@ class TokensJob(Job):
         io.configure_s3(self.config.s3)
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        from mixers.tokens import GroupSettings, ShardLedger, done_marker, journal_path, tokenize_group
-
         group = int(unit.input.rsplit("-", 1)[1])
         c = self.config
         settings = GroupSettings(
@@ -291,8 +298,6 @@ class TokensJob(Job):
 
 
 def run_verify(config: TokensConfig, the_plan: Plan, tokenizer: Any, np_dtype: Any) -> int:
-    from mixers.tokens import verify_shards
-
     report = verify_shards(
         the_plan.destination,
         tokenizer,
@@ -323,8 +328,6 @@ def shuffle_scratch(config: TokensConfig, destination: str) -> str:
     named after the destination inside `global_shuffle.work_dir` (or the system temp dir), never the directory
     the user named.
     """
-    from mixers.tokens import SCRATCH_DIR
-
     if not config.global_shuffle.work_dir and not io.is_s3(destination):
         return io.join(destination, SCRATCH_DIR)
     digest = hashlib.sha1(destination.encode()).hexdigest()[:12]
@@ -334,8 +337,6 @@ def shuffle_scratch(config: TokensConfig, destination: str) -> str:
 
 def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> None:
     """Permute the staged group shards into the destination, then write the marker and drop the staging."""
-    from mixers.tokens import GROUP_RECORD, SHUFFLE_JOURNAL, SHUFFLE_MARKER, ShardLedger, drop_recorded, global_shuffle
-
     final = the_plan.destination
     # Temporaries of a killed shuffle's writers (their own hidden names) are not shards: removed when dead.
     io.remove_dead_temporaries([final])
@@ -378,8 +379,6 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
 
 
 def run(config: TokensConfig) -> int:
-    from mixers.tokens import SHUFFLE_JOURNAL, SHUFFLE_MARKER, done_marker, drop_recorded
-
     io.configure_s3(config.s3)
     the_plan, tokenizer, np_dtype = plan(config)
     shuffled = io.exists(io.join(the_plan.destination, SHUFFLE_MARKER))
