@@ -24,9 +24,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import ClassVar, Literal
 
-from dolma.documents import Document, Span
-from dolma.errors import TaggerError
-from dolma.tagger import Tagger, paragraphs
+from dolma import Document, Span, Tagger, TaggerError, paragraphs
 
 EXTRA = "langid"
 Labels = list[tuple[str, float]]

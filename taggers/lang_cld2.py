@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from dolma.registry import register
+from dolma import register
 from taggers._langid import Labels, LanguageIdTagger, import_library
 
 # C0 and C1 control characters, except tab, newline, form feed and carriage return (which CLD2 accepts).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from dolma.registry import register
+from dolma import register
 from taggers._langid import Labels, LanguageIdTagger, import_library
 
 SEED = 0

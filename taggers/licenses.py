@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import re
 
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger
+from dolma import Document, Span, Tagger, register
 
 _MARKER = "creativecommons.org"
 

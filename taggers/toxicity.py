@@ -31,11 +31,8 @@ from typing import Annotated, ClassVar
 import numpy as np
 from msgspec import Meta
 
-from dolma.documents import Document, Span
-from dolma.errors import TaggerError
+from dolma import Document, Span, Tagger, TaggerConfig, TaggerError, paragraphs, register
 from dolma.models import resolve_model
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig, paragraphs
 from taggers.classifiers import sentences
 
 SHIPPED_OFFENSIVE_MODEL = str(Path(__file__).parent / "resources" / "offensive_v1.bin")

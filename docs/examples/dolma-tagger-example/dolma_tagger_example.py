@@ -7,9 +7,7 @@ imports it. Either way `@register` makes `digit_fraction_v1` a tagger name like 
 
 from __future__ import annotations
 
-from dolma.documents import Document, Span
-from dolma.registry import register
-from dolma.tagger import Tagger, TaggerConfig, paragraphs
+from dolma import Document, Span, Tagger, TaggerConfig, paragraphs, register
 
 
 class DigitFractionConfig(TaggerConfig, frozen=True, kw_only=True):
