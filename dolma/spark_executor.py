@@ -111,7 +111,7 @@ def get_context(options: Any) -> tuple[Any, bool]:
         conf.setAppName(options.app_name)
     if not os.environ.get("PYSPARK_PYTHON"):
         # pyspark takes the executors' interpreter from $PYSPARK_PYTHON when it creates the context: by default
-        # the driver's own (same venv, same image); spark.pyspark.python names another (packed venvs: README).
+        # the driver's own (same venv, same image); spark.pyspark.python names another (packed venvs: docs/spark.md).
         os.environ["PYSPARK_PYTHON"] = entries.get("spark.pyspark.python") or sys.executable
     conf.setIfMissing("spark.ui.showConsoleProgress", "false")
     for key, value in entries.items():

@@ -505,7 +505,7 @@ BLOCKED_JQ: dict[str, tuple[tuple[int, ...], str]] = {
     "localtime": ((0,), "reads the time zone of this machine (TZ, /etc/localtime)"),
     "strflocaltime": ((1,), "reads the time zone of this machine (TZ, /etc/localtime)"),
 }
-"""jq 1.8 builtins a mixer rule may not call, with the reason (see the README's mix sandbox notes).
+"""jq 1.8 builtins a mixer rule may not call, with the reason (see the sandbox notes in docs/mix.md).
 
 Everything else is pure: it only sees the document. `$ENV` and the module directives (`import`, `include`,
 `module`) are refused too, and `$HOME/.jq` (which libjq includes by itself) is never read: jq only runs in the

@@ -1,6 +1,6 @@
 """C4 quality rules (Raffel et al. 2020) as measurements: flagged lines and document flags, never drops.
 
-Values equal those of the reference toolkit's `c4_v1` / `c4_v2` (see README for the naughty-word list,
+Values equal those of the reference toolkit's `c4_v1` / `c4_v2` (see docs/taggers.md for the naughty-word list,
 which is a permissively licensed subset). Line statistics come from one Rust scan per document
 (`dolma._rust.c4_stats_batch`), run on a whole batch without the GIL.
 """

@@ -2,7 +2,7 @@
 
 Values reproduce the reference toolkit's `code_*` taggers as observed by black-box differential testing
 (tests/test_reference_code_taggers.py), including its quirks, so that existing mixer thresholds keep their
-meaning; the quirks are spelled out in each docstring and in the README.
+meaning; the quirks are spelled out in each docstring and in docs/taggers.md.
 """
 
 from __future__ import annotations

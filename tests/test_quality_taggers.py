@@ -6,7 +6,7 @@
    edge cases (empty, whitespace, one word, non-ASCII, very long lines, 1 MB) and synthetic documents made
    to hit every rule: same keys and spans, values within 1e-4. Intended difference: `has_naughty_word` uses
    a permissively licensed list that is a subset of the reference's, so a document we flag must be flagged
-   by the reference, not the other way round (see README).
+   by the reference, not the other way round (see docs/compatibility.md).
 """
 
 from __future__ import annotations

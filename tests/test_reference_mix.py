@@ -2,7 +2,7 @@
 
 Both mixers read the same documents and attribute files and run the same config (several streams in one
 run); every stream must keep the same documents with the same content, attributes and provenance.
-Intended differences (documented in README): shard names end in `.jsonl.gz` here (`.json.gz` in the
+Intended differences (documented in docs/compatibility.md): shard names end in `.jsonl.gz` here (`.json.gz` in the
 reference) and shards are split by output size, so only the concatenated documents are compared.
 """
 
