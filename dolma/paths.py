@@ -214,14 +214,7 @@ def claim_dir(path: str, command: str) -> None:
     marker = io.join(path, OWNER_MARKER)
     if io.exists(marker):
         return
-    entries = io.listdir(path)
-    if entries:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise PathSafetyError(
-            f"{command}: {path} exists and holds files it did not create ({shown}); it uses that directory for "
-            f"its own temporary files and removes it afterwards, so it refuses to touch one without its "
-            f"{OWNER_MARKER} marker: move it away or delete it yourself"
-        )
+    check_claimable(path, command)
     io.makedirs(path)
     io.write_bytes(marker, json.dumps({"created_by": f"dolma {command}"}).encode() + b"\n")
 
