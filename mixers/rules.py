@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from dolma.errors import ConfigError
 from mixers.mix_config import Rule, Stream
@@ -40,6 +40,20 @@ Selector = Callable[[dict[str, Any]], Any]
 
 class RuleError(ConfigError):
     """A rule cannot be parsed; the message shows the rule and where parsing stopped."""
+
+
+class Threshold(NamedTuple):
+    """A number a rule compares an attribute's span score with, as the parser read it (`dolma report` draws it).
+
+    `op` reads `score op value`: `$.attributes[?(@.k[0][2] < 200)]` gives ("k", "<", 200).
+    """
+
+    attribute: str
+    op: str
+    value: float
+
+
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -75,6 +89,9 @@ class _Tokens:
         self.items: list[tuple[str, str, int]] = []
         self.depth = 0  # current nesting of '(', '[?' and '!'
         self.filters = 0  # how many filters '[?(...)]' enclose the current position
+        self.bases: list[list[Step] | None] = []  # the absolute path `@` stands for in each enclosing filter
+        self.paths: dict[int, list[Step] | None] = {}  # id(path getter) -> its absolute steps, when known
+        self.thresholds: list[Threshold] = []  # numeric comparisons with a span score (`Threshold`)
         end = len(rule.rstrip())
         pos = 0
         while pos < end:
@@ -193,7 +210,8 @@ def _multi_getter(steps: list[Step]) -> Callable[[Any, Any], list[Any]]:
     return select
 
 
-def _parse_steps(toks: _Tokens) -> list[Step]:
+def _parse_steps(toks: _Tokens, prefix: list[Step] | None) -> list[Step]:
+    """The steps of one path; `prefix` is the absolute path it starts from (None when unknown), for thresholds."""
     steps: list[Step] = []
     while True:
         kind, text, _ = toks.peek()
@@ -231,12 +249,14 @@ def _parse_steps(toks: _Tokens) -> list[Step]:
             toks.take()
             toks.enter()
             toks.filters += 1
+            toks.bases.append(None if prefix is None else prefix + steps)
             if toks.peek()[:2] == ("op", "("):
                 toks.take()
                 expr = _parse_or(toks)
                 toks.expect(")")
             else:
                 expr = _parse_or(toks)
+            toks.bases.pop()
             toks.filters -= 1
             toks.leave()
             steps.append(("filter", _as_predicate(expr)))
@@ -269,12 +289,15 @@ def _parse_operand(toks: _Tokens) -> Expr:
     kind, text, _ = toks.peek()
     if kind == "op" and text in ("@", "$", "$@"):
         toks.take()
-        steps = _parse_steps(toks)
+        prefix = (toks.bases[-1] if toks.bases else None) if text == "@" else []
+        steps = _parse_steps(toks, prefix)
         if text != "@" and toks.filters and not _singular(steps):
             # evaluated once per filtered element, a scan from the root would make the cost grow with the
             # square (or a higher power) of the document size
             toks.fail("inside a filter, a path from the root ($) may only use .name and [n] steps (no '*' or filters)")
-        return ("path", _path_value(text == "@", steps))
+        getter = _path_value(text == "@", steps)
+        toks.paths[id(getter)] = None if prefix is None else prefix + steps
+        return ("path", getter)
     if kind == "num":
         toks.take()
         value = float(text)
@@ -360,6 +383,7 @@ def _parse_cmp(toks: _Tokens) -> Expr:
         toks.take()
         right = _parse_operand(toks)
         op = text
+        _note_threshold(toks, left, op, right)
         if left[0] == "path" and right[0] == "lit":
             get, const = left[1], right[1]
             if _is_number(const) and op in ("<", "<=", ">", ">="):
@@ -368,6 +392,23 @@ def _parse_cmp(toks: _Tokens) -> Expr:
         lf, rf = _value_fn(left), _value_fn(right)
         return ("bool", lambda root, cur: _compare(op, lf(root, cur), rf(root, cur)))
     return left
+
+
+def _note_threshold(toks: _Tokens, left: Expr, op: str, right: Expr) -> None:
+    """Record `<span score of an attribute> op <number>` (either side), the shape thresholds are written in."""
+    if op not in _FLIPPED:
+        return
+    if left[0] == "lit" and right[0] == "path":
+        left, right, op = right, left, _FLIPPED[op]
+    if left[0] != "path" or right[0] != "lit" or not _is_number(right[1]):
+        return
+    steps = toks.paths.get(id(left[1]))
+    # $.attributes.<key> then, for a span list, [n][2] (an object filter) or [2] (a filter over the spans)
+    if not steps or len(steps) < 3 or steps[0] != ("key", "attributes") or steps[1][0] != "key":
+        return
+    rest = steps[2:]
+    if rest[-1] == ("index", 2) and all(kind in ("index", "wild") for kind, _ in rest):
+        toks.thresholds.append(Threshold(steps[1][1], op, right[1]))
 
 
 def _fast_numeric(op: str, get: Callable[[Any, Any], Any], const: float) -> Callable[[Any, Any], bool]:
@@ -430,7 +471,7 @@ class JsonPath:
         if kind != "op" or text not in ("$", "$@"):
             toks.fail("a JSONPath rule starts with '$'")
         toks.take()
-        self.steps = _parse_steps(toks)
+        self.steps = _parse_steps(toks, [])
         if toks.peek()[0] != "end":
             toks.fail("unexpected text after the path")
         self._select = _multi_getter(self.steps)
@@ -440,6 +481,7 @@ class JsonPath:
             # the common `$.attributes[?(...)]` shape: one lookup, then one predicate call
             self._filtered = (_singular_getter(self.steps[:-1]), self.steps[-1][1])
         self.attribute_keys = _attribute_keys(rule)
+        self.thresholds = toks.thresholds
 
     def select(self, doc: dict[str, Any]) -> list[Any]:
         if self._single is not None:
@@ -697,6 +739,16 @@ def compile_typed(rule: Rule, where: str) -> tuple[Predicate, set[str]]:
     return (lambda doc: _compare(op, getter(doc), const)), keys
 
 
+def typed_thresholds(rule: Rule) -> list[Threshold]:
+    """The numeric comparisons of attribute scores in a typed rule and its sub-rules (a `count` is no score)."""
+    found: list[Threshold] = []
+    for sub in [*(rule.all or []), *(rule.any or []), *([rule.not_] if rule.not_ is not None else [])]:
+        found.extend(typed_thresholds(sub))
+    if rule.attribute is not None and rule.op in _FLIPPED and _is_number(rule.value) and rule.reduce != "count":
+        found.append(Threshold(rule.attribute, rule.op, rule.value))
+    return found
+
+
 # ----------------------------------------------------------------------------------------------------------
 # One entry point for the mixer
 # ----------------------------------------------------------------------------------------------------------
@@ -712,8 +764,11 @@ class CompiledRule:
         self.source = rule
         self.where = where
         self.jq = False
+        self.thresholds: list[Threshold] = []
+        """The attribute score thresholds the rule compares with (none are read out of jq programs)."""
         if isinstance(rule, Rule):
             self.name = rule.describe()
+            self.thresholds = typed_thresholds(rule)
             self.matches, self.attribute_keys = compile_typed(rule, where)
             return
         self.name = rule
@@ -727,6 +782,7 @@ class CompiledRule:
                 path = JsonPath(rule)
                 self.matches = path.matches
                 self.attribute_keys = path.attribute_keys
+                self.thresholds = path.thresholds
             else:
                 raise RuleError(f"unknown rule syntax '{syntax}' (jsonpath or jq)")
         except RuleError as exc:

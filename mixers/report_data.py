@@ -1,0 +1,268 @@
+"""What `dolma report` shows, gathered from its inputs: histograms, run summaries, mix thresholds and documents.
+
+Kept apart from the charts (mixers/report_charts.py) so that every number on the page can be tested without a
+browser. Inputs are read tolerantly where the format allows it (a run summary without its optional sections just
+has no chart for them) and strictly where a wrong value would draw a wrong picture (a histogram whose edges do
+not match its counts is an error naming file, line and field).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from dolma import io
+from dolma.config import build
+from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
+from dolma.errors import BadInputError, ConfigError
+from mixers.mix_config import MixConfig
+from mixers.rules import CompiledRule, StreamRules, Threshold
+
+RUN_SUMMARY_SCHEMA = "dolma-run-summary"
+
+
+@dataclass
+class Histogram:
+    """One line of `dolma stat`'s summaries.jsonl.gz: `counts[i]` values fell in `[bins[i], bins[i + 1])`."""
+
+    name: str
+    counts: list[int]
+    bins: list[float]
+
+    def share_where(self, op: str, value: float) -> float:
+        """Estimated share of the counted values with `value op threshold` true: a bin counts when its middle does."""
+        total = sum(self.counts)
+        if not total:
+            return 0.0
+        hits = sum(c for c, lo, hi in zip(self.counts, self.bins, self.bins[1:]) if compare(op, (lo + hi) / 2, value))
+        return hits / total
+
+
+def compare(op: str, a: float, b: float) -> bool:
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _where(path: str, line: int, reason: str, name: str) -> BadInputError:
+    return BadInputError(path, line, reason, name)
+
+
+def _histogram(path: str, lineno: int, row: Any) -> Histogram:
+    if not isinstance(row, dict):
+        raise _where(path, lineno, "a summary line is a JSON object with name, counts and bins", "name")
+    name, counts, bins = row.get("name"), row.get("counts"), row.get("bins")
+    if not isinstance(name, str) or not name:
+        raise _where(path, lineno, "missing or not a string", "name")
+    if not isinstance(counts, list) or not all(type(c) is int and c >= 0 for c in counts):
+        raise _where(path, lineno, f"{name}: a list of counts (integers >= 0) is expected", "counts")
+    if not isinstance(bins, list) or not all(type(b) in (int, float) and math.isfinite(b) for b in bins):
+        raise _where(path, lineno, f"{name}: a list of finite numbers is expected", "bins")
+    if len(bins) != len(counts) + 1:
+        raise _where(
+            path, lineno, f"{name}: {len(counts)} counts need {len(counts) + 1} bin edges, got {len(bins)}", "bins"
+        )
+    if any(hi < lo for lo, hi in itertools.pairwise(bins)):
+        raise _where(path, lineno, f"{name}: bin edges must not decrease", "bins")
+    return Histogram(name, counts, [float(b) for b in bins])
+
+
+def load_histograms(patterns: list[str]) -> dict[str, Histogram]:
+    """Every histogram of the given summaries.jsonl(.gz) files by name; a name given twice is an error."""
+    found: dict[str, Histogram] = {}
+    where: dict[str, str] = {}
+    for path in io.expand_globs(patterns) if patterns else []:
+        for lineno, line in io.iter_lines(path):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, UnicodeDecodeError):
+                raise _where(path, lineno, "not a JSON object", "name") from None
+            hist = _histogram(path, lineno, row)
+            if hist.name in found:
+                raise _where(
+                    path, lineno, f"{hist.name} is also in {where[hist.name]}: give each histogram once", "name"
+                )
+            found[hist.name] = hist
+            where[hist.name] = f"{path}:{lineno}"
+    return found
+
+
+def load_run_summaries(patterns: list[str]) -> list[dict[str, Any]]:
+    """Run summary JSON objects (schema dolma-run-summary); a file of another kind is an error naming it."""
+    summaries = []
+    for path in io.expand_globs(patterns) if patterns else []:
+        try:
+            data = json.loads(io.read_bytes(path))
+        except (ValueError, UnicodeDecodeError):
+            raise ConfigError(f"run_summaries: {path} is not JSON") from None
+        if not isinstance(data, dict) or data.get("schema") != RUN_SUMMARY_SCHEMA:
+            raise ConfigError(
+                f"run_summaries: {path} is not a run summary (its 'schema' is not {RUN_SUMMARY_SCHEMA!r})"
+            )
+        data["_path"] = path
+        summaries.append(data)
+    return summaries
+
+
+def count(value: Any) -> int:
+    """A count read tolerantly: anything that is not a non-negative integer counts as 0."""
+    return value if type(value) is int and value >= 0 else 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The mix config: its rules and thresholds, as the mixer compiles them
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MixRule:
+    """A stream's include or exclude rule, compiled by the mixer's own rule compiler."""
+
+    stream: str
+    kind: str  # "include" | "exclude"
+    rule: CompiledRule
+    documents: int = 0  # documents the rule was evaluated on (documents given)
+    removed: int = 0  # of them, those the rule alone would remove
+
+    @property
+    def label(self) -> str:
+        return f"{self.stream}: {self.kind} {self.rule.name}"
+
+    def removes(self, doc: dict[str, Any]) -> bool:
+        matched = self.rule.matches(doc)
+        return not matched if self.kind == "include" else matched
+
+
+def load_mix_rules(path: str) -> list[MixRule]:
+    """The include / exclude rules of every stream of a mix config (jq rules are listed but not run here)."""
+    config = build(MixConfig, path)
+    found = []
+    for stream in config.streams:
+        compiled = StreamRules(stream)
+        found.extend(MixRule(stream.name, "include", r) for r in compiled.include)
+        found.extend(MixRule(stream.name, "exclude", r) for r in compiled.exclude)
+    return found
+
+
+def thresholds_of(rules: list[MixRule]) -> list[tuple[MixRule, Threshold]]:
+    return [(rule, t) for rule in rules for t in rule.rule.thresholds]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Documents: exact shares, sources, languages and sample excerpts
+# ----------------------------------------------------------------------------------------------------------
+
+_doc_decoder = msgspec.json.Decoder(dict)
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    doc = _doc_decoder.decode(line)
+    if not has_document_fields(doc):
+        raise BadLine
+    return doc
+
+
+def _merge(doc: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    merged = doc.get("attributes")
+    merged = dict(merged) if isinstance(merged, dict) else {}
+    for attributes in rows:
+        merged.update(attributes)
+    doc["attributes"] = merged
+
+
+def first_score(doc: dict[str, Any], key: str) -> float | None:
+    """The first span's score of an attribute (the value `[0][2]` rules compare), None when there is none."""
+    spans = doc["attributes"].get(key)
+    if isinstance(spans, list) and spans and isinstance(spans[0], list) and len(spans[0]) >= 3:
+        score = spans[0][2]
+        if type(score) in (int, float) and math.isfinite(score):
+            return float(score)
+    return None
+
+
+@dataclass
+class Sample:
+    doc_id: str
+    source: str
+    score: float
+    excerpt: str
+
+
+@dataclass
+class Scan:
+    """What one pass over the documents found."""
+
+    documents: int = 0
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> documents, bytes, tokens
+    languages: dict[str, int] = field(default_factory=dict)  # language -> documents where it scores highest
+    # threshold index -> (samples the threshold removes, samples it keeps), closest to the threshold first
+    samples: dict[int, tuple[list[Sample], list[Sample]]] = field(default_factory=dict)
+
+
+def language_keys(keys: set[str]) -> dict[str, str]:
+    """Attribute key -> language for language-ID attributes (`<experiment>__<tagger with 'lang'>__<language>`)."""
+    found = {}
+    for key in keys:
+        parts = key.split("__")
+        if len(parts) == 3 and "lang" in parts[1] and parts[2] and not parts[2].startswith("not_"):
+            found[key] = parts[2]
+    return found
+
+
+def scan_documents(
+    patterns: list[str],
+    attribute_sets: list[str],
+    document_dir: str,
+    rules: list[MixRule],
+    limits: list[tuple[MixRule, Threshold]],
+    samples: int,
+    excerpt_chars: int,
+) -> Scan:
+    """One pass: per-source sizes, the language mix, each rule's removals (exact) and the excerpts to show."""
+    scan = Scan()
+    candidates: dict[int, tuple[list[tuple[float, Sample]], list[tuple[float, Sample]]]] = {
+        i: ([], []) for i in range(len(limits))
+    }
+    runnable = [r for r in rules if not r.rule.jq]
+    for path in io.expand_documents(patterns, "documents"):
+        attrs = [attributes_path(path, name, document_dir) for name in attribute_sets]
+        rows = with_attributes(read_records(path, _decode), path, attrs, lambda d: d["id"], _merge)
+        for _, doc, _ in rows:
+            if doc is None:
+                continue
+            scan.documents += 1
+            text = doc["text"]
+            source = str(doc.get("source") or io.basename(io.dirname(path)))
+            size = scan.sources.setdefault(source, {"documents": 0, "bytes": 0, "tokens": 0})
+            size["documents"] += 1
+            size["bytes"] += len(text.encode("utf-8", "surrogatepass"))
+            size["tokens"] += len(text.split())
+            languages = language_keys(set(doc["attributes"]))
+            scores = [(s, lang) for key, lang in languages.items() if (s := first_score(doc, key)) is not None]
+            if scores:
+                best = max(scores)[1]
+                scan.languages[best] = scan.languages.get(best, 0) + 1
+            for rule in runnable:
+                rule.documents += 1
+                if rule.removes(doc):
+                    rule.removed += 1
+            for i, (rule, limit) in enumerate(limits):
+                score = first_score(doc, limit.attribute)
+                if score is None:
+                    continue
+                side = 0 if (rule.kind == "exclude") == compare(limit.op, score, limit.value) else 1
+                pool = candidates[i][side]
+                pool.append((abs(score - limit.value), Sample(str(doc["id"]), source, score, text[:excerpt_chars])))
+                if len(pool) > 4 * samples:
+                    pool.sort(key=lambda item: item[0])
+                    del pool[samples:]
+    for i, (removed, kept) in candidates.items():
+        removed.sort(key=lambda item: item[0])
+        kept.sort(key=lambda item: item[0])
+        scan.samples[i] = ([s for _, s in removed[:samples]], [s for _, s in kept[:samples]])
+    return scan
