@@ -42,7 +42,11 @@ class ReportConfig(Base):
         list[str], Meta(description="Paths or globs of `dolma stat` summaries.jsonl.gz files (histograms).")
     ] = []
     run_summaries: Annotated[
-        list[str], Meta(description="Paths or globs of run summary JSON files (sources, dedupe, mix rules, tokens).")
+        list[str],
+        Meta(
+            description="Paths or globs of run summary JSON files (sources, dedupe, mix rules, tokens), e.g. "
+            "demo-output/**/.dolma-run-summary.*.json (hidden names are matched)."
+        ),
     ] = []
     mix: Annotated[
         str | None, Meta(description="A mix config: its rules' score thresholds are drawn on the histograms.")
@@ -59,8 +63,8 @@ class ReportConfig(Base):
         str | None, Meta(description="Directory for one figure file per chart (for papers); none by default.")
     ] = None
     figure_format: Annotated[Literal["svg", "png"], Meta(description="Format of the figure files.")] = "svg"
-    samples: Annotated[int, Meta(description="Excerpts shown on each side of every threshold.")] = 3
-    excerpt_chars: Annotated[int, Meta(description="Characters of each excerpt.")] = 300
+    samples: Annotated[int, Meta(ge=0, description="Excerpts shown on each side of every threshold.")] = 3
+    excerpt_chars: Annotated[int, Meta(ge=1, description="Characters of each excerpt.")] = 300
     title: Annotated[str, Meta(description="Title of the page.")] = "dolma report"
     s3: Annotated[S3Config, Meta(description="S3 access: endpoint_url, profile, region.")] = msgspec.field(
         default_factory=S3Config

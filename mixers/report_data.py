@@ -8,9 +8,11 @@ not match its counts is an error naming file, line and field).
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,10 +94,24 @@ def load_histograms(patterns: list[str]) -> dict[str, Histogram]:
     return found
 
 
+def expand_summaries(patterns: list[str]) -> list[str]:
+    """Files matching the patterns, hidden names included (commands write `.dolma-run-summary.<command>.json`),
+    our own temporaries excluded. On S3 a hidden file is found by its exact path, not by a glob."""
+    found: dict[str, None] = {}
+    for pattern in patterns:
+        if io.is_s3(pattern) or not io.has_magic(pattern):
+            found.update(dict.fromkeys(io.glob(pattern)))
+            continue
+        for path in sorted(glob.glob(io.normalize(pattern), recursive=True)):
+            if os.path.isfile(path) and io.temp_owner(os.path.basename(path)) is None:
+                found[path] = None
+    return sorted(found)
+
+
 def load_run_summaries(patterns: list[str]) -> list[dict[str, Any]]:
     """Run summary JSON objects (schema dolma-run-summary); a file of another kind is an error naming it."""
     summaries = []
-    for path in io.expand_globs(patterns) if patterns else []:
+    for path in expand_summaries(patterns):
         try:
             data = json.loads(io.read_bytes(path))
         except (ValueError, UnicodeDecodeError):

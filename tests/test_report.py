@@ -98,10 +98,12 @@ def run_summaries(root: Path) -> list[Path]:
     ])  # fmt: skip
     paths = []
     for name, data in {"dedupe": dedupe, "mix": mix, "tokens": tokens, "tag": tag}.items():
-        path = root / "runs" / f"{name}.summary.json"
+        path = root / "runs" / name / f".dolma-run-summary.{name}.json"  # hidden, beside the outputs
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
         paths.append(path)
+    # a run still writing its summary: a temporary, not read
+    (root / "runs" / "mix" / ".dolma-run-summary.mix.json.tmp-host-1-0123abcd").write_text("{half")
     return paths
 
 
@@ -129,7 +131,12 @@ def corpus(tmp_path_factory) -> Path:
 
 def report_args(root: Path, output: Path, *extra: str, documents: bool = True) -> list[str]:
     args = ["report", "--output", str(output), "--stats", str(root / "stats" / "*.jsonl.gz")]
-    args += ["--run_summaries", str(root / "runs" / "*.json"), "--mix", str(root / "mix.yaml")]
+    args += [
+        "--run_summaries",
+        str(root / "runs" / "**" / ".dolma-run-summary.*.json"),
+        "--mix",
+        str(root / "mix.yaml"),
+    ]
     if documents:
         args += ["--documents", str(root / "documents" / "**" / "*.jsonl.gz"), "--attributes", *TAGGERS]
     return [*args, *extra]
@@ -164,7 +171,9 @@ def test_thresholds_are_read_by_the_rule_parser():
     # not scores: a span's end offset, a metadata field, an equality
     assert JsonPath("$.metadata[?(@.x < 3)]").thresholds == []
     assert JsonPath("$.attributes[?(@.k[0][1] < 3 && @.k[0][2] == 1)]").thresholds == []
-    typed = msgspec.convert({"all": [{"attribute": "q", "op": "<", "value": 0.1}, {"not": {"attribute": "w", "op": "exists"}}]}, Rule)
+    typed = msgspec.convert(
+        {"all": [{"attribute": "q", "op": "<", "value": 0.1}, {"not": {"attribute": "w", "op": "exists"}}]}, Rule
+    )
     assert CompiledRule(typed, "jsonpath", "here").thresholds == [Threshold("q", "<", 0.1)]
     assert CompiledRule(".attributes.k[0][2] < 0.5", "jq", "here").thresholds == []
 
@@ -329,7 +338,9 @@ JSON.stringify(Array.from(document.querySelectorAll("div.chart")).map(function (
     svgs: div.querySelectorAll("svg").length,
     marks: div.querySelectorAll("g.role-mark > path, g.role-mark > rect, g.role-mark > line").length,
     rules: div.querySelectorAll("g.mark-rule.role-mark > line, g.mark-rule.role-mark > path").length,
-    labels: Array.from(div.querySelectorAll("g.mark-text.role-mark > text")).map(function (t) { return t.textContent; })
+    labels: Array.from(div.querySelectorAll("g.mark-text.role-mark > text")).map(function (t) {
+      return t.textContent;
+    })
   };
 }))
 """
