@@ -24,6 +24,7 @@ from mixers.report_data import (
     MixRule,
     Scan,
     count,
+    expand_summaries,
     language_keys,
     load_histograms,
     load_mix_rules,
@@ -229,8 +230,19 @@ def _check_paths(config: ReportConfig, inputs: list[str], doc_inputs: list[str])
         check_outputs("report: figures", inputs, dirs=[config.figures], document_dir=config.document_dir)
 
 
+def _warn_unmatched(config: ReportConfig) -> None:
+    """An optional input that matches nothing only hides its charts: say so instead of failing."""
+    for pattern in config.stats:
+        if not io.glob(pattern):
+            log.warning("report: stats pattern %s matches no file; no histograms from it", pattern)
+    for pattern in config.run_summaries:
+        if not expand_summaries([pattern]):
+            log.warning("report: run_summaries pattern %s matches no file; no charts from it", pattern)
+
+
 def run(config: ReportConfig) -> int:
     io.configure_s3(config.s3)
+    _warn_unmatched(config)
     hists = load_histograms(config.stats)
     summaries = load_run_summaries(config.run_summaries)
     rules = load_mix_rules(config.mix) if config.mix else []

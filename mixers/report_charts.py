@@ -85,7 +85,8 @@ def histogram(name: str, title: str, counts: list[int], edges: list[float], line
         .encode(
             x=alt.X("start:Q", title="score", scale=alt.Scale(zero=False)),
             x2="end:Q",
-            y=alt.Y("count:Q", title="spans"),
+            y=alt.Y("count:Q", title="spans", scale=alt.Scale(zero=True)),
+            y2=alt.datum(0),
             tooltip=["start:Q", "end:Q", "count:Q"],
         )
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -39,8 +40,11 @@ class Browser:
         self._from_child, from_child_w = os.pipe()
 
         def wire_fds() -> None:  # runs in the child: fd 3 reads our commands, fd 4 carries the answers
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
+            # first out of the way (a pipe may itself be fd 3 or 4), then dup2 onto 3 and 4, which also makes
+            # them inheritable (dup2 of a descriptor onto itself would leave it close-on-exec)
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_child_r, from_child_w)]
+            os.dup2(high[0], 3)
+            os.dup2(high[1], 4)
 
         args = [
             binary,

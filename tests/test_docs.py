@@ -205,7 +205,13 @@ LOCAL_CONFIGS = [
 ]
 # dedupe-decontamination.yaml needs its step 1 (a filter of evaluation sets, which no demo has); tag-*-s3,
 # tag-classifiers and tag-spark read s3://my-bucket: they run against the tests' S3 server (and Spark local[2]).
-SPECIAL_CONFIGS = ["dedupe-decontamination.yaml", "tag-experiment-s3.yaml", "tag-classifiers.yaml", "tag-spark.yaml"]
+SPECIAL_CONFIGS = [
+    "dedupe-decontamination.yaml",
+    "tag-experiment-s3.yaml",
+    "tag-classifiers.yaml",
+    "tag-spark.yaml",
+    "report.yaml",  # needs `dolma stat` output: test_report_config_runs_after_the_demo makes it
+]
 
 
 def test_every_config_has_a_run_case():
@@ -259,6 +265,22 @@ def test_decontamination_config_runs_after_its_fill_step(demo_root):
     run_config(demo_root, "dedupe-decontamination.yaml", "dedupe")
     rows = read_jsonl(demo_root / "demo-output/sample/attributes/decontamination/python-docs/part-0000.jsonl.gz")
     assert sum(bool(r["attributes"].get("eval_overlap")) for r in rows) >= 15
+
+
+def test_report_config_runs_after_the_demo(demo_root):
+    """configs/report.yaml over the demo's output; the stat summaries it reads are made with numpy here (the
+    format of `dolma stat`), from the demo's attribute files."""
+    from test_report import page_specs, threshold_labels, write_stat_summaries
+
+    out = demo_root / "demo-output"
+    write_stat_summaries(out / "sample" / "attributes", out / "sample" / "stats" / "summaries.jsonl.gz")
+    run_config(demo_root, "report.yaml", "report")
+    specs = page_specs((out / "report" / "report.html").read_text())
+    labels = threshold_labels(specs)
+    # configs/mix-dedupe.yaml: include English >= 0.5, exclude length < 200, exclude bff_duplicate_text >= 1.0
+    assert any(label.startswith("sample-clean include >= 0.5: removes") for label in labels), labels
+    assert any(label.startswith("sample-clean exclude < 200: removes") for label in labels), labels
+    assert len(list((out / "report" / "figures").glob("*.svg"))) == len(specs)
 
 
 @pytest.fixture(scope="module")
