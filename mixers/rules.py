@@ -400,7 +400,7 @@ def _note_threshold(toks: _Tokens, left: Expr, op: str, right: Expr) -> None:
         return
     if left[0] == "lit" and right[0] == "path":
         left, right, op = right, left, _FLIPPED[op]
-    if left[0] != "path" or right[0] != "lit" or not _is_number(right[1]):
+    if left[0] != "path" or right[0] != "lit" or not _is_number(right[1]) or not math.isfinite(right[1]):
         return
     steps = toks.paths.get(id(left[1]))
     # $.attributes.<key> then, for a span list, [n][2] (an object filter) or [2] (a filter over the spans)
@@ -744,7 +744,8 @@ def typed_thresholds(rule: Rule) -> list[Threshold]:
     found: list[Threshold] = []
     for sub in [*(rule.all or []), *(rule.any or []), *([rule.not_] if rule.not_ is not None else [])]:
         found.extend(typed_thresholds(sub))
-    if rule.attribute is not None and rule.op in _FLIPPED and _is_number(rule.value) and rule.reduce != "count":
+    number = _is_number(rule.value) and math.isfinite(rule.value)
+    if rule.attribute is not None and rule.op in _FLIPPED and number and rule.reduce != "count":
         found.append(Threshold(rule.attribute, rule.op, rule.value))
     return found
 

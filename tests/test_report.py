@@ -171,6 +171,7 @@ def test_thresholds_are_read_by_the_rule_parser():
     # not scores: a span's end offset, a metadata field, an equality
     assert JsonPath("$.metadata[?(@.x < 3)]").thresholds == []
     assert JsonPath("$.attributes[?(@.k[0][1] < 3 && @.k[0][2] == 1)]").thresholds == []
+    assert JsonPath("$.attributes[?(@.k[0][2] < 1e999)]").thresholds == []  # no line at infinity
     typed = msgspec.convert(
         {"all": [{"attribute": "q", "op": "<", "value": 0.1}, {"not": {"attribute": "w", "op": "exists"}}]}, Rule
     )
@@ -324,6 +325,19 @@ def test_figures_are_written_one_per_chart(corpus, tmp_path, fmt):
     hist = next(f for f in files if LENGTH in f.name)
     if fmt == "svg":
         assert "removes" in hist.read_text()  # the threshold label is in the paper figure too
+
+
+def test_report_reads_and_writes_s3(corpus, s3_server, s3_bucket):
+    client = s3_server.client()
+    client.upload_file(str(corpus / "stats" / "summaries.jsonl.gz"), s3_bucket, "stats/summaries.jsonl.gz")
+    out, figures = f"s3://{s3_bucket}/report/report.html", f"s3://{s3_bucket}/report/figures"
+    args = ["--stats", f"s3://{s3_bucket}/stats/*.jsonl.gz", "--mix", str(corpus / "mix.yaml"), "--figures", figures]
+    proc = run_cli("report", "--output", out, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = client.get_object(Bucket=s3_bucket, Key="report/report.html")["Body"].read().decode()
+    specs = page_specs(page)
+    assert any(label.startswith("english-long exclude < 200: removes ~") for label in threshold_labels(specs))
+    assert len(s3_server.keys(s3_bucket, "report/figures/")) == len(specs) > 0
 
 
 # ---------------------------------------------------------------------------------------------------------
