@@ -23,6 +23,7 @@ from mixers.report_data import (
     Histogram,
     MixRule,
     Scan,
+    SpanEdit,
     count,
     expand_summaries,
     language_keys,
@@ -147,8 +148,18 @@ def _share(rule: MixRule, limit: Threshold, hist: Histogram) -> str:
     return f"removes ~{(share if rule.kind == 'exclude' else 1 - share):.1%}"
 
 
+def _edit_lines(edit: SpanEdit, hist: Histogram) -> list[dict[str, Any]]:
+    """A line at each bound of a span replacement, labelled with the share of spans it replaces."""
+    if edit.spans:
+        share = f"{edit.replaced / edit.spans:.1%}"
+    else:
+        share = f"~{hist.share_in(edit.low, edit.high):.1%}"
+    label = f"{edit.stream} span_replacement {edit.bounds}: replaces {share} of spans"
+    return [{"value": v, "label": label} for v in (edit.low, edit.high) if v is not None]
+
+
 def _histogram_section(
-    hists: dict[str, Histogram], limits: list[tuple[MixRule, Threshold]]
+    hists: dict[str, Histogram], limits: list[tuple[MixRule, Threshold]], edits: list[SpanEdit]
 ) -> tuple[list[charts.Chart], list[list[Any]]]:
     found, undrawn = [], []
     drawn: set[int] = set()
@@ -162,10 +173,16 @@ def _histogram_section(
                 drawn.add(i)
                 label = f"{rule.stream} {rule.kind} {limit.op} {limit.value:g}: {_share(rule, limit, hist)}"
                 lines.append({"value": limit.value, "label": label})
+        for edit in edits:
+            if edit.attribute == key:
+                lines += _edit_lines(edit, hist)
         found.append(charts.histogram(f"hist-{key}", key, hist.counts, hist.bins, lines))
     for i, (rule, limit) in enumerate(limits):
         if i not in drawn:
             undrawn.append([rule.label, f"{limit.attribute} {limit.op} {limit.value:g}", "no histogram in `stats`"])
+    for edit in edits:
+        if f"{edit.attribute}/score" not in hists:
+            undrawn.append([f"{edit.stream}: span_replacement", f"{edit.attribute} {edit.bounds}", "no histogram"])
     if found and any(rule.documents for rule, _ in limits):
         found[0].note = "Shares removed are exact (each rule alone on the documents given); ~ marks estimates."
     elif found and limits:
@@ -245,7 +262,7 @@ def run(config: ReportConfig) -> int:
     _warn_unmatched(config)
     hists = load_histograms(config.stats)
     summaries = load_run_summaries(config.run_summaries)
-    rules = load_mix_rules(config.mix) if config.mix else []
+    rules, edits = load_mix_rules(config.mix) if config.mix else ([], [])
     limits = thresholds_of(rules)
     doc_files = io.expand_documents(config.documents, "documents") if config.documents else []
     attr_files = [attributes_path(p, a, config.document_dir) for p in doc_files for a in config.attributes]
@@ -259,11 +276,12 @@ def run(config: ReportConfig) -> int:
             config.attributes,
             config.document_dir,
             rules,
+            edits,
             limits,
             config.samples,
             config.excerpt_chars,
         )
-    hist_charts, undrawn = _histogram_section(hists, limits)
+    hist_charts, undrawn = _histogram_section(hists, limits, edits)
     dedupe, removed = _dedupe_rows(summaries), _rule_rows(summaries)
     sections: list[tuple[str, list[charts.Chart], str]] = [
         ("Sources", _sources_section(scan, summaries), ""),

@@ -23,7 +23,7 @@ from dolma.config import build
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError
 from mixers.mix_config import MixConfig
-from mixers.rules import CompiledRule, StreamRules, Threshold
+from mixers.rules import CompiledRule, StreamRules, Threshold, score_in_range
 
 RUN_SUMMARY_SCHEMA = "dolma-run-summary"
 
@@ -43,6 +43,13 @@ class Histogram:
             return 0.0
         hits = sum(c for c, lo, hi in zip(self.counts, self.bins, self.bins[1:]) if compare(op, (lo + hi) / 2, value))
         return hits / total
+
+    def share_in(self, low: float | None, high: float | None) -> float:
+        """Estimated share of the counted values in [low, high) (span replacement bounds), bins by their middle."""
+        total = sum(self.counts)
+        middles = [(lo + hi) / 2 for lo, hi in itertools.pairwise(self.bins)]
+        hits = sum(c for c, m in zip(self.counts, middles) if score_in_range(m, low, high))
+        return hits / total if total else 0.0
 
 
 def compare(op: str, a: float, b: float) -> bool:
@@ -154,15 +161,37 @@ class MixRule:
         return not matched if self.kind == "include" else matched
 
 
-def load_mix_rules(path: str) -> list[MixRule]:
-    """The include / exclude rules of every stream of a mix config (jq rules are listed but not run here)."""
+@dataclass
+class SpanEdit:
+    """A span_replacement on `$.attributes.<key>`: spans scoring in [low, high) are replaced."""
+
+    stream: str
+    attribute: str
+    low: float | None
+    high: float | None
+    spans: int = 0  # spans of the attribute seen in the documents given
+    replaced: int = 0  # of them, those in range
+
+    @property
+    def bounds(self) -> str:
+        low = "" if self.low is None else f"{self.low:g}"
+        high = "" if self.high is None else f"{self.high:g}"
+        return f"[{low}, {high})"
+
+
+def load_mix_rules(path: str) -> tuple[list[MixRule], list[SpanEdit]]:
+    """The include / exclude rules of every stream of a mix config (jq rules are listed but not run here), and
+    its span replacements on attributes, all compiled by the mixer's rule compiler."""
     config = build(MixConfig, path)
-    found = []
+    found, edits = [], []
     for stream in config.streams:
         compiled = StreamRules(stream)
         found.extend(MixRule(stream.name, "include", r) for r in compiled.include)
         found.extend(MixRule(stream.name, "exclude", r) for r in compiled.exclude)
-    return found
+        for selector, (low, high, _) in zip(compiled.selectors, compiled.bounds):
+            if selector.attribute is not None and (low is not None or high is not None):
+                edits.append(SpanEdit(stream.name, selector.attribute, low, high))
+    return found, edits
 
 
 def thresholds_of(rules: list[MixRule]) -> list[tuple[MixRule, Threshold]]:
@@ -235,6 +264,7 @@ def scan_documents(
     attribute_sets: list[str],
     document_dir: str,
     rules: list[MixRule],
+    edits: list[SpanEdit],
     limits: list[tuple[MixRule, Threshold]],
     samples: int,
     excerpt_chars: int,
@@ -267,6 +297,12 @@ def scan_documents(
                 rule.documents += 1
                 if rule.removes(doc):
                     rule.removed += 1
+            for edit in edits:
+                spans = doc["attributes"].get(edit.attribute)
+                for span in spans if isinstance(spans, list) else []:
+                    if isinstance(span, list) and len(span) >= 3 and type(span[2]) in (int, float):
+                        edit.spans += 1
+                        edit.replaced += score_in_range(span[2], edit.low, edit.high)
             for i, (rule, limit) in enumerate(limits):
                 score = first_score(doc, limit.attribute)
                 if score is None:

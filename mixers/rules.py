@@ -800,6 +800,8 @@ class CompiledSelector:
         self.name = expr
         self.where = where
         self.jq = syntax == "jq"
+        self.attribute: str | None = None
+        """The attribute key when the expression is `$.attributes.<key>` (its span list), else None."""
         try:
             if syntax == "jq":
                 program = JqProgram(expr, compile_jq)
@@ -809,6 +811,8 @@ class CompiledSelector:
                 path = JsonPath(expr)
                 self.select = path.first
                 self.attribute_keys = path.attribute_keys
+                if len(path.steps) == 2 and path.steps[0] == ("key", "attributes") and path.steps[1][0] == "key":
+                    self.attribute = path.steps[1][1]
             else:
                 raise RuleError(f"unknown rule syntax '{syntax}' (jsonpath or jq)")
         except RuleError as exc:

@@ -23,7 +23,7 @@ from browser import Browser, chromium_binary
 from conftest import REPO, read_jsonl, run_cli, write_jsonl_gz
 
 from mixers.mix_config import Rule
-from mixers.rules import CompiledRule, JsonPath, Threshold
+from mixers.rules import CompiledRule, CompiledSelector, JsonPath, Threshold
 
 SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
 TAGGERS = ["char_length_v1", "ft_lang_id_en_doc_v2", "random_number_v1"]
@@ -71,6 +71,7 @@ def mix_config(root: Path) -> dict:
                         {"attribute": RANDOM, "op": ">=", "value": 0.9},
                     ],
                 },
+                "span_replacement": [{"span": f"$.attributes.{RANDOM}", "min_score": 0.25, "max_score": 0.5}],
                 "output": {"path": str(root / "mixed")},
             }
         ]
@@ -172,6 +173,8 @@ def test_thresholds_are_read_by_the_rule_parser():
     assert JsonPath("$.metadata[?(@.x < 3)]").thresholds == []
     assert JsonPath("$.attributes[?(@.k[0][1] < 3 && @.k[0][2] == 1)]").thresholds == []
     assert JsonPath("$.attributes[?(@.k[0][2] < 1e999)]").thresholds == []  # no line at infinity
+    assert CompiledSelector(f"$.attributes.{RANDOM}", "jsonpath", "here").attribute == RANDOM
+    assert CompiledSelector(f"$.attributes.{RANDOM}[0]", "jsonpath", "here").attribute is None
     typed = msgspec.convert(
         {"all": [{"attribute": "q", "op": "<", "value": 0.1}, {"not": {"attribute": "w", "op": "exists"}}]}, Rule
     )
@@ -208,6 +211,7 @@ def brute_force(root: Path) -> dict:
         "include": sum(not (v is not None and v >= 0.5) for v in score[ENGLISH]) / n,
         "length": sum(v is not None and v < 200 for v in score[LENGTH]) / n,
         "random": sum(v is not None and v >= 0.9 for v in score[RANDOM]) / n,
+        "replaced": [0.25 <= s[2] < 0.5 for _, a in docs.values() for s in a.get(RANDOM, [])],
         "sources": sources,
     }
 
@@ -224,6 +228,9 @@ def test_report_shows_exact_shares_sources_and_languages(corpus, tmp_path):
     assert f"english-long exclude < 200: removes {truth['length']:.1%}" in labels
     assert f"english-long exclude >= 0.9: removes {truth['random']:.1%}" in labels
     assert 0 < truth["length"] < 1 and 0 < truth["random"] < 1
+    replaced = sum(truth["replaced"]) / len(truth["replaced"])
+    assert 0 < replaced < 1
+    assert labels.count(f"english-long span_replacement [0.25, 0.5): replaces {replaced:.1%} of spans") == 2
     sources = next(s for s in specs.values() if s.get("title") == "Documents, bytes and tokens per source")
     shown: dict[str, dict[str, int]] = {}
     for row in sources["data"]["values"]:
@@ -253,6 +260,8 @@ def test_without_documents_shares_are_estimated_from_the_histograms(corpus, tmp_
     middles = [(lo + hi) / 2 for lo, hi in zip(hist["bins"], hist["bins"][1:])]
     share = sum(c for c, m in zip(hist["counts"], middles) if m >= 0.9) / sum(hist["counts"])
     assert f"english-long exclude >= 0.9: removes ~{share:.1%}" in labels
+    replaced = sum(c for c, m in zip(hist["counts"], middles) if 0.25 <= m < 0.5) / sum(hist["counts"])
+    assert f"english-long span_replacement [0.25, 0.5): replaces ~{replaced:.1%} of spans" in labels
     sources = next(s for s in page_specs(page).values() if s.get("title") == "Documents and bytes per source")
     assert {(r["source"], r["measure"], r["value"]) for r in sources["data"]["values"]} >= {
         ("web-mixed", "bytes", 3000)
@@ -402,7 +411,7 @@ def test_report_opens_in_headless_chromium_offline(corpus, tmp_path, chromium):
         label.startswith("english-long exclude < 200: removes") for label in length["labels"]
     )
     assert by_name[f"hist-{ENGLISH}"]["rules"] == 1
-    assert by_name[f"hist-{RANDOM}"]["rules"] == 1
+    assert by_name[f"hist-{RANDOM}"]["rules"] == 3  # the exclude rule and the span replacement's two bounds
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
 
 
