@@ -4,6 +4,7 @@ real headless Chromium with networking off (console errors, drawn marks, thresho
 
 `dolma stat` lands separately; its output format (`<report>/summaries.jsonl.gz`, one line per `<key>/score` and
 `<key>/length` with `name`, `counts`, `bins`) is produced here with numpy from the attribute files.
+Over 400 lines on purpose: one module so that every test shares the tagged corpus fixture (tagging is the slow part).
 """
 
 from __future__ import annotations
