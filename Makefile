@@ -122,7 +122,7 @@ test-python: build reference profanity golden
 
 # The edit loop: every Python test except those on Spark or against the reference toolkit (markers assigned by
 # tests/conftest.py from what each test uses; the fault suite's long cases never run outside `make faults`).
-test-fast: build
+test-fast: build golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference" tests
 
 lint: build

@@ -380,10 +380,30 @@ def test_unknown_attribute_is_a_startup_error(tmp_path, flt):
     docs, rows = docs_with_scores(20)
     make_corpus(tmp_path, {"f.jsonl.gz": docs}, {"s": {"f.jsonl.gz": rows}})
     stream = {"documents": [str(tmp_path / "documents" / "*.gz")], "attributes": ["s"], "filter": flt}
-    with pytest.raises(ConfigError, match="s__t__scor"):
+    with pytest.raises(ConfigError, match="'s__t__scor' \\(did you mean 's__t__score'\\?\\)"):
         mix(tmp_path, stream)
     assert not (tmp_path / "out").exists()
     mix(tmp_path, {**stream, "check_attributes": False})  # allowed on request: the rule simply never matches
+
+
+def test_absent_attribute_without_a_close_match_is_a_warning_and_the_run_goes_on(tmp_path):
+    """The reference's filter-by-spans fixture guards an attribute no file has (`@.dummy && ...`): not a typo."""
+    docs, rows = docs_with_scores(20)
+    make_corpus(tmp_path, {"f.jsonl.gz": docs}, {"s": {"f.jsonl.gz": rows}})
+    flt = {
+        "include": ["$.attributes[?(@.s__t__score[0][2] < 0.5)]"],
+        "exclude": ["$.attributes[?(@.dummy && @.dummy[0] && @.dummy[0][2] > 0.5)]"],
+    }
+    stream = {"name": "out", "documents": [str(tmp_path / "documents" / "*.gz")], "attributes": ["s"], "filter": flt}
+    stream["output"] = {"path": str(tmp_path / "out")}
+    config = tmp_path / "mix.json"
+    config.write_text(json.dumps({"streams": [stream], "quiet": True}))
+    result = run_cli("-c", str(config), "mix")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" in result.stderr and "'dummy'" in result.stderr  # shown even with quiet
+    assert [r["id"] for r in output_rows(tmp_path / "out")] == [
+        r["id"] for r in rows if r["attributes"]["s__t__score"][0][2] < 0.5
+    ]
 
 
 def test_bad_rules_fail_before_any_work(tmp_path):
