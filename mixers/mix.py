@@ -114,6 +114,8 @@ class StreamReport(msgspec.Struct):
     bytes_out: int
     shards: list[str]
     sample_rate: float | None
+    # e.g. a rule naming an attribute that no attribute file has (check_attribute_keys)
+    warnings: list[str] = []
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -862,6 +864,7 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
         bytes_out=totals.get("bytes_out", 0),
         shards=shards,
         sample_rate=rate,
+        warnings=warnings,
     )
     summary.stats = UnitStats(
         documents_in=report.documents_in,

@@ -397,10 +397,12 @@ def test_absent_attribute_without_a_close_match_is_a_warning_and_the_run_goes_on
     stream = {"name": "out", "documents": [str(tmp_path / "documents" / "*.gz")], "attributes": ["s"], "filter": flt}
     stream["output"] = {"path": str(tmp_path / "out")}
     config = tmp_path / "mix.json"
-    config.write_text(json.dumps({"streams": [stream], "quiet": True}))
+    config.write_text(json.dumps({"streams": [stream], "quiet": True, "report": str(tmp_path / "report.json")}))
     result = run_cli("-c", str(config), "mix")
     assert result.returncode == 0, result.stderr
     assert "WARNING" in result.stderr and "'dummy'" in result.stderr  # shown even with quiet
+    (warning,) = json.loads((tmp_path / "report.json").read_text())[0]["warnings"]
+    assert "'dummy'" in warning
     assert [r["id"] for r in output_rows(tmp_path / "out")] == [
         r["id"] for r in rows if r["attributes"]["s__t__score"][0][2] < 0.5
     ]
