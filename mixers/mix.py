@@ -670,6 +670,8 @@ def check_shard_names_owned(stream: Stream, out_dir: str) -> None:
 
 _ATTRIBUTE_KEY = re.compile(rb'"((?:[^"\\\n]|\\.){1,512})"\s*:\s*\[')
 """An attribute key in an attribute file's bytes: a quoted name followed by its span list."""
+MAX_SUGGESTION_KEYS = 100_000
+"""Distinct attribute keys collected for "did you mean" suggestions (bounds memory on odd files)."""
 
 
 def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> list[str]:
@@ -700,7 +702,8 @@ def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> li
                     del todo[key]
                 if not todo:
                     return []
-                found.update(m.group(1).decode("utf-8", "replace") for m in _ATTRIBUTE_KEY.finditer(block))
+                if len(found) < MAX_SUGGESTION_KEYS:
+                    found.update(m.group(1).decode("utf-8", "replace") for m in _ATTRIBUTE_KEY.finditer(block))
                 tail = block[-600:]
     typos = []
     for key in sorted(todo):
