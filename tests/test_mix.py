@@ -94,6 +94,18 @@ def test_jsonpath_rules(rule, expected):
     assert JsonPath(rule).matches(DOC) is expected
 
 
+def test_recursive_descent_is_linear_and_not_recursive():
+    """`..` walks each container once per step, iteratively: no RecursionError on deep documents, and `$..a..a`
+    on a chain of n nested objects selects each of them once (re-walking every start would select ~n**2 / 2)."""
+    n = 5000
+    doc: dict = {"leaf": 1}
+    for _ in range(n):
+        doc = {"a": doc}
+    assert len(JsonPath("$..a").select(doc)) == n
+    assert len(JsonPath("$..a..a").select(doc)) == n - 1
+    assert JsonPath("$..leaf").matches(doc) and not JsonPath("$..missing").matches(doc)
+
+
 @pytest.mark.parametrize(
     "rule", ["attributes.x", "$.attributes[?(@.x >= )]", "$.a[?(@.x > 1]", "$.a[", "$.a b", "$.a[?(@.x = 1)]"]
 )
