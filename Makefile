@@ -56,10 +56,11 @@ reference: $(REF_VENV)/.created
 # tests/test_reference_golden.py: downloaded once into $(GOLDEN_DIR), checked against the sha256 in
 # .ci/locks/golden.txt (a download that does not match is deleted and fails the build) and unpacked. Not committed.
 GOLDEN_DIR ?= .cache/golden
+GOLDEN_LOCK ?= $(LOCKS)/golden.txt
 export DOLMA_GOLDEN_DIR ?= $(abspath $(GOLDEN_DIR))/dolma-1.2.1
-$(GOLDEN_DIR)/.fetched: $(LOCKS)/golden.txt
+$(GOLDEN_DIR)/.fetched: $(GOLDEN_LOCK)
 	mkdir -p $(GOLDEN_DIR)
-	set -e; grep -v '^#' $(LOCKS)/golden.txt | while read -r name sha url; do \
+	set -e; grep -v '^#' $(GOLDEN_LOCK) | while read -r name sha url; do \
 		[ -n "$$name" ] || continue; \
 		if ! echo "$$sha  $(GOLDEN_DIR)/$$name" | sha256sum -c --status 2>/dev/null; then \
 			curl -fsSL --retry 3 -o $(GOLDEN_DIR)/$$name.part "$$url"; \
