@@ -12,7 +12,7 @@ LOCKS := .ci/locks
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
 .PHONY: all venv build demo test test-fast test-rust test-python lint format reference profanity datatrove compat \
-	bench clean lock lock-upgrade faults
+	bench clean lock lock-upgrade faults golden
 
 all: build
 
@@ -52,6 +52,28 @@ $(REF_VENV)/.created: $(LOCKS)/reference.txt
 
 reference: $(REF_VENV)/.created
 
+# The reference's own golden fixtures (tests/config + tests/data of the dolma 1.2.1 sdist), run through our CLI by
+# tests/test_reference_golden.py: downloaded once into $(GOLDEN_DIR), checked against the sha256 in
+# .ci/locks/golden.txt (a download that does not match is deleted and fails the build) and unpacked. Not committed.
+GOLDEN_DIR ?= .cache/golden
+GOLDEN_LOCK ?= $(LOCKS)/golden.txt
+export DOLMA_GOLDEN_DIR ?= $(abspath $(GOLDEN_DIR))/dolma-1.2.1
+$(GOLDEN_DIR)/.fetched: $(GOLDEN_LOCK)
+	mkdir -p $(GOLDEN_DIR)
+	set -e; grep -v '^#' $(GOLDEN_LOCK) | while read -r name sha url; do \
+		[ -n "$$name" ] || continue; \
+		if ! echo "$$sha  $(GOLDEN_DIR)/$$name" | sha256sum -c --status 2>/dev/null; then \
+			curl -fsSL --retry 3 -o $(GOLDEN_DIR)/$$name.part "$$url"; \
+			echo "$$sha  $(GOLDEN_DIR)/$$name.part" | sha256sum -c --quiet || { rm -f $(GOLDEN_DIR)/$$name.part; exit 1; }; \
+			mv $(GOLDEN_DIR)/$$name.part $(GOLDEN_DIR)/$$name; \
+		fi; \
+		rm -rf $(GOLDEN_DIR)/$${name%.tar.gz}; \
+		tar -xzf $(GOLDEN_DIR)/$$name -C $(GOLDEN_DIR) $${name%.tar.gz}/tests/config $${name%.tar.gz}/tests/data; \
+	done
+	touch $@
+
+golden: $(GOLDEN_DIR)/.fetched
+
 # alt-profanity-check (Python >= 3.11, an exact scikit-learn) in its own virtual environment, used only as the test
 # oracle of the toxicity_offensive_* taggers: .ci/locks/profanity.in (locked in profanity.txt).
 PROF_VENV ?= .venv-profanity
@@ -86,7 +108,7 @@ bench: build reference datatrove
 demo: build
 	$(VENV)/bin/python -m dolma.demo
 
-test: build reference profanity lint test-rust test-python
+test: build reference profanity golden lint test-rust test-python
 
 test-rust:
 	cd $(CARGO_DIR) && cargo test --workspace --exclude dolma-py -q
@@ -96,12 +118,12 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 	-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
 	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
-test-python: build reference profanity
+test-python: build reference profanity golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests
 
 # The edit loop: every Python test except those on Spark or against the reference toolkit (markers assigned by
 # tests/conftest.py from what each test uses; the fault suite's long cases never run outside `make faults`).
-test-fast: build
+test-fast: build golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference" tests
 
 lint: build
@@ -124,8 +146,8 @@ faults: build
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests/test_faults.py --faults --fault-seeds $(FAULT_SEEDS) \
 		--fault-s3-seeds $(FAULT_S3_SEEDS) --fault-report faults-report.json --fault-readme
 
-compat: build reference
+compat: build reference golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m reference tests
 
 clean:
-	rm -rf $(VENV) $(REF_VENV) $(PROF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output
+	rm -rf $(VENV) $(REF_VENV) $(PROF_VENV) $(DT_VENV) $(CARGO_DIR)/target demo-output $(GOLDEN_DIR)

@@ -121,6 +121,7 @@ class Summary:
     failures: list[UnitFailure] = field(default_factory=list)
     stats: UnitStats = field(default_factory=UnitStats)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -513,6 +514,8 @@ def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:
         console.print(table)
     from rich.markup import escape
 
+    for warning in summary.warnings:  # printed even when quiet, like errors
+        console.print(f"[yellow]WARNING[/yellow] {escape(warning)}")
     for failure in summary.failures:  # escaped: messages quote rules and paths, whose '[...]' is not markup
         console.print(
             f"[red]FAILED[/red] {escape(failure.unit.input)} (after {failure.attempts} attempt(s)): "

@@ -13,6 +13,7 @@ never on the number of processes or on which worker finished first.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import logging
 import math
@@ -113,6 +114,8 @@ class StreamReport(msgspec.Struct):
     bytes_out: int
     shards: list[str]
     sample_rate: float | None
+    # e.g. a rule naming an attribute that no attribute file has (check_attribute_keys)
+    warnings: list[str] = []
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -444,13 +447,14 @@ class StreamJob(Job):
                 if copies == 0:
                     drop_sample += 1
                     continue
+                for path in discard:
+                    _discard(doc, path)
+                # after the discards, as the reference does: provenance is kept even when `metadata` is discarded
                 metadata = doc.get("metadata")
                 if not isinstance(metadata, dict):
                     metadata = {}
                     doc["metadata"] = metadata
                 metadata["provenance"] = f"{provenance_name}:{lineno}"
-                for path in discard:
-                    _discard(doc, path)
                 row = encode(doc) + b"\n"
                 assert writer is not None
                 for _ in range(copies):
@@ -664,13 +668,22 @@ def check_shard_names_owned(stream: Stream, out_dir: str) -> None:
             )
 
 
-def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> None:
-    """Fail early when a rule names an attribute key that appears in none of the stream's attribute files.
+_ATTRIBUTE_KEY = re.compile(rb'"((?:[^"\\\n]|\\.){1,512})"\s*:\s*\[')
+"""An attribute key in an attribute file's bytes: a quoted name followed by its span list."""
+MAX_SUGGESTION_KEYS = 100_000
+"""Distinct attribute keys collected for "did you mean" suggestions (bounds memory on odd files)."""
 
-    A cheap byte scan (no JSON parsing) that stops as soon as every key has been seen.
+
+def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> list[str]:
+    """Check that the attribute keys the rules name occur in the stream's attribute files; returns warnings.
+
+    A key that no file contains is an error when a key of the files is a close match (a typo), otherwise a
+    warning and the run goes on (the rule may guard an optional attribute, as in `@.dummy && ...`). A cheap byte
+    scan (no JSON parsing) that stops as soon as every key has been seen; the files' keys are collected for
+    suggestions only when one is missing.
     """
     if not keys or not stream.check_attributes:
-        return
+        return []
     if not stream.attributes:
         raise ConfigError(
             f"stream '{stream.name}': rules use attributes ({', '.join(sorted(keys))}) but the stream lists no "
@@ -678,6 +691,7 @@ def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> No
         )
     cin = compression_setting(stream.compression.input, f"stream {stream.name}", "infer")
     todo = {k: b'"' + k.encode() + b'"' for k in keys}
+    found: set[str] = set()
     for path in files:
         for name in stream.attributes:
             attr = attributes_path(path, name, stream.document_dir)
@@ -687,13 +701,25 @@ def check_attribute_keys(stream: Stream, files: list[str], keys: set[str]) -> No
                 for key in [k for k, needle in todo.items() if needle in block]:
                     del todo[key]
                 if not todo:
-                    return
-                tail = block[-256:]
-    raise ConfigError(
-        f"stream '{stream.name}': rules name attribute(s) {', '.join(sorted(todo))} that no attribute file of "
-        f"the sets {stream.attributes} contains (check the key spelling: <experiment>__<tagger>__<type>; set "
-        "check_attributes: false to allow it)"
-    )
+                    return []
+                if len(found) < MAX_SUGGESTION_KEYS:
+                    found.update(m.group(1).decode("utf-8", "replace") for m in _ATTRIBUTE_KEY.finditer(block))
+                tail = block[-600:]
+    typos = []
+    for key in sorted(todo):
+        close = difflib.get_close_matches(key, sorted(found), n=1, cutoff=0.8)
+        if close:
+            typos.append(f"{key!r} (did you mean {close[0]!r}?)")
+    if typos:
+        raise ConfigError(
+            f"stream '{stream.name}': rules name attribute(s) {', '.join(typos)} that no attribute file of the "
+            f"sets {stream.attributes} contains (set check_attributes: false to allow it)"
+        )
+    return [
+        f"stream '{stream.name}': no attribute file of the sets {stream.attributes} contains {key!r}; rules "
+        "naming it never see it (a guard such as `@.key && ...` is false)"
+        for key in sorted(todo)
+    ]
 
 
 _SHARD = re.compile(r"\d{4,}\.jsonl(?:\.gz|\.zst)?")
@@ -796,7 +822,9 @@ def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float |
 def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamReport:
     compiled = compile_stream(stream, sandbox_settings(config))  # rule errors surface before any file is touched
     out_dir = io.normalize(stream.output.path)
-    check_attribute_keys(stream, files, compiled.rules.attribute_keys)
+    warnings = check_attribute_keys(stream, files, compiled.rules.attribute_keys)
+    for warning in warnings:
+        log.warning("%s", warning)
     rate = resolve_rate(config, stream, files)
     extension = _EXTENSIONS[compiled.output_compression]
     staging = io.join(out_dir, f"{STAGING_PREFIX}{stream.name}-{stream_fingerprint(stream, rate)}")
@@ -812,6 +840,7 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
     # cleaned by the executor, beside the manifests).
     io.remove_dead_temporaries([out_dir])
     summary = _executor(config, f"mix {stream.name}", config.ignore_existing).run(job, units)
+    summary.warnings = warnings
     if not summary.ok:
         _fail(summary, f"dolma mix: stream '{stream.name}'", config.quiet)
     manifests = [msgspec.json.decode(io.read_bytes(u.outputs[0]), type=Manifest) for u in units]
@@ -838,6 +867,7 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
         bytes_out=totals.get("bytes_out", 0),
         shards=shards,
         sample_rate=rate,
+        warnings=warnings,
     )
     summary.stats = UnitStats(
         documents_in=report.documents_in,

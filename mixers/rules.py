@@ -9,6 +9,12 @@ builtins that reach outside the document shadowed, and typed rules are msgspec s
 JSONPath semantics follow what Dolma users rely on:
 - `$` (also written `$@`) is the document, with the merged `attributes` of every attribute set.
 - `.name`, `['name']`, `[n]` (negative from the end), `[*]` / `.*` select children.
+- `..name`, `..['name']`, `..*` select at any depth (recursive descent: the node itself and every node below it).
+  `..` before an index or a filter is refused, as the reference refuses it.
+- `[a:b]`, `[a:b:c]` slice a list with the reference's rules (jsonpath-rust 0.3, checked by a differential test):
+  a negative bound counts from the end; a start that is still negative, or an end past the length or still
+  negative, selects nothing; an end that is (or becomes) 0 means the whole length (so `[0:0]` and `[:-n]` on a
+  list of n items select everything); step 0 selects nothing and a negative step is refused.
 - `[?(expr)]` applied to an object tests the object itself (`$.attributes[?(@.key[0][2] > 0.5)]` tests the
   attributes object); applied to an array it keeps the elements for which `expr` holds.
 - In `expr`: `@...` / `$...` paths, numbers, 'strings' / "strings", true, false, null, `== != < <= > >=`,
@@ -17,7 +23,8 @@ JSONPath semantics follow what Dolma users rely on:
 - A rule matches when its selection is non-empty.
 
 The cost of a JSONPath rule is linear in the size of the document: every step maps distinct nodes to distinct
-nodes, a filter's relative paths (`@`) walk disjoint subtrees, and a path from the root (`$`) inside a filter,
+nodes (a recursive descent walks each container at most once per step, even from nested starting nodes), a
+filter's relative paths (`@`) walk disjoint subtrees, and a path from the root (`$`) inside a filter,
 evaluated once per element, may only be a direct lookup (`.name` / `[n]`). Nesting is bounded (MAX_NESTING).
 """
 
@@ -142,7 +149,44 @@ class _Tokens:
 # ----------------------------------------------------------------------------------------------------------
 
 Step = tuple[str, Any]
-"""('key', name) | ('index', n) | ('wild', None) | ('filter', predicate)."""
+"""('key', name) | ('index', n) | ('wild', None) | ('filter', predicate) | ('slice', (start, end, step))
+| ('descend', name) | ('descend', None) (`..*`)."""
+
+
+def _slice(node: list[Any], start: int | None, end: int | None, step: int) -> list[Any]:
+    """The reference's slice (jsonpath-rust 0.3), probed black-box; see the module docstring."""
+    n = len(node)
+    lo = 0 if start is None else (start + n if start < 0 else start)
+    hi = n if end is None else (end + n if end < 0 else end)
+    if hi == 0:
+        hi = n
+    if step == 0 or lo < 0 or hi < 0 or hi > n:
+        return []
+    return node[lo:hi:step]
+
+
+def _descend(nodes: list[Any], name: str | None) -> list[Any]:
+    """`..name` (name given) or `..*`: every node below the given ones, each container walked once."""
+    out: list[Any] = []
+    seen: set[int] = set()
+    stack = list(reversed(nodes))
+    while stack:  # iterative pre-order walk: no recursion limit on deeply nested documents
+        node = stack.pop()
+        if type(node) is dict:
+            children = list(node.values())
+        elif type(node) is list:
+            children = node
+        else:
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if name is None:
+            out.extend(children)
+        elif type(node) is dict and name in node:
+            out.append(node[name])
+        stack.extend(reversed(children))
+    return out
 
 
 def _apply_step(step: Step, nodes: list[Any], root: Any) -> list[Any]:
@@ -156,6 +200,12 @@ def _apply_step(step: Step, nodes: list[Any], root: Any) -> list[Any]:
         for node in nodes:
             if isinstance(node, list) and -len(node) <= arg < len(node):
                 out.append(node[arg])
+    elif kind == "slice":
+        for node in nodes:
+            if isinstance(node, list):
+                out.extend(_slice(node, *arg))
+    elif kind == "descend":
+        out = _descend(nodes, arg)
     elif kind == "wild":
         for node in nodes:
             if isinstance(node, dict):
@@ -215,9 +265,24 @@ def _parse_steps(toks: _Tokens, prefix: list[Step] | None) -> list[Step]:
     steps: list[Step] = []
     while True:
         kind, text, _ = toks.peek()
-        if kind != "op" or text not in (".", "["):
+        if kind != "op" or text not in (".", "..", "["):
             return steps
         toks.take()
+        if text == "..":
+            kind, text, _ = toks.peek()
+            if kind == "name":
+                toks.take()
+                steps.append(("descend", text))
+            elif kind == "op" and text == "*":
+                toks.take()
+                steps.append(("descend", None))
+            elif kind == "op" and text == "[" and toks.peek(1)[0] == "str" and toks.peek(2)[:2] == ("op", "]"):
+                toks.take()
+                steps.append(("descend", _unquote(toks.take()[1])))
+                toks.take()
+            else:
+                toks.fail("after '..' the reference accepts a field name, ['name'] or '*' (not an index or a filter)")
+            continue
         if text == ".":
             kind, text, _ = toks.peek()
             if kind == "name":
@@ -233,6 +298,9 @@ def _parse_steps(toks: _Tokens, prefix: list[Step] | None) -> list[Step]:
                 toks.fail("expected a field name after '.'")
             continue
         kind, text, _ = toks.peek()
+        if (kind == "num" and toks.peek(1)[:2] == ("op", ":")) or (kind == "op" and text == ":"):
+            steps.append(("slice", _parse_slice(toks)))
+            continue
         if kind == "num":
             toks.take()
             try:
@@ -263,6 +331,31 @@ def _parse_steps(toks: _Tokens, prefix: list[Step] | None) -> list[Step]:
         else:
             toks.fail("expected an index, a quoted name, '*' or a filter '?(...)'")
         toks.expect("]")
+
+
+def _slice_bound(toks: _Tokens, what: str) -> int | None:
+    kind, text, _ = toks.peek()
+    if kind != "num":
+        return None
+    if not re.fullmatch(r"-?\d+", text):
+        toks.fail(f"expected an integer slice {what}")
+    toks.take()
+    return int(text)
+
+
+def _parse_slice(toks: _Tokens) -> tuple[int | None, int | None, int]:
+    """`[start:end]` or `[start:end:step]` (each part optional), the opening '[' already taken; takes the ']'."""
+    start = _slice_bound(toks, "start")
+    toks.expect(":")
+    end = _slice_bound(toks, "end")
+    step = 1
+    if toks.accept(":"):
+        given = _slice_bound(toks, "step")
+        if given is not None and given < 0:
+            toks.fail("a negative slice step is refused (as the reference refuses it)")
+        step = 1 if given is None else given
+    toks.expect("]")
+    return start, end, step
 
 
 # ----------------------------------------------------------------------------------------------------------

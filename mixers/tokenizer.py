@@ -3,8 +3,9 @@
 Both kinds are wrapped in one small interface (`encode_batch`, `decode`, `vocab_size`, `token_to_id`) so the
 shard writer does not care which library does the work. Batch encoding runs in the libraries' Rust threads.
 
-Nothing is downloaded: a HuggingFace tokenizer is a local (or s3://) `tokenizer.json`; the default is the
-GPT-NeoX-OLMo tokenizer shipped in `mixers/resources/tokenizers`. tiktoken normally fetches its encoding files
+A HuggingFace tokenizer is a local (or s3://) `tokenizer.json`, or a Hub name found in the Hugging Face cache
+(downloaded there only when the hub may be used: mixers/hf_cache.py); the default is the GPT-NeoX-OLMo
+tokenizer shipped in `mixers/resources/tokenizers`. tiktoken normally fetches its encoding files
 from the internet on first use; here `tiktoken:<name>` works when the file is already in tiktoken's cache
 (`$TIKTOKEN_CACHE_DIR`), and `tiktoken:<name>=<path>` reads the ranks from a local `.tiktoken` file.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from dolma import io
 from dolma.errors import ConfigError
+from mixers.hf_cache import is_hub_name, resolve_hub_tokenizer
 
 RESOURCES = Path(__file__).resolve().parent / "resources" / "tokenizers"
 DEFAULT_TOKENIZER_FILE = RESOURCES / "allenai_gpt-neox-olmo-dolma-v1_5.json"
@@ -30,7 +32,6 @@ log = logging.getLogger("dolma")
 # Names users of the reference toolkit write (HuggingFace Hub ids) that map to a file shipped here.
 SHIPPED = {
     DEFAULT_TOKENIZER: DEFAULT_TOKENIZER_FILE,
-    "allenai/eleuther-ai-gpt-neox-20b-pii-special": None,
     "default": DEFAULT_TOKENIZER_FILE,
 }
 
@@ -376,23 +377,21 @@ def _tiktoken_from_file(name: str, ranks_path: str):
 
 
 def resolve_path(name_or_path: str) -> str:
-    """The tokenizer.json location for a name or path (shipped names first, then local or s3:// paths)."""
-    if name_or_path in SHIPPED:
-        shipped = SHIPPED[name_or_path]
-        if shipped is None:
-            raise ConfigError(
-                f"tokenizer.name_or_path: '{name_or_path}' is a HuggingFace Hub name and is not shipped here "
-                "(nothing is downloaded): give the path of its tokenizer.json"
-            )
+    """The tokenizer.json location for a name or path: shipped names first, then local or s3:// paths, then a
+    Hugging Face Hub name through the Hugging Face cache (or the hub when it may be used; mixers/hf_cache.py)."""
+    shipped = SHIPPED.get(name_or_path)
+    if shipped is not None:
         return str(shipped)
     path = io.normalize(name_or_path)
     if io.is_s3(path) or os.path.isfile(path):
         return path
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "tokenizer.json")):
         return os.path.join(path, "tokenizer.json")
+    if is_hub_name(name_or_path) and not os.path.exists(path):
+        return resolve_hub_tokenizer(name_or_path)
     raise ConfigError(
         f"tokenizer.name_or_path: '{name_or_path}' is neither a tokenizer.json file, a directory holding one, "
-        f"nor a shipped tokenizer ({', '.join(k for k, v in SHIPPED.items() if v)}); nothing is downloaded"
+        f"a shipped tokenizer ({', '.join(SHIPPED)}) nor a Hugging Face Hub name"
     )
 
 

@@ -27,6 +27,7 @@ OFFLINE_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
+    "HF_HUB_OFFLINE": "1",  # Hugging Face names resolve from a cache the test builds, never from the hub
 }
 UNSET_ENV = (
     "HTTP_PROXY",

@@ -94,6 +94,18 @@ def test_jsonpath_rules(rule, expected):
     assert JsonPath(rule).matches(DOC) is expected
 
 
+def test_recursive_descent_is_linear_and_not_recursive():
+    """`..` walks each container once per step, iteratively: no RecursionError on deep documents, and `$..a..a`
+    on a chain of n nested objects selects each of them once (re-walking every start would select ~n**2 / 2)."""
+    n = 5000
+    doc: dict = {"leaf": 1}
+    for _ in range(n):
+        doc = {"a": doc}
+    assert len(JsonPath("$..a").select(doc)) == n
+    assert len(JsonPath("$..a..a").select(doc)) == n - 1
+    assert JsonPath("$..leaf").matches(doc) and not JsonPath("$..missing").matches(doc)
+
+
 @pytest.mark.parametrize(
     "rule", ["attributes.x", "$.attributes[?(@.x >= )]", "$.a[?(@.x > 1]", "$.a[", "$.a b", "$.a[?(@.x = 1)]"]
 )
@@ -380,10 +392,32 @@ def test_unknown_attribute_is_a_startup_error(tmp_path, flt):
     docs, rows = docs_with_scores(20)
     make_corpus(tmp_path, {"f.jsonl.gz": docs}, {"s": {"f.jsonl.gz": rows}})
     stream = {"documents": [str(tmp_path / "documents" / "*.gz")], "attributes": ["s"], "filter": flt}
-    with pytest.raises(ConfigError, match="s__t__scor"):
+    with pytest.raises(ConfigError, match="'s__t__scor' \\(did you mean 's__t__score'\\?\\)"):
         mix(tmp_path, stream)
     assert not (tmp_path / "out").exists()
     mix(tmp_path, {**stream, "check_attributes": False})  # allowed on request: the rule simply never matches
+
+
+def test_absent_attribute_without_a_close_match_is_a_warning_and_the_run_goes_on(tmp_path):
+    """The reference's filter-by-spans fixture guards an attribute no file has (`@.dummy && ...`): not a typo."""
+    docs, rows = docs_with_scores(20)
+    make_corpus(tmp_path, {"f.jsonl.gz": docs}, {"s": {"f.jsonl.gz": rows}})
+    flt = {
+        "include": ["$.attributes[?(@.s__t__score[0][2] < 0.5)]"],
+        "exclude": ["$.attributes[?(@.dummy && @.dummy[0] && @.dummy[0][2] > 0.5)]"],
+    }
+    stream = {"name": "out", "documents": [str(tmp_path / "documents" / "*.gz")], "attributes": ["s"], "filter": flt}
+    stream["output"] = {"path": str(tmp_path / "out")}
+    config = tmp_path / "mix.json"
+    config.write_text(json.dumps({"streams": [stream], "quiet": True, "report": str(tmp_path / "report.json")}))
+    result = run_cli("-c", str(config), "mix")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" in result.stderr and "'dummy'" in result.stderr  # shown even with quiet
+    (warning,) = json.loads((tmp_path / "report.json").read_text())[0]["warnings"]
+    assert "'dummy'" in warning
+    assert [r["id"] for r in output_rows(tmp_path / "out")] == [
+        r["id"] for r in rows if r["attributes"]["s__t__score"][0][2] < 0.5
+    ]
 
 
 def test_bad_rules_fail_before_any_work(tmp_path):

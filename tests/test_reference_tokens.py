@@ -60,3 +60,25 @@ def test_same_token_ids_as_reference(tmp_path, bos, with_sample):
     for doc_id, (ids, src, loc) in ref_docs.items():
         assert our_docs[doc_id][0] == ids, doc_id
         assert (Path(our_docs[doc_id][1]).resolve(), our_docs[doc_id][2]) == (Path(src).resolve(), loc), doc_id
+
+
+def test_hub_tokenizer_name_from_the_hugging_face_cache_as_the_reference(tmp_path, monkeypatch):
+    """`tokenizer.name_or_path: <org>/<name>` read from a Hugging Face cache built here, offline, by both."""
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "hf" / "hub" / "models--my-org--olmo"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "tokenizer.json").write_bytes(DEFAULT_TOKENIZER_FILE.read_bytes())
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    docs_dir = write_corpus(tmp_path / "corpus", corpus_docs(n_files=2, per_file=20, seed=2))
+    common = ["--documents", str(docs_dir / "*.jsonl.gz"), "--tokenizer.name_or_path", "my-org/olmo"]
+    common += ["--tokenizer.eos_token_id", "50279", "--tokenizer.pad_token_id", "1"]
+    ref = run_reference(["tokens", *common, "--destination", str(tmp_path / "ref"), "--processes", "1"], tmp_path)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    ours = run_cli("tokens", "--quiet", *common, "--destination", str(tmp_path / "ours"))
+    assert ours.returncode == 0, ours.stderr
+    ref_docs, _ = shards_by_id(tmp_path / "ref")
+    our_docs, _ = shards_by_id(tmp_path / "ours")
+    assert len(ref_docs) == 40 and {k: v[0] for k, v in our_docs.items()} == {k: v[0] for k, v in ref_docs.items()}

@@ -390,3 +390,27 @@ def test_attribute_keys_in_one_process_follow_experiment_tagger_and_type(tmp_pat
         prefix = experiment.replace("-", "_").replace(".", "_")
         types = {"char_length_v1": "length", "whitespace_tokenizer_v1": "length", "bytes_length_v1": "bytes"}
         assert all(set(r["attributes"]) == {f"{prefix}__{t}__{types[t]}" for t in taggers} for r in rows)
+
+
+def test_profile_section_profiles_the_run(tmp_path):
+    """The reference's `profile` section: cProfile listing in the file given, or on stdout; one process."""
+    pattern = corpus(tmp_path)
+    out = tmp_path / "prof" / "tag.txt"
+    config = tmp_path / "tag.yaml"
+    config.write_text(
+        f"documents: ['{pattern}']\ntaggers: [char_length_v1]\nprocesses: 2\nquiet: true\n"
+        f"profile: {{enable: true, output: '{out}', steps: 3, sort_key: cumulative, lines: 15}}\n"
+    )
+    result = run_cli("-c", str(config), "tag")
+    assert result.returncode == 0, result.stderr
+    listing = out.read_text()
+    assert "function calls" in listing and "Ordered by: cumulative time" in listing
+    assert "run_unit" in listing  # the tagging ran in the profiled process
+    assert len(read_jsonl(tmp_path / "attributes" / "char_length_v1" / "sub" / "part-1.jsonl.gz")) == 20
+
+    result = run_cli("tag", "--documents", pattern, "--taggers", "bytes_length_v1", "--quiet", "--profile.enable")
+    assert result.returncode == 0, result.stderr
+    assert "function calls" in result.stdout and "Ordered by: internal time" in result.stdout
+
+    result = run_cli("tag", "--documents", pattern, "--taggers", "bytes_length_v1", "--profile.sort_key", "speed")
+    assert result.returncode == 2 and "profile.sort_key" in result.stderr

@@ -324,6 +324,62 @@ def test_tiktoken_name_without_cache_fails_offline(tmp_path):
     assert "not available offline" in result.stderr
 
 
+def _hf_cache_with_tokenizer(hub: Path, repo_id: str) -> None:
+    """A Hugging Face hub cache (its on-disk layout) holding a tiny word-level tokenizer under `repo_id`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2, "</s>": 3}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hub / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    tok.save(str(repo / "snapshots" / commit / "tokenizer.json"))
+
+
+@pytest.mark.parametrize("variable", ["HF_HOME", "HF_HUB_CACHE"])
+def test_hugging_face_hub_name_resolves_through_the_cache_offline(tmp_path, variable):
+    base = tmp_path / "hf"
+    hub = base / "hub" if variable == "HF_HOME" else base  # HF_HOME holds hub/; HF_HUB_CACHE is the hub cache
+    _hf_cache_with_tokenizer(hub, "my-org/tiny-tok")
+    write_jsonl_gz(tmp_path / "documents" / "a.jsonl.gz", [{"id": "a", "text": "hello world nope", "source": "s"}])
+    args = ["--documents", str(tmp_path / "documents" / "*.gz"), "--tokenizer.eos_token_id", "3"]
+    env = {variable: str(base), "HF_HUB_OFFLINE": "1"}
+    result = tokens_cli(
+        *args, "--destination", str(tmp_path / "t"), "--tokenizer.name_or_path", "my-org/tiny-tok", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    ((_, arr, _rows),) = read_shards(tmp_path / "t")
+    assert arr.tolist() == [1, 2, 0, 3]
+
+    result = tokens_cli(
+        *args, "--destination", str(tmp_path / "u"), "--tokenizer.name_or_path", "my-org/absent", env=env
+    )
+    assert result.returncode == 2
+    assert str(hub / "models--my-org--absent" / "snapshots") in result.stderr and "tokenizer.json" in result.stderr
+    assert "HF_HUB_OFFLINE" in result.stderr and not (tmp_path / "u").exists()
+
+
+def test_hub_names_never_leave_the_cache(tmp_path, monkeypatch):
+    """A config's name is hostile: path syntax is not a Hub name, and refs/main must be a commit hash."""
+    from dolma.errors import ConfigError
+    from mixers.hf_cache import is_hub_name
+    from mixers.tokenizer import resolve_path
+
+    assert is_hub_name("EleutherAI/gpt-neox-20b") and is_hub_name("gpt2")
+    for name in ["../etc", "a/../../b", "/abs/path", "a/b/c", "a--b/c", "", "a b"]:
+        assert not is_hub_name(name), name
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _hf_cache_with_tokenizer(tmp_path, "org/tok")
+    (tmp_path / "models--org--tok" / "refs" / "main").write_text("../../../outside")
+    with pytest.raises(ConfigError, match="not in the Hugging Face cache"):
+        resolve_path("org/tok")
+    with pytest.raises(ConfigError, match="nor a Hugging Face Hub name"):
+        resolve_path("../org/tok")
+
+
 @pytest.mark.s3
 def test_s3_destination(tmp_path, s3_server, s3_bucket):
     docs_dir = write_corpus(tmp_path, corpus_docs(n_files=2, per_file=20))

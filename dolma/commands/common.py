@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import cProfile
+import pstats
+import sys
+from collections.abc import Iterator
+from io import StringIO
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
+from dolma import io
 from dolma.config import Base
 from dolma.io import S3Config
 
@@ -17,6 +24,59 @@ class WorkDir(Base):
 
     input: Annotated[str | None, Meta(description="Reference-compatible; not needed here.")] = None
     output: Annotated[str | None, Meta(description="Reference-compatible; not needed here.")] = None
+
+
+ProfileSortKey = Literal[
+    "calls",
+    "cumulative",
+    "cumtime",
+    "file",
+    "filename",
+    "module",
+    "ncalls",
+    "pcalls",
+    "line",
+    "name",
+    "nfl",
+    "stdname",
+    "time",
+    "tottime",
+]
+
+
+class ProfileConfig(Base):
+    """The reference's `profile` section of `dolma tag`: profile the run with cProfile (in one process)."""
+
+    enable: Annotated[bool, Meta(description="Profile the run (forces processes: 1, as the reference does).")] = False
+    output: Annotated[
+        str | None,
+        Meta(description="File (local or s3://) for the pstats text; default: printed to stdout after the run."),
+    ] = None
+    steps: Annotated[
+        int | None, Meta(description="Reference-compatible; accepted and ignored: the whole run is profiled.")
+    ] = None
+    sort_key: Annotated[ProfileSortKey, Meta(description="pstats sort key of the listing.")] = "tottime"
+    lines: Annotated[int, Meta(description="Rows of the listing.", ge=1)] = 100
+
+
+@contextlib.contextmanager
+def profiled(config: ProfileConfig) -> Iterator[None]:
+    """Run the body under cProfile when `config.enable`; then write the listing (also after a failure)."""
+    if not config.enable:
+        yield
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        text = StringIO()
+        pstats.Stats(profile, stream=text).sort_stats(config.sort_key).print_stats(config.lines)
+        if config.output is None:
+            sys.stdout.write(text.getvalue())
+        else:
+            io.write_bytes(config.output, text.getvalue().encode("utf-8"))
 
 
 class SparkOptions(Base):

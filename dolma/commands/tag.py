@@ -19,7 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from dolma import io, registry
-from dolma.commands.common import RunOptions
+from dolma.commands.common import ProfileConfig, RunOptions, profiled
 from dolma.documents import (
     AttributeLine,
     AttributeRow,
@@ -70,6 +70,9 @@ class TagConfig(RunOptions, kw_only=True):
     ] = {}
     document_dir: Annotated[str, Meta(description="Name of the documents directory level.")] = "documents"
     batch_size: Annotated[int, Meta(description="Documents handed to a tagger at once.")] = 512
+    profile: Annotated[
+        ProfileConfig, Meta(description="Reference-compatible cProfile profiling: enable, output, sort_key, lines.")
+    ] = msgspec.field(default_factory=ProfileConfig)
 
 
 CONFIG = TagConfig
@@ -349,7 +352,12 @@ def run(config: TagConfig) -> int:
             print(f"{unit.input} -> {', '.join(unit.outputs)}")
         print(f"{len(units)} file(s), taggers: {', '.join(config.taggers)}")
         return 0
+    if config.profile.output is not None:
+        check_path(config.profile.output, "profile.output")
+    if config.profile.enable:  # profile the tagging itself, not worker start-up: everything in this process
+        config = msgspec.structs.replace(config, processes=1)
     executor = make_executor(config, "tag")
-    summary = executor.run(TagJob(config, sets, taggers), units)
+    with profiled(config.profile):
+        summary = executor.run(TagJob(config, sets, taggers), units)
     print_summary(summary, f"dolma tag: {', '.join(config.taggers)}", quiet=config.quiet)
     return 0 if summary.ok else 1
