@@ -207,16 +207,18 @@ def parse_domains(text: str) -> set[str]:
     return out
 
 
-def parse_links(text: str) -> set[str]:
-    return {link_key(line) for line in _lines(text)}
-
-
 def link_key(url: str) -> str:
-    """A URL without scheme and trailing `/`, host lower-cased and in ASCII: how link lists spell entries."""
+    """A page URL as link lists spell entries: lower-case host (ASCII), port and path, without scheme,
+    credentials, query, fragment or trailing `/`."""
     url = url.strip()
     rest = url.split("://", 1)[1] if "://" in url else url
-    host, sep, path = rest.partition("/")
-    return (idna_host(host) + sep + path).rstrip("/")
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    netloc, sep, path = rest.partition("/")
+    return (idna_host(netloc.rpartition("@")[2]) + sep + path.lower()).rstrip("/")
+
+
+def parse_links(text: str) -> set[str]:
+    return {line.lower().rstrip("/") for line in _lines(text)}
 
 
 def parse_wikidata(text: str) -> set[str]:
