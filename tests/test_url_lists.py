@@ -249,3 +249,14 @@ ABP_TABLE = [
 def test_adblock_rules_as_a_browser_loading_the_page(tmp_path, rules, url, blocked):
     tagger = tagger_for("brave_core_abp_v1", tmp_path, "[Adblock Plus 2.0]\n||always.invalid^\n" + rules + "\n")
     assert listed(tagger, url) is blocked
+
+
+def test_list_from_s3_is_fetched_into_the_cache(s3_server, s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOLMA_CACHE_DIR", str(tmp_path / "cache"))
+    rules = b"[Adblock Plus]\n||ads.example^\n@@||ok.ads.example^\n"
+    s3_server.client().put_object(Bucket=s3_bucket, Key="lists/oisd_nsfw_abp.txt.gz", Body=gzip.compress(rules))
+    tagger = registry.create("oisd_nsfw_abp_v1", {"list_paths": [f"s3://{s3_bucket}/lists/oisd_nsfw_abp.txt.gz"]})
+    tagger.check()
+    assert listed(tagger, "https://x.ads.example/") and not listed(tagger, "https://ok.ads.example/")
+    cached = list((tmp_path / "cache" / "models").glob("*oisd_nsfw_abp.txt.gz"))
+    assert len(cached) == 1
