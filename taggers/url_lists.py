@@ -290,10 +290,12 @@ def page_blocked(engine, url: str) -> bool:
 class NamedListConfig(TaggerConfig, kw_only=True):
     list_paths: Annotated[
         list[str],
-        Meta(
-            description="The list's files (local paths, s3:// or http(s):// URLs; URLs are fetched once and cached)."
-        ),
+        Meta(description="The list's files: local paths, s3:// or http(s):// URLs (a URL is fetched once, cached)."),
     ] = []
+    list_sha256: Annotated[
+        dict[str, str],
+        Meta(description="Expected SHA-256 of fetched lists, by their s3:// or http(s):// URL in list_paths."),
+    ] = {}
 
 
 class NamedListTagger(Tagger):
@@ -315,7 +317,7 @@ class NamedListTagger(Tagger):
         return paths
 
     def read(self, source: str) -> str:
-        local = resolve_model(source, f"list of tagger '{self.name}'")
+        local = resolve_model(source, f"list of tagger '{self.name}'", self.config.list_sha256.get(source))
         try:
             with open(local, "rb") as fh:
                 data = fh.read()
@@ -327,6 +329,9 @@ class NamedListTagger(Tagger):
 
     @cached_property
     def rules(self):
+        unknown = sorted(set(self.config.list_sha256) - set(self.sources()))
+        if unknown:
+            raise TaggerError(f"tagger_config.{self.name}.list_sha256: {unknown[0]} is not one of its list_paths")
         texts = [self.read(source) for source in self.sources()]
         if self.list_format == "abp":
             return abp_engine("\n".join(texts))

@@ -4,6 +4,7 @@ cache), the start-up error without a list, and the matching rules of each format
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 
 import pytest
@@ -118,6 +119,17 @@ def test_http_list_is_downloaded_once_into_the_cache_and_reused(tmp_path, monkey
         broken = registry.create("domain_blocklist_utp_v1", {"list_paths": [server.url + "/lists/other.txt"]})
         with pytest.raises(TaggerError, match="transfer stopped"):
             broken.check()
+        pinned = {
+            "list_paths": [url],
+            "list_sha256": {url: hashlib.sha256(server.files[url[len(server.url) :]]).hexdigest()},
+        }
+        registry.create("domain_blocklist_phishing_v1", pinned).check()
+        wrong = {"list_paths": [url], "list_sha256": {url: "0" * 64}}
+        with pytest.raises(TaggerError, match="SHA-256"):
+            registry.create("domain_blocklist_phishing_v1", wrong).check()
+        stray = {"list_paths": [url], "list_sha256": {"https://elsewhere/x": "0" * 64}}
+        with pytest.raises(TaggerError, match=r"list_sha256: https://elsewhere/x is not one of its list_paths"):
+            registry.create("domain_blocklist_phishing_v1", stray).check()
         missing = registry.create("domain_blocklist_utp_v1", {"list_paths": [server.url + "/lists/none.txt"]})
         with pytest.raises(TaggerError, match="cannot fetch"):
             missing.check()
