@@ -256,18 +256,11 @@ def page_url(url: str) -> str:
         url = "http://" + url.lstrip("/")
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
+        host, port = idna_host(parts.hostname or ""), parts.port
     except ValueError:
         return url
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    port = hostport[len(hostport.rsplit("]", 1)[0]) :] if hostport.startswith("[") else ""
-    if not hostport.startswith("["):
-        _, colon, digits = hostport.rpartition(":")
-        port = colon + digits if colon else ""
-    else:
-        host = "[" + host + "]"
-        port = port[1:]
-    netloc = f"{userinfo}{at}{idna_host(host)}{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    netloc = userinfo + at + (f"[{host}]" if ":" in host else host) + ("" if port is None else f":{port}")
     return parts._replace(scheme=parts.scheme.lower(), netloc=netloc).geturl()
 
 
