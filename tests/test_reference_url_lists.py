@@ -1,4 +1,4 @@
-"""The named URL list taggers against the reference 1.2.1, on the sample corpus's URLs plus edge cases.
+"""All 27 named URL list taggers against the reference 1.2.1, on the sample corpus's URLs plus edge cases.
 
 The reference downloads its lists from dolma-artifacts.org; here a `sitecustomize` module (written by the test, on
 the reference's PYTHONPATH) points each of its list taggers at the small lists built below: local files, and one
@@ -95,20 +95,26 @@ EDGE_URLS = {
     "empty": "",
 }
 
-# Intended differences (docs/compatibility.md): id -> why.
+# Intended differences (docs/compatibility.md), by the test list a tagger reads: the ids that differ.
 INTENDED = {
     # the reference drops a non-ASCII host line (or stops on one after an IP); a URL with surrounding spaces
     # is not found there
-    "blocklist_hosts_porn_v1": {"url-idn2", "url-spaces"},
-    "domain_blocklist_utp_v1": {"url-spaces"},
-    "domain_blocklist_phishing_v1": {"url-spaces"},
-    "link_blocklist_phishing_v1": set(),
+    "hosts.txt": {"url-idn2", "url-spaces"},
+    "domains": {"url-spaces"},
+    "domains.txt.gz": {"url-spaces"},
+    "links.txt": set(),
     # the reference takes the last two labels as the registered domain (every *.co.uk is "listed")
-    "allowlist_wikidata_v1": {"url-cc"},
-    "allowlist_wikidata_cleaned_v1": {"url-cc"},
+    "response.json": {"url-cc"},
     # a page is first-party to itself (`$third-party` does not apply) and is a document (`$document` does)
-    "brave_core_abp_v1": {"url-tracker", "url-doc"},
-    "oisd_small_abp_v1": {"url-spaces"},
+    "brave.txt": {"url-tracker", "url-doc"},
+    "oisd_small_abp.txt.gz": {"url-spaces"},
+}
+# Test lists of each format, given in turn to the taggers of that format (all 27 run).
+BY_FORMAT = {
+    "domains": ["hosts.txt", "domains", "domains.txt.gz"],
+    "links": ["links.txt"],
+    "wikidata": ["response.json"],
+    "abp": ["brave.txt", "oisd_small_abp.txt.gz"],
 }
 
 
@@ -146,16 +152,14 @@ def test_named_lists_match_the_reference(tmp_path):
     (lists / "oisd_small_abp.txt.gz").write_bytes(gzip.compress(OISD.encode()))
     server = ModelServer({"/phishing/domains.txt.gz": gzip.compress(PHISHING.encode())})
     try:
-        paths = {
-            "blocklist_hosts_porn_v1": [str(lists / "hosts.txt")],
-            "domain_blocklist_utp_v1": [str(lists / "domains")],
-            "domain_blocklist_phishing_v1": [server.url + "/phishing/domains.txt.gz"],
-            "link_blocklist_phishing_v1": [str(lists / "links.txt")],
-            "allowlist_wikidata_v1": [str(lists / "response.json")],
-            "allowlist_wikidata_cleaned_v1": [str(lists / "response.json")],
-            "brave_core_abp_v1": [str(lists / "brave.txt")],
-            "oisd_small_abp_v1": [str(lists / "oisd_small_abp.txt.gz")],
-        }
+        where = {name: str(lists / name) for name in INTENDED}
+        where["domains.txt.gz"] = server.url + "/phishing/domains.txt.gz"
+        given: dict[str, str] = {}  # tagger -> test list
+        for fmt, files in BY_FORMAT.items():
+            names = sorted(n for n, (f, _) in NAMED_LISTS.items() if f == fmt)
+            given.update({name: files[i % len(files)] for i, name in enumerate(names)})
+        assert len(given) == 27 and set(given.values()) == set(INTENDED)
+        paths = {name: [where[file]] for name, file in given.items()}
         docs = [{"id": f"url-{k}", "text": f"doc {k}", "metadata": {"url": u}} for k, u in EDGE_URLS.items()]
         extra = {"urls": docs}
         ours = prepare(tmp_path / "ours", extra)
@@ -169,12 +173,13 @@ def test_named_lists_match_the_reference(tmp_path):
         env = reference_env(tmp_path)
         env.update({"PYTHONPATH": f"{site}:{SHIMS}", "TEST_URL_LISTS": json.dumps(paths)})
 
-        published = subprocess.run([str(python), "-c", PRINT_PATHS], capture_output=True, text=True, env=env)
+        unpatched = {k: v for k, v in env.items() if k != "TEST_URL_LISTS"}
+        published = subprocess.run(
+            [str(python), "-c", PRINT_PATHS], capture_output=True, text=True, env=unpatched, cwd=tmp_path
+        )
         assert published.returncode == 0, published.stderr[-3000:]
         ref_paths = json.loads(published.stdout.strip().splitlines()[-1])
-        for name, (_fmt, files) in NAMED_LISTS.items():
-            if name in paths:
-                continue  # replaced above by the test's lists
+        for name, (_fmt, files) in NAMED_LISTS.items():  # the public sources our error messages name
             assert ref_paths[name] == [PUBLIC_BASE + f for f in files], name
 
         args = ["tag", "--documents", "documents/**/*.jsonl.gz", "--taggers", *taggers, "--processes", "2"]
@@ -194,8 +199,9 @@ def test_named_lists_match_the_reference(tmp_path):
         got, want = attribute_rows(ours, tagger), attribute_rows(theirs, tagger)
         assert sorted(got) == sorted(want), tagger
         differ = {i for i in want if got[i] != want[i]}
-        if differ != INTENDED[tagger]:
-            problems[tagger] = {i: (got[i], want[i]) for i in differ ^ INTENDED[tagger]}
+        intended = INTENDED[given[tagger]]
+        if differ != intended:
+            problems[tagger] = {i: (got[i], want[i]) for i in differ ^ intended}
         listed = sum(bool(row) for row in want.values())
         assert 0 < listed < len(want), f"{tagger}: the lists should list some documents and not others"
     assert not problems
