@@ -17,6 +17,7 @@ from taggers import (
     repetitions,
     sampling,
     toxicity,
+    url_lists,
     urls,
     wordlist,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "repetitions",
     "sampling",
     "toxicity",
+    "url_lists",
     "urls",
     "wordlist",
 ]

@@ -4,6 +4,10 @@ Positive and negative documents come from JSONL globs (Dolma documents: `id` and
 held-out split (by a hash of the document id and the seed) measures precision, recall and F1 of the
 positive label; the model is saved where `fasttext_classifier_v1` (or a named classifier tagger) loads it.
 Training uses one thread by default, which makes the model reproducible run to run.
+
+Defaults are sized for a quality classifier on a few MB to a few GB of text: the n-gram hash table (`bucket`) grows
+with the training tokens instead of fastText's fixed 2M rows (2M x dim 100 floats = 800 MB for any input), and
+`quantize` writes a compressed `.ftz` (product quantisation, vocabulary pruned to `quantize_cutoff`).
 """
 
 from __future__ import annotations
@@ -37,11 +41,24 @@ class TrainFastTextConfig(Base):
         0.1
     )
     seed: Annotated[int, Meta(description="Seed of the held-out split and of fastText.")] = 0
-    epoch: Annotated[int, Meta(description="Training epochs.", ge=1)] = 5
-    lr: Annotated[float, Meta(description="Learning rate.", gt=0)] = 0.1
+    epoch: Annotated[int, Meta(description="Training epochs.", ge=1)] = 10
+    lr: Annotated[float, Meta(description="Learning rate (lower it if training diverges).", gt=0)] = 0.2
     word_ngrams: Annotated[int, Meta(description="Word n-gram length (2 = bigrams, as the Dolma models).", ge=1)] = 2
-    dim: Annotated[int, Meta(description="Embedding dimension.", ge=1)] = 100
-    min_count: Annotated[int, Meta(description="Ignore words seen fewer times.", ge=1)] = 1
+    dim: Annotated[int, Meta(description="Embedding dimension.", ge=1)] = 50
+    min_count: Annotated[int, Meta(description="Ignore words seen fewer times.", ge=1)] = 2
+    bucket: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        Meta(
+            description="Rows of the word n-gram hash table. Default: scaled to the data (a power of two near the "
+            "training tokens / 8, from 16,384 to 2,000,000; 0 when word_ngrams is 1)."
+        ),
+    ] = None
+    quantize: Annotated[
+        bool, Meta(description="Save a quantized model (.ftz: model_path must end in .ftz), a fraction of the size.")
+    ] = False
+    quantize_cutoff: Annotated[
+        int, Meta(description="Words and n-grams kept when quantizing, the most important first (0 = all).", ge=0)
+    ] = 100_000
     threads: Annotated[int, Meta(description="Training threads (1 is reproducible).", ge=1)] = 1
     max_chars: Annotated[int, Meta(description="Characters of each document used (0 = all).", ge=0)] = 0
     report: Annotated[str | None, Meta(description="Optional path of a JSON file with the evaluation.")] = None
@@ -71,17 +88,30 @@ def _inputs(globs: list[str], field: str) -> list[str]:
     return paths
 
 
-def _examples(paths: list[str], label: str, config: TrainFastTextConfig, train, test) -> int:
-    n = 0
+def _examples(paths: list[str], label: str, config: TrainFastTextConfig, train, test) -> tuple[int, int]:
+    """Writes the documents' lines to the train and test files: (documents, training tokens)."""
+    n = tokens = 0
     for path in paths:
         for _, doc in read_documents(path, skip_bad_lines=config.skip_bad_lines):
             text = _clean(doc.text, config.max_chars)
             if not text:
                 continue
             line = f"__label__{label} {text}\n"
-            (test if _held_out(doc.id, config.seed, config.test_fraction) else train).write(line)
+            if _held_out(doc.id, config.seed, config.test_fraction):
+                test.write(line)
+            else:
+                train.write(line)
+                tokens += text.count(" ") + 1
             n += 1
-    return n
+    return n, tokens
+
+
+def auto_bucket(tokens: int, word_ngrams: int) -> int:
+    """Hash rows for word n-grams: about one per 8 training tokens (a power of two), 16,384 to 2,000,000."""
+    if word_ngrams <= 1:
+        return 0
+    rows = 1 << max(tokens // 8, 1).bit_length()
+    return max(16_384, min(rows, 2_000_000))
 
 
 def evaluate(model, test_path: str, positive: str) -> dict[str, float | int]:
@@ -119,37 +149,62 @@ def run(config: TrainFastTextConfig) -> int:
     outputs = [model_path] + ([report_path] if report_path else [])
     if model_path == report_path:
         raise ConfigError(f"model_path and report are the same file ({model_path})")
+    if config.quantize and not model_path.endswith(".ftz"):
+        raise ConfigError(f"model_path: a quantized model is a .ftz file, got {config.model_path}")
     check_outputs("train-fasttext", positive + negative, outputs)
     import fasttext
 
     with tempfile.TemporaryDirectory(prefix="dolma-train-fasttext-") as tmp:
         train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")
         with open(train_path, "w", encoding="utf-8") as train, open(test_path, "w", encoding="utf-8") as test:
-            n_pos = _examples(positive, config.positive_label, config, train, test)
-            n_neg = _examples(negative, config.negative_label, config, train, test)
+            n_pos, pos_tokens = _examples(positive, config.positive_label, config, train, test)
+            n_neg, neg_tokens = _examples(negative, config.negative_label, config, train, test)
         if os.path.getsize(train_path) == 0:
             raise ConfigError("no training documents with text (all were held out or empty)")
-        model = fasttext.train_supervised(
-            input=train_path,
-            epoch=config.epoch,
-            lr=config.lr,
-            wordNgrams=config.word_ngrams,
-            dim=config.dim,
-            minCount=config.min_count,
-            thread=config.threads,
-            seed=config.seed,
-            verbose=0,
+        bucket = (
+            config.bucket if config.bucket is not None else auto_bucket(pos_tokens + neg_tokens, config.word_ngrams)
         )
+        try:
+            model = fasttext.train_supervised(
+                input=train_path,
+                epoch=config.epoch,
+                lr=config.lr,
+                wordNgrams=config.word_ngrams,
+                dim=config.dim,
+                minCount=config.min_count,
+                bucket=bucket,
+                thread=config.threads,
+                seed=config.seed,
+                verbose=0,
+            )
+        except RuntimeError as exc:
+            if "NaN" not in str(exc):
+                raise
+            raise ConfigError(f"training diverged (NaN) with lr {config.lr}: lower lr (or change dim)") from None
         metrics = evaluate(model, test_path, config.positive_label)
-        local_model = os.path.join(tmp, "model.bin")
+        extra: dict[str, float | int] = {}
+        if config.quantize:
+            extra["unquantized_f1"] = metrics["f1"]
+            model.quantize(
+                input=train_path, qnorm=True, retrain=True, cutoff=config.quantize_cutoff, thread=config.threads
+            )
+            metrics = evaluate(model, test_path, config.positive_label)
+        local_model = os.path.join(tmp, "model.ftz" if config.quantize else "model.bin")
         model.save_model(local_model)
+        extra.update({"bucket": bucket, "dim": config.dim, "model_bytes": os.path.getsize(local_model)})
         io.copy(local_model, model_path)
-    report = {"positive_documents": n_pos, "negative_documents": n_neg, "model_path": config.model_path, **metrics}
+    report = {
+        "positive_documents": n_pos,
+        "negative_documents": n_neg,
+        "model_path": config.model_path,
+        **metrics,
+        **extra,
+    }
     if report_path:
         io.write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
     print(
         f"trained on {n_pos} positive / {n_neg} negative documents; held out {metrics['test_documents']}: "
         f"precision {metrics['precision']:.4f} recall {metrics['recall']:.4f} f1 {metrics['f1']:.4f} "
-        f"accuracy {metrics['accuracy']:.4f}; model saved to {config.model_path}"
+        f"accuracy {metrics['accuracy']:.4f}; model ({extra['model_bytes'] / 1e6:.1f} MB) saved to {config.model_path}"
     )
     return 0
