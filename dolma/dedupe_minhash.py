@@ -58,6 +58,13 @@ class MinHashDedupe(mh.MinHashParams, kw_only=True):
     memory_budget: Annotated[
         int, Meta(description="Bytes of memory for clustering's external sort (beyond it, sorted runs spill).")
     ] = mh.DEFAULT_MEMORY_BUDGET
+    eval_documents: Annotated[
+        list[str],
+        Meta(
+            description="Decontamination: globs of evaluation documents. The run is then query-only: training "
+            "documents near one of them are marked (evaluation documents are never inserted or kept)."
+        ),
+    ] = []
     work_dir: Annotated[
         str | None,
         Meta(
@@ -296,6 +303,10 @@ def run(config: DedupeConfig) -> int:
         )
         return 0
     claim_dir(plan_.work_dir, "dedupe")
+    if section.eval_documents:
+        from dolma import minhash_decontaminate
+
+        return minhash_decontaminate.run(config, plan_, section, title)
     key = run_key(plan_, section)
     threads = max(1, (os.cpu_count() or 1) // max(1, config.processes))
 

@@ -377,3 +377,46 @@ def test_mixer_drops_near_duplicates_with_a_plain_rule(planted, tmp_path: Path) 
     assert result.returncode == 0, result.stderr[-3000:]
     kept = {row["id"] for path in (root / "mixed").glob("*.gz") for row in read_jsonl(path)}
     assert kept == set(rows) - marked
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Decontamination: query-only against an evaluation set
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verify", ["exact", "signature"])
+def test_decontamination_marks_training_documents_near_evaluation_documents(tmp_path: Path, verify: str) -> None:
+    rng = random.Random(16)
+    pool = [d for d in sample_docs() if 150 <= len(d["text"].split()) <= 3000]
+    rng.shuffle(pool)
+    evals, others = pool[:150], pool[150:450]
+    training, near = list(others), []
+    for k, doc in enumerate(evals[:120]):  # edited copies of evaluation documents land in the training data
+        copy = {"id": f"leak-{k}", "text": edited(doc["text"], 0.08 * k / 119, rng, f"e{k}"), "source": "leak"}
+        training.append(copy)
+        near.append((copy["id"], jaccard(doc["text"], copy["text"])))
+    # Exact repeats among training documents only: query-only, so never marked.
+    training += [{**others[0], "id": "repeat-0"}, {**others[1], "id": "repeat-1"}]
+    rng.shuffle(training)
+    for f in range(3):
+        write_jsonl_gz(tmp_path / "documents" / f"train-{f}.jsonl.gz", training[f::3])
+    write_jsonl_gz(tmp_path / "evals" / "documents" / "eval.jsonl.gz", evals)
+    args = ["--dedupe.minhash.eval_documents", str(tmp_path / "evals" / "documents" / "*.jsonl.gz")]
+    result = dedupe(tmp_path, *args, "--dedupe.minhash.verify", verify, "--processes", "2")
+    rows = rows_by_id(tmp_path)
+    marked = {doc: attrs["nd_dup"][0] for doc, attrs in rows.items() if "nd_dup" in attrs}
+    assert set(rows) == {d["id"] for d in training}  # evaluation documents get no attributes
+    assert "repeat-0" not in marked and "repeat-1" not in marked and others[0]["id"] not in marked
+    high = [doc in marked for doc, j in near if j >= THRESHOLD + 0.1]
+    assert len(high) >= 30 and sum(high) / len(high) >= 0.95
+    assert not (tmp_path / "evals" / "attributes").exists()
+    eval_texts = [d["text"] for d in evals]
+    for doc, (start, end, score) in marked.items():
+        assert (start, end) == (0, rows[doc]["len"]) and score >= THRESHOLD
+        if verify == "exact":
+            assert max(jaccard(rows[doc]["text"], t) for t in eval_texts) == pytest.approx(score, abs=1e-5)
+    assert counter(result.stderr, "documents marked (near an evaluation document)") == len(marked)
+    # A rerun rewrites nothing; one process gives the same bytes.
+    before = attribute_bytes(tmp_path)
+    dedupe(tmp_path, *args, "--dedupe.minhash.verify", verify, "--processes", "1", "--ignore_existing")
+    assert attribute_bytes(tmp_path) == before
