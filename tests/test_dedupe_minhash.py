@@ -160,6 +160,8 @@ def test_minimal_config_needs_no_bloom_filter(tmp_path: Path) -> None:
         (["--dedupe.minhash.tokenizer", "lines"], "tokenizer"),
         (["--dedupe.minhash.attribute_name", "../x"], "attribute_name"),
         (["--dedupe.min_words", "3"], "do not apply to dedupe.minhash"),
+        (["--executor", "spark"], "executor spark is not available yet"),
+        (["--dedupe.minhash.memory_budget", "1000"], "memory_budget"),
     ],
 )
 def test_bad_settings_are_clear_errors(tmp_path: Path, extra: list[str], message: str) -> None:
@@ -167,6 +169,19 @@ def test_bad_settings_are_clear_errors(tmp_path: Path, extra: list[str], message
     result = dedupe(tmp_path, *extra, check=False)
     assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "attributes").exists()
+
+
+def test_dryrun_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
+    write_jsonl_gz(tmp_path / "documents" / "a.jsonl.gz", [{"id": "a", "text": "x"}])
+    result = dedupe(tmp_path, "--dryrun")
+    assert (
+        "attributes/nd/a.jsonl.gz" in result.stdout
+        and "9 bands x 13 rows"
+        in dedupe(
+            tmp_path, "--dryrun", "--dedupe.minhash.weights", "[0.5, 0.5]", "--dedupe.minhash.threshold", "0.8"
+        ).stdout
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["documents"]
 
 
 def test_other_modes_still_need_a_bloom_filter(tmp_path: Path) -> None:
