@@ -10,6 +10,9 @@ The Rust core (`rust_ext/core/src/minhash`) documents the shingle rules and the 
 defaults and the choices that need datasketch: the permutation parameters (drawn by datasketch itself from
 `numpy.random.RandomState(seed)`) and the band/row optimiser (scipy integration), computed once per
 configuration and handed to Rust in `MinHashParams.engine_json`.
+
+Longer than ~400 lines on purpose: it is the one public surface users import as `dolma.minhash` (parameters,
+datasketch-compatible helpers, the engine steps and their reader), which the dedupe mode builds on.
 """
 
 from __future__ import annotations

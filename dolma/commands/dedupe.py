@@ -1,5 +1,7 @@
 """`dolma dedupe`: mark repeated documents, paragraphs or paragraph n-grams with a Bloom filter.
 
+(`dedupe.minhash`, near-duplicate documents, is its own mode: `dolma.dedupe_minhash`; `run` hands it over.)
+
 Python only plans and orchestrates: the file pipeline (decompress, parse, split, hash, test-and-insert,
 write attributes) runs in Rust (`dolma._rust.Deduper`) with the GIL released and threads inside. Keys are
 looked up in a stable order (sorted input files, then lines), so the first occurrence kept is the same
