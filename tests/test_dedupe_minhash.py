@@ -435,3 +435,26 @@ def test_decontamination_marks_training_documents_near_evaluation_documents(tmp_
     before = attribute_bytes(tmp_path)
     dedupe(tmp_path, *args, "--dedupe.minhash.verify", verify, "--processes", "1", "--ignore_existing")
     assert attribute_bytes(tmp_path) == before
+
+
+def test_s3_documents_and_attributes_with_a_local_work_dir(tmp_path: Path, s3_server, s3_bucket: str) -> None:
+    client = s3_server.client()
+    text = "a page about the weather in the north of the country this week"
+    rows = [{"id": "x1", "text": text}, {"id": "x2", "text": text + " today"}, {"id": "x3", "text": "unrelated"}]
+    local = write_jsonl_gz(tmp_path / "x.jsonl.gz", rows)
+    client.upload_file(str(local), s3_bucket, "nd/documents/x.jsonl.gz")
+    base = [
+        "dedupe",
+        "--documents", f"s3://{s3_bucket}/nd/documents/*.jsonl.gz",
+        "--dedupe.name", "nd",
+        "--dedupe.minhash.attribute_name", "nd_dup",
+        "--dedupe.minhash.threshold", "0.5",
+        "--s3.endpoint_url", s3_server.endpoint,
+    ]  # fmt: skip
+    result = run_cli(*base)
+    assert result.returncode != 0 and "set work_dir to a local directory" in result.stderr
+    result = run_cli(*base, "--dedupe.minhash.work_dir", str(tmp_path / "work"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    client.download_file(s3_bucket, "nd/attributes/nd/x.jsonl.gz", str(tmp_path / "out.jsonl.gz"))
+    out = [r["attributes"] for r in read_jsonl(tmp_path / "out.jsonl.gz")]
+    assert sorted(out[0]) == ["nd_dup__cluster"] and sorted(out[1]) == ["nd_dup", "nd_dup__cluster"] and out[2] == {}
