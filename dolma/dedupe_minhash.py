@@ -128,8 +128,14 @@ def plan(config: DedupeConfig) -> MinHashPlan:
         )
     if config.processes < 1:
         raise ConfigError(f"dedupe: processes must be at least 1, got {config.processes}")
-    if config.executor == "spark":
-        raise ConfigError("dedupe.minhash: executor spark is not available yet for this mode; use executor local")
+    if config.executor == "spark" and section_mh.verify != "none":
+        raise ConfigError(
+            f"dedupe.minhash.verify: executor spark runs verify none only (got {section_mh.verify}): verification "
+            "joins a document to the first earlier bucket member already in its cluster or above the threshold, an "
+            "order-dependent rule a distributed run cannot reproduce; use executor local, or verify none"
+        )
+    if config.executor == "spark" and section_mh.eval_documents:
+        raise ConfigError("dedupe.minhash.eval_documents: decontamination runs with executor local only")
     if section_mh.memory_budget < 1 << 20:
         raise ConfigError(f"dedupe.minhash.memory_budget: at least 1 MiB (1048576), got {section_mh.memory_budget}")
     check_name(section.name, "dedupe.name")
@@ -147,6 +153,9 @@ def plan(config: DedupeConfig) -> MinHashPlan:
         raise ConfigError("dedupe: no documents given (set 'documents')")
     inputs = sorted(set(io.expand_documents(config.documents, "dedupe")))
     outputs = [attributes_path(path, section.name, section.document_dir) for path in inputs]
+    if config.executor == "spark":
+        check_outputs("dedupe", inputs, outputs, document_dir=section.document_dir)
+        return MinHashPlan(inputs=inputs, outputs=outputs, attribute_set=section.name, work_dir="", key=key)
     if section_mh.work_dir is None:
         work_dir = _default_work_dir(inputs[0], section.name, section.document_dir)
     else:
@@ -206,6 +215,41 @@ _document = msgspec.json.Decoder(Document)
 _row = msgspec.json.Encoder()
 
 
+def write_marks(
+    path: str,
+    output: str,
+    members: dict[int, tuple[int, int, float]],
+    attribute: str,
+    cluster_attribute: str,
+    skip_bad_lines: bool,
+) -> tuple[ReadStats, int, int]:
+    """The attributes file of `path` from its cluster members (line -> (ordinal, cluster id, similarity to the
+    keeper, an f32 value)): (what was read, documents marked, bytes written). Shared by the local and Spark runs,
+    so both write the same bytes."""
+    stats = ReadStats()
+    marked = 0
+    with io.AtomicWriter(output) as out:
+        for lineno, doc, _ in read_records(path, _document.decode, skip_bad_lines=skip_bad_lines, stats=stats):
+            if doc is None:
+                continue  # a skipped bad line gets no attribute row (the mixer reads in lockstep)
+            attributes: dict[str, list[list[float | int]]] = {}
+            member = members.get(lineno)
+            if member is not None:
+                length = len(doc.text)
+                ordinal, cluster, similarity = member
+                if ordinal != cluster:
+                    attributes[attribute] = [[0, length, round(similarity, 6)]]
+                    marked += 1
+                attributes[cluster_attribute] = [[0, length, cluster]]
+            out.write(_row.encode(AttributeRow(id=doc.id, attributes=attributes)) + b"\n")
+        if len(members) > stats.documents:  # the writer discards the file
+            raise DolmaError(
+                f"{path}: {len(members)} of its documents are in clusters but the file has {stats.documents}: it "
+                "changed since it was signed; rerun with --ignore_existing"
+            )
+    return stats, marked, out.bytes_written
+
+
 class MarkJob(Job):
     """Pass 3: a documents file and its result file -> its attributes file, then its completion record."""
 
@@ -218,30 +262,10 @@ class MarkJob(Job):
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
         _, records = mh.read_results(self.results[unit.input])
-        members = {int(r["line"]): r for r in records}
-        stats = ReadStats()
-        marked = 0
-        with io.AtomicWriter(unit.outputs[0]) as out:
-            for lineno, doc, _ in read_records(
-                unit.input, _document.decode, skip_bad_lines=self.skip_bad_lines, stats=stats
-            ):
-                if doc is None:
-                    continue  # a skipped bad line gets no attribute row (the mixer reads in lockstep)
-                attributes: dict[str, list[list[float | int]]] = {}
-                member = members.get(lineno)
-                if member is not None:
-                    length = len(doc.text)
-                    cluster = int(member["cluster"])
-                    if int(member["ordinal"]) != cluster:
-                        attributes[self.attribute] = [[0, length, round(float(member["similarity"]), 6)]]
-                        marked += 1
-                    attributes[self.cluster_attribute] = [[0, length, cluster]]
-                out.write(_row.encode(AttributeRow(id=doc.id, attributes=attributes)) + b"\n")
-        if len(members) > stats.documents:
-            raise DolmaError(
-                f"{unit.input}: its result file lists {len(members)} documents in clusters but the file has "
-                f"{stats.documents}: it changed since it was signed; rerun with --ignore_existing"
-            )
+        members = {int(r["line"]): (int(r["ordinal"]), int(r["cluster"]), float(r["similarity"])) for r in records}
+        stats, marked, written = write_marks(
+            unit.input, unit.outputs[0], members, self.attribute, self.cluster_attribute, self.skip_bad_lines
+        )
         assert unit.record is not None
         io.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
         progress(stats.documents, stats.bytes)
@@ -250,7 +274,7 @@ class MarkJob(Job):
             documents_out=stats.documents,
             bad_lines=stats.bad_lines,
             bytes_in=stats.bytes,
-            bytes_out=out.bytes_written,
+            bytes_out=written,
             counters={"documents marked": marked},
         )
 
@@ -302,6 +326,8 @@ def run(config: DedupeConfig) -> int:
             f"work_dir {plan_.work_dir}"
         )
         return 0
+    if config.executor == "spark":
+        return _run_spark(config, plan_, section, params, title)
     claim_dir(plan_.work_dir, "dedupe")
     if section.eval_documents:
         from dolma import minhash_decontaminate
@@ -375,3 +401,34 @@ def _cluster_record(path: str, key: str, results: list[str]) -> mh.ClusterStats 
         return msgspec.convert(data.get("stats"), mh.ClusterStats)
     except msgspec.ValidationError:
         return None
+
+
+def _run_spark(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, params: mh.MinHashParams, title: str):
+    from dolma.spark_executor import get_context, remove_stale_temporaries, remove_temporaries_after_stop
+    from dolma.spark_minhash import spark_minhash
+
+    remove_stale_temporaries(plan_.outputs)
+    sc, created = get_context(config.spark)
+    try:
+        summary = spark_minhash(
+            sc,
+            plan_.inputs,
+            plan_.outputs,
+            params,
+            plan_.key,
+            section.attribute_name,
+            section.cluster_attribute,
+            skip_bad_lines=config.skip_bad_lines,
+            s3=config.s3,
+        )
+    except KeyboardInterrupt:
+        if created:
+            sc.stop()
+            created = False
+        remove_temporaries_after_stop(plan_.outputs)
+        raise
+    finally:
+        if created:
+            sc.stop()
+    print_summary(summary, title + " (spark)", quiet=config.quiet)
+    return 0 if summary.ok else 1

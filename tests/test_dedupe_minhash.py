@@ -20,6 +20,7 @@ from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
 from textgen import synthetic_docs
 
 from dolma import minhash as mh
+from dolma.spark_minhash import spark_minhash
 
 THRESHOLD = 0.7
 
@@ -160,7 +161,7 @@ def test_minimal_config_needs_no_bloom_filter(tmp_path: Path) -> None:
         (["--dedupe.minhash.tokenizer", "lines"], "tokenizer"),
         (["--dedupe.minhash.attribute_name", "../x"], "attribute_name"),
         (["--dedupe.min_words", "3"], "do not apply to dedupe.minhash"),
-        (["--executor", "spark"], "executor spark is not available yet"),
+        (["--executor", "spark", "--dedupe.minhash.verify", "signature"], "executor spark runs verify none only"),
         (["--dedupe.minhash.memory_budget", "1000"], "memory_budget"),
     ],
 )
@@ -458,3 +459,46 @@ def test_s3_documents_and_attributes_with_a_local_work_dir(tmp_path: Path, s3_se
     client.download_file(s3_bucket, "nd/attributes/nd/x.jsonl.gz", str(tmp_path / "out.jsonl.gz"))
     out = [r["attributes"] for r in read_jsonl(tmp_path / "out.jsonl.gz")]
     assert sorted(out[0]) == ["nd_dup__cluster"] and sorted(out[1]) == ["nd_dup", "nd_dup__cluster"] and out[2] == {}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Spark: the local run's bytes
+# ----------------------------------------------------------------------------------------------------------
+
+
+def spark_run(sc, root: Path, *extra: str) -> None:
+    from dolma import dedupe_minhash
+    from dolma.commands.dedupe import DedupeConfig
+    from dolma.config import build
+
+    config = build(DedupeConfig, None, [*minhash_args(root)[1:], "--executor", "spark", *extra])
+    plan_ = dedupe_minhash.plan(config)
+    section = config.dedupe.minhash
+    summary = spark_minhash(
+        sc,
+        plan_.inputs,
+        plan_.outputs,
+        section.params(),
+        plan_.key,
+        section.attribute_name,
+        section.cluster_attribute,
+        skip_bad_lines=config.skip_bad_lines,
+        s3=config.s3,
+    )
+    assert summary.ok, summary.failures
+
+
+def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark_context) -> None:
+    src, _ = planted
+    roots = []
+    for name in ("local", "spark"):
+        root = tmp_path / name
+        (root / "documents").mkdir(parents=True)
+        for path in (src / "documents").glob("*.jsonl.gz"):
+            (root / "documents" / path.name).write_bytes(path.read_bytes())
+        roots.append(root)
+    dedupe(roots[0], "--dedupe.minhash.verify", "none")
+    spark_run(spark_context, roots[1])
+    expected = attribute_bytes(roots[0])
+    assert len(expected) == 4 and sum(data.count(b"nd_dup") for data in map(gzip.decompress, expected.values()))
+    assert attribute_bytes(roots[1]) == expected
