@@ -502,3 +502,35 @@ def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark
     expected = attribute_bytes(roots[0])
     assert len(expected) == 4 and sum(data.count(b"nd_dup") for data in map(gzip.decompress, expected.values()))
     assert attribute_bytes(roots[1]) == expected
+
+
+def test_spark_reads_and_writes_s3(tmp_path: Path, spark_context, s3_server, s3_bucket: str) -> None:
+    client = s3_server.client()
+    docs = sample_docs()
+    files = []
+    for f in range(3):
+        files.append(write_jsonl_gz(tmp_path / "local" / "documents" / f"p{f}.jsonl.gz", docs[f::3]))
+        client.upload_file(str(files[-1]), s3_bucket, f"mh/documents/p{f}.jsonl.gz")
+    dedupe(tmp_path / "local", "--dedupe.minhash.threshold", "0.6")
+    expected = attribute_bytes(tmp_path / "local")
+    assert len(expected) == 3 and any(b'"nd_dup":' in gzip.decompress(d) for d in expected.values())
+
+    from dolma import dedupe_minhash
+    from dolma.commands.dedupe import DedupeConfig
+    from dolma.config import build
+
+    args = [*minhash_args(tmp_path / "unused")[1:], "--dedupe.minhash.threshold", "0.6", "--executor", "spark"]
+    args[args.index("--documents") + 1] = f"s3://{s3_bucket}/mh/documents/*.jsonl.gz"
+    config = build(DedupeConfig, None, [*args, "--s3.endpoint_url", s3_server.endpoint])
+    plan_ = dedupe_minhash.plan(config)
+    section = config.dedupe.minhash
+    summary = spark_minhash(
+        spark_context, plan_.inputs, plan_.outputs, section.params(), plan_.key, section.attribute_name,
+        section.cluster_attribute, skip_bad_lines=False, s3=config.s3,
+    )  # fmt: skip
+    assert summary.ok, summary.failures
+    for name, data in expected.items():
+        out = tmp_path / "got" / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(s3_bucket, f"mh/attributes/nd/{name}", str(out))
+        assert out.read_bytes() == data, name
