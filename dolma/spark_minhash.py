@@ -144,9 +144,11 @@ def spark_minhash(
     skip_bad_lines: bool,
     s3: Any,
 ) -> Summary:
+    from pyspark import StorageLevel
+
     start = time.monotonic()
     files = sc.parallelize(list(enumerate(inputs)), max(1, len(inputs)))
-    signed = files.mapPartitions(SignFiles(params, key, skip_bad_lines, s3)).persist()
+    signed = files.mapPartitions(SignFiles(params, key, skip_bad_lines, s3)).persist(StorageLevel.MEMORY_AND_DISK)
     counts = dict(signed.map(lambda r: (r[0], 1)).reduceByKey(operator.add).collect())  # one int per file
     offsets = np.cumsum([0] + [counts.get(i, 0) for i in range(len(inputs))]).tolist()
     base = sc.broadcast(offsets)
