@@ -9,6 +9,9 @@ Three passes, each resumable:
    gets `<attribute_name>: [[0, len(text), similarity to the keeper]]`; every member of a cluster of two or more
    gets `<cluster_attribute_name>: [[0, len(text), cluster id]]` (the keeper's ordinal in the run).
 
+With `executor: spark` the same clusters are computed on the cluster (`dolma.spark_minhash`, verify none); with
+`eval_documents` the run is query-only decontamination instead (`dolma.minhash_decontaminate`).
+
 Passes 2 and 3 are tied to the run by a key (inputs, parameters, attribute names): a completion record holding
 it is written after each output, so outputs of another configuration or input list are redone, not reused.
 """
