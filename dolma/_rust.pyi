@@ -197,6 +197,9 @@ class Deduper:
 def file_fingerprint(path: str) -> str:
     """xxh3-128 of a local file's bytes as stored, as 32 hex digits (what `Deduper.run` reports per file)."""
 
+def json_path_steps(path: str) -> list[str | int]:
+    """The steps of a document key in the deduper's JSONPath subset (names, indexes); DedupeConfigError if bad."""
+
 # Spark (distributed) dedupe: keys and attributes exactly as the local deduper computes them.
 
 class DedupeKeys:

@@ -10,6 +10,9 @@ The Rust core (`rust_ext/core/src/minhash`) documents the shingle rules and the 
 defaults and the choices that need datasketch: the permutation parameters (drawn by datasketch itself from
 `numpy.random.RandomState(seed)`) and the band/row optimiser (scipy integration), computed once per
 configuration and handed to Rust in `MinHashParams.engine_json`.
+
+Longer than ~400 lines on purpose: it is the one public surface users import as `dolma.minhash` (parameters,
+datasketch-compatible helpers, the engine steps and their reader), which the dedupe mode builds on.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from msgspec import Meta
 
 from dolma import _rust, io
 from dolma.config import Base
-from dolma.documents import ReadStats, read_documents
+from dolma.documents import BadLine, ReadStats, has_document_fields, read_documents, read_records
 from dolma.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -297,6 +300,7 @@ def sign_file(
     skip_bad_lines: bool = False,
     batch_bytes: int = 2 << 20,
     threads: int | None = None,
+    key: Sequence[str | int] = ("text",),
 ) -> SignStats:
     """Signatures and band keys of every document of `path` (local or S3) -> the band-key file `output`.
 
@@ -304,6 +308,8 @@ def sign_file(
     the file, line and field, or with `skip_bad_lines` is skipped and counted. The file appears only when
     complete (a killed run leaves nothing, so a resumed run redoes exactly the missing files), and its bytes do
     not depend on `batch_bytes` or `threads`. `file_index` is the file's position in the run's stable order.
+    `key` is the path to the text in each document (`dolma._rust.json_path_steps` of a JSONPath); a document
+    where it is missing or not a string has no shingles (never a duplicate).
     """
     writer = _rust.MinHashFileWriter(
         signer(params), _local(output, "band-key files"), file_index, path, threads=threads
@@ -312,7 +318,7 @@ def sign_file(
     try:
         # Documents are read and decoded (with the GIL) in a second thread while Rust signs the previous batch
         # (without it): the two overlap. Batches keep their order, so the file is the same either way.
-        for lines, texts in _prefetched(_batches(path, skip_bad_lines, stats, batch_bytes)):
+        for lines, texts in _prefetched(_batches(path, skip_bad_lines, stats, batch_bytes, tuple(key))):
             writer.add(lines, texts)
         header = writer.finish(stats.lines, stats.bad_lines)
     except BaseException:
@@ -328,16 +334,42 @@ def sign_file(
     )
 
 
+def _texts(path: str, skip_bad_lines: bool, stats: ReadStats, key: tuple[str | int, ...]) -> Iterator[tuple[int, str]]:
+    """(line, text at `key`) of every document of `path`, with the toolkit's one bad-line policy."""
+    if key == ("text",):
+        for lineno, doc in read_documents(path, skip_bad_lines=skip_bad_lines, stats=stats):
+            yield lineno, doc.text
+        return
+
+    def decode(line: bytes) -> str:
+        obj = msgspec.json.decode(line)
+        if not isinstance(obj, dict) or not has_document_fields(obj):
+            raise BadLine
+        value: object = obj
+        for step in key:
+            if isinstance(step, str) and isinstance(value, dict):
+                value = value.get(step)
+            elif isinstance(step, int) and isinstance(value, list) and step < len(value):
+                value = value[step]
+            else:
+                return ""
+        return value if isinstance(value, str) else ""
+
+    for lineno, text, _ in read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats):
+        if text is not None:
+            yield lineno, text
+
+
 def _batches(
-    path: str, skip_bad_lines: bool, stats: ReadStats, batch_bytes: int
+    path: str, skip_bad_lines: bool, stats: ReadStats, batch_bytes: int, key: tuple[str | int, ...] = ("text",)
 ) -> Iterator[tuple[list[int], list[str]]]:
     lines: list[int] = []
     texts: list[str] = []
     pending = 0
-    for lineno, doc in read_documents(path, skip_bad_lines=skip_bad_lines, stats=stats):
+    for lineno, text in _texts(path, skip_bad_lines, stats, key):
         lines.append(lineno)
-        texts.append(doc.text)
-        pending += len(doc.text)
+        texts.append(text)
+        pending += len(text)
         if pending >= batch_bytes:
             yield lines, texts
             lines, texts, pending = [], [], 0

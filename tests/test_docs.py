@@ -192,6 +192,7 @@ LOCAL_CONFIGS = [
     ("dedupe-documents.yaml", "dedupe"),
     ("dedupe-paragraphs.yaml", "dedupe"),
     ("dedupe-ngram.yaml", "dedupe"),
+    ("dedupe-minhash.yaml", "dedupe"),
     ("mix.yaml", "mix"),
     ("mix-dedupe.yaml", "mix"),
     ("mix-typed-sampling.yaml", "mix"),
@@ -244,7 +245,14 @@ def test_local_configs_run_after_the_demo(demo_root):
     for name, command in LOCAL_CONFIGS:
         run_config(demo_root, name, command)
     attrs = out / "sample" / "attributes"
-    for attribute_set in ["quality", "pii_regex_with_counts_v2", "code_secrets_v1", "dedupe_urls", "dedupe_ngrams"]:
+    for attribute_set in [
+        "quality",
+        "pii_regex_with_counts_v2",
+        "code_secrets_v1",
+        "dedupe_urls",
+        "dedupe_ngrams",
+        "dedupe_near",
+    ]:
         assert len(list((attrs / attribute_set).glob("**/*.jsonl.gz"))) == DEMO_FILES, attribute_set
     for stream in ["english-long", "sample-clean", "web", "upsampled"]:
         assert list((out / "sample" / "mixed" / stream).glob(f"{stream}-*")), stream

@@ -6,6 +6,7 @@ definition of the output, and Spark must only change where units run.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -411,6 +412,37 @@ def test_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster)
     )
     assert tree(tmp_path / "attributes" / "cluster") == tree(tmp_path / "attributes" / "local")
     assert len(tree(tmp_path / "attributes" / "local")) == 5
+
+
+def test_minhash_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster):
+    """Near-duplicate dedupe (dedupe.minhash, verify none) submitted to the cluster: the local run's bytes."""
+    from conftest import SAMPLE
+
+    shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
+    section = {"name": "NAME", "minhash": {"attribute_name": "nd", "threshold": 0.6, "verify": "none"}}
+    cfg = tmp_path / "minhash.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "documents": [str(tmp_path / "documents" / "**" / "*.jsonl.gz")],
+                "dedupe": section,
+                "executor": "spark",
+                "spark": {"app_name": "dolma-standalone-minhash-test"},
+            }
+        )
+    )
+    from dolma.commands import dedupe
+
+    overrides = json.loads(cfg.read_text())
+    overrides["dedupe"]["name"] = "local"
+    overrides.update(executor="local", quiet=True)
+    assert dedupe.run(dconfig.build(dedupe.DedupeConfig, overrides=overrides)) == 0
+    spark_submit(
+        standalone_cluster, cfg, "dedupe", "--dedupe.name", "cluster", conf={"spark.default.parallelism": "3"}
+    )
+    expected = tree(tmp_path / "attributes" / "local")
+    assert len(expected) == 5 and tree(tmp_path / "attributes" / "cluster") == expected
+    assert any(b'"nd":' in gzip.decompress(data) for data in expected.values())
 
 
 def test_mix_on_spark_equals_local(tmp_path, spark_context):

@@ -1,5 +1,7 @@
 """`dolma dedupe`: mark repeated documents, paragraphs or paragraph n-grams with a Bloom filter.
 
+(`dedupe.minhash`, near-duplicate documents, is its own mode: `dolma.dedupe_minhash`; `run` hands it over.)
+
 Python only plans and orchestrates: the file pipeline (decompress, parse, split, hash, test-and-insert,
 write attributes) runs in Rust (`dolma._rust.Deduper`) with the GIL released and threads inside. Keys are
 looked up in a stable order (sorted input files, then lines), so the first occurrence kept is the same
@@ -40,6 +42,7 @@ from dolma._rust import (
 )
 from dolma.commands.common import RunOptions
 from dolma.config import Base
+from dolma.dedupe_minhash import MinHashDedupe
 from dolma.documents import attributes_path
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from dolma.executor import ProgressDisplay, os_error_text
@@ -113,6 +116,10 @@ class DedupeSection(Base):
     name: Annotated[str, Meta(description="Attribute set: output goes to <root>/attributes/<name>/...")]
     documents: Annotated[DocumentsDedupe | None, Meta(description="Deduplicate whole documents by a key.")] = None
     paragraphs: Annotated[ParagraphsDedupe | None, Meta(description="Deduplicate paragraphs.")] = None
+    minhash: Annotated[
+        MinHashDedupe | None,
+        Meta(description="Mark near-duplicate documents by MinHash-LSH (no bloom_filter; see docs/minhash.md)."),
+    ] = None
     skip_empty: Annotated[
         bool, Meta(description="Do not look up empty (whitespace-only) documents keys / paragraphs.")
     ] = False
@@ -175,7 +182,10 @@ class DedupeConfig(RunOptions, kw_only=True):
         list[str], Meta(description="Globs of documents files (local paths or s3:// URLs; ** recurses).")
     ]
     dedupe: Annotated[DedupeSection, Meta(description="What to deduplicate and how.")]
-    bloom_filter: Annotated[BloomFilterConfig, Meta(description="The Bloom filter file and its size.")]
+    bloom_filter: Annotated[
+        BloomFilterConfig | None,
+        Meta(description="The Bloom filter file and its size (documents and paragraphs modes)."),
+    ] = None
     compression: Annotated[CompressionConfig, Meta(description="Reference-compatible.")] = msgspec.field(
         default_factory=CompressionConfig
     )
@@ -206,9 +216,16 @@ class Plan(msgspec.Struct, frozen=True):
 def _rust_config(section: DedupeSection) -> str:
     """The JSON that crosses into Rust (decoded there with deny_unknown_fields)."""
     data = msgspec.to_builtins(section)
+    data.pop("minhash", None)  # its own mode (dolma.dedupe_minhash), never a Bloom filter run
     data["num_partitions"] = section.num_partitions or 1
     data["partition_index"] = section.partition_index or 0
     return json.dumps(data, sort_keys=True)
+
+
+def _require_filter(config: DedupeConfig) -> BloomFilterConfig:
+    if config.bloom_filter is None:
+        raise ConfigError("bloom_filter: the documents and paragraphs modes need a bloom_filter section (file: ...)")
+    return config.bloom_filter
 
 
 def plan(config: DedupeConfig) -> Plan:
@@ -216,9 +233,10 @@ def plan(config: DedupeConfig) -> Plan:
     if not config.documents:
         raise ConfigError("dedupe: no documents given (set 'documents')")
     if section.documents is None and section.paragraphs is None:
-        raise ConfigError("dedupe: set one of 'dedupe.documents' or 'dedupe.paragraphs'")
+        raise ConfigError("dedupe: set one of 'dedupe.documents', 'dedupe.paragraphs' or 'dedupe.minhash'")
     if section.documents is not None and section.paragraphs is not None:
         raise ConfigError("dedupe: set only one of 'dedupe.documents' and 'dedupe.paragraphs'")
+    _require_filter(config)
     partitions = section.num_partitions or 1
     index = section.partition_index or 0
     if partitions < 1 or not 0 <= index < partitions:
@@ -576,6 +594,11 @@ def _translate(exc: BaseException) -> BaseException:
 
 
 def run(config: DedupeConfig) -> int:
+    if config.dedupe.minhash is not None:
+        from dolma import dedupe_minhash
+
+        return dedupe_minhash.run(config)
+    _require_filter(config)
     io.configure_s3(config.s3)
     if config.executor == "spark":
         _check_spark(config)

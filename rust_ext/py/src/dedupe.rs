@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use dolma_core::dedupe::jsonpath::{JsonPath, Step};
 use dolma_core::dedupe::{fingerprint_file, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -239,12 +240,28 @@ fn file_fingerprint(py: Python<'_>, path: String) -> PyResult<String> {
     Ok(fingerprint_hex(fingerprint))
 }
 
+/// The steps of a document key (the JSONPath subset of `dedupe.documents.key`): names as `str`, indexes as
+/// `int`, so Python readers select the same value the Rust deduper does. A bad path is a `DedupeConfigError`.
+#[pyfunction]
+fn json_path_steps(py: Python<'_>, path: &str) -> PyResult<Vec<Py<PyAny>>> {
+    let parsed = JsonPath::parse(path).map_err(DedupeConfigError::new_err)?;
+    parsed
+        .steps()
+        .iter()
+        .map(|step| match step {
+            Step::Field(name) => Ok(name.into_pyobject(py)?.into_any().unbind()),
+            Step::Index(index) => Ok(index.into_pyobject(py)?.into_any().unbind()),
+        })
+        .collect()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyDeduper>()?;
     m.add("DedupeConfigError", py.get_type::<DedupeConfigError>())?;
     m.add("DedupeInputError", py.get_type::<DedupeInputError>())?;
     m.add_function(wrap_pyfunction!(file_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(json_path_steps, m)?)?;
     register_spark(m)?;
     Ok(())
 }

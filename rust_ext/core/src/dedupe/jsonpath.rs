@@ -100,6 +100,11 @@ impl JsonPath {
         out
     }
 
+    /// The steps of the path, in order (for callers that walk their own decoded values).
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
     /// The path is exactly `$.<name>` (lets callers avoid building a full JSON tree).
     pub fn single_field(&self) -> Option<&str> {
         match self.steps.as_slice() {

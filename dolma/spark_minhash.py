@@ -1,0 +1,181 @@
+"""`dedupe.minhash` on Spark (`executor: spark`): the local run's clusters, computed distributed.
+
+1. sign (one task per documents file, S3 or local, read on the executor): per document its ordinal inside the
+   file, its line, its signature and band keys, kept (persisted) on the executors; only the number of documents
+   per file reaches the driver, to turn (file, index) into the global ordinal of the stable order;
+2. buckets: `(band key, ordinal)` records shuffled by key (hash partitioning); each bucket joins every member
+   to its first (smallest) ordinal: the edges the local engine unites without verification;
+3. connected components by alternating large-star / small-star rounds (Kiveris et al., 2014) on the edge RDD
+   until a round changes nothing; every node ends pointing at its component's smallest ordinal, the keeper;
+4. similarity to the keeper from the two signatures (a join), then per file, on the executors, the attribute
+   file written by the same function as the local run (`dedupe_minhash.write_marks`): byte-identical.
+
+Nothing proportional to the corpus is collected on the driver. Only `verify: none` is distributed: with
+verification the local engine joins a member to the first earlier bucket member that is already in its cluster
+or reaches the threshold, a rule that depends on the order buckets are processed in; a distributed version would
+give other clusters, so it is refused rather than silently different.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from dolma import io
+from dolma import minhash as mh
+from dolma.documents import ReadStats
+from dolma.executor import Summary, Unit, UnitFailure, UnitStats
+
+log = logging.getLogger("dolma")
+
+
+class SignFiles:
+    """Stage 1: (file index, path) -> (ordinal in file, file index, line, signature bytes, band keys, keyed)."""
+
+    def __init__(self, params: mh.MinHashParams, key: tuple, skip_bad_lines: bool, s3: Any):
+        self.params = params
+        self.key = key
+        self.skip_bad_lines = skip_bad_lines
+        self.s3 = s3
+
+    def __call__(self, files: Iterable[tuple[int, str]]) -> Iterator[tuple[int, tuple]]:
+        io.configure_s3(self.s3)
+        signer = mh.signer(self.params)
+        for file_index, path in files:
+            stats = ReadStats()
+            local = 0
+            for lines, texts in mh._batches(path, self.skip_bad_lines, stats, 8 << 20, tuple(self.key)):
+                values, counts = signer.signatures(texts, threads=1)
+                sigs = np.frombuffer(values, dtype="<u4").reshape(len(texts), self.params.num_perm)
+                keys = mh.band_keys(sigs, self.params)
+                for row, line in enumerate(lines):
+                    yield file_index, (local, line, sigs[row].tobytes(), keys[row].tolist(), counts[row] > 0)
+                    local += 1
+
+
+def _bucket_edges(members: Iterable[int]) -> list[tuple[int, int]]:
+    ordered = sorted(set(members))
+    return [(m, ordered[0]) for m in ordered[1:]]
+
+
+def _large_star(item: tuple[int, Iterable[int]]) -> list[tuple[int, int]]:
+    node, neighbours = item
+    around = set(neighbours)
+    low = min(around | {node})
+    return [(v, low) for v in around if v > node]
+
+
+def _small_star(item: tuple[int, Iterable[int]]) -> list[tuple[int, int]]:
+    node, neighbours = item
+    around = set(neighbours)
+    low = min(around | {node})
+    return [(v, low) for v in around | {node} if v != low]
+
+
+def components(edges: Any) -> Any:
+    """(node, smallest node of its component) for every node on an edge; distributed, never collected."""
+    edges = edges.distinct().cache()
+    while True:
+        large = edges.flatMap(lambda e: [e, (e[1], e[0])]).groupByKey().flatMap(_large_star).distinct()
+        small = large.map(lambda e: (max(e), min(e))).groupByKey().flatMap(_small_star).distinct().cache()
+        changed = small.subtract(edges).union(edges.subtract(small)).isEmpty() is False
+        edges.unpersist()
+        edges = small
+        if not changed:
+            break
+    # After convergence every edge is (node, its component's minimum); the minimum itself is its own root.
+    return edges.union(edges.map(lambda e: (e[1], e[1]))).distinct()
+
+
+def _similarity(a: bytes, b: bytes) -> float:
+    x, y = np.frombuffer(a, dtype="<u4"), np.frombuffer(b, dtype="<u4")
+    return float(np.float32(np.count_nonzero(x == y) / len(x)))
+
+
+class WriteFiles:
+    """Stage 4: (file index, (path, output, members)) -> the attribute file; returns the file's UnitStats."""
+
+    def __init__(self, attribute: str, cluster_attribute: str, skip_bad_lines: bool, s3: Any):
+        self.attribute = attribute
+        self.cluster_attribute = cluster_attribute
+        self.skip_bad_lines = skip_bad_lines
+        self.s3 = s3
+
+    def __call__(self, items: Iterable[tuple[int, tuple]]) -> Iterator[tuple[str, Any]]:
+        from dolma.dedupe_minhash import write_marks
+        from dolma.executor import describe_error
+
+        io.configure_s3(self.s3)
+        for _, (path, output, members) in items:
+            try:
+                stats, marked, written = write_marks(
+                    path, output, dict(members or []), self.attribute, self.cluster_attribute, self.skip_bad_lines
+                )
+            except Exception as exc:
+                yield path, describe_error(exc)
+                continue
+            yield (
+                path,
+                UnitStats(
+                    documents_in=stats.documents,
+                    documents_out=stats.documents,
+                    bad_lines=stats.bad_lines,
+                    bytes_in=stats.bytes,
+                    bytes_out=written,
+                    counters={"documents marked": marked},
+                ),
+            )
+
+
+def spark_minhash(
+    sc: Any,
+    inputs: list[str],
+    outputs: list[str],
+    params: mh.MinHashParams,
+    key: tuple,
+    attribute: str,
+    cluster_attribute: str,
+    *,
+    skip_bad_lines: bool,
+    s3: Any,
+) -> Summary:
+    from pyspark import StorageLevel
+
+    start = time.monotonic()
+    files = sc.parallelize(list(enumerate(inputs)), max(1, len(inputs)))
+    signed = files.mapPartitions(SignFiles(params, key, skip_bad_lines, s3)).persist(StorageLevel.MEMORY_AND_DISK)
+    counts = dict(signed.map(lambda r: (r[0], 1)).reduceByKey(operator.add).collect())  # one int per file
+    offsets = np.cumsum([0] + [counts.get(i, 0) for i in range(len(inputs))]).tolist()
+    base = sc.broadcast(offsets)
+    # (ordinal, (file index, line, signature, band keys, keyed))
+    docs = signed.map(lambda r: (base.value[r[0]] + r[1][0], (r[0], r[1][1], r[1][2], r[1][3], r[1][4])))
+    records = docs.filter(lambda d: d[1][4]).flatMap(lambda d: [(k, d[0]) for k in d[1][3]])
+    edges = records.groupByKey().flatMap(lambda b: _bucket_edges(b[1]))
+    labels = components(edges)  # (ordinal, keeper)
+    sigs = docs.map(lambda d: (d[0], (d[1][0], d[1][1], d[1][2])))
+    with_mine = labels.join(sigs).map(lambda r: (r[1][0], (r[0], r[1][1])))  # keeper -> (ordinal, (file, line, sig))
+    keeper_sigs = sigs.map(lambda s: (s[0], s[1][2]))
+    members = with_mine.join(keeper_sigs).map(
+        lambda r: (r[1][0][1][0], (r[1][0][1][1], (r[1][0][0], r[0], _similarity(r[1][0][1][2], r[1][1]))))
+    )  # file -> (line, (ordinal, keeper, similarity))
+    by_file = members.groupByKey().mapValues(list)
+    plan = sc.parallelize([(i, (p, o)) for i, (p, o) in enumerate(zip(inputs, outputs))], max(1, len(inputs)))
+    work = plan.leftOuterJoin(by_file).map(lambda r: (r[0], (r[1][0][0], r[1][0][1], r[1][1])))
+    results = work.mapPartitions(WriteFiles(attribute, cluster_attribute, skip_bad_lines, s3)).collect()
+    clusters = labels.filter(lambda r: r[0] == r[1]).count()
+    signed.unpersist()
+    summary = Summary(units=len(inputs))
+    for path, outcome in results:
+        if isinstance(outcome, UnitStats):
+            summary.succeeded += 1
+            summary.stats.add(outcome)
+        else:
+            summary.failures.append(UnitFailure(unit=Unit(input=path, outputs=()), error=outcome, attempts=1))
+    summary.stats.counters["clusters (2+ documents)"] = clusters
+    summary.seconds = time.monotonic() - start
+    return summary
