@@ -4,9 +4,10 @@ Both kinds are wrapped in one small interface (`encode_batch`, `decode`, `vocab_
 shard writer does not care which library does the work. Batch encoding runs in the libraries' Rust threads.
 
 Nothing is downloaded: a HuggingFace tokenizer is a local (or s3://) `tokenizer.json`; the default is the
-GPT-NeoX-OLMo tokenizer shipped in `mixers/resources/tokenizers`. tiktoken normally fetches its encoding files
-from the internet on first use; here `tiktoken:<name>` works when the file is already in tiktoken's cache
-(`$TIKTOKEN_CACHE_DIR`), and `tiktoken:<name>=<path>` reads the ranks from a local `.tiktoken` file.
+GPT-NeoX-OLMo tokenizer shipped in `dolma/resources/tokenizers` (`dolma.tokenizer_files`, shared with the taggers).
+tiktoken normally fetches its encoding files from the internet on first use; here `tiktoken:<name>` works when
+the file is already in tiktoken's cache (`$TIKTOKEN_CACHE_DIR`), and `tiktoken:<name>=<path>` reads the ranks
+from a local `.tiktoken` file.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ from pathlib import Path
 
 from dolma import io
 from dolma.errors import ConfigError
+from dolma.tokenizer_files import OLMO_TOKENIZER, OLMO_TOKENIZER_FILE, SHIPPED_TOKENIZERS
 
-RESOURCES = Path(__file__).resolve().parent / "resources" / "tokenizers"
-DEFAULT_TOKENIZER_FILE = RESOURCES / "allenai_gpt-neox-olmo-dolma-v1_5.json"
-DEFAULT_TOKENIZER = "allenai/gpt-neox-olmo-dolma-v1_5"
+DEFAULT_TOKENIZER_FILE = OLMO_TOKENIZER_FILE
+DEFAULT_TOKENIZER = OLMO_TOKENIZER
 
 log = logging.getLogger("dolma")
 
 # Names users of the reference toolkit write (HuggingFace Hub ids) that map to a file shipped here.
-SHIPPED = {
-    DEFAULT_TOKENIZER: DEFAULT_TOKENIZER_FILE,
+SHIPPED: dict[str, Path | None] = {
+    **SHIPPED_TOKENIZERS,
     "allenai/eleuther-ai-gpt-neox-20b-pii-special": None,
     "default": DEFAULT_TOKENIZER_FILE,
 }
