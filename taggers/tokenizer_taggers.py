@@ -30,6 +30,7 @@ PII_SPECIAL = "allenai/eleuther-ai-gpt-neox-20b-pii-special"
 GPT_NEOX_20B = "EleutherAI/gpt-neox-20B"  # the reference's spelling; the Hub's page is .../gpt-neox-20b
 MAX_PERIOD = 13  # longest repeated unit, in tokens, the reference looks for
 MIN_COPIES = 3
+CHUNK = 100_000  # tokenizer_repetitions_v2r2 tokenizes the text in pieces of this many characters
 
 
 class TokenizerOptions(TaggerConfig, kw_only=True):
@@ -280,13 +281,29 @@ class TokenizerRepetitionsTagger(TokenizerTagger):
 
 @register("tokenizer_repetitions_v2r2")
 class TokenizerRepetitionsV2Tagger(TokenizerRepetitionsTagger):
-    """Repeated token sequences, keeping only the outermost spans; nothing at all for a document without any."""
+    """Repeated token sequences in pieces of 100,000 characters, outermost spans only; nothing without any."""
 
     __doc__ = (__doc__ or "") + _REPETITION_DOC.replace(
         "so one\n      stretch of text can carry several spans)",
-        "then a span inside another\n      (or equal to one with more copies) is dropped; left to right)",
+        "then a span inside another\n      (or equal to one with more copies) is dropped; left to right; the text is "
+        "tokenized in pieces of\n      100,000 characters, and a repetition never crosses a piece boundary)",
     )
     description: ClassVar[str] = ""
+
+    def found(self, docs: Sequence[Document]) -> list[list[tuple[int, int, int]]]:
+        """As in v1, but the text is tokenized in pieces of CHUNK characters, as the reference does (a repetition
+        never crosses a piece boundary)."""
+        starts = [list(range(0, len(doc.text), CHUNK)) for doc in docs]
+        encodings = iter(self.encode([doc.text[s : s + CHUNK] for doc, ss in zip(docs, starts) for s in ss]))
+        out = []
+        for doc_starts in starts:
+            spans = []
+            for start in doc_starts:
+                enc = next(encodings)
+                offsets = enc.offsets
+                spans += [(start + offsets[a][0], start + offsets[b][1], c) for a, b, c in token_runs(enc.ids)]
+            out.append(spans)
+        return out
 
     def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
         out = []
