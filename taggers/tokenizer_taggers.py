@@ -53,6 +53,16 @@ def load_tokenizer_file(path: str, what: str) -> Any:
         raise TaggerError(f"{what}: {path} is not a Hugging Face tokenizer.json file") from None
 
 
+def valid_utf8(text: str) -> str:
+    """The text as the Rust library accepts it: a lone surrogate (which the library refuses, failing the whole
+    batch) becomes U+FFFD, one code point for one, so offsets are unchanged."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 class TokenizerTagger(Tagger):
     """Base of the taggers that need a Hugging Face tokenizer (`repo_id`: the one the reference loads)."""
 
@@ -103,13 +113,13 @@ class TokenizerTagger(Tagger):
         self.tokenizer  # noqa: B018 - loading it is the check (a few hundred ms, once)
 
     def encode(self, texts: list[str]) -> list[Any]:
-        return self.tokenizer.encode_batch(texts)
+        return self.tokenizer.encode_batch(list(map(valid_utf8, texts)))
 
     def count(self, texts: list[str]) -> list[int]:
         """Token counts, without building offsets when the library can skip them."""
         tok = self.tokenizer
         encode = getattr(tok, "encode_batch_fast", None) or tok.encode_batch
-        return [len(enc.ids) for enc in encode(texts)]
+        return [len(enc.ids) for enc in encode(list(map(valid_utf8, texts)))]
 
     def predict(self, doc: Document) -> list[Span]:
         return self.predict_batch([doc])[0]
@@ -183,7 +193,7 @@ def pretokens(texts: list[str]) -> list[int]:
             ByteLevel(add_prefix_space=False, use_regex=True),
         ]
     )
-    return [len(pre.pre_tokenize_str(text)) for text in texts]
+    return [len(pre.pre_tokenize_str(valid_utf8(text))) for text in texts]
 
 
 @register("olmo_pretokenizer_v1")

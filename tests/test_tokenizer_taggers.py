@@ -217,3 +217,13 @@ def test_dolma_tokens_resolves_the_shared_shipped_files():
 def test_hugging_face_cache_lookup_refuses_names_that_are_not_repository_ids(tmp_path, monkeypatch, name):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     assert hf_cached_file(name) is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lone_surrogates_are_read_as_replacement_characters(name, tmp_path, monkeypatch):
+    """The tokenizers library refuses a lone surrogate (and would fail the whole batch): it counts as U+FFFD."""
+    monkeypatch.setenv("DOLMA_GPT_NEOX_20B_TOKENIZER", str(OLMO_TOKENIZER_FILE))
+    tagger = registry.create(name)
+    bad = Document(id="1", text="a a a a \ud800 b \udfff b b b", source="s")
+    fixed = Document(id="1", text="a a a a \ufffd b \ufffd b b b", source="s")
+    assert tagger.predict_batch([bad, fixed]) == [tagger.predict(fixed)] * 2
