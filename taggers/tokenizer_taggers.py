@@ -15,6 +15,7 @@ numpy over the token ids, one vectorised pass per period.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
@@ -178,7 +179,8 @@ class GptNeoXTokensTagger(OlmoTokensTagger):
     env_var = "DOLMA_GPT_NEOX_20B_TOKENIZER"
 
 
-def pretokens(texts: list[str]) -> list[int]:
+@functools.cache
+def olmo_pretokenizer() -> Any:
     """Pieces of the OLMo pre-tokenization (no tokenizer file needed): each punctuation character and each digit
     (with one space before it) on its own, then GPT-NeoX's byte-level split of the rest: the reference's pieces.
     The reference writes punctuation as `[[:punct:]]`, which its older Oniguruma reads as Unicode category P (newer
@@ -186,13 +188,18 @@ def pretokens(texts: list[str]) -> list[int]:
     from tokenizers import Regex
     from tokenizers.pre_tokenizers import ByteLevel, Sequence, Split
 
-    pre = Sequence(
+    return Sequence(
         [
             Split(Regex(r" ?\p{P}"), "isolated"),
             Split(Regex(r" ?\d"), "isolated"),
             ByteLevel(add_prefix_space=False, use_regex=True),
         ]
     )
+
+
+def pretokens(texts: list[str]) -> list[int]:
+    """Number of OLMo pre-tokenization pieces of each text."""
+    pre = olmo_pretokenizer()
     return [len(pre.pre_tokenize_str(valid_utf8(text))) for text in texts]
 
 
@@ -204,7 +211,11 @@ class OlmoPretokenizerTagger(Tagger):
     """
 
     def predict(self, doc: Document) -> list[Span]:
-        return [Span(0, len(doc.text), "length", float(pretokens([doc.text])[0]))]
+        return self.predict_batch([doc])[0]
+
+    def predict_batch(self, docs: Sequence[Document]) -> list[list[Span]]:
+        counts = pretokens([doc.text for doc in docs])
+        return [[Span(0, len(doc.text), "length", float(n))] for doc, n in zip(docs, counts)]
 
 
 @register("olmo_pretokenizer_with_paragraphs_v1")
