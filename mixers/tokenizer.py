@@ -3,11 +3,12 @@
 Both kinds are wrapped in one small interface (`encode_batch`, `decode`, `vocab_size`, `token_to_id`) so the
 shard writer does not care which library does the work. Batch encoding runs in the libraries' Rust threads.
 
-A HuggingFace tokenizer is a local (or s3://) `tokenizer.json`, or a Hub name found in the Hugging Face cache
-(downloaded there only when the hub may be used: mixers/hf_cache.py); the default is the GPT-NeoX-OLMo
-tokenizer shipped in `mixers/resources/tokenizers`. tiktoken normally fetches its encoding files
-from the internet on first use; here `tiktoken:<name>` works when the file is already in tiktoken's cache
-(`$TIKTOKEN_CACHE_DIR`), and `tiktoken:<name>=<path>` reads the ranks from a local `.tiktoken` file.
+A HuggingFace tokenizer is a local (or s3://) `tokenizer.json`, a shipped name, or a Hub name found in the Hugging
+Face cache (downloaded there only when the hub may be used); `dolma.tokenizer_files` resolves names for this and the
+taggers. The default is the GPT-NeoX-OLMo tokenizer shipped in `dolma/resources/tokenizers`.
+tiktoken normally fetches its encoding files from the internet on first use; here `tiktoken:<name>` works when
+the file is already in tiktoken's cache (`$TIKTOKEN_CACHE_DIR`), and `tiktoken:<name>=<path>` reads the ranks
+from a local `.tiktoken` file.
 """
 
 from __future__ import annotations
@@ -21,17 +22,22 @@ from pathlib import Path
 
 from dolma import io
 from dolma.errors import ConfigError
-from mixers.hf_cache import is_hub_name, resolve_hub_tokenizer
+from dolma.tokenizer_files import (
+    OLMO_TOKENIZER,
+    OLMO_TOKENIZER_FILE,
+    SHIPPED_TOKENIZERS,
+    is_hub_name,
+    resolve_hub_tokenizer,
+)
 
-RESOURCES = Path(__file__).resolve().parent / "resources" / "tokenizers"
-DEFAULT_TOKENIZER_FILE = RESOURCES / "allenai_gpt-neox-olmo-dolma-v1_5.json"
-DEFAULT_TOKENIZER = "allenai/gpt-neox-olmo-dolma-v1_5"
+DEFAULT_TOKENIZER_FILE = OLMO_TOKENIZER_FILE
+DEFAULT_TOKENIZER = OLMO_TOKENIZER
 
 log = logging.getLogger("dolma")
 
 # Names users of the reference toolkit write (HuggingFace Hub ids) that map to a file shipped here.
-SHIPPED = {
-    DEFAULT_TOKENIZER: DEFAULT_TOKENIZER_FILE,
+SHIPPED: dict[str, Path] = {
+    **SHIPPED_TOKENIZERS,
     "default": DEFAULT_TOKENIZER_FILE,
 }
 
@@ -378,7 +384,7 @@ def _tiktoken_from_file(name: str, ranks_path: str):
 
 def resolve_path(name_or_path: str) -> str:
     """The tokenizer.json location for a name or path: shipped names first, then local or s3:// paths, then a
-    Hugging Face Hub name through the Hugging Face cache (or the hub when it may be used; mixers/hf_cache.py)."""
+    Hugging Face Hub name through the Hugging Face cache (or the hub when it may be used; `dolma.tokenizer_files`)."""
     shipped = SHIPPED.get(name_or_path)
     if shipped is not None:
         return str(shipped)

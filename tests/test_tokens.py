@@ -364,7 +364,7 @@ def test_hugging_face_hub_name_resolves_through_the_cache_offline(tmp_path, vari
 def test_hub_names_never_leave_the_cache(tmp_path, monkeypatch):
     """A config's name is hostile: path syntax is not a Hub name, and refs/main must be a commit hash."""
     from dolma.errors import ConfigError
-    from mixers.hf_cache import is_hub_name
+    from dolma.tokenizer_files import is_hub_name
     from mixers.tokenizer import resolve_path
 
     assert is_hub_name("EleutherAI/gpt-neox-20b") and is_hub_name("gpt2")
