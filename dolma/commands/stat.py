@@ -1,0 +1,263 @@
+"""`dolma stat`: distributions of attribute values (span scores and lengths) over any number of attribute files.
+
+Two passes, each a `Job` run by the shared executor (local processes or Spark), one unit per attribute file:
+pass 1 writes a partial summary per file (count, exact sum, min, max, distinct values, quantile sketch), the
+driver merges them in file order and picks each name's bin edges, pass 2 writes each file's histogram counts on
+those edges. Partials are written atomically under a claimed work directory, so a killed run resumes where it
+stopped; it is removed after a successful run. Output: `<report>/summaries.jsonl.gz` in the reference's format
+(`name`, `counts`, `bins`, `total`, `sum`) plus `min`, `max`, `mean` and `quantiles`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+from msgspec import Meta
+
+from dolma import io, stats
+from dolma.commands.common import RunOptions
+from dolma.documents import ReadStats
+from dolma.errors import ConfigError
+from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.paths import check_claimable, check_outputs, check_path, claim_dir, remove_claimed_dir
+
+log = logging.getLogger("dolma")
+
+SUMMARIES = "summaries.jsonl.gz"
+
+
+class StatConfig(RunOptions, kw_only=True):
+    attributes: Annotated[
+        list[str], Meta(description="Globs of attribute files (local paths or s3:// URLs; ** recurses).")
+    ]
+    report: Annotated[
+        str | None,
+        Meta(description="Directory for summaries.jsonl.gz (local or s3://); without it the lines go to stdout."),
+    ] = None
+    bins: Annotated[int, Meta(ge=1, description="Histogram bins per name (fewer when there are fewer values).")] = (
+        1000
+    )
+    seed: Annotated[int, Meta(description="Reference-compatible; nothing here is random (results are exact).")] = 0
+    total: Annotated[bool, Meta(description="Also show each name's total count and sum in the terminal table.")] = (
+        False
+    )
+    regex: Annotated[
+        str | None, Meta(description="Keep only attribute keys this regular expression matches (re.search).")
+    ] = None
+
+
+CONFIG = StatConfig
+
+
+class _PartialFile(msgspec.Struct):
+    names: dict[str, stats.Partial]
+
+
+class _CountsFile(msgspec.Struct):
+    names: dict[str, list[int]]
+
+
+def _read_file(config: StatConfig, unit: Unit, progress: Progress) -> tuple[dict[str, np.ndarray], UnitStats]:
+    read = ReadStats()
+    values = stats.read_values(unit.input, config.regex, config.skip_bad_lines, read)
+    progress(read.documents, read.bytes)
+    named = dict(stats.named_values(values))
+    return named, UnitStats(documents_in=read.documents, bad_lines=read.bad_lines, bytes_in=read.bytes)
+
+
+class SummarizeJob(Job):
+    """Pass 1: one attribute file -> its partial summary per name."""
+
+    def __init__(self, config: StatConfig):
+        self.config = config
+
+    def setup(self) -> None:
+        io.configure_s3(self.config.s3)
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        named, unit_stats = _read_file(self.config, unit, progress)
+        partials = {name: stats.summarize(values, self.config.bins) for name, values in named.items()}
+        data = msgspec.json.encode(_PartialFile(names=partials))
+        io.write_bytes(unit.outputs[0], data)
+        unit_stats.bytes_out = len(data)
+        return unit_stats
+
+
+class HistogramJob(Job):
+    """Pass 2: one attribute file -> its histogram counts per name, on the edges the driver chose."""
+
+    def __init__(self, config: StatConfig, edges: dict[str, list[float]]):
+        self.config = config
+        self.edges = edges
+
+    def setup(self) -> None:
+        io.configure_s3(self.config.s3)
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        named, unit_stats = _read_file(self.config, unit, progress)
+        counts = {
+            name: stats.histogram(values, np.asarray(self.edges[name])).tolist()
+            for name, values in named.items()
+            if name in self.edges
+        }
+        data = msgspec.json.encode(_CountsFile(names=counts))
+        io.write_bytes(unit.outputs[0], data)
+        unit_stats.bytes_out = len(data)
+        return unit_stats
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(msgspec.json.encode(value)).hexdigest()[:16]
+
+
+def plan(config: StatConfig) -> tuple[list[str], str | None]:
+    """The attribute files (sorted, so merges are in one order) and the report's summaries file; unsafe refused."""
+    if not config.attributes:
+        raise ConfigError("stat: no attributes given (set 'attributes')")
+    if config.regex is not None:
+        try:
+            re.compile(config.regex)
+        except re.error as exc:
+            raise ConfigError(f"stat: 'regex' {config.regex!r} is not a valid regular expression ({exc.msg})") from None
+    files: set[str] = set()
+    for pattern in config.attributes:
+        found = io.glob(io.normalize(pattern))
+        if not found:
+            raise ConfigError(f"stat: no files match attributes pattern '{pattern}'")
+        files.update(found)
+    inputs = sorted(files)
+    output = None
+    if config.report is not None:
+        report = io.normalize(check_path(config.report, "report"))
+        output = io.join(report, SUMMARIES)
+        # the report may not overwrite an input, nor sit among (or above) the attribute files it describes
+        check_outputs("stat", inputs, files=[output], dirs=[report], document_dir=None)
+    return inputs, output
+
+
+def work_dir(config: StatConfig) -> str:
+    """The claimed directory of this run's partials: named after what they depend on, so a rerun resumes."""
+    base = config.work_dir.output or config.report or tempfile.mkdtemp(prefix="dolma-stat-")
+    check_path(base, "work_dir.output")
+    return io.join(io.normalize(base), f".dolma-stat-{_digest([config.bins, config.regex])}")
+
+
+def _unit(work: str, sub: str, path: str) -> Unit:
+    return Unit(input=path, outputs=(io.join(work, sub, f"{_digest(path)}.json"),))
+
+
+def merge_partials(units: Sequence[Unit], bins: int) -> dict[str, stats.Partial]:
+    merged: dict[str, stats.Partial] = {}
+    for unit in units:
+        part = msgspec.json.decode(io.read_bytes(unit.outputs[0]), type=_PartialFile)
+        for name, partial in part.names.items():
+            if name in merged:
+                stats.merge(merged[name], partial, bins)
+            else:
+                merged[name] = partial
+    return dict(sorted(merged.items()))
+
+
+def merge_counts(units: Sequence[Unit], edges: dict[str, list[float]]) -> dict[str, np.ndarray]:
+    counts = {name: np.zeros(len(e) - 1, dtype=np.int64) for name, e in edges.items()}
+    for unit in units:
+        part = msgspec.json.decode(io.read_bytes(unit.outputs[0]), type=_CountsFile)
+        for name, values in part.names.items():
+            counts[name] += np.asarray(values, dtype=np.int64)
+    return counts
+
+
+def summary_lines(
+    merged: dict[str, stats.Partial], edges: dict[str, list[float]], counts: dict[str, np.ndarray]
+) -> list[dict[str, Any]]:
+    """One object per name in the reference's field order, then this toolkit's extra fields."""
+    lines = []
+    for name, partial in merged.items():
+        exact = Fraction(partial.sum)
+        total_sum: float | int = int(exact) if name.endswith("/length") and exact.denominator == 1 else float(exact)
+        lines.append(
+            {
+                "name": name,
+                "counts": counts[name].tolist(),
+                "bins": edges[name],
+                "total": partial.count,
+                "sum": total_sum,
+                "min": partial.min,
+                "max": partial.max,
+                "mean": float(exact / partial.count),
+                "quantiles": stats.quantiles(partial),
+            }
+        )
+    return lines
+
+
+def print_table(lines: list[dict[str, Any]], show_total: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value: float) -> str:
+        return f"{value:,.6g}"
+
+    table = Table(title=f"dolma stat: {len(lines)} distributions", title_justify="left")
+    table.add_column("name", overflow="fold")
+    columns = (["count", "sum"] if show_total else []) + ["mean", "min", "p5", "p50", "p95", "max"]
+    for column in columns:
+        table.add_column(column, justify="right")
+    for line in lines:
+        q = line["quantiles"]
+        row = [f"{line['total']:,}", fmt(line["sum"])] if show_total else []
+        row += [fmt(line["mean"]), fmt(line["min"]), fmt(q["p5"]), fmt(q["p50"]), fmt(q["p95"]), fmt(line["max"])]
+        table.add_row(line["name"], *row)
+    Console(stderr=True, highlight=False, soft_wrap=False).print(table)
+
+
+def _failed(summary: Summary, title: str, config: StatConfig) -> bool:
+    if not summary.ok:
+        print_summary(summary, title, quiet=config.quiet)
+    return not summary.ok
+
+
+def run(config: StatConfig) -> int:
+    io.configure_s3(config.s3)
+    inputs, output = plan(config)
+    work = work_dir(config)
+    check_claimable(work, "stat")
+    if config.dryrun:
+        for path in inputs:
+            print(path)
+        print(f"{len(inputs)} attribute file(s) -> {output or 'stdout'} (partials under {work})")
+        return 0
+    claim_dir(work, "stat")
+    first = [_unit(work, "summaries", path) for path in inputs]
+    pass1 = make_executor(config, "stat: summaries").run(SummarizeJob(config), first)
+    if _failed(pass1, "dolma stat (pass 1: summaries)", config):
+        return 1
+    merged = merge_partials(first, config.bins)
+    edges = {name: stats.bin_edges(partial, config.bins) for name, partial in merged.items()}
+    second = [_unit(work, f"histograms-{_digest(edges)}", path) for path in inputs]
+    pass2 = make_executor(config, "stat: histograms").run(HistogramJob(config, edges), second)
+    if _failed(pass2, "dolma stat (pass 2: histograms)", config):
+        return 1
+    lines = summary_lines(merged, edges, merge_counts(second, edges))
+    data = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
+    if output is not None:
+        io.write_bytes(output, data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    remove_claimed_dir(work)
+    pass1.seconds += pass2.seconds
+    pass1.stats.bytes_out = len(data)
+    if not config.quiet:
+        print_table(lines, config.total)
+        print_summary(pass1, "dolma stat" + (f": {output}" if output else ""), quiet=config.quiet)
+    return 0
