@@ -71,9 +71,7 @@ def read_values(
     keep: dict[str, bool] = {}
     scores: dict[str, list[float]] = {}
     lengths: dict[str, list[float]] = {}
-    for _, attributes, _ in read_records(
-        path, _decode, ATTRIBUTE_FIELDS, skip_bad_lines=skip_bad_lines, stats=stats
-    ):
+    for _, attributes, _ in read_records(path, _decode, ATTRIBUTE_FIELDS, skip_bad_lines=skip_bad_lines, stats=stats):
         if attributes is None:
             continue
         for key, spans in attributes.items():

@@ -43,9 +43,7 @@ class StatConfig(RunOptions, kw_only=True):
         str | None,
         Meta(description="Directory for summaries.jsonl.gz (local or s3://); without it the lines go to stdout."),
     ] = None
-    bins: Annotated[int, Meta(ge=1, description="Histogram bins per name (fewer when there are fewer values).")] = (
-        1000
-    )
+    bins: Annotated[int, Meta(ge=1, description="Histogram bins per name (fewer when there are fewer values).")] = 1000
     seed: Annotated[int, Meta(description="Reference-compatible; nothing here is random (results are exact).")] = 0
     total: Annotated[bool, Meta(description="Also show each name's total count and sum in the terminal table.")] = (
         False
@@ -127,7 +125,9 @@ def plan(config: StatConfig) -> tuple[list[str], str | None]:
         try:
             re.compile(config.regex)
         except re.error as exc:
-            raise ConfigError(f"stat: 'regex' {config.regex!r} is not a valid regular expression ({exc.msg})") from None
+            raise ConfigError(
+                f"stat: 'regex' {config.regex!r} is not a valid regular expression ({exc.msg})"
+            ) from None
     files: set[str] = set()
     for pattern in config.attributes:
         found = io.glob(io.normalize(pattern))
