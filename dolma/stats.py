@@ -6,9 +6,9 @@ end; min / max are exact; quantiles come from a DDSketch (the `ddsketch` library
 buckets are integer counts too, so merging them is exact and order-free, and each quantile it returns is within
 `RELATIVE_ACCURACY` (relative) of the true order statistic.
 
-Histograms need the global range before counting, so a run makes two passes over the files: pass 1 gathers
-count / sum / min / max / sketch / distinct values per name, the driver chooses the bin edges, pass 2 counts
-each file's values into them (see dolma/commands/stat.py).
+Histograms need the global range before counting, so a run makes two passes: pass 1 reads each file once and
+keeps count / sum / min / max / sketch per name plus the file's distinct values with their counts, the driver
+chooses the bin edges, pass 2 counts each file's distinct values into them (see dolma/commands/stat.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Iterator
 from fractions import Fraction
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -34,11 +35,20 @@ KINDS = ("score", "length")
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 
 
+Span = tuple[float, float, float]
+_ZERO: Span = (0.0, 0.0, 0.0)
+
+
 class _Row(msgspec.Struct):
+    attributes: dict[str, list[Span]]
+
+
+class _AnyRow(msgspec.Struct):
     attributes: Any = None
 
 
 _row_decoder = msgspec.json.Decoder(_Row)
+_any_decoder = msgspec.json.Decoder(_AnyRow)
 ATTRIBUTE_FIELDS: tuple[FieldRule, ...] = (("attributes", (dict,), True),)
 
 
@@ -46,18 +56,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _decode(line: bytes) -> dict[str, list]:
-    """The `attributes` object of a row, every span checked to be [start, end, score] of numbers."""
-    attributes = _row_decoder.decode(line).attributes
+def _explain(line: bytes) -> BadLine:
+    """Which field of a row that is valid JSON is not `{"attributes": {key: [[start, end, score], ...]}}`."""
+    attributes = _any_decoder.decode(line).attributes
     if not isinstance(attributes, dict):
-        raise BadLine("missing required field" if attributes is None else "expected an object", "attributes")
+        return BadLine("missing required field" if attributes is None else "expected an object", "attributes")
     for key, spans in attributes.items():
         if not isinstance(spans, list):
-            raise BadLine("expected an array of [start, end, score] spans", f"attributes.{key}")
+            return BadLine("expected an array of [start, end, score] spans", f"attributes.{key}")
         for idx, span in enumerate(spans):
             if not (isinstance(span, list) and len(span) == 3 and all(_is_number(x) for x in span)):
-                raise BadLine("expected a [start, end, score] span of three numbers", f"attributes.{key}[{idx}]")
-    return attributes
+                return BadLine("expected a [start, end, score] span of three numbers", f"attributes.{key}[{idx}]")
+    return BadLine("not a valid attribute row", "attributes")
+
+
+def _decode(line: bytes) -> dict[str, list[Span]]:
+    """The `attributes` of a row (typed and checked by msgspec in C; explained in our words when refused)."""
+    try:
+        return _row_decoder.decode(line).attributes
+    except msgspec.ValidationError:
+        raise _explain(line) from None
 
 
 def read_values(
@@ -69,31 +87,28 @@ def read_values(
     """
     pattern = re.compile(regex) if regex else None
     keep: dict[str, bool] = {}
-    scores: dict[str, list[float]] = {}
-    lengths: dict[str, list[float]] = {}
+    spans_of: dict[str, list[Span]] = {}
     for _, attributes, _ in read_records(path, _decode, ATTRIBUTE_FIELDS, skip_bad_lines=skip_bad_lines, stats=stats):
         if attributes is None:
             continue
         for key, spans in attributes.items():
-            wanted = keep.get(key)
-            if wanted is None:
-                wanted = keep[key] = pattern is None or pattern.search(key) is not None
-            if not wanted:
-                continue
-            sc = scores.get(key)
-            if sc is None:
-                sc = scores[key] = []
-                lengths[key] = []
+            found = spans_of.get(key)
+            if found is None:
+                wanted = keep.get(key)
+                if wanted is None:
+                    wanted = keep[key] = pattern is None or pattern.search(key) is not None
+                if not wanted:
+                    continue
+                found = spans_of[key] = []
             if spans:
-                sc.extend([s[2] for s in spans])
-                lengths[key].extend([s[1] - s[0] for s in spans])
+                found.extend(spans)
             else:
-                sc.append(0.0)
-                lengths[key].append(0.0)
-    return {
-        key: (np.asarray(sc, dtype=np.float64), np.asarray(lengths[key], dtype=np.float64))
-        for key, sc in scores.items()
-    }
+                found.append(_ZERO)
+    values = {}
+    for key, spans in spans_of.items():
+        flat = np.fromiter(chain.from_iterable(spans), dtype=np.float64, count=3 * len(spans))
+        values[key] = (flat[2::3].copy(), flat[1::3] - flat[0::3])
+    return values
 
 
 def named_values(values: dict[str, tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
@@ -144,29 +159,42 @@ class Partial(msgspec.Struct):
     zeros: int
 
 
-def summarize(values: np.ndarray, bins: int) -> Partial:
-    uniq, counts = np.unique(values, return_counts=True)
-    positive: dict[int, int] = {}
-    negative: dict[int, int] = {}
-    zeros = 0
-    for value, count in zip(uniq.tolist(), counts.tolist()):
-        if value > _MAPPING.min_possible:
-            key = _MAPPING.key(value)
-            positive[key] = positive.get(key, 0) + count
-        elif value < -_MAPPING.min_possible:
-            key = _MAPPING.key(-value)
-            negative[key] = negative.get(key, 0) + count
-        else:
-            zeros += count
+def _bucket_counts(values: np.ndarray) -> dict[int, int]:
+    """DDSketch bucket key -> count of positive values: the mapping's key, ceil(log_gamma(v)), for all at once."""
+    if not values.size:
+        return {}
+    keys = np.ceil(np.log(values) / math.log(_MAPPING.gamma)).astype(np.int64)
+    uniq, counts = np.unique(keys, return_counts=True)
+    return dict(zip(uniq.tolist(), counts.tolist()))
+
+
+class Distinct(msgspec.Struct):
+    """A file's distinct values of one name and how often each occurs (raw little-endian float64 / int64)."""
+
+    values: bytes
+    counts: bytes
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Distinct:
+        uniq, counts = np.unique(values, return_counts=True)
+        return cls(uniq.astype("<f8").tobytes(), counts.astype("<i8").tobytes())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.frombuffer(self.values, dtype="<f8"), np.frombuffer(self.counts, dtype="<i8")
+
+
+def summarize(values: np.ndarray, distinct: Distinct, bins: int) -> Partial:
+    uniq, _ = distinct.arrays()
+    tiny = _MAPPING.min_possible
     return Partial(
         count=int(values.size),
         sum=str(exact_sum(values)),
         min=float(uniq[0]),
         max=float(uniq[-1]),
         distinct=uniq.tolist() if uniq.size <= bins else None,
-        positive=positive,
-        negative=negative,
-        zeros=zeros,
+        positive=_bucket_counts(values[values > tiny]),
+        negative=_bucket_counts(-values[values < -tiny]),
+        zeros=int(np.count_nonzero((values <= tiny) & (values >= -tiny))),
     )
 
 
@@ -229,10 +257,11 @@ def bin_edges(partial: Partial, bins: int) -> list[float]:
     return np.linspace(partial.min, partial.max, bins + 1).tolist()
 
 
-def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of `values` in the bins of `edges`: half-open [a, b) bins, the last one closed, as numpy.histogram."""
+def histogram(distinct: Distinct, edges: np.ndarray) -> np.ndarray:
+    """Counts of the values in the bins of `edges`: [a, b) bins, the last one closed, as numpy.histogram."""
+    values, counts = distinct.arrays()
     nbins = len(edges) - 1
     idx = np.searchsorted(edges, values, side="right") - 1
     idx[values == edges[-1]] = nbins - 1
     inside = (idx >= 0) & (idx < nbins)
-    return np.bincount(idx[inside], minlength=nbins)[:nbins]
+    return np.bincount(idx[inside], weights=counts[inside], minlength=nbins)[:nbins].astype(np.int64)

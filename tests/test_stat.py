@@ -191,7 +191,7 @@ def test_a_stopped_run_resumes_from_its_partials(tmp_path, capsys):
         [str(tmp_path / "attributes/a/*.jsonl.gz")], str(tmp_path / "r"), work_dir={"output": str(work)}
     )
     assert stat.run(config) == 1
-    assert len(list(work.rglob("*.json"))) == 2  # the two good files' partials were kept
+    assert len(list(work.glob("*/summaries/*.msgpack"))) == 2  # the two good files' partials were kept
     write_rows(files[2], GOOD)
     resumed = stat_config(
         [str(tmp_path / "attributes/a/*.jsonl.gz")], str(tmp_path / "r"), work_dir={"output": str(work)}, quiet=False

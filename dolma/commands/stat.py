@@ -1,10 +1,11 @@
 """`dolma stat`: distributions of attribute values (span scores and lengths) over any number of attribute files.
 
 Two passes, each a `Job` run by the shared executor (local processes or Spark), one unit per attribute file:
-pass 1 writes a partial summary per file (count, exact sum, min, max, distinct values, quantile sketch), the
-driver merges them in file order and picks each name's bin edges, pass 2 writes each file's histogram counts on
-those edges. Partials are written atomically under a claimed work directory, so a killed run resumes where it
-stopped; it is removed after a successful run. Output: `<report>/summaries.jsonl.gz` in the reference's format
+pass 1 reads the file once and writes its partial summary per name (count, exact sum, min, max, quantile sketch)
+and its distinct values with their counts; the driver merges the summaries in file order and picks each name's
+bin edges; pass 2 counts each file's distinct values into those edges (no JSON is parsed twice). Partials are
+written atomically under a claimed work directory, so a killed run resumes where it stopped; it is removed after
+a successful run. Output: `<report>/summaries.jsonl.gz` in the reference's format
 (`name`, `counts`, `bins`, `total`, `sum`) plus `min`, `max`, `mean` and `quantiles`.
 """
 
@@ -60,20 +61,16 @@ class _PartialFile(msgspec.Struct):
     names: dict[str, stats.Partial]
 
 
+class _DistinctFile(msgspec.Struct):
+    names: dict[str, stats.Distinct]
+
+
 class _CountsFile(msgspec.Struct):
     names: dict[str, list[int]]
 
 
-def _read_file(config: StatConfig, unit: Unit, progress: Progress) -> tuple[dict[str, np.ndarray], UnitStats]:
-    read = ReadStats()
-    values = stats.read_values(unit.input, config.regex, config.skip_bad_lines, read)
-    progress(read.documents, read.bytes)
-    named = dict(stats.named_values(values))
-    return named, UnitStats(documents_in=read.documents, bad_lines=read.bad_lines, bytes_in=read.bytes)
-
-
 class SummarizeJob(Job):
-    """Pass 1: one attribute file -> its partial summary per name."""
+    """Pass 1: one attribute file -> its partial summary per name, and its distinct values (for pass 2)."""
 
     def __init__(self, config: StatConfig):
         self.config = config
@@ -82,35 +79,50 @@ class SummarizeJob(Job):
         io.configure_s3(self.config.s3)
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        named, unit_stats = _read_file(self.config, unit, progress)
-        partials = {name: stats.summarize(values, self.config.bins) for name, values in named.items()}
-        data = msgspec.json.encode(_PartialFile(names=partials))
-        io.write_bytes(unit.outputs[0], data)
-        unit_stats.bytes_out = len(data)
-        return unit_stats
+        read = ReadStats()
+        values = stats.read_values(unit.input, self.config.regex, self.config.skip_bad_lines, read)
+        progress(read.documents, read.bytes)
+        named = dict(stats.named_values(values))
+        distinct = {name: stats.Distinct.of(array) for name, array in named.items()}
+        partials = {name: stats.summarize(array, distinct[name], self.config.bins) for name, array in named.items()}
+        summary, kept = unit.outputs
+        kept_data = msgspec.msgpack.encode(_DistinctFile(names=distinct))
+        io.write_bytes(kept, kept_data)
+        data = msgspec.msgpack.encode(_PartialFile(names=partials))
+        io.write_bytes(summary, data)  # last: its existence says the unit is complete
+        return UnitStats(
+            documents_in=read.documents,
+            bad_lines=read.bad_lines,
+            bytes_in=read.bytes,
+            bytes_out=len(data) + len(kept_data),
+        )
 
 
 class HistogramJob(Job):
-    """Pass 2: one attribute file -> its histogram counts per name, on the edges the driver chose."""
+    """Pass 2: one file's distinct values (from pass 1) -> its histogram counts per name, on the driver's edges."""
 
     def __init__(self, config: StatConfig, edges: dict[str, list[float]]):
         self.config = config
         self.edges = edges
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "edges": self.edges, "_arrays": {}}
 
     def setup(self) -> None:
         io.configure_s3(self.config.s3)
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        named, unit_stats = _read_file(self.config, unit, progress)
-        counts = {
-            name: stats.histogram(values, np.asarray(self.edges[name])).tolist()
-            for name, values in named.items()
-            if name in self.edges
-        }
-        data = msgspec.json.encode(_CountsFile(names=counts))
+        distinct = msgspec.msgpack.decode(io.read_bytes(unit.input), type=_DistinctFile)
+        counts = {}
+        for name, values in distinct.names.items():
+            edges = self._arrays.get(name)
+            if edges is None:
+                edges = self._arrays[name] = np.asarray(self.edges[name])
+            counts[name] = stats.histogram(values, edges).tolist()
+        data = msgspec.msgpack.encode(_CountsFile(names=counts))
         io.write_bytes(unit.outputs[0], data)
-        unit_stats.bytes_out = len(data)
-        return unit_stats
+        return UnitStats(bytes_out=len(data))
 
 
 def _digest(value: Any) -> str:
@@ -151,14 +163,14 @@ def work_dir(config: StatConfig) -> str:
     return io.join(io.normalize(base), f".dolma-stat-{_digest([config.bins, config.regex])}")
 
 
-def _unit(work: str, sub: str, path: str) -> Unit:
-    return Unit(input=path, outputs=(io.join(work, sub, f"{_digest(path)}.json"),))
+def _partial(work: str, sub: str, path: str) -> str:
+    return io.join(work, sub, f"{_digest(path)}.msgpack")
 
 
 def merge_partials(units: Sequence[Unit], bins: int) -> dict[str, stats.Partial]:
     merged: dict[str, stats.Partial] = {}
     for unit in units:
-        part = msgspec.json.decode(io.read_bytes(unit.outputs[0]), type=_PartialFile)
+        part = msgspec.msgpack.decode(io.read_bytes(unit.outputs[0]), type=_PartialFile)
         for name, partial in part.names.items():
             if name in merged:
                 stats.merge(merged[name], partial, bins)
@@ -170,7 +182,7 @@ def merge_partials(units: Sequence[Unit], bins: int) -> dict[str, stats.Partial]
 def merge_counts(units: Sequence[Unit], edges: dict[str, list[float]]) -> dict[str, np.ndarray]:
     counts = {name: np.zeros(len(e) - 1, dtype=np.int64) for name, e in edges.items()}
     for unit in units:
-        part = msgspec.json.decode(io.read_bytes(unit.outputs[0]), type=_CountsFile)
+        part = msgspec.msgpack.decode(io.read_bytes(unit.outputs[0]), type=_CountsFile)
         for name, values in part.names.items():
             counts[name] += np.asarray(values, dtype=np.int64)
     return counts
@@ -237,13 +249,14 @@ def run(config: StatConfig) -> int:
         print(f"{len(inputs)} attribute file(s) -> {output or 'stdout'} (partials under {work})")
         return 0
     claim_dir(work, "stat")
-    first = [_unit(work, "summaries", path) for path in inputs]
+    first = [Unit(input=p, outputs=(_partial(work, "summaries", p), _partial(work, "distinct", p))) for p in inputs]
     pass1 = make_executor(config, "stat: summaries").run(SummarizeJob(config), first)
     if _failed(pass1, "dolma stat (pass 1: summaries)", config):
         return 1
     merged = merge_partials(first, config.bins)
     edges = {name: stats.bin_edges(partial, config.bins) for name, partial in merged.items()}
-    second = [_unit(work, f"histograms-{_digest(edges)}", path) for path in inputs]
+    sub = f"histograms-{_digest(edges)}"
+    second = [Unit(input=unit.outputs[1], outputs=(_partial(work, sub, unit.input),)) for unit in first]
     pass2 = make_executor(config, "stat: histograms").run(HistogramJob(config, edges), second)
     if _failed(pass2, "dolma stat (pass 2: histograms)", config):
         return 1
