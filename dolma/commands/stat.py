@@ -229,7 +229,10 @@ def print_table(lines: list[dict[str, Any]], show_total: bool) -> None:
         row = [f"{line['total']:,}", fmt(line["sum"])] if show_total else []
         row += [fmt(line["mean"]), fmt(line["min"]), fmt(q["p5"]), fmt(q["p50"]), fmt(q["p95"]), fmt(line["max"])]
         table.add_row(line["name"], *row)
-    Console(stderr=True, highlight=False, soft_wrap=False).print(table)
+    console = Console(stderr=True, highlight=False, soft_wrap=False)
+    if not console.is_terminal:  # a log file: room for whole attribute keys rather than 80 columns
+        console.width = max(console.width, max(len(line["name"]) for line in lines) + 12 * len(columns) + 8)
+    console.print(table)
 
 
 def _failed(summary: Summary, title: str, config: StatConfig) -> bool:
