@@ -158,7 +158,9 @@ def plan(config: StatConfig) -> tuple[list[str], str | None]:
 
 def work_dir(config: StatConfig) -> str:
     """The claimed directory of this run's partials: named after what they depend on, so a rerun resumes."""
-    base = config.work_dir.output or config.report or tempfile.mkdtemp(prefix="dolma-stat-")
+    base = config.work_dir.output or config.report
+    if base is None:  # nothing to resume into: a temporary directory of its own, removed with the partials
+        return tempfile.mkdtemp(prefix="dolma-stat-")
     check_path(base, "work_dir.output")
     return io.join(io.normalize(base), f".dolma-stat-{_digest([config.bins, config.regex])}")
 
@@ -244,13 +246,13 @@ def _failed(summary: Summary, title: str, config: StatConfig) -> bool:
 def run(config: StatConfig) -> int:
     io.configure_s3(config.s3)
     inputs, output = plan(config)
-    work = work_dir(config)
-    check_claimable(work, "stat")
     if config.dryrun:
         for path in inputs:
             print(path)
-        print(f"{len(inputs)} attribute file(s) -> {output or 'stdout'} (partials under {work})")
+        print(f"{len(inputs)} attribute file(s) -> {output or 'stdout'}")
         return 0
+    work = work_dir(config)
+    check_claimable(work, "stat")
     claim_dir(work, "stat")
     first = [Unit(input=p, outputs=(_partial(work, "summaries", p), _partial(work, "distinct", p))) for p in inputs]
     pass1 = make_executor(config, "stat: summaries").run(SummarizeJob(config), first)
