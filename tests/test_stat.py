@@ -239,3 +239,22 @@ def test_same_summaries_as_the_reference(corpus, tmp_path):
         assert moved <= 2 * int(near.any(axis=1).sum()), name
         moved_total += moved
     assert moved_total < 0.001 * sum(line["total"] for line in ref.values())
+
+
+def test_without_report_the_lines_go_to_stdout_and_nothing_is_left(tmp_path):
+    path = tmp_path / "attributes" / "a" / "part-0.jsonl.gz"
+    write_rows(path, GOOD)
+    (tmp_path / "tmp").mkdir()
+    assert stat.run(stat_config([str(path)], str(tmp_path / "report"))) == 0
+    result = run_cli("stat", "--attributes", str(path), "--quiet", env={"TMPDIR": str(tmp_path / "tmp")}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert printed == read_summaries(tmp_path / "report" / "summaries.jsonl.gz")
+    assert not list((tmp_path / "tmp").iterdir())  # the temporary work directory was removed
+
+
+def test_a_bad_regex_is_a_config_error(tmp_path):
+    path = tmp_path / "attributes" / "a" / "part-0.jsonl.gz"
+    write_rows(path, GOOD)
+    result = run_cli("stat", "--attributes", str(path), "--regex", "gopher(", cwd=tmp_path)
+    assert result.returncode != 0 and "'regex'" in result.stderr and "Traceback" not in result.stderr
