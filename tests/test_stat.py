@@ -258,3 +258,10 @@ def test_a_bad_regex_is_a_config_error(tmp_path):
     write_rows(path, GOOD)
     result = run_cli("stat", "--attributes", str(path), "--regex", "gopher(", cwd=tmp_path)
     assert result.returncode != 0 and "'regex'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_regex_matching_no_key_writes_an_empty_report(tmp_path):
+    path = tmp_path / "attributes" / "a" / "part-0.jsonl.gz"
+    write_rows(path, GOOD)
+    assert stat.run(stat_config([str(path)], str(tmp_path / "r"), regex="^nothing$", quiet=False)) == 0
+    assert read_summaries(tmp_path / "r" / "summaries.jsonl.gz") == []

@@ -233,7 +233,9 @@ def print_table(lines: list[dict[str, Any]], show_total: bool) -> None:
         table.add_row(line["name"], *row)
     console = Console(stderr=True, highlight=False, soft_wrap=False)
     if not console.is_terminal:  # a log file: room for whole attribute keys rather than 80 columns
-        console.width = max(console.width, max(len(line["name"]) for line in lines) + 12 * len(columns) + 8)
+        console.width = max(
+            console.width, max((len(line["name"]) for line in lines), default=4) + 12 * len(columns) + 8
+        )
     console.print(table)
 
 
@@ -266,6 +268,10 @@ def run(config: StatConfig) -> int:
     if _failed(pass2, "dolma stat (pass 2: histograms)", config):
         return 1
     lines = summary_lines(merged, edges, merge_counts(second, edges))
+    if not lines:
+        log.warning(
+            "stat: no attribute values found%s", f" for keys matching {config.regex!r}" if config.regex else ""
+        )
     data = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
     if output is not None:
         io.write_bytes(output, data)
