@@ -183,7 +183,10 @@ def decode_document(line: bytes, path: str, lineno: int) -> Document:
 
 
 class BadLine(Exception):
-    """Raised by a line decoder given to `read_records`: the line is not a valid record (explained afterwards)."""
+    """Raised by a line decoder given to `read_records`: the line is not a valid record.
+
+    Raised as `BadLine(reason, field)` it carries its own explanation; without arguments the line is explained
+    afterwards (`explain_bad_line`)."""
 
 
 def read_records(
@@ -213,8 +216,10 @@ def read_records(
             continue
         try:
             record = decode(line)
-        except (BadLine, msgspec.DecodeError, UnicodeDecodeError):
-            err = BadInputError(path, lineno, *explain_bad_line(line, fields))
+        except (BadLine, msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # a decoder that knows what is wrong says so: BadLine(reason, field)
+            explained = exc.args if isinstance(exc, BadLine) and len(exc.args) == 2 else None
+            err = BadInputError(path, lineno, *(explained or explain_bad_line(line, fields)))
             if not skip_bad_lines:
                 raise err from None
             log.warning("skipping %s", err)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks" / "corpus"))
@@ -513,3 +514,32 @@ def test_tag_stage_has_the_offline_toxicity_rows(tmp_path):
     assert case.impls["ours"].check(tmp_path / "w1") == {"docs >= 0.5": "0.2500"}
     ctx.our_taggers = set()
     assert all(c.missing for c in tag_stage.cases(ctx) if "toxicity" in c.name)
+
+
+def test_stat_stage_times_both_on_shared_attributes_and_counts_values(tmp_path):
+    """`make bench` times `dolma stat` (ours and the reference) with the same arguments on attributes made once."""
+    from benchmarks.stages import STAGES
+    from benchmarks.stages import stat as stat_stage
+
+    assert "stat" in STAGES
+    ctx = context(tmp_path)
+    assert all(c.missing for c in stat_stage.cases(ctx))
+    ctx.our_commands = {"stat"}
+    ctx.reference = Path("dolma-ref")
+    (case,) = stat_stage.cases(ctx)
+    assert set(case.impls) == {"ours", "reference"} and not case.missing
+    attrs = ctx.scratch / f"stat-attributes-{ctx.input_root.name}" / "attributes"
+    (attrs / "stat" / "s").mkdir(parents=True)
+    (attrs / ".done").touch()  # made once: no tagging here
+    rows = [{"id": str(i), "attributes": {"stat__gopher_v1__word_count": [[0, 5, float(i)]]}} for i in range(7)]
+    with gzip.open(attrs / "stat" / "s" / "a.jsonl.gz", "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    argvs = {}
+    for impl in ("ours", "reference"):
+        cmd = case.impls[impl].prepare(tmp_path / impl, 2)
+        argvs[impl] = cmd.argv[1:]
+        assert cmd.argv[cmd.argv.index("--processes") + 1] == "2"
+    assert argvs["ours"][0] == "stat" and [a.replace("reference", "ours") for a in argvs["reference"]] == argvs["ours"]
+    result = run_cli(*argvs["ours"], "--quiet", cwd=tmp_path / "ours")
+    assert result.returncode == 0, result.stderr
+    assert case.impls["ours"].check(tmp_path / "ours") == {"histograms": 2, "values counted": 14}

@@ -187,6 +187,7 @@ LOCAL_CONFIGS = [
     ("list.yaml", "list"),
     ("tag.yaml", "tag"),
     ("tag-quality.yaml", "tag"),
+    ("stat.yaml", "stat"),
     ("tag-pii-langid.yaml", "tag"),
     ("tag-code.yaml", "tag"),
     ("dedupe-documents.yaml", "dedupe"),
@@ -257,6 +258,8 @@ def test_local_configs_run_after_the_demo(demo_root):
     for stream in ["english-long", "sample-clean", "web", "upsampled"]:
         assert list((out / "sample" / "mixed" / stream).glob(f"{stream}-*")), stream
     assert (out / "sample" / "tokens-shuffled" / ".shuffle.done").exists()
+    summaries = read_jsonl(out / "sample" / "stats" / "quality" / "summaries.jsonl.gz")
+    assert summaries and all(s["name"].startswith(("quality__gopher_v1__", "quality__c4_v2__")) for s in summaries)
     report = json.loads((out / "models" / "quality.report.json").read_text())
     assert (out / "models" / "quality.bin").stat().st_size > 0 and report
 

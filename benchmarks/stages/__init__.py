@@ -6,4 +6,4 @@ case with ``missing`` set, so the table shows a "not implemented yet" row instea
 
 from __future__ import annotations
 
-STAGES = ("warc", "tag", "dedupe", "mix", "tokens")
+STAGES = ("warc", "tag", "dedupe", "mix", "tokens", "stat")

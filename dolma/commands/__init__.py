@@ -41,6 +41,7 @@ FRAMEWORK_COMMANDS: dict[str, Command] = {
             "dedupe", "Mark repeated documents, paragraphs or n-grams with a Bloom filter.", "dolma.commands.dedupe"
         ),
         Command("warc", "Turn WARC / WET web crawl files into documents (HTML to text).", "dolma.commands.warc"),
+        Command("stat", "Histograms, sums and quantiles of attribute scores and span lengths.", "dolma.commands.stat"),
     ]
 }
 
