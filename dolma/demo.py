@@ -168,8 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         if line.split(b",")[2].decode() in from_crawl
     )
     console.print(f"from the crawl: {tokenized} pages tokenized")
+    step(
+        "6. stat (histograms of every attribute, as the reference's summaries.jsonl.gz)",
+        ["stat", "--attributes", "demo-output/sample/attributes/*/**/*.jsonl.gz", "--report", "demo-output/sample/stats"],
+    )
+    step("7. report (one HTML page of the run, with the mix thresholds)", ["-c", str(configs / "report.yaml"), "report"])
     console.rule("[bold]done")
     console.print(f"outputs are under {OUT}")
+    console.print(f"report: {OUT / 'report' / 'report.html'} (open it in a browser; figures/ has the charts as SVG)")
     return 0
 
 
