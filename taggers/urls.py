@@ -1,14 +1,15 @@
 """URL blocklists: tag documents whose `metadata.url` is on a host list or matches adblock-style rules.
 
 Lists are files given by path (local or s3://), read once per worker. Host lists accept plain domains and
-hosts-file lines (`0.0.0.0 example.com`); a listed domain also blocks its subdomains. Adblock lists accept
-`||domain^` anchors, `|` start anchors, `*` wildcards, `^` separators and `@@` exceptions; cosmetic rules
-(`##`) and rule options (`$...`) are ignored.
+hosts-file lines (`0.0.0.0 example.com`); a listed domain also blocks its subdomains. Adblock lists are matched
+by Brave's adblock-rust engine (the `adblock` package, extra `urls`) exactly as the named `*_abp_v1` lists are
+(taggers/url_lists.py): the page is a first-party top-level load, so `$` resource-type options (`$image`,
+`$script`) and `$third-party` rules do not block it, `$document` rules and `$domain=` rules for its own domain
+do; `||`, `|`, `^`, `*` and `@@` exceptions work as in a browser; cosmetic rules (`##`) are ignored.
 """
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from msgspec import Meta
 
 from dolma import Document, Span, Tagger, TaggerConfig, io, register
 from dolma.errors import ConfigError
+from taggers.url_lists import abp_engine, page_blocked
 
 
 def url_host(url: str) -> str:
@@ -48,45 +50,6 @@ def host_blocked(host: str, hosts: set[str]) -> bool:
     return any(".".join(parts[i:]) in hosts for i in range(len(parts)))
 
 
-def _adblock_regex(rule: str) -> str:
-    out = []
-    if rule.startswith("||"):
-        out.append(r"^[a-z][a-z0-9+.-]*://(?:[^/?#]*\.)?")
-        rule = rule[2:]
-    elif rule.startswith("|"):
-        out.append("^")
-        rule = rule[1:]
-    end = rule.endswith("|")
-    if end:
-        rule = rule[:-1]
-    for ch in rule:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "^":
-            out.append(r"(?:[^\w.%-]|$)")
-        else:
-            out.append(re.escape(ch))
-    if end:
-        out.append("$")
-    return "".join(out)
-
-
-def parse_adblock(lines: list[str]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-    """(block pattern, exception pattern) from adblock rules."""
-    block, allow = [], []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith(("!", "[")) or "##" in line or "#@#" in line or "#?#" in line:
-            continue
-        line = line.split("$", 1)[0]
-        target = allow if line.startswith("@@") else block
-        line = line[2:] if line.startswith("@@") else line
-        if line.strip("|*^"):
-            target.append(_adblock_regex(line.lower()))
-    compile_ = lambda rules: re.compile("|".join(f"(?:{r})" for r in rules)) if rules else None  # noqa: E731
-    return compile_(block), compile_(allow)
-
-
 class BlocklistConfig(TaggerConfig, kw_only=True):
     blocklist_paths: Annotated[
         list[str], Meta(description="Blocklist files (local paths or s3:// URLs); their rules are combined.")
@@ -113,7 +76,9 @@ class _UrlBlocklist(Tagger):
         if not self.config.blocklist_paths:
             raise ConfigError(f"tagger_config.{self.name}.blocklist_paths: give at least one blocklist file")
         lines = [line for path in self.config.blocklist_paths for line in io.read_text(path).splitlines()]
-        return parse_hosts(lines) if self.config.format == "hosts" else parse_adblock(lines)
+        if self.config.format == "hosts":
+            return parse_hosts(lines)
+        return abp_engine("\n".join(lines))  # the engine of the named adblock lists: `$` options, as a browser
 
     def check(self) -> None:
         self.rules  # noqa: B018 - reads and parses the lists; errors surface at start-up
@@ -122,11 +87,7 @@ class _UrlBlocklist(Tagger):
         if self.config.format == "hosts":
             host = url_host(url)
             return bool(host) and host_blocked(host, self.rules)
-        block, allow = self.rules
-        low = url.strip().lower()
-        if "//" not in low:
-            low = "http://" + low
-        return block is not None and block.search(low) is not None and not (allow and allow.search(low))
+        return page_blocked(self.rules, url)
 
     def predict(self, doc: Document) -> list[Span]:
         url = (doc.metadata or {}).get("url")

@@ -92,7 +92,7 @@ example.org##.ad-banner
         ("https://ads.example.com.evil.net/", False),
         ("https://myads.example.com/", False),
         ("https://ads.example.com/allowed/1", False),
-        ("https://tracker.net", True),
+        ("https://tracker.net", False),  # `$third-party`: a page is first-party to itself (issue 18 item 5)
         ("http://exact.org/banner.png", True),
         ("https://exact.org/banner", False),
         ("https://site.com/popup/a.js", True),
@@ -114,3 +114,22 @@ def test_blocklist_from_s3(s3_server, s3_bucket):
 def test_blocklist_without_lists_is_a_config_error():
     with pytest.raises(ConfigError, match="blocklist_paths"):
         spans(registry.create("domain_blocklist_v1"), "t", "https://evil.org/")
+
+
+@pytest.mark.parametrize(
+    ("rule", "blocked"),
+    [
+        ("||opts.example^$image", False),  # limited to images: loading the page is not an image request
+        ("||opts.example^$script,third-party", False),
+        ("||opts.example^$third-party", False),  # a page is first-party to itself
+        ("||opts.example^$document", True),
+        ("||opts.example^$domain=opts.example", True),
+        ("||opts.example^$domain=other.example", False),
+        ("||opts.example^", True),
+    ],
+)
+def test_link_blocklist_honours_rule_options(tmp_path, rule, blocked):
+    """`$` options decide whether a page load is blocked, as in a browser (the old parser dropped them)."""
+    (tmp_path / "list.txt").write_text(rule + "\n")
+    tagger = registry.create("link_blocklist_v1", {"blocklist_paths": [str(tmp_path / "list.txt")]})
+    assert spans(tagger, "t", "https://opts.example/page") == ([(0, 1, "url_blocked", 1.0)] if blocked else [])
