@@ -82,6 +82,9 @@ class UnitStats(msgspec.Struct):
     bytes_in: int = 0
     bytes_out: int = 0
     counters: dict[str, int] = {}
+    # counts by section and name, e.g. {"taggers": {"gopher_v1": {"documents": 10, "spans": 30}}}: what the run
+    # summary reports per tagger or rule, summed across units like the counters
+    groups: dict[str, dict[str, dict[str, int]]] = {}
 
     def add(self, other: UnitStats) -> None:
         self.documents_in += other.documents_in
@@ -91,6 +94,12 @@ class UnitStats(msgspec.Struct):
         self.bytes_out += other.bytes_out
         for key, value in other.counters.items():
             self.counters[key] = self.counters.get(key, 0) + value
+        for section, names in other.groups.items():
+            mine = self.groups.setdefault(section, {})
+            for name, counts in names.items():
+                into = mine.setdefault(name, {})
+                for key, value in counts.items():
+                    into[key] = into.get(key, 0) + value
 
 
 Progress = Callable[[int, int], None]
@@ -121,6 +130,14 @@ class Summary:
     failures: list[UnitFailure] = field(default_factory=list)
     stats: UnitStats = field(default_factory=UnitStats)
     seconds: float = 0.0
+    # the stats of each unit processed by this run, by unit input (the run summary's per-source numbers)
+    by_unit: dict[str, UnitStats] = field(default_factory=dict)
+
+    def record(self, unit: Unit, stats: UnitStats) -> None:
+        """Count a unit that succeeded."""
+        self.succeeded += 1
+        self.stats.add(stats)
+        self.by_unit[unit.input] = stats
 
     @property
     def failed(self) -> int:
@@ -381,9 +398,8 @@ class LocalExecutor(UnitExecutor):
         summary.seconds = time.monotonic() - start
         return summary
 
-    def _record(self, summary: Summary, stats: UnitStats, display: ProgressDisplay) -> None:
-        summary.succeeded += 1
-        summary.stats.add(stats)
+    def _record(self, summary: Summary, unit: Unit, stats: UnitStats, display: ProgressDisplay) -> None:
+        summary.record(unit, stats)
         display.update(units=1)
 
     def _run_inline(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
@@ -400,7 +416,7 @@ class LocalExecutor(UnitExecutor):
                 summary.failures.append(UnitFailure(unit=unit, error=error or "", attempts=attempts))
                 display.update(units=1)
             else:
-                self._record(summary, stats, display)
+                self._record(summary, unit, stats, display)
 
     def _run_pool(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
         """Run units on a process pool. A crashed worker breaks the pool: its units go to a fresh pool."""
@@ -448,7 +464,7 @@ class LocalExecutor(UnitExecutor):
                                 attempts[unit] -= 1
                                 again.append(unit)
                             continue
-                        self._record(summary, stats, display)
+                        self._record(summary, unit, stats, display)
                 self._drain(progress_queue, display)
             except BaseException:
                 # Ctrl-C, SIGTERM or a setup error: stop the workers now (they discard their partial outputs)
@@ -483,41 +499,6 @@ def _stop_workers(pool: ProcessPoolExecutor, grace: float = 30.0) -> None:
                 proc.join(5)
     with contextlib.suppress(Exception):
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def print_summary(summary: Summary, title: str, quiet: bool = False) -> None:
-    """Print documents in/out, errors, time and rates to stderr (errors are printed even when quiet)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    if not quiet:
-        s = summary.stats
-        secs = max(summary.seconds, 1e-9)
-        table = Table(title=title, show_header=False, title_justify="left")
-        table.add_column("what")
-        table.add_column("value", justify="right")
-        table.add_row("files", f"{summary.units:,}")
-        table.add_row("  processed", f"{summary.succeeded:,}")
-        table.add_row("  skipped (already complete)", f"{summary.skipped:,}")
-        table.add_row("  failed", f"{summary.failed:,}")
-        table.add_row("documents in", f"{s.documents_in:,}")
-        table.add_row("documents out", f"{s.documents_out:,}")
-        table.add_row("bad lines skipped", f"{s.bad_lines:,}")
-        for key, value in sorted(s.counters.items()):
-            table.add_row(key, f"{value:,}")
-        table.add_row("bytes read", f"{s.bytes_in / 1e6:,.2f} MB")
-        table.add_row("bytes written", f"{s.bytes_out / 1e6:,.2f} MB")
-        table.add_row("time", f"{summary.seconds:,.2f} s")
-        table.add_row("throughput", f"{s.documents_in / secs:,.0f} docs/s, {s.bytes_in / 1e6 / secs:,.2f} MB/s")
-        console.print(table)
-    from rich.markup import escape
-
-    for failure in summary.failures:  # escaped: messages quote rules and paths, whose '[...]' is not markup
-        console.print(
-            f"[red]FAILED[/red] {escape(failure.unit.input)} (after {failure.attempts} attempt(s)): "
-            f"{escape(failure.error)}"
-        )
 
 
 def make_executor(config: Any, description: str, ignore_existing: bool | None = None) -> Executor:

@@ -267,8 +267,7 @@ def spark_dedupe(
         summary.seconds = time.monotonic() - start
         return summary
     for packed in results:
-        _idx, stats = msgspec.msgpack.decode(packed, type=tuple[int, UnitStats])
-        summary.succeeded += 1
-        summary.stats.add(stats)
+        idx, stats = msgspec.msgpack.decode(packed, type=tuple[int, UnitStats])
+        summary.record(Unit(input=paths[idx], outputs=(outputs[idx],)), stats)
     summary.seconds = time.monotonic() - start
     return summary

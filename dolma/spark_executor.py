@@ -369,6 +369,5 @@ class SparkExecutor(UnitExecutor):
             elif result.error is not None:
                 summary.failures.append(UnitFailure(unit=unit, error=result.error, attempts=result.attempts))
             else:
-                summary.succeeded += 1
                 assert result.stats is not None
-                summary.stats.add(result.stats)
+                summary.record(unit, result.stats)

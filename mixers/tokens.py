@@ -37,6 +37,7 @@ from dolma import io
 from dolma.documents import ReadStats, read_records
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
 from dolma.paths import claim_dir, remove_claimed_dir
+from dolma.run_summary import is_run_summary
 from mixers.tokenizer import Tokenizer
 
 log = logging.getLogger("dolma")
@@ -113,7 +114,7 @@ def foreign_entries(directory: str) -> list[str]:
             owned |= listed_outputs(io.join(directory, name))
 
     def ours(name: str) -> bool:
-        if name in owned or _is_record(name) or name in (UNSHUFFLED_DIR, SCRATCH_DIR):
+        if name in owned or _is_record(name) or name in (UNSHUFFLED_DIR, SCRATCH_DIR) or is_run_summary(name):
             return True
         legacy = _LEGACY_TEMP.fullmatch(name)
         target = io.temp_target(name) or (legacy["name"] if legacy else None)

@@ -12,16 +12,18 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import Meta
 
 from dolma import io
 from dolma.config import Base
-from dolma.documents import read_documents
+from dolma.documents import ReadStats, read_documents
 from dolma.errors import ConfigError
+from dolma.executor import Summary, UnitStats
 from dolma.io import S3Config
 from dolma.paths import check_outputs, check_path
+from dolma.run_summary import Source, finish_run, now
 from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
 
 
@@ -47,6 +49,10 @@ class TrainFastTextConfig(Base):
     report: Annotated[str | None, Meta(description="Optional path of a JSON file with the evaluation.")] = None
     skip_bad_lines: Annotated[bool, Meta(description="Skip and count invalid input lines instead of failing.")] = False
     s3: Annotated[S3Config | None, Meta(description="S3 endpoint/credentials override.")] = None
+    summary_path: Annotated[
+        str | None,
+        Meta(description="Where to write the JSON run summary. Default: beside the model (docs/run-summary.md)."),
+    ] = None
 
 
 CONFIG = TrainFastTextConfig
@@ -71,10 +77,10 @@ def _inputs(globs: list[str], field: str) -> list[str]:
     return paths
 
 
-def _examples(paths: list[str], label: str, config: TrainFastTextConfig, train, test) -> int:
+def _examples(paths: list[str], label: str, config: TrainFastTextConfig, train, test, read: ReadStats) -> int:
     n = 0
     for path in paths:
-        for _, doc in read_documents(path, skip_bad_lines=config.skip_bad_lines):
+        for _, doc in read_documents(path, skip_bad_lines=config.skip_bad_lines, stats=read):
             text = _clean(doc.text, config.max_chars)
             if not text:
                 continue
@@ -82,6 +88,43 @@ def _examples(paths: list[str], label: str, config: TrainFastTextConfig, train, 
             (test if _held_out(doc.id, config.seed, config.test_fraction) else train).write(line)
             n += 1
     return n
+
+
+def _write_summary(
+    config: TrainFastTextConfig,
+    files: list[str],
+    read: dict[str, ReadStats],
+    used: dict[str, int],
+    metrics: dict[str, float | int],
+    started: Any,
+) -> None:
+    """The run summary: documents read and used per class (the sources), the model's size and evaluation."""
+    model_path = io.normalize(config.model_path)
+    summary = Summary(units=len(files), succeeded=len(files))
+    for name, stats in read.items():
+        summary.stats.add(
+            UnitStats(
+                documents_in=stats.documents,
+                documents_out=used[name],
+                bad_lines=stats.bad_lines,
+                bytes_in=stats.bytes,
+            )
+        )
+    summary.stats.bytes_out = io.size(model_path)
+    summary.stats.counters = {"test documents": int(metrics["test_documents"])}
+    sources = [
+        Source(name=name, documents_in=stats.documents, documents_out=used[name], bytes_in=stats.bytes)
+        for name, stats in read.items()
+    ]
+    finish_run(
+        summary,
+        command="train-fasttext",
+        title=f"dolma train-fasttext: {config.model_path}",
+        config=config,
+        outputs=[model_path],
+        started=started,
+        extra={"sources": sources, "evaluation": metrics},
+    )
 
 
 def evaluate(model, test_path: str, positive: str) -> dict[str, float | int]:
@@ -122,11 +165,13 @@ def run(config: TrainFastTextConfig) -> int:
     check_outputs("train-fasttext", positive + negative, outputs)
     import fasttext
 
+    started = now()
+    read = {"positive": ReadStats(), "negative": ReadStats()}
     with tempfile.TemporaryDirectory(prefix="dolma-train-fasttext-") as tmp:
         train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")
         with open(train_path, "w", encoding="utf-8") as train, open(test_path, "w", encoding="utf-8") as test:
-            n_pos = _examples(positive, config.positive_label, config, train, test)
-            n_neg = _examples(negative, config.negative_label, config, train, test)
+            n_pos = _examples(positive, config.positive_label, config, train, test, read["positive"])
+            n_neg = _examples(negative, config.negative_label, config, train, test, read["negative"])
         if os.path.getsize(train_path) == 0:
             raise ConfigError("no training documents with text (all were held out or empty)")
         model = fasttext.train_supervised(
@@ -147,6 +192,7 @@ def run(config: TrainFastTextConfig) -> int:
     report = {"positive_documents": n_pos, "negative_documents": n_neg, "model_path": config.model_path, **metrics}
     if report_path:
         io.write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
+    _write_summary(config, positive + negative, read, {"positive": n_pos, "negative": n_neg}, metrics, started)
     print(
         f"trained on {n_pos} positive / {n_neg} negative documents; held out {metrics['test_documents']}: "
         f"precision {metrics['precision']:.4f} recall {metrics['recall']:.4f} f1 {metrics['f1']:.4f} "

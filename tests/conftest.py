@@ -170,11 +170,14 @@ class S3Server:
         return name
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Keys under `prefix`; run summaries (run logs, not outputs: docs/run-summary.md) left out."""
+        from dolma.run_summary import is_run_summary
+
         out = []
         paginator = self.client().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             out.extend(obj["Key"] for obj in page.get("Contents", []) or [])
-        return sorted(out)
+        return sorted(key for key in out if not is_run_summary(key))
 
     def uploads(self, bucket: str) -> list[dict]:
         """Incomplete multipart uploads in a bucket (rclone answers NoSuchUpload when there are none)."""
@@ -248,6 +251,14 @@ def write_jsonl_gz(path: Path, rows: list[dict]) -> Path:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
     return path
+
+
+def outputs_in(directory: Path) -> list[Path]:
+    """The entries of an output directory, sorted, run summaries left out (run logs with timings, not outputs:
+    docs/run-summary.md)."""
+    from dolma.run_summary import is_run_summary
+
+    return sorted(p for p in directory.iterdir() if not is_run_summary(p))
 
 
 def read_jsonl(path: Path | str) -> list[dict]:

@@ -19,6 +19,7 @@ import pytest
 from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
 
 from dolma._rust import BloomFilter
+from dolma.run_summary import is_run_summary
 
 PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
 NGRAMS = [
@@ -516,7 +517,11 @@ def mixed_compression_corpus(root: Path) -> Path:
 
 def all_attribute_bytes(root: Path, name: str = "dd") -> dict[str, bytes]:
     base = root / "attributes" / name
-    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(base)): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and not is_run_summary(p)
+    }
 
 
 @pytest.mark.parametrize("mode", [DOCS_BY_TEXT, PARAGRAPHS, NGRAMS], ids=["documents", "paragraphs", "ngrams"])

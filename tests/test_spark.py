@@ -24,6 +24,7 @@ from dolma import config as dconfig
 from dolma import io
 from dolma.commands import tag
 from dolma.commands.tag import TagConfig
+from dolma.run_summary import is_run_summary
 from dolma.spark_executor import effective_master
 
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
@@ -73,7 +74,11 @@ def tag_config(documents: str, executor: str = "local", **extra) -> TagConfig:
 
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under root (hidden temporaries included, so leftovers are caught) -> bytes."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not is_run_summary(p)
+    }
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from dolma.commands import dedupe
 from dolma.config import build
 from dolma.documents import attributes_path
 from dolma.errors import ConfigError
+from dolma.run_summary import is_run_summary
 from dolma.spark_dedupe import MarkRepeats, spark_dedupe
 
 PARAGRAPHS = [
@@ -94,7 +95,11 @@ def run_dedupe(root: Path, section: dict, executor: str, name: str, **extra) -> 
 
 def attribute_tree(root: Path, name: str) -> dict[str, bytes]:
     base = root / "attributes" / name
-    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(base)): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and not is_run_summary(p)
+    }
 
 
 def marked(tree: dict[str, bytes], attribute: str) -> int:

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from dolma import io
+from dolma import io, run_summary
 from dolma._rust import (
     BloomFilter,
     BloomFilterError,
@@ -42,8 +42,17 @@ from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import attributes_path
 from dolma.errors import BadInputError, ConfigError, DolmaError
-from dolma.executor import ProgressDisplay, os_error_text
+from dolma.executor import ProgressDisplay, Summary, UnitStats, os_error_text
 from dolma.paths import check_name, check_outputs, check_path
+from dolma.run_summary import (
+    BloomFilterStats,
+    DedupeStats,
+    ModeCounts,
+    Source,
+    finish_run,
+    summary_destination,
+    write_run_summary,
+)
 
 log = logging.getLogger("dolma")
 
@@ -607,6 +616,7 @@ def _dryrun(config: DedupeConfig, plan_: Plan, filter_path: str) -> int:
 
 
 def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> int:
+    started = run_summary.now()
     cfg = config.bloom_filter
     read_only = cfg.read_only
     filter_path = io.normalize(cfg.file)
@@ -660,6 +670,7 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
                 f"dolma dedupe: attribute set '{plan_.attribute_set}': {len(complete)} files already complete "
                 f"({why}); nothing to do"
             )
+        _write_summary(config, plan_, {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
         return 0
     if not filt.created or read_only:
         _check_saturation(filt, bf.estimated_false_positive_rate(), cfg.allow_saturated, None)
@@ -738,8 +749,78 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
     if not read_only:
         _check_saturation(filt, final_rate, cfg.allow_saturated, (totals, infos, complete))
         _save_final_filter(filt, staging, len(plan_.inputs))
-    _print_stats(plan_, totals, filt, final_rate, len(complete), cfg.allow_saturated, config.quiet)
+    warning = _print_stats(plan_, totals, filt, final_rate, len(complete), cfg.allow_saturated, config.quiet)
+    _write_summary(config, plan_, totals, filt, final_rate, complete, [warning] if warning else [], started)
     return 0
+
+
+def dedupe_modes(section: DedupeSection, counters: dict[str, int]) -> dict[str, ModeCounts]:
+    """Marks per mode for the run summary: `documents` (whole documents by key) and `paragraphs` or `ngrams`.
+    `documents_marked` counts documents with any mark (the runs do not tell the modes apart there)."""
+    modes: dict[str, ModeCounts] = {}
+    docs = counters.get("documents_marked", 0)
+    if section.documents is not None:
+        modes["documents"] = ModeCounts(units_marked=docs, documents_marked=docs)
+    if section.paragraphs is not None:
+        name = "ngrams" if section.paragraphs.by_ngram is not None else "paragraphs"
+        modes[name] = ModeCounts(units_marked=counters.get("paragraphs_marked", 0), documents_marked=docs)
+    return modes
+
+
+def _write_summary(
+    config: DedupeConfig,
+    plan_: Plan,
+    totals: dict[str, int],
+    filt: _Filter,
+    rate: float,
+    complete: list[int],
+    degraded: list[str],
+    started: Any,
+) -> None:
+    """The run summary of a Bloom filter run: the Rust run's totals (per run, not per file), the filter's state."""
+    bf = filt.bf
+    done = set(complete)
+    processed = [i for i in range(len(plan_.inputs)) if i not in done][: totals.get("files", 0)]
+    summary = Summary(units=len(plan_.inputs), skipped=len(complete), succeeded=len(processed))
+    summary.stats = UnitStats(
+        documents_in=totals.get("documents", 0),
+        documents_out=totals.get("documents", 0),
+        bad_lines=totals.get("bad_lines", 0),
+        bytes_in=totals.get("input_bytes", 0),
+        bytes_out=sum(io.size(plan_.outputs[i]) for i in processed),
+        counters={key: value for key, value in sorted(totals.items()) if key not in ("files", "input_bytes")},
+    )
+    fill = rate ** (1.0 / bf.num_hashes) if bf.num_hashes else 0.0
+    bloom = BloomFilterStats(
+        size_in_bytes=bf.size_in_bytes,
+        hash_functions=bf.num_hashes,
+        fill_ratio=min(max(fill, 0.0), 1.0),
+        estimated_false_positive_rate=min(max(rate, 0.0), 1.0),
+    )
+    roots = sorted({io.glob_base(io.normalize(p)) for p in config.documents}) if config.documents else []
+    name = ", ".join(roots) or plan_.attribute_set
+    s = summary.stats
+    extra = {
+        "dedupe": DedupeStats(modes=dedupe_modes(config.dedupe, totals), bloom_filter=bloom),
+        "sources": [
+            Source(
+                name=name,
+                documents_in=s.documents_in,
+                documents_out=s.documents_out,
+                bytes_in=s.bytes_in,
+                bytes_out=s.bytes_out,
+            )
+        ],
+        "degraded": degraded,
+    }
+    write_run_summary(
+        summary,
+        command="dedupe",
+        config=config,
+        destination=summary_destination("dedupe", config, plan_.outputs),
+        started=started,
+        extra=extra,
+    )
 
 
 def _save_reason(exc: BaseException) -> str:
@@ -890,7 +971,8 @@ def _print_stats(
     skipped: int,
     allowed: bool,
     quiet: bool,
-) -> None:
+) -> str | None:
+    """Print the run's marks (stdout); returns the warning about an over-full filter, if any."""
     bf = filt.bf
     warning = None
     if rate > filt.bound and allowed:
@@ -907,7 +989,7 @@ def _print_stats(
     if warning is not None:
         log.warning("%s: %s", filt.path, warning)
     if quiet:
-        return
+        return warning
     docs = totals.get("documents", 0)
     paras = totals.get("paragraphs", 0)
     nbytes = totals.get("bytes", 0)
@@ -932,6 +1014,7 @@ def _print_stats(
     if warning is not None:
         lines.append(f"  WARNING     {warning}")
     print("\n".join(lines), file=sys.stdout)
+    return warning
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -962,7 +1045,6 @@ def _check_spark(config: DedupeConfig) -> None:
 
 
 def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
-    from dolma.executor import print_summary
     from dolma.spark_dedupe import spark_dedupe
     from dolma.spark_executor import get_context, remove_stale_temporaries, remove_temporaries_after_stop
 
@@ -974,6 +1056,7 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
             f"(master {config.spark.master or 'local[*]'}); no Bloom filter is used"
         )
         return 0
+    started = run_summary.now()
     remove_stale_temporaries(plan_.outputs)
     sc, created = get_context(config.spark)
     try:
@@ -996,5 +1079,18 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
         if created:
             sc.stop()
     remove_stale_temporaries(plan_.outputs)
-    print_summary(summary, f"dolma dedupe (spark): attribute set '{plan_.attribute_set}'", quiet=config.quiet)
+    counters = summary.stats.counters
+    marks = {
+        "documents_marked": counters.get("documents marked", 0),
+        "paragraphs_marked": counters.get("keys marked", 0),
+    }
+    finish_run(
+        summary,
+        command="dedupe",
+        title=f"dolma dedupe (spark): attribute set '{plan_.attribute_set}'",
+        config=config,
+        outputs=plan_.outputs,
+        started=started,
+        extra={"dedupe": DedupeStats(modes=dedupe_modes(config.dedupe, marks))},
+    )
     return 0 if summary.ok else 1
