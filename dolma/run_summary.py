@@ -358,11 +358,9 @@ def print_run_summary(run: RunSummary, title: str, quiet: bool = False, path: st
                 )
             bf = run.dedupe.bloom_filter
             if bf is not None:
-                table.add_row(
-                    "bloom filter",
-                    f"{bf.size_in_bytes / 1e6:,.2f} MB, {bf.hash_functions} hashes, fill {bf.fill_ratio:.3f}, "
-                    f"false-positive rate {bf.estimated_false_positive_rate:.3g}",
-                )
+                table.add_row("bloom filter", f"{bf.size_in_bytes / 1e6:,.2f} MB, {bf.hash_functions} hashes")
+                table.add_row("  fill", f"{bf.fill_ratio:.3f}")
+                table.add_row("  false-positive rate", f"{bf.estimated_false_positive_rate:.3g}")
         if run.tokens is not None:
             table.add_row("tokens", f"{run.tokens.tokens:,} in {len(run.tokens.shards):,} shard(s)")
         table.add_row("bytes read", f"{t.bytes_in / 1e6:,.2f} MB")

@@ -261,6 +261,23 @@ def outputs_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if not is_run_summary(p))
 
 
+def summary_rows(stderr: str) -> dict[str, str]:
+    """The rows of the summary table a command prints on stderr (dolma.run_summary.print_run_summary), as
+    {what: value}; a value rich wrapped onto a second line is joined to its row."""
+    rows: dict[str, str] = {}
+    last = None
+    for line in stderr.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if len(cells) != 2:
+            continue
+        if cells[0]:
+            last = cells[0]
+            rows[last] = cells[1]
+        elif last is not None:
+            rows[last] = f"{rows[last]} {cells[1]}".strip()
+    return rows
+
+
 def read_jsonl(path: Path | str) -> list[dict]:
     from dolma import io
 

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,8 +49,6 @@ from dolma.run_summary import (
     ModeCounts,
     Source,
     finish_run,
-    summary_destination,
-    write_run_summary,
 )
 
 log = logging.getLogger("dolma")
@@ -664,13 +661,9 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
         len(plan_.inputs),
     )
     if not todo:
-        if not config.quiet:
-            why = "their attributes exist" if read_only else f"their keys are recorded in {filter_path}"
-            print(
-                f"dolma dedupe: attribute set '{plan_.attribute_set}': {len(complete)} files already complete "
-                f"({why}); nothing to do"
-            )
-        _write_summary(config, plan_, {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
+        why = "their attributes exist" if read_only else f"their keys are recorded in {filter_path}"
+        log.info("every input file is already complete (%s); nothing to do", why)
+        _finish(config, plan_, {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
         return 0
     if not filt.created or read_only:
         _check_saturation(filt, bf.estimated_false_positive_rate(), cfg.allow_saturated, None)
@@ -749,8 +742,8 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
     if not read_only:
         _check_saturation(filt, final_rate, cfg.allow_saturated, (totals, infos, complete))
         _save_final_filter(filt, staging, len(plan_.inputs))
-    warning = _print_stats(plan_, totals, filt, final_rate, len(complete), cfg.allow_saturated, config.quiet)
-    _write_summary(config, plan_, totals, filt, final_rate, complete, [warning] if warning else [], started)
+    warning = _filter_warning(filt, final_rate, cfg.allow_saturated)
+    _finish(config, plan_, totals, filt, final_rate, complete, [warning] if warning else [], started)
     return 0
 
 
@@ -767,7 +760,17 @@ def dedupe_modes(section: DedupeSection, counters: dict[str, int]) -> dict[str, 
     return modes
 
 
-def _write_summary(
+# Rust's totals, named as the summary table shows them (the Spark path counts under the same names)
+_COUNTER_NAMES = {
+    "documents_marked": "documents marked",
+    "paragraphs": "keys",
+    "paragraphs_marked": "keys marked",
+    "bytes": "text bytes",
+    "bytes_marked": "text bytes marked",
+}
+
+
+def _finish(
     config: DedupeConfig,
     plan_: Plan,
     totals: dict[str, int],
@@ -777,7 +780,8 @@ def _write_summary(
     degraded: list[str],
     started: Any,
 ) -> None:
-    """The run summary of a Bloom filter run: the Rust run's totals (per run, not per file), the filter's state."""
+    """Write and print the run summary of a Bloom filter run: the Rust run's totals (per run, not per file) and
+    the filter's state."""
     bf = filt.bf
     done = set(complete)
     processed = [i for i in range(len(plan_.inputs)) if i not in done][: totals.get("files", 0)]
@@ -788,7 +792,7 @@ def _write_summary(
         bad_lines=totals.get("bad_lines", 0),
         bytes_in=totals.get("input_bytes", 0),
         bytes_out=sum(io.size(plan_.outputs[i]) for i in processed),
-        counters={key: value for key, value in sorted(totals.items()) if key not in ("files", "input_bytes")},
+        counters={name: totals.get(key, 0) for key, name in _COUNTER_NAMES.items()} | {"filter keys": bf.inserted},
     )
     fill = rate ** (1.0 / bf.num_hashes) if bf.num_hashes else 0.0
     bloom = BloomFilterStats(
@@ -813,11 +817,12 @@ def _write_summary(
         ],
         "degraded": degraded,
     }
-    write_run_summary(
+    finish_run(
         summary,
         command="dedupe",
+        title=f"dolma dedupe: attribute set '{plan_.attribute_set}'",
         config=config,
-        destination=summary_destination("dedupe", config, plan_.outputs),
+        outputs=plan_.outputs,
         started=started,
         extra=extra,
     )
@@ -963,58 +968,21 @@ def _upload(uploads: dict[int, tuple[str, str]], indices: list[int]) -> None:
             os.remove(local)
 
 
-def _print_stats(
-    plan_: Plan,
-    totals: dict[str, int],
-    filt: _Filter,
-    rate: float,
-    skipped: int,
-    allowed: bool,
-    quiet: bool,
-) -> str | None:
-    """Print the run's marks (stdout); returns the warning about an over-full filter, if any."""
-    bf = filt.bf
-    warning = None
+def _filter_warning(filt: _Filter, rate: float, allowed: bool) -> str | None:
+    """Why the marks of this run are less reliable than asked (an over-full or allowed saturated filter), if so."""
     if rate > filt.bound and allowed:
-        warning = (
-            f"the Bloom filter is saturated (allowed by bloom_filter.allow_saturated): estimated false-positive rate "
-            f"{rate:.3g}, the requested {filt.requested_rate:.3g}; many marks are repeats by mistake"
+        return (
+            f"the Bloom filter {filt.path} is saturated (allowed by bloom_filter.allow_saturated): estimated "
+            f"false-positive rate {rate:.3g}, the requested {filt.requested_rate:.3g}; many marks are repeats by "
+            "mistake"
         )
-    elif rate > filt.requested_rate:
-        warning = (
-            f"the Bloom filter is over-full: estimated false-positive rate {rate:.3g} exceeds the requested "
-            f"{filt.requested_rate:.3g}, so some marks are repeats by mistake; rebuild it larger (--ignore_existing "
-            "and a larger bloom_filter.estimated_doc_count or size_in_bytes)"
+    if rate > filt.requested_rate:
+        return (
+            f"the Bloom filter {filt.path} is over-full: estimated false-positive rate {rate:.3g} exceeds the "
+            f"requested {filt.requested_rate:.3g}, so some marks are repeats by mistake; rebuild it larger "
+            "(--ignore_existing and a larger bloom_filter.estimated_doc_count or size_in_bytes)"
         )
-    if warning is not None:
-        log.warning("%s: %s", filt.path, warning)
-    if quiet:
-        return warning
-    docs = totals.get("documents", 0)
-    paras = totals.get("paragraphs", 0)
-    nbytes = totals.get("bytes", 0)
-
-    def pct(part: int, whole: int) -> str:
-        return f"{100.0 * part / whole:.2f}%" if whole else "-"
-
-    lines = [
-        f"dolma dedupe: attribute set '{plan_.attribute_set}'",
-        f"  files       {totals.get('files', 0):>14,}",
-        f"  documents   {docs:>14,}  marked {totals.get('documents_marked', 0):>12,} "
-        f"({pct(totals.get('documents_marked', 0), docs)})",
-        f"  keys        {paras:>14,}  marked {totals.get('paragraphs_marked', 0):>12,} "
-        f"({pct(totals.get('paragraphs_marked', 0), paras)})",
-        f"  text bytes  {nbytes:>14,}  marked {totals.get('bytes_marked', 0):>12,} "
-        f"({pct(totals.get('bytes_marked', 0), nbytes)})",
-        f"  bad lines   {totals.get('bad_lines', 0):>14,}",
-        f"  filter      {bf.inserted:,} keys, estimated false-positive rate {rate:.3g}",
-    ]
-    if skipped:
-        lines.insert(2, f"  skipped     {skipped:>14,}  files already complete")
-    if warning is not None:
-        lines.append(f"  WARNING     {warning}")
-    print("\n".join(lines), file=sys.stdout)
-    return warning
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------------
