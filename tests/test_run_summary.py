@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import REPO, SAMPLE, read_jsonl, run_cli
+from conftest import REPO, SAMPLE, read_jsonl, run_cli, summary_rows
 
 from dolma import io
 from dolma.errors import ConfigError
@@ -164,7 +164,11 @@ def test_tag_summary_matches_the_attribute_files(tmp_path, processes):
         spans = sum(len(v) for r in rows for v in r["attributes"].values())
         assert (s.taggers[tagger].documents, s.taggers[tagger].spans) == (len(rows), spans)
     assert s.config["taggers"] == TAGGERS and s.config["processes"] == int(processes)
-    assert str(path) in " ".join(result.stderr.split()) or "run summary" in result.stderr
+    rows = summary_rows(result.stderr)
+    for tagger in TAGGERS:
+        counts = s.taggers[tagger]
+        assert rows[f"tagger {tagger}"] == f"{counts.documents:,} docs, {counts.spans:,} spans"
+    assert f"run summary: {path}" in result.stderr
 
     # a rerun changes no output and says it skipped every file
     before = {p: p.read_bytes() for p in outputs}
@@ -258,6 +262,21 @@ def test_dedupe_summary_matches_the_marks(tmp_path):
         bf.fill_ratio**bf.hash_functions
     )
     assert s.units.processed == len(doc_files(root)) and s.degraded == []
+
+
+def test_dedupe_prints_the_shared_summary_on_stderr(tmp_path):
+    root = sample(tmp_path)
+    result = dedupe(root)
+    ok(result)
+    assert "marked" not in result.stdout  # no stats table of its own on stdout any more (logs may go there)
+    s = read_run_summary(str(root / "attributes" / "dd" / file_name("dedupe")))
+    rows = summary_rows(result.stderr)
+    assert s.dedupe is not None and s.dedupe.bloom_filter is not None
+    assert rows["fill"] == f"{s.dedupe.bloom_filter.fill_ratio:.3f}"
+    assert rows["false-positive rate"] == f"{s.dedupe.bloom_filter.estimated_false_positive_rate:.3g}"
+    marks = s.dedupe.modes["paragraphs"]
+    assert rows["dedupe paragraphs"] == f"{marks.units_marked:,} units marked in {marks.documents_marked:,} docs"
+    assert rows["documents in"] == f"{s.totals.documents_in:,}" and rows["processed"] == str(s.units.processed)
 
 
 def test_mix_summary_matches_the_shards(tmp_path):
