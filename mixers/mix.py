@@ -30,10 +30,11 @@ import zstandard
 from dolma import io
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
-from dolma.executor import Executor, Job, Progress, Summary, Unit, UnitStats, make_executor
+from dolma.executors import make_executor
+from dolma.executors.base import Executor, Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import RuleCounts, Source, finish_run, now
 from dolma.locks import DestinationLock
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
-from dolma.run_summary import RuleCounts, Source, finish_run, now
 from mixers.mix_config import MixConfig, Stream
 from mixers.rules import DROP_INCLUDE, EXCLUDED, Decision, StreamRules, score_in_range
 from mixers.sandbox import (

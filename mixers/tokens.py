@@ -36,8 +36,8 @@ import numpy as np
 from dolma import io
 from dolma.documents import ReadStats, read_records
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
+from dolma.executors.summary import is_run_summary
 from dolma.paths import claim_dir, remove_claimed_dir
-from dolma.run_summary import is_run_summary
 from mixers.tokenizer import Tokenizer
 
 log = logging.getLogger("dolma")

@@ -16,9 +16,10 @@ from dolma import io
 from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.errors import ConfigError
-from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import Shard, TokenStats, finish_run, now
 from dolma.paths import check_claimable, check_outputs, check_path
-from dolma.run_summary import Shard, TokenStats, finish_run, now
 from mixers.tokenizer import DEFAULT_SPECIAL_IDS, is_default, load_tokenizer
 from mixers.tokens import (
     GROUP_RECORD,

@@ -20,10 +20,10 @@ from dolma import io
 from dolma.config import Base
 from dolma.documents import ReadStats, read_documents
 from dolma.errors import ConfigError
-from dolma.executor import Summary, UnitStats
+from dolma.executors.base import Summary, UnitStats
+from dolma.executors.summary import Source, finish_run, now
 from dolma.io import S3Config
 from dolma.paths import check_outputs, check_path
-from dolma.run_summary import Source, finish_run, now
 from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
 
 

@@ -171,7 +171,7 @@ class S3Server:
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Keys under `prefix`; run summaries (run logs, not outputs: docs/run-summary.md) left out."""
-        from dolma.run_summary import is_run_summary
+        from dolma.executors.summary import is_run_summary
 
         out = []
         paginator = self.client().get_paginator("list_objects_v2")
@@ -256,13 +256,13 @@ def write_jsonl_gz(path: Path, rows: list[dict]) -> Path:
 def outputs_in(directory: Path) -> list[Path]:
     """The entries of an output directory, sorted, run summaries left out (run logs with timings, not outputs:
     docs/run-summary.md)."""
-    from dolma.run_summary import is_run_summary
+    from dolma.executors.summary import is_run_summary
 
     return sorted(p for p in directory.iterdir() if not is_run_summary(p))
 
 
 def summary_rows(stderr: str) -> dict[str, str]:
-    """The rows of the summary table a command prints on stderr (dolma.run_summary.print_run_summary), as
+    """The rows of the summary table a command prints on stderr (dolma.executors.summary.print_run_summary), as
     {what: value}; a value rich wrapped onto a second line is joined to its row."""
     rows: dict[str, str] = {}
     last = None
@@ -320,7 +320,7 @@ LOOPBACK_SPARK_CONF = {
 def spark_context(s3_server):
     """A local[2] SparkContext bound to 127.0.0.1; S3 credentials reach its executors as executorEnv."""
     from dolma.commands.common import SparkOptions
-    from dolma.spark_executor import get_context
+    from dolma.executors.spark import get_context
 
     conf = dict(LOOPBACK_SPARK_CONF)
     conf.update(

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = ("tag", "dedupe", "mix", "tokens")

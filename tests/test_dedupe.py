@@ -19,7 +19,7 @@ import pytest
 from conftest import SAMPLE, read_jsonl, run_cli, summary_rows, write_jsonl_gz
 
 from dolma._rust import BloomFilter
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 
 PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
 NGRAMS = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import REPO, read_jsonl
 
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 
 ENGLISH_PAGES = {
     "https://httpd.apache.org/docs/2.4/mpm.html",

@@ -354,7 +354,7 @@ def test_misaligned_attributes_are_errors_naming_both_files(tmp_path, attr_rows,
 
 
 def _unit(path: Path):
-    from dolma.executor import Unit
+    from dolma.executors.base import Unit
 
     return Unit(input=str(path), outputs=())
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO, run_cli, write_jsonl_gz
 
 from dolma import io, locks
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 
 
 def _corpus(root: Path, files: int = 4, per_file: int = 3000) -> None:

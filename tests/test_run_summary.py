@@ -14,8 +14,7 @@ from conftest import REPO, SAMPLE, read_jsonl, run_cli, summary_rows
 
 from dolma import io
 from dolma.errors import ConfigError
-from dolma.redact import MASK, redact_config
-from dolma.run_summary import (
+from dolma.executors.summary import (
     RunSummary,
     default_path,
     file_name,
@@ -23,6 +22,7 @@ from dolma.run_summary import (
     json_schema,
     read_run_summary,
 )
+from dolma.redact import MASK, redact_config
 
 SCHEMA_FILE = REPO / "docs" / "run-summary.schema.json"
 

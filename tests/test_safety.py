@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
 
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 
 HOSTILE_NAMES = ["..", "../..", "../documents", "/abs", "a/b", "", "."]
 

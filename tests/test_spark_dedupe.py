@@ -23,7 +23,7 @@ from dolma.commands import dedupe
 from dolma.config import build
 from dolma.documents import attributes_path
 from dolma.errors import ConfigError
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 from dolma.spark_dedupe import MarkRepeats, spark_dedupe
 
 PARAGRAPHS = [

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE, outputs_in, run_cli, write_jsonl_gz
 
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 from mixers.tokenizer import DEFAULT_TOKENIZER_FILE, load_tokenizer
 
 EOS = 50279

@@ -19,7 +19,7 @@ from dolma import io
 from dolma.commands import warc
 from dolma.commands.warc import WarcConfig, output_name
 from dolma.documents import Document
-from dolma.run_summary import is_run_summary
+from dolma.executors.summary import is_run_summary
 from dolma.warc import extract, ids
 
 SKIPS = {
@@ -115,7 +115,7 @@ def test_every_skipped_record_is_counted_and_reported(tmp_path):
 
 
 def warc_summary(path: Path, dest: Path, **extra):
-    from dolma.executor import LocalExecutor
+    from dolma.executors.local import LocalExecutor
 
     cfg = config(str(path), dest, **extra)
     units = warc.plan(cfg)

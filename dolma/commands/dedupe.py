@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from dolma import io, run_summary
+from dolma import io
 from dolma._rust import (
     BloomFilter,
     BloomFilterError,
@@ -41,15 +41,16 @@ from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import attributes_path
 from dolma.errors import BadInputError, ConfigError, DolmaError
-from dolma.executor import ProgressDisplay, Summary, UnitStats, os_error_text
-from dolma.paths import check_name, check_outputs, check_path
-from dolma.run_summary import (
+from dolma.executors.base import ProgressDisplay, Summary, UnitStats, os_error_text
+from dolma.executors.summary import (
     BloomFilterStats,
     DedupeStats,
     ModeCounts,
     Source,
     finish_run,
 )
+from dolma.executors.summary import now as summary_now
+from dolma.paths import check_name, check_outputs, check_path
 
 log = logging.getLogger("dolma")
 
@@ -613,7 +614,7 @@ def _dryrun(config: DedupeConfig, plan_: Plan, filter_path: str) -> int:
 
 
 def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> int:
-    started = run_summary.now()
+    started = summary_now()
     cfg = config.bloom_filter
     read_only = cfg.read_only
     filter_path = io.normalize(cfg.file)
@@ -1013,8 +1014,8 @@ def _check_spark(config: DedupeConfig) -> None:
 
 
 def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
+    from dolma.executors.spark import get_context, remove_stale_temporaries, remove_temporaries_after_stop
     from dolma.spark_dedupe import spark_dedupe
-    from dolma.spark_executor import get_context, remove_stale_temporaries, remove_temporaries_after_stop
 
     if config.dryrun:
         for src, dst in zip(plan_.inputs, plan_.outputs):
@@ -1024,7 +1025,7 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
             f"(master {config.spark.master or 'local[*]'}); no Bloom filter is used"
         )
         return 0
-    started = run_summary.now()
+    started = summary_now()
     remove_stale_temporaries(plan_.outputs)
     sc, created = get_context(config.spark)
     try:

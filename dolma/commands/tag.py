@@ -33,9 +33,10 @@ from dolma.documents import (
     sanitize_key,
 )
 from dolma.errors import BadInputError, ConfigError
-from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, read_record
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Unit, UnitStats, read_record
+from dolma.executors.summary import finish_run, now
 from dolma.paths import check_name, check_outputs, check_path
-from dolma.run_summary import finish_run, now
 from dolma.tagger import Tagger
 
 log = logging.getLogger("dolma")

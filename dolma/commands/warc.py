@@ -23,9 +23,10 @@ from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import Document, Span, attribute_key, destination_path
 from dolma.errors import ConfigError
-from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import finish_run, now
 from dolma.paths import check_outputs, check_path
-from dolma.run_summary import finish_run, now
 from dolma.tagger import Tagger
 
 log = logging.getLogger("dolma")

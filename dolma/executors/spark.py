@@ -37,7 +37,7 @@ import msgspec
 
 from dolma import io, lifecycle
 from dolma.errors import DolmaError
-from dolma.executor import (
+from dolma.executors.base import (
     Job,
     ProgressDisplay,
     Summary,

@@ -23,7 +23,7 @@ from msgspec import Meta
 
 from dolma import __version__, io
 from dolma.errors import ConfigError
-from dolma.executor import Summary
+from dolma.executors.base import Summary
 from dolma.redact import redact_config
 
 SCHEMA = "dolma-run-summary"
