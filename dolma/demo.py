@@ -56,7 +56,7 @@ def show_tag_results(root: Path) -> None:
     table.add_column("files", justify="right")
     table.add_column("rows", justify="right")
     table.add_column("what it says", overflow="fold")
-    for attr_dir in sorted((root / "attributes").iterdir()):
+    for attr_dir in sorted(p for p in (root / "attributes").iterdir() if p.is_dir()):  # not run summaries
         rows = read_rows(str(attr_dir / "**" / "*.jsonl.gz"))
         files = len(io.glob(str(attr_dir / "**" / "*.jsonl.gz")))
         values: dict[str, list[float]] = {}
