@@ -71,7 +71,7 @@ def one(args: argparse.Namespace) -> None:
     from dolma import config as dconfig
     from dolma.commands import tag
     from dolma.commands.common import SparkOptions
-    from dolma.executor import LocalExecutor
+    from dolma.executors.local import LocalExecutor
 
     work = Path(args.workdir)
     docs = str(work / "documents" / "*.jsonl.gz")
@@ -79,7 +79,7 @@ def one(args: argparse.Namespace) -> None:
     started = time.monotonic()
     sc = None
     if args.executor == "spark":
-        from dolma.spark_executor import get_context
+        from dolma.executors.spark import get_context
 
         sc, _ = get_context(SparkOptions(master=f"local[{args.parallelism}]", conf=LOOPBACK))
     ready = time.monotonic()
@@ -91,7 +91,7 @@ def one(args: argparse.Namespace) -> None:
         sets, units = tag.plan(config)
         job = tag.TagJob(config, sets)
         if sc is not None:
-            from dolma.spark_executor import SparkExecutor
+            from dolma.executors.spark import SparkExecutor
 
             executor = SparkExecutor(SparkOptions(), quiet=True, ignore_existing=True)
         else:
@@ -130,7 +130,7 @@ def one(args: argparse.Namespace) -> None:
             assert dedupe.run(config) == 0
             seconds.append(time.monotonic() - t0)
             bloom.unlink(missing_ok=True)
-        from dolma.executor import Summary
+        from dolma.executors.base import Summary
 
         summary = Summary(units=0)  # counts for the report, read outside the timed part
         for path in io.glob(docs):

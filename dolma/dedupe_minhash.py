@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import shutil
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -31,7 +31,9 @@ from dolma import _rust, io
 from dolma import minhash as mh
 from dolma.documents import AttributeRow, Document, ReadStats, attributes_path, read_records
 from dolma.errors import ConfigError, DolmaError
-from dolma.executor import CompletionRecord, Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.executors import make_executor
+from dolma.executors.base import CompletionRecord, Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import DedupeStats, ModeCounts, finish_run, now
 from dolma.paths import check_name, check_outputs, check_path, claim_dir
 
 if TYPE_CHECKING:
@@ -306,10 +308,26 @@ def _keep_valid_keys(plan_: MinHashPlan, params: mh.MinHashParams) -> None:
             os.remove(unit)
 
 
-def _failed(summary: Summary, title: str, quiet: bool) -> bool:
+def finish(config: DedupeConfig, plan_: MinHashPlan, summary: Summary, title: str, started: Any) -> None:
+    """Write and print the run summary (`minhash` marks: the documents of this run's files that got a mark)."""
+    counters = summary.stats.counters
+    marked = counters.get("documents marked", counters.get("documents marked (near an evaluation document)", 0))
+    modes = {"minhash": ModeCounts(units_marked=marked, documents_marked=marked)}
+    finish_run(
+        summary,
+        command="dedupe",
+        title=title,
+        config=config,
+        outputs=plan_.outputs,
+        started=started,
+        extra={"dedupe": DedupeStats(modes=modes)},
+    )
+
+
+def _failed(config: DedupeConfig, plan_: MinHashPlan, summary: Summary, title: str, started: Any) -> bool:
     if summary.ok:
         return False
-    print_summary(summary, title, quiet=quiet)
+    finish(config, plan_, summary, title, started)
     return True
 
 
@@ -321,6 +339,7 @@ def run(config: DedupeConfig) -> int:
     params = section.params()
     bands, rows = params.band_rows()
     title = f"dolma dedupe (minhash): attribute set '{plan_.attribute_set}'"
+    started = now()
     if config.dryrun:
         for src, dst in zip(plan_.inputs, plan_.outputs):
             print(f"{src} -> {dst}")
@@ -330,12 +349,12 @@ def run(config: DedupeConfig) -> int:
         )
         return 0
     if config.executor == "spark":
-        return _run_spark(config, plan_, section, params, title)
+        return _run_spark(config, plan_, section, params, title, started)
     claim_dir(plan_.work_dir, "dedupe")
     if section.eval_documents:
         from dolma import minhash_decontaminate
 
-        return minhash_decontaminate.run(config, plan_, section, title)
+        return minhash_decontaminate.run(config, plan_, section, title, started)
     key = run_key(plan_, section)
     threads = max(1, (os.cpu_count() or 1) // max(1, config.processes))
 
@@ -347,7 +366,7 @@ def run(config: DedupeConfig) -> int:
     signed = make_executor(config, f"minhash sign {plan_.attribute_set}").run(
         SignJob(params, index, plan_.key, config.skip_bad_lines, threads), units
     )
-    if _failed(signed, title, config.quiet):
+    if _failed(config, plan_, signed, title, started):
         return 1
 
     # 2. cluster (skipped when a complete run with this key already wrote every result)
@@ -388,7 +407,7 @@ def run(config: DedupeConfig) -> int:
             "pairs rejected by verify": stats.rejected,
         }
     )
-    print_summary(summary, title, quiet=config.quiet)
+    finish(config, plan_, summary, title, started)
     return 0 if summary.ok else 1
 
 
@@ -406,8 +425,15 @@ def _cluster_record(path: str, key: str, results: list[str]) -> mh.ClusterStats 
         return None
 
 
-def _run_spark(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, params: mh.MinHashParams, title: str):
-    from dolma.spark_executor import get_context, remove_stale_temporaries, remove_temporaries_after_stop
+def _run_spark(
+    config: DedupeConfig,
+    plan_: MinHashPlan,
+    section: MinHashDedupe,
+    params: mh.MinHashParams,
+    title: str,
+    started: Any,
+):
+    from dolma.executors.spark import get_context, remove_stale_temporaries, remove_temporaries_after_stop
     from dolma.spark_minhash import spark_minhash
 
     remove_stale_temporaries(plan_.outputs)
@@ -433,5 +459,5 @@ def _run_spark(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe,
     finally:
         if created:
             sc.stop()
-    print_summary(summary, title + " (spark)", quiet=config.quiet)
+    finish(config, plan_, summary, title + " (spark)", started)
     return 0 if summary.ok else 1

@@ -56,7 +56,7 @@ def show_tag_results(root: Path) -> None:
     table.add_column("files", justify="right")
     table.add_column("rows", justify="right")
     table.add_column("what it says", overflow="fold")
-    for attr_dir in sorted((root / "attributes").iterdir()):
+    for attr_dir in sorted(p for p in (root / "attributes").iterdir() if p.is_dir()):  # not run summaries
         rows = read_rows(str(attr_dir / "**" / "*.jsonl.gz"))
         files = len(io.glob(str(attr_dir / "**" / "*.jsonl.gz")))
         values: dict[str, list[float]] = {}
@@ -170,9 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"from the crawl: {tokenized} pages tokenized")
     step(
         "6. stat (histograms of every attribute, as the reference's summaries.jsonl.gz)",
-        ["stat", "--attributes", "demo-output/sample/attributes/*/**/*.jsonl.gz", "--report", "demo-output/sample/stats"],
+        [
+            "stat",
+            "--attributes",
+            "demo-output/sample/attributes/*/**/*.jsonl.gz",
+            "--report",
+            "demo-output/sample/stats",
+        ],
     )
-    step("7. report (one HTML page of the run, with the mix thresholds)", ["-c", str(configs / "report.yaml"), "report"])
+    step(
+        "7. report (one HTML page of the run, with the mix thresholds)", ["-c", str(configs / "report.yaml"), "report"]
+    )
     console.rule("[bold]done")
     console.print(f"outputs are under {OUT}")
     console.print(f"report: {OUT / 'report' / 'report.html'} (open it in a browser; figures/ has the charts as SVG)")

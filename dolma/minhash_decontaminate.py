@@ -12,7 +12,7 @@ not compared with each other, so each file is independent and the output does no
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -21,7 +21,8 @@ from dolma import io
 from dolma import minhash as mh
 from dolma.documents import AttributeRow, Document, ReadStats, read_records
 from dolma.errors import ConfigError
-from dolma.executor import CompletionRecord, Job, Progress, Unit, UnitStats, make_executor, print_summary
+from dolma.executors import make_executor
+from dolma.executors.base import CompletionRecord, Job, Progress, Unit, UnitStats
 from dolma.paths import check_outputs
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class DecontaminateJob(Job):
         )
 
 
-def run(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, title: str) -> int:
+def run(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, title: str, started: Any) -> int:
     document_dir = config.dedupe.document_dir
     evals = sorted(set(io.expand_documents(section.eval_documents, "dedupe.minhash.eval_documents")))
     both = sorted(set(evals) & set(plan_.inputs))
@@ -210,5 +211,7 @@ def run(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, title:
     job = DecontaminateJob(index, params, plan_.key, section.attribute_name, run_key, config.skip_bad_lines)
     summary = make_executor(config, f"minhash decontaminate {plan_.attribute_set}").run(job, units)
     summary.stats.counters["evaluation documents (with shingles)"] = index.documents
-    print_summary(summary, title + " (decontamination)", quiet=config.quiet)
+    from dolma.dedupe_minhash import finish  # the module that imports this one
+
+    finish(config, plan_, summary, title + " (decontamination)", started)
     return 0 if summary.ok else 1

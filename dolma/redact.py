@@ -12,11 +12,16 @@ import logging
 import os
 import re
 import traceback
+from typing import Any
 
 MASK = "[REDACTED]"
 
 _SECRET_NAMES = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|SESSION_KEY|API_KEY", re.IGNORECASE)
 _MIN_SECRET_LENGTH = 6
+# config keys whose values are credentials (narrower than _SECRET_NAMES: `bos_token_id`, `max_tokens` are not)
+_SECRET_KEYS = re.compile(
+    r"secret|password|passwd|credential|access_key|session_key|api_key|private_key|(^|_)token$", re.IGNORECASE
+)
 
 _PATTERNS = [
     # headers, as logged by botocore (dict reprs, canonical requests) or http libraries
@@ -63,6 +68,23 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group("keep") + MASK, text)
     return text
+
+
+def redact_config(value: Any, secrets: list[str] | None = None) -> Any:
+    """A config (as JSON builtins) with credentials masked: values of keys named like secrets (`*secret*`,
+    `*token*`, `*password*`, ...) entirely, other strings through `redact` (keys in URLs, environment values)."""
+    if secrets is None:
+        secrets = _environment_secrets()
+    if isinstance(value, dict):
+        return {
+            key: MASK if _SECRET_KEYS.search(str(key)) and item not in (None, "") else redact_config(item, secrets)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_config(item, secrets) for item in value]
+    if isinstance(value, str):
+        return redact(value, secrets)
+    return value
 
 
 class RedactSecrets(logging.Filter):

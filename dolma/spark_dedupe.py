@@ -48,8 +48,8 @@ from typing import Any
 import msgspec
 
 from dolma import io
-from dolma.executor import Summary, Unit, UnitFailure, UnitStats
-from dolma.spark_executor import _short_error, collect_with_progress
+from dolma.executors.base import Summary, Unit, UnitFailure, UnitStats
+from dolma.executors.spark import _short_error, collect_with_progress
 
 log = logging.getLogger("dolma")
 
@@ -228,7 +228,7 @@ def spark_dedupe(
 ) -> Summary:
     """Deduplicate `paths` (in this order: it decides winners) and write one attributes file per path.
 
-    `sc` is a SparkContext (see dolma.spark_executor.get_context); `config_json` is the `dedupe` section as
+    `sc` is a SparkContext (see dolma.executors.spark.get_context); `config_json` is the `dedupe` section as
     the Rust deduper takes it (dolma.commands.dedupe.rust_config). Returns a Summary like the executors';
     a failure in stage 1 fails the whole run before anything is written, stage 2 leaves complete files only.
     `num_partitions` is P (key slices; default `sc.defaultParallelism`), `tasks` the number of tasks the
@@ -267,8 +267,7 @@ def spark_dedupe(
         summary.seconds = time.monotonic() - start
         return summary
     for packed in results:
-        _idx, stats = msgspec.msgpack.decode(packed, type=tuple[int, UnitStats])
-        summary.succeeded += 1
-        summary.stats.add(stats)
+        idx, stats = msgspec.msgpack.decode(packed, type=tuple[int, UnitStats])
+        summary.record(Unit(input=paths[idx], outputs=(outputs[idx],)), stats)
     summary.seconds = time.monotonic() - start
     return summary

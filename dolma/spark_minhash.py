@@ -29,7 +29,7 @@ import numpy as np
 from dolma import io
 from dolma import minhash as mh
 from dolma.documents import ReadStats
-from dolma.executor import Summary, Unit, UnitFailure, UnitStats
+from dolma.executors.base import Summary, Unit, UnitFailure, UnitStats
 
 log = logging.getLogger("dolma")
 
@@ -108,7 +108,7 @@ class WriteFiles:
 
     def __call__(self, items: Iterable[tuple[int, tuple]]) -> Iterator[tuple[str, Any]]:
         from dolma.dedupe_minhash import write_marks
-        from dolma.executor import describe_error
+        from dolma.executors.base import describe_error
 
         io.configure_s3(self.s3)
         for _, (path, output, members) in items:

@@ -31,7 +31,9 @@ import zstandard
 from dolma import io
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
-from dolma.executor import Executor, Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.executors import make_executor
+from dolma.executors.base import Executor, Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import RuleCounts, Source, finish_run, now
 from dolma.locks import DestinationLock
 from dolma.paths import check_name, check_outputs, check_path, claim_dir, remove_claimed_dir
 from mixers.mix_config import MixConfig, Stream
@@ -779,9 +781,12 @@ def _executor(config: MixConfig, name: str, ignore_existing: bool) -> Executor:
     return make_executor(config, name, ignore_existing=ignore_existing)
 
 
-def _fail(summary: Summary, title: str, quiet: bool) -> None:
-    print_summary(summary, title, quiet=quiet)
-    raise DolmaError(f"{title}: {summary.failed} file(s) failed")
+class StreamFailed(DolmaError):
+    """A stream's files failed: the run stops after writing its run summary."""
+
+    def __init__(self, title: str, summary: Summary):
+        super().__init__(f"{title}: {summary.failed} file(s) failed")
+        self.summary = summary
 
 
 def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float | None:
@@ -806,7 +811,7 @@ def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float |
     units = [Unit(input=path, outputs=()) for path in files]
     summary = _executor(config, f"count {stream.name}", ignore_existing=True).run(job, units)
     if not summary.ok:
-        _fail(summary, f"dolma mix: counting stream '{stream.name}'", config.quiet)
+        raise StreamFailed(f"dolma mix: counting stream '{stream.name}'", summary)
     # the counting job reports its totals through UnitStats.counters
     totals = summary.stats
     counted = totals.counters.get("kept_tokens" if stream.target_tokens is not None else "kept_text_bytes", 0)
@@ -819,7 +824,7 @@ def resolve_rate(config: MixConfig, stream: Stream, files: list[str]) -> float |
     return rate
 
 
-def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamReport:
+def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> tuple[StreamReport, Summary]:
     compiled = compile_stream(stream, sandbox_settings(config))  # rule errors surface before any file is touched
     out_dir = io.normalize(stream.output.path)
     warnings = check_attribute_keys(stream, files, compiled.rules.attribute_keys)
@@ -834,7 +839,7 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
         for unit in units:
             print(f"{unit.input} + {len(stream.attributes)} attribute file(s) -> {out_dir}/{stream.name}-*{extension}")
         print(f"stream {stream.name}: {len(units)} file(s), sample_rate {rate}")
-        return StreamReport(stream.name, len(files), 0, 0, 0, {}, 0, 0, 0, [], rate)
+        return StreamReport(stream.name, len(files), 0, 0, 0, {}, 0, 0, 0, [], rate), Summary()
     claim_dir(staging, "mix")
     # A run killed while publishing leaves hidden links or copies beside the shards (the staged parts are
     # cleaned by the executor, beside the manifests).
@@ -842,7 +847,7 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
     summary = _executor(config, f"mix {stream.name}", config.ignore_existing).run(job, units)
     summary.warnings = warnings
     if not summary.ok:
-        _fail(summary, f"dolma mix: stream '{stream.name}'", config.quiet)
+        raise StreamFailed(f"dolma mix: stream '{stream.name}'", summary)
     manifests = [msgspec.json.decode(io.read_bytes(u.outputs[0]), type=Manifest) for u in units]
     shards = publish(stream, manifests, extension)
     remove_claimed_dir(staging)
@@ -878,8 +883,93 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> StreamRep
         counters={"dropped: " + k.split(" ", 1)[0]: v for k, v in dropped.items() if k != "bad_lines"}
         | {"spans replaced": report.spans_replaced, "shards written": len(shards)},
     )
-    print_summary(summary, f"dolma mix: stream {stream.name}", quiet=config.quiet)
-    return report
+    return report, summary
+
+
+def stream_rules(stream: Stream, report: StreamReport) -> list[RuleCounts]:
+    """What each rule of a stream did, for the run summary (rules named as written in the config)."""
+    rules: list[RuleCounts] = []
+    flt = stream.filter
+    if flt is not None and flt.include:
+        text = " or ".join(r if isinstance(r, str) else msgspec.json.encode(r).decode() for r in flt.include)
+        rules.append(
+            RuleCounts(
+                stream=stream.name,
+                rule=f"include: {text}",
+                kind="filter",
+                documents_removed=report.dropped.get("include", 0),
+            )
+        )
+    for key, value in report.dropped.items():
+        if key.startswith("exclude["):
+            rules.append(
+                RuleCounts(stream=stream.name, rule=key.split(" ", 1)[1], kind="filter", documents_removed=value)
+            )
+    if stream.output.min_text_length:
+        rules.append(
+            RuleCounts(
+                stream=stream.name,
+                rule=f"min_text_length: {stream.output.min_text_length}",
+                kind="filter",
+                documents_removed=report.dropped.get("min_text_length", 0),
+            )
+        )
+    if stream.span_replacement:
+        text = "; ".join(r.span for r in stream.span_replacement)
+        rules.append(
+            RuleCounts(stream=stream.name, rule=text, kind="span_replacement", spans_replaced=report.spans_replaced)
+        )
+    if report.sample_rate is not None:
+        rules.append(
+            RuleCounts(
+                stream=stream.name,
+                rule=f"sample_rate: {report.sample_rate:.6g}",
+                kind="sample",
+                documents_removed=report.dropped.get("sampling", 0),
+            )
+        )
+    return rules
+
+
+def _combined(summaries: list[Summary]) -> Summary:
+    """The streams' executor summaries as one (a mix run's run summary covers every stream)."""
+    total = Summary()
+    for summary in summaries:
+        total.units += summary.units
+        total.skipped += summary.skipped
+        total.succeeded += summary.succeeded
+        total.failures.extend(summary.failures)
+        total.stats.add(summary.stats)
+        total.seconds += summary.seconds
+    return total
+
+
+def finish_mix(
+    config: MixConfig, done: list[tuple[Stream, StreamReport, Summary]], failed: StreamFailed | None, started: Any
+) -> None:
+    """Write the mix run summary (per stream: sources and rules) and print it."""
+    summaries = [summary for _, _, summary in done] + ([failed.summary] if failed is not None else [])
+    total = _combined(summaries)
+    sources = [
+        Source(
+            name=stream.name,
+            documents_in=r.documents_in,
+            documents_out=r.documents_written,
+            bytes_in=r.bytes_in,
+            bytes_out=r.bytes_out,
+        )
+        for stream, r, _ in done
+    ]
+    extra = {"sources": sources, "rules": [rule for stream, r, _ in done for rule in stream_rules(stream, r)]}
+    finish_run(
+        total,
+        command="mix",
+        title=f"dolma mix: {', '.join(s.name for s in config.streams)}",
+        config=config,
+        outputs=[io.join(io.normalize(s.output.path), s.name) for s in config.streams],
+        started=started,
+        extra=extra,
+    )
 
 
 def check_stream_names(stream: Stream, idx: int) -> None:
@@ -938,13 +1028,22 @@ def run_mix(config: MixConfig) -> int:
             check_shard_names_owned(stream, out_dir)
             planned.append((stream, files))
         if config.dryrun:
-            reports = [mix_stream(config, stream, files) for stream, files in planned]
+            reports = [mix_stream(config, stream, files)[0] for stream, files in planned]
         else:
+            started = now()
+            done: list[tuple[Stream, StreamReport, Summary]] = []
             with contextlib.ExitStack() as held:
                 # every destination is ours before anything is written (checked above: never inside the inputs)
                 for out_dir, name in sorted(outputs):
                     held.enter_context(stream_lock(out_dir, name))
-                reports = [mix_stream(config, stream, files) for stream, files in planned]
+                try:
+                    for stream, files in planned:
+                        done.append((stream, *mix_stream(config, stream, files)))
+                except StreamFailed as failed:
+                    finish_mix(config, done, failed, started)
+                    raise
+                finish_mix(config, done, None, started)
+            reports = [report for _, report, _ in done]
     finally:
         close_sandboxes()
     if config.report:

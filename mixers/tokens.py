@@ -36,6 +36,7 @@ import numpy as np
 from dolma import io
 from dolma.documents import ReadStats, read_records
 from dolma.errors import BadInputError, ConfigError, DolmaError, PathSafetyError
+from dolma.executors.summary import is_run_summary
 from dolma.paths import claim_dir, remove_claimed_dir
 from mixers.tokenizer import Tokenizer
 
@@ -113,7 +114,7 @@ def foreign_entries(directory: str) -> list[str]:
             owned |= listed_outputs(io.join(directory, name))
 
     def ours(name: str) -> bool:
-        if name in owned or _is_record(name) or name in (UNSHUFFLED_DIR, SCRATCH_DIR):
+        if name in owned or _is_record(name) or name in (UNSHUFFLED_DIR, SCRATCH_DIR) or is_run_summary(name):
             return True
         legacy = _LEGACY_TEMP.fullmatch(name)
         target = io.temp_target(name) or (legacy["name"] if legacy else None)

@@ -9,18 +9,22 @@ import tempfile
 from typing import Annotated, Any
 
 import msgspec
+import numpy as np
 from msgspec import Meta
 
 from dolma import io
 from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.errors import ConfigError
-from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import Shard, TokenStats, finish_run, now
 from dolma.paths import check_claimable, check_outputs, check_path
 from mixers.tokenizer import DEFAULT_SPECIAL_IDS, is_default, load_tokenizer
 from mixers.tokens import (
     GROUP_RECORD,
     SCRATCH_DIR,
+    SHARD_NAME,
     SHUFFLE_JOURNAL,
     SHUFFLE_MARKER,
     UNSHUFFLED_DIR,
@@ -378,6 +382,21 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
         )
 
 
+def shard_stats(destination: str, np_dtype: Any) -> TokenStats:
+    """Tokens and documents of every shard in `destination`, counted from the files themselves (the `.npy` size
+    and the rows of its `.csv.gz`), so a resumed run reports the shards of earlier runs too."""
+    itemsize = np.dtype(np_dtype).itemsize
+    shards = []
+    for name in io.listdir(destination):
+        if not (SHARD_NAME.fullmatch(name) and name.endswith(".npy")):
+            continue
+        path = io.join(destination, name)
+        rows = io.join(destination, name.removesuffix(".npy") + ".csv.gz")
+        documents = sum(1 for _ in io.iter_lines(rows)) if io.exists(rows) else 0
+        shards.append(Shard(path=path, tokens=io.size(path) // itemsize, documents=documents))
+    return TokenStats(tokens=sum(s.tokens for s in shards), documents=sum(s.documents for s in shards), shards=shards)
+
+
 def run(config: TokensConfig) -> int:
     io.configure_s3(config.s3)
     the_plan, tokenizer, np_dtype = plan(config)
@@ -401,19 +420,30 @@ def run(config: TokensConfig) -> int:
         print(f"{len(units)} group(s), tokenizer {the_plan.tokenizer_name}, dtype {config.dtype}")
         return 0
     code = 0
+    started = now()
     if shuffled and not config.ignore_existing:
         drop_recorded(the_plan.group_destination)  # a run killed while it removed the staged groups
         if not config.quiet:
             print(f"dolma tokens: {the_plan.destination} is already globally shuffled ({SHUFFLE_MARKER}); skipped")
+        summary = Summary(units=len(units), skipped=len(units))
     else:
         executor = make_executor(config, "tokens")
         summary = executor.run(TokensJob(config, the_plan, tokenizer, np_dtype), units)
-        print_summary(
-            summary, f"dolma tokens: {the_plan.tokenizer_name} -> {the_plan.destination}", quiet=config.quiet
-        )
         code = 0 if summary.ok else 1
         if code == 0 and config.global_shuffle.enabled:
             run_global_shuffle(config, the_plan, np_dtype)
     if config.verify and code == 0:
         code = run_verify(config, the_plan, tokenizer, np_dtype)
+    finish_run(
+        summary,
+        command="tokens",
+        title=f"dolma tokens: {the_plan.tokenizer_name} -> {the_plan.destination}",
+        config=config,
+        directory=the_plan.destination,
+        started=started,
+        extra={
+            "tokens": shard_stats(the_plan.destination, np_dtype),
+            "degraded": [] if code == 0 or not summary.ok else ["verification of the written shards failed"],
+        },
+    )
     return code

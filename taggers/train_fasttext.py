@@ -16,14 +16,16 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import Meta
 
 from dolma import io
 from dolma.config import Base
-from dolma.documents import read_documents
+from dolma.documents import ReadStats, read_documents
 from dolma.errors import ConfigError
+from dolma.executors.base import Summary, UnitStats
+from dolma.executors.summary import Source, finish_run, now
 from dolma.io import S3Config
 from dolma.paths import check_outputs, check_path
 from taggers.language import load_fasttext  # noqa: F401 - silences fastText's load warning
@@ -64,6 +66,10 @@ class TrainFastTextConfig(Base):
     report: Annotated[str | None, Meta(description="Optional path of a JSON file with the evaluation.")] = None
     skip_bad_lines: Annotated[bool, Meta(description="Skip and count invalid input lines instead of failing.")] = False
     s3: Annotated[S3Config | None, Meta(description="S3 endpoint/credentials override.")] = None
+    summary_path: Annotated[
+        str | None,
+        Meta(description="Where to write the JSON run summary. Default: beside the model (docs/run-summary.md)."),
+    ] = None
 
 
 CONFIG = TrainFastTextConfig
@@ -88,11 +94,13 @@ def _inputs(globs: list[str], field: str) -> list[str]:
     return paths
 
 
-def _examples(paths: list[str], label: str, config: TrainFastTextConfig, train, test) -> tuple[int, int]:
+def _examples(
+    paths: list[str], label: str, config: TrainFastTextConfig, train, test, read: ReadStats
+) -> tuple[int, int]:
     """Writes the documents' lines to the train and test files: (documents, training tokens)."""
     n = tokens = 0
     for path in paths:
-        for _, doc in read_documents(path, skip_bad_lines=config.skip_bad_lines):
+        for _, doc in read_documents(path, skip_bad_lines=config.skip_bad_lines, stats=read):
             text = _clean(doc.text, config.max_chars)
             if not text:
                 continue
@@ -112,6 +120,43 @@ def auto_bucket(tokens: int, word_ngrams: int) -> int:
         return 0
     rows = 1 << max(tokens // 8, 1).bit_length()
     return max(16_384, min(rows, 2_000_000))
+
+
+def _write_summary(
+    config: TrainFastTextConfig,
+    files: list[str],
+    read: dict[str, ReadStats],
+    used: dict[str, int],
+    metrics: dict[str, float | int],
+    started: Any,
+) -> None:
+    """The run summary: documents read and used per class (the sources), the model's size and evaluation."""
+    model_path = io.normalize(config.model_path)
+    summary = Summary(units=len(files), succeeded=len(files))
+    for name, stats in read.items():
+        summary.stats.add(
+            UnitStats(
+                documents_in=stats.documents,
+                documents_out=used[name],
+                bad_lines=stats.bad_lines,
+                bytes_in=stats.bytes,
+            )
+        )
+    summary.stats.bytes_out = io.size(model_path)
+    summary.stats.counters = {"test documents": int(metrics["test_documents"])}
+    sources = [
+        Source(name=name, documents_in=stats.documents, documents_out=used[name], bytes_in=stats.bytes)
+        for name, stats in read.items()
+    ]
+    finish_run(
+        summary,
+        command="train-fasttext",
+        title=f"dolma train-fasttext: {config.model_path}",
+        config=config,
+        outputs=[model_path],
+        started=started,
+        extra={"sources": sources, "evaluation": metrics},
+    )
 
 
 def evaluate(model, test_path: str, positive: str) -> dict[str, float | int]:
@@ -154,11 +199,13 @@ def run(config: TrainFastTextConfig) -> int:
     check_outputs("train-fasttext", positive + negative, outputs)
     import fasttext
 
+    started = now()
+    read = {"positive": ReadStats(), "negative": ReadStats()}
     with tempfile.TemporaryDirectory(prefix="dolma-train-fasttext-") as tmp:
         train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")
         with open(train_path, "w", encoding="utf-8") as train, open(test_path, "w", encoding="utf-8") as test:
-            n_pos, pos_tokens = _examples(positive, config.positive_label, config, train, test)
-            n_neg, neg_tokens = _examples(negative, config.negative_label, config, train, test)
+            n_pos, pos_tokens = _examples(positive, config.positive_label, config, train, test, read["positive"])
+            n_neg, neg_tokens = _examples(negative, config.negative_label, config, train, test, read["negative"])
         if os.path.getsize(train_path) == 0:
             raise ConfigError("no training documents with text (all were held out or empty)")
         bucket = (
@@ -202,6 +249,7 @@ def run(config: TrainFastTextConfig) -> int:
     }
     if report_path:
         io.write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
+    _write_summary(config, positive + negative, read, {"positive": n_pos, "negative": n_neg}, metrics, started)
     print(
         f"trained on {n_pos} positive / {n_neg} negative documents; held out {metrics['test_documents']}: "
         f"precision {metrics['precision']:.4f} recall {metrics['recall']:.4f} f1 {metrics['f1']:.4f} "

@@ -171,11 +171,14 @@ class S3Server:
         return name
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Keys under `prefix`; run summaries (run logs, not outputs: docs/run-summary.md) left out."""
+        from dolma.executors.summary import is_run_summary
+
         out = []
         paginator = self.client().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             out.extend(obj["Key"] for obj in page.get("Contents", []) or [])
-        return sorted(out)
+        return sorted(key for key in out if not is_run_summary(key))
 
     def uploads(self, bucket: str) -> list[dict]:
         """Incomplete multipart uploads in a bucket (rclone answers NoSuchUpload when there are none)."""
@@ -251,6 +254,31 @@ def write_jsonl_gz(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def outputs_in(directory: Path) -> list[Path]:
+    """The entries of an output directory, sorted, run summaries left out (run logs with timings, not outputs:
+    docs/run-summary.md)."""
+    from dolma.executors.summary import is_run_summary
+
+    return sorted(p for p in directory.iterdir() if not is_run_summary(p))
+
+
+def summary_rows(stderr: str) -> dict[str, str]:
+    """The rows of the summary table a command prints on stderr (dolma.executors.summary.print_run_summary), as
+    {what: value}; a value rich wrapped onto a second line is joined to its row."""
+    rows: dict[str, str] = {}
+    last = None
+    for line in stderr.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if len(cells) != 2:
+            continue
+        if cells[0]:
+            last = cells[0]
+            rows[last] = cells[1]
+        elif last is not None:
+            rows[last] = f"{rows[last]} {cells[1]}".strip()
+    return rows
+
+
 def read_jsonl(path: Path | str) -> list[dict]:
     from dolma import io
 
@@ -293,7 +321,7 @@ LOOPBACK_SPARK_CONF = {
 def spark_context(s3_server):
     """A local[2] SparkContext bound to 127.0.0.1; S3 credentials reach its executors as executorEnv."""
     from dolma.commands.common import SparkOptions
-    from dolma.spark_executor import get_context
+    from dolma.executors.spark import get_context
 
     conf = dict(LOOPBACK_SPARK_CONF)
     conf.update(

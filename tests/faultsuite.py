@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dolma.executors.summary import is_run_summary
+
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = ("tag", "dedupe", "mix", "tokens")
 S3_ARGS = {  # short timeouts so a dead endpoint fails in about a quarter of a minute
@@ -106,7 +108,11 @@ class LocalStore:
         base = self.root / rel
         if not base.exists():
             return {}
-        return {str(p.relative_to(self.root)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(self.root)): p.read_bytes()
+            for p in sorted(base.rglob("*"))
+            if p.is_file() and not is_run_summary(p)
+        }
 
 
 class S3Store:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE, read_jsonl, run_cli
+from conftest import REPO, SAMPLE, outputs_in, read_jsonl, run_cli
 
 from dolma.commands import COMMANDS
 from dolma.config import build
@@ -37,7 +37,7 @@ def test_tag_example_runs(tmp_path):
     result = run_cli("-c", str(REPO / "configs" / "tag.yaml"), "tag", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     attrs = tmp_path / "demo-output" / "sample" / "attributes"
-    assert sorted(p.name for p in attrs.iterdir()) == sorted(
+    assert sorted(p.name for p in outputs_in(attrs)) == sorted(
         build(COMMANDS["tag"].load()[0], str(REPO / "configs" / "tag.yaml")).taggers
     )
     rows = read_jsonl(next((attrs / "char_length_v1").rglob("*.jsonl.gz")))

@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+from conftest import SAMPLE, read_jsonl, run_cli, summary_rows, write_jsonl_gz
 
 from dolma._rust import BloomFilter
+from dolma.executors.summary import is_run_summary
 
 PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
 NGRAMS = [
@@ -101,7 +102,7 @@ def test_resume_after_failure_half_way(tmp_path: Path) -> None:
 
     victim.write_bytes(good)
     resumed = dedupe(root, *PARAGRAPHS, "--processes", "2", "--checkpoint_interval", "0")
-    assert "3 files already complete" in " ".join(resumed.stdout.split())
+    assert summary_rows(resumed.stderr)["skipped (already complete)"] == "3"
     assert attribute_bytes(root) == expected
     # The final filter equals the one of the clean run (but for the paths it records).
     assert filter_bits(root / "filter.bin") == filter_bits(clean / "filter.bin")
@@ -182,8 +183,7 @@ def test_sigkill_then_resume_gives_identical_attributes(tmp_path: Path, kill_at:
         assert saved <= len(attribute_bytes(root)) < parts
 
     resumed = dedupe(root, *NGRAMS, "--processes", "2", "--checkpoint_interval", "0")
-    log = " ".join(resumed.stdout.split())
-    assert f"{saved} files already complete" in log
+    assert summary_rows(resumed.stderr)["skipped (already complete)"] == str(saved)
     assert attribute_bytes(root) == expected
     assert filter_bits(root / "filter.bin") == filter_bits(clean / "filter.bin")
     assert _filter_inputs(root / "filter.bin") == parts
@@ -411,7 +411,10 @@ def test_bad_line_names_file_line_and_field(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "bad.jsonl.gz:2" in result.stderr and "text" in result.stderr
     skipped = dedupe(tmp_path, *PARAGRAPHS, "--skip_bad_lines", "--ignore_existing")
-    assert "bad lines" in skipped.stdout and len(read_jsonl(tmp_path / "attributes" / "dd" / "bad.jsonl.gz")) == 1
+    assert (
+        summary_rows(skipped.stderr)["bad lines skipped"] == "1"
+        and len(read_jsonl(tmp_path / "attributes" / "dd" / "bad.jsonl.gz")) == 1
+    )
 
 
 def test_missing_document_key_is_an_error(tmp_path: Path) -> None:
@@ -428,9 +431,11 @@ def test_statistics_are_reported(tmp_path: Path) -> None:
     write_jsonl_gz(tmp_path / "documents" / "s.jsonl.gz", rows)
     result = dedupe(tmp_path, *PARAGRAPHS)
     # 4 documents, 3 of them marked; 8 paragraphs, 3 marked; 15 bytes ("same paragraph\n") per marked one.
-    assert "documents                4  marked            3 (75.00%)" in result.stdout
-    assert "keys                     8  marked            3 (37.50%)" in result.stdout
-    assert "marked           45" in result.stdout
+    # (the shared summary table on stderr since the run summary; dedupe printed its own lines on stdout before)
+    rows = summary_rows(result.stderr)
+    assert (rows["documents in"], rows["documents marked"]) == ("4", "3")
+    assert (rows["keys"], rows["keys marked"]) == ("8", "3")
+    assert rows["text bytes marked"] == "45"
 
 
 def test_s3_input_and_output(tmp_path: Path, s3_server, s3_bucket: str) -> None:
@@ -516,7 +521,11 @@ def mixed_compression_corpus(root: Path) -> Path:
 
 def all_attribute_bytes(root: Path, name: str = "dd") -> dict[str, bytes]:
     base = root / "attributes" / name
-    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(base)): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and not is_run_summary(p)
+    }
 
 
 @pytest.mark.parametrize("mode", [DOCS_BY_TEXT, PARAGRAPHS, NGRAMS], ids=["documents", "paragraphs", "ngrams"])
@@ -573,7 +582,7 @@ def test_bad_line_in_a_later_chunk_names_file_and_line(tmp_path: Path) -> None:
     skipped = run_cli("dedupe", *args, *common, "--skip_bad_lines", "--ignore_existing", env=env)
     assert skipped.returncode == 0, skipped.stderr[-2000:]
     assert len(read_jsonl(tmp_path / "attributes" / "dd" / "big.jsonl.gz")) == 1499
-    assert " ".join(skipped.stdout.split()).count("bad lines 1") == 1
+    assert summary_rows(skipped.stderr)["bad lines skipped"] == "1"
 
 
 def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Path) -> None:
@@ -608,7 +617,7 @@ def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Pa
     victim.write_bytes(good)
     resumed = run("2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "4 files already complete" in " ".join(resumed.stdout.split())
+    assert summary_rows(resumed.stderr)["skipped (already complete)"] == "4"
     assert attribute_bytes(root) == expected
     assert filter_bits(root / "filter.bin") == filter_bits(clean / "filter.bin")
 

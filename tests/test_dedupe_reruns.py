@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_cli, write_jsonl_gz
+from conftest import read_jsonl, run_cli, summary_rows, write_jsonl_gz
 from test_dedupe import (
     DOCS_BY_TEXT,
     FILTER_HEADER,
@@ -67,7 +67,7 @@ def test_rerun_of_a_finished_run_does_nothing(tmp_path: Path) -> None:
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
 
     again = dedupe(root, *PARAGRAPHS, "--processes", "2")
-    assert "6 files already complete" in one_line(again.stdout)
+    assert summary_rows(again.stderr)["skipped (already complete)"] == "6"
     # Nothing was rewritten: same bytes, same modification times (a re-marking run would mark every row).
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == before
 
@@ -92,8 +92,8 @@ def test_new_batches_are_deduped_against_the_filter(tmp_path: Path) -> None:
     for path in later.iterdir():
         shutil.move(path, root / "documents" / path.name)
     second = dedupe(root, *NGRAMS)
-    out = one_line(second.stdout)
-    assert "3 files already complete" in out and "files 3" in out
+    rows = summary_rows(second.stderr)
+    assert (rows["skipped (already complete)"], rows["processed"]) == ("3", "3")
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps, "the first batch is not redone"
     assert attribute_bytes(root) == expected
     new_files = {k: v for k, v in expected.items() if k >= "part-03"}
@@ -128,7 +128,7 @@ def test_yesterdays_filter_is_a_prior_for_todays_crawl(tmp_path: Path) -> None:
     assert prior.read_bytes() == before
     # A read-only rerun has nothing to do and says so.
     again = dedupe(days["day2"], *PARAGRAPHS, "--bloom_filter.read_only", filter_file=prior, name="ro")
-    assert "3 files already complete" in one_line(again.stdout)
+    assert summary_rows(again.stderr)["skipped (already complete)"] == "3"
 
 
 def test_input_in_the_filter_without_attributes_is_an_error(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_ignore_existing_starts_from_an_empty_filter(tmp_path: Path) -> None:
     first = attribute_bytes(root)
     filter_first = (root / "filter.bin").read_bytes()
     redo = dedupe(root, *NGRAMS, "--ignore_existing")
-    assert "files 6" in one_line(redo.stdout)
+    assert summary_rows(redo.stderr)["processed"] == "6"
     assert attribute_bytes(root) == first
     assert (root / "filter.bin").read_bytes() == filter_first
 
@@ -174,7 +174,7 @@ def test_changed_input_is_an_error(tmp_path: Path) -> None:
     # The original bytes written again (a new modification time): the fingerprint says it is unchanged.
     victim.write_bytes(original)
     again = dedupe(root, *PARAGRAPHS)
-    assert "6 files already complete" in one_line(again.stdout)
+    assert summary_rows(again.stderr)["skipped (already complete)"] == "6"
 
 
 @pytest.mark.parametrize(
@@ -263,7 +263,7 @@ def test_corrupt_checkpoint_is_rejected(tmp_path: Path) -> None:
         assert "filter.bin" in result.stderr and "checksum" in result.stderr
         (root / "filter.bin").write_bytes(saved)
     resumed = dedupe(root, *PARAGRAPHS)
-    assert "3 files already complete" in one_line(resumed.stdout)
+    assert summary_rows(resumed.stderr)["skipped (already complete)"] == "3"
 
 
 def test_old_format_filter_says_what_to_do(tmp_path: Path) -> None:
@@ -277,7 +277,7 @@ def test_old_format_filter_says_what_to_do(tmp_path: Path) -> None:
     assert result.returncode != 0 and "filter.bin" in err and "version 2" in err
     assert "earlier version" in err and "--ignore_existing" in err
     rebuilt = dedupe(root, *PARAGRAPHS, "--ignore_existing")
-    assert "files 1" in one_line(rebuilt.stdout)
+    assert summary_rows(rebuilt.stderr)["processed"] == "1"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -312,8 +312,8 @@ def test_overfull_filter_warns_in_the_summary(tmp_path: Path) -> None:
     many_paragraphs(tmp_path, 20_000)
     size = ["--bloom_filter.size_in_bytes", "65536", "--bloom_filter.estimated_doc_count", "2000"]
     result = dedupe(tmp_path, *PARAGRAPHS, *size, "--bloom_filter.desired_false_positive_rate", "1e-6")
-    out = one_line(result.stdout)
-    assert "WARNING" in out and "requested 1e-06" in out, out
+    out = one_line(result.stderr)
+    assert "DEGRADED" in out and "requested 1e-06" in out, out
     assert (tmp_path / "filter.bin").exists()
 
 
@@ -327,8 +327,8 @@ def test_saturated_filter_fails_unless_allowed(tmp_path: Path) -> None:
     assert not (tmp_path / "filter.bin").exists(), "a saturated filter is not saved"
 
     allowed = dedupe(tmp_path, *PARAGRAPHS, *size, "--bloom_filter.allow_saturated")
-    out = one_line(allowed.stdout)
-    assert "WARNING" in out and "saturated" in out
+    out = one_line(allowed.stderr)
+    assert "DEGRADED" in out and "saturated" in out
     assert (tmp_path / "filter.bin").exists()
 
 
@@ -388,9 +388,12 @@ def test_s3_rerun_failure_and_resume(tmp_path: Path, s3_server, s3_bucket: str) 
     client.put_object(Bucket=s3_bucket, Key="corpus/documents/p2.jsonl.gz", Body=good[2])
     resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "2 files already complete" in one_line(resumed.stdout) and "files 1" in one_line(resumed.stdout)
+    assert (summary_rows(resumed.stderr)["skipped (already complete)"], summary_rows(resumed.stderr)["processed"]) == (
+        "2",
+        "1",
+    )
     body = client.get_object(Bucket=s3_bucket, Key="corpus/attributes/dd/p2.jsonl.gz")["Body"].read()
     rows = [json.loads(line) for line in gzip.decompress(body).splitlines()]
     assert all(row["attributes"]["dup"][0] == [0, 17, 1] for row in rows), "repeats of p0 and p1 are marked"
     again = run_cli(*args)
-    assert again.returncode == 0 and "3 files already complete" in one_line(again.stdout)
+    assert again.returncode == 0 and summary_rows(again.stderr)["skipped (already complete)"] == "3"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from conftest import REPO, read_jsonl
 
+from dolma.executors.summary import is_run_summary
+
 ENGLISH_PAGES = {
     "https://httpd.apache.org/docs/2.4/mpm.html",
     "https://httpd.apache.org/docs/2.4/handler.html",
@@ -36,7 +38,7 @@ def outputs(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.parent.name != "filters"
+        if p.is_file() and p.parent.name != "filters" and not is_run_summary(p)
     }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import zstandard
-from conftest import read_jsonl, run_cli, write_jsonl_gz
+from conftest import outputs_in, read_jsonl, run_cli, write_jsonl_gz
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -275,9 +275,7 @@ def test_shards_are_capped_numbered_and_independent_of_processes(tmp_path):
             },
             processes=processes,
         )
-        outputs[processes] = {
-            p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != ".out.mix-shards.json"
-        }
+        outputs[processes] = {p.name: p.read_bytes() for p in outputs_in(out) if p.name != ".out.mix-shards.json"}
     names = list(outputs[1])
     assert names == [f"out-{i:04d}.jsonl.gz" for i in range(len(names))] and len(names) > 5
     assert outputs[1] == outputs[2]
@@ -304,7 +302,7 @@ def test_rerun_replaces_stale_shards_and_leaves_no_staging(tmp_path):
     mix(tmp_path, stream)
     assert len(many) > 2
     # the shard record (which shards the stream owns: a rerun removes only those) sits beside the shards
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".out.mix-shards.json", "out-0000.jsonl.gz"]
+    assert [p.name for p in outputs_in(tmp_path / "out")] == [".out.mix-shards.json", "out-0000.jsonl.gz"]
     assert [r["id"] for r in output_rows(tmp_path / "out")] == [d["id"] for d in docs]
 
 
@@ -368,7 +366,7 @@ def test_misaligned_attributes_are_errors_naming_both_files(tmp_path, attr_rows,
 
 
 def _unit(path: Path):
-    from dolma.executor import Unit
+    from dolma.executors.base import Unit
 
     return Unit(input=str(path), outputs=())
 
@@ -448,7 +446,7 @@ def test_zstd_input_and_output(tmp_path):
             "compression": {"output": "zstd"},
         },
     )
-    out = sorted((tmp_path / "out").iterdir())
+    out = outputs_in(tmp_path / "out")
     assert [p.name for p in out] == [".out.mix-shards.json", "out-0000.jsonl.zst"]
     out = out[1:]
     rows_out = read_jsonl(out[0])
@@ -500,7 +498,7 @@ def test_s3_in_and_out(tmp_path, s3_server, s3_bucket):
             "output": {"path": f"s3://{s3_bucket}/again", "max_size_in_bytes": 10_000},
         },
     )
-    local_names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    local_names = [p.name for p in outputs_in(tmp_path / "local")]
     for prefix in ("mixed", "again"):
         keys = s3_server.keys(s3_bucket, prefix + "/")
         assert [k.split("/", 1)[1] for k in keys] == local_names  # no staging objects left behind

@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO, run_cli, write_jsonl_gz
 
 from dolma import io, locks
+from dolma.executors.summary import is_run_summary
 
 
 def _corpus(root: Path, files: int = 4, per_file: int = 3000) -> None:
@@ -78,7 +79,7 @@ def _visible(directory: Path) -> list[str]:
 
 
 def _everything(directory: Path) -> list[str]:
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if not is_run_summary(p))
 
 
 def test_second_run_fails_naming_lock_and_owner_and_leaves_nothing(tmp_path):

@@ -343,7 +343,7 @@ def test_s3_keys_and_secret_stay_out_of_errors(tmp_path, s3_docs):
 def test_retryable_s3_errors_are_retried_by_executors_and_travel_between_processes():
     import pickle
 
-    from dolma.executor import is_retryable
+    from dolma.executors.base import is_retryable
 
     lost = S3Error("s3://b/k", "uploading part 2 failed: NoSuchUpload (HTTP 404)", code="NoSuchUpload", retryable=True)
     missing = S3Error("s3://b/k", "bucket 'b' does not exist", code="NoSuchBucket")

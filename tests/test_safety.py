@@ -15,7 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_docs, read_jsonl, run_cli, write_jsonl_gz
+from conftest import make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
+
+from dolma.executors.summary import is_run_summary
 
 HOSTILE_NAMES = ["..", "../..", "../documents", "/abs", "a/b", "", "."]
 
@@ -33,7 +35,7 @@ def tree(root: Path) -> dict[str, bytes]:
     for top, _dirs, names in os.walk(root):
         for name in names:
             path = Path(top) / name
-            if not path.is_symlink():
+            if not path.is_symlink() and not is_run_summary(path):
                 out[str(path.relative_to(root))] = path.read_bytes()
     return out
 
@@ -416,7 +418,7 @@ def test_tokens_global_shuffle_rerun_removes_only_its_own_shards(tmp_path):
     assert shuffled.returncode == 0, shuffled.stderr
     assert tokens(docs, fresh, "--max_size", "300", "--global_shuffle.enabled").returncode == 0
     assert visible(dest) == visible(fresh) and all(n.startswith("part-0-") for n in visible(dest))
-    assert sorted(p.name for p in dest.iterdir() if p.name.startswith(".")) == [".shuffle.done"]
+    assert [p.name for p in outputs_in(dest) if p.name.startswith(".")] == [".shuffle.done"]
     # a redo of the shuffle removes its own earlier shards only; a file the user added is refused, not removed
     (dest / "part-notes.txt").write_text("mine")
     refused(tokens(docs, dest, "--max_size", "300", "--global_shuffle.enabled", "--ignore_existing"), "part-notes")
@@ -537,11 +539,11 @@ def test_adding_a_tagger_to_an_experiment_runs_it_and_keeps_the_first(tmp_path, 
     assert tree(out) == tree(fresh_root / ("attributes/exp" if where == "experiment" else "out") / "sub")
     assert tree(out) != first
     # complete now: a third run skips both files
-    mtimes = [p.stat().st_mtime_ns for p in sorted(out.iterdir())]
+    mtimes = [p.stat().st_mtime_ns for p in outputs_in(out)]
     third = run_cli("tag", "--documents", pattern, "--taggers", "char_length_v1", "whitespace_tokenizer_v1", *target)
     logged = third.stderr + third.stdout
     assert third.returncode == 0 and "resuming: 2 of 2 units already complete" in logged, logged
-    assert [p.stat().st_mtime_ns for p in sorted(out.iterdir())] == mtimes
+    assert [p.stat().st_mtime_ns for p in outputs_in(out)] == mtimes
 
 
 def test_an_added_tagger_that_fails_loses_nothing_and_resumes(tmp_path):

@@ -25,7 +25,8 @@ from dolma import config as dconfig
 from dolma import io
 from dolma.commands import tag
 from dolma.commands.tag import TagConfig
-from dolma.spark_executor import effective_master
+from dolma.executors.spark import effective_master
+from dolma.executors.summary import is_run_summary
 
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 
@@ -74,7 +75,11 @@ def tag_config(documents: str, executor: str = "local", **extra) -> TagConfig:
 
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under root (hidden temporaries included, so leftovers are caught) -> bytes."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not is_run_summary(p)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +113,7 @@ def test_executor_options_from_flags():
     )
     assert config.executor == "spark"
     assert config.spark.master == "spark://127.0.0.1:7077" and config.spark.app_name == "tagging"
-    from dolma.spark_executor import spark_conf_entries
+    from dolma.executors.spark import spark_conf_entries
 
     entries = spark_conf_entries(config.spark)
     assert entries == {"spark.task.maxFailures": "3", "spark.executor.memory": "2g", "spark.speculation": "true"}
@@ -125,7 +130,7 @@ def test_tag_on_spark_equals_local_and_resumes(tmp_path, spark_context, local_ex
     root = tmp_path / "spark"
     pattern = make_corpus(root)
     config = tag_config(pattern, "spark")
-    from dolma.spark_executor import SparkExecutor
+    from dolma.executors.spark import SparkExecutor
 
     sets, units = tag.plan(config)
     summary = SparkExecutor(config.spark, quiet=True, description="tag").run(tag.TagJob(config, sets), units)
@@ -200,7 +205,7 @@ def test_unit_failures_make_a_nonzero_exit_and_others_finish(tmp_path, spark_con
     bad = root / "documents" / "sub" / "part-9.jsonl"
     bad.write_text('{"id": "ok", "text": "fine", "source": "t"}\n{"id": 3, "text": "bad id"}\n')
     config = tag_config(pattern, "spark", taggers=["char_length_v1"])
-    from dolma.spark_executor import SparkExecutor
+    from dolma.executors.spark import SparkExecutor
 
     sets, units = tag.plan(config)
     summary = SparkExecutor(config.spark, quiet=True, retries=2).run(tag.TagJob(config, sets), units)

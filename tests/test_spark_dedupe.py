@@ -23,6 +23,7 @@ from dolma.commands import dedupe
 from dolma.config import build
 from dolma.documents import attributes_path
 from dolma.errors import ConfigError
+from dolma.executors.summary import is_run_summary
 from dolma.spark_dedupe import MarkRepeats, spark_dedupe
 
 PARAGRAPHS = [
@@ -94,7 +95,11 @@ def run_dedupe(root: Path, section: dict, executor: str, name: str, **extra) -> 
 
 def attribute_tree(root: Path, name: str) -> dict[str, bytes]:
     base = root / "attributes" / name
-    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(base)): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and not is_run_summary(p)
+    }
 
 
 def marked(tree: dict[str, bytes], attribute: str) -> int:
@@ -244,7 +249,8 @@ def test_bad_input_fails_the_run_and_writes_nothing(tmp_path, spark_context, cap
     Path(paths[1]).write_bytes(Path(paths[1]).read_bytes()[:-20])  # a truncated gzip file
     assert run_dedupe(tmp_path, DOCUMENTS, "spark", "dd") == 1
     assert "part-1.jsonl.gz" in capsys.readouterr().err
-    assert not (tmp_path / "attributes").exists()
+    # (the failed run's run summary is a run log, not an output)
+    assert not [p for p in (tmp_path / "attributes").rglob("*") if p.is_file() and not is_run_summary(p)]
     write_jsonl_gz(Path(paths[1]), [{"id": "ok", "text": "x"}, {"id": 3, "text": "bad id"}])
     assert run_dedupe(tmp_path, DOCUMENTS, "spark", "dd") == 1
     assert f"{paths[1]}:2: field 'id'" in capsys.readouterr().err

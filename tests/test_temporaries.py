@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, make_docs, read_jsonl, run_cli, write_jsonl_gz
+from conftest import REPO, make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
 from procs import wait_for
 
 from dolma import io
@@ -99,7 +99,7 @@ def test_rerun_after_a_killed_tag_run_removes_its_temporaries(tmp_path):
         (tmp_path / "release").touch()
         result = run_cli(*args, env=env)
         assert result.returncode == 0, result.stderr
-        assert sorted(p.name for p in out.iterdir()) == sorted(["a.jsonl.gz", other.name])
+        assert [p.name for p in outputs_in(out)] == sorted(["a.jsonl.gz", other.name])
         assert len(read_jsonl(out / "a.jsonl.gz")) == 5
     finally:
         live.kill()
@@ -160,7 +160,7 @@ def test_rerun_after_a_killed_dedupe_run_removes_the_rust_attribute_temporaries(
     assert hidden and all(io.temp_owner(name) == (io.host_tag(), proc.pid) for name in hidden), hidden
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [f"p{i}.jsonl.gz" for i in range(6)]
+    assert [p.name for p in outputs_in(out)] == [f"p{i}.jsonl.gz" for i in range(6)]
 
 
 def test_mix_rerun_removes_links_left_by_a_killed_publish(tmp_path):
@@ -176,7 +176,7 @@ def test_mix_rerun_removes_links_left_by_a_killed_publish(tmp_path):
     assert result.returncode == 0, result.stderr
     assert not left.exists()
     # Beside the shard: the stream's shard record (what lets a rerun remove only its own earlier shards).
-    assert sorted(p.name for p in out.iterdir()) == [".m.mix-shards.json", "m-0000.jsonl.gz"]
+    assert [p.name for p in outputs_in(out)] == [".m.mix-shards.json", "m-0000.jsonl.gz"]
 
 
 def test_tokens_rerun_accepts_and_removes_shard_temporaries_of_a_killed_run(tmp_path):
@@ -190,7 +190,7 @@ def test_tokens_rerun_accepts_and_removes_shard_temporaries_of_a_killed_run(tmp_
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert not any(path.exists() for path in left)
-    assert sorted(p.name for p in out.iterdir()) == [".part-0.done", "part-0-00000.csv.gz", "part-0-00000.npy"]
+    assert [p.name for p in outputs_in(out)] == [".part-0.done", "part-0-00000.csv.gz", "part-0-00000.npy"]
 
     (out / ".notes.tmp-other").write_bytes(b"not ours")
     refused = run_cli(*args, "--ignore_existing")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, run_cli, write_jsonl_gz
+from conftest import SAMPLE, outputs_in, run_cli, write_jsonl_gz
 
+from dolma.executors.summary import is_run_summary
 from mixers.tokenizer import DEFAULT_TOKENIZER_FILE, load_tokenizer
 
 EOS = 50279
@@ -537,7 +538,8 @@ def test_global_shuffle_rerun_after_a_killed_run(tmp_path):
     # output shards listed in the shuffle's journal, scratch buckets in the scratch directory it claimed (with
     # its owner marker), no .shuffle.done.
     dest = tmp_path / "killed"
-    shutil.copytree(tmp_path / "p", dest / ".unshuffled")
+    # (a killed run writes no run summary: the finished run's is not copied)
+    shutil.copytree(tmp_path / "p", dest / ".unshuffled", ignore=lambda _d, names: list(filter(is_run_summary, names)))
     (dest / "part-0-00000.npy").write_bytes(b"published by the killed run")
     (dest / "part-0-00042.csv.gz").write_bytes(b"from a longer, earlier run")
     (dest / ".shuffle.journal").write_text(json.dumps({"outputs": ["part-0-00000.npy", "part-0-00042.csv.gz"]}))
@@ -547,7 +549,7 @@ def test_global_shuffle_rerun_after_a_killed_run(tmp_path):
     rerun = _shuffled(tmp_path, docs_dir, "killed")
     assert rerun.returncode == 0, rerun.stderr
     assert _tree_bytes(dest) == _tree_bytes(tmp_path / "clean")
-    assert sorted(p.name for p in dest.iterdir() if p.name.startswith(".")) == [".shuffle.done"]
+    assert [p.name for p in outputs_in(dest) if p.name.startswith(".")] == [".shuffle.done"]
     unshuffled = tokens_cli("--documents", str(docs_dir / "*.gz"), "--destination", str(dest))
     assert unshuffled.returncode == 2 and "globally shuffled" in unshuffled.stderr
 

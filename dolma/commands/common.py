@@ -117,6 +117,13 @@ class RunOptions(Base):
     debug: Annotated[bool, Meta(description="Run in one process with verbose logging.")] = False
     dryrun: Annotated[bool, Meta(description="Print the planned work and exit without running it.")] = False
     quiet: Annotated[bool, Meta(description="No progress bar or summary table (errors are still printed).")] = False
+    summary_path: Annotated[
+        str | None,
+        Meta(
+            description="Where to write the JSON run summary (local path or s3:// URL). Default: "
+            "<deepest directory holding every output>/.dolma-run-summary.<command>.json (docs/run-summary.md)."
+        ),
+    ] = None
     work_dir: Annotated[WorkDir, Meta(description="Reference-compatible work directories.")] = msgspec.field(
         default_factory=WorkDir
     )

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,15 @@ from dolma.config import Base
 from dolma.dedupe_minhash import MinHashDedupe
 from dolma.documents import attributes_path
 from dolma.errors import BadInputError, ConfigError, DolmaError
-from dolma.executor import ProgressDisplay, os_error_text
+from dolma.executors.base import ProgressDisplay, Summary, UnitStats, os_error_text
+from dolma.executors.summary import (
+    BloomFilterStats,
+    DedupeStats,
+    ModeCounts,
+    Source,
+    finish_run,
+)
+from dolma.executors.summary import now as summary_now
 from dolma.paths import check_name, check_outputs, check_path
 
 log = logging.getLogger("dolma")
@@ -630,6 +637,7 @@ def _dryrun(config: DedupeConfig, plan_: Plan, filter_path: str) -> int:
 
 
 def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> int:
+    started = summary_now()
     cfg = config.bloom_filter
     read_only = cfg.read_only
     filter_path = io.normalize(cfg.file)
@@ -677,12 +685,9 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
         len(plan_.inputs),
     )
     if not todo:
-        if not config.quiet:
-            why = "their attributes exist" if read_only else f"their keys are recorded in {filter_path}"
-            print(
-                f"dolma dedupe: attribute set '{plan_.attribute_set}': {len(complete)} files already complete "
-                f"({why}); nothing to do"
-            )
+        why = "their attributes exist" if read_only else f"their keys are recorded in {filter_path}"
+        log.info("every input file is already complete (%s); nothing to do", why)
+        _finish(config, plan_, {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
         return 0
     if not filt.created or read_only:
         _check_saturation(filt, bf.estimated_false_positive_rate(), cfg.allow_saturated, None)
@@ -761,8 +766,90 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
     if not read_only:
         _check_saturation(filt, final_rate, cfg.allow_saturated, (totals, infos, complete))
         _save_final_filter(filt, staging, len(plan_.inputs))
-    _print_stats(plan_, totals, filt, final_rate, len(complete), cfg.allow_saturated, config.quiet)
+    warning = _filter_warning(filt, final_rate, cfg.allow_saturated)
+    _finish(config, plan_, totals, filt, final_rate, complete, [warning] if warning else [], started)
     return 0
+
+
+def dedupe_modes(section: DedupeSection, counters: dict[str, int]) -> dict[str, ModeCounts]:
+    """Marks per mode for the run summary: `documents` (whole documents by key) and `paragraphs` or `ngrams`.
+    `documents_marked` counts documents with any mark (the runs do not tell the modes apart there)."""
+    modes: dict[str, ModeCounts] = {}
+    docs = counters.get("documents_marked", 0)
+    if section.documents is not None:
+        modes["documents"] = ModeCounts(units_marked=docs, documents_marked=docs)
+    if section.paragraphs is not None:
+        name = "ngrams" if section.paragraphs.by_ngram is not None else "paragraphs"
+        modes[name] = ModeCounts(units_marked=counters.get("paragraphs_marked", 0), documents_marked=docs)
+    return modes
+
+
+# Rust's totals, named as the summary table shows them (the Spark path counts under the same names)
+_COUNTER_NAMES = {
+    "documents_marked": "documents marked",
+    "paragraphs": "keys",
+    "paragraphs_marked": "keys marked",
+    "bytes": "text bytes",
+    "bytes_marked": "text bytes marked",
+}
+
+
+def _finish(
+    config: DedupeConfig,
+    plan_: Plan,
+    totals: dict[str, int],
+    filt: _Filter,
+    rate: float,
+    complete: list[int],
+    degraded: list[str],
+    started: Any,
+) -> None:
+    """Write and print the run summary of a Bloom filter run: the Rust run's totals (per run, not per file) and
+    the filter's state."""
+    bf = filt.bf
+    done = set(complete)
+    processed = [i for i in range(len(plan_.inputs)) if i not in done][: totals.get("files", 0)]
+    summary = Summary(units=len(plan_.inputs), skipped=len(complete), succeeded=len(processed))
+    summary.stats = UnitStats(
+        documents_in=totals.get("documents", 0),
+        documents_out=totals.get("documents", 0),
+        bad_lines=totals.get("bad_lines", 0),
+        bytes_in=totals.get("input_bytes", 0),
+        bytes_out=sum(io.size(plan_.outputs[i]) for i in processed),
+        counters={name: totals.get(key, 0) for key, name in _COUNTER_NAMES.items()} | {"filter keys": bf.inserted},
+    )
+    fill = rate ** (1.0 / bf.num_hashes) if bf.num_hashes else 0.0
+    bloom = BloomFilterStats(
+        size_in_bytes=bf.size_in_bytes,
+        hash_functions=bf.num_hashes,
+        fill_ratio=min(max(fill, 0.0), 1.0),
+        estimated_false_positive_rate=min(max(rate, 0.0), 1.0),
+    )
+    roots = sorted({io.glob_base(io.normalize(p)) for p in config.documents}) if config.documents else []
+    name = ", ".join(roots) or plan_.attribute_set
+    s = summary.stats
+    extra = {
+        "dedupe": DedupeStats(modes=dedupe_modes(config.dedupe, totals), bloom_filter=bloom),
+        "sources": [
+            Source(
+                name=name,
+                documents_in=s.documents_in,
+                documents_out=s.documents_out,
+                bytes_in=s.bytes_in,
+                bytes_out=s.bytes_out,
+            )
+        ],
+        "degraded": degraded,
+    }
+    finish_run(
+        summary,
+        command="dedupe",
+        title=f"dolma dedupe: attribute set '{plan_.attribute_set}'",
+        config=config,
+        outputs=plan_.outputs,
+        started=started,
+        extra=extra,
+    )
 
 
 def _save_reason(exc: BaseException) -> str:
@@ -905,56 +992,21 @@ def _upload(uploads: dict[int, tuple[str, str]], indices: list[int]) -> None:
             os.remove(local)
 
 
-def _print_stats(
-    plan_: Plan,
-    totals: dict[str, int],
-    filt: _Filter,
-    rate: float,
-    skipped: int,
-    allowed: bool,
-    quiet: bool,
-) -> None:
-    bf = filt.bf
-    warning = None
+def _filter_warning(filt: _Filter, rate: float, allowed: bool) -> str | None:
+    """Why the marks of this run are less reliable than asked (an over-full or allowed saturated filter), if so."""
     if rate > filt.bound and allowed:
-        warning = (
-            f"the Bloom filter is saturated (allowed by bloom_filter.allow_saturated): estimated false-positive rate "
-            f"{rate:.3g}, the requested {filt.requested_rate:.3g}; many marks are repeats by mistake"
+        return (
+            f"the Bloom filter {filt.path} is saturated (allowed by bloom_filter.allow_saturated): estimated "
+            f"false-positive rate {rate:.3g}, the requested {filt.requested_rate:.3g}; many marks are repeats by "
+            "mistake"
         )
-    elif rate > filt.requested_rate:
-        warning = (
-            f"the Bloom filter is over-full: estimated false-positive rate {rate:.3g} exceeds the requested "
-            f"{filt.requested_rate:.3g}, so some marks are repeats by mistake; rebuild it larger (--ignore_existing "
-            "and a larger bloom_filter.estimated_doc_count or size_in_bytes)"
+    if rate > filt.requested_rate:
+        return (
+            f"the Bloom filter {filt.path} is over-full: estimated false-positive rate {rate:.3g} exceeds the "
+            f"requested {filt.requested_rate:.3g}, so some marks are repeats by mistake; rebuild it larger "
+            "(--ignore_existing and a larger bloom_filter.estimated_doc_count or size_in_bytes)"
         )
-    if warning is not None:
-        log.warning("%s: %s", filt.path, warning)
-    if quiet:
-        return
-    docs = totals.get("documents", 0)
-    paras = totals.get("paragraphs", 0)
-    nbytes = totals.get("bytes", 0)
-
-    def pct(part: int, whole: int) -> str:
-        return f"{100.0 * part / whole:.2f}%" if whole else "-"
-
-    lines = [
-        f"dolma dedupe: attribute set '{plan_.attribute_set}'",
-        f"  files       {totals.get('files', 0):>14,}",
-        f"  documents   {docs:>14,}  marked {totals.get('documents_marked', 0):>12,} "
-        f"({pct(totals.get('documents_marked', 0), docs)})",
-        f"  keys        {paras:>14,}  marked {totals.get('paragraphs_marked', 0):>12,} "
-        f"({pct(totals.get('paragraphs_marked', 0), paras)})",
-        f"  text bytes  {nbytes:>14,}  marked {totals.get('bytes_marked', 0):>12,} "
-        f"({pct(totals.get('bytes_marked', 0), nbytes)})",
-        f"  bad lines   {totals.get('bad_lines', 0):>14,}",
-        f"  filter      {bf.inserted:,} keys, estimated false-positive rate {rate:.3g}",
-    ]
-    if skipped:
-        lines.insert(2, f"  skipped     {skipped:>14,}  files already complete")
-    if warning is not None:
-        lines.append(f"  WARNING     {warning}")
-    print("\n".join(lines), file=sys.stdout)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -985,9 +1037,8 @@ def _check_spark(config: DedupeConfig) -> None:
 
 
 def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
-    from dolma.executor import print_summary
+    from dolma.executors.spark import get_context, remove_stale_temporaries, remove_temporaries_after_stop
     from dolma.spark_dedupe import spark_dedupe
-    from dolma.spark_executor import get_context, remove_stale_temporaries, remove_temporaries_after_stop
 
     if config.dryrun:
         for src, dst in zip(plan_.inputs, plan_.outputs):
@@ -997,6 +1048,7 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
             f"(master {config.spark.master or 'local[*]'}); no Bloom filter is used"
         )
         return 0
+    started = summary_now()
     remove_stale_temporaries(plan_.outputs)
     sc, created = get_context(config.spark)
     try:
@@ -1019,5 +1071,18 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
         if created:
             sc.stop()
     remove_stale_temporaries(plan_.outputs)
-    print_summary(summary, f"dolma dedupe (spark): attribute set '{plan_.attribute_set}'", quiet=config.quiet)
+    counters = summary.stats.counters
+    marks = {
+        "documents_marked": counters.get("documents marked", 0),
+        "paragraphs_marked": counters.get("keys marked", 0),
+    }
+    finish_run(
+        summary,
+        command="dedupe",
+        title=f"dolma dedupe (spark): attribute set '{plan_.attribute_set}'",
+        config=config,
+        outputs=plan_.outputs,
+        started=started,
+        extra={"dedupe": DedupeStats(modes=dedupe_modes(config.dedupe, marks))},
+    )
     return 0 if summary.ok else 1

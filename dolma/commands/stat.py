@@ -28,7 +28,9 @@ from dolma import io, stats
 from dolma.commands.common import RunOptions
 from dolma.documents import ReadStats
 from dolma.errors import ConfigError
-from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import RunSummary, build, finish_run, now, print_run_summary
 from dolma.paths import check_claimable, check_outputs, check_path, claim_dir, remove_claimed_dir
 
 log = logging.getLogger("dolma")
@@ -239,9 +241,21 @@ def print_table(lines: list[dict[str, Any]], show_total: bool) -> None:
     console.print(table)
 
 
-def _failed(summary: Summary, title: str, config: StatConfig) -> bool:
+def finish(summary: Summary, title: str, config: StatConfig, output: str | None, started: Any) -> None:
+    """Write the run summary beside the report (or at `summary_path`) and print it; with the lines on stdout and
+    no `summary_path` there is no place for the file, so it is only printed."""
+    if output is not None or config.summary_path:
+        finish_run(
+            summary, command="stat", title=title, config=config, outputs=[output] if output else [], started=started
+        )
+        return
+    run = msgspec.convert(build(summary, command="stat", config=config, started=started), RunSummary)
+    print_run_summary(run, title, quiet=config.quiet)
+
+
+def _failed(summary: Summary, title: str, config: StatConfig, output: str | None, started: Any) -> bool:
     if not summary.ok:
-        print_summary(summary, title, quiet=config.quiet)
+        finish(summary, title, config, output, started)
     return not summary.ok
 
 
@@ -253,19 +267,20 @@ def run(config: StatConfig) -> int:
             print(path)
         print(f"{len(inputs)} attribute file(s) -> {output or 'stdout'}")
         return 0
+    started = now()
     work = work_dir(config)
     check_claimable(work, "stat")
     claim_dir(work, "stat")
     first = [Unit(input=p, outputs=(_partial(work, "summaries", p), _partial(work, "distinct", p))) for p in inputs]
     pass1 = make_executor(config, "stat: summaries").run(SummarizeJob(config), first)
-    if _failed(pass1, "dolma stat (pass 1: summaries)", config):
+    if _failed(pass1, "dolma stat (pass 1: summaries)", config, output, started):
         return 1
     merged = merge_partials(first, config.bins)
     edges = {name: stats.bin_edges(partial, config.bins) for name, partial in merged.items()}
     sub = f"histograms-{_digest(edges)}"
     second = [Unit(input=unit.outputs[1], outputs=(_partial(work, sub, unit.input),)) for unit in first]
     pass2 = make_executor(config, "stat: histograms").run(HistogramJob(config, edges), second)
-    if _failed(pass2, "dolma stat (pass 2: histograms)", config):
+    if _failed(pass2, "dolma stat (pass 2: histograms)", config, output, started):
         return 1
     lines = summary_lines(merged, edges, merge_counts(second, edges))
     if not lines:
@@ -283,5 +298,5 @@ def run(config: StatConfig) -> int:
     pass1.stats.bytes_out = len(data)
     if not config.quiet:
         print_table(lines, config.total)
-        print_summary(pass1, "dolma stat" + (f": {output}" if output else ""), quiet=config.quiet)
+    finish(pass1, "dolma stat" + (f": {output}" if output else ""), config, output, started)
     return 0

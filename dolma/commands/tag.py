@@ -33,7 +33,9 @@ from dolma.documents import (
     sanitize_key,
 )
 from dolma.errors import BadInputError, ConfigError
-from dolma.executor import Job, Progress, Unit, UnitStats, make_executor, print_summary, read_record
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Unit, UnitStats, read_record
+from dolma.executors.summary import finish_run, now
 from dolma.paths import check_name, check_outputs, check_path
 from dolma.tagger import Tagger
 
@@ -125,6 +127,7 @@ class TagJob(Job):
         out: list[list[bytes]],
         run: Sequence[str],
         old: list[dict[str, Any]] | None = None,
+        counts: dict[str, dict[str, int]] | None = None,
     ) -> None:
         """Attribute rows of a batch for every set, from the taggers in `run`.
 
@@ -132,6 +135,11 @@ class TagJob(Job):
         `run` are kept and the keys of `run` are replaced by the new results.
         """
         results = {name: self.taggers[name].predict_batch(batch) for name in run}
+        if counts is not None:
+            for name, spans in results.items():
+                tally = counts.setdefault(name, {"documents": 0, "spans": 0})
+                tally["documents"] += len(batch)
+                tally["spans"] += sum(len(doc_spans) for doc_spans in spans)
         encode = msgspec.json.encode
         experiment = self.config.experiment
         replaced = tuple(f"{sanitize_key(experiment or name)}__{sanitize_key(name)}__" for name in run)
@@ -197,10 +205,11 @@ class TagJob(Job):
             old: list[dict[str, Any]] | None = [] if old_iter is not None else None
             last_bytes = 0
             pending: list[list[bytes]] = [[] for _ in writers]
+            counts: dict[str, dict[str, int]] = {}
 
             def flush() -> None:
                 nonlocal last_bytes
-                self._rows(batch, pending, run, old)
+                self._rows(batch, pending, run, old, counts)
                 if old is not None:
                     old.clear()
                 for writer, lines in zip(writers, pending):
@@ -241,6 +250,7 @@ class TagJob(Job):
             bad_lines=read.bad_lines,
             bytes_in=read.bytes,
             bytes_out=sum(w.bytes_written for w in writers),
+            groups={"taggers": counts},
         )
 
 
@@ -356,8 +366,16 @@ def run(config: TagConfig) -> int:
         check_path(config.profile.output, "profile.output")
     if config.profile.enable:  # profile the tagging itself, not worker start-up: everything in this process
         config = msgspec.structs.replace(config, processes=1)
+    started = now()
     executor = make_executor(config, "tag")
     with profiled(config.profile):
         summary = executor.run(TagJob(config, sets, taggers), units)
-    print_summary(summary, f"dolma tag: {', '.join(config.taggers)}", quiet=config.quiet)
+    finish_run(
+        summary,
+        command="tag",
+        title=f"dolma tag: {', '.join(config.taggers)}",
+        config=config,
+        outputs=[path for unit in units for path in unit.outputs],
+        started=started,
+    )
     return 0 if summary.ok else 1

@@ -23,7 +23,9 @@ from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import Document, Span, attribute_key, destination_path
 from dolma.errors import ConfigError
-from dolma.executor import Job, Progress, Summary, Unit, UnitStats, make_executor, print_summary
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.summary import finish_run, now
 from dolma.paths import check_outputs, check_path
 from dolma.tagger import Tagger
 
@@ -351,6 +353,16 @@ def plan(config: WarcConfig) -> list[Unit]:
     return units
 
 
+def degraded_records(summary: Summary) -> list[str]:
+    """The run summary's reasons for records that did not become documents and files that ended early."""
+    from dolma.warc.extract import SKIP_REST_OF_FILE
+
+    skipped = sum(v for k, v in summary.stats.counters.items() if k.startswith("records skipped"))
+    cut = summary.stats.counters.get(SKIP_REST_OF_FILE, 0)
+    reasons = [f"{skipped:,} WARC record(s) skipped (see the 'records skipped' counters)"] if skipped else []
+    return reasons + ([f"{cut:,} WARC file(s) ended early (truncated or corrupt)"] if cut else [])
+
+
 def report_skipped(summary: Summary) -> None:
     """A loud line when records were skipped: how many and why (printed even with --quiet)."""
     from rich.console import Console
@@ -380,8 +392,17 @@ def run(config: WarcConfig) -> int:
             print(f"{unit.input} -> {unit.outputs[0]}")
         print(f"{len(units)} file(s), linearizer: {config.linearizer}")
         return 0
+    started = now()
     executor = make_executor(config, "warc")
     summary = executor.run(WarcJob(config), units)
-    print_summary(summary, f"dolma warc: {config.source_name} ({config.linearizer})", quiet=config.quiet)
+    finish_run(
+        summary,
+        command="warc",
+        title=f"dolma warc: {config.source_name} ({config.linearizer})",
+        config=config,
+        outputs=[unit.outputs[0] for unit in units],
+        started=started,
+        extra={"degraded": degraded_records(summary)},
+    )
     report_skipped(summary)
     return 0 if summary.ok else 1

@@ -37,7 +37,7 @@ import msgspec
 
 from dolma import io, lifecycle
 from dolma.errors import DolmaError
-from dolma.executor import (
+from dolma.executors.base import (
     Job,
     ProgressDisplay,
     Summary,
@@ -369,6 +369,5 @@ class SparkExecutor(UnitExecutor):
             elif result.error is not None:
                 summary.failures.append(UnitFailure(unit=unit, error=result.error, attempts=result.attempts))
             else:
-                summary.succeeded += 1
                 assert result.stats is not None
-                summary.stats.add(result.stats)
+                summary.record(unit, result.stats)
