@@ -308,8 +308,13 @@ def _keep_valid_keys(plan_: MinHashPlan, params: mh.MinHashParams) -> None:
             os.remove(unit)
 
 
-def finish(config: DedupeConfig, plan_: MinHashPlan, summary: Summary, title: str, started: Any) -> None:
-    """Write and print the run summary (`minhash` marks: the documents of this run's files that got a mark)."""
+def finish(
+    config: DedupeConfig, plan_: MinHashPlan, summary: Summary, title: str, started: Any, before_marks: bool = False
+) -> None:
+    """Write and print the run summary (`minhash` marks: the documents of this run's files that got a mark).
+
+    A run that failed `before_marks` wrote no attribute file: its summary goes into the work directory, so that
+    the attribute set is not created by the summary alone."""
     counters = summary.stats.counters
     marked = counters.get("documents marked", counters.get("documents marked (near an evaluation document)", 0))
     modes = {"minhash": ModeCounts(units_marked=marked, documents_marked=marked)}
@@ -319,6 +324,7 @@ def finish(config: DedupeConfig, plan_: MinHashPlan, summary: Summary, title: st
         title=title,
         config=config,
         outputs=plan_.outputs,
+        directory=plan_.work_dir if before_marks else None,
         started=started,
         extra={"dedupe": DedupeStats(modes=modes)},
     )
@@ -327,7 +333,7 @@ def finish(config: DedupeConfig, plan_: MinHashPlan, summary: Summary, title: st
 def _failed(config: DedupeConfig, plan_: MinHashPlan, summary: Summary, title: str, started: Any) -> bool:
     if summary.ok:
         return False
-    finish(config, plan_, summary, title, started)
+    finish(config, plan_, summary, title, started, before_marks=True)
     return True
 
 

@@ -941,6 +941,7 @@ def _combined(summaries: list[Summary]) -> Summary:
         total.failures.extend(summary.failures)
         total.stats.add(summary.stats)
         total.seconds += summary.seconds
+        total.warnings.extend(summary.warnings)
     return total
 
 

@@ -289,11 +289,13 @@ class UnitExecutor(Executor):
     def start(self, units: Sequence[Unit]) -> tuple[Summary, list[Unit]]:
         """A fresh summary and the units to run, logging how many a resumed run skips.
 
-        Temporaries that stopped runs on this machine left beside the outputs are removed first.
+        Temporaries that stopped runs on this machine left beside the outputs and completion records are removed
+        first.
         """
         # a missing bucket, wrong credentials or a dead endpoint is one clear error now, not one per file
         io.check_destinations([path for unit in units for path in unit.outputs])
-        io.remove_dead_temporaries(io.dirname(path) for unit in units for path in unit.outputs)
+        written = [path for unit in units for path in (*unit.outputs, *((unit.record,) if unit.record else ()))]
+        io.remove_dead_temporaries(dict.fromkeys(io.dirname(path) for path in written))
         summary = Summary(units=len(units))
         todo, summary.skipped = self.pending(units)
         if summary.skipped and not self.quiet:
