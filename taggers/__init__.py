@@ -4,6 +4,7 @@ from taggers import (
     c4,
     classifiers,
     code,
+    code_composition,
     gopher,
     lang_cld2,
     lang_cld3,
@@ -17,6 +18,7 @@ from taggers import (
     repetitions,
     sampling,
     toxicity,
+    uniseg_length,
     urls,
     wordlist,
 )
@@ -25,6 +27,7 @@ __all__ = [
     "c4",
     "classifiers",
     "code",
+    "code_composition",
     "gopher",
     "lang_cld2",
     "lang_cld3",
@@ -38,6 +41,7 @@ __all__ = [
     "repetitions",
     "sampling",
     "toxicity",
+    "uniseg_length",
     "urls",
     "wordlist",
 ]
