@@ -4,6 +4,7 @@ from taggers import (
     c4,
     classifiers,
     code,
+    code_composition,
     gopher,
     lang_cld2,
     lang_cld3,
@@ -19,6 +20,7 @@ from taggers import (
     tokenizer_taggers,
     toxicity,
     url_lists,
+    uniseg_length,
     urls,
     wordlist,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "c4",
     "classifiers",
     "code",
+    "code_composition",
     "gopher",
     "lang_cld2",
     "lang_cld3",
@@ -42,6 +45,7 @@ __all__ = [
     "tokenizer_taggers",
     "toxicity",
     "url_lists",
+    "uniseg_length",
     "urls",
     "wordlist",
 ]

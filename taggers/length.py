@@ -79,3 +79,26 @@ class BytesLengthTagger(Tagger):
 
     def predict(self, doc: Document) -> list[Span]:
         return [Span(0, len(doc.text), "bytes", float(len(doc.text.encode("utf-8", "surrogatepass"))))]
+
+
+@register("char_length_strip_ws_v1")
+class CharLengthStripWsTagger(Tagger):
+    """Document length in characters without the leading and trailing whitespace.
+
+    Span types: `length_no_ws` = code points of the text with leading and trailing whitespace (str.strip)
+    removed, over the whole document (inner whitespace counts).
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        return [Span(0, len(doc.text), "length_no_ws", float(len(doc.text.strip())))]
+
+
+@register("doc_count_v1")
+class DocCountTagger(Tagger):
+    """One per document, so that summing the attribute counts documents.
+
+    Span types: `docs` = 1, over the whole document (empty documents included).
+    """
+
+    def predict(self, doc: Document) -> list[Span]:
+        return [Span(0, len(doc.text), "docs", 1.0)]

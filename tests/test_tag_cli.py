@@ -360,6 +360,13 @@ def test_list_shows_every_tagger_with_description(tmp_path):
         "bytes_length_v1",
         "random_number_v1",
         "ft_lang_id_en_doc_v2",
+        "uniseg_length_v1",
+        "uniseg_length_paragraphs_v1",
+        "uniseg_length_paragraphs_with_doc_length_v1",
+        "uniseg_length_paragraphs_with_empty_v1",
+        "char_length_strip_ws_v1",
+        "doc_count_v1",
+        "code_composition",
         "slow_test_tagger",
     ]:
         assert name in names

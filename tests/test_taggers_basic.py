@@ -140,3 +140,42 @@ def test_taggers_pickle_without_their_models():
 
 def test_span_is_a_value():
     assert Span(0, 1, "t", 1.0) == Span(0, 1, "t", 1.0)
+
+
+@pytest.mark.parametrize(
+    "text, length, no_ws",
+    [
+        ("", 0.0, 0.0),
+        (" ", 0.0, 0.0),
+        ("Hello world.", 4.0, 12.0),  # "Hello", " ", "world", "."
+        ("  a  b  ", 3.0, 4.0),  # stripped first: "a", "  ", "b"
+        ("a\n\n\nb", 5.0, 5.0),  # each newline is a segment
+        ("東京は日本の首都です。 🙂🚀", 14.0, 14.0),
+        ("don't stop", 3.0, 10.0),
+    ],
+)
+def test_uniseg_length_and_stripped_char_length(text, length, no_ws):
+    n = len(text)
+    assert spans("uniseg_length_v1", text) == [(0, n, "length", length)]
+    assert spans("char_length_strip_ws_v1", text) == [(0, n, "length_no_ws", no_ws)]
+    assert spans("doc_count_v1", text) == [(0, n, "docs", 1.0)]
+
+
+def test_uniseg_paragraph_taggers():
+    text = "Hello world.\n  \nSecond  para here.\n"
+    kept = [(0, 13, "paragraph", 3.0), (0, 13, "negative_paragraph", -3.0)]
+    kept += [(16, 35, "paragraph", 4.0), (16, 35, "negative_paragraph", -4.0)]
+    blank = [(13, 16, "paragraph", 0.0), (13, 16, "negative_paragraph", 0.0)]
+    assert spans("uniseg_length_paragraphs_v1", text) == kept
+    assert spans("uniseg_length_paragraphs_with_empty_v1", text) == kept[:2] + blank + kept[2:]
+    doc = [(0, 35, "document", 7.0), (0, 35, "negative_document", -7.0)]
+    assert spans("uniseg_length_paragraphs_with_doc_length_v1", text) == kept + doc
+    assert spans("uniseg_length_paragraphs_v1", "") == spans("uniseg_length_paragraphs_with_empty_v1", "") == []
+    assert spans("uniseg_length_paragraphs_with_empty_v1", " ") == [
+        (0, 1, "paragraph", 0.0),
+        (0, 1, "negative_paragraph", 0.0),
+    ]
+    assert spans("uniseg_length_paragraphs_with_doc_length_v1", "") == [
+        (0, 0, "document", 0.0),
+        (0, 0, "negative_document", 0.0),
+    ]
