@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,16 @@ def compare_rows(ours: list[dict], theirs: list[dict], where: str, random_valued
                     assert 0.0 <= g[2] <= 1.0
                 else:
                     assert abs(g[2] - r[2]) <= 1e-4, f"{where} {mine['id']} {key}: {g[2]} != {r[2]}"
+
+
+def sample_share(n: int, *always: str):
+    """`keep` for `tag_both`: every edge-case document and every document of the sources in `always`, but of the
+    sample corpus only one in `n` (by a checksum of its id): for taggers the reference runs slowly."""
+
+    def keep(doc: dict) -> bool:
+        return doc["source"] in ("edge", *always) or zlib.crc32(doc["id"].encode()) % n == 0
+
+    return keep
 
 
 def tag_both(

@@ -19,10 +19,8 @@ Three restrictions:
 
 from __future__ import annotations
 
-import zlib
-
 import pytest
-from reference import compare_outputs, reference_predict, tag_both
+from reference import compare_outputs, reference_predict, sample_share, tag_both
 from textgen import fragment_docs
 
 from dolma import registry
@@ -102,15 +100,6 @@ def multilingual_docs(n: int = 240, seed: int = 18) -> list[dict]:
 EXTRA = {"multilingual": multilingual_docs()}
 
 
-def sample_share(n: int):
-    """`keep` for `tag_both`: every document but the sample corpus's, of which one in `n` (by a checksum of its id)."""
-
-    def keep(doc: dict) -> bool:
-        return doc["source"] in ("edge", "multilingual") or zlib.crc32(doc["id"].encode()) % n == 0
-
-    return keep
-
-
 @pytest.fixture(scope="module")
 def tagged_fast(tmp_path_factory):
     return tag_both(tmp_path_factory.mktemp("ref-langid-fast"), [*CLD2, "ft_lang_id_en_only_v2"], extra=EXTRA)
@@ -125,13 +114,13 @@ def tagged_cld3(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tagged_slow_documents(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ref-langid-doc")
-    return tag_both(tmp, SLOW_DOCUMENT, extra=EXTRA, keep=sample_share(5))
+    return tag_both(tmp, SLOW_DOCUMENT, extra=EXTRA, keep=sample_share(5, "multilingual"))
 
 
 @pytest.fixture(scope="module")
 def tagged_slow_paragraphs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ref-langid-par")
-    return tag_both(tmp, SLOW_PARAGRAPH, extra=EXTRA, keep=sample_share(20))
+    return tag_both(tmp, SLOW_PARAGRAPH, extra=EXTRA, keep=sample_share(20, "multilingual"))
 
 
 def _check(tagged, tagger: str, min_rows: int) -> None:
