@@ -340,6 +340,18 @@ def test_warc_summary_matches_the_documents(tmp_path):
     written = [p for p in (tmp_path / "out").rglob("*.gz")]
     assert s.totals.documents_out == sum(lines(p) for p in written) > 0
     assert [src.name for src in s.sources] == [str(tmp_path / "demo.warc.gz")]
+    # the demo crawl's non-200 and non-HTML records are left out by design: counted, not a degraded run
+    assert sum(v for k, v in s.counters.items() if k.startswith("records skipped")) > 0 and s.degraded == []
+
+
+def test_damaged_warc_records_make_the_run_degraded(tmp_path):
+    import warcgen as gen
+
+    gen.write_warc(tmp_path / "bad.warc.gz", [gen.warcinfo("bad.warc.gz"), gen.malformed_warc_header_record()])
+    ok(run_cli("warc", "--documents", str(tmp_path / "*.warc.gz"), "--destination", str(tmp_path / "out"),
+               "--source_name", "crawl", "--quiet"))  # fmt: skip
+    s = read_run_summary(str(tmp_path / "out" / file_name("warc")))
+    assert any("damaged or oversized WARC record" in reason for reason in s.degraded)
 
 
 def test_train_fasttext_summary_counts_the_inputs(tmp_path):

@@ -354,12 +354,17 @@ def plan(config: WarcConfig) -> list[Unit]:
 
 
 def degraded_records(summary: Summary) -> list[str]:
-    """The run summary's reasons for records that did not become documents and files that ended early."""
-    from dolma.warc.extract import SKIP_REST_OF_FILE
+    """The run summary's reasons for records lost to damage or limits, and for files that ended early.
 
-    skipped = sum(v for k, v in summary.stats.counters.items() if k.startswith("records skipped"))
-    cut = summary.stats.counters.get(SKIP_REST_OF_FILE, 0)
-    reasons = [f"{skipped:,} WARC record(s) skipped (see the 'records skipped' counters)"] if skipped else []
+    Records left out by design (not HTTP 200, not HTML, no text, dropped by a pre/post tagger's `skip`) are
+    counted but do not degrade the run: a crawl is expected to hold them."""
+    from dolma.warc.extract import BY_DESIGN, SKIP_REST_OF_FILE
+
+    counters = summary.stats.counters
+    skipped = sum(v for k, v in counters.items() if k.startswith("records skipped") and k not in BY_DESIGN)
+    cut = counters.get(SKIP_REST_OF_FILE, 0)
+    reasons = [f"{skipped:,} damaged or oversized WARC record(s) skipped (see the 'records skipped' counters)"]
+    reasons = reasons if skipped else []
     return reasons + ([f"{cut:,} WARC file(s) ended early (truncated or corrupt)"] if cut else [])
 
 

@@ -22,6 +22,8 @@ SKIP_TRUNCATED_RECORD = "records skipped: truncated record"
 SKIP_EMPTY = "records skipped: no text extracted"
 SKIP_PRE = "records skipped: no pre-tagger output (pre.skip)"
 SKIP_POST = "records skipped: no post-tagger output (post.skip)"
+# Left out on purpose, not lost: these never make a run degraded (the others do).
+BY_DESIGN = frozenset({SKIP_STATUS, SKIP_NOT_HTML, SKIP_EMPTY, SKIP_PRE, SKIP_POST})
 SKIP_REST_OF_FILE = "files cut short: rest of a damaged file skipped"
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/xhtml", "text/xhtml"})
