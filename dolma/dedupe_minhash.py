@@ -439,12 +439,11 @@ def _run_spark(
     title: str,
     started: Any,
 ):
-    from dolma.executors.spark import get_context, remove_stale_temporaries, remove_temporaries_after_stop
+    from dolma.executors.spark import remove_stale_temporaries, spark_context
     from dolma.spark_minhash import spark_minhash
 
     remove_stale_temporaries(plan_.outputs)
-    sc, created = get_context(config.spark)
-    try:
+    with spark_context(config.spark, plan_.outputs) as sc:
         summary = spark_minhash(
             sc,
             plan_.inputs,
@@ -456,14 +455,5 @@ def _run_spark(
             skip_bad_lines=config.skip_bad_lines,
             s3=config.s3,
         )
-    except KeyboardInterrupt:
-        if created:
-            sc.stop()
-            created = False
-        remove_temporaries_after_stop(plan_.outputs)
-        raise
-    finally:
-        if created:
-            sc.stop()
     finish(config, plan_, summary, title + " (spark)", started)
     return 0 if summary.ok else 1

@@ -1037,7 +1037,7 @@ def _check_spark(config: DedupeConfig) -> None:
 
 
 def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
-    from dolma.executors.spark import get_context, remove_stale_temporaries, remove_temporaries_after_stop
+    from dolma.executors.spark import remove_stale_temporaries, spark_context
     from dolma.spark_dedupe import spark_dedupe
 
     if config.dryrun:
@@ -1050,8 +1050,7 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
         return 0
     started = summary_now()
     remove_stale_temporaries(plan_.outputs)
-    sc, created = get_context(config.spark)
-    try:
+    with spark_context(config.spark, plan_.outputs) as sc:
         summary = spark_dedupe(
             sc,
             plan_.inputs,
@@ -1061,15 +1060,6 @@ def _run_spark(config: DedupeConfig, plan_: Plan) -> int:
             s3=config.s3,
             quiet=config.quiet,
         )
-    except KeyboardInterrupt:
-        if created:
-            sc.stop()
-            created = False
-        remove_temporaries_after_stop(plan_.outputs)
-        raise
-    finally:
-        if created:
-            sc.stop()
     remove_stale_temporaries(plan_.outputs)
     counters = summary.stats.counters
     marks = {

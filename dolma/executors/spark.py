@@ -22,6 +22,7 @@ All I/O, S3 included, happens in Python on the executors (dolma.io), so no Hadoo
 
 from __future__ import annotations
 
+import contextlib
 import glob as _glob
 import logging
 import os
@@ -262,6 +263,24 @@ def remove_temporaries_after_stop(paths: Sequence[str], grace: float = 30.0) -> 
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def spark_context(options: Any, outputs: Sequence[str]) -> Iterator[Any]:
+    """The SparkContext for a run writing `outputs`: one this run created is stopped at the end; after a stopped
+    run (Ctrl-C, SIGTERM) the temporaries its workers left beside `outputs` are removed."""
+    sc, created = get_context(options)
+    try:
+        yield sc
+    except KeyboardInterrupt:
+        if created:
+            sc.stop()
+            created = False
+        remove_temporaries_after_stop(outputs)
+        raise
+    finally:
+        if created:
+            sc.stop()
+
+
 _PYTHON_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$")
 
 
@@ -332,18 +351,8 @@ class SparkExecutor(UnitExecutor):
         summary, todo = self.start(units)
         outputs = [path for unit in todo for path in unit.outputs]
         if todo:
-            sc, created = get_context(self.options)
-            try:
+            with spark_context(self.options, outputs) as sc:
                 self._run(sc, job, todo, summary)
-            except KeyboardInterrupt:
-                if created:
-                    sc.stop()
-                    created = False
-                remove_temporaries_after_stop(outputs)
-                raise
-            finally:
-                if created:
-                    sc.stop()
             # A speculative or killed attempt may have left a temporary behind; the final files are complete.
             remove_stale_temporaries(outputs)
         summary.seconds = time.monotonic() - start
