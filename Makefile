@@ -119,7 +119,7 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 test-python: build reference profanity golden
-	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q --durations=25 tests
 
 # The edit loop: every Python test except those on Spark or against the reference toolkit (markers assigned by
 # tests/conftest.py from what each test uses; the fault suite's long cases never run outside `make faults`).
