@@ -265,3 +265,17 @@ def test_a_regex_matching_no_key_writes_an_empty_report(tmp_path):
     write_rows(path, GOOD)
     assert stat.run(stat_config([str(path)], str(tmp_path / "r"), regex="^nothing$", quiet=False)) == 0
     assert read_summaries(tmp_path / "r" / "summaries.jsonl.gz") == []
+
+
+def test_run_summary_validates_and_counts_the_attribute_rows(corpus, tmp_path):
+    from dolma.executors.summary import file_name, read_run_summary
+
+    report = tmp_path / "report"
+    assert stat.run(stat_config([str(corpus / PATTERN)], str(report))) == 0
+    run = read_run_summary(str(report / file_name("stat")))  # validates against the schema
+    files = sorted(corpus.glob(PATTERN))
+    assert run.command == "stat" and run.ok and run.degraded == []
+    assert run.units.total == run.units.processed == len(files)
+    assert run.totals.documents_in == sum(len(read_jsonl(p)) for p in files)
+    assert run.totals.bytes_out == len(gzip.decompress((report / "summaries.jsonl.gz").read_bytes()))
+    assert {src.name for src in run.sources} == {str(p) for p in files}
