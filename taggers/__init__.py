@@ -19,8 +19,8 @@ from taggers import (
     sampling,
     tokenizer_taggers,
     toxicity,
-    url_lists,
     uniseg_length,
+    url_lists,
     urls,
     wordlist,
 )
@@ -44,8 +44,8 @@ __all__ = [
     "sampling",
     "tokenizer_taggers",
     "toxicity",
-    "url_lists",
     "uniseg_length",
+    "url_lists",
     "urls",
     "wordlist",
 ]
