@@ -41,9 +41,10 @@ def model(tmp_path_factory) -> Path:
     rows = [f"__label__{label} {rng.choice(lines)}\n" for _ in range(200) for label, lines in kinds]
     rng.shuffle(rows)
     (tmp / "train.txt").write_text("".join(rows), encoding="utf-8")
-    # Bigrams, as `dolma train-fasttext` trains (unigram-only training on these few lines diverges to NaN).
+    # Bigrams, as `dolma train-fasttext` trains (unigram-only training on these few lines diverges to NaN), and a
+    # small learning rate: with lr 0.1 and dim 16 training diverged after other tests had trained in this process.
     trained = fasttext.train_supervised(
-        str(tmp / "train.txt"), wordNgrams=2, bucket=20000, dim=16, thread=1, verbose=0
+        str(tmp / "train.txt"), wordNgrams=2, bucket=20000, dim=50, lr=0.05, epoch=10, thread=1, verbose=0
     )
     trained.save_model(str(tmp / "model.bin"))
     return tmp / "model.bin"
