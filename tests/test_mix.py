@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 
 from dolma.config import build
 from dolma.errors import BadInputError, ConfigError, DolmaError
+from mixers.jsonpath import JsonPath
+from mixers.jsonpath_eval import RuleError
 from mixers.mix import run_mix
 from mixers.mix_config import MixConfig, Rule
-from mixers.rules import JsonPath, RuleError, compile_typed
+from mixers.typed_rules import compile_typed
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers
