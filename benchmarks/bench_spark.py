@@ -105,12 +105,13 @@ def one(args: argparse.Namespace) -> None:
     else:
         from dolma import io
         from dolma.commands import dedupe
+        from dolma.dedupe.config import DedupeConfig
 
         name = f"dedupe-{args.executor}-{args.parallelism}"
         bloom = work / "out" / f"{name}.bloom"
         bloom.unlink(missing_ok=True)
         config = dconfig.build(
-            dedupe.DedupeConfig,
+            DedupeConfig,
             overrides={
                 "documents": [docs],
                 "dedupe": {"name": name, "paragraphs": {"attribute_name": "dup"}, "skip_empty": True},

@@ -37,7 +37,7 @@ from dolma.executors.summary import DedupeStats, ModeCounts, finish_run, now
 from dolma.paths import check_name, check_outputs, check_path, claim_dir
 
 if TYPE_CHECKING:
-    from dolma.commands.dedupe import DedupeConfig
+    from dolma.dedupe.config import DedupeConfig
 
 log = logging.getLogger("dolma")
 

@@ -26,7 +26,7 @@ from dolma.executors.base import CompletionRecord, Job, Progress, Unit, UnitStat
 from dolma.paths import check_outputs
 
 if TYPE_CHECKING:
-    from dolma.commands.dedupe import DedupeConfig
+    from dolma.dedupe.config import DedupeConfig
     from dolma.dedupe_minhash import MinHashDedupe, MinHashPlan
 
 # Training documents signed at once (bounded in characters, so memory does not depend on the file).

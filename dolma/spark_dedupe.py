@@ -229,7 +229,7 @@ def spark_dedupe(
     """Deduplicate `paths` (in this order: it decides winners) and write one attributes file per path.
 
     `sc` is a SparkContext (see dolma.executors.spark.get_context); `config_json` is the `dedupe` section as
-    the Rust deduper takes it (dolma.commands.dedupe.rust_config). Returns a Summary like the executors';
+    the Rust deduper takes it (dolma.dedupe.plan._rust_config). Returns a Summary like the executors';
     a failure in stage 1 fails the whole run before anything is written, stage 2 leaves complete files only.
     `num_partitions` is P (key slices; default `sc.defaultParallelism`), `tasks` the number of tasks the
     files are grouped into in stages 1 and 2 (default 4 per core, at most one per file).

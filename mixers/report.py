@@ -19,6 +19,7 @@ from dolma.errors import PathSafetyError
 from dolma.io import S3Config
 from dolma.paths import canonical, check_name, check_outputs, check_path
 from mixers import report_charts as charts
+from mixers.jsonpath import Threshold
 from mixers.report_data import (
     Histogram,
     MixRule,
@@ -33,7 +34,6 @@ from mixers.report_data import (
     scan_documents,
     thresholds_of,
 )
-from mixers.rules import Threshold
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from dolma import io
 from dolma.config import build
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError
+from mixers.jsonpath import Threshold
 from mixers.mix_config import MixConfig
-from mixers.rules import CompiledRule, StreamRules, Threshold, score_in_range
+from mixers.rules import CompiledRule, StreamRules, score_in_range
 
 RUN_SUMMARY_SCHEMA = "dolma-run-summary"
 

@@ -7,7 +7,7 @@ can stop it. Only killing a process stops it for sure. The sandbox process:
 
 - starts from an empty environment; HOME and the working directory are a fresh empty directory, so there is
   no `~/.jq`; its only channels are a pipe in, a pipe out and a 24-byte progress record;
-- compiles the stream's rules with the shadowing prefix of `mixers.rules` (blocked builtins fail to compile
+- compiles the stream's rules with the shadowing prefix of `mixers.jq_rules` (blocked builtins fail to compile
   with a message naming them; `import` / `include` are syntax errors), caps its address space
   (`rule_memory_mb`), core dumps and open files, and on Linux dies with its parent;
 - decides documents in batches (JSON lines in, verdicts out) and writes to the progress record which document
@@ -41,8 +41,10 @@ from typing import Any
 import msgspec
 
 from dolma.errors import DolmaError
+from mixers.jq_rules import JqRuntimeError
+from mixers.jsonpath_eval import RuleError
 from mixers.mix_config import RULE_MEMORY_MB, RULE_TIMEOUT, Stream
-from mixers.rules import Decision, JqRuntimeError, RuleError, StreamRules
+from mixers.rules import Decision, StreamRules
 
 BATCH_DOCS = 256
 BATCH_BYTES = 1 << 20

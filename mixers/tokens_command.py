@@ -28,19 +28,18 @@ from mixers.tokens import (
     SHUFFLE_JOURNAL,
     SHUFFLE_MARKER,
     UNSHUFFLED_DIR,
-    GroupSettings,
     ShardLedger,
     check_destination_owned,
     check_dtype,
     default_files_per_group,
     done_marker,
     drop_recorded,
-    global_shuffle,
     journal_path,
     make_groups,
-    tokenize_group,
-    verify_shards,
 )
+from mixers.tokens_shuffle import global_shuffle
+from mixers.tokens_verify import verify_shards
+from mixers.tokens_write import GroupSettings, tokenize_group
 
 log = logging.getLogger("dolma")
 

@@ -20,8 +20,8 @@ from dolma._rust import BloomFilter, DedupeInputError, Deduper
 from dolma.config import build
 from dolma.documents import decode_document
 from dolma.errors import BadInputError
-from mixers.mix import StreamJob
 from mixers.mix_config import Stream
+from mixers.mix_job import StreamJob
 
 SURROGATE = "invalid string (a lone UTF-16 surrogate escape, not a Unicode character)"
 SYNTAX = re.compile(r"invalid JSON \(error at character \d+ of \d+\)")

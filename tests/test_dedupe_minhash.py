@@ -468,8 +468,8 @@ def test_s3_documents_and_attributes_with_a_local_work_dir(tmp_path: Path, s3_se
 
 def spark_run(sc, root: Path, *extra: str) -> None:
     from dolma import dedupe_minhash
-    from dolma.commands.dedupe import DedupeConfig
     from dolma.config import build
+    from dolma.dedupe.config import DedupeConfig
 
     config = build(DedupeConfig, None, [*minhash_args(root)[1:], "--executor", "spark", *extra])
     plan_ = dedupe_minhash.plan(config)
@@ -516,8 +516,8 @@ def test_spark_reads_and_writes_s3(tmp_path: Path, spark_context, s3_server, s3_
     assert len(expected) == 3 and any(b'"nd_dup":' in gzip.decompress(d) for d in expected.values())
 
     from dolma import dedupe_minhash
-    from dolma.commands.dedupe import DedupeConfig
     from dolma.config import build
+    from dolma.dedupe.config import DedupeConfig
 
     args = [*minhash_args(tmp_path / "unused")[1:], "--dedupe.minhash.threshold", "0.6", "--executor", "spark"]
     args[args.index("--documents") + 1] = f"s3://{s3_bucket}/mh/documents/*.jsonl.gz"

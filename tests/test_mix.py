@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 
 from dolma.config import build
 from dolma.errors import BadInputError, ConfigError, DolmaError
+from mixers.jsonpath import JsonPath
+from mixers.jsonpath_eval import RuleError
 from mixers.mix import run_mix
 from mixers.mix_config import MixConfig, Rule
-from mixers.rules import JsonPath, RuleError, compile_typed
+from mixers.typed_rules import compile_typed
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers
@@ -348,7 +350,7 @@ def test_misaligned_attributes_are_errors_naming_both_files(tmp_path, attr_rows,
             "quiet": True,
         },
     )
-    from mixers.mix import StreamJob
+    from mixers.mix_job import StreamJob
 
     job = StreamJob(config.streams[0], str(tmp_path / "stage"), None)
     with pytest.raises(BadInputError) as err:
@@ -542,7 +544,7 @@ def test_cli_help_dryrun_and_config_errors(tmp_path):
     spans=st.lists(st.tuples(st.integers(0, 45), st.integers(0, 45), st.floats(0, 1)), max_size=6),
 )
 def test_span_replacement_properties(text, spans):
-    from mixers.mix import _replace_spans
+    from mixers.mix_job import _replace_spans
     from mixers.rules import compile_selector
 
     select, _ = compile_selector("$.attributes.k", "jsonpath", "test")

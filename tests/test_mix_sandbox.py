@@ -17,8 +17,8 @@ import yaml
 from conftest import REPO, read_jsonl, write_jsonl_gz
 
 from dolma.config import build
+from mixers.jsonpath_eval import RuleError
 from mixers.mix_config import Stream
-from mixers.rules import RuleError
 from mixers.sandbox import RuleFailedError, RuleSandbox, SandboxSettings
 
 SECRET_NAME = "DOLMA_TEST_SECRET"

@@ -11,8 +11,8 @@ from conftest import write_jsonl_gz
 
 from dolma.documents import ReadStats, read_documents, read_records, with_attributes
 from dolma.errors import BadInputError
-from mixers.mix import _decode_document
-from mixers.tokens import _doc_decoder, read_source
+from mixers.mix_job import _decode_document
+from mixers.tokens_read import _doc_decoder, read_source
 
 REPO = Path(__file__).resolve().parent.parent
 BAD = b'{"id": 5, "text": "x"}'

@@ -468,8 +468,9 @@ def test_mix_never_removes_shard_named_files_it_did_not_write(tmp_path):
     # a staging directory that is not the stream's own is refused, never removed
     stream["output"]["max_size_in_bytes"] = 5000
     from dolma.config import build
-    from mixers.mix import STAGING_PREFIX, stream_fingerprint
     from mixers.mix_config import Stream
+    from mixers.mix_parts import STAGING_PREFIX
+    from mixers.mix_publish import stream_fingerprint
 
     staging = out / f"{STAGING_PREFIX}out-{stream_fingerprint(build(Stream, overrides=stream), None)}"
     staging.mkdir()

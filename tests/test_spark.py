@@ -406,10 +406,11 @@ def test_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster)
         )
     )
     from dolma.commands import dedupe
+    from dolma.dedupe.config import DedupeConfig
 
     overrides = json.loads(cfg.read_text())
     overrides["dedupe"]["name"] = "local"
-    assert dedupe.run(dconfig.build(dedupe.DedupeConfig, overrides={**overrides, "quiet": True})) == 0
+    assert dedupe.run(dconfig.build(DedupeConfig, overrides={**overrides, "quiet": True})) == 0
     (tmp_path / "bloom.bin").unlink()  # Spark refuses an existing filter it would not use
 
     spark_submit(
@@ -437,11 +438,12 @@ def test_minhash_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_
         )
     )
     from dolma.commands import dedupe
+    from dolma.dedupe.config import DedupeConfig
 
     overrides = json.loads(cfg.read_text())
     overrides["dedupe"]["name"] = "local"
     overrides.update(executor="local", quiet=True)
-    assert dedupe.run(dconfig.build(dedupe.DedupeConfig, overrides=overrides)) == 0
+    assert dedupe.run(dconfig.build(DedupeConfig, overrides=overrides)) == 0
     spark_submit(
         standalone_cluster, cfg, "dedupe", "--dedupe.name", "cluster", conf={"spark.default.parallelism": "3"}
     )

@@ -21,6 +21,8 @@ from conftest import LOOPBACK_SPARK_CONF, SAMPLE, read_jsonl, write_jsonl_gz
 
 from dolma.commands import dedupe
 from dolma.config import build
+from dolma.dedupe.config import DedupeConfig, DedupeSection
+from dolma.dedupe.plan import _rust_config
 from dolma.documents import attributes_path
 from dolma.errors import ConfigError
 from dolma.executors.summary import is_run_summary
@@ -90,7 +92,7 @@ def run_dedupe(root: Path, section: dict, executor: str, name: str, **extra) -> 
         "quiet": True,
         **extra,
     }
-    return dedupe.run(build(dedupe.DedupeConfig, overrides=overrides))
+    return dedupe.run(build(DedupeConfig, overrides=overrides))
 
 
 def attribute_tree(root: Path, name: str) -> dict[str, bytes]:
@@ -112,7 +114,7 @@ def marked(tree: dict[str, bytes], attribute: str) -> int:
 def test_mark_repeats_keeps_the_earliest_whatever_the_arrival_order(tmp_path):
     from dolma._rust import DedupeKeys
 
-    keys = DedupeKeys(dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "x", **PARAGRAPH_MODE})))
+    keys = DedupeKeys(_rust_config(build(DedupeSection, overrides={"name": "x", **PARAGRAPH_MODE})))
     data = [b'{"id": "a", "text": "x\\ny\\nx"}\n', b'\n{"id": "b", "text": "y\\nz"}\n']
     # file 1 first, and keys in 3 partitions: the result must not depend on arrival order or partitioning
     emitted = {i: keys.keys("f.jsonl", data[i], i, 3) for i in (1, 0)}
@@ -169,7 +171,7 @@ def test_spark_equals_local_for_other_keys_and_options(tmp_path, spark_context, 
 def test_killed_task_is_retried_and_output_is_identical(tmp_path, spark_context):
     paths = make_corpus(tmp_path, files=3, docs=40, seed=5)
     assert run_dedupe(tmp_path, PARAGRAPH_MODE, "local", "local") == 0
-    config_json = dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "spark", **PARAGRAPH_MODE}))
+    config_json = _rust_config(build(DedupeSection, overrides={"name": "spark", **PARAGRAPH_MODE}))
     marker = tmp_path / "killed-once"
     outputs = [attributes_path(p, "spark") for p in paths]
     summary = spark_dedupe(spark_context, paths, outputs, config_json, num_partitions=3, fail_marker=str(marker))
@@ -182,7 +184,7 @@ def test_killed_task_is_retried_and_output_is_identical(tmp_path, spark_context)
 def test_files_grouped_into_fewer_tasks_give_the_same_output(tmp_path, spark_context, tasks):
     paths = make_corpus(tmp_path, files=7, docs=30, seed=11)
     assert run_dedupe(tmp_path, PARAGRAPH_MODE, "local", "local") == 0
-    config_json = dedupe._rust_config(build(dedupe.DedupeSection, overrides={"name": "spark", **PARAGRAPH_MODE}))
+    config_json = _rust_config(build(DedupeSection, overrides={"name": "spark", **PARAGRAPH_MODE}))
     outputs = [attributes_path(p, "spark") for p in paths]
     summary = spark_dedupe(spark_context, paths, outputs, config_json, num_partitions=2, tasks=tasks)
     assert summary.ok and summary.succeeded == 7
@@ -206,7 +208,7 @@ def test_s3_in_and_out(tmp_path, spark_context, s3_server, s3_bucket):
         "s3": {"endpoint_url": s3_server.endpoint},
         "quiet": True,
     }
-    assert dedupe.run(build(dedupe.DedupeConfig, overrides=overrides)) == 0
+    assert dedupe.run(build(DedupeConfig, overrides=overrides)) == 0
     prefix = "corpus/attributes/dd/"
     keys = s3_server.keys(s3_bucket, prefix)
     got = {k[len(prefix) :]: client.get_object(Bucket=s3_bucket, Key=k)["Body"].read() for k in keys}

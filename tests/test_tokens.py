@@ -509,7 +509,7 @@ def test_global_shuffle_mixes_documents_across_groups(tmp_path):
 
 
 def test_global_shuffle_holds_at_most_window_documents(tmp_path):
-    from mixers.tokens import global_shuffle, shuffle_fanout
+    from mixers.tokens_shuffle import global_shuffle, shuffle_fanout
 
     docs_dir = write_corpus(tmp_path, corpus_docs(n_files=4, per_file=30))
     plain = tokens_cli("--documents", str(docs_dir / "*.gz"), *SHUFFLE_BASE, "--destination", str(tmp_path / "p"))

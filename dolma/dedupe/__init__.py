@@ -1,0 +1,2 @@
+"""The Bloom-filter `dedupe` run: config, plan, checkpoint store, local loop, Spark path (entry point:
+`dolma/commands/dedupe.py`)."""
