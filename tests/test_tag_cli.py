@@ -367,6 +367,8 @@ def test_list_shows_every_tagger_with_description(tmp_path):
         "char_length_strip_ws_v1",
         "doc_count_v1",
         "code_composition",
+        "code_starcoder_taggers_v1",
+        "pii_presidio_v1",
         "slow_test_tagger",
     ]:
         assert name in names
