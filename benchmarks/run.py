@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import harness  # noqa: E402
-from benchmarks.stages import STAGES  # noqa: E402
+from benchmarks.stages import MODULES, STAGES  # noqa: E402
 
 LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
 # Where datatrove's LanguageFilter looks for a downloaded lid.176.bin (found by running it offline).
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cases = []
     for stage in stages:
-        cases += importlib.import_module(f"benchmarks.stages.{stage}").cases(ctx)
+        cases += importlib.import_module(f"benchmarks.stages.{MODULES[stage]}").cases(ctx)
     cases = [c for c in cases if args.only.lower() in f"{c.stage}: {c.name}".lower()]
     processes = [int(p) for p in args.processes.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -519,7 +519,7 @@ def test_tag_stage_has_the_offline_toxicity_rows(tmp_path):
 def test_stat_stage_times_both_on_shared_attributes_and_counts_values(tmp_path):
     """`make bench` times `dolma stat` (ours and the reference) with the same arguments on attributes made once."""
     from benchmarks.stages import STAGES
-    from benchmarks.stages import stat as stat_stage
+    from benchmarks.stages import attribute_stats as stat_stage
 
     assert "stat" in STAGES
     ctx = context(tmp_path)
