@@ -245,7 +245,7 @@ def finish_mix(
     finish_run(
         total,
         command="mix",
-        title=f"dolma mix: {', '.join(s.name for s in config.streams)}",
+        title=f"dolma mix: stream{'s' if len(config.streams) > 1 else ''} {', '.join(s.name for s in config.streams)}",
         config=config,
         outputs=[io.join(io.normalize(s.output.path), s.name) for s in config.streams],
         started=started,
