@@ -327,7 +327,11 @@ def copy_sample(root: Path) -> str:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The output files, run summaries left out (run logs with timings: docs/run-summary.md)."""
+    from dolma.executors.summary import is_run_summary
+
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not is_run_summary(p))
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
 def tag_sample(root: Path, **extra) -> dict[str, bytes]:
