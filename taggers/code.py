@@ -355,6 +355,19 @@ class StarCoderConfig(TaggerConfig, kw_only=True):
     stars_field: str = "max_stars_count"  # GitHub stars of the repository
 
 
+def starcoder_metadata(doc: Document, config: StarCoderConfig) -> tuple[object, float]:
+    """(extension, GitHub stars) from the document's metadata, as both StarCoder taggers read them; stars that
+    are not a number are an error naming the document and the field."""
+    meta = doc.metadata or {}
+    stars_value = meta.get(config.stars_field)
+    try:
+        stars = 0.0 if stars_value is None else float(stars_value)
+    except (TypeError, ValueError):
+        msg = f"document {doc.id!r}: metadata.{config.stars_field} = {stars_value!r} is not a number"
+        raise TaggerError(msg) from None
+    return meta.get(config.ext_field), stars
+
+
 @register("code_starcoder_taggers_v2")
 class CodeStarCoderTaggers(Tagger):
     """StarCoder's code filters: XML declaration, GitHub stars, comment ratio and HTML visible-text ratio.
@@ -377,15 +390,7 @@ class CodeStarCoderTaggers(Tagger):
     def predict(self, doc: Document) -> list[Span]:
         text = doc.text
         n = len(text)
-        config: StarCoderConfig = self.config  # type: ignore[assignment]
-        meta = doc.metadata or {}
-        ext = meta.get(config.ext_field)
-        stars_value = meta.get(config.stars_field)
-        try:
-            stars = 0.0 if stars_value is None else float(stars_value)
-        except (TypeError, ValueError):
-            msg = f"document {doc.id!r}: metadata.{config.stars_field} = {stars_value!r} is not a number"
-            raise TaggerError(msg) from None
+        ext, stars = starcoder_metadata(doc, self.config)  # type: ignore[arg-type]
         html = isinstance(ext, str) and ext in HTML_EXTS
         return [
             Span(0, n, "has_xml_template_doc", 1.0 if _XML_DECLARATION in text[:100] else 0.0),

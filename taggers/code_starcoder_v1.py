@@ -15,7 +15,7 @@ import functools
 import json
 from pathlib import Path
 
-from dolma import Document, Span, Tagger, TaggerError, register
+from dolma import Document, Span, Tagger, register
 from taggers.code import (
     _XML_DECLARATION,
     HTML_EXTS,
@@ -23,6 +23,7 @@ from taggers.code import (
     _java_lexer,
     html_text_ratio,
     python_comment_text,
+    starcoder_metadata,
 )
 
 LEXER_TABLE = Path(__file__).parent / "resources" / "starcoder_v1_lexers.json"
@@ -84,15 +85,7 @@ class CodeStarCoderV1Tagger(Tagger):
     def predict(self, doc: Document) -> list[Span]:
         text = doc.text
         n = len(text)
-        config: StarCoderConfig = self.config  # type: ignore[assignment]
-        meta = doc.metadata or {}
-        ext = meta.get(config.ext_field)
-        stars_value = meta.get(config.stars_field)
-        try:
-            stars = 0.0 if stars_value is None else float(stars_value)
-        except (TypeError, ValueError):
-            msg = f"document {doc.id!r}: metadata.{config.stars_field} = {stars_value!r} is not a number"
-            raise TaggerError(msg) from None
+        ext, stars = starcoder_metadata(doc, self.config)  # type: ignore[arg-type]
         known = isinstance(ext, str) and ext in lexer_table() and bool(text)
         if not known:
             html = -1.0
