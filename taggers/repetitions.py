@@ -15,6 +15,8 @@ from taggers._text import rust_texts
 
 
 def summary(text: str, found: list[tuple[int, int, int]]) -> list[Span]:
+    """`repetition` spans (start, end, copies) and the three document summaries; shared by the character- and
+    token-level repetition taggers."""
     n = len(text)
     spans = [Span(start, end, "repetition", float(copies)) for start, end, copies in found]
     spans.append(Span(0, n, "doc_max_score_repetition", float(max((c for _, _, c in found), default=0))))

@@ -26,6 +26,7 @@ from msgspec import Meta
 from dolma import Document, Span, Tagger, TaggerConfig, TaggerError, paragraphs, register
 from dolma import io as dolma_io
 from dolma.tokenizer_files import OLMO_TOKENIZER, hf_cache_dirs, hf_cached_file, hub_url, shipped_tokenizer
+from taggers.repetitions import summary as repetition_summary
 
 PII_SPECIAL = "allenai/eleuther-ai-gpt-neox-20b-pii-special"
 GPT_NEOX_20B = "EleutherAI/gpt-neox-20B"  # the reference's spelling; the Hub's page is .../gpt-neox-20b
@@ -255,17 +256,6 @@ def token_runs(ids: Sequence[int]) -> list[tuple[int, int, int]]:
             if c >= MIN_COPIES:
                 out.append((start, start + length - 1, c))
     return out
-
-
-def repetition_summary(text: str, found: list[tuple[int, int, int]]) -> list[Span]:
-    """`repetition` spans and the three document summaries (as the character-level repetition taggers write)."""
-    n = len(text)
-    spans = [Span(s, e, "repetition", float(c)) for s, e, c in found]
-    spans.append(Span(0, n, "doc_max_score_repetition", float(max((c for _, _, c in found), default=0))))
-    spans.append(Span(0, n, "doc_max_length_repetition", float(max((e - s for s, e, _ in found), default=0))))
-    covered = sum(e - s for s, e, _ in found)
-    spans.append(Span(0, n, "doc_frac_repetition", covered / n if n else 0.0))
-    return spans
 
 
 _REPETITION_DOC = """
