@@ -334,6 +334,20 @@ def sign_file(
     )
 
 
+def text_at(obj: object, key: tuple[str | int, ...]) -> str:
+    """The string at a parsed JSONPath `key` (steps of field names and list indexes) in a decoded document; ""
+    when the path is missing or does not end at a string (such a document has no shingles)."""
+    value = obj
+    for step in key:
+        if isinstance(step, str) and isinstance(value, dict):
+            value = value.get(step)
+        elif isinstance(step, int) and isinstance(value, list) and step < len(value):
+            value = value[step]
+        else:
+            return ""
+    return value if isinstance(value, str) else ""
+
+
 def _texts(path: str, skip_bad_lines: bool, stats: ReadStats, key: tuple[str | int, ...]) -> Iterator[tuple[int, str]]:
     """(line, text at `key`) of every document of `path`, with the toolkit's one bad-line policy."""
     if key == ("text",):
@@ -345,15 +359,7 @@ def _texts(path: str, skip_bad_lines: bool, stats: ReadStats, key: tuple[str | i
         obj = msgspec.json.decode(line)
         if not isinstance(obj, dict) or not has_document_fields(obj):
             raise BadLine
-        value: object = obj
-        for step in key:
-            if isinstance(step, str) and isinstance(value, dict):
-                value = value.get(step)
-            elif isinstance(step, int) and isinstance(value, list) and step < len(value):
-                value = value[step]
-            else:
-                return ""
-        return value if isinstance(value, str) else ""
+        return text_at(obj, key)
 
     for lineno, text, _ in read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats):
         if text is not None:

@@ -52,15 +52,7 @@ def _field(key: tuple[str | int, ...]):
     def text_of(doc: Document, raw: bytes) -> str:
         if key == ("text",):
             return doc.text
-        value: object = msgspec.json.decode(raw)
-        for step in key:
-            if isinstance(step, str) and isinstance(value, dict):
-                value = value.get(step)
-            elif isinstance(step, int) and isinstance(value, list) and step < len(value):
-                value = value[step]
-            else:
-                return ""
-        return value if isinstance(value, str) else ""
+        return mh.text_at(msgspec.json.decode(raw), key)
 
     return text_of
 
