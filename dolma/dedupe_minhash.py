@@ -227,10 +227,10 @@ def write_marks(
     attribute: str,
     cluster_attribute: str,
     skip_bad_lines: bool,
-) -> tuple[ReadStats, int, int]:
+) -> UnitStats:
     """The attributes file of `path` from its cluster members (line -> (ordinal, cluster id, similarity to the
-    keeper, an f32 value)): (what was read, documents marked, bytes written). Shared by the local and Spark runs,
-    so both write the same bytes."""
+    keeper, an f32 value)), and the unit's numbers. Shared by the local and Spark runs, so both write the same
+    bytes and count alike."""
     stats = ReadStats()
     marked = 0
     with io.AtomicWriter(output) as out:
@@ -252,7 +252,14 @@ def write_marks(
                 f"{path}: {len(members)} of its documents are in clusters but the file has {stats.documents}: it "
                 "changed since it was signed; rerun with --ignore_existing"
             )
-    return stats, marked, out.bytes_written
+    return UnitStats(
+        documents_in=stats.documents,
+        documents_out=stats.documents,
+        bad_lines=stats.bad_lines,
+        bytes_in=stats.bytes,
+        bytes_out=out.bytes_written,
+        counters={"documents marked": marked},
+    )
 
 
 class MarkJob(Job):
@@ -268,20 +275,13 @@ class MarkJob(Job):
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
         _, records = mh.read_results(self.results[unit.input])
         members = {int(r["line"]): (int(r["ordinal"]), int(r["cluster"]), float(r["similarity"])) for r in records}
-        stats, marked, written = write_marks(
+        stats = write_marks(
             unit.input, unit.outputs[0], members, self.attribute, self.cluster_attribute, self.skip_bad_lines
         )
         assert unit.record is not None
         io.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
-        progress(stats.documents, stats.bytes)
-        return UnitStats(
-            documents_in=stats.documents,
-            documents_out=stats.documents,
-            bad_lines=stats.bad_lines,
-            bytes_in=stats.bytes,
-            bytes_out=written,
-            counters={"documents marked": marked},
-        )
+        progress(stats.documents_in, stats.bytes_in)
+        return stats
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -113,23 +113,13 @@ class WriteFiles:
         io.configure_s3(self.s3)
         for _, (path, output, members) in items:
             try:
-                stats, marked, written = write_marks(
+                stats = write_marks(
                     path, output, dict(members or []), self.attribute, self.cluster_attribute, self.skip_bad_lines
                 )
             except Exception as exc:
                 yield path, describe_error(exc)
                 continue
-            yield (
-                path,
-                UnitStats(
-                    documents_in=stats.documents,
-                    documents_out=stats.documents,
-                    bad_lines=stats.bad_lines,
-                    bytes_in=stats.bytes,
-                    bytes_out=written,
-                    counters={"documents marked": marked},
-                ),
-            )
+            yield path, stats
 
 
 def spark_minhash(
