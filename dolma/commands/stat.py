@@ -31,7 +31,7 @@ from dolma.errors import ConfigError
 from dolma.executors import make_executor
 from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
 from dolma.executors.summary import RunSummary, build, finish_run, now, print_run_summary
-from dolma.paths import check_claimable, check_outputs, check_path, claim_dir, remove_claimed_dir
+from dolma.paths import check_outputs, check_path, claim_dir, remove_claimed_dir
 
 log = logging.getLogger("dolma")
 
@@ -269,7 +269,6 @@ def run(config: StatConfig) -> int:
         return 0
     started = now()
     work = work_dir(config)
-    check_claimable(work, "stat")
     claim_dir(work, "stat")
     first = [Unit(input=p, outputs=(_partial(work, "summaries", p), _partial(work, "distinct", p))) for p in inputs]
     pass1 = make_executor(config, "stat: summaries").run(SummarizeJob(config), first)
