@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks" / "corpus"))
 sys.path.insert(0, str(REPO))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLE = Path(__file__).parent / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 DOCS_DIR = SAMPLE / "documents"
 REQUIRED_STR_FIELDS = ("id", "text", "source", "added", "created", "version")
 PII_TYPES = {"EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"}

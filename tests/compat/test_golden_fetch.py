@@ -7,7 +7,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from conftest import REPO
+from tests.conftest import REPO
 
 
 def make_golden(tmp_path: Path, sha: str, archive: Path) -> subprocess.CompletedProcess:

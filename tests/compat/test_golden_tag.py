@@ -1,10 +1,11 @@
-"""`dolma tag` on the sample corpus reproduces the golden attribute files exactly (see tests/golden.py)."""
+"""`dolma tag` on the sample corpus reproduces the golden attribute files exactly (see tests/helpers/golden.py)."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import read_jsonl
-from golden import EXPECTED, TAG_TAGGERS, run_tag
+
+from tests.conftest import read_jsonl
+from tests.helpers.golden import EXPECTED, TAG_TAGGERS, run_tag
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def attributes(tmp_path_factory):
 def test_tag_output_equals_golden(attributes, tagger):
     expected_files = sorted(p.relative_to(EXPECTED / "tag") for p in (EXPECTED / "tag" / tagger).rglob("*.jsonl.gz"))
     produced_files = sorted(p.relative_to(attributes) for p in (attributes / tagger).rglob("*.jsonl.gz"))
-    assert expected_files, f"no golden files for {tagger}: run python tests/golden.py"
+    assert expected_files, f"no golden files for {tagger}: run python tests/helpers/golden.py"
     assert produced_files == expected_files
     for rel in expected_files:
         assert read_jsonl(attributes / rel) == read_jsonl(EXPECTED / "tag" / rel), f"{rel} differs from golden"

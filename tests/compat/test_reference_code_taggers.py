@@ -14,9 +14,10 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import DATA, read_jsonl, run_cli, write_jsonl_gz
-from reference import EDGE_CASES, assert_tagger_matches, run_reference, tag_both
-from textgen import fragment_docs
+
+from tests.conftest import DATA, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.reference import EDGE_CASES, assert_tagger_matches, run_reference, tag_both
+from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 

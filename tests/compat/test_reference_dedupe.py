@@ -16,8 +16,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
-from reference import run_reference
+
+from tests.conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.reference import run_reference
 
 pytestmark = pytest.mark.reference
 

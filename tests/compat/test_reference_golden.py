@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_cli
-from reference import run_reference
+
+from tests.conftest import REPO, run_cli
+from tests.helpers.reference import run_reference
 
 GOLDEN = Path(os.environ.get("DOLMA_GOLDEN_DIR") or REPO / ".cache" / "golden" / "dolma-1.2.1")
 

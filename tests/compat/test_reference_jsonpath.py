@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, write_jsonl_gz
-from reference import run_reference
+
+from tests.conftest import run_cli, write_jsonl_gz
+from tests.helpers.reference import run_reference
 
 DOCS = [
     {"metadata": {"lang": "en", "score": 0.9, "tags": ["x", "y", "z"], "nested": {"lang": "fr", "deep": {"k": 1}}}},

@@ -20,11 +20,11 @@ Three restrictions:
 from __future__ import annotations
 
 import pytest
-from reference import compare_outputs, reference_predict, sample_share, tag_both
-from textgen import fragment_docs
 
 from dolma import registry
 from dolma.documents import Document
+from tests.helpers.reference import compare_outputs, reference_predict, sample_share, tag_both
+from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 

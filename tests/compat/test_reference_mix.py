@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SAMPLE, outputs_in, run_cli, write_jsonl_gz
-from reference import run_reference
+
+from tests.conftest import SAMPLE, outputs_in, run_cli, write_jsonl_gz
+from tests.helpers.reference import run_reference
 
 pytestmark = pytest.mark.reference
 

@@ -9,8 +9,9 @@ run on the documents that have words (our value there, -1, is tested in test_pii
 from __future__ import annotations
 
 import pytest
-from reference import assert_tagger_matches, tag_both
-from textgen import fragment_docs
+
+from tests.helpers.reference import assert_tagger_matches, tag_both
+from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 

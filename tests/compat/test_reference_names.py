@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import run_cli
-from reference import reference_env, reference_python
+from tests.conftest import run_cli
+from tests.helpers.reference import reference_env, reference_python
 
 _NAMES = """
 import json

@@ -9,10 +9,10 @@ every extension of the table; star counts of every accepted kind.
 from __future__ import annotations
 
 import pytest
-from conftest import DATA, SAMPLE, read_jsonl, run_cli, write_jsonl_gz
-from reference import assert_tagger_matches, run_reference, tag_both
 
 from taggers.code_starcoder_v1 import lexer_table
+from tests.conftest import DATA, SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.reference import assert_tagger_matches, run_reference, tag_both
 
 pytestmark = pytest.mark.reference
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import read_jsonl
-from reference import EDGE_CASES, compare_outputs, tag_both
+
+from tests.conftest import read_jsonl
+from tests.helpers.reference import EDGE_CASES, compare_outputs, tag_both
 
 pytestmark = pytest.mark.reference
 

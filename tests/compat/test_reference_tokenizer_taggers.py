@@ -18,12 +18,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from reference import compare_outputs, reference_predict, tag_both
-from textgen import fragment_docs
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.tokenizer_files import OLMO_TOKENIZER_FILE, SHIPPED_TOKENIZERS
+from tests.helpers.reference import compare_outputs, reference_predict, tag_both
+from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 
@@ -109,7 +109,7 @@ def fill_hf_cache(hub: Path) -> Path:
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ref-tokenizers")
-    # The reference's cache is $XDG_CACHE_HOME/huggingface/hub (tests/reference.py sets XDG_CACHE_HOME);
+    # The reference's cache is $XDG_CACHE_HOME/huggingface/hub (tests/helpers/reference.py sets XDG_CACHE_HOME);
     # ours is given as HF_HUB_CACHE, the same directory.
     hub = fill_hf_cache(tmp / "xdg-cache" / "huggingface" / "hub")
     with pytest.MonkeyPatch.context() as mp:
@@ -130,7 +130,7 @@ def test_tokenizer_taggers_match_reference(tagged, tagger):
 def test_repetition_rows_are_not_trivial(tagged):
     """The corpus does exercise the repetition rules: many documents have several periods at once."""
     ours, _ = tagged
-    from conftest import read_jsonl
+    from tests.conftest import read_jsonl
 
     rows = [r for p in (ours / "attributes" / "tokenizer_repetitions_v1").rglob("*.jsonl.gz") for r in read_jsonl(p)]
     key = "tokenizer_repetitions_v1__tokenizer_repetitions_v1__repetition"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, run_cli
-from reference import run_reference
-from test_tokens import corpus_docs, write_corpus
 
 from mixers.tokenizer import DEFAULT_TOKENIZER_FILE
+from tests.conftest import SAMPLE, run_cli
+from tests.helpers.reference import run_reference
+from tests.mixers.test_tokens import corpus_docs, write_corpus
 
 pytestmark = pytest.mark.reference
 

@@ -10,11 +10,11 @@ case is left out: uniseg is pure Python and the reference takes minutes over it 
 from __future__ import annotations
 
 import pytest
-from reference import assert_tagger_matches, sample_share, tag_both
-from textgen import fragment_docs
 
 from dolma import registry
 from dolma.documents import Document
+from tests.helpers.reference import assert_tagger_matches, sample_share, tag_both
+from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 

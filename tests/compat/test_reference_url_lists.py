@@ -15,11 +15,11 @@ import subprocess
 from pathlib import Path
 
 import adblock
-from conftest import read_jsonl, run_cli
-from reference import SHIMS, prepare, reference_env, reference_python
-from test_jigsaw_models import ModelServer
 
 from taggers.url_lists import NAMED_LISTS, PUBLIC_BASE, env_var
+from tests.conftest import read_jsonl, run_cli
+from tests.helpers.reference import SHIMS, prepare, reference_env, reference_python
+from tests.taggers.test_jigsaw_models import ModelServer
 
 SITECUSTOMIZE = """
 import json, os

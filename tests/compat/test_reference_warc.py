@@ -13,9 +13,10 @@ import json
 import subprocess
 
 import pytest
-import warcgen as gen
-from conftest import read_jsonl, run_cli
-from reference import reference_env, reference_python, run_reference
+
+from tests.conftest import read_jsonl, run_cli
+from tests.helpers import warcgen as gen
+from tests.helpers.reference import reference_env, reference_python, run_reference
 
 pytestmark = pytest.mark.reference
 

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_cli, summary_rows, write_jsonl_gz
 
 from dolma._rust import BloomFilter, DedupeInputError, Deduper
 from dolma.config import build
@@ -22,6 +21,7 @@ from dolma.documents import decode_document
 from dolma.errors import BadInputError
 from mixers.mix_config import Stream
 from mixers.mix_job import StreamJob
+from tests.conftest import read_jsonl, run_cli, summary_rows, write_jsonl_gz
 
 SURROGATE = "invalid string (a lone UTF-16 surrogate escape, not a Unicode character)"
 SYNTAX = re.compile(r"invalid JSON \(error at character \d+ of \d+\)")

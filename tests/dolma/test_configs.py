@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE, outputs_in, read_jsonl, run_cli
 
 from dolma.commands import COMMANDS
 from dolma.config import build
+from tests.conftest import REPO, SAMPLE, outputs_in, read_jsonl, run_cli
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

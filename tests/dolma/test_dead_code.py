@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("dolma", "mixers", "taggers")
 
 
@@ -41,7 +41,7 @@ def unreferenced(sources: list[Path], corpus: list[str], root: Path = REPO) -> l
 
 def test_every_top_level_definition_is_used():
     sources = sorted(p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py"))
-    readers = sources + sorted((REPO / "tests").glob("*.py")) + sorted((REPO / "benchmarks").rglob("*.py"))
+    readers = sources + sorted((REPO / "tests").rglob("*.py")) + sorted((REPO / "benchmarks").rglob("*.py"))
     corpus = [p.read_text(encoding="utf-8") for p in readers] + [(REPO / "pyproject.toml").read_text()]
     assert unreferenced(sources, corpus) == []
 

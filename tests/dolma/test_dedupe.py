@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, read_jsonl, run_cli, summary_rows, write_jsonl_gz
 
 from dolma._rust import BloomFilter
 from dolma.executors.summary import is_run_summary
+from tests.conftest import SAMPLE, read_jsonl, run_cli, summary_rows, write_jsonl_gz
 
 PARAGRAPHS = ["--dedupe.paragraphs.attribute_name", "dup"]
 NGRAMS = [
@@ -153,7 +153,7 @@ def test_sigkill_then_resume_gives_identical_attributes(tmp_path: Path, kill_at:
         "--bloom_filter.desired_false_positive_rate", "1e-6",
         "--processes", "1", "--checkpoint_interval", "0",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     out_dir = root / "attributes" / "dd"
 
@@ -645,7 +645,7 @@ def _peak_rss_kib(tmp_path: Path, mb: int, chunk: int) -> int:
         [sys.executable, "-c", PEAK_RSS_SCRIPT, str(path), str(tmp_path / f"out-{mb}.jsonl"), str(chunk)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)

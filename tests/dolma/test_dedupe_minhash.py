@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
-from textgen import synthetic_docs
 
 from dolma import minhash as mh
 from dolma.spark_minhash import spark_minhash
+from tests.conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.textgen import synthetic_docs
 
 THRESHOLD = 0.7
 
@@ -50,9 +50,9 @@ def edited(text: str, rate: float, rng: random.Random, tag: str) -> str:
 
 
 def planted_corpus(root: Path, files: int = 4) -> list[tuple[str, str, float]]:
-    """Sample documents (outside the corpus's own planted groups), synthetic ones (tests/textgen.py), and one edited
-    copy of 200 of them at known word-edit rates (0 to 8%: true shingle Jaccard from about 0.5 to 1), spread over
-    `files` files in a shuffled order. Returns (original id, copy id, true Jaccard)."""
+    """Sample documents (outside the corpus's own planted groups), synthetic ones (tests/helpers/textgen.py), and one
+    edited copy of 200 of them at known word-edit rates (0 to 8%: true shingle Jaccard from about 0.5 to 1), spread
+    over `files` files in a shuffled order. Returns (original id, copy id, true Jaccard)."""
     truth = json.loads((SAMPLE / "ground_truth.json").read_text(encoding="utf-8"))
     grouped = {
         i for key in ("exact_duplicates", "near_duplicates", "templated_groups") for g in truth[key] for i in g["ids"]
@@ -302,7 +302,7 @@ def test_sigkill_then_rerun_gives_identical_bytes(tmp_path: Path, kill_in: str) 
     assert len(expected) == parts
 
     root = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     args = [sys.executable, "-m", "dolma", *minhash_args(root, "--dedupe.minhash.verify", "exact", "--quiet")]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     keys = root / "minhash" / "nd" / "keys"

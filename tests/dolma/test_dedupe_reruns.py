@@ -15,8 +15,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_cli, summary_rows, write_jsonl_gz
-from test_dedupe import (
+
+from dolma._rust import file_fingerprint
+from tests.conftest import read_jsonl, run_cli, summary_rows, write_jsonl_gz
+from tests.dolma.test_dedupe import (
     DOCS_BY_TEXT,
     FILTER_HEADER,
     NGRAMS,
@@ -27,8 +29,6 @@ from test_dedupe import (
     mixed_compression_corpus,
     split_sample,
 )
-
-from dolma._rust import file_fingerprint
 
 HEADER = FILTER_HEADER
 

@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, read_jsonl
-
 from dolma.executors.summary import is_run_summary
+from tests.conftest import REPO, read_jsonl
 
 ENGLISH_PAGES = {
     "https://httpd.apache.org/docs/2.4/mpm.html",

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK_SPARK_CONF, REPO, S3_KEY, S3_SECRET, read_jsonl, run_cli, write_jsonl_gz
+
+from tests.conftest import LOOPBACK_SPARK_CONF, REPO, S3_KEY, S3_SECRET, read_jsonl, run_cli, write_jsonl_gz
 
 DOCS = REPO / "docs"
 PLUGIN = DOCS / "examples" / "dolma-tagger-example"
@@ -280,7 +281,7 @@ def test_decontamination_config_runs_after_its_fill_step(demo_root):
 
 def test_report_config_runs_after_the_demo(demo_root):
     """configs/report.yaml over the demo's output (the demo ran `dolma stat` over its attribute files)."""
-    from test_report import page_specs, threshold_labels
+    from tests.mixers.test_report import page_specs, threshold_labels
 
     out = demo_root / "demo-output"
     assert (out / "sample" / "stats" / "summaries.jsonl.gz").exists()
@@ -413,9 +414,8 @@ def test_plugin_by_entry_point(tmp_path):
 
 def test_generated_tables_live_in_docs(tmp_path):
     """`make bench` and `make faults` rewrite the text between markers of docs/benchmarks.md and docs/faults.md."""
-    import faultsuite
-
     from benchmarks import harness
+    from tests.helpers import faultsuite
 
     bench = (DOCS / "benchmarks.md").read_text()
     rewritten = harness.replace_between_markers(bench, "NEW TABLE")

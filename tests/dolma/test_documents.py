@@ -118,7 +118,7 @@ def test_destination_path_keeps_sub_path():
 
 
 def test_refuses_writing_into_documents_or_over_inputs():
-    # the check moved to dolma.paths (one place for every command); tests/test_paths.py covers the rest
+    # the check moved to dolma.paths (one place for every command); tests/dolma/test_paths.py covers the rest
     inputs = ["/r/documents/a.gz"]
     with pytest.raises(PathSafetyError, match="inside the documents tree"):
         check_outputs("test", inputs, ["/r/documents/sub/a.gz"])

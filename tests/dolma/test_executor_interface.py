@@ -14,7 +14,7 @@ from dolma.executors import make_executor
 from dolma.executors.base import Executor, Job, Progress, Summary, Unit, UnitStats, run_with_retries
 from dolma.executors.local import LocalExecutor
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_make_executor_is_typed_with_the_interface():

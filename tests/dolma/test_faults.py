@@ -17,9 +17,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import REPO, S3_KEY, S3_SECRET, S3Server, _free_port
-from faultproxy import FaultProxy, Rule
-from faultsuite import (
+
+from tests.conftest import REPO, S3_KEY, S3_SECRET, S3Server, _free_port
+from tests.helpers.faultproxy import FaultProxy, Rule
+from tests.helpers.faultsuite import (
     BOUND_DEAD_ENDPOINT,
     BOUND_DISK,
     BOUND_S3_FAULTS,

@@ -12,7 +12,7 @@ import pytest
 
 from dolma.commands import FRAMEWORK_COMMANDS, all_commands, find_command
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOLMA = REPO / "dolma"
 UPPER = ("taggers", "mixers")
 

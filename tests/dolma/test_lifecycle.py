@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK_SPARK_CONF, REPO, read_jsonl, run_cli
-from procs import descendants, start_time, survivors, wait_for
-from test_dedupe import filter_bits
-from test_dedupe_reruns import manifest_of
+
+from tests.conftest import LOOPBACK_SPARK_CONF, REPO, read_jsonl, run_cli
+from tests.dolma.test_dedupe import filter_bits
+from tests.dolma.test_dedupe_reruns import manifest_of
+from tests.helpers.procs import descendants, start_time, survivors, wait_for
 
 STOP_WAIT = 120  # seconds a stopped run may take to exit before the test fails
 

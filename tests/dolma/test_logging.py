@@ -7,9 +7,9 @@ import re
 
 import pytest
 import yaml
-from conftest import S3_KEY, S3_SECRET, make_docs, run_cli, write_jsonl_gz
 
 from dolma.redact import MASK, RedactSecrets, redact
+from tests.conftest import S3_KEY, S3_SECRET, make_docs, run_cli, write_jsonl_gz
 
 SESSION_TOKEN = "FQoGZXIvYXdzEPlaceholderSessionToken0123456789"
 LEAKS = ("authorization", "signature=", "x-amz-signature", "credential=", "x-amz-security-token", "akia")

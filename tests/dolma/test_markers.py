@@ -10,13 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TESTS = REPO / "tests"
+REPO = Path(__file__).resolve().parents[2]
 
 SAMPLE_TESTS = """
 import pytest
-import reference
-from reference import reference_python
+from tests.helpers import reference
+from tests.helpers.reference import reference_python
 
 
 def test_plain():
@@ -43,7 +42,7 @@ def test_runs_the_cli_on_spark():
 
 @pytest.fixture
 def own_server(tmp_path):
-    from conftest import S3Server
+    from tests.conftest import S3Server
     if False:
         yield S3Server(tmp_path, 1, tmp_path / "log")
     yield None
@@ -60,10 +59,10 @@ def test_hides_its_use_of_the_reference():
 
 def run_pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     (tmp_path / "test_sample_markers.py").write_text(textwrap.dedent(SAMPLE_TESTS))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         str(tmp_path / "test_sample_markers.py"), *args],
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", "--rootdir",
+         str(tmp_path), str(tmp_path / "test_sample_markers.py"), *args],
         capture_output=True, text=True, cwd=tmp_path, env=env,
     )  # fmt: skip
 
@@ -94,13 +93,13 @@ def test_the_suite_marks_its_known_users():
     # through a helper module: none of them may run under `make test-fast`
     fast = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", "-m",
-         "not s3 and not spark and not reference", "tests/test_faults.py", "tests/test_lifecycle.py",
-         "tests/test_classifiers.py", "tests/test_quality_taggers.py"],
+         "not s3 and not spark and not reference", "tests/dolma/test_faults.py", "tests/dolma/test_lifecycle.py",
+         "tests/taggers/test_classifiers.py", "tests/taggers/test_quality_taggers.py"],
         capture_output=True, text=True, cwd=REPO,
     ).stdout  # fmt: skip
     selected = {line.strip() for line in fast.splitlines() if "::" in line}
     assert selected, fast
     for nodeid in selected:
-        assert not nodeid.startswith("tests/test_faults.py"), nodeid
+        assert not nodeid.startswith("tests/dolma/test_faults.py"), nodeid
         assert "spark" not in nodeid, nodeid
         assert "reference" not in nodeid and "s3" not in nodeid, nodeid

@@ -23,7 +23,7 @@ from dolma import _rust
 from dolma import minhash as mh
 from dolma.errors import BadInputError, ConfigError, CorruptFileError
 
-SAMPLE = Path(__file__).parent / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 DOC_FILES = sorted((SAMPLE / "documents").rglob("*.jsonl.gz"))
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import OFFLINE_ENV, REPO, UNSET_ENV
+from tests.conftest import OFFLINE_ENV, REPO, UNSET_ENV
 
 PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -62,7 +62,7 @@ CONNECTS = textwrap.dedent(
 
 def test_without_credentials_nothing_but_loopback_is_contacted(tmp_path):
     """botocore looks for instance credentials at 169.254.169.254 when it finds none; here it must not."""
-    from conftest import _free_port
+    from tests.conftest import _free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k in OFFLINE_ENV}
     env |= {"HOME": str(tmp_path), "PYTHONPATH": str(REPO)}

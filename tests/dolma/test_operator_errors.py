@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
-from test_dedupe import filter_bits
+
+from tests.conftest import REPO, make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
+from tests.dolma.test_dedupe import filter_bits
 
 
 def _namespace_prefix() -> list[str]:

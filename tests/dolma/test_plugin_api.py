@@ -11,7 +11,7 @@ from pathlib import Path
 import dolma
 from dolma import registry
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FACADE = ("Document", "Span", "Tagger", "TaggerConfig", "TaggerError", "paragraphs", "register")
 
 

@@ -7,14 +7,14 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl_gz
 
 from dolma.documents import ReadStats, read_documents, read_records, with_attributes
 from dolma.errors import BadInputError
 from mixers.mix_job import _decode_document
 from mixers.tokens_read import _doc_decoder, read_source
+from tests.conftest import write_jsonl_gz
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BAD = b'{"id": 5, "text": "x"}'
 
 

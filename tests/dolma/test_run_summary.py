@@ -10,7 +10,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import REPO, SAMPLE, read_jsonl, run_cli, summary_rows
 
 from dolma import io
 from dolma.errors import ConfigError
@@ -23,6 +22,7 @@ from dolma.executors.summary import (
     read_run_summary,
 )
 from dolma.redact import MASK, redact_config
+from tests.conftest import REPO, SAMPLE, read_jsonl, run_cli, summary_rows
 
 SCHEMA_FILE = REPO / "docs" / "run-summary.schema.json"
 
@@ -345,7 +345,7 @@ def test_warc_summary_matches_the_documents(tmp_path):
 
 
 def test_damaged_warc_records_make_the_run_degraded(tmp_path):
-    import warcgen as gen
+    from tests.helpers import warcgen as gen
 
     gen.write_warc(tmp_path / "bad.warc.gz", [gen.warcinfo("bad.warc.gz"), gen.malformed_warc_header_record()])
     ok(run_cli("warc", "--documents", str(tmp_path / "*.warc.gz"), "--destination", str(tmp_path / "out"),

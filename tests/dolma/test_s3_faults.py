@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, S3_KEY, S3_SECRET, make_docs, run_cli
-from faultproxy import Rule
 
 from dolma import io, s3
 from dolma.errors import S3Error
+from tests.conftest import REPO, S3_KEY, S3_SECRET, make_docs, run_cli
+from tests.helpers.faultproxy import Rule
 
 MB = 1 << 20
 FAST = {"connect_timeout": 2.0, "read_timeout": 5.0, "request_deadline": 20.0, "part_size": 5 * MB}
@@ -308,7 +308,7 @@ def test_no_credentials_are_one_line(tmp_path, s3_docs):
 
 
 def test_unreachable_endpoint_is_one_line(tmp_path, s3_docs):
-    from conftest import _free_port
+    from tests.conftest import _free_port
 
     dead = f"http://127.0.0.1:{_free_port()}"
     line = _one_line_error(

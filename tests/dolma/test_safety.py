@@ -15,9 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
 
 from dolma.executors.summary import is_run_summary
+from tests.conftest import make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
 
 HOSTILE_NAMES = ["..", "../..", "../documents", "/abs", "a/b", "", "."]
 

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK_SPARK_CONF, REPO, write_jsonl_gz
 
 from dolma import config as dconfig
 from dolma import io
@@ -27,6 +26,7 @@ from dolma.commands import tag
 from dolma.commands.tag import TagConfig
 from dolma.executors.spark import effective_master
 from dolma.executors.summary import is_run_summary
+from tests.conftest import LOOPBACK_SPARK_CONF, REPO, write_jsonl_gz
 
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 
@@ -386,7 +386,7 @@ def test_standalone_cluster_via_spark_submit(tmp_path, standalone_cluster):
 
 def test_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster):
     """Global paragraph dedupe submitted to the cluster: the attribute files of the local deduper, byte for byte."""
-    from conftest import SAMPLE
+    from tests.conftest import SAMPLE
 
     shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
     section = {"name": "NAME", "paragraphs": {"attribute_name": "bff_dup_para"}, "skip_empty": True}
@@ -422,7 +422,7 @@ def test_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster)
 
 def test_minhash_dedupe_on_standalone_cluster_equals_local(tmp_path, standalone_cluster):
     """Near-duplicate dedupe (dedupe.minhash, verify none) submitted to the cluster: the local run's bytes."""
-    from conftest import SAMPLE
+    from tests.conftest import SAMPLE
 
     shutil.copytree(SAMPLE / "documents", tmp_path / "documents")
     section = {"name": "NAME", "minhash": {"attribute_name": "nd", "threshold": 0.6, "verify": "none"}}

@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK_SPARK_CONF, SAMPLE, read_jsonl, write_jsonl_gz
 
 from dolma.commands import dedupe
 from dolma.config import build
@@ -27,6 +26,7 @@ from dolma.documents import attributes_path
 from dolma.errors import ConfigError
 from dolma.executors.summary import is_run_summary
 from dolma.spark_dedupe import MarkRepeats, spark_dedupe
+from tests.conftest import LOOPBACK_SPARK_CONF, SAMPLE, read_jsonl, write_jsonl_gz
 
 PARAGRAPHS = [
     "The quick brown fox jumps over the lazy dog.",

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK_SPARK_CONF, REPO, make_docs, run_cli, write_jsonl_gz
+
+from tests.conftest import LOOPBACK_SPARK_CONF, REPO, make_docs, run_cli, write_jsonl_gz
 
 # Makes `import pyspark` fail in the child, as in an environment where it is not installed.
 NO_PYSPARK = """

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, read_jsonl, run_cli
-from reference import run_reference
 
 from dolma import config as dconfig
 from dolma import stats
 from dolma.commands import stat
 from dolma.errors import PathSafetyError
+from tests.conftest import SAMPLE, read_jsonl, run_cli
+from tests.helpers.reference import run_reference
 
 TAGGERS = ["char_length_v1", "gopher_v1", "char_length_with_paragraphs_v1", "random_number_v1"]
 PATTERN = "attributes/*/**/*.jsonl.gz"

@@ -10,7 +10,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO, make_docs, read_jsonl, run_cli, write_jsonl_gz
+
+from tests.conftest import REPO, make_docs, read_jsonl, run_cli, write_jsonl_gz
 
 FAST_TAGGERS = ["char_length_v1", "whitespace_tokenizer_v1", "bytes_length_v1"]
 

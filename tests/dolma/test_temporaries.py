@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
-from procs import wait_for
-
 from dolma import io
+from tests.conftest import REPO, make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.procs import wait_for
 
 
 def dead_pid() -> int:

@@ -1,4 +1,4 @@
-"""`dolma warc` on WARC / WET files built from real pages (tests/warcgen.py; provenance in tests/data/warc)."""
+"""`dolma warc` on WARC / WET files built from real pages (tests/helpers/warcgen.py; provenance in tests/data/warc)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import warcgen as gen
-from conftest import REPO, outputs_in, read_jsonl, run_cli
 
 from dolma import config as dconfig
 from dolma import io
@@ -21,6 +19,8 @@ from dolma.commands.warc import WarcConfig, output_name
 from dolma.documents import Document
 from dolma.executors.summary import is_run_summary
 from dolma.warc import extract, ids
+from tests.conftest import REPO, outputs_in, read_jsonl, run_cli
+from tests.helpers import warcgen as gen
 
 SKIPS = {
     extract.SKIP_STATUS: 2,
@@ -217,7 +217,7 @@ def test_one_and_two_processes_give_the_same_files(tmp_path):
 
 
 def test_spark_gives_the_same_files(tmp_path, spark_context):
-    from conftest import LOOPBACK_SPARK_CONF
+    from tests.conftest import LOOPBACK_SPARK_CONF
 
     local, spark = tmp_path / "local", tmp_path / "spark"
     assert warc.run(config(several(local), local / "out")) == 0
@@ -407,7 +407,7 @@ def test_payload_decoding_edge_cases():
 
 
 def test_the_committed_demo_crawl_is_the_generators(tmp_path):
-    """tests/data/warc/demo.warc.gz is what `python tests/warcgen.py --demo` writes (its provenance holds)."""
+    """tests/data/warc/demo.warc.gz is what `python tests/helpers/warcgen.py --demo` writes (its provenance holds)."""
     rebuilt = gen.write_warc(tmp_path / "demo.warc.gz", gen.demo_records())
     assert rebuilt.read_bytes() == (REPO / "tests" / "data" / "warc" / "demo.warc.gz").read_bytes()
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from dolma.executors.summary import is_run_summary
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("tag", "dedupe", "mix", "tokens")
 S3_ARGS = {  # short timeouts so a dead endpoint fails in about a quarter of a minute
     "connect_timeout": 2,

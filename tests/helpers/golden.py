@@ -1,7 +1,7 @@
-"""Golden files for end-to-end commands on the sample corpus: `python tests/golden.py` regenerates them.
+"""Golden files for end-to-end commands on the sample corpus: `python tests/helpers/golden.py` regenerates them.
 
 Regenerate only on purpose (a deliberate output change), and review the diff: the goldens are checked
-against the reference toolkit by tests/test_reference_tag.py, so a change here must be explained.
+against the reference toolkit by tests/compat/test_reference_tag.py, so a change here must be explained.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "data" / "sample"
 EXPECTED = REPO / "tests" / "data" / "expected"
 

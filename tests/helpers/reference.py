@@ -10,9 +10,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, read_jsonl, require_marker, run_cli, write_jsonl_gz
 
 from taggers.language import SHIPPED_LID_MODEL
+from tests.conftest import SAMPLE, read_jsonl, require_marker, run_cli, write_jsonl_gz
 
 LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
 # Modules the reference imports that do not install from wheels, given to it over ones that do (see each file).
@@ -22,7 +22,7 @@ SHIMS = Path(__file__).resolve().parent / "reference_shims"
 def reference_python() -> Path:
     """The reference venv's interpreter (`make reference` creates it; DOLMA_REFERENCE_PYTHON overrides)."""
     require_marker("reference", "runs the reference toolkit")
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     path = Path(os.environ.get("DOLMA_REFERENCE_PYTHON") or repo / ".venv-ref" / "bin" / "python")
     if not path.exists():
         pytest.fail(f"reference toolkit not installed at {path}: run `make reference` (make test does it)")
@@ -31,7 +31,7 @@ def reference_python() -> Path:
 
 def reference_env(tmp: Path) -> dict[str, str]:
     """Environment for an offline reference run: its language-ID cache holds the model we ship, and the shims
-    (tests/reference_shims) are importable."""
+    (tests/helpers/reference_shims) are importable."""
     cache = tmp / "xdg-cache"
     target = cache / "dolma" / f"{hashlib.sha256(LID_URL.encode()).hexdigest()}.176.bin"
     if not target.exists():

@@ -5,7 +5,7 @@ so that the tests control every detail, damage included: malformed headers, a tr
 that claims gzip and is not. Everything is deterministic (fixed dates, record ids derived from the URL, gzip
 mtime 0), so the same call always gives the same bytes.
 
-    python tests/warcgen.py --demo tests/data/warc/demo.warc.gz   # the WARC file `make demo` starts from
+    python tests/helpers/warcgen.py --demo tests/data/warc/demo.warc.gz   # the WARC file `make demo` starts from
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import uuid
 from pathlib import Path
 
-PAGES = Path(__file__).resolve().parent / "data" / "warc" / "pages"
+PAGES = Path(__file__).resolve().parents[1] / "data" / "warc" / "pages"
 CRAWL_DATE = "2024-03-01T12:00:00Z"
 HTTP_DATE = "Fri, 01 Mar 2024 12:00:00 GMT"
 APACHE = "https://httpd.apache.org/docs/2.4"

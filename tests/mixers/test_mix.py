@@ -10,7 +10,6 @@ from pathlib import Path
 import msgspec
 import pytest
 import zstandard
-from conftest import outputs_in, read_jsonl, run_cli, write_jsonl_gz
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from mixers.jsonpath_eval import RuleError
 from mixers.mix import run_mix
 from mixers.mix_config import MixConfig, Rule
 from mixers.typed_rules import compile_typed
+from tests.conftest import outputs_in, read_jsonl, run_cli, write_jsonl_gz
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import REPO, run_cli, write_jsonl_gz
 
 from dolma import io, locks
 from dolma.executors.summary import is_run_summary
+from tests.conftest import REPO, run_cli, write_jsonl_gz
 
 
 def _corpus(root: Path, files: int = 4, per_file: int = 3000) -> None:

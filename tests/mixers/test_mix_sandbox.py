@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, read_jsonl, write_jsonl_gz
 
 from dolma.config import build
 from mixers.jsonpath_eval import RuleError
 from mixers.mix_config import Stream
 from mixers.sandbox import RuleFailedError, RuleSandbox, SandboxSettings
+from tests.conftest import REPO, read_jsonl, write_jsonl_gz
 
 SECRET_NAME = "DOLMA_TEST_SECRET"
 SECRET = "s3cr3t-value-that-must-never-leak-7f3a"

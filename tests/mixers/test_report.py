@@ -20,12 +20,12 @@ import msgspec
 import numpy as np
 import pytest
 import yaml
-from browser import Browser, chromium_binary
-from conftest import REPO, read_jsonl, run_cli, write_jsonl_gz
 
 from mixers.jsonpath import JsonPath, Threshold
 from mixers.mix_config import Rule
 from mixers.rules import CompiledRule, CompiledSelector
+from tests.conftest import REPO, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.browser import Browser, chromium_binary
 
 SAMPLE = REPO / "tests" / "data" / "sample" / "documents"
 TAGGERS = ["char_length_v1", "ft_lang_id_en_doc_v2", "random_number_v1"]

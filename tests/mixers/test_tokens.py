@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, outputs_in, run_cli, write_jsonl_gz
 
 from dolma.executors.summary import is_run_summary
 from mixers.tokenizer import DEFAULT_TOKENIZER_FILE, load_tokenizer
+from tests.conftest import SAMPLE, outputs_in, run_cli, write_jsonl_gz
 
 EOS = 50279
 
@@ -90,7 +90,7 @@ def test_round_trip_and_index_cover_every_document(tmp_path):
     all_docs = {d["id"]: d for docs in files for d in docs}
     if SAMPLE.exists():  # the shared sample corpus, when present, is checked document by document too
         patterns.append(str(SAMPLE / "documents" / "**" / "*.jsonl.gz"))
-        from conftest import read_jsonl
+        from tests.conftest import read_jsonl
 
         for path in sorted((SAMPLE / "documents").rglob("*.jsonl.gz")):
             for row in read_jsonl(path):
@@ -426,7 +426,7 @@ def test_fast_path_refused_for_other_tokenizers(tmp_path):
     ("config", "output"), [("tokens.yaml", "tokens"), ("tokens-global-shuffle.yaml", "tokens-shuffled")]
 )
 def test_example_config_runs_and_verifies(tmp_path, config, output):
-    from conftest import REPO
+    from tests.conftest import REPO
 
     docs_root = tmp_path / "demo-output" / "sample"
     write_corpus(docs_root, corpus_docs(n_files=3, per_file=20))

@@ -9,12 +9,12 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_cli, write_jsonl_gz
-from reference import reference_predict
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.errors import TaggerError
+from tests.conftest import read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.reference import reference_predict
 
 GOOD = ["science", "research", "study", "results", "method", "analysis", "data", "theory", "experiment", "evidence"]
 BAD = ["buy", "cheap", "click", "free", "offer", "casino", "win", "prize", "deal", "now"]

@@ -14,13 +14,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_cli, write_jsonl_gz
-from reference import EDGE_CASES, compare_rows, prepare, run_reference
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.errors import TaggerError
 from taggers.code_composition import CODE_PROSE_MODEL
+from tests.conftest import read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.reference import EDGE_CASES, compare_rows, prepare, run_reference
 
 NAME = "code_composition"
 REFERENCE_MODEL = "hf://techarb/code-prose-composition/code-comment-prose-model.bin"  # its tagger's MODEL_PATH

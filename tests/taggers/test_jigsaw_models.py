@@ -15,13 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_cli, write_jsonl_gz
-from test_classifiers import trained  # noqa: F401 - the module fixture that trains a small model
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.errors import TaggerError
 from taggers.classifiers import JIGSAW_MODELS
+from tests.conftest import read_jsonl, run_cli, write_jsonl_gz
+from tests.taggers.test_classifiers import trained  # noqa: F401 - the module fixture that trains a small model
 
 HATE_URL = JIGSAW_MODELS + "jigsaw_fasttext_bigrams_hatespeech_final.bin"
 NSFW_URL = JIGSAW_MODELS + "jigsaw_fasttext_bigrams_nsfw_final.bin"
@@ -201,7 +201,7 @@ def toxic_model(tmp_path_factory) -> Path:
     """A fastText model with the Jigsaw models' label names (`toxic` / `non-toxic`), trained here."""
     import random
 
-    from test_classifiers import BAD, GOOD, make_docs
+    from tests.taggers.test_classifiers import BAD, GOOD, make_docs
 
     tmp = tmp_path_factory.mktemp("toxic")
     rng = random.Random(1)
@@ -230,7 +230,7 @@ def test_flagged_label_comes_first_whatever_is_more_likely(toxic_model):
 @pytest.mark.reference
 def test_document_taggers_match_reference_with_jigsaw_labels(toxic_model, tmp_path):
     """The reference loads our toxic / non-toxic model from its download cache: same spans, order and scores."""
-    from reference import reference_predict
+    from tests.helpers.reference import reference_predict
 
     names = {"jigsaw_hatespeech_document_v2": HATE_URL, "jigsaw_nsfw_document_v1": NSFW_URL}
     theirs = reference_predict(

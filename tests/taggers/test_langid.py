@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, read_jsonl, run_cli, write_jsonl_gz
 
 from dolma import registry
 from dolma.documents import Document, Span
 from taggers import _langid
+from tests.conftest import REPO, read_jsonl, run_cli, write_jsonl_gz
 
 CLD2 = [
     "cld2_doc_v2",

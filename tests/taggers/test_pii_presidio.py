@@ -8,11 +8,11 @@ pattern recognizers for those entities need no trained spaCy components.
 from __future__ import annotations
 
 import pytest
-from conftest import read_jsonl, run_cli, write_jsonl_gz
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.errors import TaggerError
+from tests.conftest import read_jsonl, run_cli, write_jsonl_gz
 
 NAME = "pii_presidio_v1"
 

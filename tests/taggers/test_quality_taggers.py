@@ -15,12 +15,12 @@ import random
 import re
 
 import pytest
-from conftest import SAMPLE, read_jsonl
-from reference import compare_outputs, compare_rows, tag_both
-from textgen import synthetic_docs
 
 from dolma import registry
 from dolma.documents import Document
+from tests.conftest import SAMPLE, read_jsonl
+from tests.helpers.reference import compare_outputs, compare_rows, tag_both
+from tests.helpers.textgen import synthetic_docs
 
 QUALITY_TAGGERS = [
     "gopher_v1",

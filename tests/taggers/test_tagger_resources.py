@@ -6,7 +6,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from conftest import make_docs, run_cli, write_jsonl_gz
+
+from tests.conftest import make_docs, run_cli, write_jsonl_gz
 
 
 def _corpus(tmp_path, files: int = 4) -> str:

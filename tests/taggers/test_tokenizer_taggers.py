@@ -1,6 +1,6 @@
 """The tokenizer-based taggers: where their tokenizer comes from, the start-up error without one, the repetition
 rules on hand-checkable token sequences, and `dolma list`. (Values against the reference:
-tests/test_reference_tokenizer_taggers.py.)"""
+tests/compat/test_reference_tokenizer_taggers.py.)"""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, write_jsonl_gz
 from tokenizers import Tokenizer
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.tokenizer_files import OLMO_TOKENIZER_FILE, SHIPPED_TOKENIZERS, hf_cached_file
 from taggers.tokenizer_taggers import MAX_PERIOD, outermost, token_runs
+from tests.conftest import run_cli, write_jsonl_gz
 
 NAMES = [
     "dolma_v1_tokenizer",

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, LOOPBACK_SPARK_CONF, REPO, SAMPLE, read_jsonl, run_cli
 
 from dolma import config as dconfig
 from dolma import registry
@@ -23,6 +22,7 @@ from dolma.commands.tag import TagConfig
 from dolma.documents import Document
 from dolma.errors import TaggerError
 from taggers.toxicity import SHIPPED_OFFENSIVE_MODEL, OffensiveModel
+from tests.conftest import DATA, LOOPBACK_SPARK_CONF, REPO, SAMPLE, read_jsonl, run_cli
 
 LABELLED = DATA / "toxicity" / "offensive_sample.jsonl"
 OFFENSIVE_TAGGERS = ["toxicity_offensive_v1", "toxicity_offensive_paragraph_v1", "toxicity_offensive_sentence_v1"]

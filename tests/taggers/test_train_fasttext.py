@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import random
 
-from conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
-from test_classifiers import BAD, GOOD, make_docs
-
 from dolma import registry
 from dolma.documents import Document
 from taggers.train_fasttext import _held_out, auto_bucket
+from tests.conftest import SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+from tests.taggers.test_classifiers import BAD, GOOD, make_docs
 
 POSITIVE = ["debian-docs", "python-docs"]
 NEGATIVE = ["web-mixed"]

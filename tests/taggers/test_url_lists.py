@@ -8,13 +8,13 @@ import hashlib
 import json
 
 import pytest
-from conftest import run_cli, write_jsonl_gz
-from test_jigsaw_models import ModelServer
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.errors import TaggerError
 from taggers.url_lists import NAMED_LISTS, PUBLIC_BASE, env_var
+from tests.conftest import run_cli, write_jsonl_gz
+from tests.taggers.test_jigsaw_models import ModelServer
 
 REFERENCE_NAMES = [
     "allowlist_wikidata_cleaned_v1",
