@@ -53,7 +53,7 @@ $(REF_VENV)/.created: $(LOCKS)/reference.txt
 reference: $(REF_VENV)/.created
 
 # The reference's own golden fixtures (tests/config + tests/data of the dolma 1.2.1 sdist), run through our CLI by
-# tests/test_reference_golden.py: downloaded once into $(GOLDEN_DIR), checked against the sha256 in
+# tests/compat/test_reference_golden.py: downloaded once into $(GOLDEN_DIR), checked against the sha256 in
 # .ci/locks/golden.txt (a download that does not match is deleted and fails the build) and unpacked. Not committed.
 GOLDEN_DIR ?= .cache/golden
 GOLDEN_LOCK ?= $(LOCKS)/golden.txt
@@ -143,7 +143,7 @@ format: build
 FAULT_SEEDS ?= 5
 FAULT_S3_SEEDS ?= 2
 faults: build
-	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests/test_faults.py --faults --fault-seeds $(FAULT_SEEDS) \
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests/dolma/test_faults.py --faults --fault-seeds $(FAULT_SEEDS) \
 		--fault-s3-seeds $(FAULT_S3_SEEDS) --fault-report faults-report.json --fault-readme
 
 compat: build reference golden

@@ -1,7 +1,7 @@
 """Taggers for source code: leaked secrets, licence/copyright headers and RedPajama-style code statistics.
 
 Values reproduce the reference toolkit's `code_*` taggers as observed by black-box differential testing
-(tests/test_reference_code_taggers.py), including its quirks, so that existing mixer thresholds keep their
+(tests/compat/test_reference_code_taggers.py), including its quirks, so that existing mixer thresholds keep their
 meaning; the quirks are spelled out in each docstring and in docs/taggers.md.
 """
 
@@ -227,7 +227,7 @@ class _MethodRuleGuard:
     `pos` ends with "(", every whitespace-separated element from `pos` on starts like a name, there are at
     least two of them, and the last is a plain name. That is checked with one linear scan per text; only
     then does the original expression run (bounded to the run), so the tokens are unchanged (checked token
-    by token against the unguarded lexer in tests/test_code_taggers.py).
+    by token against the unguarded lexer in tests/taggers/test_code_taggers.py).
     """
 
     def __init__(self, match):

@@ -5,7 +5,7 @@ Hugging Face Hub (techarb/code-prose-composition, file code-comment-prose-model.
 it comes from `model_path`, $DOLMA_CODE_COMPOSITION_MODEL, or is fetched once from its public URL when the machine
 can reach it; without any of these the run stops at start-up with one message naming the three ways. The rules
 around the model were found by black-box testing of the reference with models trained for the purpose
-(tests/test_code_composition.py).
+(tests/taggers/test_code_composition.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ extensions of the reference's extension table with the Pygments lexer that table
 alias and file-name extension Pygments 2.21 knows was given to the reference with a one-line text (an extension
 outside its table gives -1), then each extension it knows was tagged on 46 texts with the comment syntaxes of many
 languages and matched to the one Pygments lexer whose comment tokens give the same ratios
-(tests/test_reference_code_taggers.py compares the result with the reference on a texts x extensions grid).
+(tests/compat/test_reference_code_taggers.py compares the result with the reference on a texts x extensions grid).
 """
 
 from __future__ import annotations

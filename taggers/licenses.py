@@ -12,7 +12,7 @@ in page order, each covering the whole text):
 
 The score falls with the position of the link: 1.0 for the first, then 0.5 + 0.5 / (n + 1) for the n-th
 (0-based), so the first licence a page states counts most. Matching follows the reference toolkit's taggers
-of the same names (checked by tests/test_reference_warc.py).
+of the same names (checked by tests/compat/test_reference_warc.py).
 """
 
 from __future__ import annotations

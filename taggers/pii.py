@@ -6,7 +6,7 @@ consume), so existing mixer rules keep their meaning.
 
 The taggers run the scan in the Rust core (`dolma._rust.pii_scan_batch`, rust_ext/core/src/pii.rs) on a
 whole batch without the GIL. The Python functions below (`pii_spans`, `pii_spans_by_line`) are the
-specification: tests/test_pii.py checks the Rust scan against them on random and adversarial text.
+specification: tests/taggers/test_pii.py checks the Rust scan against them on random and adversarial text.
 """
 
 from __future__ import annotations

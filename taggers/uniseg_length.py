@@ -1,8 +1,9 @@
 """Length in Unicode words (UAX #29 word boundaries, computed by the `uniseg` package, the `uniseg` extra).
 
-The reference toolkit's `uniseg_length_*` taggers, whose counts these reproduce (tests/test_reference_uniseg.py):
-a document is counted on its stripped text with every segment, whitespace runs included, so "a b c" is 5; a
-paragraph counts only segments that are not whitespace, so "a b c" is 3. Paragraphs are the pieces between
+The reference toolkit's `uniseg_length_*` taggers, whose counts these reproduce
+(tests/compat/test_reference_uniseg.py): a document is counted on its stripped text with every segment,
+whitespace runs included, so "a b c" is 5; a paragraph counts only segments that are not whitespace, so "a b c"
+is 3. Paragraphs are the pieces between
 newlines, the newline included. Every count comes with its negation (`negative_*`), so a mixer rule can keep the
 longest or the shortest with the same `max_score` syntax.
 """

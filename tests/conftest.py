@@ -216,7 +216,7 @@ def s3_server(tmp_path_factory):
 @pytest.fixture
 def fault_s3(tmp_path, monkeypatch):
     """A private S3 server (restartable) behind a FaultProxy; `.endpoint` is the proxy's address."""
-    from faultproxy import FaultProxy
+    from tests.helpers.faultproxy import FaultProxy
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
@@ -339,7 +339,7 @@ def spark_context(s3_server):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The fault suite (tests/test_faults.py): cases marked `faults` run only with --faults (`make faults`)
+# The fault suite (tests/dolma/test_faults.py): cases marked `faults` run only with --faults (`make faults`)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -444,7 +444,7 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if not config.getoption("faults"):
         return
-    import faultsuite
+    from tests.helpers import faultsuite
 
     if not faultsuite.RESULTS:
         return

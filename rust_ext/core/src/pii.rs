@@ -7,7 +7,7 @@
 //! the Unicode classes, so the patterns spell them out: `\s` is Python's `str.isspace` set (which includes
 //! U+001C..U+001F, unlike Unicode White_Space) and `\d` is the decimal digits (category Nd) of Unicode 14.0,
 //! the database of Python 3.11, unless [`set_digit_ranges`] gives the running Python's set first (taggers/pii.py
-//! does when its Unicode database is another version; tests/test_pii.py checks both sets against the running
+//! does when its Unicode database is another version; tests/taggers/test_pii.py checks both sets against the running
 //! Python, code point by code point). Offsets returned are code-point offsets, as Python reports them.
 
 use std::sync::{LazyLock, OnceLock};

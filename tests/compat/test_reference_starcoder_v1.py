@@ -1,0 +1,127 @@
+"""Differential test of `code_starcoder_taggers_v1` against the reference toolkit (its `code` extras installed).
+
+One reference `dolma tag` run over: the sample corpus's code-like documents, each under one extension of the
+reference's table (taken in turn); a grid of short texts in the comment syntaxes of many languages under every
+extension of the table plus unknown, upper-case, dotted, null and missing ones; the files of tests/data/code under
+every extension of the table; star counts of every accepted kind.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from taggers.code_starcoder_v1 import lexer_table
+from tests.conftest import DATA, SAMPLE, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.reference import assert_tagger_matches, run_reference, tag_both
+
+pytestmark = pytest.mark.reference
+
+TAGGER = "code_starcoder_taggers_v1"
+EXTS = sorted(lexer_table())
+ODD_EXTS = ["PY", "Py", ".py", "py ", "", "unknownext", "txt2", "JS", "HTML"]  # outside the table: -1
+
+GRID_TEXTS = [
+    "# hash comment\nx = 1\n",
+    "// slash comment\nint x = 1;\n",
+    "/* block\n comment */ int y;\n",
+    "-- dash comment\nselect 1;\n",
+    "; semi comment\n(a b)\n",
+    "% percent comment\nx = 1\n",
+    "<!-- html comment --><p>hi</p>\n",
+    "(* ml comment *) let x = 1\n",
+    "{- hs comment -} x = 1\n",
+    "' vb comment\nDim x\n",
+    "REM rem comment\nx\n",
+    '"""doc"""\n# c\nx = 1  # t\n',
+    "#!/bin/sh\n#include <x.h>\n# c\n// d\n/* e */ -- f\n; g\n% h\n",
+    "{# jinja #}{{ x }}<!-- c --> {* s *} <%-- j --%>\n",
+    "<!-- c --><script>// js\nvar a; /* b */</script><style>/* css */ p {}</style>\n",
+    "#import <Foo.h>\n@interface A // c\n@end\n/* d */\nint main() { return 0; } // e\n",
+    "-- lean comment\n/-- doc -/\n/- block -/\ntheorem x : True := trivial\n",
+    "; lisp\n#| block |#\n(defun f () 1) ; t\n",
+    '<?xml version="1.0"?><!-- x --><xsl:template match="/"/>\n',
+    "/// doc\n//! inner\n/** jd */\nfn main() {}\r\n",
+    "def f(:\n  # unclosed\n",
+    "é東京🙂 // ünïcode\n",
+]
+
+
+def _doc(doc_id: str, text: str, source: str, **metadata) -> dict:
+    return {"id": doc_id, "text": text, "source": source, "metadata": metadata}
+
+
+def _sample_code_docs() -> list[dict]:
+    """Sample-corpus documents that hold code, each under the next extension of the table in turn."""
+    markers = ("def ", "#include", "function", "</", "{\n", "import ")
+    docs = []
+    for path in sorted((SAMPLE / "documents").rglob("*.jsonl.gz")):
+        for row in read_jsonl(path):
+            if any(m in row["text"] for m in markers):
+                ext = EXTS[len(docs) % len(EXTS)]
+                docs.append(_doc(f"{row['id']}-as-{ext}", row["text"], "sample-code", ext=ext, max_stars_count=1))
+    return docs
+
+
+def starcoder_v1_corpus() -> dict[str, list[dict]]:
+    grid = [
+        _doc(f"grid-{i}-{ext}", text, "grid", ext=ext, max_stars_count=i)
+        for i, text in enumerate(GRID_TEXTS)
+        for ext in EXTS + ODD_EXTS
+    ]
+    files = [
+        _doc(f"{p.name}-as-{ext}", p.read_text(encoding="utf-8"), "files", ext=ext)
+        for p in sorted((DATA / "code").iterdir())
+        for ext in EXTS
+    ]
+    text = '<?xml version="1.0"?>\n# c\nx = 1'
+    missing = [
+        {"id": "no-metadata", "text": text, "source": "missing"},
+        {"id": "null-metadata", "text": text, "source": "missing", "metadata": None},
+        _doc("empty-metadata", text, "missing"),
+        _doc("null-fields", text, "missing", ext=None, max_stars_count=None),
+        _doc("stars-only", text, "missing", max_stars_count=41),
+        _doc("stars-string", text, "missing", ext="c", max_stars_count="12"),
+        _doc("stars-float", text, "missing", ext="c", max_stars_count=2.5),
+        _doc("number-ext", text, "missing", ext=3),
+        *(_doc(f"empty-{ext}", "", "missing", ext=ext) for ext in ("py", "js", "java", "html", "c", "nope")),
+    ]
+    return {"sample-code": _sample_code_docs(), "grid": grid, "files": files, "missing": missing}
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory):
+    return tag_both(tmp_path_factory.mktemp("ref-starcoder-v1"), [TAGGER], extra=starcoder_v1_corpus(), sample=False)
+
+
+def test_matches_reference(tagged):
+    assert_tagger_matches(*tagged, TAGGER)
+
+
+def test_corpus_exercises_every_branch(tagged):
+    """The comparison is only worth something if every kind of value occurs."""
+    ours, _ = tagged
+    values: dict[str, set[float]] = {}
+    for path in (ours / "attributes" / TAGGER).rglob("*.jsonl.gz"):
+        for row in read_jsonl(path):
+            for key, spans in row["attributes"].items():
+                values.setdefault(key.rsplit("__", 1)[1], set()).add(spans[0][2])
+    keys = {"has_xml_template_doc", "num_github_stars_doc", "nl_ratio_doc", "code_to_text_ratio_html_doc"}
+    assert set(values) == keys
+    assert values["has_xml_template_doc"] == {0.0, 1.0}
+    assert {0.0, 1.0, 2.5, 12.0, 41.0} <= values["num_github_stars_doc"]
+    assert {-1.0, 0.0} <= values["nl_ratio_doc"] and len(values["nl_ratio_doc"]) > 300
+    html = values["code_to_text_ratio_html_doc"]
+    assert {-1.0, 0.0, 1.0} <= html and len(html - {-1.0, 0.0, 1.0}) > 5
+
+
+def test_non_numeric_stars_is_an_error_naming_the_document(tmp_path):
+    """Both fail; ours names the document and the field (the reference raises a bare ValueError)."""
+    doc = _doc("bad-stars", "x = 1", "s", ext="py", max_stars_count="many")
+    for side in ("ours", "theirs"):
+        write_jsonl_gz(tmp_path / side / "documents" / "a.jsonl.gz", [doc])
+    pattern = "documents/*.jsonl.gz"
+    ref = run_reference(["tag", "--documents", pattern, "--taggers", TAGGER], tmp_path, tmp_path / "theirs")
+    assert ref.returncode != 0 and "ValueError" in ref.stderr
+    mine = run_cli("tag", "--documents", pattern, "--taggers", TAGGER, "--quiet", cwd=tmp_path / "ours")
+    assert mine.returncode != 0
+    assert "bad-stars" in mine.stderr and "max_stars_count" in mine.stderr

@@ -1,0 +1,75 @@
+"""One executor interface (`make_executor` returns an `Executor`: run(job, units) -> Summary) and one retry loop."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+
+from dolma import config as dconfig
+from dolma.commands.tag import TagConfig
+from dolma.errors import BadInputError
+from dolma.executors import make_executor
+from dolma.executors.base import Executor, Job, Progress, Summary, Unit, UnitStats, run_with_retries
+from dolma.executors.local import LocalExecutor
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_make_executor_is_typed_with_the_interface():
+    hints = typing.get_type_hints(make_executor)
+    assert hints["return"] is Executor
+    assert typing.get_type_hints(Executor.run)["return"] is Summary
+    with pytest.raises(TypeError):
+        Executor()  # abstract: an executor must implement run
+
+
+@pytest.mark.parametrize("executor", ["local", "spark"])
+def test_both_executors_implement_it(executor):
+    config = dconfig.build(TagConfig, overrides=["--documents", "x", "--taggers", "a", "--executor", executor])
+    made = make_executor(config, "test")
+    assert isinstance(made, Executor)
+    assert isinstance(made, LocalExecutor) == (executor == "local")
+
+
+class FlakyJob(Job):
+    """Fails its first `failures` attempts with `error`, then succeeds."""
+
+    def __init__(self, failures: int, error: Exception):
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return UnitStats(documents_in=1)
+
+
+@pytest.mark.parametrize(
+    ("failures", "error", "retries", "want"),
+    [
+        (0, RuntimeError("x"), 2, (True, 1)),
+        (2, RuntimeError("x"), 2, (True, 3)),
+        (3, RuntimeError("flaky"), 2, (False, 3)),
+        (1, BadInputError("f", 1, "bad"), 5, (False, 1)),  # an input error is not retried
+    ],
+)
+def test_the_one_retry_loop(failures, error, retries, want):
+    job = FlakyJob(failures, error)
+    stats, message, attempts = run_with_retries(job, Unit(input="in", outputs=()), retries, lambda d, b: None)
+    assert (stats is not None, attempts) == want
+    assert (message is None) == (stats is not None)
+
+
+def test_every_executor_retries_through_one_rule():
+    # the inline loop and Spark tasks use run_with_retries, the process pool its `retry` rule: nothing else
+    # decides whether a unit runs again
+    for path in (REPO / "dolma").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        calls = text.count("is_retryable(") - text.count("def is_retryable(")
+        assert calls == (1 if path == REPO / "dolma" / "executors" / "base.py" else 0), path
+    spark = (REPO / "dolma" / "executors" / "spark.py").read_text()
+    assert "run_with_retries(" in spark and "retrying" not in spark

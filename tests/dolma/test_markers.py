@@ -1,0 +1,105 @@
+"""Markers `s3`, `spark`, `reference` follow what a test uses (conftest.py `markers_for`), and a test that uses
+one of them without its marker fails (`require_marker`), so `make test-fast` (-m "not spark and not reference")
+never runs Spark or the reference toolkit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SAMPLE_TESTS = """
+import pytest
+from tests.helpers import reference
+from tests.helpers.reference import reference_python
+
+
+def test_plain():
+    assert True
+
+
+def test_uses_the_bucket(s3_bucket):
+    pass
+
+
+def _oracle():
+    return reference_python()
+
+
+def test_calls_the_reference_through_a_helper():
+    if False:
+        _oracle()
+
+
+def test_runs_the_cli_on_spark():
+    args = ["tag", "--executor", "spark"]
+    assert args
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    from tests.conftest import S3Server
+    if False:
+        yield S3Server(tmp_path, 1, tmp_path / "log")
+    yield None
+
+
+def test_with_a_fixture_that_starts_a_server(own_server):
+    pass
+
+
+def test_hides_its_use_of_the_reference():
+    getattr(reference, "reference_" + "python")()
+"""
+
+
+def run_pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    (tmp_path / "test_sample_markers.py").write_text(textwrap.dedent(SAMPLE_TESTS))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", "--rootdir",
+         str(tmp_path), str(tmp_path / "test_sample_markers.py"), *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+
+
+def collected(result: subprocess.CompletedProcess) -> set[str]:
+    return {line.split("::", 1)[1] for line in result.stdout.splitlines() if "::" in line}
+
+
+def test_markers_are_assigned_from_fixtures_helpers_and_code(tmp_path):
+    assert collected(run_pytest(tmp_path, "--collect-only", "-m", "s3")) == {
+        "test_uses_the_bucket",
+        "test_with_a_fixture_that_starts_a_server",
+    }
+    assert collected(run_pytest(tmp_path, "--collect-only", "-m", "reference")) == {
+        "test_calls_the_reference_through_a_helper"
+    }
+    assert collected(run_pytest(tmp_path, "--collect-only", "-m", "spark")) == {"test_runs_the_cli_on_spark"}
+
+
+def test_a_test_using_the_reference_without_its_marker_fails(tmp_path):
+    result = run_pytest(tmp_path, "-k", "hides_its_use")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "runs the reference toolkit but has no 'reference' marker" in result.stdout
+
+
+def test_the_suite_marks_its_known_users():
+    # tests that start an S3 server in a fixture of their own, run the CLI on Spark, or call the reference
+    # through a helper module: none of them may run under `make test-fast`
+    fast = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", "-m",
+         "not s3 and not spark and not reference", "tests/dolma/test_faults.py", "tests/dolma/test_lifecycle.py",
+         "tests/taggers/test_classifiers.py", "tests/taggers/test_quality_taggers.py"],
+        capture_output=True, text=True, cwd=REPO,
+    ).stdout  # fmt: skip
+    selected = {line.strip() for line in fast.splitlines() if "::" in line}
+    assert selected, fast
+    for nodeid in selected:
+        assert not nodeid.startswith("tests/dolma/test_faults.py"), nodeid
+        assert "spark" not in nodeid, nodeid
+        assert "reference" not in nodeid and "s3" not in nodeid, nodeid
