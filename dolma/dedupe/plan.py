@@ -7,15 +7,10 @@ import json
 import msgspec
 
 from dolma import io
-from dolma._rust import (
-    BloomFilter,
-    BloomFilterError,
-    DedupeConfigError,
-    Deduper,
-)
+from dolma._rust import BloomFilter, Deduper
 from dolma.dedupe.config import MIN_FILTER_BYTES, BloomFilterConfig, DedupeConfig, DedupeSection
 from dolma.documents import attributes_path
-from dolma.errors import ConfigError
+from dolma.errors import BloomFilterError, ConfigError, DedupeConfigError
 from dolma.paths import check_name, check_outputs, check_path
 
 # ----------------------------------------------------------------------------------------------------------

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use dolma_core::bloom::{self, BloomFilter};
+use dolma_core::bloom::{self, BloomError, BloomFilter};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
 
-use crate::errors::{bloom_err, BloomFilterError};
+use crate::errors::bloom_err;
 
 /// The bytes of one key: `bytes` as is, `str` as UTF-8.
 fn key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
@@ -70,16 +70,18 @@ impl OwnedKeys {
     }
 }
 
-fn positive(name: &str, value: i64) -> PyResult<u64> {
+// The argument checks give core errors, which `bloom_err` maps (a BloomFilterError) like the core's own.
+
+fn positive(name: &str, value: i64) -> Result<u64, BloomError> {
     u64::try_from(value)
         .ok()
         .filter(|&v| v > 0)
-        .ok_or_else(|| BloomFilterError::new_err(format!("{name} must be a positive integer, got {value}")))
+        .ok_or_else(|| BloomError::InvalidParameter(format!("{name} must be a positive integer, got {value}")))
 }
 
-fn hash_count(value: i64) -> PyResult<u32> {
+fn hash_count(value: i64) -> Result<u32, BloomError> {
     u32::try_from(value).ok().filter(|k| (1..=bloom::MAX_HASHES).contains(k)).ok_or_else(|| {
-        BloomFilterError::new_err(format!("num_hashes must be between 1 and {}, got {value}", bloom::MAX_HASHES))
+        BloomError::InvalidParameter(format!("num_hashes must be between 1 and {}, got {value}", bloom::MAX_HASHES))
     })
 }
 
@@ -93,7 +95,7 @@ fn sizing_args(
     estimated_doc_count: Option<i64>,
     desired_false_positive_rate: Option<f64>,
     min_size_in_bytes: u64,
-) -> PyResult<bloom::Sizing> {
+) -> Result<bloom::Sizing, BloomError> {
     Ok(bloom::Sizing {
         size_in_bytes: size_in_bytes.map(|n| positive("size_in_bytes", n)).transpose()?,
         num_hashes: num_hashes.map(hash_count).transpose()?,
@@ -103,9 +105,9 @@ fn sizing_args(
     })
 }
 
-fn size_arg(value: i64) -> PyResult<usize> {
+fn size_arg(value: i64) -> Result<usize, BloomError> {
     let size = positive("size_in_bytes", value)?;
-    usize::try_from(size).map_err(|_| BloomFilterError::new_err(format!("size_in_bytes {size} is too large")))
+    usize::try_from(size).map_err(|_| BloomError::InvalidParameter(format!("size_in_bytes {size} is too large")))
 }
 
 /// A Bloom filter with stable xxh3 hashing, shareable across threads, that saves to a checked file format.
@@ -167,7 +169,8 @@ impl PyBloomFilter {
             (None, Some(_)) => desired_false_positive_rate.or(Some(DEFAULT_RATE)),
             _ => desired_false_positive_rate,
         };
-        let sizing = sizing_args(size_in_bytes, num_hashes, estimated_doc_count, rate, 0)?;
+        let sizing =
+            sizing_args(size_in_bytes, num_hashes, estimated_doc_count, rate, 0).map_err(|e| bloom_err(py, e))?;
         let inner = py.detach(|| BloomFilter::with_sizing(&sizing, seed)).map_err(|e| bloom_err(py, e))?;
         Ok(Self::wrap(inner))
     }
@@ -191,14 +194,9 @@ impl PyBloomFilter {
         desired_false_positive_rate: Option<f64>,
         min_size_in_bytes: u64,
     ) -> PyResult<(usize, u32)> {
-        let sizing = sizing_args(
-            size_in_bytes,
-            num_hashes,
-            estimated_doc_count,
-            desired_false_positive_rate,
-            min_size_in_bytes,
-        )?;
-        sizing.resolve().map_err(|e| bloom_err(py, e))
+        sizing_args(size_in_bytes, num_hashes, estimated_doc_count, desired_false_positive_rate, min_size_in_bytes)
+            .and_then(|sizing| sizing.resolve())
+            .map_err(|e| bloom_err(py, e))
     }
 
     /// `(size_in_bytes, num_hashes)` for the expected count at the desired false-positive rate.
@@ -208,21 +206,24 @@ impl PyBloomFilter {
         estimated_doc_count: i64,
         desired_false_positive_rate: f64,
     ) -> PyResult<(usize, u32)> {
-        let count = positive("estimated_doc_count", estimated_doc_count)?;
-        BloomFilter::optimal_params(count, desired_false_positive_rate).map_err(|e| bloom_err(py, e))
+        positive("estimated_doc_count", estimated_doc_count)
+            .and_then(|count| BloomFilter::optimal_params(count, desired_false_positive_rate))
+            .map_err(|e| bloom_err(py, e))
     }
 
     /// Best `num_hashes` for a filter of `size_in_bytes` (rounded up to 64-byte blocks) holding the count.
     #[staticmethod]
     fn optimal_num_hashes(py: Python<'_>, size_in_bytes: i64, estimated_doc_count: i64) -> PyResult<u32> {
-        let count = positive("estimated_doc_count", estimated_doc_count)?;
-        BloomFilter::optimal_num_hashes(size_arg(size_in_bytes)?, count).map_err(|e| bloom_err(py, e))
+        let count = positive("estimated_doc_count", estimated_doc_count).map_err(|e| bloom_err(py, e))?;
+        size_arg(size_in_bytes)
+            .and_then(|size| BloomFilter::optimal_num_hashes(size, count))
+            .map_err(|e| bloom_err(py, e))
     }
 
     /// Expected false-positive rate of a (blocked) filter of this size and hash count after `count` inserts.
     #[staticmethod]
     fn expected_false_positive_rate(py: Python<'_>, size_in_bytes: i64, num_hashes: i64, count: u64) -> PyResult<f64> {
-        bloom::expected_false_positive_rate(size_arg(size_in_bytes)?, hash_count(num_hashes)?, count)
+        (|| bloom::expected_false_positive_rate(size_arg(size_in_bytes)?, hash_count(num_hashes)?, count))()
             .map_err(|e| bloom_err(py, e))
     }
 

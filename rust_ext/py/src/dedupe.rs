@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::bloom::PyBloomFilter;
-use crate::errors::{dedupe_err, DedupeConfigError};
+use crate::errors::{dedupe_err, dedupe_run_err, stopped, Class, Progress};
 
 fn stats_dict<'py>(py: Python<'py>, stats: &RunStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -181,24 +181,21 @@ impl PyDeduper {
         match error {
             None => match interrupt {
                 None => stats_dict(py, &stats),
+                // Every file of the batch completed: the caller records them all before stopping.
                 Some(signal) => {
-                    // Every file of the batch completed: the caller records them all before stopping.
-                    signal.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
-                    signal.value(py).setattr("partial_file", false)?;
-                    Err(signal)
+                    let progress = Progress { completed_stats: stats_dict(py, &stats)?, partial_file: false };
+                    Err(stopped(py, signal, Some(&progress)))
                 }
             },
             Some(e) => {
                 // The caller saves the filter with the files that did complete (and their fingerprints) before
                 // re-raising, unless the filter holds part of the failing file's keys (`partial_file`). A stop
-                // re-raises the signal's exception.
-                let err = match (e, interrupt) {
-                    (DedupeError::Stopped, Some(signal)) => signal,
-                    (e, _) => dedupe_err(py, e),
-                };
-                err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
-                err.value(py).setattr("partial_file", stats.partial_file)?;
-                Err(err)
+                // raises the signal's exception (within a `DedupeStopped`).
+                let progress = Progress { completed_stats: stats_dict(py, &stats)?, partial_file: stats.partial_file };
+                Err(match (e, interrupt) {
+                    (DedupeError::Stopped, Some(signal)) => stopped(py, signal, Some(&progress)),
+                    (e, _) => dedupe_run_err(py, e, Some(&progress)),
+                })
             }
         }
     }
@@ -216,7 +213,7 @@ fn file_fingerprint(py: Python<'_>, path: String) -> PyResult<String> {
 /// `int`, so Python readers select the same value the Rust deduper does. A bad path is a `DedupeConfigError`.
 #[pyfunction]
 fn json_path_steps(py: Python<'_>, path: &str) -> PyResult<Vec<Py<PyAny>>> {
-    let parsed = JsonPath::parse(path).map_err(DedupeConfigError::new_err)?;
+    let parsed = JsonPath::parse(path).map_err(|reason| Class::DedupeConfigError.reason(py, reason))?;
     parsed
         .steps()
         .iter()

@@ -1,33 +1,96 @@
 //! Every core error becomes the Python exception a caller expects: the one place that maps them.
+//!
+//! The exception classes are Python's (`dolma.errors`), subclasses of the toolkit's error types: each is
+//! imported once and called with keyword arguments, so its fields (`path`, `line`, `field`, `reason`,
+//! `completed_stats`, `partial_file`, ...) are set by its constructor. `register` re-exports them from
+//! `dolma._rust` under the same names.
 
 use std::ffi::OsStr;
+use std::path::Path;
 
 use dolma_core::bloom::BloomError;
 use dolma_core::dedupe::DedupeError;
 use dolma_core::minhash::MinHashError;
-use pyo3::create_exception;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 
-create_exception!(
-    dolma._rust,
+/// The toolkit's error classes the binding raises.
+#[derive(Clone, Copy)]
+pub enum Class {
     BloomFilterError,
-    PyValueError,
-    "Invalid Bloom filter parameters or data (a ValueError)."
-);
-create_exception!(
-    dolma._rust,
     BloomFilterFormatError,
-    BloomFilterError,
-    "Bytes or a file that are not a valid dolma Bloom filter: bad magic, unsupported version or corrupt."
-);
-create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
-create_exception!(
-    dolma._rust,
+    DedupeConfigError,
     DedupeInputError,
-    PyValueError,
-    "A documents line that cannot be deduplicated; args are (message, path, line, field, reason)."
-);
+    DedupeIOError,
+    DedupeStopped,
+    ConfigError,
+    CorruptFileError,
+}
+
+impl Class {
+    /// The classes `dolma._rust` re-exports (those defined for it).
+    const EXPORTED: [Class; 6] = [
+        Class::BloomFilterError,
+        Class::BloomFilterFormatError,
+        Class::DedupeConfigError,
+        Class::DedupeInputError,
+        Class::DedupeIOError,
+        Class::DedupeStopped,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Class::BloomFilterError => "BloomFilterError",
+            Class::BloomFilterFormatError => "BloomFilterFormatError",
+            Class::DedupeConfigError => "DedupeConfigError",
+            Class::DedupeInputError => "DedupeInputError",
+            Class::DedupeIOError => "DedupeIOError",
+            Class::DedupeStopped => "DedupeStopped",
+            Class::ConfigError => "ConfigError",
+            Class::CorruptFileError => "CorruptFileError",
+        }
+    }
+
+    /// The class, imported from `dolma.errors` on first use.
+    fn get(self, py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+        static CLASSES: [PyOnceLock<Py<PyType>>; 8] = [const { PyOnceLock::new() }; 8];
+        CLASSES[self as usize].import(py, "dolma.errors", self.name())
+    }
+
+    /// A new exception of this class; `fields` sets its keyword arguments.
+    pub fn error<'py>(self, py: Python<'py>, fields: impl FnOnce(&Bound<'py, PyDict>) -> PyResult<()>) -> PyErr {
+        let made = (|| {
+            let kwargs = PyDict::new(py);
+            fields(&kwargs)?;
+            self.get(py)?.call((), Some(&kwargs))
+        })();
+        match made {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        }
+    }
+
+    /// A new exception of this class whose only field is `reason`.
+    pub fn reason(self, py: Python<'_>, reason: impl AsRef<str>) -> PyErr {
+        self.error(py, |kw| kw.set_item("reason", reason.as_ref()))
+    }
+}
+
+/// What a `Deduper.run` completed before it failed: the statistics (and fingerprints) of the files it
+/// finished, and whether the filter holds part of the unfinished file's keys.
+pub struct Progress<'py> {
+    pub completed_stats: Bound<'py, PyDict>,
+    pub partial_file: bool,
+}
+
+impl Progress<'_> {
+    fn set(&self, kwargs: &Bound<'_, PyDict>) -> PyResult<()> {
+        kwargs.set_item("completed_stats", &self.completed_stats)?;
+        kwargs.set_item("partial_file", self.partial_file)
+    }
+}
 
 /// `OSError(errno, strerror, filename)`, which picks the right subclass (FileNotFoundError, ...); a plain
 /// `OSError("<path>: <error>")` when the error has no OS error number.
@@ -41,23 +104,14 @@ fn os_error(py: Python<'_>, path: &OsStr, source: &std::io::Error) -> PyErr {
                 Err(e) => e,
             }
         }
-        None => PyOSError::new_err(format!("{}: {source}", std::path::Path::new(path).display())),
-    }
-}
-
-/// An instance of one of the toolkit's own error classes (`dolma.errors`).
-fn toolkit_error<'py>(py: Python<'py>, name: &str, args: impl pyo3::call::PyCallArgs<'py>) -> PyErr {
-    let made = py.import("dolma.errors").and_then(|m| m.getattr(name)).and_then(|cls| cls.call1(args));
-    match made {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(e) => e,
+        None => PyOSError::new_err(format!("{}: {source}", Path::new(path).display())),
     }
 }
 
 pub fn bloom_err(py: Python<'_>, err: BloomError) -> PyErr {
     match err {
-        BloomError::Format(msg) => BloomFilterFormatError::new_err(msg),
-        BloomError::InvalidParameter(msg) => BloomFilterError::new_err(msg),
+        BloomError::Format(msg) => Class::BloomFilterFormatError.reason(py, msg),
+        BloomError::InvalidParameter(msg) => Class::BloomFilterError.reason(py, msg),
         BloomError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::OutOfMemory => {
             PyMemoryError::new_err(source.to_string())
         }
@@ -66,21 +120,59 @@ pub fn bloom_err(py: Python<'_>, err: BloomError) -> PyErr {
     }
 }
 
+/// A core dedupe error outside a run.
 pub fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
-    let message = err.to_string();
+    dedupe_run_err(py, err, None)
+}
+
+/// A core dedupe error, with what the run completed when it happened in a `Deduper.run`.
+pub fn dedupe_run_err(py: Python<'_>, err: DedupeError, progress: Option<&Progress<'_>>) -> PyErr {
+    let with_progress = |kw: &Bound<'_, PyDict>| progress.map_or(Ok(()), |p| p.set(kw));
+    let bad_line = |path: String, line: u64, field: String, reason: &str| {
+        Class::DedupeInputError.error(py, |kw| {
+            kw.set_item("path", path)?;
+            kw.set_item("line", line)?;
+            // The core names a whole-line problem "(line)": no field.
+            kw.set_item("field", (field != "(line)").then_some(field))?;
+            kw.set_item("reason", reason)?;
+            with_progress(kw)
+        })
+    };
     match err {
-        DedupeError::Config(_) => DedupeConfigError::new_err(message),
-        DedupeError::BadLine { path, line, field, reason } => {
-            DedupeInputError::new_err((message, path, line, field, reason))
-        }
+        DedupeError::Config(reason) => Class::DedupeConfigError.error(py, |kw| {
+            kw.set_item("reason", reason)?;
+            with_progress(kw)
+        }),
+        DedupeError::BadLine { path, line, field, reason } => bad_line(path, line, field, &reason),
         DedupeError::MissingKey { path, line, field } => {
-            let reason = "missing (the dedupe key must be present in every document)";
-            DedupeInputError::new_err((message, path, line, field, reason))
+            bad_line(path, line, field, "missing (the dedupe key must be present in every document)")
         }
-        DedupeError::Io { .. } => PyOSError::new_err(message),
+        DedupeError::Io { path, source } => Class::DedupeIOError.error(py, |kw| {
+            kw.set_item("path", path)?;
+            kw.set_item("reason", source.to_string())?;
+            with_progress(kw)
+        }),
         DedupeError::Bloom(e) => bloom_err(py, e),
-        DedupeError::Stopped => PyKeyboardInterrupt::new_err(message),
+        DedupeError::Stopped => stopped(py, PyKeyboardInterrupt::new_err(DedupeError::Stopped.to_string()), progress),
     }
+}
+
+/// A run stopped by `signal`, the exception a signal handler raised: a KeyboardInterrupt (Ctrl-C, or SIGTERM's
+/// `Terminated`) becomes `DedupeStopped` with what the run completed; anything else is raised as it is.
+pub fn stopped(py: Python<'_>, signal: PyErr, progress: Option<&Progress<'_>>) -> PyErr {
+    if !signal.is_instance_of::<PyKeyboardInterrupt>(py) {
+        return signal;
+    }
+    Class::DedupeStopped.error(py, |kw| {
+        kw.set_item("signal", signal.value(py))?;
+        match progress {
+            Some(p) => p.set(kw),
+            None => {
+                kw.set_item("completed_stats", py.None())?;
+                kw.set_item("partial_file", false)
+            }
+        }
+    })
 }
 
 /// `ConfigError` for a bad parameter, `CorruptFileError(path, reason)` for a file that is not a valid band-key
@@ -88,17 +180,26 @@ pub fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
 pub fn minhash_err(py: Python<'_>, err: MinHashError) -> PyErr {
     let message = err.to_string();
     match err {
-        MinHashError::Config { .. } => toolkit_error(py, "ConfigError", (format!("minhash.{message}"),)),
-        MinHashError::Format { path, reason } => toolkit_error(py, "CorruptFileError", (path, reason)),
+        MinHashError::Config { .. } => {
+            // A ConfigError is its message.
+            match Class::ConfigError.get(py).and_then(|cls| cls.call1((format!("minhash.{message}"),))) {
+                Ok(exc) => PyErr::from_value(exc),
+                Err(e) => e,
+            }
+        }
+        MinHashError::Format { path, reason } => Class::CorruptFileError.error(py, |kw| {
+            kw.set_item("path", path)?;
+            kw.set_item("reason", reason)
+        }),
         MinHashError::Io { path, source } => os_error(py, OsStr::new(&path), &source),
     }
 }
 
+/// Re-exports the classes defined for `dolma._rust` (callers import them from here or from `dolma.errors`).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("BloomFilterError", py.get_type::<BloomFilterError>())?;
-    m.add("BloomFilterFormatError", py.get_type::<BloomFilterFormatError>())?;
-    m.add("DedupeConfigError", py.get_type::<DedupeConfigError>())?;
-    m.add("DedupeInputError", py.get_type::<DedupeInputError>())?;
+    for class in Class::EXPORTED {
+        m.add(class.name(), class.get(py)?)?;
+    }
     Ok(())
 }

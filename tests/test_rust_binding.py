@@ -1,0 +1,143 @@
+"""The Rust binding's contract with Python: typed exceptions and one source of config defaults.
+
+The exception classes live in dolma/errors.py as subclasses of the toolkit's error types; the binding raises them
+with every field set by the constructor (no positional tuples, no attributes added afterwards), so `except
+BadInputError` / `ConfigError` / `DolmaError` catch them and callers read `path`, `line`, `field`, `reason`,
+`completed_stats`, `partial_file` by name."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from dolma import _rust
+from dolma._rust import BloomFilter, DedupeKeys, Deduper
+from dolma.config import build
+from dolma.dedupe.config import DedupeSection
+from dolma.dedupe.plan import _rust_config
+from dolma.errors import (
+    BadInputError,
+    BloomFilterError,
+    BloomFilterFormatError,
+    ConfigError,
+    DedupeConfigError,
+    DedupeInputError,
+    DedupeIOError,
+    DedupeStopped,
+    DolmaError,
+)
+
+PARAGRAPHS = {"name": "dd", "paragraphs": {"attribute_name": "dup"}}
+NGRAMS = {"name": "dd", "paragraphs": {"attribute_name": "dup", "by_ngram": {"ngram_length": 3}}}
+DOCUMENTS = {"name": "dd", "documents": {"attribute_name": "dup", "key": "$.id"}}
+
+
+def _config(overrides: dict) -> str:
+    return _rust_config(build(DedupeSection, overrides=overrides))
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def _doc(i: int, text: str) -> str:
+    return json.dumps({"id": str(i), "text": text, "source": "s"})
+
+
+# --- Typed exceptions ---------------------------------------------------------------------------------------
+
+
+def test_the_binding_re_exports_the_toolkits_classes():
+    for name in ("BloomFilterError", "BloomFilterFormatError", "DedupeConfigError", "DedupeInputError"):
+        assert getattr(_rust, name) is getattr(__import__("dolma.errors").errors, name)
+    assert _rust.DedupeIOError is DedupeIOError and _rust.DedupeStopped is DedupeStopped
+    assert issubclass(DedupeInputError, BadInputError) and issubclass(DedupeConfigError, ConfigError)
+    assert issubclass(DedupeIOError, DolmaError) and issubclass(DedupeIOError, OSError)
+    assert issubclass(BloomFilterFormatError, BloomFilterError) and issubclass(BloomFilterError, DolmaError)
+    assert issubclass(DedupeStopped, KeyboardInterrupt)
+
+
+def test_a_bad_line_is_a_bad_input_error_with_its_fields_and_what_the_run_completed(tmp_path):
+    good = _write(tmp_path / "documents" / "a.jsonl", [_doc(1, "one"), _doc(2, "two")])
+    bad = _write(tmp_path / "documents" / "b.jsonl", [_doc(3, "three"), '{"id": "4", "text": 5}'])
+    outputs = [str(tmp_path / "out" / "a.jsonl"), str(tmp_path / "out" / "b.jsonl")]
+    with pytest.raises(BadInputError) as info:
+        Deduper(_config(PARAGRAPHS)).run(BloomFilter(1 << 12, 2), [good, bad], outputs)
+    exc = info.value
+    assert type(exc) is DedupeInputError
+    assert (exc.path, exc.line, exc.field) == (bad, 2, "text")
+    assert exc.reason == "expected a string, got a number"
+    assert str(exc) == f"{bad}:2: field 'text': expected a string, got a number"
+    assert exc.completed_stats is not None and exc.completed_stats["files"] == 1
+    assert exc.completed_stats["documents"] == 2 and len(exc.completed_stats["fingerprints"]) == 1
+    assert exc.partial_file is False
+    # Spark sends it from the executors pickled: every field survives.
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is DedupeInputError and vars(copy) == vars(exc) and str(copy) == str(exc)
+
+
+def test_a_whole_bad_line_has_no_field(tmp_path):
+    path = _write(tmp_path / "documents" / "a.jsonl", ["not json"])
+    with pytest.raises(DedupeInputError) as info:
+        Deduper(_config(DOCUMENTS)).run(BloomFilter(1 << 12, 2), [path], [str(tmp_path / "out.jsonl")])
+    assert info.value.field is None and info.value.line == 1 and "invalid JSON" in info.value.reason
+
+
+def test_a_missing_key_is_a_bad_input_error_naming_the_key(tmp_path):
+    path = _write(tmp_path / "documents" / "a.jsonl", [_doc(1, "one")])
+    config = {"name": "dd", "documents": {"attribute_name": "dup", "key": "$.metadata.url"}}
+    with pytest.raises(BadInputError) as info:
+        Deduper(_config(config)).run(BloomFilter(1 << 12, 2), [path], [str(tmp_path / "out.jsonl")])
+    assert (info.value.field, info.value.line) == ("metadata.url", 1)
+    assert info.value.reason == "missing (the dedupe key must be present in every document)"
+
+
+def test_the_spark_key_maker_raises_the_same_error(tmp_path):
+    path = _write(tmp_path / "documents" / "a.jsonl", [_doc(1, "one"), "[1, 2]"])
+    with pytest.raises(BadInputError) as info:
+        DedupeKeys(_config(PARAGRAPHS)).keys_of_file(path, 0, 4)
+    assert type(info.value) is DedupeInputError and (info.value.path, info.value.line) == (path, 2)
+    assert info.value.completed_stats is None  # not a Deduper.run
+
+
+def test_an_unreadable_input_is_a_dolma_error_and_an_os_error(tmp_path):
+    missing = str(tmp_path / "documents" / "gone.jsonl")
+    with pytest.raises(DolmaError) as info:
+        Deduper(_config(PARAGRAPHS)).run(BloomFilter(1 << 12, 2), [missing], [str(tmp_path / "out.jsonl")])
+    exc = info.value
+    assert isinstance(exc, DedupeIOError) and isinstance(exc, OSError)
+    assert exc.path == missing and exc.reason and str(exc) == f"{missing}: {exc.reason}"
+    assert exc.completed_stats is not None and exc.completed_stats["files"] == 0
+
+
+def test_a_refused_configuration_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        Deduper(_config({"name": "dd", "documents": {"attribute_name": "dup", "key": "$..id"}}))
+    assert type(info.value) is DedupeConfigError and info.value.reason.startswith("dedupe.documents.key")
+    assert info.value.completed_stats is None and isinstance(info.value, ValueError)
+    with pytest.raises(DedupeConfigError) as info:
+        _rust.json_path_steps("$[")
+    assert info.value.reason == str(info.value)
+
+
+def test_bloom_filter_errors_carry_their_reason():
+    with pytest.raises(DolmaError) as info:
+        BloomFilter(1024, 99)
+    assert type(info.value) is BloomFilterError and isinstance(info.value, ValueError)
+    assert info.value.reason == f"num_hashes must be between 1 and {_rust.MAX_HASHES}, got 99"
+    with pytest.raises(BloomFilterError) as info:
+        BloomFilter.from_bytes(b"not a filter")
+    assert type(info.value) is BloomFilterFormatError and info.value.reason == str(info.value)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is BloomFilterFormatError and copy.reason == info.value.reason
+
+
+def test_a_stop_carries_the_signal_and_what_completed():
+    signal = KeyboardInterrupt("stop")
+    exc = DedupeStopped(signal=signal, completed_stats={"files": 2}, partial_file=True)
+    assert exc.signal is signal and exc.completed_stats == {"files": 2} and exc.partial_file is True
