@@ -3,7 +3,9 @@
 The exception classes live in dolma/errors.py as subclasses of the toolkit's error types; the binding raises them
 with every field set by the constructor (no positional tuples, no attributes added afterwards), so `except
 BadInputError` / `ConfigError` / `DolmaError` catch them and callers read `path`, `line`, `field`, `reason`,
-`completed_stats`, `partial_file` by name."""
+`completed_stats`, `partial_file` by name. The dedupe section crosses into Rust complete: Python holds every
+default, Rust refuses a missing or unknown field.
+"""
 
 from __future__ import annotations
 
@@ -141,3 +143,51 @@ def test_a_stop_carries_the_signal_and_what_completed():
     signal = KeyboardInterrupt("stop")
     exc = DedupeStopped(signal=signal, completed_stats={"files": 2}, partial_file=True)
     assert exc.signal is signal and exc.completed_stats == {"files": 2} and exc.partial_file is True
+
+
+# --- One source of config defaults --------------------------------------------------------------------------
+
+
+def _leaves(data: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, value in data.items():
+        out.append((*prefix, name))
+        if isinstance(value, dict):
+            out.extend(_leaves(value, (*prefix, name)))
+    return out
+
+
+@pytest.mark.parametrize("mode", [PARAGRAPHS, NGRAMS, DOCUMENTS], ids=["paragraphs", "ngrams", "documents"])
+def test_python_sends_every_field_rust_requires_and_no_other(mode):
+    """Rust accepts what Python sends, and refuses it without any one of its fields, naming that field: so a new
+    Rust field without a Python value, or a Python field Rust does not know, fails here."""
+    sent = json.loads(_config(mode))
+    Deduper(json.dumps(sent))
+    fields = _leaves(sent)
+    assert ("num_partitions",) in fields and ("document_dir",) in fields
+    for path in fields:
+        partial = json.loads(json.dumps(sent))
+        parent = partial
+        for name in path[:-1]:
+            parent = parent[name]
+        del parent[path[-1]]
+        with pytest.raises(DedupeConfigError, match=f"missing field `{path[-1]}`"):
+            Deduper(json.dumps(partial))
+    extra = {**sent, "max_words": 3}
+    with pytest.raises(DedupeConfigError, match="unknown field `max_words`"):
+        Deduper(json.dumps(extra))
+
+
+def test_python_holds_the_defaults():
+    """The values Rust runs with when a config gives only the mode are Python's defaults (DedupeSection)."""
+    sent = json.loads(_config(NGRAMS))
+    assert sent["paragraphs"]["paragraph_separator"] == "\n" and sent["document_dir"] == "documents"
+    assert sent["paragraphs"]["by_ngram"] == {
+        "ngram_length": 3,
+        "stride": 1,
+        "overlap_threshold": 1.0,
+        "skip_short_paragraphs": False,
+    }
+    assert (sent["num_partitions"], sent["partition_index"], sent["min_words"]) == (1, 0, 0)
+    settings = json.loads(Deduper(json.dumps(sent)).key_settings)
+    assert settings["dedupe.paragraphs.by_ngram.stride"] == 1 and settings["dedupe.min_length"] == 0

@@ -25,7 +25,8 @@ class Plan(msgspec.Struct, frozen=True):
 
 
 def _rust_config(section: DedupeSection) -> str:
-    """The JSON that crosses into Rust (decoded there with deny_unknown_fields)."""
+    """The JSON that crosses into Rust: every field, with Python's defaults (Rust has none of its own and decodes
+    it with deny_unknown_fields, so a field missing on either side is an error)."""
     data = msgspec.to_builtins(section)
     data.pop("minhash", None)  # its own mode (dolma.dedupe_minhash), never a Bloom filter run
     data["num_partitions"] = section.num_partitions or 1
