@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ from dolma.errors import (
     DolmaError,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 PARAGRAPHS = {"name": "dd", "paragraphs": {"attribute_name": "dup"}}
 NGRAMS = {"name": "dd", "paragraphs": {"attribute_name": "dup", "by_ngram": {"ngram_length": 3}}}
 DOCUMENTS = {"name": "dd", "documents": {"attribute_name": "dup", "key": "$.id"}}
@@ -191,3 +194,14 @@ def test_python_holds_the_defaults():
     assert (sent["num_partitions"], sent["partition_index"], sent["min_words"]) == (1, 0, 0)
     settings = json.loads(Deduper(json.dumps(sent)).key_settings)
     assert settings["dedupe.paragraphs.by_ngram.stride"] == 1 and settings["dedupe.min_length"] == 0
+
+
+# --- The stub --------------------------------------------------------------------------------------------------
+
+
+def test_the_stub_matches_the_built_module():
+    """`make lint` runs the same check: dolma/_rust.pyi has exactly the module's names, signatures and classes."""
+    check = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "dolma._rust"], capture_output=True, text=True, cwd=REPO
+    )
+    assert check.returncode == 0, check.stdout[-3000:]
