@@ -10,9 +10,12 @@ default, Rust refuses a missing or unknown field.
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -142,10 +145,41 @@ def test_bloom_filter_errors_carry_their_reason():
     assert type(copy) is BloomFilterFormatError and copy.reason == info.value.reason
 
 
-def test_a_stop_carries_the_signal_and_what_completed():
-    signal = KeyboardInterrupt("stop")
-    exc = DedupeStopped(signal=signal, completed_stats={"files": 2}, partial_file=True)
-    assert exc.signal is signal and exc.completed_stats == {"files": 2} and exc.partial_file is True
+class _Stop(KeyboardInterrupt):
+    """What the test's signal handler raises (as the CLI's SIGTERM handler raises `Terminated`)."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+def test_a_signal_during_a_run_is_a_dedupe_stopped_with_the_signal_and_what_completed(tmp_path):
+    """The second input is a FIFO: the run is inside it (blocked reading) when the signal arrives, whatever the
+    machine's speed. The handler's KeyboardInterrupt comes back as DedupeStopped holding it and the progress."""
+    first = _write(tmp_path / "documents" / "a.jsonl", [_doc(1, "one"), _doc(2, "two")])
+    fifo = tmp_path / "documents" / "b.jsonl"
+    os.mkfifo(fifo)
+    outputs = [str(tmp_path / "out" / "a.jsonl"), str(tmp_path / "out" / "b.jsonl")]
+
+    def feed() -> None:
+        with open(fifo, "w") as fh:  # opens once the run opened the FIFO to read it
+            fh.write(_doc(3, "three") + "\n")
+            fh.flush()
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, _raise_stop)
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            Deduper(_config(PARAGRAPHS)).run(BloomFilter(1 << 12, 2), [first, str(fifo)], outputs)
+    finally:
+        feeder.join()
+        signal.signal(signal.SIGUSR1, previous)
+    exc = info.value
+    assert type(exc) is DedupeStopped and type(exc.signal) is _Stop
+    assert exc.completed_stats is not None and exc.completed_stats["files"] >= 1
+    assert exc.completed_stats["documents"] >= 2 and isinstance(exc.partial_file, bool)
 
 
 # --- One source of config defaults --------------------------------------------------------------------------
