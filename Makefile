@@ -126,9 +126,11 @@ test-python: build reference profanity golden
 test-fast: build golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference" tests
 
+# stubtest: the stub dolma/_rust.pyi says exactly what the compiled module has (names, signatures, classes).
 lint: build
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m mypy.stubtest dolma._rust
 	cd $(CARGO_DIR) && cargo fmt --all -- --check
 	cd $(CARGO_DIR) && cargo clippy --workspace --all-targets -q -- -D warnings
 

@@ -4,6 +4,51 @@ import os
 from collections.abc import Iterable
 from typing import Any, Final, TypeAlias, final
 
+# The exception classes live in dolma/errors.py (subclasses of the toolkit's error types, with named fields);
+# the binding raises them and re-exports them here.
+from dolma.errors import BloomFilterError as BloomFilterError
+from dolma.errors import BloomFilterFormatError as BloomFilterFormatError
+from dolma.errors import DedupeConfigError as DedupeConfigError
+from dolma.errors import DedupeInputError as DedupeInputError
+from dolma.errors import DedupeIOError as DedupeIOError
+from dolma.errors import DedupeStopped as DedupeStopped
+
+# What the module exports (pyo3 builds it from the registrations in rust_ext/py/src; stubtest compares them).
+__all__ = [
+    "BLOOM_FORMAT_VERSION",
+    "MAX_HASHES",
+    "MINHASH_RESULT_VERSION",
+    "MINHASH_UNIT_VERSION",
+    "MINHASH_XXH3_SEED",
+    "PII_DIGITS_UNICODE_VERSION",
+    "BloomFilter",
+    "BloomFilterError",
+    "BloomFilterFormatError",
+    "DedupeConfigError",
+    "DedupeIOError",
+    "DedupeInputError",
+    "DedupeKeys",
+    "DedupeStopped",
+    "Deduper",
+    "MinHashFileWriter",
+    "MinHashSigner",
+    "__version__",
+    "c4_stats_batch",
+    "file_fingerprint",
+    "find_key_repeats",
+    "gopher_stats_batch",
+    "json_path_steps",
+    "minhash_cluster",
+    "minhash_read_results",
+    "minhash_shingles",
+    "minhash_unit_header",
+    "pii_digit_ranges",
+    "pii_scan_batch",
+    "pii_set_digit_ranges",
+    "repetitions_batch",
+    "xxh3_64",
+]
+
 __version__: Final[str]
 MAX_HASHES: Final[int]
 """Upper bound on `num_hashes` (32): more hashes cost time and barely lower the error rate."""
@@ -12,12 +57,6 @@ BLOOM_FORMAT_VERSION: Final[int]
 
 _Key: TypeAlias = bytes | str
 """A key is `bytes`, or `str` hashed as its UTF-8 encoding (so `"a"` and `b"a"` are the same key)."""
-
-class BloomFilterError(ValueError):
-    """Invalid Bloom filter parameters or data."""
-
-class BloomFilterFormatError(BloomFilterError):
-    """Bytes or a file that are not a valid filter: bad magic, unsupported version or corrupt content."""
 
 def xxh3_64(data: _Key, seed: int = 0) -> int:
     """XXH3-64 of `data`: the stable hash the Bloom filter uses, the same on every machine and build."""
@@ -80,7 +119,7 @@ class BloomFilter:
     def contains(self, key: _Key) -> bool:
         """Whether the key is (probably) present; never False for an inserted key."""
 
-    def __contains__(self, key: _Key) -> bool: ...
+    def __contains__(self, key: _Key, /) -> bool: ...
     def insert(self, key: _Key) -> bool:
         """Add the key; return whether it was (probably) present already."""
 
@@ -157,17 +196,11 @@ class BloomFilter:
 # Dedupe pipeline (rust_ext/py/src/dedupe.rs)
 # ----------------------------------------------------------------------------------------------------------
 
-class DedupeConfigError(ValueError):
-    """An invalid dedupe configuration."""
-
-class DedupeInputError(ValueError):
-    """A documents line that cannot be deduplicated; `args` is (message, path, line, field, reason)."""
-
 @final
 class Deduper:
     """Deduplicates documents files end to end in Rust, given the JSON of the `dedupe` config section."""
 
-    def __init__(self, config_json: str, *, skip_bad_lines: bool = False, chunk_bytes: int | None = None) -> None: ...
+    def __new__(cls, config_json: str, *, skip_bad_lines: bool = False, chunk_bytes: int | None = None) -> Deduper: ...
     @property
     def attribute(self) -> str:
         """The attribute key written for marked spans."""
@@ -189,10 +222,12 @@ class Deduper:
         paragraphs_marked, bytes, bytes_marked, bad_lines, input_bytes) and `fingerprints`, the
         `file_fingerprint` of each completed file, taken while reading it.
 
-        Python's signal handlers run while it works: an exception they raise (KeyboardInterrupt on Ctrl-C or,
-        in the CLI, SIGTERM) stops the run at its next chunk and is re-raised. Any exception carries
-        `completed_stats` (the statistics and fingerprints of the files completed before it) and `partial_file`
-        (the filter holds part of the unfinished file's keys)."""
+        Python's signal handlers run while it works: an exception they raise stops the run at its next chunk. A
+        KeyboardInterrupt (Ctrl-C or, in the CLI, SIGTERM) comes back as `DedupeStopped` (its `signal` is the
+        original); other exceptions as they are. Errors of the run are `DedupeInputError` (a bad line),
+        `DedupeIOError`, `DedupeConfigError`; they and `DedupeStopped` carry `completed_stats` (the statistics and
+        fingerprints of the files completed before it) and `partial_file` (the filter holds part of the
+        unfinished file's keys)."""
 
 def file_fingerprint(path: str) -> str:
     """xxh3-128 of a local file's bytes as stored, as 32 hex digits (what `Deduper.run` reports per file)."""
@@ -202,10 +237,11 @@ def json_path_steps(path: str) -> list[str | int]:
 
 # Spark (distributed) dedupe: keys and attributes exactly as the local deduper computes them.
 
+@final
 class DedupeKeys:
     """The dedupe keys of a documents file and its attributes file, given which key occurrences repeat."""
 
-    def __init__(self, config_json: str, *, skip_bad_lines: bool = False) -> None: ...
+    def __new__(cls, config_json: str, *, skip_bad_lines: bool = False) -> DedupeKeys: ...
     @property
     def attribute(self) -> str: ...
     def keys(
@@ -277,7 +313,7 @@ def minhash_shingles(text: str, *, ngram: int, tokenizer: str = "words") -> list
 class MinHashSigner:
     """Signatures and band keys for one configuration (`dolma.minhash.MinHashParams.engine_json`). Pickles."""
 
-    def __init__(self, config_json: str) -> None: ...
+    def __new__(cls, config_json: str) -> MinHashSigner: ...
     def signatures(self, texts: list[str], *, threads: int | None = None) -> tuple[bytes, list[int]]:
         """(values, shingle counts): `num_perm` little-endian uint32 values per text, row-major."""
     def band_keys(self, signatures: bytes) -> bytes:
@@ -294,15 +330,15 @@ class MinHashSigner:
 class MinHashFileWriter:
     """Writes the band-key file of one documents file from batches of documents; appears only when finished."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         signer: MinHashSigner,
         path: str | os.PathLike[str],
         file_index: int,
         source: str,
         *,
         threads: int | None = None,
-    ) -> None: ...
+    ) -> MinHashFileWriter: ...
     def add(self, lines: list[int], texts: list[str]) -> None:
         """Add documents: their 1-based line numbers (increasing across calls) and texts."""
     def finish(self, lines_read: int, bad_lines: int) -> dict[str, Any]:

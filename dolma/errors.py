@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DolmaError(Exception):
     """Base class for errors caused by configuration or input, reported without a traceback."""
@@ -67,3 +69,86 @@ class S3Error(DolmaError):
 
     def __reduce__(self):
         return (S3Error, (self.url, self.reason, self.code, self.retryable))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Raised by the compiled kernels (`dolma._rust`, rust_ext/py/src/errors.rs). The binding imports these classes
+# and calls them with keyword arguments, so every field is set by the constructor; `dolma._rust` re-exports
+# them under the same names. Those a `Deduper.run` raises also carry what the run completed before the error:
+# `completed_stats` (the statistics and fingerprints of the files it finished) and `partial_file` (the filter
+# holds part of the unfinished file's keys, so it is not a state to resume from).
+# ----------------------------------------------------------------------------------------------------------
+
+
+class BloomFilterError(DolmaError, ValueError):
+    """Invalid Bloom filter parameters or data (also a ValueError, as callers of `BloomFilter` expect)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+    def __reduce__(self):
+        return (type(self), (self.reason,))
+
+
+class BloomFilterFormatError(BloomFilterError):
+    """Bytes or a file that are not a valid Bloom filter: bad magic, unsupported version or corrupt content."""
+
+
+class DedupeConfigError(ConfigError, ValueError):
+    """The Rust deduper refused its configuration (a bad mode, JSONPath key, n-gram option or unknown field)."""
+
+    def __init__(self, reason: str, completed_stats: dict[str, Any] | None = None, partial_file: bool = False):
+        self.reason = reason
+        self.completed_stats = completed_stats
+        self.partial_file = partial_file
+        super().__init__(reason)
+
+    def __reduce__(self):
+        return (type(self), (self.reason, self.completed_stats, self.partial_file))
+
+
+class DedupeInputError(BadInputError, ValueError):
+    """A documents line the Rust deduper cannot use (`field` is None when the whole line is bad)."""
+
+    def __init__(
+        self,
+        path: str,
+        line: int,
+        reason: str,
+        field: str | None = None,
+        completed_stats: dict[str, Any] | None = None,
+        partial_file: bool = False,
+    ):
+        self.completed_stats = completed_stats
+        self.partial_file = partial_file
+        super().__init__(path, line, reason, field)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.line, self.reason, self.field, self.completed_stats, self.partial_file))
+
+
+class DedupeIOError(DolmaError, OSError):
+    """A documents or attributes file the Rust deduper cannot read, decompress or write."""
+
+    def __init__(
+        self, path: str, reason: str, completed_stats: dict[str, Any] | None = None, partial_file: bool = False
+    ):
+        self.path = path
+        self.reason = reason
+        self.completed_stats = completed_stats
+        self.partial_file = partial_file
+        super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason, self.completed_stats, self.partial_file))
+
+
+class DedupeStopped(KeyboardInterrupt):
+    """A `Deduper.run` stopped by a signal: `signal` is the KeyboardInterrupt its handler raised (re-raise it)."""
+
+    def __init__(self, signal: KeyboardInterrupt, completed_stats: dict[str, Any] | None, partial_file: bool):
+        self.signal = signal
+        self.completed_stats = completed_stats
+        self.partial_file = partial_file
+        super().__init__(*signal.args)

@@ -65,17 +65,6 @@ def _key_maker(config_json: str, skip_bad_lines: bool) -> Any:
     return DedupeKeys(config_json, skip_bad_lines=skip_bad_lines)
 
 
-def _input_error(exc: BaseException) -> BaseException:
-    """A bad documents line as BadInputError (file, line, field), so the driver reports it plainly."""
-    from dolma._rust import DedupeInputError
-    from dolma.errors import BadInputError
-
-    if isinstance(exc, DedupeInputError):
-        _message, path, line, field, reason = exc.args
-        return BadInputError(path, line, reason, None if field == "(line)" else field)
-    return exc
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Stage functions (run on the executors)
 # ----------------------------------------------------------------------------------------------------------
@@ -111,15 +100,13 @@ class EmitKeys:
         io.configure_s3(self.s3)
         maker = _key_maker(self.config_json, self.skip_bad_lines)
         for file_index, path, output in files:
-            try:
-                if io.is_s3(path):
-                    with io.open_raw_read(path) as fh:
-                        raw = fh.read()
-                    blobs, skeleton, stats = maker.keys(path, raw, file_index, self.partitions)
-                else:
-                    blobs, skeleton, stats = maker.keys_of_file(path, file_index, self.partitions)
-            except Exception as exc:
-                raise _input_error(exc) from None
+            # A bad documents line raises DedupeInputError, a BadInputError (file, line, field).
+            if io.is_s3(path):
+                with io.open_raw_read(path) as fh:
+                    raw = fh.read()
+                blobs, skeleton, stats = maker.keys(path, raw, file_index, self.partitions)
+            else:
+                blobs, skeleton, stats = maker.keys_of_file(path, file_index, self.partitions)
             if self.progress is not None:
                 for acc, value in zip(self.progress, (1, stats["documents"], stats["bytes"])):
                     acc.add(value)

@@ -8,10 +8,7 @@ import time
 from typing import Any
 
 from dolma import io
-from dolma._rust import (
-    DedupeInputError,
-    Deduper,
-)
+from dolma._rust import Deduper
 from dolma.dedupe.config import BATCH_MAX_BYTES, LEGACY_CHECKPOINT_SUFFIX, DedupeConfig, DedupeSection, _chunk_bytes
 from dolma.dedupe.plan import Plan, _expected_fp_rate, _human, _rust_config, filter_params
 from dolma.dedupe.store import (
@@ -29,7 +26,7 @@ from dolma.dedupe.store import (
     _Staging,
     _upload,
 )
-from dolma.errors import BadInputError, ConfigError, DolmaError
+from dolma.errors import ConfigError, DedupeConfigError, DedupeInputError, DedupeIOError, DedupeStopped, DolmaError
 from dolma.executors.base import ProgressDisplay, Summary, UnitStats
 from dolma.executors.summary import (
     BloomFilterStats,
@@ -67,9 +64,8 @@ def _batches(inputs: list[str], start: int, max_files: int) -> list[tuple[int, i
 
 
 def _translate(exc: BaseException) -> BaseException:
-    if isinstance(exc, DedupeInputError):
-        _message, path, line, field, reason = exc.args
-        return BadInputError(path, line, reason, None if field == "(line)" else field)
+    if isinstance(exc, DolmaError):
+        return exc
     if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):
         return DolmaError(str(exc))
     return exc
@@ -166,8 +162,9 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
                 # An error, or Ctrl-C / SIGTERM (a KeyboardInterrupt: the run stopped at its next chunk). Errors of
                 # the run carry what it completed; without that (a signal that arrived as the run returned) the
                 # filter may hold keys of files not recorded, so the last save stays the state to resume from.
-                completed = getattr(exc, "completed_stats", None)
-                partial = bool(getattr(exc, "partial_file", False))
+                completed, partial = None, False
+                if isinstance(exc, (DedupeConfigError, DedupeInputError, DedupeIOError, DedupeStopped)):
+                    completed, partial = exc.completed_stats, exc.partial_file
                 if completed is not None:
                     # The files before the failing one are complete: their S3 outputs go up before anything
                     # records them as done.
@@ -187,6 +184,8 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
                     clean = True
                     if not isinstance(exc, KeyboardInterrupt):
                         _save_before_failing(filt, staging, saved, cfg.allow_saturated)
+                if isinstance(exc, DedupeStopped):
+                    raise exc.signal from None  # Ctrl-C or SIGTERM, as its handler raised it (the exit code)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 raise _translate(exc) from None

@@ -7,15 +7,10 @@ import json
 import msgspec
 
 from dolma import io
-from dolma._rust import (
-    BloomFilter,
-    BloomFilterError,
-    DedupeConfigError,
-    Deduper,
-)
+from dolma._rust import BloomFilter, Deduper
 from dolma.dedupe.config import MIN_FILTER_BYTES, BloomFilterConfig, DedupeConfig, DedupeSection
 from dolma.documents import attributes_path
-from dolma.errors import ConfigError
+from dolma.errors import BloomFilterError, ConfigError, DedupeConfigError
 from dolma.paths import check_name, check_outputs, check_path
 
 # ----------------------------------------------------------------------------------------------------------
@@ -30,7 +25,8 @@ class Plan(msgspec.Struct, frozen=True):
 
 
 def _rust_config(section: DedupeSection) -> str:
-    """The JSON that crosses into Rust (decoded there with deny_unknown_fields)."""
+    """The JSON that crosses into Rust: every field, with Python's defaults (Rust has none of its own and decodes
+    it with deny_unknown_fields, so a field missing on either side is an error)."""
     data = msgspec.to_builtins(section)
     data.pop("minhash", None)  # its own mode (dolma.dedupe_minhash), never a Bloom filter run
     data["num_partitions"] = section.num_partitions or 1

@@ -17,14 +17,10 @@ from typing import Any
 import msgspec
 
 from dolma import io
-from dolma._rust import (
-    BloomFilter,
-    BloomFilterError,
-    file_fingerprint,
-)
+from dolma._rust import BloomFilter, file_fingerprint
 from dolma.dedupe.config import MANIFEST_FORMAT, S3_INFO_THREADS, SATURATED_FACTOR, SATURATED_RATE, DedupeConfig
 from dolma.dedupe.plan import Plan, _expected_fp_rate, _requested_rate, filter_params
-from dolma.errors import ConfigError, DolmaError
+from dolma.errors import BloomFilterError, ConfigError, DolmaError
 from dolma.executors.base import os_error_text
 
 log = logging.getLogger("dolma")

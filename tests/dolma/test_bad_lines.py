@@ -17,6 +17,8 @@ import pytest
 
 from dolma._rust import BloomFilter, DedupeInputError, Deduper
 from dolma.config import build
+from dolma.dedupe.config import DedupeSection
+from dolma.dedupe.plan import _rust_config
 from dolma.documents import decode_document
 from dolma.errors import BadInputError
 from mixers.mix_config import Stream
@@ -98,12 +100,11 @@ def _rust(tmp_path: Path, line: bytes, mode: str) -> tuple[str, str | None] | No
     path = tmp_path / "documents" / "r.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(line + b"\n")
-    deduper = Deduper(json.dumps(_CONFIGS[mode]))
+    deduper = Deduper(_rust_config(build(DedupeSection, overrides=_CONFIGS[mode])))
     try:
         deduper.run(BloomFilter(1 << 12, 2), [str(path)], [str(tmp_path / "out.jsonl")])
     except DedupeInputError as exc:
-        _message, _path, _line, field, reason = exc.args
-        return reason, None if field == "(line)" else field
+        return exc.reason, exc.field
     return None
 
 

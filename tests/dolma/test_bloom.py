@@ -598,6 +598,8 @@ def stub_names() -> tuple[set[str], set[str]]:
             module.add(node.name)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             module.add(node.target.id)
+        elif isinstance(node, ast.ImportFrom):  # `from m import X as X`: an explicit re-export
+            module.update(a.name for a in node.names if a.asname == a.name)
         if isinstance(node, ast.ClassDef) and node.name == "BloomFilter":
             members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
     return module, members

@@ -625,9 +625,12 @@ def test_failure_inside_a_file_keeps_the_last_whole_file_checkpoint(tmp_path: Pa
 PEAK_RSS_SCRIPT = r"""
 import json, sys
 from dolma._rust import BloomFilter, Deduper
+from dolma.config import build
+from dolma.dedupe.config import DedupeSection
+from dolma.dedupe.plan import _rust_config
 path, out, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
 config = {"name": "dd", "documents": {"attribute_name": "dup", "key": "$.text"}}
-deduper = Deduper(json.dumps(config), chunk_bytes=chunk)
+deduper = Deduper(_rust_config(build(DedupeSection, overrides=config)), chunk_bytes=chunk)
 stats = deduper.run(BloomFilter(1 << 20, 4, seed=1), [path], [out], threads=2)
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(json.dumps({"hwm_kib": int(status["VmHWM"].split()[0]), "documents": stats["documents"]}))

@@ -603,7 +603,7 @@ mod tests {
     use super::*;
 
     fn maker(section: &str) -> KeyMaker {
-        KeyMaker::new(DedupeConfig::from_json(section).unwrap(), false).unwrap()
+        KeyMaker::new(crate::dedupe::config::test_config(section), false).unwrap()
     }
 
     /// Duplicates by exact first-occurrence over files in order (what the distributed run computes).

@@ -7,40 +7,12 @@ use std::time::Duration;
 
 use dolma_core::dedupe::jsonpath::{JsonPath, Step};
 use dolma_core::dedupe::{fingerprint_file, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
-use pyo3::create_exception;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::{bloom_err, PyBloomFilter};
-// Spark block imports.
-use dolma_core::dedupe_keys::{decode_positions, find_repeats, FileScan, KeyMaker, KeyStats};
-use pyo3::types::PyBytes;
-
-create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
-create_exception!(
-    dolma._rust,
-    DedupeInputError,
-    PyValueError,
-    "A documents line that cannot be deduplicated; args are (message, path, line, field, reason)."
-);
-
-fn dedupe_err(py: Python<'_>, err: DedupeError) -> PyErr {
-    let message = err.to_string();
-    match err {
-        DedupeError::Config(_) => DedupeConfigError::new_err(message),
-        DedupeError::BadLine { path, line, field, reason } => {
-            DedupeInputError::new_err((message, path, line, field, reason))
-        }
-        DedupeError::MissingKey { path, line, field } => {
-            let reason = "missing (the dedupe key must be present in every document)";
-            DedupeInputError::new_err((message, path, line, field, reason))
-        }
-        DedupeError::Io { .. } => PyOSError::new_err(message),
-        DedupeError::Bloom(e) => bloom_err(py, e),
-        DedupeError::Stopped => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
-    }
-}
+use crate::bloom::PyBloomFilter;
+use crate::errors::{dedupe_err, dedupe_run_err, stopped, Class, Progress};
 
 fn stats_dict<'py>(py: Python<'py>, stats: &RunStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -209,24 +181,21 @@ impl PyDeduper {
         match error {
             None => match interrupt {
                 None => stats_dict(py, &stats),
+                // Every file of the batch completed: the caller records them all before stopping.
                 Some(signal) => {
-                    // Every file of the batch completed: the caller records them all before stopping.
-                    signal.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
-                    signal.value(py).setattr("partial_file", false)?;
-                    Err(signal)
+                    let progress = Progress { completed_stats: stats_dict(py, &stats)?, partial_file: false };
+                    Err(stopped(py, signal, Some(&progress)))
                 }
             },
             Some(e) => {
                 // The caller saves the filter with the files that did complete (and their fingerprints) before
                 // re-raising, unless the filter holds part of the failing file's keys (`partial_file`). A stop
-                // re-raises the signal's exception.
-                let err = match (e, interrupt) {
-                    (DedupeError::Stopped, Some(signal)) => signal,
-                    (e, _) => dedupe_err(py, e),
-                };
-                err.value(py).setattr("completed_stats", stats_dict(py, &stats)?)?;
-                err.value(py).setattr("partial_file", stats.partial_file)?;
-                Err(err)
+                // raises the signal's exception (within a `DedupeStopped`).
+                let progress = Progress { completed_stats: stats_dict(py, &stats)?, partial_file: stats.partial_file };
+                Err(match (e, interrupt) {
+                    (DedupeError::Stopped, Some(signal)) => stopped(py, signal, Some(&progress)),
+                    (e, _) => dedupe_run_err(py, e, Some(&progress)),
+                })
             }
         }
     }
@@ -244,7 +213,7 @@ fn file_fingerprint(py: Python<'_>, path: String) -> PyResult<String> {
 /// `int`, so Python readers select the same value the Rust deduper does. A bad path is a `DedupeConfigError`.
 #[pyfunction]
 fn json_path_steps(py: Python<'_>, path: &str) -> PyResult<Vec<Py<PyAny>>> {
-    let parsed = JsonPath::parse(path).map_err(DedupeConfigError::new_err)?;
+    let parsed = JsonPath::parse(path).map_err(|reason| Class::DedupeConfigError.reason(py, reason))?;
     parsed
         .steps()
         .iter()
@@ -256,138 +225,8 @@ fn json_path_steps(py: Python<'_>, path: &str) -> PyResult<Vec<Py<PyAny>>> {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
     m.add_class::<PyDeduper>()?;
-    m.add("DedupeConfigError", py.get_type::<DedupeConfigError>())?;
-    m.add("DedupeInputError", py.get_type::<DedupeInputError>())?;
     m.add_function(wrap_pyfunction!(file_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(json_path_steps, m)?)?;
-    register_spark(m)?;
-    Ok(())
-}
-
-// ==========================================================================================================
-// Spark (distributed) dedupe: keys and attributes per file, exactly as the local deduper computes them.
-// Owned by the Spark executor; kept in this separate block (see dolma_core::dedupe_keys).
-// ==========================================================================================================
-
-fn key_stats_dict<'py>(py: Python<'py>, stats: &KeyStats) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("documents", stats.documents)?;
-    d.set_item("documents_marked", stats.documents_marked)?;
-    d.set_item("keys", stats.keys)?;
-    d.set_item("keys_marked", stats.keys_marked)?;
-    d.set_item("bad_lines", stats.bad_lines)?;
-    d.set_item("bytes", stats.bytes)?;
-    Ok(d)
-}
-
-/// (partition or file index, blob) pairs.
-type Blobs<'py> = Vec<(u64, Bound<'py, PyBytes>)>;
-
-/// The dedupe keys of documents files and their attribute files, for a run that finds duplicates itself
-/// (every key occurrence but the earliest, in (file, line, slot) order) instead of with a Bloom filter.
-#[pyclass(name = "DedupeKeys", module = "dolma._rust", frozen)]
-struct PyDedupeKeys {
-    inner: KeyMaker,
-}
-
-#[pymethods]
-impl PyDedupeKeys {
-    #[new]
-    #[pyo3(signature = (config_json, *, skip_bad_lines=false))]
-    fn new(py: Python<'_>, config_json: &str, skip_bad_lines: bool) -> PyResult<Self> {
-        let config = DedupeConfig::from_json(config_json).map_err(|e| dedupe_err(py, e))?;
-        let inner = KeyMaker::new(config, skip_bad_lines).map_err(|e| dedupe_err(py, e))?;
-        Ok(PyDedupeKeys { inner })
-    }
-
-    #[getter]
-    fn attribute(&self) -> String {
-        self.inner.mode().attribute().to_string()
-    }
-
-    /// `([(partition, blob), ...], skeleton, stats)` for file `path` given its content `raw` as stored
-    /// (decompressed here by the path's extension; `compressed=False` when it already is): the (key hash,
-    /// position) records of every key occurrence, one blob per owner partition (`hash % partitions`), and
-    /// the skeleton that `write_attributes` turns into the attributes file without the text.
-    #[pyo3(signature = (path, raw, file_index, partitions, *, compressed=true))]
-    fn keys<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        raw: &[u8],
-        file_index: u64,
-        partitions: u64,
-        compressed: bool,
-    ) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-        emit_keys(py, path, file_index, partitions, || self.inner.scan(path, raw, compressed))
-    }
-
-    /// `keys` for the local file `path`, read here (into a buffer kept between files).
-    fn keys_of_file<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        file_index: u64,
-        partitions: u64,
-    ) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-        emit_keys(py, path, file_index, partitions, || self.inner.scan_file(path))
-    }
-
-    /// Writes the attributes file of a `keys` skeleton to the local path `output` given the blob of its
-    /// duplicate positions (concatenated `find_key_repeats` blobs for this file).
-    fn write_attributes<'py>(
-        &self,
-        py: Python<'py>,
-        skeleton: &[u8],
-        duplicates: &[u8],
-        output: &str,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let stats = py
-            .detach(|| {
-                let positions = decode_positions(duplicates)?;
-                self.inner.write_attributes(&FileScan::decode(skeleton)?, &positions, output)
-            })
-            .map_err(|e| dedupe_err(py, e))?;
-        key_stats_dict(py, &stats)
-    }
-}
-
-/// Scans a file without the GIL and returns `([(partition, key blob), ...], skeleton, stats)`.
-fn emit_keys<'py>(
-    py: Python<'py>,
-    path: &str,
-    file_index: u64,
-    partitions: u64,
-    scan: impl FnOnce() -> Result<FileScan, DedupeError> + Send,
-) -> PyResult<(Blobs<'py>, Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-    let (blobs, skeleton, stats) = py
-        .detach(|| {
-            let scan = scan()?;
-            Ok::<_, DedupeError>((scan.blobs(path, file_index, partitions)?, scan.encode(), scan.stats()))
-        })
-        .map_err(|e| dedupe_err(py, e))?;
-    let blobs = blobs.into_iter().map(|(p, blob)| (p, PyBytes::new(py, &blob))).collect();
-    Ok((blobs, PyBytes::new(py, &skeleton), key_stats_dict(py, &stats)?))
-}
-
-/// The key blobs of one partition -> `[(file index, blob of duplicate positions), ...]`: every occurrence of
-/// a key but its earliest (file, line, slot) is a duplicate.
-#[pyfunction]
-fn find_key_repeats<'py>(py: Python<'py>, blobs: Vec<Vec<u8>>) -> PyResult<Blobs<'py>> {
-    let out = py
-        .detach(|| {
-            let slices: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-            find_repeats(&slices)
-        })
-        .map_err(|e| dedupe_err(py, e))?;
-    Ok(out.into_iter().map(|(f, blob)| (f, PyBytes::new(py, &blob))).collect())
-}
-
-/// Registers the Spark block (called from `register`).
-fn register_spark(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyDedupeKeys>()?;
-    m.add_function(wrap_pyfunction!(find_key_repeats, m)?)?;
     Ok(())
 }

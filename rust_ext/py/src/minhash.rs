@@ -1,8 +1,6 @@
 //! Bindings for the MinHash-LSH engine (`dolma_core::minhash`). Texts are borrowed from their Python
 //! strings (no copy), the work runs detached from the interpreter on a rayon pool (of `threads` threads when
-//! given), and errors become the toolkit's own exception types: `ConfigError` for a bad parameter,
-//! `CorruptFileError(path, reason)` for a file that is not a valid band-key or result file, `OSError` for
-//! a file that cannot be read or written.
+//! given), and errors become the toolkit's own exception types (errors.rs).
 
 use std::path::PathBuf;
 
@@ -10,38 +8,13 @@ use dolma_core::minhash::cluster::{cluster, ClusterOptions, ClusterStats};
 use dolma_core::minhash::results::read_result_bytes;
 use dolma_core::minhash::shingle::{Shingler, Tokenizer};
 use dolma_core::minhash::unit::{UnitFile, UnitHeader, UnitWriter};
-use dolma_core::minhash::{MinHashConfig, MinHashError, Signer};
+use dolma_core::minhash::{MinHashConfig, Signer};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyType};
 
-fn toolkit_error<'py>(py: Python<'py>, name: &str, args: impl pyo3::call::PyCallArgs<'py>) -> PyErr {
-    let made = py.import("dolma.errors").and_then(|m| m.getattr(name)).and_then(|cls| cls.call1(args));
-    match made {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(e) => e,
-    }
-}
-
-fn minhash_err(py: Python<'_>, err: MinHashError) -> PyErr {
-    let message = err.to_string();
-    match err {
-        MinHashError::Config { .. } => toolkit_error(py, "ConfigError", (format!("minhash.{message}"),)),
-        MinHashError::Format { path, reason } => toolkit_error(py, "CorruptFileError", (path, reason)),
-        MinHashError::Io { path, source } => match source.raw_os_error() {
-            Some(errno) => {
-                let text = source.to_string();
-                let strerror = text.strip_suffix(&format!(" (os error {errno})")).unwrap_or(&text).to_string();
-                match py.get_type::<PyOSError>().call1((errno, strerror, path)) {
-                    Ok(exc) => PyErr::from_value(exc),
-                    Err(e) => e,
-                }
-            }
-            None => PyOSError::new_err(message),
-        },
-    }
-}
+use crate::errors::minhash_err;
 
 /// A pool of `threads` threads, or None for rayon's global pool.
 fn pool(threads: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {

@@ -1,5 +1,7 @@
 //! The `dedupe` section of the configuration, decoded from the JSON the Python config struct encodes to.
-//! Unknown fields are errors, so the Python and Rust definitions cannot drift apart silently.
+//! Python is the one source of its defaults and sends every field (`dolma.dedupe.plan._rust_config`): a
+//! missing field is an error here, as is an unknown one, so the two definitions cannot drift apart silently.
+//! (`Option` fields are read with `Option::deserialize` so that serde does not take a missing one for None.)
 
 use serde::Deserialize;
 
@@ -16,43 +18,18 @@ pub struct DocumentsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NgramConfig {
-    #[serde(default = "default_ngram_length")]
     pub ngram_length: usize,
-    #[serde(default = "one")]
     pub stride: usize,
-    #[serde(default = "default_threshold")]
     pub overlap_threshold: f64,
-    #[serde(default)]
     pub skip_short_paragraphs: bool,
-}
-
-fn default_ngram_length() -> usize {
-    5
-}
-
-fn one() -> usize {
-    1
-}
-
-fn default_threshold() -> f64 {
-    1.0
-}
-
-fn newline() -> String {
-    "\n".to_string()
-}
-
-fn documents_dir() -> String {
-    "documents".to_string()
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParagraphsConfig {
     pub attribute_name: String,
-    #[serde(default = "newline")]
     pub paragraph_separator: String,
-    #[serde(default)]
+    #[serde(deserialize_with = "Option::deserialize")]
     pub by_ngram: Option<NgramConfig>,
 }
 
@@ -60,28 +37,17 @@ pub struct ParagraphsConfig {
 #[serde(deny_unknown_fields)]
 pub struct DedupeConfig {
     pub name: String,
-    #[serde(default)]
+    #[serde(deserialize_with = "Option::deserialize")]
     pub documents: Option<DocumentsConfig>,
-    #[serde(default)]
+    #[serde(deserialize_with = "Option::deserialize")]
     pub paragraphs: Option<ParagraphsConfig>,
-    #[serde(default)]
     pub skip_empty: bool,
-    #[serde(default)]
     pub min_length: u64,
-    #[serde(default)]
     pub min_words: u64,
-    #[serde(default = "one_u64")]
     pub num_partitions: u64,
-    #[serde(default)]
     pub partition_index: u64,
-    #[serde(default)]
     pub file_partition: bool,
-    #[serde(default = "documents_dir")]
     pub document_dir: String,
-}
-
-fn one_u64() -> u64 {
-    1
 }
 
 /// What is deduplicated, with its options checked and parsed.
@@ -215,12 +181,44 @@ impl Mode {
     }
 }
 
+/// Tests: the section `overrides` (partial JSON) completed with every other field at the value Python sends by
+/// default, since `from_json` requires them all.
+#[cfg(test)]
+pub(crate) fn test_config(overrides: &str) -> DedupeConfig {
+    use serde_json::{json, Value};
+    fn merge(base: &mut Value, over: Value) {
+        match (base, over) {
+            (Value::Object(base), Value::Object(over)) => {
+                for (name, value) in over {
+                    merge(base.entry(name).or_insert(Value::Null), value);
+                }
+            }
+            (base, over) => *base = over,
+        }
+    }
+    let over: Value = serde_json::from_str(overrides).expect("test config JSON");
+    let mut full = json!({
+        "name": "dd", "documents": null, "paragraphs": null, "skip_empty": false, "min_length": 0,
+        "min_words": 0, "num_partitions": 1, "partition_index": 0, "file_partition": false,
+        "document_dir": "documents",
+    });
+    if over.get("paragraphs").is_some_and(Value::is_object) {
+        full["paragraphs"] = json!({"paragraph_separator": "\n", "by_ngram": null});
+        if over["paragraphs"].get("by_ngram").is_some_and(Value::is_object) {
+            full["paragraphs"]["by_ngram"] =
+                json!({"ngram_length": 5, "stride": 1, "overlap_threshold": 1.0, "skip_short_paragraphs": false});
+        }
+    }
+    merge(&mut full, over);
+    DedupeConfig::from_json(&full.to_string()).expect("test config")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn settings(json: &str) -> serde_json::Value {
-        let text = DedupeConfig::from_json(json).unwrap().key_settings().unwrap();
+        let text = test_config(json).key_settings().unwrap();
         serde_json::from_str(&text).unwrap()
     }
 
@@ -249,5 +247,29 @@ mod tests {
         let b = settings(r#"{"name": "a", "documents": {"attribute_name": "x", "key": "$['metadata'][\"url\"]"}}"#);
         assert_eq!(a, b);
         assert_eq!(a["dedupe.documents.key"], "$.metadata.url");
+    }
+
+    #[test]
+    fn every_field_is_required_and_no_other() {
+        let full = r#"{"name": "a", "documents": null, "paragraphs": {"attribute_name": "x",
+            "paragraph_separator": "\n", "by_ngram": null}, "skip_empty": false, "min_length": 0, "min_words": 0,
+            "num_partitions": 1, "partition_index": 0, "file_partition": false, "document_dir": "documents"}"#;
+        assert!(DedupeConfig::from_json(full).is_ok());
+        // Top-level fields, an Option (documents) and fields of a nested section.
+        for (parent, field) in [
+            ("", "min_words"),
+            ("", "documents"),
+            ("/paragraphs", "by_ngram"),
+            ("/paragraphs", "paragraph_separator"),
+            ("", "document_dir"),
+        ] {
+            let mut config: serde_json::Value = serde_json::from_str(full).unwrap();
+            config.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(field);
+            let err = DedupeConfig::from_json(&config.to_string()).unwrap_err().to_string();
+            assert!(err.contains(&format!("missing field `{field}`")), "{field}: {err}");
+        }
+        let unknown = full.replace(r#""min_words": 0"#, r#""min_words": 0, "max_words": 9"#);
+        let err = DedupeConfig::from_json(&unknown).unwrap_err().to_string();
+        assert!(err.contains("unknown field `max_words`"), "{err}");
     }
 }
