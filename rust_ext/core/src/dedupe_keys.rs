@@ -18,7 +18,9 @@
 use std::collections::HashSet;
 
 use crate::dedupe::config::{DedupeConfig, Mode};
-use crate::dedupe::pipeline::{decompress_into, push_attribute_line, read_line, write_atomic, LineKey, Score};
+use crate::dedupe::format::{push_attribute_line, quoted_attribute};
+use crate::dedupe::keys::{KeyHasher, KeyPlan, Para, ParaKind, Units};
+use crate::dedupe::pipeline::{decompress_into, read_line, write_atomic, LineKey};
 use crate::dedupe::text;
 use crate::dedupe::{DedupeError, Result};
 
@@ -101,30 +103,29 @@ fn hash(key: &[u8]) -> u64 {
     crate::xxh3_64(key, KEY_SEED)
 }
 
-#[derive(Debug)]
-enum ParaKind {
-    Skip,
-    Exact,
-    /// Whole paragraph looked up; with `ngram` its one n-gram is inserted after it (one more slot).
-    Short {
-        ngram: bool,
-    },
-    Ngrams(usize),
+/// The keys of a distributed run: 64-bit hashes of the key text (n-grams: of their words, tagged and joined).
+#[derive(Default)]
+struct HashKeys<'t> {
+    words: Vec<&'t str>,
+    buf: Vec<u8>,
 }
 
-#[derive(Debug)]
-struct Para {
-    start: u64,
-    end: u64,
-    kind: ParaKind,
-}
+impl<'t> KeyHasher<'t> for HashKeys<'t> {
+    type Key = u64;
 
-#[derive(Debug)]
-enum Units {
-    NoKey,
-    SkippedDoc,
-    Doc { len: u64 },
-    Paras(Vec<Para>),
+    fn text(&mut self, text: &'t str) -> u64 {
+        hash(text.as_bytes())
+    }
+
+    fn words(&mut self, text: &'t str) -> usize {
+        self.words.clear();
+        self.words.extend(text::words(text));
+        self.words.len()
+    }
+
+    fn ngram(&mut self, first: usize, n: usize) -> u64 {
+        hash(text::ngram_key(&self.words[first..first + n], &mut self.buf))
+    }
 }
 
 #[derive(Debug)]
@@ -163,8 +164,8 @@ pub struct KeyStats {
 
 /// Computes keys and writes attributes for one dedupe configuration (the `dedupe` section as JSON).
 pub struct KeyMaker {
-    config: DedupeConfig,
     mode: Mode,
+    plan: KeyPlan,
     skip_bad_lines: bool,
     /// Decompression buffer kept between files (up to [`KEEP_BUFFER`] bytes): a fresh buffer per file
     /// costs a page fault per 4 KiB, as much as a third of the inflate time.
@@ -188,7 +189,7 @@ impl KeyMaker {
             ));
         }
         Ok(KeyMaker {
-            config,
+            plan: KeyPlan::new(&config, &mode),
             mode,
             skip_bad_lines,
             buffer: std::sync::Mutex::new(Vec::new()),
@@ -249,54 +250,18 @@ impl KeyMaker {
                 (line, slot)
             })
             .collect();
-        let threshold = match &self.mode {
-            Mode::Ngrams { threshold, .. } => *threshold,
-            _ => 1.0,
-        };
-        let attribute = serde_json::to_string(self.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
+        let attribute = quoted_attribute(self.mode.attribute());
         let mut stats = scan.stats();
         let mut body = Vec::with_capacity(scan.docs.len() * 48);
         for doc in &scan.docs {
-            let is_dup = |slot: u64| dup.contains(&(doc.line, slot));
-            let marks: Option<Vec<(u64, u64, Score)>> = match &doc.units {
-                Units::NoKey => None,
-                Units::SkippedDoc => Some(Vec::new()),
-                Units::Doc { len } => is_dup(0).then(|| vec![(0, *len, Score::One)]),
-                Units::Paras(paras) => {
-                    let mut marks = Vec::new();
-                    let mut slot = 0u64;
-                    for para in paras {
-                        let score = match &para.kind {
-                            ParaKind::Skip => continue,
-                            ParaKind::Exact => {
-                                slot += 1;
-                                is_dup(slot - 1).then_some(Score::One)
-                            }
-                            ParaKind::Short { ngram } => {
-                                let hit = is_dup(slot);
-                                slot += 1 + u64::from(*ngram);
-                                let score = if hit { 1.0f32 } else { 0.0 };
-                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
-                            }
-                            ParaKind::Ngrams(count) => {
-                                let hits = (slot..slot + *count as u64).filter(|&s| is_dup(s)).count();
-                                slot += *count as u64;
-                                let score = hits as f32 / *count as f32;
-                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
-                            }
-                        };
-                        if let Some(score) = score {
-                            marks.push((para.start, para.end, score));
-                        }
-                    }
-                    Some(marks)
-                }
-            };
-            if let Some(list) = &marks {
-                stats.keys_marked += list.len() as u64;
-                stats.documents_marked += u64::from(!list.is_empty());
-            }
-            push_attribute_line(&mut body, &doc.id, &attribute, marks.as_deref());
+            let mut slot = 0u64;
+            let judged = self.plan.judge(&doc.units, 0, |need| {
+                slot += 1;
+                need && dup.contains(&(doc.line, slot - 1))
+            });
+            stats.keys_marked += judged.marked();
+            stats.documents_marked += u64::from(judged.marked() > 0);
+            push_attribute_line(&mut body, &doc.id, &attribute, judged.marks.as_deref());
         }
         (body, stats)
     }
@@ -336,79 +301,8 @@ impl KeyMaker {
     fn parse_line(&self, path: &str, lineno: u64, line: &[u8], keys: &mut Vec<u64>) -> Result<DocKeys> {
         let before = keys.len();
         let LineKey { id, key, .. } = read_line(&self.mode, path, lineno, line)?;
-        let units = match &self.mode {
-            Mode::Documents { .. } => self.doc_units(&key, keys),
-            Mode::Paragraphs { separator, .. } => self.paragraph_units(&key, separator, None, keys),
-            Mode::Ngrams { separator, n, stride, skip_short, .. } => {
-                self.paragraph_units(&key, separator, Some((*n, *stride, *skip_short)), keys)
-            }
-        };
+        let units = self.plan.units(&key, &mut HashKeys::default(), keys);
         Ok(DocKeys { line: lineno, id, units, nkeys: (keys.len() - before) as u64 })
-    }
-
-    fn too_small(&self, text: &str) -> bool {
-        let cfg = &self.config;
-        (cfg.skip_empty && text::is_blank(text))
-            || (cfg.min_length > 0 && text::chars(text) < cfg.min_length)
-            || (cfg.min_words > 0 && text::word_count(text) < cfg.min_words)
-    }
-
-    fn doc_units(&self, key: &str, keys: &mut Vec<u64>) -> Units {
-        if self.too_small(key) {
-            Units::SkippedDoc
-        } else {
-            keys.push(hash(key.as_bytes()));
-            Units::Doc { len: text::chars(key) }
-        }
-    }
-
-    fn paragraph_units(
-        &self,
-        text: &str,
-        separator: &str,
-        ngram: Option<(usize, usize, bool)>,
-        keys: &mut Vec<u64>,
-    ) -> Units {
-        if text.is_empty() {
-            return Units::NoKey;
-        }
-        let mut buf = Vec::new();
-        let paras = text::paragraphs(text, separator)
-            .into_iter()
-            .map(|p| {
-                let kind = if self.too_small(p.text) {
-                    ParaKind::Skip
-                } else {
-                    match ngram {
-                        None => {
-                            keys.push(hash(p.text.as_bytes()));
-                            ParaKind::Exact
-                        }
-                        Some((n, stride, skip_short)) => {
-                            let words: Vec<&str> = text::words(p.text).collect();
-                            if skip_short && words.len() < n {
-                                ParaKind::Skip
-                            } else if !skip_short && words.len() <= n {
-                                keys.push(hash(p.text.as_bytes()));
-                                let ngram = words.len() == n;
-                                if ngram {
-                                    keys.push(hash(text::ngram_key(&words, &mut buf)));
-                                }
-                                ParaKind::Short { ngram }
-                            } else {
-                                let before = keys.len();
-                                for j in text::ngram_windows(words.len(), n, stride) {
-                                    keys.push(hash(text::ngram_key(&words[j..j + n], &mut buf)));
-                                }
-                                ParaKind::Ngrams(keys.len() - before)
-                            }
-                        }
-                    }
-                };
-                Para { start: p.start, end: p.end, kind }
-            })
-            .collect();
-        Units::Paras(paras)
     }
 }
 
@@ -541,7 +435,7 @@ impl FileScan {
                             4 => ParaKind::Ngrams(usize::try_from(r.varint()?).map_err(|_| corrupt("count"))?),
                             _ => return Err(corrupt("paragraph kind")),
                         };
-                        paras.push(Para { start, end, kind });
+                        paras.push(Para { start, end, bytes: 0, kind });
                     }
                     Units::Paras(paras)
                 }

@@ -8,7 +8,9 @@
 
 pub mod config;
 pub(crate) mod document;
+pub(crate) mod format;
 pub mod jsonpath;
+pub(crate) mod keys;
 pub mod pipeline;
 pub mod text;
 

@@ -23,13 +23,13 @@ use xxhash_rust::xxh3::Xxh3Default;
 
 use super::config::{DedupeConfig, Mode};
 use super::document;
+use super::format::{push_attribute_line, quoted_attribute, DocMarks};
 use super::jsonpath::JsonPath;
-use super::text::{self, Paragraph};
+use super::keys::{KeyHasher, KeyPlan, Units};
+use super::text;
 use super::{io_err, DedupeError, Result};
 use crate::bloom::{BloomFilter, Probe};
 
-/// Seed of the hash that assigns keys to partitions (independent of the Bloom filter's seeds).
-const PARTITION_SEED: u64 = 0x005E_ED0F_9A27;
 /// How many key lookups ahead the commit stage prefetches filter blocks.
 const PREFETCH_DISTANCE: usize = 16;
 /// With several threads, a commit of at least this many keys splits the lookups by filter block range.
@@ -93,62 +93,14 @@ impl RunStats {
     }
 }
 
-/// The score of a marked span: 1 for an exact repeat, the overlap fraction in n-gram mode.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Score {
-    One,
-    Fraction(f32),
-}
-
-#[derive(Debug)]
-enum ParaAction {
-    /// Not looked up (empty, too short, or in another partition).
-    Skip,
-    Exact(Probe),
-    /// N-gram mode, a paragraph with at most `ngram_length` words: looked up as a whole; with exactly
-    /// `ngram_length` words its one n-gram is inserted too.
-    Short {
-        whole: Probe,
-        ngram: Option<Probe>,
-    },
-    /// N-gram mode: the probes of the paragraph's n-grams, a range of the document's probes.
-    Ngrams {
-        first: usize,
-        end: usize,
-    },
-}
-
-#[derive(Debug)]
-struct Para {
-    start: u64,
-    end: u64,
-    bytes: u64,
-    action: ParaAction,
-}
-
-#[derive(Debug)]
-enum Units {
-    /// No attribute key in the output (paragraph modes: empty text; documents mode: another partition).
-    NoKey,
-    /// Documents mode, key too short / empty: an empty list in the output.
-    SkippedDoc,
-    Doc {
-        probe: Probe,
-        len: u64,
-    },
-    /// The paragraphs and, in n-gram mode, the probes of all their n-grams (one allocation per document).
-    Paras(Vec<Para>, Vec<Probe>),
-}
-
-/// The marks of one document: `None` writes no attribute key, `Some` a (possibly empty) list.
-type DocMarks = Option<Vec<(u64, u64, Score)>>;
-
 #[derive(Debug)]
 struct ParsedDoc {
     /// The `id` value as JSON text, copied to the output unchanged.
     id: String,
     text_bytes: u64,
     units: Units,
+    /// The probes of the document's keys, in slot order ([`KeyPlan`]).
+    keys: Vec<Probe>,
 }
 
 /// Decompressed whole lines of one file, as read.
@@ -235,10 +187,35 @@ pub(crate) fn read_line<'a>(mode: &Mode, path: &str, lineno: u64, line: &'a [u8]
     Ok(LineKey { id, text_bytes, key })
 }
 
+/// The keys of the local run: Bloom-filter probes (n-grams as the hashes of their words, in their own key
+/// space, so a paragraph's words are hashed once whatever the number of its n-grams).
+struct ProbeKeys<'f, 't> {
+    filter: &'f BloomFilter,
+    words: Vec<&'t str>,
+    hashes: Vec<u8>,
+}
+
+impl<'t> KeyHasher<'t> for ProbeKeys<'_, 't> {
+    type Key = Probe;
+
+    fn text(&mut self, text: &'t str) -> Probe {
+        self.filter.probe_of(text.as_bytes())
+    }
+
+    fn words(&mut self, text: &'t str) -> usize {
+        text::hash_words(text, &mut self.words, &mut self.hashes)
+    }
+
+    fn ngram(&mut self, first: usize, n: usize) -> Probe {
+        self.filter.probe_of_in(&self.hashes[8 * first..8 * (first + n)], text::NGRAM_DOMAIN)
+    }
+}
+
 /// Runs the dedupe of one configuration over files.
 pub struct Deduper {
     config: DedupeConfig,
     mode: Mode,
+    plan: KeyPlan,
     skip_bad_lines: bool,
     chunk_bytes: usize,
 }
@@ -246,7 +223,8 @@ pub struct Deduper {
 impl Deduper {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
         let mode = config.mode()?;
-        Ok(Deduper { config, mode, skip_bad_lines, chunk_bytes: DEFAULT_CHUNK_BYTES })
+        let plan = KeyPlan::new(&config, &mode);
+        Ok(Deduper { config, mode, plan, skip_bad_lines, chunk_bytes: DEFAULT_CHUNK_BYTES })
     }
 
     /// Sets the budget of decompressed bytes per chunk (at least 1; results never depend on it, only memory
@@ -393,7 +371,7 @@ impl Deduper {
                     let (docs, bad) = self.parse_lines(filter, path, part)?;
                     // Start loading the blocks of these documents' keys; they are committed after the next
                     // lines are parsed, by which time the cache misses are over.
-                    for probe in docs.iter().flat_map(|doc| unit_probes(&doc.units)) {
+                    for &probe in docs.iter().flat_map(|doc| &doc.keys) {
                         filter.prefetch_probed(probe);
                     }
                     bad_lines += bad;
@@ -415,90 +393,14 @@ impl Deduper {
 
     fn parse_line(&self, filter: &BloomFilter, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
         let LineKey { id, text_bytes, key } = read_line(&self.mode, path, lineno, line)?;
-        let units = match &self.mode {
-            Mode::Documents { .. } => self.doc_units(filter, &key),
-            Mode::Paragraphs { separator, .. } => self.paragraph_units(filter, &key, separator, None),
-            Mode::Ngrams { separator, n, stride, skip_short, .. } => {
-                self.paragraph_units(filter, &key, separator, Some((*n, *stride, *skip_short)))
-            }
-        };
-        Ok(ParsedDoc { id, text_bytes, units })
-    }
-
-    fn in_partition(&self, key: &[u8]) -> bool {
-        let cfg = &self.config;
-        cfg.num_partitions <= 1
-            || cfg.file_partition
-            || crate::xxh3_64(key, PARTITION_SEED) % cfg.num_partitions == cfg.partition_index
-    }
-
-    /// Whether a text is too short or empty to be looked up (`skip_empty`, `min_length`, `min_words`).
-    fn too_small(&self, text: &str) -> bool {
-        let cfg = &self.config;
-        (cfg.skip_empty && text::is_blank(text))
-            || (cfg.min_length > 0 && text::chars(text) < cfg.min_length)
-            || (cfg.min_words > 0 && text::word_count(text) < cfg.min_words)
-    }
-
-    fn doc_units(&self, filter: &BloomFilter, key: &str) -> Units {
-        if self.too_small(key) {
-            Units::SkippedDoc
-        } else if !self.in_partition(key.as_bytes()) {
-            Units::NoKey
-        } else {
-            Units::Doc { probe: filter.probe_of(key.as_bytes()), len: text::chars(key) }
+        let mut hasher = ProbeKeys { filter, words: Vec::new(), hashes: Vec::new() };
+        let mut keys = Vec::new();
+        if self.plan.ngrams() {
+            hasher.hashes.reserve(key.len() * 2);
+            keys.reserve(key.len() / 6);
         }
-    }
-
-    fn paragraph_units(
-        &self,
-        filter: &BloomFilter,
-        text: &str,
-        separator: &str,
-        ngram: Option<(usize, usize, bool)>,
-    ) -> Units {
-        if text.is_empty() {
-            return Units::NoKey;
-        }
-        let mut hashes = Vec::new();
-        let mut words: Vec<&str> = Vec::new();
-        let mut probes = Vec::new();
-        if ngram.is_some() {
-            hashes.reserve(text.len() * 2);
-            probes.reserve(text.len() / 6);
-        }
-        let paras = text::paragraphs(text, separator)
-            .into_iter()
-            .map(|p: Paragraph| {
-                let action = if self.too_small(p.text) || !self.in_partition(p.text.as_bytes()) {
-                    ParaAction::Skip
-                } else {
-                    match ngram {
-                        None => ParaAction::Exact(filter.probe_of(p.text.as_bytes())),
-                        Some((n, stride, skip_short)) => {
-                            let count = text::hash_words(p.text, &mut words, &mut hashes);
-                            let ngram_probe = |hashes: &[u8], j: usize| {
-                                filter.probe_of_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
-                            };
-                            // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
-                            // exactly n words form one n-gram; without it, up to n words are compared whole.
-                            if skip_short && count < n {
-                                ParaAction::Skip
-                            } else if !skip_short && count <= n {
-                                let ngram = (count == n).then(|| ngram_probe(&hashes, 0));
-                                ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
-                            } else {
-                                let first = probes.len();
-                                probes.extend(text::ngram_windows(count, n, stride).map(|j| ngram_probe(&hashes, j)));
-                                ParaAction::Ngrams { first, end: probes.len() }
-                            }
-                        }
-                    }
-                };
-                Para { start: p.start, end: p.end, bytes: p.bytes, action }
-            })
-            .collect();
-        Units::Paras(paras, probes)
+        let units = self.plan.units(&key, &mut hasher, &mut keys);
+        Ok(ParsedDoc { id, text_bytes, units, keys })
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -514,15 +416,11 @@ impl Deduper {
         docs: &[ParsedDoc],
         stats: &mut RunStats,
     ) -> Vec<DocMarks> {
-        let threshold = match &self.mode {
-            Mode::Ngrams { threshold, .. } => *threshold,
-            _ => 1.0,
-        };
         let mut out = Vec::with_capacity(docs.len());
         let parts = rayon::current_num_threads();
-        let split = parts > 1 && docs.iter().flat_map(|doc| unit_probes(&doc.units)).nth(SPLIT_MIN_PROBES).is_some();
+        let split = parts > 1 && docs.iter().flat_map(|doc| &doc.keys).nth(SPLIT_MIN_PROBES).is_some();
         let hits = if split {
-            let probes: Vec<Probe> = docs.iter().flat_map(|doc| unit_probes(&doc.units)).collect();
+            let probes: Vec<Probe> = docs.iter().flat_map(|doc| doc.keys.iter().copied()).collect();
             lookup_split(filter, read_only, &probes, parts)
         } else {
             Vec::new()
@@ -530,13 +428,13 @@ impl Deduper {
         let mut next_hit = 0usize;
         // Prefetch the blocks of the keys PREFETCH_DISTANCE lookups ahead, walking the same sequence of probes
         // as the loop below, so that their cache misses overlap with the work on the current keys.
-        let mut ahead = docs.iter().flat_map(|doc| unit_probes(&doc.units));
+        let mut ahead = docs.iter().flat_map(|doc| doc.keys.iter().copied());
         if !split {
             for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
                 filter.prefetch_probed(probe);
             }
         }
-        // Every probe in `unit_probes` order goes through `seen`, which tests-and-inserts it (or, after a split
+        // Every probe in slot order goes through `seen`, which tests-and-inserts it (or, after a split
         // lookup, reads the result); `need` is false for a key that is only inserted.
         let mut seen = |probe: Probe, need: bool| -> bool {
             if split {
@@ -554,57 +452,18 @@ impl Deduper {
             }
         };
         for doc in docs {
+            let mut keys = doc.keys.iter();
+            let judged = self.plan.judge(&doc.units, doc.text_bytes, |need| match keys.next() {
+                Some(&probe) => seen(probe, need),
+                None => false,
+            });
             stats.documents += 1;
             stats.bytes += doc.text_bytes;
-            let marks = match &doc.units {
-                Units::NoKey => None,
-                Units::SkippedDoc => Some(Vec::new()),
-                Units::Doc { probe, len } => {
-                    stats.paragraphs += 1;
-                    if seen(*probe, true) {
-                        stats.paragraphs_marked += 1;
-                        stats.documents_marked += 1;
-                        stats.bytes_marked += doc.text_bytes;
-                        Some(vec![(0, *len, Score::One)])
-                    } else {
-                        None
-                    }
-                }
-                Units::Paras(paras, probes) => {
-                    let mut marks = Vec::new();
-                    for para in paras {
-                        let score = match &para.action {
-                            ParaAction::Skip => continue,
-                            ParaAction::Exact(probe) => seen(*probe, true).then_some(Score::One),
-                            ParaAction::Short { whole, ngram } => {
-                                let hit = seen(*whole, true);
-                                if let Some(p) = ngram {
-                                    seen(*p, false);
-                                }
-                                let score = if hit { 1.0f32 } else { 0.0 };
-                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
-                            }
-                            ParaAction::Ngrams { first, end } => {
-                                let probes = &probes[*first..*end];
-                                let hits = probes.iter().filter(|&&p| seen(p, true)).count();
-                                let score = hits as f32 / probes.len() as f32;
-                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
-                            }
-                        };
-                        stats.paragraphs += 1;
-                        if let Some(score) = score {
-                            stats.paragraphs_marked += 1;
-                            stats.bytes_marked += para.bytes;
-                            marks.push((para.start, para.end, score));
-                        }
-                    }
-                    if !marks.is_empty() {
-                        stats.documents_marked += 1;
-                    }
-                    Some(marks)
-                }
-            };
-            out.push(marks);
+            stats.paragraphs += judged.looked_up;
+            stats.paragraphs_marked += judged.marked();
+            stats.bytes_marked += judged.bytes_marked;
+            stats.documents_marked += u64::from(judged.marked() > 0);
+            out.push(judged.marks);
         }
         out
     }
@@ -629,7 +488,7 @@ struct Committer<'a> {
 
 impl<'a> Committer<'a> {
     fn new(deduper: &'a Deduper, filter: &'a BloomFilter, read_only: bool, jobs: &'a [FileJob]) -> Self {
-        let attribute = serde_json::to_string(deduper.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
+        let attribute = quoted_attribute(deduper.mode.attribute());
         Committer {
             deduper,
             filter,
@@ -719,30 +578,6 @@ fn split_lines(chunk: &RawChunk) -> Vec<(u64, &[u8])> {
     lines
 }
 
-/// Appends one attribute line, `{"id":<id>,"attributes":{<attribute>:[[start,end,score],...]}}`, where `id` is
-/// the raw JSON of the document's id and `attribute` the JSON-quoted attribute name; no marks -> `{}`.
-pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str, marks: Option<&[(u64, u64, Score)]>) {
-    body.extend_from_slice(b"{\"id\":");
-    body.extend_from_slice(id.as_bytes());
-    body.extend_from_slice(b",\"attributes\":{");
-    if let Some(list) = marks {
-        body.extend_from_slice(attribute.as_bytes());
-        body.extend_from_slice(b":[");
-        for (i, (start, end, score)) in list.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            let score = match score {
-                Score::One => "1".to_string(),
-                Score::Fraction(f) => serde_json::to_string(&f64::from(*f)).unwrap_or_else(|_| "0.0".to_string()),
-            };
-            body.extend_from_slice(format!("[{start},{end},{score}]").as_bytes());
-        }
-        body.push(b']');
-    }
-    body.extend_from_slice(b"}}\n");
-}
-
 /// Looks up (and unless read-only inserts) `probes` with the filter's blocks split into `parts` ranges, one
 /// thread each: every thread walks the probes of its range in order, so each block sees its keys in the same
 /// order as in a sequential run and the results and the filter are the same; the cache and TLB misses of the
@@ -797,24 +632,6 @@ fn lookup_split(filter: &BloomFilter, read_only: bool, probes: &[Probe], parts: 
         filter.add_inserted(inserted);
     }
     hits
-}
-
-/// The probes of a document in the order the commit stage looks them up.
-fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
-    let (single, paras, probes): (Option<Probe>, &[Para], &[Probe]) = match units {
-        Units::Doc { probe, .. } => (Some(*probe), &[], &[]),
-        Units::Paras(paras, probes) => (None, paras, probes),
-        Units::NoKey | Units::SkippedDoc => (None, &[], &[]),
-    };
-    single.into_iter().chain(paras.iter().flat_map(|para| {
-        let (first, second, many): (Option<Probe>, Option<Probe>, &[Probe]) = match &para.action {
-            ParaAction::Skip => (None, None, &[]),
-            ParaAction::Exact(p) => (Some(*p), None, &[]),
-            ParaAction::Short { whole, ngram } => (Some(*whole), *ngram, &[]),
-            ParaAction::Ngrams { first, end } => (None, None, &probes[*first..*end]),
-        };
-        first.into_iter().chain(second).chain(many.iter().copied())
-    }))
 }
 
 fn path_field(path: &JsonPath) -> String {
