@@ -14,7 +14,7 @@ use pyo3::types::PyDict;
 
 use crate::{bloom_err, PyBloomFilter};
 // Spark block imports.
-use dolma_core::dedupe_keys::{decode_positions, find_repeats, FileScan, KeyMaker, KeyStats};
+use dolma_core::dedupe::spark_keys::{decode_positions, find_repeats, FileScan, KeyMaker, KeyStats};
 use pyo3::types::PyBytes;
 
 create_exception!(dolma._rust, DedupeConfigError, PyValueError, "An invalid dedupe configuration (a ValueError).");
@@ -268,7 +268,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 // ==========================================================================================================
 // Spark (distributed) dedupe: keys and attributes per file, exactly as the local deduper computes them.
-// Owned by the Spark executor; kept in this separate block (see dolma_core::dedupe_keys).
+// Owned by the Spark executor; kept in this separate block (see dolma_core::dedupe::spark_keys).
 // ==========================================================================================================
 
 fn key_stats_dict<'py>(py: Python<'py>, stats: &KeyStats) -> PyResult<Bound<'py, PyDict>> {
