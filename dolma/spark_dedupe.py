@@ -8,7 +8,7 @@ document), so the winner of every key is the first occurrence in the stable orde
 key: the same choice the local deduper's sequential pass over the sorted files makes, whatever the number
 of partitions, executors or task retries.
 
-Keys are computed by the Rust core (`dolma._rust.DedupeKeys`, rust_ext/core/src/dedupe_keys.rs) with the
+Keys are computed by the Rust core (`dolma._rust.DedupeKeys`, rust_ext/core/src/dedupe/spark_keys.rs) with the
 local deduper's parsing, JSONPath, paragraph splitting, n-grams and `skip_empty` / `min_length` /
 `min_words` filters, and the attributes files are written by the same code in its exact serialization and
 compression, so a Spark run's attribute files are byte-identical to `dolma dedupe` with `executor: local`

@@ -5,7 +5,6 @@
 
 pub mod bloom;
 pub mod dedupe;
-pub mod dedupe_keys;
 pub mod minhash;
 
 pub use bloom::{BloomError, BloomFilter};

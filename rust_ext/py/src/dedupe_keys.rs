@@ -1,8 +1,8 @@
 //! Bindings for the Spark (distributed) dedupe: the keys and attributes of each file, exactly as the local
-//! deduper computes them (see `dolma_core::dedupe_keys`); `dolma.spark_dedupe` runs them on the executors.
+//! deduper computes them (see `dolma_core::dedupe::spark_keys`); `dolma.spark_dedupe` runs them on the executors.
 
+use dolma_core::dedupe::spark_keys::{decode_positions, find_repeats, FileScan, KeyMaker, KeyStats};
 use dolma_core::dedupe::{DedupeConfig, DedupeError};
-use dolma_core::dedupe_keys::{decode_positions, find_repeats, FileScan, KeyMaker, KeyStats};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 

@@ -1,3 +1,8 @@
+//! Tests of the filter's hashing, inserts and lookups and of its file format (one file: they share the
+//! fixtures below); the sizing tests are next to the sizing code, in `sizing.rs`.
+use std::fs;
+
+use super::format::*;
 use super::*;
 use std::ffi::OsString;
 
@@ -43,111 +48,6 @@ fn put_u32(bytes: &mut [u8], offset: usize, value: u32) {
 
 fn put_u64(bytes: &mut [u8], offset: usize, value: u64) {
     bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
-}
-
-// ---------------------------------------------------------------- sizing
-
-#[test]
-fn optimal_params_meet_the_rate_with_the_fewest_blocks() {
-    for (n, p) in [(1_000_000u64, 0.01), (1_000_000, 1e-5), (6_000_000, 1e-5), (10_000, 1e-6), (1, 0.5)] {
-        let (size, k) = BloomFilter::optimal_params(n, p).unwrap();
-        assert_eq!(size % BLOCK_BYTES, 0);
-        assert!(expected_false_positive_rate(size, k, n).unwrap() <= p, "n={n} p={p}");
-        // One block less would not be enough with any hash count.
-        if size > BLOCK_BYTES {
-            let smaller = (1..=MAX_HASHES).map(|k| expected_false_positive_rate(size - BLOCK_BYTES, k, n).unwrap());
-            assert!(smaller.fold(f64::INFINITY, f64::min) > p, "n={n} p={p}");
-        }
-        // Blocking costs a little more memory than the textbook filter, not a lot.
-        let textbook_bytes = -(n as f64) * p.ln() / (std::f64::consts::LN_2.powi(2)) / 8.0;
-        if n >= 10_000 {
-            assert!(size as f64 >= textbook_bytes && (size as f64) < textbook_bytes * 1.6, "n={n} p={p} {size}");
-        }
-    }
-    let (_, k) = BloomFilter::optimal_params(1_000_000, 0.01).unwrap();
-    assert!((6..=8).contains(&k), "{k}");
-}
-
-#[test]
-fn expected_rate_formula_limits() {
-    // A sparse blocked filter is worse than the textbook one (keys share blocks) but still tiny; a saturated
-    // one answers "present" to everything.
-    let sparse = expected_false_positive_rate(1 << 20, 7, 1000).unwrap();
-    let textbook = (1.0 - (-7.0 * 1000.0 / (8.0 * (1 << 20) as f64)).exp()).powi(7);
-    assert!(sparse >= textbook && sparse < 1e-12, "{sparse} vs {textbook}");
-    assert_eq!(expected_false_positive_rate(64, 3, 0).unwrap(), 0.0);
-    let full = expected_false_positive_rate(64, 3, 1_000_000).unwrap();
-    assert!(full > 0.999 && full <= 1.0, "{full}");
-}
-
-#[test]
-fn optimal_params_caps_the_number_of_hashes() {
-    // The reference toolkit derived ~58k hash functions for a case like this one.
-    let (_, k) = BloomFilter::optimal_params(100, 1e-30).unwrap();
-    assert!((1..=MAX_HASHES).contains(&k));
-    assert_eq!(MAX_HASHES, 32);
-    let filter = BloomFilter::with_capacity(100, 1e-30, 0).unwrap();
-    assert!(filter.num_hashes() <= 32);
-    assert!(expected_false_positive_rate(filter.size_in_bytes(), filter.num_hashes(), 100).unwrap() <= 1e-30);
-}
-
-#[test]
-fn optimal_params_uses_at_least_one_hash_and_one_block() {
-    let (size, k) = BloomFilter::optimal_params(1_000_000, 0.9).unwrap();
-    assert!((1..=MAX_HASHES).contains(&k));
-    assert!(size > 0);
-    let (size, k) = BloomFilter::optimal_params(1, 0.5).unwrap();
-    assert_eq!(size, BLOCK_BYTES);
-    assert!((1..=MAX_HASHES).contains(&k));
-}
-
-#[test]
-fn sizing_table() {
-    let sizing = |size: Option<u64>, k: Option<u32>, count: Option<u64>, rate: Option<f64>, floor: u64| Sizing {
-        size_in_bytes: size,
-        num_hashes: k,
-        estimated_doc_count: count,
-        desired_false_positive_rate: rate,
-        min_size_in_bytes: floor,
-    };
-    // Count and rate: the optimal filter; below the floor, the floor with the hash count of its capacity.
-    let optimal = BloomFilter::optimal_params(5000, 1e-3).unwrap();
-    assert_eq!(sizing(None, None, Some(5000), Some(1e-3), 0).resolve().unwrap(), optimal);
-    let (size, k) = sizing(None, None, Some(1000), Some(1e-5), 1 << 20).resolve().unwrap();
-    assert_eq!(size, 1 << 20);
-    let blocks = (size / BLOCK_BYTES) as u64;
-    assert!(blocked_fpr(blocks, k, 1000) <= 1e-5);
-    assert_ne!(k, best_hashes(blocks, 1000).0, "not the hash count for the estimate alone");
-    let big = BloomFilter::optimal_params(400_000, 1e-6).unwrap();
-    assert_eq!(sizing(None, None, Some(400_000), Some(1e-6), 1 << 20).resolve().unwrap(), big);
-    // Explicit size: as given in whole blocks (no floor); hashes from the count, else the rate, else given.
-    assert_eq!(sizing(Some(4100), Some(3), None, None, 1 << 20).resolve().unwrap(), (4160, 3));
-    assert_eq!(sizing(Some(4096), None, None, Some(1e-6), 0).resolve().unwrap(), (4096, 20));
-    let best = BloomFilter::optimal_num_hashes(4096, 50).unwrap();
-    assert_eq!(sizing(Some(4096), None, Some(50), Some(1e-6), 0).resolve().unwrap(), (4096, best));
-    assert_eq!(sizing(None, Some(2), Some(5000), Some(1e-2), 0).resolve().unwrap().1, 2);
-    for (bad, want) in [
-        (sizing(None, None, None, None, 0), "either size_in_bytes or estimated_doc_count"),
-        (sizing(None, None, Some(10), None, 0), "needs desired_false_positive_rate"),
-        (sizing(Some(64), None, None, None, 0), "size_in_bytes alone"),
-        (sizing(None, None, Some(0), Some(0.1), 0), "estimated_doc_count must be positive"),
-        (sizing(None, None, Some(10), Some(1.0), 0), "strictly between 0 and 1"),
-        (sizing(Some(64), Some(33), None, None, 0), "num_hashes must be between"),
-        (sizing(Some(0), Some(3), None, None, 0), "size_in_bytes must be positive"),
-    ] {
-        let msg = invalid_message(bad.resolve());
-        assert!(msg.contains(want), "{want}: {msg}");
-    }
-}
-
-#[test]
-fn optimal_num_hashes_for_a_fixed_size() {
-    let k = BloomFilter::optimal_num_hashes(125_000, 100_000).unwrap();
-    assert!((6..=8).contains(&k), "{k}");
-    assert_eq!(BloomFilter::optimal_num_hashes(1 << 20, 100).unwrap(), MAX_HASHES);
-    assert_eq!(BloomFilter::optimal_num_hashes(64, 1_000_000).unwrap(), 1);
-    // Rounded up to whole blocks first: 1 byte acts as 512 bits.
-    assert_eq!(BloomFilter::optimal_num_hashes(1, 1).unwrap(), BloomFilter::optimal_num_hashes(64, 1).unwrap());
 }
 
 #[test]

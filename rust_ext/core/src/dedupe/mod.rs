@@ -8,12 +8,18 @@
 
 pub mod config;
 pub(crate) mod document;
+pub mod files;
+pub(crate) mod format;
 pub mod jsonpath;
+pub(crate) mod keys;
+pub(crate) mod lines;
 pub mod pipeline;
+pub mod spark_keys;
 pub mod text;
 
 pub use config::DedupeConfig;
-pub use pipeline::{fingerprint_file, Deduper, FileJob, RunStats};
+pub use files::fingerprint_file;
+pub use pipeline::{Deduper, FileJob, RunStats};
 
 use std::io;
 

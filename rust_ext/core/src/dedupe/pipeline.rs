@@ -10,30 +10,21 @@
 //! always the same one whatever the thread count or chunk size. It then appends the chunk's attribute lines
 //! to the file's compressed output. Memory is bounded by a few chunks, whatever the size of the files.
 //! On a single thread the same steps run interleaved line by line instead (see `run_single_thread`).
-use std::borrow::Cow;
-use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+mod commit;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
-use serde_json::Value;
-use xxhash_rust::xxh3::Xxh3Default;
+
+use commit::Committer;
 
 use super::config::{DedupeConfig, Mode};
-use super::document;
-use super::jsonpath::JsonPath;
-use super::text::{self, Paragraph};
-use super::{io_err, DedupeError, Result};
+use super::keys::{KeyHasher, KeyPlan, Units};
+use super::lines::{read_line, split_lines, ChunkReader, LineKey, RawChunk};
+use super::text;
+use super::{DedupeError, Result};
 use crate::bloom::{BloomFilter, Probe};
 
-/// Seed of the hash that assigns keys to partitions (independent of the Bloom filter's seeds).
-const PARTITION_SEED: u64 = 0x005E_ED0F_9A27;
-/// How many key lookups ahead the commit stage prefetches filter blocks.
-const PREFETCH_DISTANCE: usize = 16;
-/// With several threads, a commit of at least this many keys splits the lookups by filter block range.
-const SPLIT_MIN_PROBES: usize = 4096;
 /// Lines parsed per parallel task.
 const LINES_PER_TASK: usize = 256;
 /// Single-thread runs commit lines this many lines after parsing them (while their blocks are loaded).
@@ -41,11 +32,6 @@ const SINGLE_THREAD_LAG: usize = 1;
 /// Default budget of decompressed bytes per chunk (a chunk holds whole lines, so it can be longer by one line
 /// and by one read).
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
-/// Largest single read from a decompressor into a chunk.
-const MAX_READ: usize = 1 << 20;
-/// Output is handed to the compressor in pieces of exactly this size (a multiple of 32 KiB, the piece size
-/// that makes the gzip stream independent of how the output was cut into chunks) and a final remainder.
-const FEED_BYTES: usize = 1 << 20;
 
 /// One documents file and the attributes file to write for it.
 #[derive(Debug, Clone)]
@@ -93,77 +79,14 @@ impl RunStats {
     }
 }
 
-/// The score of a marked span: 1 for an exact repeat, the overlap fraction in n-gram mode.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Score {
-    One,
-    Fraction(f32),
-}
-
-#[derive(Debug)]
-enum ParaAction {
-    /// Not looked up (empty, too short, or in another partition).
-    Skip,
-    Exact(Probe),
-    /// N-gram mode, a paragraph with at most `ngram_length` words: looked up as a whole; with exactly
-    /// `ngram_length` words its one n-gram is inserted too.
-    Short {
-        whole: Probe,
-        ngram: Option<Probe>,
-    },
-    /// N-gram mode: the probes of the paragraph's n-grams, a range of the document's probes.
-    Ngrams {
-        first: usize,
-        end: usize,
-    },
-}
-
-#[derive(Debug)]
-struct Para {
-    start: u64,
-    end: u64,
-    bytes: u64,
-    action: ParaAction,
-}
-
-#[derive(Debug)]
-enum Units {
-    /// No attribute key in the output (paragraph modes: empty text; documents mode: another partition).
-    NoKey,
-    /// Documents mode, key too short / empty: an empty list in the output.
-    SkippedDoc,
-    Doc {
-        probe: Probe,
-        len: u64,
-    },
-    /// The paragraphs and, in n-gram mode, the probes of all their n-grams (one allocation per document).
-    Paras(Vec<Para>, Vec<Probe>),
-}
-
-/// The marks of one document: `None` writes no attribute key, `Some` a (possibly empty) list.
-type DocMarks = Option<Vec<(u64, u64, Score)>>;
-
 #[derive(Debug)]
 struct ParsedDoc {
     /// The `id` value as JSON text, copied to the output unchanged.
     id: String,
     text_bytes: u64,
     units: Units,
-}
-
-/// Decompressed whole lines of one file, as read.
-struct RawChunk {
-    /// Index of the file in the run's jobs.
-    file: usize,
-    data: Vec<u8>,
-    /// Line number (1-based) of the first line of `data`.
-    first_line: u64,
-    /// The file ends with this chunk (every other chunk ends with a newline).
-    last: bool,
-    /// Size of the file on disk.
-    input_bytes: u64,
-    /// The file's fingerprint, on its last chunk.
-    fingerprint: u128,
+    /// The probes of the document's keys, in slot order ([`KeyPlan`]).
+    keys: Vec<Probe>,
 }
 
 /// The parsed documents of a [`RawChunk`].
@@ -176,69 +99,35 @@ struct ParsedChunk {
     fingerprint: u128,
 }
 
-/// What dedupe reads from a documents line: the `id` (as JSON text, written unchanged), the UTF-8 length of
-/// `text`, and the text the keys come from: the document key in documents mode, the text in the paragraph
-/// modes.
-pub(crate) struct LineKey<'a> {
-    pub id: String,
-    pub text_bytes: u64,
-    pub key: Cow<'a, str>,
+/// The keys of the local run: Bloom-filter probes (n-grams as the hashes of their words, in their own key
+/// space, so a paragraph's words are hashed once whatever the number of its n-grams).
+struct ProbeKeys<'f, 't> {
+    filter: &'f BloomFilter,
+    words: Vec<&'t str>,
+    hashes: Vec<u8>,
 }
 
-/// Parses one documents line by the deduper's rules (shared by the Bloom-filter run and the key path of a
-/// distributed run), with errors naming the file, the 1-based line and the field.
-///
-/// Which lines are bad, and the words that say why, are those of every reader of the toolkit
-/// ([`document`]), so a line skipped with `skip_bad_lines` is skipped by taggers and the mixer too. A good
-/// line whose JSONPath dedupe key is missing is an error that cannot be skipped: skipping it would leave its
-/// attribute row out of a file that must mirror the good lines.
-pub(crate) fn read_line<'a>(mode: &Mode, path: &str, lineno: u64, line: &'a [u8]) -> Result<LineKey<'a>> {
-    let bad = |(reason, field): (String, Option<String>)| DedupeError::BadLine {
-        path: path.to_string(),
-        line: lineno,
-        field: field.unwrap_or_else(|| "(line)".to_string()),
-        reason,
-    };
-    let key_path = match mode {
-        Mode::Documents { key, .. } => Some(key),
-        _ => None,
-    };
-    let good =
-        std::str::from_utf8(line).ok().and_then(|text| document::parse(text, key_path.and_then(|k| k.first_field())));
-    let Some(good) = good else { return Err(bad(document::explain(line))) };
-    // Validated strings: these decodings cannot fail (an error would still be reported, not panic).
-    let text: Cow<str> = serde_json::from_str(good.text.get()).map_err(|_| bad(document::explain(line)))?;
-    let text_bytes = text.len() as u64;
-    let id = good.id.get().to_string();
-    let key = match key_path {
-        None => text,
-        Some(key) if key.single_field() == Some("text") => text,
-        Some(key) if key.single_field() == Some("id") => {
-            Cow::Owned(serde_json::from_str::<String>(&id).map_err(|_| bad(document::explain(line)))?)
-        }
-        Some(key) => {
-            let top = key.first_field().and_then(|name| good.get(name));
-            let value: Option<Value> = top.and_then(|raw| serde_json::from_str(raw.get()).ok());
-            match value.as_ref().and_then(|v| key.select_in_first_field(v)) {
-                None | Some(Value::Null) => {
-                    return Err(DedupeError::MissingKey {
-                        path: path.to_string(),
-                        line: lineno,
-                        field: path_field(key),
-                    })
-                }
-                Some(Value::String(s)) => Cow::Owned(s.clone()),
-                Some(other) => Cow::Owned(other.to_string()),
-            }
-        }
-    };
-    Ok(LineKey { id, text_bytes, key })
+impl<'t> KeyHasher<'t> for ProbeKeys<'_, 't> {
+    type Key = Probe;
+
+    fn text(&mut self, text: &'t str) -> Probe {
+        self.filter.probe_of(text.as_bytes())
+    }
+
+    fn words(&mut self, text: &'t str) -> usize {
+        text::hash_words(text, &mut self.words, &mut self.hashes)
+    }
+
+    fn ngram(&mut self, first: usize, n: usize) -> Probe {
+        self.filter.probe_of_in(&self.hashes[8 * first..8 * (first + n)], text::NGRAM_DOMAIN)
+    }
 }
 
 /// Runs the dedupe of one configuration over files.
 pub struct Deduper {
     config: DedupeConfig,
     mode: Mode,
+    plan: KeyPlan,
     skip_bad_lines: bool,
     chunk_bytes: usize,
 }
@@ -246,7 +135,8 @@ pub struct Deduper {
 impl Deduper {
     pub fn new(config: DedupeConfig, skip_bad_lines: bool) -> Result<Self> {
         let mode = config.mode()?;
-        Ok(Deduper { config, mode, skip_bad_lines, chunk_bytes: DEFAULT_CHUNK_BYTES })
+        let plan = KeyPlan::new(&config, &mode);
+        Ok(Deduper { config, mode, plan, skip_bad_lines, chunk_bytes: DEFAULT_CHUNK_BYTES })
     }
 
     /// Sets the budget of decompressed bytes per chunk (at least 1; results never depend on it, only memory
@@ -393,7 +283,7 @@ impl Deduper {
                     let (docs, bad) = self.parse_lines(filter, path, part)?;
                     // Start loading the blocks of these documents' keys; they are committed after the next
                     // lines are parsed, by which time the cache misses are over.
-                    for probe in docs.iter().flat_map(|doc| unit_probes(&doc.units)) {
+                    for &probe in docs.iter().flat_map(|doc| &doc.keys) {
                         filter.prefetch_probed(probe);
                     }
                     bad_lines += bad;
@@ -415,845 +305,105 @@ impl Deduper {
 
     fn parse_line(&self, filter: &BloomFilter, path: &str, lineno: u64, line: &[u8]) -> Result<ParsedDoc> {
         let LineKey { id, text_bytes, key } = read_line(&self.mode, path, lineno, line)?;
-        let units = match &self.mode {
-            Mode::Documents { .. } => self.doc_units(filter, &key),
-            Mode::Paragraphs { separator, .. } => self.paragraph_units(filter, &key, separator, None),
-            Mode::Ngrams { separator, n, stride, skip_short, .. } => {
-                self.paragraph_units(filter, &key, separator, Some((*n, *stride, *skip_short)))
-            }
-        };
-        Ok(ParsedDoc { id, text_bytes, units })
-    }
-
-    fn in_partition(&self, key: &[u8]) -> bool {
-        let cfg = &self.config;
-        cfg.num_partitions <= 1
-            || cfg.file_partition
-            || crate::xxh3_64(key, PARTITION_SEED) % cfg.num_partitions == cfg.partition_index
-    }
-
-    /// Whether a text is too short or empty to be looked up (`skip_empty`, `min_length`, `min_words`).
-    fn too_small(&self, text: &str) -> bool {
-        let cfg = &self.config;
-        (cfg.skip_empty && text::is_blank(text))
-            || (cfg.min_length > 0 && text::chars(text) < cfg.min_length)
-            || (cfg.min_words > 0 && text::word_count(text) < cfg.min_words)
-    }
-
-    fn doc_units(&self, filter: &BloomFilter, key: &str) -> Units {
-        if self.too_small(key) {
-            Units::SkippedDoc
-        } else if !self.in_partition(key.as_bytes()) {
-            Units::NoKey
-        } else {
-            Units::Doc { probe: filter.probe_of(key.as_bytes()), len: text::chars(key) }
+        let mut hasher = ProbeKeys { filter, words: Vec::new(), hashes: Vec::new() };
+        let mut keys = Vec::new();
+        if self.plan.ngrams() {
+            hasher.hashes.reserve(key.len() * 2);
+            keys.reserve(key.len() / 6);
         }
+        let units = self.plan.units(&key, &mut hasher, &mut keys);
+        Ok(ParsedDoc { id, text_bytes, units, keys })
     }
-
-    fn paragraph_units(
-        &self,
-        filter: &BloomFilter,
-        text: &str,
-        separator: &str,
-        ngram: Option<(usize, usize, bool)>,
-    ) -> Units {
-        if text.is_empty() {
-            return Units::NoKey;
-        }
-        let mut hashes = Vec::new();
-        let mut words: Vec<&str> = Vec::new();
-        let mut probes = Vec::new();
-        if ngram.is_some() {
-            hashes.reserve(text.len() * 2);
-            probes.reserve(text.len() / 6);
-        }
-        let paras = text::paragraphs(text, separator)
-            .into_iter()
-            .map(|p: Paragraph| {
-                let action = if self.too_small(p.text) || !self.in_partition(p.text.as_bytes()) {
-                    ParaAction::Skip
-                } else {
-                    match ngram {
-                        None => ParaAction::Exact(filter.probe_of(p.text.as_bytes())),
-                        Some((n, stride, skip_short)) => {
-                            let count = text::hash_words(p.text, &mut words, &mut hashes);
-                            let ngram_probe = |hashes: &[u8], j: usize| {
-                                filter.probe_of_in(&hashes[8 * j..8 * (j + n)], text::NGRAM_DOMAIN)
-                            };
-                            // Like the reference: with skip_short_paragraphs, fewer than n words are skipped and
-                            // exactly n words form one n-gram; without it, up to n words are compared whole.
-                            if skip_short && count < n {
-                                ParaAction::Skip
-                            } else if !skip_short && count <= n {
-                                let ngram = (count == n).then(|| ngram_probe(&hashes, 0));
-                                ParaAction::Short { whole: filter.probe_of(p.text.as_bytes()), ngram }
-                            } else {
-                                let first = probes.len();
-                                probes.extend(text::ngram_windows(count, n, stride).map(|j| ngram_probe(&hashes, j)));
-                                ParaAction::Ngrams { first, end: probes.len() }
-                            }
-                        }
-                    }
-                };
-                Para { start: p.start, end: p.end, bytes: p.bytes, action }
-            })
-            .collect();
-        Units::Paras(paras, probes)
-    }
-
-    // ------------------------------------------------------------------------------------------------------
-    // Commit (sequential, input order)
-    // ------------------------------------------------------------------------------------------------------
-
-    /// Looks up (and unless read-only inserts) every key of the documents in order; returns the marks per
-    /// document (`None`: no attribute key in the output).
-    fn commit(
-        &self,
-        filter: &BloomFilter,
-        read_only: bool,
-        docs: &[ParsedDoc],
-        stats: &mut RunStats,
-    ) -> Vec<DocMarks> {
-        let threshold = match &self.mode {
-            Mode::Ngrams { threshold, .. } => *threshold,
-            _ => 1.0,
-        };
-        let mut out = Vec::with_capacity(docs.len());
-        let parts = rayon::current_num_threads();
-        let split = parts > 1 && docs.iter().flat_map(|doc| unit_probes(&doc.units)).nth(SPLIT_MIN_PROBES).is_some();
-        let hits = if split {
-            let probes: Vec<Probe> = docs.iter().flat_map(|doc| unit_probes(&doc.units)).collect();
-            lookup_split(filter, read_only, &probes, parts)
-        } else {
-            Vec::new()
-        };
-        let mut next_hit = 0usize;
-        // Prefetch the blocks of the keys PREFETCH_DISTANCE lookups ahead, walking the same sequence of probes
-        // as the loop below, so that their cache misses overlap with the work on the current keys.
-        let mut ahead = docs.iter().flat_map(|doc| unit_probes(&doc.units));
-        if !split {
-            for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
-                filter.prefetch_probed(probe);
-            }
-        }
-        // Every probe in `unit_probes` order goes through `seen`, which tests-and-inserts it (or, after a split
-        // lookup, reads the result); `need` is false for a key that is only inserted.
-        let mut seen = |probe: Probe, need: bool| -> bool {
-            if split {
-                let hit = hits[next_hit / 64] >> (next_hit % 64) & 1 == 1;
-                next_hit += 1;
-                return hit;
-            }
-            if let Some(next) = ahead.next() {
-                filter.prefetch_probed(next);
-            }
-            if read_only {
-                need && filter.contains_probed(probe)
-            } else {
-                filter.insert_probed_exclusive(probe)
-            }
-        };
-        for doc in docs {
-            stats.documents += 1;
-            stats.bytes += doc.text_bytes;
-            let marks = match &doc.units {
-                Units::NoKey => None,
-                Units::SkippedDoc => Some(Vec::new()),
-                Units::Doc { probe, len } => {
-                    stats.paragraphs += 1;
-                    if seen(*probe, true) {
-                        stats.paragraphs_marked += 1;
-                        stats.documents_marked += 1;
-                        stats.bytes_marked += doc.text_bytes;
-                        Some(vec![(0, *len, Score::One)])
-                    } else {
-                        None
-                    }
-                }
-                Units::Paras(paras, probes) => {
-                    let mut marks = Vec::new();
-                    for para in paras {
-                        let score = match &para.action {
-                            ParaAction::Skip => continue,
-                            ParaAction::Exact(probe) => seen(*probe, true).then_some(Score::One),
-                            ParaAction::Short { whole, ngram } => {
-                                let hit = seen(*whole, true);
-                                if let Some(p) = ngram {
-                                    seen(*p, false);
-                                }
-                                let score = if hit { 1.0f32 } else { 0.0 };
-                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
-                            }
-                            ParaAction::Ngrams { first, end } => {
-                                let probes = &probes[*first..*end];
-                                let hits = probes.iter().filter(|&&p| seen(p, true)).count();
-                                let score = hits as f32 / probes.len() as f32;
-                                (f64::from(score) >= threshold).then_some(Score::Fraction(score))
-                            }
-                        };
-                        stats.paragraphs += 1;
-                        if let Some(score) = score {
-                            stats.paragraphs_marked += 1;
-                            stats.bytes_marked += para.bytes;
-                            marks.push((para.start, para.end, score));
-                        }
-                    }
-                    if !marks.is_empty() {
-                        stats.documents_marked += 1;
-                    }
-                    Some(marks)
-                }
-            };
-            out.push(marks);
-        }
-        out
-    }
-}
-
-/// The commit stage's state: the output of the file being committed and the statistics.
-struct Committer<'a> {
-    deduper: &'a Deduper,
-    filter: &'a BloomFilter,
-    read_only: bool,
-    jobs: &'a [FileJob],
-    attribute: String,
-    /// The attributes file of the current file (open from its first chunk to its last).
-    output: Option<AtomicWriter>,
-    /// Statistics of the current file, added to `stats` when it completes.
-    file_stats: RunStats,
-    /// Statistics of the completed files.
-    stats: RunStats,
-    /// Reused buffer for a chunk's attribute lines.
-    body: Vec<u8>,
-}
-
-impl<'a> Committer<'a> {
-    fn new(deduper: &'a Deduper, filter: &'a BloomFilter, read_only: bool, jobs: &'a [FileJob]) -> Self {
-        let attribute = serde_json::to_string(deduper.mode.attribute()).unwrap_or_else(|_| "\"dedupe\"".to_string());
-        Committer {
-            deduper,
-            filter,
-            read_only,
-            jobs,
-            attribute,
-            output: None,
-            file_stats: RunStats::default(),
-            stats: RunStats::default(),
-            body: Vec::new(),
-        }
-    }
-
-    /// Commits a chunk and appends its attribute lines; completes the file after its last chunk.
-    fn commit_chunk(&mut self, chunk: Result<ParsedChunk>) -> Result<()> {
-        let chunk = chunk?;
-        self.commit_docs(chunk.file, &chunk.docs)?;
-        self.end_chunk(chunk.bad_lines, chunk.last, chunk.input_bytes, chunk.fingerprint)
-    }
-
-    /// Commits documents of file `file` (the next ones in input order) and appends their attribute lines.
-    fn commit_docs(&mut self, file: usize, docs: &[ParsedDoc]) -> Result<()> {
-        let output = match &mut self.output {
-            Some(output) => output,
-            None => self.output.insert(AtomicWriter::create(&self.jobs[file].output)?),
-        };
-        if docs.is_empty() {
-            return Ok(());
-        }
-        let marks = self.deduper.commit(self.filter, self.read_only, docs, &mut self.file_stats);
-        if !self.read_only {
-            self.file_stats.partial_file = true;
-        }
-        self.body.clear();
-        for (doc, doc_marks) in docs.iter().zip(&marks) {
-            push_attribute_line(&mut self.body, &doc.id, &self.attribute, doc_marks.as_deref());
-        }
-        output.write_all(&self.body)
-    }
-
-    /// Ends a chunk of the current file; after its last chunk, completes the file.
-    fn end_chunk(&mut self, bad_lines: u64, last: bool, input_bytes: u64, fingerprint: u128) -> Result<()> {
-        self.file_stats.bad_lines += bad_lines;
-        if last {
-            if let Some(output) = self.output.take() {
-                output.finish()?;
-            }
-            let mut done = std::mem::take(&mut self.file_stats);
-            done.partial_file = false;
-            done.files = 1;
-            done.input_bytes = input_bytes;
-            done.fingerprints = vec![fingerprint];
-            self.stats.add(&done);
-        }
-        Ok(())
-    }
-
-    /// The result of a run that stopped at `error`: the completed files' statistics, flagged when the failing
-    /// file's keys were partly inserted. The failing file's unfinished output is removed.
-    fn fail(mut self, error: DedupeError) -> (RunStats, Option<DedupeError>) {
-        self.output = None;
-        self.stats.partial_file = self.file_stats.partial_file;
-        (self.stats, Some(error))
-    }
-}
-
-/// The non-blank lines of a chunk with their line numbers.
-fn split_lines(chunk: &RawChunk) -> Vec<(u64, &[u8])> {
-    let data = &chunk.data;
-    let mut lines = Vec::new();
-    let mut start = 0usize;
-    let mut lineno = chunk.first_line;
-    // Every chunk but a file's last ends with a newline: the empty piece after it is the next chunk's.
-    let tail = chunk.last.then_some(data.len());
-    for end in memchr::memchr_iter(b'\n', data).chain(tail) {
-        if start > data.len() {
-            break;
-        }
-        let line = &data[start..end];
-        start = end + 1;
-        lineno += 1;
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        lines.push((lineno - 1, line));
-    }
-    lines
-}
-
-/// Appends one attribute line, `{"id":<id>,"attributes":{<attribute>:[[start,end,score],...]}}`, where `id` is
-/// the raw JSON of the document's id and `attribute` the JSON-quoted attribute name; no marks -> `{}`.
-pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str, marks: Option<&[(u64, u64, Score)]>) {
-    body.extend_from_slice(b"{\"id\":");
-    body.extend_from_slice(id.as_bytes());
-    body.extend_from_slice(b",\"attributes\":{");
-    if let Some(list) = marks {
-        body.extend_from_slice(attribute.as_bytes());
-        body.extend_from_slice(b":[");
-        for (i, (start, end, score)) in list.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            let score = match score {
-                Score::One => "1".to_string(),
-                Score::Fraction(f) => serde_json::to_string(&f64::from(*f)).unwrap_or_else(|_| "0.0".to_string()),
-            };
-            body.extend_from_slice(format!("[{start},{end},{score}]").as_bytes());
-        }
-        body.push(b']');
-    }
-    body.extend_from_slice(b"}}\n");
-}
-
-/// Looks up (and unless read-only inserts) `probes` with the filter's blocks split into `parts` ranges, one
-/// thread each: every thread walks the probes of its range in order, so each block sees its keys in the same
-/// order as in a sequential run and the results and the filter are the same; the cache and TLB misses of the
-/// lookups are spread over the threads. Returns the hits as a bit set indexed like `probes`.
-fn lookup_split(filter: &BloomFilter, read_only: bool, probes: &[Probe], parts: usize) -> Vec<u64> {
-    let blocks = filter.num_blocks();
-    let all = || probes.iter().copied();
-    let results: Vec<(Vec<u64>, u64)> = (0..parts)
-        .into_par_iter()
-        .map(|part| {
-            let (lo, hi) = (blocks * part / parts, blocks * (part + 1) / parts);
-            let mine = |probe: &Probe| (lo..hi).contains(&probe.block());
-            let mut ahead = all().filter(mine);
-            for probe in ahead.by_ref().take(PREFETCH_DISTANCE) {
-                filter.prefetch_probed(probe);
-            }
-            let mut bits = Vec::new();
-            let mut inserted = 0u64;
-            for (i, probe) in all().enumerate() {
-                if i % 64 == 0 {
-                    bits.push(0u64);
-                }
-                if !mine(&probe) {
-                    continue;
-                }
-                if let Some(next) = ahead.next() {
-                    filter.prefetch_probed(next);
-                }
-                let hit = if read_only {
-                    filter.contains_probed(probe)
-                } else {
-                    let present = filter.insert_probed_exclusive_uncounted(probe);
-                    inserted += u64::from(!present);
-                    present
-                };
-                bits[i / 64] |= u64::from(hit) << (i % 64);
-            }
-            (bits, inserted)
-        })
-        .collect();
-    let mut hits: Vec<u64> = Vec::new();
-    let mut inserted = 0;
-    for (bits, count) in results {
-        if hits.is_empty() {
-            hits = bits;
-        } else {
-            hits.iter_mut().zip(bits).for_each(|(h, b)| *h |= b);
-        }
-        inserted += count;
-    }
-    if !read_only {
-        filter.add_inserted(inserted);
-    }
-    hits
-}
-
-/// The probes of a document in the order the commit stage looks them up.
-fn unit_probes(units: &Units) -> impl Iterator<Item = Probe> + '_ {
-    let (single, paras, probes): (Option<Probe>, &[Para], &[Probe]) = match units {
-        Units::Doc { probe, .. } => (Some(*probe), &[], &[]),
-        Units::Paras(paras, probes) => (None, paras, probes),
-        Units::NoKey | Units::SkippedDoc => (None, &[], &[]),
-    };
-    single.into_iter().chain(paras.iter().flat_map(|para| {
-        let (first, second, many): (Option<Probe>, Option<Probe>, &[Probe]) = match &para.action {
-            ParaAction::Skip => (None, None, &[]),
-            ParaAction::Exact(p) => (Some(*p), None, &[]),
-            ParaAction::Short { whole, ngram } => (Some(*whole), *ngram, &[]),
-            ParaAction::Ngrams { first, end } => (None, None, &probes[*first..*end]),
-        };
-        first.into_iter().chain(second).chain(many.iter().copied())
-    }))
-}
-
-fn path_field(path: &JsonPath) -> String {
-    let text = path.to_string();
-    text.strip_prefix("$.").map(str::to_string).unwrap_or(text)
-}
-
-/// Compression from the last extension, as everywhere in the toolkit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Gzip,
-    Zstd,
-    Plain,
-}
-
-pub fn compression_of(path: &str) -> Compression {
-    if path.ends_with(".gz") {
-        Compression::Gzip
-    } else if path.ends_with(".zst") || path.ends_with(".zstd") {
-        Compression::Zstd
-    } else {
-        Compression::Plain
-    }
-}
-
-/// Replaces `out` with the decompressed content of `raw`, a whole file's bytes as stored (compression from
-/// `path`'s extension); `out`'s allocation is reused.
-pub(crate) fn decompress_into(path: &str, raw: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    out.clear();
-    out.reserve(raw.len().saturating_mul(4).min(1 << 30));
-    decoder(path, raw).and_then(|mut reader| reader.read_to_end(out)).map_err(|e| read_error(path, e))?;
-    Ok(())
-}
-
-/// A reader of the decompressed content of `inner`, by the compression of `path`'s extension. An empty file is
-/// empty content whatever its extension, as for the Python readers.
-pub(crate) fn decoder<'r, R: BufRead + Send + 'r>(path: &str, mut inner: R) -> io::Result<Box<dyn Read + Send + 'r>> {
-    if inner.fill_buf()?.is_empty() {
-        return Ok(Box::new(io::empty()));
-    }
-    Ok(match compression_of(path) {
-        Compression::Gzip => Box::new(GzipMembers::new(inner)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
-        Compression::Plain => Box::new(inner),
-    })
-}
-
-/// The content of concatenated gzip members, read as `gzip -d` reads a file (and as the Python readers do): an
-/// empty file is empty, and zero bytes after the last member (block or tape padding) are ignored; anything
-/// else after a member must be another member.
-struct GzipMembers<R: BufRead> {
-    state: GzipState<R>,
-    members: u64,
-}
-
-enum GzipState<R: BufRead> {
-    Between(R),
-    Member(Box<flate2::bufread::GzDecoder<R>>),
-    Done,
-    Failed,
-}
-
-impl<R: BufRead> GzipMembers<R> {
-    fn new(inner: R) -> Self {
-        GzipMembers { state: GzipState::Between(inner), members: 0 }
-    }
-}
-
-impl<R: BufRead> Read for GzipMembers<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match std::mem::replace(&mut self.state, GzipState::Failed) {
-                GzipState::Member(mut member) => {
-                    let n = member.read(buf)?;
-                    if n > 0 || buf.is_empty() {
-                        self.state = GzipState::Member(member);
-                        return Ok(n);
-                    }
-                    self.state = GzipState::Between(member.into_inner());
-                }
-                GzipState::Between(mut inner) => {
-                    let next = inner.fill_buf()?;
-                    if next.is_empty() {
-                        self.state = GzipState::Done;
-                        return Ok(0);
-                    }
-                    if next[0] == 0 && self.members > 0 {
-                        loop {
-                            let padding = inner.fill_buf()?;
-                            if padding.is_empty() {
-                                break;
-                            }
-                            if padding.iter().any(|&b| b != 0) {
-                                return Err(io::Error::new(
-                                    io::ErrorKind::InvalidData,
-                                    "data after the zero padding that follows the last gzip member",
-                                ));
-                            }
-                            let n = padding.len();
-                            inner.consume(n);
-                        }
-                        self.state = GzipState::Done;
-                        return Ok(0);
-                    }
-                    self.members += 1;
-                    self.state = GzipState::Member(Box::new(flate2::bufread::GzDecoder::new(inner)));
-                }
-                GzipState::Done => {
-                    self.state = GzipState::Done;
-                    return Ok(0);
-                }
-                GzipState::Failed => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "the gzip stream failed earlier"));
-                }
-            }
-        }
-    }
-}
-
-fn read_error(path: &str, e: io::Error) -> DedupeError {
-    io_err(path, io::Error::new(e.kind(), format!("cannot read or decompress: {e}")))
-}
-
-/// The running fingerprint of a file's bytes as stored, fed by [`HashingFile`] as the decoder reads them.
-#[derive(Default)]
-struct ContentHash {
-    hasher: Xxh3Default,
-    bytes: u64,
-}
-
-/// A file that hashes every byte read from it into a shared [`ContentHash`] (the decoder owns the file, the
-/// chunk reader keeps the hash).
-struct HashingFile {
-    file: File,
-    hash: Arc<Mutex<ContentHash>>,
-}
-
-impl Read for HashingFile {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
-        let mut hash = self.hash.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        hash.hasher.update(&buf[..n]);
-        hash.bytes += n as u64;
-        Ok(n)
-    }
-}
-
-/// The content fingerprint of the file at `path`: xxh3-128 (seed 0) of its bytes as stored (compressed).
-/// [`Deduper::run`] reports the same value for every file it completes ([`RunStats::fingerprints`]).
-pub fn fingerprint_file(path: &str) -> Result<u128> {
-    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
-    let mut hash = ContentHash::default();
-    hash_rest(&mut file, &mut hash).map_err(|e| io_err(path, e))?;
-    Ok(hash.hasher.digest128())
-}
-
-/// Feeds the rest of `reader` into `hash`.
-fn hash_rest<R: Read>(reader: &mut R, hash: &mut ContentHash) -> io::Result<()> {
-    let mut buf = vec![0u8; MAX_READ];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => {
-                hash.hasher.update(&buf[..n]);
-                hash.bytes += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// An input file being read.
-struct OpenInput {
-    file: usize,
-    reader: Box<dyn Read + Send>,
-    hash: Arc<Mutex<ContentHash>>,
-    size: u64,
-    /// The start of a line read after the previous chunk's last newline.
-    carry: Vec<u8>,
-    next_line: u64,
-}
-
-/// Cuts the files of a run, in order, into [`RawChunk`]s of whole lines. After an error it returns nothing.
-struct ChunkReader<'a> {
-    jobs: &'a [FileJob],
-    budget: usize,
-    next_file: usize,
-    current: Option<OpenInput>,
-    failed: bool,
-    /// Buffers of chunks already processed, reused for the next ones (no fresh pages to fault in and clear).
-    spare: Vec<Vec<u8>>,
-}
-
-impl<'a> ChunkReader<'a> {
-    fn new(jobs: &'a [FileJob], budget: usize) -> Self {
-        ChunkReader { jobs, budget: budget.max(1), next_file: 0, current: None, failed: false, spare: Vec::new() }
-    }
-
-    fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if self.spare.len() < 2 {
-            buffer.clear();
-            self.spare.push(buffer);
-        }
-    }
-
-    fn next_chunk(&mut self) -> Option<Result<RawChunk>> {
-        if self.failed {
-            return None;
-        }
-        let result = self.read_chunk().transpose();
-        if matches!(result, Some(Err(_))) {
-            self.failed = true;
-            self.current = None;
-        }
-        result
-    }
-
-    fn open(&self, file: usize) -> Result<OpenInput> {
-        let path = &self.jobs[file].input;
-        let handle = File::open(path).map_err(|e| io_err(path, e))?;
-        let size = handle.metadata().map_err(|e| io_err(path, e))?.len();
-        let hash = Arc::new(Mutex::new(ContentHash::default()));
-        let hashing = HashingFile { file: handle, hash: Arc::clone(&hash) };
-        let reader = decoder(path, BufReader::with_capacity(1 << 20, hashing)).map_err(|e| read_error(path, e))?;
-        Ok(OpenInput { file, reader, hash, size, carry: Vec::new(), next_line: 1 })
-    }
-
-    /// The fingerprint of a file whose content was read to the end: the bytes the decoder consumed plus any it
-    /// left after its last frame (read here), so it is always the hash of the whole file.
-    fn finish_hash(path: &str, hash: &Mutex<ContentHash>, size: u64) -> Result<u128> {
-        let mut hash = hash.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if hash.bytes < size {
-            let mut file = File::open(path).map_err(|e| io_err(path, e))?;
-            file.seek(SeekFrom::Start(hash.bytes)).map_err(|e| io_err(path, e))?;
-            hash_rest(&mut file, &mut hash).map_err(|e| io_err(path, e))?;
-        }
-        Ok(hash.hasher.digest128())
-    }
-
-    fn read_chunk(&mut self) -> Result<Option<RawChunk>> {
-        if self.current.is_none() {
-            if self.next_file >= self.jobs.len() {
-                return Ok(None);
-            }
-            self.current = Some(self.open(self.next_file)?);
-            self.next_file += 1;
-        }
-        let budget = self.budget;
-        let mut data = self.spare.pop().unwrap_or_default();
-        let Some(input) = self.current.as_mut() else { return Ok(None) };
-        let path = &self.jobs[input.file].input;
-        data.extend_from_slice(&input.carry);
-        input.carry.clear();
-        data.reserve(budget.min(MAX_READ * 64).saturating_sub(data.len()));
-        let mut last_newline = memchr::memrchr(b'\n', &data);
-        let step = budget.clamp(1, MAX_READ);
-        let eof = loop {
-            if data.len() >= budget && last_newline.is_some() {
-                break false;
-            }
-            let start = data.len();
-            data.resize(start + step, 0);
-            let n = loop {
-                match input.reader.read(&mut data[start..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(read_error(path, e)),
-                }
-            };
-            data.truncate(start + n);
-            if n == 0 {
-                break true;
-            }
-            if let Some(pos) = memchr::memrchr(b'\n', &data[start..]) {
-                last_newline = Some(start + pos);
-            }
-        };
-        let first_line = input.next_line;
-        let (file, size) = (input.file, input.size);
-        let mut fingerprint = 0;
-        if !eof {
-            let cut = last_newline.map_or(data.len(), |p| p + 1);
-            input.carry.extend_from_slice(&data[cut..]);
-            data.truncate(cut);
-            input.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
-        } else {
-            fingerprint = Self::finish_hash(path, &input.hash, size)?;
-            self.current = None;
-        }
-        Ok(Some(RawChunk { file, data, first_line, last: eof, input_bytes: size, fingerprint }))
-    }
-}
-
-/// A file written under a hidden temporary name next to its target, compressed by the target's extension,
-/// and renamed into place by [`AtomicWriter::finish`]; dropped unfinished, the temporary file is removed.
-pub(crate) struct AtomicWriter {
-    path: String,
-    temp: PathBuf,
-    target: PathBuf,
-    encoder: Option<Encoder>,
-    /// Bytes not yet handed to the encoder (less than [`FEED_BYTES`] after each write).
-    pending: Vec<u8>,
-}
-
-enum Encoder {
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
-    Plain(BufWriter<File>),
-}
-
-impl AtomicWriter {
-    pub(crate) fn create(path: &str) -> Result<Self> {
-        let target = Path::new(path);
-        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(|e| io_err(path, e))?;
-        let temp = crate::tempname::temp_path(target);
-        let writer = BufWriter::with_capacity(1 << 20, File::create(&temp).map_err(|e| io_err(path, e))?);
-        let mut out = AtomicWriter {
-            path: path.to_string(),
-            temp,
-            target: target.to_path_buf(),
-            encoder: None,
-            pending: Vec::new(),
-        };
-        out.encoder = Some(match compression_of(path) {
-            // mtime 0 and no file name: the same content gives the same bytes on every run.
-            Compression::Gzip => {
-                Encoder::Gzip(flate2::GzBuilder::new().mtime(0).write(writer, flate2::Compression::new(1)))
-            }
-            Compression::Zstd => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(writer, 3).map_err(|e| io_err(path, e))?)
-            }
-            Compression::Plain => Encoder::Plain(writer),
-        });
-        Ok(out)
-    }
-
-    /// Appends `data` to the file. The compressor sees the same pieces however the content is split among
-    /// calls, so the compressed bytes depend only on the content.
-    pub(crate) fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
-        if self.pending.is_empty() {
-            while data.len() >= FEED_BYTES {
-                self.feed(&data[..FEED_BYTES])?;
-                data = &data[FEED_BYTES..];
-            }
-            self.pending.extend_from_slice(data);
-            return Ok(());
-        }
-        let take = (FEED_BYTES - self.pending.len()).min(data.len());
-        self.pending.extend_from_slice(&data[..take]);
-        if self.pending.len() == FEED_BYTES {
-            let piece = std::mem::take(&mut self.pending);
-            self.feed(&piece)?;
-            self.pending = piece;
-            self.pending.clear();
-            return self.write_all(&data[take..]);
-        }
-        Ok(())
-    }
-
-    fn feed(&mut self, piece: &[u8]) -> Result<()> {
-        let result = match &mut self.encoder {
-            Some(Encoder::Gzip(enc)) => enc.write_all(piece),
-            Some(Encoder::Zstd(enc)) => enc.write_all(piece),
-            Some(Encoder::Plain(w)) => w.write_all(piece),
-            None => Ok(()),
-        };
-        result.map_err(|e| io_err(&self.path, e))
-    }
-
-    /// Finishes the compressed stream and renames the file into place.
-    pub(crate) fn finish(mut self) -> Result<()> {
-        let rest = std::mem::take(&mut self.pending);
-        self.feed(&rest)?;
-        let result = (|| -> io::Result<()> {
-            let writer = match self.encoder.take() {
-                Some(Encoder::Gzip(enc)) => enc.finish()?,
-                Some(Encoder::Zstd(enc)) => enc.finish()?,
-                Some(Encoder::Plain(w)) => w,
-                None => return Ok(()),
-            };
-            // No fsync: the rename already guarantees that a killed process leaves no partial file, and the
-            // filter save (which is synced) records the files a resumed run skips; files after it are redone.
-            writer.into_inner().map_err(|e| e.into_error())?;
-            fs::rename(&self.temp, &self.target)
-        })();
-        result.map_err(|e| io_err(&self.path, e))
-    }
-}
-
-impl Drop for AtomicWriter {
-    fn drop(&mut self) {
-        // After a successful rename the temporary name no longer exists and this is a no-op.
-        let _ = fs::remove_file(&self.temp);
-    }
-}
-
-/// Writes `body` (compressed by the file's extension) under a hidden temporary name, then renames it.
-pub fn write_atomic(path: &str, body: &[u8]) -> Result<()> {
-    let mut out = AtomicWriter::create(path)?;
-    out.write_all(body)?;
-    out.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dedupe::spark_keys::{unpack_position, KeyMaker};
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
+    const SECTIONS: [&str; 4] = [
+        r#"{"name":"x","documents":{"attribute_name":"d","key":"$.text"},"skip_empty":true}"#,
+        r#"{"name":"x","paragraphs":{"attribute_name":"p"},"min_words":2}"#,
+        r#"{"name":"x","paragraphs":{"attribute_name":"p","by_ngram":{"ngram_length":2,"overlap_threshold":0.4}}}"#,
+        r#"{"name":"x","paragraphs":{"attribute_name":"p","by_ngram":{"ngram_length":3,"skip_short_paragraphs":true}}}"#,
+    ];
+
+    fn files() -> Vec<String> {
+        let doc =
+            |i: usize, text: &str| format!("{{\"id\":\"d{i}\",\"text\":{}}}\n", serde_json::to_string(text).unwrap());
+        let texts = ["a b c\n\nb c d\na b", "x y\na b c", "a b c\n\nb c d\na b", "", " ", "é t é\nx y", "x y"];
+        let mut out = Vec::new();
+        for f in 0..3 {
+            out.push((0..20).map(|i| doc(i, texts[(i * 3 + f) % texts.len()])).collect::<String>() + "\n  \n");
+        }
+        out
     }
 
-    fn gunzip(raw: &[u8]) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        GzipMembers::new(raw).read_to_end(&mut out)?;
-        Ok(out)
+    /// The attributes the Spark key path writes: every key occurrence but the earliest is a duplicate.
+    fn spark_outputs(section: &str, files: &[String]) -> Vec<Vec<u8>> {
+        let maker = KeyMaker::new(crate::dedupe::config::test_config(section), false).unwrap();
+        let scans: Vec<_> = files.iter().map(|f| maker.scan("f", f.as_bytes(), false).unwrap()).collect();
+        let mut all: Vec<(u64, u128)> = Vec::new();
+        for (i, scan) in scans.iter().enumerate() {
+            all.extend(scan.positions("f", i as u64).unwrap());
+        }
+        all.sort_unstable();
+        let dups: Vec<u128> = all.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[1].1).collect();
+        scans
+            .iter()
+            .enumerate()
+            .map(|(i, scan)| {
+                let mine: Vec<u128> = dups.iter().copied().filter(|&p| unpack_position(p).0 == i as u64).collect();
+                maker.attributes_of(scan, &mine).0
+            })
+            .collect()
+    }
+
+    fn local_outputs(section: &str, files: &[String], threads: usize, chunk_bytes: usize) -> (Vec<Vec<u8>>, RunStats) {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs: Vec<FileJob> = files
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let input = dir.path().join(format!("in{i}.jsonl"));
+                std::fs::write(&input, body).unwrap();
+                let output = dir.path().join(format!("out/{i}.jsonl.gz"));
+                FileJob { input: input.to_str().unwrap().to_string(), output: output.to_str().unwrap().to_string() }
+            })
+            .collect();
+        let deduper =
+            Deduper::new(crate::dedupe::config::test_config(section), false).unwrap().with_chunk_bytes(chunk_bytes);
+        let filter = BloomFilter::new(1 << 16, 5, 7).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (stats, error) = pool.install(|| deduper.run(&filter, false, &jobs));
+        assert!(error.is_none(), "{error:?}");
+        let outputs = jobs
+            .iter()
+            .map(|job| {
+                let mut out = Vec::new();
+                let raw = std::fs::read(&job.output).unwrap();
+                crate::dedupe::files::decompress_into(&job.output, &raw, &mut out).unwrap();
+                out
+            })
+            .collect();
+        (outputs, stats)
     }
 
     #[test]
-    fn gzip_reads_like_gzip_d() {
-        assert_eq!(gunzip(b"").unwrap(), b"");
-        let mut two = gzip(b"one\n");
-        two.extend(gzip(b"two\n"));
-        assert_eq!(gunzip(&two).unwrap(), b"one\ntwo\n");
-        let mut padded = two.clone();
-        padded.extend([0u8; 5000]);
-        assert_eq!(gunzip(&padded).unwrap(), b"one\ntwo\n");
-        let mut garbage = padded.clone();
-        garbage.push(7);
-        assert!(gunzip(&garbage).is_err());
-        assert!(gunzip(&[0u8; 64]).is_err(), "zeros alone are not a gzip file");
-        assert!(gunzip(&two[..two.len() - 3]).is_err(), "a truncated member is an error");
-        let mut out = Vec::new();
-        for empty in ["x.jsonl.gz", "x.jsonl.zst", "x.jsonl"] {
-            decompress_into(empty, b"", &mut out).unwrap();
-            assert!(out.is_empty(), "{empty}");
+    fn local_run_writes_what_the_spark_key_path_writes() {
+        let files = files();
+        for section in SECTIONS {
+            let want = spark_outputs(section, &files);
+            assert!(want.iter().any(|f| f.windows(3).any(|w| w == b"[[0")), "some marks: {section}");
+            let mut first_stats = None;
+            for (threads, chunk_bytes) in [(1, 1 << 20), (1, 50), (2, 1), (2, 333), (2, 1 << 20)] {
+                let (got, stats) = local_outputs(section, &files, threads, chunk_bytes);
+                assert_eq!(got, want, "{section}, {threads} threads, chunks of {chunk_bytes}");
+                assert_eq!(stats.files, 3);
+                assert_eq!(stats.documents, 60);
+                let stats = RunStats { fingerprints: Vec::new(), ..stats };
+                assert_eq!(first_stats.get_or_insert(stats.clone()), &stats, "{section}");
+            }
         }
     }
 }
