@@ -37,7 +37,7 @@ from dolma.errors import (
     DolmaError,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PARAGRAPHS = {"name": "dd", "paragraphs": {"attribute_name": "dup"}}
 NGRAMS = {"name": "dd", "paragraphs": {"attribute_name": "dup", "by_ngram": {"ngram_length": 3}}}
 DOCUMENTS = {"name": "dd", "documents": {"attribute_name": "dup", "key": "$.id"}}
