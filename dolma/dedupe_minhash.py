@@ -9,7 +9,7 @@ Three passes, each resumable:
    gets `<attribute_name>: [[0, len(text), similarity to the keeper]]`; every member of a cluster of two or more
    gets `<cluster_attribute_name>: [[0, len(text), cluster id]]` (the keeper's ordinal in the run).
 
-With `executor: spark` the same clusters are computed on the cluster (`dolma.spark_minhash`, verify none); with
+With `executor: spark` the same clusters are computed on the cluster (`dolma.spark_minhash`); with
 `eval_documents` the run is query-only decontamination instead (`dolma.minhash_decontaminate`).
 
 Passes 2 and 3 are tied to the run by a key (inputs, parameters, attribute names): a completion record holding
@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -29,11 +30,12 @@ from msgspec import Meta
 
 from dolma import _rust, io
 from dolma import minhash as mh
-from dolma.documents import AttributeRow, Document, ReadStats, attributes_path, read_records
+from dolma.documents import Document, attributes_path
 from dolma.errors import ConfigError, DolmaError
 from dolma.executors import make_executor
 from dolma.executors.base import CompletionRecord, Job, Progress, Summary, Unit, UnitStats
 from dolma.executors.summary import DedupeStats, ModeCounts, finish_run, now
+from dolma.minhash_attributes import Row, write_attribute_file
 from dolma.paths import check_name, check_outputs, check_path, claim_dir
 
 if TYPE_CHECKING:
@@ -133,12 +135,6 @@ def plan(config: DedupeConfig) -> MinHashPlan:
         )
     if config.processes < 1:
         raise ConfigError(f"dedupe: processes must be at least 1, got {config.processes}")
-    if config.executor == "spark" and section_mh.verify != "none":
-        raise ConfigError(
-            f"dedupe.minhash.verify: executor spark runs verify none only (got {section_mh.verify}): verification "
-            "joins a document to the first earlier bucket member already in its cluster or above the threshold, an "
-            "order-dependent rule a distributed run cannot reproduce; use executor local, or verify none"
-        )
     if config.executor == "spark" and section_mh.eval_documents:
         raise ConfigError("dedupe.minhash.eval_documents: decontamination runs with executor local only")
     if section_mh.memory_budget < 1 << 20:
@@ -217,7 +213,6 @@ class SignJob(Job):
 
 
 _document = msgspec.json.Decoder(Document)
-_row = msgspec.json.Encoder()
 
 
 def write_marks(
@@ -231,12 +226,11 @@ def write_marks(
     """The attributes file of `path` from its cluster members (line -> (ordinal, cluster id, similarity to the
     keeper, an f32 value)), and the unit's numbers. Shared by the local and Spark runs, so both write the same
     bytes and count alike."""
-    stats = ReadStats()
-    marked = 0
-    with io.AtomicWriter(output) as out:
-        for lineno, doc, _ in read_records(path, _document.decode, skip_bad_lines=skip_bad_lines, stats=stats):
-            if doc is None:
-                continue  # a skipped bad line gets no attribute row (the mixer reads in lockstep)
+
+    def annotate(docs: Iterable[tuple[int, Document]]) -> Iterator[Row]:
+        seen = 0
+        for lineno, doc in docs:
+            seen += 1
             attributes: dict[str, list[list[float | int]]] = {}
             member = members.get(lineno)
             if member is not None:
@@ -244,22 +238,15 @@ def write_marks(
                 ordinal, cluster, similarity = member
                 if ordinal != cluster:
                     attributes[attribute] = [[0, length, round(similarity, 6)]]
-                    marked += 1
                 attributes[cluster_attribute] = [[0, length, cluster]]
-            out.write(_row.encode(AttributeRow(id=doc.id, attributes=attributes)) + b"\n")
-        if len(members) > stats.documents:  # the writer discards the file
+            yield doc.id, attributes, attribute in attributes
+        if len(members) > seen:  # raised inside the writer: the file is discarded
             raise DolmaError(
-                f"{path}: {len(members)} of its documents are in clusters but the file has {stats.documents}: it "
-                "changed since it was signed; rerun with --ignore_existing"
+                f"{path}: {len(members)} of its documents are in clusters but the file has {seen}: it changed since "
+                "it was signed; rerun with --ignore_existing"
             )
-    return UnitStats(
-        documents_in=stats.documents,
-        documents_out=stats.documents,
-        bad_lines=stats.bad_lines,
-        bytes_in=stats.bytes,
-        bytes_out=out.bytes_written,
-        counters={"documents marked": marked},
-    )
+
+    return write_attribute_file(path, output, _document.decode, annotate, "documents marked", skip_bad_lines)
 
 
 class MarkJob(Job):

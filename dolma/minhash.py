@@ -54,6 +54,8 @@ MAX_SEED = (1 << 32) - 1
 XXH3_SEED: int = _rust.MINHASH_XXH3_SEED
 """Seed of the default base hash: `hash="xxh3"` signatures equal `datasketch.MinHash(num_perm, seed,
 hashfunc=lambda b: xxh3_64(b, XXH3_SEED) & 0xFFFFFFFF)`, with `xxh3_64` = `dolma._rust.xxh3_64`."""
+MAX_ANCHORS: int = _rust.MINHASH_MAX_ANCHORS
+"""With verification, a bucket member is compared with at most this many earlier members (the bucket's first)."""
 
 RESULT_DTYPE = np.dtype(
     [

@@ -161,7 +161,6 @@ def test_minimal_config_needs_no_bloom_filter(tmp_path: Path) -> None:
         (["--dedupe.minhash.tokenizer", "lines"], "tokenizer"),
         (["--dedupe.minhash.attribute_name", "../x"], "attribute_name"),
         (["--dedupe.min_words", "3"], "do not apply to dedupe.minhash"),
-        (["--executor", "spark", "--dedupe.minhash.verify", "signature"], "executor spark runs verify none only"),
         (["--dedupe.minhash.memory_budget", "1000"], "memory_budget"),
     ],
 )
@@ -488,7 +487,10 @@ def spark_run(sc, root: Path, *extra: str) -> None:
     assert summary.ok, summary.failures
 
 
-def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark_context) -> None:
+@pytest.mark.parametrize("verify", ["none", "signature", "exact"])
+def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark_context, verify: str) -> None:
+    """Spark computes the local run's clusters, with verification too (each bucket's edges depend on its members
+    and their sketches only, so buckets verified on executors give the local edges)."""
     src, _ = planted
     roots = []
     for name in ("local", "spark"):
@@ -497,8 +499,8 @@ def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark
         for path in (src / "documents").glob("*.jsonl.gz"):
             (root / "documents" / path.name).write_bytes(path.read_bytes())
         roots.append(root)
-    dedupe(roots[0], "--dedupe.minhash.verify", "none")
-    spark_run(spark_context, roots[1])
+    dedupe(roots[0], "--dedupe.minhash.verify", verify)
+    spark_run(spark_context, roots[1], "--dedupe.minhash.verify", verify)
     expected = attribute_bytes(roots[0])
     assert len(expected) == 4 and sum(data.count(b"nd_dup") for data in map(gzip.decompress, expected.values()))
     assert attribute_bytes(roots[1]) == expected
