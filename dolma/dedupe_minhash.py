@@ -193,6 +193,7 @@ class SignJob(Job):
         self, params: mh.MinHashParams, index: dict[str, int], key: tuple, skip_bad_lines: bool, threads: int
     ):
         self.params = params
+        self.engine = mh.signer(params)  # pickled to the workers as its engine JSON: no datasketch import there
         self.index = index
         self.key = key
         self.skip_bad_lines = skip_bad_lines
@@ -207,6 +208,7 @@ class SignJob(Job):
             skip_bad_lines=self.skip_bad_lines,
             threads=self.threads,
             key=self.key,
+            engine=self.engine,
         )
         progress(stats.documents, stats.bytes)
         return UnitStats(documents_in=stats.documents, bad_lines=stats.bad_lines, bytes_in=stats.bytes)

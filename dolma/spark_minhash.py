@@ -42,20 +42,21 @@ class SignFiles:
 
     def __init__(self, params: mh.MinHashParams, key: tuple, skip_bad_lines: bool, s3: Any):
         self.params = params
+        self.signer = mh.signer(params)  # built on the driver: executors get its engine JSON, import no datasketch
         self.key = key
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
 
     def __call__(self, files: Iterable[tuple[int, str]]) -> Iterator[tuple[int, tuple]]:
         io.configure_s3(self.s3)
-        signer = mh.signer(self.params)
+        signer = self.signer
         for file_index, path in files:
             stats = ReadStats()
             local = 0
             for lines, texts in mh._batches(path, self.skip_bad_lines, stats, 8 << 20, tuple(self.key)):
                 values, counts = signer.signatures(texts, threads=1)
                 sigs = np.frombuffer(values, dtype="<u4").reshape(len(texts), self.params.num_perm)
-                keys = mh.band_keys(sigs, self.params)
+                keys = np.frombuffer(signer.band_keys(values), dtype="<u8").reshape(len(texts), -1)
                 sets = signer.shingle_sets(texts, threads=1) if self.params.verify == "exact" else [None] * len(texts)
                 for row, line in enumerate(lines):
                     yield (
