@@ -536,3 +536,29 @@ def test_spark_reads_and_writes_s3(tmp_path: Path, spark_context, s3_server, s3_
         out.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(s3_bucket, f"mh/attributes/nd/{name}", str(out))
         assert out.read_bytes() == data, name
+
+
+def test_a_sign_worker_needs_no_datasketch(tmp_path: Path) -> None:
+    """The sign job carries the signer built on the driver: a spawned worker that unpickles it and signs a file
+    writes the same band-key file without importing datasketch (and scipy, its band optimiser)."""
+    import pickle
+
+    from dolma.dedupe_minhash import SignJob
+
+    docs = write_jsonl_gz(
+        tmp_path / "a.jsonl.gz", [{"id": str(i), "text": d["text"]} for i, d in enumerate(synthetic_docs(20, seed=3))]
+    )
+    params = mh.MinHashParams(threshold=0.7)
+    job = tmp_path / "job.pkl"
+    job.write_bytes(pickle.dumps(SignJob(params, {str(docs): 0}, ("text",), False, 1)))
+    code = (
+        "import pickle, sys\n"
+        "from dolma.executors.base import Unit\n"
+        f"job = pickle.loads(open({str(job)!r}, 'rb').read())\n"
+        f"job.run_unit(Unit(input={str(docs)!r}, outputs=({str(tmp_path / 'w.mhk')!r},)), lambda d, b: None)\n"
+        "print('datasketch' in sys.modules, 'scipy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    mh.sign_file(str(docs), str(tmp_path / "d.mhk"), 0, params)
+    assert (tmp_path / "w.mhk").read_bytes() == (tmp_path / "d.mhk").read_bytes()
