@@ -5,9 +5,10 @@ Three passes, each resumable:
    files that verify against this configuration, file position and path);
 2. cluster: all band-key files in the stable order (input file order, then line) -> one result file per
    documents file in `work_dir/results/`, memory bounded by `memory_budget` (one call, global by nature);
-3. mark: one `Job` unit per documents file -> its attributes file. A document that is not its cluster's keeper
-   gets `<attribute_name>: [[0, len(text), similarity to the keeper]]`; every member of a cluster of two or more
-   gets `<cluster_attribute_name>: [[0, len(text), cluster id]]` (the keeper's ordinal in the run).
+3. mark (`dolma.minhash_attributes`): one `Job` unit per documents file -> its attributes file. A document that
+   is not its cluster's keeper gets `<attribute_name>: [[0, len(text), similarity to the keeper]]`; every member
+   of a cluster of two or more gets `<cluster_attribute_name>: [[0, len(text), cluster id]]` (the keeper's
+   ordinal in the run).
 
 With `executor: spark` the same clusters are computed on the cluster (`dolma.spark_minhash`); with
 `eval_documents` the run is query-only decontamination instead (`dolma.minhash_decontaminate`).
@@ -22,7 +23,6 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -30,12 +30,12 @@ from msgspec import Meta
 
 from dolma import _rust, io
 from dolma import minhash as mh
-from dolma.documents import Document, attributes_path
+from dolma.documents import attributes_path
 from dolma.errors import ConfigError, DolmaError
 from dolma.executors import make_executor
-from dolma.executors.base import CompletionRecord, Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
 from dolma.executors.summary import DedupeStats, ModeCounts, finish_run, now
-from dolma.minhash_attributes import Row, write_attribute_file
+from dolma.minhash_attributes import MarkJob
 from dolma.paths import check_name, check_outputs, check_path, claim_dir
 
 if TYPE_CHECKING:
@@ -212,65 +212,6 @@ class SignJob(Job):
         )
         progress(stats.documents, stats.bytes)
         return UnitStats(documents_in=stats.documents, bad_lines=stats.bad_lines, bytes_in=stats.bytes)
-
-
-_document = msgspec.json.Decoder(Document)
-
-
-def write_marks(
-    path: str,
-    output: str,
-    members: dict[int, tuple[int, int, float]],
-    attribute: str,
-    cluster_attribute: str,
-    skip_bad_lines: bool,
-) -> UnitStats:
-    """The attributes file of `path` from its cluster members (line -> (ordinal, cluster id, similarity to the
-    keeper, an f32 value)), and the unit's numbers. Shared by the local and Spark runs, so both write the same
-    bytes and count alike."""
-
-    def annotate(docs: Iterable[tuple[int, Document]]) -> Iterator[Row]:
-        seen = 0
-        for lineno, doc in docs:
-            seen += 1
-            attributes: dict[str, list[list[float | int]]] = {}
-            member = members.get(lineno)
-            if member is not None:
-                length = len(doc.text)
-                ordinal, cluster, similarity = member
-                if ordinal != cluster:
-                    attributes[attribute] = [[0, length, round(similarity, 6)]]
-                attributes[cluster_attribute] = [[0, length, cluster]]
-            yield doc.id, attributes, attribute in attributes
-        if len(members) > seen:  # raised inside the writer: the file is discarded
-            raise DolmaError(
-                f"{path}: {len(members)} of its documents are in clusters but the file has {seen}: it changed since "
-                "it was signed; rerun with --ignore_existing"
-            )
-
-    return write_attribute_file(path, output, _document.decode, annotate, "documents marked", skip_bad_lines)
-
-
-class MarkJob(Job):
-    """Pass 3: a documents file and its result file -> its attributes file, then its completion record."""
-
-    def __init__(self, results: dict[str, str], attribute: str, cluster_attribute: str, key: str, skip: bool):
-        self.results = results
-        self.attribute = attribute
-        self.cluster_attribute = cluster_attribute
-        self.run_key = key
-        self.skip_bad_lines = skip
-
-    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        _, records = mh.read_results(self.results[unit.input])
-        members = {int(r["line"]): (int(r["ordinal"]), int(r["cluster"]), float(r["similarity"])) for r in records}
-        stats = write_marks(
-            unit.input, unit.outputs[0], members, self.attribute, self.cluster_attribute, self.skip_bad_lines
-        )
-        assert unit.record is not None
-        io.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
-        progress(stats.documents_in, stats.bytes_in)
-        return stats
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 3. connected components by alternating large-star / small-star rounds (Kiveris et al., 2014) on the edge RDD
    until a round changes nothing; every node ends pointing at its component's smallest ordinal, the keeper;
 4. similarity to the keeper from the two sketches (a join), then per file, on the executors, the attribute
-   file written by the same function as the local run (`dedupe_minhash.write_marks`): byte-identical.
+   file written by the same function as the local run (`minhash_attributes.write_marks`): byte-identical.
 
 Nothing proportional to the corpus is collected on the driver.
 """
@@ -151,8 +151,8 @@ class WriteFiles:
         self.s3 = s3
 
     def __call__(self, items: Iterable[tuple[int, tuple]]) -> Iterator[tuple[str, Any]]:
-        from dolma.dedupe_minhash import write_marks
         from dolma.executors.base import describe_error
+        from dolma.minhash_attributes import write_marks
 
         io.configure_s3(self.s3)
         for _, (path, output, members) in items:
