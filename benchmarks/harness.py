@@ -1,7 +1,7 @@
 """Benchmark harness: stage plugins, measured runs, medians and the Markdown table.
 
 A stage plugin (``benchmarks/stages/<stage>.py``) exposes ``cases(ctx) -> list[Case]``. A ``Case`` names one
-workload (e.g. "tag: length taggers") and gives, per implementation ("ours", "reference", "datatrove"), a
+workload (e.g. "tag: length taggers") and gives, per implementation ("ours", "reference", "datatrove", "datasketch"), a
 function that lays out a fresh work directory and returns the command to time, plus an optional ``check`` that
 reads the outputs and returns quality numbers (recall, kept counts, ...). A case whose command does not exist in
 this project yet is returned with ``missing`` set and shows up as a "not implemented yet" row.
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-IMPLS = ("ours", "reference", "datatrove")
+IMPLS = ("ours", "reference", "datatrove", "datasketch")
 TIMER = Path(__file__).resolve().parent / "timer.py"
 
 

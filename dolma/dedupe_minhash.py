@@ -5,11 +5,12 @@ Three passes, each resumable:
    files that verify against this configuration, file position and path);
 2. cluster: all band-key files in the stable order (input file order, then line) -> one result file per
    documents file in `work_dir/results/`, memory bounded by `memory_budget` (one call, global by nature);
-3. mark: one `Job` unit per documents file -> its attributes file. A document that is not its cluster's keeper
-   gets `<attribute_name>: [[0, len(text), similarity to the keeper]]`; every member of a cluster of two or more
-   gets `<cluster_attribute_name>: [[0, len(text), cluster id]]` (the keeper's ordinal in the run).
+3. mark (`dolma.minhash_attributes`): one `Job` unit per documents file -> its attributes file. A document that
+   is not its cluster's keeper gets `<attribute_name>: [[0, len(text), similarity to the keeper]]`; every member
+   of a cluster of two or more gets `<cluster_attribute_name>: [[0, len(text), cluster id]]` (the keeper's
+   ordinal in the run).
 
-With `executor: spark` the same clusters are computed on the cluster (`dolma.spark_minhash`, verify none); with
+With `executor: spark` the same clusters are computed on the cluster (`dolma.spark_minhash`); with
 `eval_documents` the run is query-only decontamination instead (`dolma.minhash_decontaminate`).
 
 Passes 2 and 3 are tied to the run by a key (inputs, parameters, attribute names): a completion record holding
@@ -29,11 +30,12 @@ from msgspec import Meta
 
 from dolma import _rust, io
 from dolma import minhash as mh
-from dolma.documents import AttributeRow, Document, ReadStats, attributes_path, read_records
+from dolma.documents import attributes_path
 from dolma.errors import ConfigError, DolmaError
 from dolma.executors import make_executor
-from dolma.executors.base import CompletionRecord, Job, Progress, Summary, Unit, UnitStats
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
 from dolma.executors.summary import DedupeStats, ModeCounts, finish_run, now
+from dolma.minhash_attributes import MarkJob
 from dolma.paths import check_name, check_outputs, check_path, claim_dir
 
 if TYPE_CHECKING:
@@ -133,12 +135,6 @@ def plan(config: DedupeConfig) -> MinHashPlan:
         )
     if config.processes < 1:
         raise ConfigError(f"dedupe: processes must be at least 1, got {config.processes}")
-    if config.executor == "spark" and section_mh.verify != "none":
-        raise ConfigError(
-            f"dedupe.minhash.verify: executor spark runs verify none only (got {section_mh.verify}): verification "
-            "joins a document to the first earlier bucket member already in its cluster or above the threshold, an "
-            "order-dependent rule a distributed run cannot reproduce; use executor local, or verify none"
-        )
     if config.executor == "spark" and section_mh.eval_documents:
         raise ConfigError("dedupe.minhash.eval_documents: decontamination runs with executor local only")
     if section_mh.memory_budget < 1 << 20:
@@ -197,6 +193,7 @@ class SignJob(Job):
         self, params: mh.MinHashParams, index: dict[str, int], key: tuple, skip_bad_lines: bool, threads: int
     ):
         self.params = params
+        self.engine = mh.signer(params)  # pickled to the workers as its engine JSON: no datasketch import there
         self.index = index
         self.key = key
         self.skip_bad_lines = skip_bad_lines
@@ -211,77 +208,10 @@ class SignJob(Job):
             skip_bad_lines=self.skip_bad_lines,
             threads=self.threads,
             key=self.key,
+            engine=self.engine,
         )
         progress(stats.documents, stats.bytes)
         return UnitStats(documents_in=stats.documents, bad_lines=stats.bad_lines, bytes_in=stats.bytes)
-
-
-_document = msgspec.json.Decoder(Document)
-_row = msgspec.json.Encoder()
-
-
-def write_marks(
-    path: str,
-    output: str,
-    members: dict[int, tuple[int, int, float]],
-    attribute: str,
-    cluster_attribute: str,
-    skip_bad_lines: bool,
-) -> UnitStats:
-    """The attributes file of `path` from its cluster members (line -> (ordinal, cluster id, similarity to the
-    keeper, an f32 value)), and the unit's numbers. Shared by the local and Spark runs, so both write the same
-    bytes and count alike."""
-    stats = ReadStats()
-    marked = 0
-    with io.AtomicWriter(output) as out:
-        for lineno, doc, _ in read_records(path, _document.decode, skip_bad_lines=skip_bad_lines, stats=stats):
-            if doc is None:
-                continue  # a skipped bad line gets no attribute row (the mixer reads in lockstep)
-            attributes: dict[str, list[list[float | int]]] = {}
-            member = members.get(lineno)
-            if member is not None:
-                length = len(doc.text)
-                ordinal, cluster, similarity = member
-                if ordinal != cluster:
-                    attributes[attribute] = [[0, length, round(similarity, 6)]]
-                    marked += 1
-                attributes[cluster_attribute] = [[0, length, cluster]]
-            out.write(_row.encode(AttributeRow(id=doc.id, attributes=attributes)) + b"\n")
-        if len(members) > stats.documents:  # the writer discards the file
-            raise DolmaError(
-                f"{path}: {len(members)} of its documents are in clusters but the file has {stats.documents}: it "
-                "changed since it was signed; rerun with --ignore_existing"
-            )
-    return UnitStats(
-        documents_in=stats.documents,
-        documents_out=stats.documents,
-        bad_lines=stats.bad_lines,
-        bytes_in=stats.bytes,
-        bytes_out=out.bytes_written,
-        counters={"documents marked": marked},
-    )
-
-
-class MarkJob(Job):
-    """Pass 3: a documents file and its result file -> its attributes file, then its completion record."""
-
-    def __init__(self, results: dict[str, str], attribute: str, cluster_attribute: str, key: str, skip: bool):
-        self.results = results
-        self.attribute = attribute
-        self.cluster_attribute = cluster_attribute
-        self.run_key = key
-        self.skip_bad_lines = skip
-
-    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        _, records = mh.read_results(self.results[unit.input])
-        members = {int(r["line"]): (int(r["ordinal"]), int(r["cluster"]), float(r["similarity"])) for r in records}
-        stats = write_marks(
-            unit.input, unit.outputs[0], members, self.attribute, self.cluster_attribute, self.skip_bad_lines
-        )
-        assert unit.record is not None
-        io.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
-        progress(stats.documents_in, stats.bytes_in)
-        return stats
 
 
 # ----------------------------------------------------------------------------------------------------------

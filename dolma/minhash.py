@@ -54,6 +54,8 @@ MAX_SEED = (1 << 32) - 1
 XXH3_SEED: int = _rust.MINHASH_XXH3_SEED
 """Seed of the default base hash: `hash="xxh3"` signatures equal `datasketch.MinHash(num_perm, seed,
 hashfunc=lambda b: xxh3_64(b, XXH3_SEED) & 0xFFFFFFFF)`, with `xxh3_64` = `dolma._rust.xxh3_64`."""
+MAX_ANCHORS: int = _rust.MINHASH_MAX_ANCHORS
+"""With verification, a bucket member is compared with at most this many earlier members (the bucket's first)."""
 
 RESULT_DTYPE = np.dtype(
     [
@@ -301,6 +303,7 @@ def sign_file(
     batch_bytes: int = 2 << 20,
     threads: int | None = None,
     key: Sequence[str | int] = ("text",),
+    engine: _rust.MinHashSigner | None = None,
 ) -> SignStats:
     """Signatures and band keys of every document of `path` (local or S3) -> the band-key file `output`.
 
@@ -309,11 +312,12 @@ def sign_file(
     complete (a killed run leaves nothing, so a resumed run redoes exactly the missing files), and its bytes do
     not depend on `batch_bytes` or `threads`. `file_index` is the file's position in the run's stable order.
     `key` is the path to the text in each document (`dolma._rust.json_path_steps` of a JSONPath); a document
-    where it is missing or not a string has no shingles (never a duplicate).
+    where it is missing or not a string has no shingles (never a duplicate). `engine`: `signer(params)` if
+    already built (it pickles as its engine JSON, so a worker process that receives it needs no datasketch import
+    and no band optimiser, the larger part of a small file's CPU time).
     """
-    writer = _rust.MinHashFileWriter(
-        signer(params), _local(output, "band-key files"), file_index, path, threads=threads
-    )
+    engine = engine if engine is not None else signer(params)
+    writer = _rust.MinHashFileWriter(engine, _local(output, "band-key files"), file_index, path, threads=threads)
     stats = ReadStats()
     try:
         # Documents are read and decoded (with the GIL) in a second thread while Rust signs the previous batch

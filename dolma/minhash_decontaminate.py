@@ -12,6 +12,7 @@ not compared with each other, so each file is independent and the output does no
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -19,10 +20,11 @@ import numpy as np
 
 from dolma import io
 from dolma import minhash as mh
-from dolma.documents import AttributeRow, Document, ReadStats, read_records
+from dolma.documents import Document, ReadStats, read_records
 from dolma.errors import ConfigError
 from dolma.executors import make_executor
 from dolma.executors.base import CompletionRecord, Job, Progress, Unit, UnitStats
+from dolma.minhash_attributes import Row, write_attribute_file
 from dolma.paths import check_outputs
 
 if TYPE_CHECKING:
@@ -60,15 +62,20 @@ def _field(key: tuple[str | int, ...]):
 _document = msgspec.json.Decoder(Document)
 
 
-def _documents(path: str, key: tuple[str | int, ...], skip_bad_lines: bool, stats: ReadStats):
-    """(document, text at `key`) of every good line of `path` (None for a skipped bad line)."""
+def _decoder(key: tuple[str | int, ...]) -> Callable[[bytes], tuple[Document, str]]:
+    """A line -> (document, its text at `key`)."""
     text_of = _field(key)
 
     def decode(line: bytes) -> tuple[Document, str]:
         doc = _document.decode(line)
         return doc, text_of(doc, line)
 
-    for _, pair, _ in read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats):
+    return decode
+
+
+def _documents(path: str, key: tuple[str | int, ...], skip_bad_lines: bool, stats: ReadStats):
+    """(document, text at `key`) of every good line of `path` (None for a skipped bad line)."""
+    for _, pair, _ in read_records(path, _decoder(key), skip_bad_lines=skip_bad_lines, stats=stats):
         yield pair
 
 
@@ -135,42 +142,38 @@ class DecontaminateJob(Job):
                 out[row] = round(best, 6)
         return out
 
+    def _annotate(self, pairs: Iterable[tuple[int, tuple[Document, str]]]) -> Iterator[Row]:
+        """A row per document, scored in batches of about BATCH_CHARS characters."""
+        batch: list[tuple[Document, str]] = []
+        chars = 0
+
+        def flush() -> Iterator[Row]:
+            for (doc, _), score in zip(batch, self._scores([text for _, text in batch])):
+                attributes = {} if score is None else {self.attribute: [[0, len(doc.text), score]]}
+                yield doc.id, attributes, score is not None
+            batch.clear()
+
+        for _, pair in pairs:
+            batch.append(pair)
+            chars += len(pair[1])
+            if chars >= BATCH_CHARS:
+                yield from flush()
+                chars = 0
+        yield from flush()
+
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        stats = ReadStats()
-        marked = 0
-        with io.AtomicWriter(unit.outputs[0]) as out:
-            batch: list[tuple[Document, str]] = []
-            chars = 0
-
-            def flush() -> int:
-                found = 0
-                for (doc, _), score in zip(batch, self._scores([text for _, text in batch])):
-                    attributes = {} if score is None else {self.attribute: [[0, len(doc.text), score]]}
-                    found += score is not None
-                    out.write(msgspec.json.encode(AttributeRow(id=doc.id, attributes=attributes)) + b"\n")
-                batch.clear()
-                return found
-
-            for pair in _documents(unit.input, self.key, self.skip_bad_lines, stats):
-                if pair is None:
-                    continue
-                batch.append(pair)
-                chars += len(pair[1])
-                if chars >= BATCH_CHARS:
-                    marked += flush()
-                    chars = 0
-            marked += flush()
+        stats = write_attribute_file(
+            unit.input,
+            unit.outputs[0],
+            _decoder(self.key),
+            self._annotate,
+            "documents marked (near an evaluation document)",
+            self.skip_bad_lines,
+        )
         assert unit.record is not None
         io.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
-        progress(stats.documents, stats.bytes)
-        return UnitStats(
-            documents_in=stats.documents,
-            documents_out=stats.documents,
-            bad_lines=stats.bad_lines,
-            bytes_in=stats.bytes,
-            bytes_out=out.bytes_written,
-            counters={"documents marked (near an evaluation document)": marked},
-        )
+        progress(stats.documents_in, stats.bytes_in)
+        return stats
 
 
 def run(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, title: str, started: Any) -> int:

@@ -6,6 +6,6 @@ case with ``missing`` set, so the table shows a "not implemented yet" row instea
 
 from __future__ import annotations
 
-STAGES = ("warc", "tag", "dedupe", "mix", "tokens", "stat")
+STAGES = ("warc", "tag", "dedupe", "near_dup", "mix", "tokens", "stat")
 # The module of each stage (`stat` would shadow the standard library's `stat` for scripts run from this folder).
 MODULES = {stage: stage for stage in STAGES} | {"stat": "attribute_stats"}

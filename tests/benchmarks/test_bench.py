@@ -544,3 +544,89 @@ def test_stat_stage_times_both_on_shared_attributes_and_counts_values(tmp_path):
     result = run_cli(*argvs["ours"], "--quiet", cwd=tmp_path / "ours")
     assert result.returncode == 0, result.stderr
     assert case.impls["ours"].check(tmp_path / "ours") == {"histograms": 2, "values counted": 14}
+
+
+def test_near_dup_stage_runs_ours_and_datasketch_and_finds_the_planted_pairs(tmp_path):
+    """`make bench` gains a near_dup stage: ours (the `dolma dedupe` minhash command) and datasketch run on the
+    same files and report clusters, near-duplicates, candidate pairs and the recall of the planted pairs;
+    datatrove's four steps get the same bands x rows."""
+    from benchmarks.stages import STAGES, near_dup
+
+    assert "near_dup" in STAGES
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(5000)]
+    docs, near, exact = [], [], []
+    for i in range(40):
+        words = rng.choices(vocab, k=200)
+        docs.append({"id": f"d{i}", "text": " ".join(words)})
+        if i % 4 == 0:  # a copy with two words replaced (shingle Jaccard ~0.9)
+            edited = list(words)
+            edited[50], edited[150] = "changed", "edited"
+            docs.append({"id": f"d{i}-near", "text": " ".join(edited)})
+            near.append({"ids": [f"d{i}", f"d{i}-near"]})
+        if i % 10 == 1:
+            docs.append({"id": f"d{i}-copy", "text": docs[-1]["text"]})
+            exact.append({"ids": [docs[-2]["id"], f"d{i}-copy"]})
+    corpus = tmp_path / "corpus"
+    path = corpus / "documents" / "src" / "a.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(d) + "\n" for d in docs)
+    ctx = context(tmp_path)
+    assert all(c.missing for c in near_dup.cases(ctx))
+    ctx.corpus = corpus
+    ctx.ground_truth = {
+        "num_documents": len(docs),
+        "text_bytes": sum(len(d["text"]) for d in docs),
+        "near_duplicates": near,
+        "exact_duplicates": exact,
+    }
+    ctx.all_ids = [d["id"] for d in docs]
+    ctx.our_commands = {"dedupe"}
+    ctx.ours = Path(sys.executable).parent / "dolma"
+    ctx.datatrove_python = Path("dt-python")
+    (case,) = near_dup.cases(ctx)
+    assert set(case.impls) == {"ours", "datasketch", "datatrove"}
+    argv = case.impls["datatrove"].prepare(tmp_path / "dt", 2).argv
+    bands, rows = near_dup.band_rows()
+    assert argv[argv.index("--bands") + 1] == str(bands) and argv[argv.index("--rows") + 1] == str(rows)
+    assert argv[argv.index("--workers") + 1] == "2"
+    del case.impls["datatrove"]
+    results = harness.run_cases([case], ctx, [1, 2], 1, log=lambda s: None)
+    assert [(r["impl"], r["processes"], r["status"]) for r in results] == [
+        ("ours", 1, "ok"),
+        ("datasketch", 1, "ok"),
+        ("ours", 2, "ok"),
+        ("datasketch", 2, "ok"),
+    ]
+    for r in results:
+        q = r["quality"]
+        assert q["clusters"] == len(near) + len(exact) and q["near-duplicates"] == len(near) + len(exact)
+        assert q["recall (planted near-dups)"] == "1.000" and q["recall (exact)"] == "1.000"
+        assert q["pairs"] >= len(near) + len(exact)
+
+
+def test_near_dup_stage_reads_datatrove_clusters_from_its_outputs(tmp_path):
+    """datatrove's quality comes from the cluster ids its filter step writes and the size of its pair files."""
+    from benchmarks.stages import near_dup
+
+    ctx = context(tmp_path)
+    ctx.all_ids = ["a", "b", "c", "d"]
+    ctx.ground_truth = {"near_duplicates": [{"ids": ["a", "b"]}, {"ids": ["c", "d"]}], "exact_duplicates": []}
+    out = tmp_path / "w" / "datatrove"
+    for part, recs in (("kept", [("a", 7), ("c", -1)]), ("removed", [("b", 7), ("d", -1)])):
+        (out / part).mkdir(parents=True)
+        with gzip.open(out / part / "00000.jsonl.gz", "wt") as fh:
+            fh.writelines(
+                json.dumps({"id": i, "text": "", "metadata": {"minhash_cluster_id": c}}) + "\n" for i, c in recs
+            )
+    (out / "buckets").mkdir()
+    (out / "buckets" / "00000_00.dups").write_bytes(bytes(16 * 3))
+    q = near_dup.datatrove_check(ctx)(tmp_path / "w")
+    assert q == {
+        "clusters": 1,
+        "near-duplicates": 1,
+        "pairs": 3,
+        "recall (planted near-dups)": "0.500",
+        "recall (exact)": "n/a",
+    }

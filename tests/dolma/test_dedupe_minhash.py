@@ -161,7 +161,6 @@ def test_minimal_config_needs_no_bloom_filter(tmp_path: Path) -> None:
         (["--dedupe.minhash.tokenizer", "lines"], "tokenizer"),
         (["--dedupe.minhash.attribute_name", "../x"], "attribute_name"),
         (["--dedupe.min_words", "3"], "do not apply to dedupe.minhash"),
-        (["--executor", "spark", "--dedupe.minhash.verify", "signature"], "executor spark runs verify none only"),
         (["--dedupe.minhash.memory_budget", "1000"], "memory_budget"),
     ],
 )
@@ -488,7 +487,10 @@ def spark_run(sc, root: Path, *extra: str) -> None:
     assert summary.ok, summary.failures
 
 
-def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark_context) -> None:
+@pytest.mark.parametrize("verify", ["none", "signature", "exact"])
+def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark_context, verify: str) -> None:
+    """Spark computes the local run's clusters, with verification too (each bucket's edges depend on its members
+    and their sketches only, so buckets verified on executors give the local edges)."""
     src, _ = planted
     roots = []
     for name in ("local", "spark"):
@@ -497,8 +499,8 @@ def test_spark_local2_writes_the_local_runs_bytes(planted, tmp_path: Path, spark
         for path in (src / "documents").glob("*.jsonl.gz"):
             (root / "documents" / path.name).write_bytes(path.read_bytes())
         roots.append(root)
-    dedupe(roots[0], "--dedupe.minhash.verify", "none")
-    spark_run(spark_context, roots[1])
+    dedupe(roots[0], "--dedupe.minhash.verify", verify)
+    spark_run(spark_context, roots[1], "--dedupe.minhash.verify", verify)
     expected = attribute_bytes(roots[0])
     assert len(expected) == 4 and sum(data.count(b"nd_dup") for data in map(gzip.decompress, expected.values()))
     assert attribute_bytes(roots[1]) == expected
@@ -534,3 +536,29 @@ def test_spark_reads_and_writes_s3(tmp_path: Path, spark_context, s3_server, s3_
         out.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(s3_bucket, f"mh/attributes/nd/{name}", str(out))
         assert out.read_bytes() == data, name
+
+
+def test_a_sign_worker_needs_no_datasketch(tmp_path: Path) -> None:
+    """The sign job carries the signer built on the driver: a spawned worker that unpickles it and signs a file
+    writes the same band-key file without importing datasketch (and scipy, its band optimiser)."""
+    import pickle
+
+    from dolma.dedupe_minhash import SignJob
+
+    docs = write_jsonl_gz(
+        tmp_path / "a.jsonl.gz", [{"id": str(i), "text": d["text"]} for i, d in enumerate(synthetic_docs(20, seed=3))]
+    )
+    params = mh.MinHashParams(threshold=0.7)
+    job = tmp_path / "job.pkl"
+    job.write_bytes(pickle.dumps(SignJob(params, {str(docs): 0}, ("text",), False, 1)))
+    code = (
+        "import pickle, sys\n"
+        "from dolma.executors.base import Unit\n"
+        f"job = pickle.loads(open({str(job)!r}, 'rb').read())\n"
+        f"job.run_unit(Unit(input={str(docs)!r}, outputs=({str(tmp_path / 'w.mhk')!r},)), lambda d, b: None)\n"
+        "print('datasketch' in sys.modules, 'scipy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    mh.sign_file(str(docs), str(tmp_path / "d.mhk"), 0, params)
+    assert (tmp_path / "w.mhk").read_bytes() == (tmp_path / "d.mhk").read_bytes()

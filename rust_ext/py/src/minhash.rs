@@ -87,6 +87,19 @@ impl PyMinHashSigner {
         Ok((PyBytes::new(py, &bytes), counts))
     }
 
+    /// Per text, its shingle set for `verify: exact`: sorted, distinct little-endian `u64` hashes.
+    #[pyo3(signature = (texts, *, threads=None))]
+    fn shingle_sets<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
+        threads: Option<usize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let sets = detached(py, threads, || self.signer.hasher.shingle_sets(&texts))?;
+        let bytes = |set: &Vec<u64>| set.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        Ok(sets.iter().map(|set| PyBytes::new(py, &bytes(set))).collect())
+    }
+
     /// Band keys of signatures (`num_perm` little-endian `u32` values per row): `bands` little-endian `u64`
     /// keys per row.
     fn band_keys<'py>(&self, py: Python<'py>, signatures: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
@@ -261,6 +274,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minhash_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_read_results, m)?)?;
     m.add("MINHASH_XXH3_SEED", dolma_core::minhash::signature::XXH3_SEED)?;
+    m.add("MINHASH_MAX_ANCHORS", dolma_core::minhash::cluster::MAX_ANCHORS)?;
     m.add("MINHASH_UNIT_VERSION", dolma_core::minhash::unit::VERSION)?;
     m.add("MINHASH_RESULT_VERSION", dolma_core::minhash::results::VERSION)?;
     Ok(())

@@ -6,9 +6,11 @@
 //! 2. All `(band key, ordinal)` records go through an external sort ([`super::sort`]) within the memory
 //!    budget, which yields each bucket (records with an equal key) in ordinal order.
 //! 3. Buckets become unions. Without verification every member joins the bucket's first member (enough for
-//!    connected components). With verification a member is compared with the bucket's earlier members in
-//!    order (at most [`MAX_ANCHORS`] of them) and joins the first one that is already in its cluster or
-//!    whose similarity reaches the threshold; a member that joins none stays apart. Similarity is the
+//!    connected components). With verification a member is compared with the bucket's anchors (its first
+//!    [`MAX_ANCHORS`] members in ordinal order) that precede it, in order, and joins the first one whose
+//!    similarity reaches the threshold; a member that joins none stays apart. The edges of a bucket are thus
+//!    a function of its members and their sketches alone (not of what other buckets united), which is what
+//!    lets Spark compute the same edges bucket by bucket (`dolma/spark_minhash.py`). Similarity is the
 //!    fraction of equal signature values (`signature`) or the Jaccard index of the 64-bit shingle hash sets
 //!    (`exact`, exact up to hash collisions).
 //! 4. Union-find over ordinals (`u32` parent per document, the smaller root always wins, so each root is its
@@ -334,9 +336,6 @@ impl Bucket {
     ) -> Result<()> {
         let mut sketch: Option<Sketch> = None;
         for (anchor, anchor_sketch) in &self.anchors {
-            if uf.find(*anchor) == uf.find(ordinal) {
-                break;
-            }
             let s = match sketch.as_mut() {
                 Some(s) => s,
                 None => sketch.insert(load(&mut self.spare, corpus, similarity, ordinal)?),

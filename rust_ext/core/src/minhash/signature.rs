@@ -193,6 +193,23 @@ impl MinHasher {
         count
     }
 
+    /// The shingle sets of many texts (sorted, distinct 64-bit hashes each: what `verify: exact` compares),
+    /// computed in parallel on the current rayon pool, in the order of `texts`.
+    pub fn shingle_sets<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Vec<Vec<u64>> {
+        let n = self.num_perm();
+        texts
+            .par_iter()
+            .map_init(
+                || (SignBuf::default(), vec![0u32; n]),
+                |(buf, sig), text| {
+                    let mut set = Vec::new();
+                    self.sign(text.as_ref(), buf, sig, Some(&mut set));
+                    set
+                },
+            )
+            .collect()
+    }
+
     /// Signatures of many texts (row-major, `num_perm` values per text) and their shingle counts, computed
     /// in parallel on the current rayon pool; the result does not depend on the thread count.
     pub fn sign_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> (Vec<u32>, Vec<u32>) {
