@@ -1,11 +1,12 @@
 """Spark executor benchmark: tag and dedupe on local[1] vs local[2], and Spark vs the local executor.
 
-    .venv/bin/python benchmarks/bench_spark.py --size-mb 100 [--tasks tag,dedupe] [--repeats 3] [--out r.json]
+    .venv/bin/python benchmarks/bench_spark.py --size-mb 100 [--tasks tag,dedupe,minhash] [--repeats 3] [--out r.json]
 
 Builds a synthetic corpus (16 gzip files, `--size-mb` of uncompressed JSON lines, planted repeated
 paragraphs), then runs every configuration in a fresh process and prints one table:
 - throughput of the work itself (MB/s of uncompressed input, docs/s), measured around `executor.run`
-  (tag) or `dedupe.run` once the SparkContext is up, and end-to-end wall time including JVM start-up;
+  (tag) or `dedupe.run` (dedupe: paragraphs with a Bloom filter; minhash: `dedupe.minhash`, threshold 0.8) once
+  the SparkContext is up, and end-to-end wall time including JVM start-up;
   each process runs the work `--runs` times (default 2): the first run is "cold" (a new Spark application
   also starts its Python workers and warms up the JVM then, a few seconds), the best later one "warm" (the
   steady state of a long job);
@@ -66,6 +67,16 @@ def build_corpus(root: Path, size_mb: int) -> Path:
     return docs_dir
 
 
+def _clean_dedupe_outputs(work: Path, name: str) -> None:
+    """Remove what a dedupe run left (filter, MinHash working files, attribute files) so that the next run redoes
+    everything."""
+    import shutil
+
+    (work / "out" / f"{name}.bloom").unlink(missing_ok=True)
+    shutil.rmtree(work / "out" / f"{name}-work", ignore_errors=True)
+    shutil.rmtree(work / "attributes" / name, ignore_errors=True)
+
+
 def one(args: argparse.Namespace) -> None:
     """Run one configuration in this process and print a JSON line."""
     from dolma import config as dconfig
@@ -107,30 +118,27 @@ def one(args: argparse.Namespace) -> None:
         from dolma.commands import dedupe
         from dolma.dedupe.config import DedupeConfig
 
-        name = f"dedupe-{args.executor}-{args.parallelism}"
+        name = f"{args.task}-{args.executor}-{args.parallelism}"
         bloom = work / "out" / f"{name}.bloom"
         bloom.unlink(missing_ok=True)
-        config = dconfig.build(
-            DedupeConfig,
-            overrides={
-                "documents": [docs],
-                "dedupe": {"name": name, "paragraphs": {"attribute_name": "dup"}, "skip_empty": True},
-                "bloom_filter": {
-                    "file": str(bloom),
-                    "estimated_doc_count": 20_000_000,
-                    "desired_false_positive_rate": 1e-9,
-                },
-                "processes": args.parallelism,
-                "executor": args.executor,
-                "quiet": True,
-            },
-        )
+        common = {"documents": [docs], "processes": args.parallelism, "executor": args.executor, "quiet": True}
+        if args.task == "minhash":
+            # near-duplicates: MinHash-LSH (xxh3, 128 permutations, threshold 0.8), no Bloom filter
+            mh_work = work / "out" / f"{name}-work"
+            section = {"attribute_name": "nd", "threshold": 0.8, "work_dir": str(mh_work)}
+            overrides = {**common, "dedupe": {"name": name, "minhash": section}}
+        else:
+            filter_ = {"file": str(bloom), "estimated_doc_count": 20_000_000, "desired_false_positive_rate": 1e-9}
+            section = {"name": name, "paragraphs": {"attribute_name": "dup"}, "skip_empty": True}
+            overrides = {**common, "dedupe": section, "bloom_filter": filter_}
+        config = dconfig.build(DedupeConfig, overrides=overrides)
         seconds = []
         for _ in range(args.runs):
+            _clean_dedupe_outputs(work, name)
             t0 = time.monotonic()
             assert dedupe.run(config) == 0
             seconds.append(time.monotonic() - t0)
-            bloom.unlink(missing_ok=True)
+        _clean_dedupe_outputs(work, name)
         from dolma.executors.base import Summary
 
         summary = Summary(units=0)  # counts for the report, read outside the timed part
