@@ -30,7 +30,8 @@ from dolma.dedupe.store import (
     _upload,
 )
 from dolma.errors import BadInputError, ConfigError, DolmaError
-from dolma.executors.base import ProgressDisplay, Summary, UnitStats
+from dolma.executors import make_executor
+from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats, describe_error
 from dolma.executors.summary import (
     BloomFilterStats,
     DedupeStats,
@@ -73,6 +74,136 @@ def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):
         return DolmaError(str(exc))
     return exc
+
+
+class _Stopped(DolmaError):
+    """A batch failed: retrying it would insert its keys a second time, so the rule of dolma.executors.base
+    must not retry it (the batch's own error is kept on the job and raised by `_run`)."""
+
+    retryable = False
+
+
+class BloomJob(Job):
+    """The Bloom-filter pass as an executor job: one unit per batch of input files, each one Rust run over the
+    batch on `threads` threads, tested against and inserted into the one filter, which is checkpointed between
+    batches.
+
+    The filter is state every batch reads and changes, so the job is `sequential`: the executor runs its units
+    in order in this process (this object is the one that runs them, which is how `_run` reads its totals,
+    checkpoint state and error afterwards).
+    """
+
+    sequential = True
+
+    def __init__(
+        self,
+        config: DedupeConfig,
+        plan_: Plan,
+        threads: int,
+        staging: _Staging,
+        deduper: Deduper,
+        filt: _Filter,
+        infos: list[io.FileInfo],
+        todo: list[int],
+        complete: list[int],
+    ):
+        self.config = config
+        self.plan = plan_
+        self.threads = threads
+        self.staging = staging
+        self.deduper = deduper
+        self.filt = filt
+        self.infos = infos
+        self.todo = todo
+        self.complete = complete
+        self.batches: dict[str, list[int]] = {}
+        self.totals: dict[str, int] = {}
+        self.error: BaseException | None = None
+        self.last_save = time.monotonic()
+        self.saved = len(filt.manifest.inputs)
+        # `clean`: the filter's bits hold exactly the keys of the inputs its manifest records (true between
+        # batches), so it may be saved as the state a rerun resumes from.
+        self.clean = True
+
+    def units(self) -> list[Unit]:
+        """One unit per batch of the files to do (contiguous runs of file indices, bounded in size), named by
+        its first input."""
+        out = []
+        for begin, end in _batches_of(self.todo, self.plan.inputs, max(4, 4 * self.threads)):
+            indices = self.todo[begin:end]
+            unit = Unit(input=self.plan.inputs[indices[0]], outputs=tuple(self.plan.outputs[i] for i in indices))
+            self.batches[unit.input] = indices
+            out.append(unit)
+        return out
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        try:
+            return self._run_batch(self.batches[unit.input], progress)
+        except Exception as exc:
+            self.error = exc
+            raise _Stopped(describe_error(exc)) from exc
+
+    def _run_batch(self, indices: list[int], progress: Progress) -> UnitStats:
+        config, plan_, filt, staging = self.config, self.plan, self.filt, self.staging
+        cfg = config.bloom_filter
+        read_only = cfg.read_only
+        bf = filt.bf
+        inputs, outputs, uploads = _stage(plan_, indices, staging)
+        self.clean = False
+        try:
+            stats = self.deduper.run(bf, inputs, outputs, read_only=read_only, threads=self.threads)
+        except BaseException as exc:
+            # An error, or Ctrl-C / SIGTERM (a KeyboardInterrupt: the run stopped at its next chunk). Errors of
+            # the run carry what it completed; without that (a signal that arrived as the run returned) the
+            # filter may hold keys of files not recorded, so the last save stays the state to resume from.
+            completed = getattr(exc, "completed_stats", None)
+            partial = bool(getattr(exc, "partial_file", False))
+            if completed is not None:
+                # The files before the failing one are complete: their S3 outputs go up before anything
+                # records them as done.
+                _upload(uploads, indices[: completed.get("files", 0)])
+            if partial:
+                # The filter holds the first chunks of the unfinished file: it is not the state after the
+                # files before it, so keep the last save (a rerun redoes the files after it).
+                log.warning(
+                    "the filter holds part of an unfinished file's keys; not checkpointed: a rerun resumes "
+                    "after the %d file(s) saved in it",
+                    self.saved,
+                )
+            elif completed is not None and not read_only:
+                # Keep what the files before the failing one inserted: a rerun resumes after them (a stop
+                # saves on its way out, in `_run`).
+                filt.record(_records(plan_, indices, self.infos, completed.get("fingerprints", [])))
+                self.clean = True
+                if not isinstance(exc, KeyboardInterrupt):
+                    _save_before_failing(filt, staging, self.saved, cfg.allow_saturated)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise _translate(exc) from None
+        _upload(uploads, indices)
+        totals = self.totals
+        for key, value in stats.items():
+            if isinstance(value, int):
+                totals[key] = totals.get(key, 0) + value
+        progress(stats["documents"], stats["input_bytes"])
+        result = UnitStats(
+            documents_in=stats["documents"],
+            documents_out=stats["documents"],
+            bad_lines=stats.get("bad_lines", 0),
+            bytes_in=stats["input_bytes"],
+            counters={key: value for key, value in stats.items() if isinstance(value, int)},
+        )
+        if read_only:
+            return result
+        filt.record(_records(plan_, indices, self.infos, stats["fingerprints"]))
+        self.clean = True
+        _check_saturation(filt, _rate_now(bf), cfg.allow_saturated, (totals, self.infos, self.complete))
+        now = time.monotonic()
+        if indices[-1] != self.todo[-1] and now - self.last_save >= config.checkpoint_interval:
+            _save_during_run(filt, staging)
+            self.saved = len(filt.manifest.inputs)
+            self.last_save = time.monotonic()
+        return result
 
 
 def _dryrun(config: DedupeConfig, plan_: Plan, filter_path: str) -> int:
@@ -142,87 +273,36 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
     if not todo:
         why = "their attributes exist" if read_only else f"their keys are recorded in {filter_path}"
         log.info("every input file is already complete (%s); nothing to do", why)
-        _finish(config, plan_, {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
+        _finish(config, plan_, Summary(), {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
         return 0
     if not filt.created or read_only:
         _check_saturation(filt, bf.estimated_false_positive_rate(), cfg.allow_saturated, None)
 
-    display = ProgressDisplay(len(plan_.inputs), f"dedupe {plan_.attribute_set}", config.quiet)
-    display.update(units=len(complete))
-    totals: dict[str, int] = {}
-    last_save = time.monotonic()
-    saved = len(filt.manifest.inputs)
-    # `clean`: the filter's bits hold exactly the keys of the inputs its manifest records (true between batches),
-    # so it may be saved as the state a rerun resumes from.
-    clean = True
+    job = BloomJob(config, plan_, threads, staging, deduper, filt, infos, todo, complete)
+    batches = job.units()
+    executor = make_executor(config, f"dedupe {plan_.attribute_set}", ignore_existing=True)
     try:
-        for begin, end in _batches_of(todo, plan_.inputs, max(4, 4 * threads)):
-            indices = todo[begin:end]
-            inputs, outputs, uploads = _stage(plan_, indices, staging)
-            clean = False
-            try:
-                stats = deduper.run(bf, inputs, outputs, read_only=read_only, threads=threads)
-            except BaseException as exc:
-                # An error, or Ctrl-C / SIGTERM (a KeyboardInterrupt: the run stopped at its next chunk). Errors of
-                # the run carry what it completed; without that (a signal that arrived as the run returned) the
-                # filter may hold keys of files not recorded, so the last save stays the state to resume from.
-                completed = getattr(exc, "completed_stats", None)
-                partial = bool(getattr(exc, "partial_file", False))
-                if completed is not None:
-                    # The files before the failing one are complete: their S3 outputs go up before anything
-                    # records them as done.
-                    _upload(uploads, indices[: completed.get("files", 0)])
-                if partial:
-                    # The filter holds the first chunks of the unfinished file: it is not the state after the
-                    # files before it, so keep the last save (a rerun redoes the files after it).
-                    log.warning(
-                        "the filter holds part of an unfinished file's keys; not checkpointed: a rerun resumes "
-                        "after the %d file(s) saved in it",
-                        saved,
-                    )
-                elif completed is not None and not read_only:
-                    # Keep what the files before the failing one inserted: a rerun resumes after them (a stop
-                    # saves on its way out, below).
-                    filt.record(_records(plan_, indices, infos, completed.get("fingerprints", [])))
-                    clean = True
-                    if not isinstance(exc, KeyboardInterrupt):
-                        _save_before_failing(filt, staging, saved, cfg.allow_saturated)
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                raise _translate(exc) from None
-            _upload(uploads, indices)
-            for key, value in stats.items():
-                if isinstance(value, int):
-                    totals[key] = totals.get(key, 0) + value
-            display.update(docs=stats["documents"], nbytes=stats["input_bytes"], units=len(indices))
-            if read_only:
-                continue
-            filt.record(_records(plan_, indices, infos, stats["fingerprints"]))
-            clean = True
-            _check_saturation(filt, _rate_now(bf), cfg.allow_saturated, (totals, infos, complete))
-            now = time.monotonic()
-            if indices[-1] != todo[-1] and now - last_save >= config.checkpoint_interval:
-                _save_during_run(filt, staging)
-                saved = len(filt.manifest.inputs)
-                last_save = time.monotonic()
+        summary = executor.run(job, batches)
     except KeyboardInterrupt:
         # Stopped (Ctrl-C, SIGTERM) where the filter holds exactly the inputs it records: save it, so that a
         # rerun resumes after them.
-        if clean and not read_only and len(filt.manifest.inputs) > saved:
+        if job.clean and not read_only and len(filt.manifest.inputs) > job.saved:
             log.warning(
                 "stopping: saving the filter with %d completed file(s) so that a rerun resumes after them",
                 len(filt.manifest.inputs),
             )
-            _save_before_failing(filt, staging, saved, cfg.allow_saturated)
+            _save_before_failing(filt, staging, job.saved, cfg.allow_saturated)
         raise
-    finally:
-        display.close()
+    if job.error is not None:
+        # the batch's own error, as the command reports it (the executor's failure record only repeats it)
+        raise job.error
+    totals = job.totals
     final_rate = bf.estimated_false_positive_rate()
     if not read_only:
         _check_saturation(filt, final_rate, cfg.allow_saturated, (totals, infos, complete))
         _save_final_filter(filt, staging, len(plan_.inputs))
     warning = _filter_warning(filt, final_rate, cfg.allow_saturated)
-    _finish(config, plan_, totals, filt, final_rate, complete, [warning] if warning else [], started)
+    _finish(config, plan_, summary, totals, filt, final_rate, complete, [warning] if warning else [], started)
     return 0
 
 
@@ -252,6 +332,7 @@ _COUNTER_NAMES = {
 def _finish(
     config: DedupeConfig,
     plan_: Plan,
+    summary: Summary,
     totals: dict[str, int],
     filt: _Filter,
     rate: float,
@@ -260,11 +341,11 @@ def _finish(
     started: Any,
 ) -> None:
     """Write and print the run summary of a Bloom filter run: the Rust run's totals (per run, not per file) and
-    the filter's state."""
+    the filter's state. `summary` is the executor's, counted in files rather than batches here."""
     bf = filt.bf
     done = set(complete)
     processed = [i for i in range(len(plan_.inputs)) if i not in done][: totals.get("files", 0)]
-    summary = Summary(units=len(plan_.inputs), skipped=len(complete), succeeded=len(processed))
+    summary.units, summary.skipped, summary.succeeded = len(plan_.inputs), len(complete), len(processed)
     summary.stats = UnitStats(
         documents_in=totals.get("documents", 0),
         documents_out=totals.get("documents", 0),
