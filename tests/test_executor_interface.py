@@ -120,7 +120,7 @@ def test_spark_refuses_a_sequential_job(tmp_path):
 
 def test_dedupe_runs_its_bloom_filter_pass_through_the_executor():
     # the Bloom-filter loop is a sequential Job run by make_executor's executor, not a loop of its own
-    from dolma.dedupe.local import BloomJob
+    from dolma.dedupe.job import BloomJob
 
     assert issubclass(BloomJob, Job) and BloomJob.sequential
     source = (REPO / "dolma" / "dedupe" / "local.py").read_text(encoding="utf-8")
