@@ -543,3 +543,14 @@ def test_stat_stage_times_both_on_shared_attributes_and_counts_values(tmp_path):
     result = run_cli(*argvs["ours"], "--quiet", cwd=tmp_path / "ours")
     assert result.returncode == 0, result.stderr
     assert case.impls["ours"].check(tmp_path / "ours") == {"histograms": 2, "values counted": 14}
+
+
+def test_stages_prepare_their_work_directories_with_the_shared_helpers():
+    # a fresh work directory with linked inputs, and attributes tagged once per input, are made in
+    # benchmarks/stages/common.py (and harness.link_documents), not again in each stage
+    for path in sorted((REPO / "benchmarks" / "stages").glob("*.py")):
+        if path.name == "common.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        assert "shutil.rmtree(" not in source and "os.symlink(" not in source, path.name
+        assert "def shared_attributes(" not in source, path.name
