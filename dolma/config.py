@@ -1,5 +1,7 @@
 """Typed configuration: YAML/JSON files and dotted command-line overrides -> frozen msgspec Structs.
 
+Longer than 400 lines because loading, overrides, unknown-field checks and `--help` all walk the same struct types.
+
 One struct per command is the single source of truth: it validates, it documents itself (`--help` is
 generated from the field types, defaults and `Meta(description=...)`), and it is what travels to workers
 and into Rust. Unknown or mistyped fields are errors that name the file, the dotted field path and the

@@ -1,10 +1,13 @@
-"""File I/O on local disk and S3: globbing, streaming (de)compression chosen by extension, atomic writes.
+"""File I/O on local disk and S3: paths, globbing, listing, streaming reads decompressed by extension, atomic writes.
+
+Longer than 400 lines because its atomic writes stay here until the MinHash dedupe modules (another branch of
+issue 19), which call them as `io.*`, have landed; then they move to a module of their own.
 
 Paths are plain strings; `s3://bucket/key` URLs go to S3 through `dolma.s3` (boto3, bounded retries, errors
-that name the object). Reading is streaming with constant memory. Writing is atomic: locally to a hidden
-temporary name that is renamed on success; on S3 through one PUT or a multipart upload that creates the
-object only when the file is complete (a failed writer aborts its upload; one left by a killed run is
-aborted when a later run writes the same key).
+that name the object) and `dolma.s3_transfer`. Reading is streaming with constant memory (the decoders are
+dolma.compression's). Writing is atomic: locally to a hidden temporary name that is renamed on success; on S3
+through one PUT or a multipart upload that creates the object only when the file is complete (a failed writer
+aborts its upload; one left by a killed run is aborted when a later run writes the same key).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import IO, Any
 import msgspec
 import zstandard
 
-from dolma import s3
+from dolma import s3, s3_transfer
+from dolma.compression import Decoder, compression_of
 from dolma.errors import ConfigError, CorruptFileError, DolmaError, S3Error
 from dolma.s3 import S3Config
 
@@ -294,95 +298,15 @@ def makedirs(path: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Compression
+# Reading
 # ----------------------------------------------------------------------------------------------------------
-
-
-def compression_of(path: str) -> str | None:
-    """`gzip`, `zstd` or None (plain), from the last extension."""
-    lower = path.lower()
-    if lower.endswith(".gz") or lower.endswith(".gzip"):
-        return "gzip"
-    if lower.endswith(".zst") or lower.endswith(".zstd"):
-        return "zstd"
-    return None
-
-
-class _Decoder:
-    """Incremental decompressor for concatenated gzip members or zstd frames; knows whether it ended cleanly.
-
-    Output is produced in bounded pieces (gzip: at most `OUT_CHUNK` per piece; zstd: input is fed in small
-    slices), so a highly compressible file does not balloon memory.
-    """
-
-    OUT_CHUNK = 1 << 20
-    ZSTD_SLICE = 1 << 14
-
-    def __init__(self, kind: str | None):
-        self.kind = kind
-        self._obj: Any = None
-        self._fresh = True
-        self._members = 0
-        self._padding = False
-        self._new()
-
-    def _new(self) -> None:
-        if self.kind == "gzip":
-            self._obj = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        elif self.kind == "zstd":
-            self._obj = zstandard.ZstdDecompressor().decompressobj()
-        self._fresh = True
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if self.kind is None:
-            if data:
-                yield data
-            return
-        if self.kind == "zstd":
-            for start in range(0, len(data), self.ZSTD_SLICE):
-                yield from self._feed_zstd(data[start : start + self.ZSTD_SLICE])
-            return
-        while data:
-            if self._padding or (self._fresh and self._members and data[0] == 0):
-                # Zero bytes after the last member (tape or block padding): gzip itself ignores them.
-                self._padding = True
-                if data.count(0) != len(data):
-                    raise zlib.error("data after the zero padding that follows the last gzip member")
-                return
-            self._fresh = False
-            out = self._obj.decompress(data, self.OUT_CHUNK)
-            if out:
-                yield out
-            if self._obj.eof:
-                data = self._obj.unused_data
-                self._members += 1
-                self._new()
-            else:
-                data = self._obj.unconsumed_tail
-                if not data and not out:
-                    return
-
-    def _feed_zstd(self, data: bytes) -> Iterator[bytes]:
-        while data:
-            self._fresh = False
-            out = self._obj.decompress(data)
-            if out:
-                yield out
-            if self._obj.eof:
-                data = self._obj.unused_data
-                self._new()
-            else:
-                data = b""
-
-    def finished_cleanly(self) -> bool:
-        return self.kind is None or self._fresh
 
 
 def open_raw_read(path: str) -> IO[bytes]:
     """A binary stream of the stored bytes (no decompression)."""
     if is_s3(path):
         split_s3(path)
-        return s3.S3Reader(path)
+        return s3_transfer.S3Reader(path)
     return open(path, "rb")
 
 
@@ -392,7 +316,7 @@ def iter_chunks(path: str, chunk_size: int = READ_CHUNK, compression: str | None
     `compression` is "infer" (from the extension), "gzip", "zstd" or None (plain).
     """
     kind = compression_of(path) if compression == "infer" else compression
-    decoder = _Decoder(kind)
+    decoder = Decoder(kind)
     try:
         raw = open_raw_read(path)
     except FileNotFoundError as exc:
@@ -542,7 +466,7 @@ class AtomicWriter:
     def _open_sink(self) -> _Sink:
         if is_s3(self.path):
             split_s3(self.path)
-            return _Sink(raw=s3.S3Upload(self.path), path=self.path, temp=None)
+            return _Sink(raw=s3_transfer.S3Upload(self.path), path=self.path, temp=None)
         parent = dirname(self.path)
         makedirs(parent)
         temp = temp_name(self.path)

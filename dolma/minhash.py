@@ -1,6 +1,8 @@
 """MinHash-LSH near-duplicate detection: signatures compatible with `datasketch`, LSH parameters chosen as
 `datasketch.MinHashLSH` chooses them, and the two engine steps a dedupe command runs.
 
+Longer than 400 lines because parameters, signatures and both engine steps share one format and are read together.
+
 1. `sign_file`: one documents file -> one band-key file (signatures, band keys, optionally shingle sets), a
    resumable unit written atomically.
 2. `cluster`: all band-key files, in the stable order (input file order, then line) -> one result file per

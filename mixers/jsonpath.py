@@ -1,6 +1,6 @@
 """The JSONPath subset of mixer rules: tokenizer and recursive descent parser into closures over constants.
 
-Slightly over ~400 lines: the grammar (operands, comparisons, filters, slices) is one unit and reads best whole.
+Longer than 400 lines because the grammar (operands, comparisons, filters, slices) is one unit and reads best whole.
 
 JSONPath semantics follow what Dolma users rely on:
 - `$` (also written `$@`) is the document, with the merged `attributes` of every attribute set.

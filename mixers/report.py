@@ -16,6 +16,7 @@ from dolma import io
 from dolma.config import Base
 from dolma.documents import attributes_path, sanitize_key
 from dolma.errors import PathSafetyError
+from dolma.executors.summary import RunSummary
 from dolma.io import S3Config
 from dolma.paths import canonical, check_name, check_outputs, check_path
 from mixers import report_charts as charts
@@ -25,7 +26,6 @@ from mixers.report_data import (
     MixRule,
     Scan,
     SpanEdit,
-    count,
     expand_summaries,
     language_keys,
     load_histograms,
@@ -83,7 +83,7 @@ CONFIG = ReportConfig
 _STAGES = ["tag", "dedupe", "mix", "tokens", "warc", "stat"]
 
 
-def _sources_section(scan: Scan | None, summaries: list[dict[str, Any]]) -> list[charts.Chart]:
+def _sources_section(scan: Scan | None, summaries: list[tuple[str, RunSummary]]) -> list[charts.Chart]:
     if scan is not None and scan.sources:
         rows = [{"source": name, **sizes} for name, sizes in sorted(scan.sources.items())]
         found = [
@@ -93,27 +93,24 @@ def _sources_section(scan: Scan | None, summaries: list[dict[str, Any]]) -> list
     else:
         found = []
         by_stage = sorted(
-            (s for s in summaries if isinstance(s.get("sources"), list) and s["sources"]),
-            key=lambda s: _STAGES.index(s.get("command")) if s.get("command") in _STAGES else len(_STAGES),
+            ((path, s) for path, s in summaries if s.sources),
+            key=lambda item: _STAGES.index(item[1].command) if item[1].command in _STAGES else len(_STAGES),
         )
         if by_stage:
-            first = by_stage[0]
+            path, first = by_stage[0]
             rows = [
-                {"source": str(src.get("name")), "documents": count(src.get("documents_in")),
-                 "bytes": count(src.get("bytes_in"))}
-                for src in first["sources"] if isinstance(src, dict)
-            ]  # fmt: skip
+                {"source": src.name, "documents": src.documents_in, "bytes": src.bytes_in} for src in first.sources
+            ]
             chart = charts.measures(
                 "sources", "Documents and bytes per source", rows, "source", ["documents", "bytes"]
             )
-            chart.note = f"Read by `dolma {first.get('command')}` ({first['_path']})."
+            chart.note = f"Read by `dolma {first.command}` ({path})."
             found.append(chart)
     shards = [
-        {"shard": io.basename(str(shard.get("path"))), "tokens": count(shard.get("tokens"))}
-        for s in summaries
-        if s.get("command") == "tokens" and isinstance(s.get("tokens"), dict)
-        for shard in s["tokens"].get("shards") or []
-        if isinstance(shard, dict)
+        {"shard": io.basename(shard.path), "tokens": shard.tokens}
+        for _, s in summaries
+        if s.command == "tokens" and s.tokens is not None
+        for shard in s.tokens.shards
     ]
     if shards:
         found.append(charts.bars("tokens", "Tokens per shard (dolma tokens)", shards, "tokens", "shard"))
@@ -190,29 +187,33 @@ def _histogram_section(
     return found, undrawn
 
 
-def _dedupe_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _dedupe_rows(summaries: list[tuple[str, RunSummary]]) -> list[dict[str, Any]]:
     rows = []
-    for s in summaries:
-        dedupe = s.get("dedupe")
-        total = count((s.get("totals") or {}).get("documents_in")) if isinstance(s.get("totals"), dict) else 0
-        if s.get("command") != "dedupe" or not isinstance(dedupe, dict) or not isinstance(dedupe.get("modes"), dict):
+    for _, s in summaries:
+        if s.command != "dedupe" or s.dedupe is None:
             continue
-        for mode, marks in sorted(dedupe["modes"].items()):
-            marked = count(marks.get("documents_marked")) if isinstance(marks, dict) else 0
-            rows.append({"mode": str(mode), "duplicate rate": round(marked / total, 6) if total else 0.0})
+        total = s.totals.documents_in
+        for mode, marks in sorted(s.dedupe.modes.items()):
+            rows.append({"mode": mode, "duplicate rate": round(marks.documents_marked / total, 6) if total else 0.0})
     return rows
 
 
-def _rule_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for s in summaries:
-        if s.get("command") != "mix" or not isinstance(s.get("rules"), list):
-            continue
-        for rule in s["rules"]:
-            if isinstance(rule, dict):
-                name = f"{rule.get('stream')}: {rule.get('kind')} {rule.get('rule')}"
-                rows.append({"rule": name, "documents removed": count(rule.get("documents_removed"))})
-    return rows
+def _rule_rows(summaries: list[tuple[str, RunSummary]]) -> list[dict[str, Any]]:
+    return [
+        {"rule": f"{rule.stream}: {rule.kind} {rule.rule}", "documents removed": rule.documents_removed}
+        for _, s in summaries
+        if s.command == "mix"
+        for rule in s.rules
+    ]
+
+
+def _skipped_html(skipped: list[tuple[str, str]]) -> str:
+    """The run summaries the report could not read: listed on the page, so a missing chart has its reason."""
+    if not skipped:
+        return ""
+    return '<p class="note">Run summaries skipped (not readable as run summaries):</p>' + charts.table(
+        ["file", "why"], [[path, why] for path, why in skipped]
+    )
 
 
 def _samples_html(limits: list[tuple[MixRule, Threshold]], scan: Scan | None) -> str:
@@ -266,7 +267,8 @@ def run(config: ReportConfig) -> int:
     limits = thresholds_of(rules)
     doc_files = io.expand_documents(config.documents, "documents") if config.documents else []
     attr_files = [attributes_path(p, a, config.document_dir) for p in doc_files for a in config.attributes]
-    inputs = [*io.expand_globs(config.stats), *[s["_path"] for s in summaries], *doc_files, *attr_files]
+    summary_paths = [path for path, _ in summaries.found] + [path for path, _ in summaries.skipped]
+    inputs = [*io.expand_globs(config.stats), *summary_paths, *doc_files, *attr_files]
     inputs += [config.mix] if config.mix else []
     _check_paths(config, inputs, [*doc_files, *attr_files])
     scan = None
@@ -282,9 +284,9 @@ def run(config: ReportConfig) -> int:
             config.excerpt_chars,
         )
     hist_charts, undrawn = _histogram_section(hists, limits, edits)
-    dedupe, removed = _dedupe_rows(summaries), _rule_rows(summaries)
+    dedupe, removed = _dedupe_rows(summaries.found), _rule_rows(summaries.found)
     sections: list[tuple[str, list[charts.Chart], str]] = [
-        ("Sources", _sources_section(scan, summaries), ""),
+        ("Sources", _sources_section(scan, summaries.found), ""),
         ("Language mix", _language_section(scan, hists), ""),
         ("Quality attributes and thresholds", hist_charts, _undrawn_html(undrawn)),
     ]
@@ -302,6 +304,7 @@ def run(config: ReportConfig) -> int:
         )
     if limits:
         sections.append(("Documents on either side of each threshold", [], _samples_html(limits, scan)))
+    sections.append(("Run summaries skipped", [], _skipped_html(summaries.skipped)))
     sections = [s for s in sections if s[1] or s[2]]
     every = [chart for _, found, _ in sections for chart in found]
     with io.AtomicWriter(config.output, compression=None) as out:
@@ -310,7 +313,8 @@ def run(config: ReportConfig) -> int:
         for i, chart in enumerate(every):
             name = f"{i:02d}-{sanitize_key(chart.name)[:80]}.{config.figure_format}"
             io.write_bytes(io.join(config.figures, name), charts.render_file(chart, config.figure_format))
-    print(f"report: {len(every)} charts written to {config.output}")
+    skipped = f"; {len(summaries.skipped)} broken run summary file(s) skipped" if summaries.skipped else ""
+    print(f"report: {len(every)} charts written to {config.output}{skipped}")
     return 0
 
 

@@ -1,9 +1,9 @@
 """What `dolma report` shows, gathered from its inputs: histograms, run summaries, mix thresholds and documents.
 
 Kept apart from the charts (mixers/report_charts.py) so that every number on the page can be tested without a
-browser. Inputs are read tolerantly where the format allows it (a run summary without its optional sections just
-has no chart for them) and strictly where a wrong value would draw a wrong picture (a histogram whose edges do
-not match its counts is an error naming file, line and field).
+browser. Run summaries are read by dolma's one reader (`read_run_summary`): one without its optional sections just
+has no chart for them, a broken one is skipped and listed on the page. A wrong value that would draw a wrong
+picture is an error (a histogram whose edges do not match its counts names file, line and field).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import itertools
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from dolma import io
 from dolma.config import build
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError
+from dolma.executors.summary import NotARunSummaryError, RunSummary, read_run_summary
 from mixers.jsonpath import Threshold
 from mixers.mix_config import MixConfig
 from mixers.rules import CompiledRule, StreamRules, score_in_range
 
-RUN_SUMMARY_SCHEMA = "dolma-run-summary"
+log = logging.getLogger("dolma")
 
 
 @dataclass
@@ -116,26 +118,27 @@ def expand_summaries(patterns: list[str]) -> list[str]:
     return sorted(found)
 
 
-def load_run_summaries(patterns: list[str]) -> list[dict[str, Any]]:
-    """Run summary JSON objects (schema dolma-run-summary); a file of another kind is an error naming it."""
-    summaries = []
+@dataclass
+class RunSummaries:
+    """The run summaries a report reads, by path, and the files it skipped (each with why)."""
+
+    found: list[tuple[str, RunSummary]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load_run_summaries(patterns: list[str]) -> RunSummaries:
+    """Run summaries read by dolma's one reader (`read_run_summary`). A broken one (an older version, a field that
+    does not match the schema, unreadable) is skipped and listed; a file of another kind is an error naming it."""
+    summaries = RunSummaries()
     for path in expand_summaries(patterns):
         try:
-            data = json.loads(io.read_bytes(path))
-        except (ValueError, UnicodeDecodeError):
-            raise ConfigError(f"run_summaries: {path} is not JSON") from None
-        if not isinstance(data, dict) or data.get("schema") != RUN_SUMMARY_SCHEMA:
-            raise ConfigError(
-                f"run_summaries: {path} is not a run summary (its 'schema' is not {RUN_SUMMARY_SCHEMA!r})"
-            )
-        data["_path"] = path
-        summaries.append(data)
+            summaries.found.append((path, read_run_summary(path)))
+        except NotARunSummaryError as exc:
+            raise ConfigError(f"run_summaries: {path} is not a run summary ({exc.reason})") from None
+        except ConfigError as exc:
+            log.warning("report: skipping a broken run summary: %s", exc)
+            summaries.skipped.append((path, str(exc)))
     return summaries
-
-
-def count(value: Any) -> int:
-    """A count read tolerantly: anything that is not a non-negative integer counts as 0."""
-    return value if type(value) is int and value >= 0 else 0
 
 
 # ----------------------------------------------------------------------------------------------------------

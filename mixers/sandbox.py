@@ -1,5 +1,8 @@
 """The rule sandbox: a mix stream's jq expressions run in a separate process that has nothing to reach.
 
+Longer than 400 lines because both sides of one small protocol (the mixer's client, the sandbox's server)
+belong together.
+
 Why a process: libjq can read the environment (`env`, `$ENV`), module files (`import`, `include`,
 `modulemeta`) and `$HOME/.jq` (which it includes by itself), and a program can run forever inside C
 (`def f: f; f`, `[range(1e18)]`, a backtracking regex) while holding the GIL, where no Python timer or thread

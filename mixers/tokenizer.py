@@ -1,5 +1,7 @@
 """Tokenizers for `dolma tokens`: HuggingFace `tokenizer.json` files and tiktoken encodings, all offline.
 
+Longer than 400 lines because the fast byte-level BPE is one piece with the wrappers and offline loading it serves.
+
 Both kinds are wrapped in one small interface (`encode_batch`, `decode`, `vocab_size`, `token_to_id`) so the
 shard writer does not care which library does the work. Batch encoding runs in the libraries' Rust threads.
 

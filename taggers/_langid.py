@@ -24,10 +24,12 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import ClassVar, Literal
 
-from dolma import Document, Span, Tagger, TaggerError, paragraphs
+from dolma import Document, Span, Tagger, TaggerError, paragraphs, register
 
 EXTRA = "langid"
 Labels = list[tuple[str, float]]
+Level = Literal["document", "paragraph"]
+Report = Literal["languages", "en", "en_only", "en_with_doc"]
 
 
 def import_library(module: str, package: str, tagger: str) -> ModuleType:
@@ -78,8 +80,8 @@ class LanguageIdTagger(Tagger):
 
     package: ClassVar[str] = ""  # the PyPI name, for the error message
     module: ClassVar[str] = ""  # the import name
-    level: ClassVar[Literal["document", "paragraph"]] = "document"
-    report: ClassVar[Literal["languages", "en", "en_only", "en_with_doc"]] = "languages"
+    level: ClassVar[Level] = "document"
+    report: ClassVar[Report] = "languages"
     # Whether the library needs valid UTF-8 (the C++ and Rust ones): lone surrogates are then read as U+FFFD.
     utf8_only: ClassVar[bool] = True
 
@@ -139,6 +141,17 @@ class LanguageIdTagger(Tagger):
             spans.append(Span(0, n, "doc_en", doc_en))
             spans.append(Span(0, n, "doc_not_en", 1.0 - doc_en if n else 0.0))
         return spans
+
+
+def register_variants(base: type[LanguageIdTagger], table: Sequence[tuple[str, str, Level, Report, str]]) -> None:
+    """Register one subclass of `base` per row (tagger name, class name, level, report, description).
+
+    The taggers of one library differ only in what they ask for (document or paragraphs) and what they report,
+    so each library module lists them in one table instead of a class block apiece.
+    """
+    for name, class_name, level, report, description in table:
+        namespace = {"__module__": base.__module__, "__qualname__": class_name, "__doc__": description}
+        register(name)(type(class_name, (base,), {**namespace, "level": level, "report": report}))
 
 
 def english(labels: Labels) -> float:

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from dolma import register
-from taggers._langid import Labels, LanguageIdTagger, import_library
+from taggers._langid import Labels, LanguageIdTagger, import_library, register_variants
 
 # C0 and C1 control characters, except tab, newline, form feed and carriage return (which CLD2 accepts).
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
@@ -66,39 +65,23 @@ def _detect(pycld2: Any, transforms: tuple[Callable[[str], str] | None, ...], te
     return None
 
 
-@register("cld2_doc_v2")
-class Cld2DocumentTagger(Cld2Tagger):
-    """Languages of the whole document by CLD2: three spans (type = CLD2 name[:2]: en, ge, un...), percent/100.
-
-    Nothing when CLD2 is not reliable (short or mixed text).
-    """
-
-
-@register("cld2_paragraph_v2")
-class Cld2ParagraphTagger(Cld2Tagger):
-    """Languages of each paragraph by CLD2: three spans per reliable paragraph (type = CLD2 name[:2]), percent/100."""
-
-    level = "paragraph"
-
-
-@register("cld2_en_doc_v2")
-class Cld2EnglishDocumentTagger(Cld2Tagger):
-    """English vs not English for the whole document by CLD2: `en` = English percent/100, `not_en` = 1 - en."""
-
-    report = "en"
-
-
-@register("cld2_en_paragraph_v2")
-class Cld2EnglishParagraphTagger(Cld2Tagger):
-    """English vs not English for each paragraph by CLD2: `en` = English percent/100, `not_en` = 1 - en."""
-
-    level = "paragraph"
-    report = "en"
-
-
-@register("cld2_en_paragraph_with_doc_score_v2")
-class Cld2EnglishParagraphWithDocScoreTagger(Cld2Tagger):
-    """CLD2 English per paragraph (`en`, `not_en`) plus `doc_en`/`doc_not_en`, their length-weighted document mean."""
-
-    level = "paragraph"
-    report = "en_with_doc"
+# fmt: off
+register_variants(
+    Cld2Tagger,
+    # tagger name, class name, level, report, description
+    [
+        ("cld2_doc_v2", "Cld2DocumentTagger", "document", "languages",
+         "Languages of the whole document by CLD2: three spans (type = CLD2 name[:2]: en, ge, un...), percent/100."),
+        ("cld2_paragraph_v2", "Cld2ParagraphTagger", "paragraph", "languages",
+         "Languages of each paragraph by CLD2: three spans per reliable paragraph (type = CLD2 name[:2]), "
+         "percent/100."),
+        ("cld2_en_doc_v2", "Cld2EnglishDocumentTagger", "document", "en",
+         "English vs not English for the whole document by CLD2: `en` = English percent/100, `not_en` = 1 - en."),
+        ("cld2_en_paragraph_v2", "Cld2EnglishParagraphTagger", "paragraph", "en",
+         "English vs not English for each paragraph by CLD2: `en` = English percent/100, `not_en` = 1 - en."),
+        ("cld2_en_paragraph_with_doc_score_v2", "Cld2EnglishParagraphWithDocScoreTagger", "paragraph", "en_with_doc",
+         "CLD2 English per paragraph (`en`, `not_en`) plus `doc_en`/`doc_not_en`, their length-weighted document "
+         "mean."),
+    ],
+)
+# fmt: on

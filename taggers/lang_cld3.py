@@ -11,8 +11,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from dolma import register
-from taggers._langid import Labels, LanguageIdTagger, import_library
+from taggers._langid import Labels, LanguageIdTagger, import_library, register_variants
 
 MIN_BYTES = 0
 MAX_BYTES = 1024
@@ -45,21 +44,19 @@ class Cld3Tagger(LanguageIdTagger):
         return out
 
 
-@register("cld3_en_doc_v2")
-class Cld3EnglishDocumentTagger(Cld3Tagger):
-    """English vs not English for the whole document by CLD3: `en` = its probability if English, `not_en` = 1 - en."""
-
-
-@register("cld3_en_paragraph_v2")
-class Cld3EnglishParagraphTagger(Cld3Tagger):
-    """English vs not English for each paragraph by CLD3: `en` = its probability if English, `not_en` = 1 - en."""
-
-    level = "paragraph"
-
-
-@register("cld3_en_paragraph_with_doc_score_v2")
-class Cld3EnglishParagraphWithDocScoreTagger(Cld3Tagger):
-    """CLD3 English per paragraph (`en`, `not_en`) plus `doc_en`/`doc_not_en`, their length-weighted document mean."""
-
-    level = "paragraph"
-    report = "en_with_doc"
+# fmt: off
+register_variants(
+    Cld3Tagger,
+    # tagger name, class name, level, report, description
+    [
+        ("cld3_en_doc_v2", "Cld3EnglishDocumentTagger", "document", "en",
+         "English vs not English for the whole document by CLD3: `en` = its probability if English, `not_en` = 1 - "
+         "en."),
+        ("cld3_en_paragraph_v2", "Cld3EnglishParagraphTagger", "paragraph", "en",
+         "English vs not English for each paragraph by CLD3: `en` = its probability if English, `not_en` = 1 - en."),
+        ("cld3_en_paragraph_with_doc_score_v2", "Cld3EnglishParagraphWithDocScoreTagger", "paragraph", "en_with_doc",
+         "CLD3 English per paragraph (`en`, `not_en`) plus `doc_en`/`doc_not_en`, their length-weighted document "
+         "mean."),
+    ],
+)
+# fmt: on

@@ -14,8 +14,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from dolma import register
-from taggers._langid import Labels, LanguageIdTagger, import_library
+from taggers._langid import Labels, LanguageIdTagger, import_library, register_variants
 
 SEED = 0
 
@@ -50,28 +49,19 @@ class LangdetectTagger(LanguageIdTagger):
         return out
 
 
-@register("langdetect_doc_v1")
-class LangdetectDocumentTagger(LangdetectTagger):
-    """Languages of the whole document by langdetect (seeded): one span per language above 0.1, its probability."""
-
-
-@register("langdetect_paragraph_v1")
-class LangdetectParagraphTagger(LangdetectTagger):
-    """Languages of each paragraph by langdetect (seeded): one span per language above 0.1, its probability."""
-
-    level = "paragraph"
-
-
-@register("langdetect_doc_en_v1")
-class LangdetectEnglishDocumentTagger(LangdetectTagger):
-    """English vs not English for the whole document by langdetect (seeded): `en` probability, `not_en` = 1 - en."""
-
-    report = "en"
-
-
-@register("langdetect_en_paragraph_v1")
-class LangdetectEnglishParagraphTagger(LangdetectTagger):
-    """English vs not English for each paragraph by langdetect (seeded): `en` probability, `not_en` = 1 - en."""
-
-    level = "paragraph"
-    report = "en"
+# fmt: off
+register_variants(
+    LangdetectTagger,
+    # tagger name, class name, level, report, description
+    [
+        ("langdetect_doc_v1", "LangdetectDocumentTagger", "document", "languages",
+         "Languages of the whole document by langdetect (seeded): one span per language above 0.1, its probability."),
+        ("langdetect_paragraph_v1", "LangdetectParagraphTagger", "paragraph", "languages",
+         "Languages of each paragraph by langdetect (seeded): one span per language above 0.1, its probability."),
+        ("langdetect_doc_en_v1", "LangdetectEnglishDocumentTagger", "document", "en",
+         "English vs not English for the whole document by langdetect (seeded): `en` probability, `not_en` = 1 - en."),
+        ("langdetect_en_paragraph_v1", "LangdetectEnglishParagraphTagger", "paragraph", "en",
+         "English vs not English for each paragraph by langdetect (seeded): `en` probability, `not_en` = 1 - en."),
+    ],
+)
+# fmt: on

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from dolma import register
-from taggers._langid import Labels, LanguageIdTagger, import_library
+from taggers._langid import Labels, LanguageIdTagger, import_library, register_variants
 
 MIN_SCORE = 0.01
 
@@ -37,9 +37,24 @@ class LinguaTagger(LanguageIdTagger):
         return [[(codes[found.language], found.value) for found in result] for result in results]
 
 
-@register("lingua_doc_v1")
-class LinguaDocumentTagger(LinguaTagger):
-    """Languages of the whole document by Lingua: one span per language (all 75, most 0), its confidence."""
+# fmt: off
+register_variants(
+    LinguaTagger,
+    # tagger name, class name, level, report, description
+    [
+        ("lingua_doc_v1", "LinguaDocumentTagger", "document", "languages",
+         "Languages of the whole document by Lingua: one span per language (all 75, most 0), its confidence."),
+        ("lingua_par_v1", "LinguaParagraphTagger", "paragraph", "languages",
+         "Languages of each paragraph by Lingua: one span per language (all 75, most 0), its confidence."),
+        ("lingua_doc_en_v1", "LinguaEnglishDocumentTagger", "document", "en",
+         "English vs not English for the whole document by Lingua: `en` = English confidence, `not_en` = 1 - en."),
+        ("lingua_en_only_v1", "LinguaEnglishOnlyTagger", "document", "en_only",
+         "English confidence of the whole document by Lingua (`en` only)."),
+        ("lingua_en_par_v1", "LinguaEnglishParagraphTagger", "paragraph", "en",
+         "English vs not English for each paragraph by Lingua: `en` = English confidence, `not_en` = 1 - en."),
+    ],
+)
+# fmt: on
 
 
 @register("lingua_1e2")
@@ -48,32 +63,3 @@ class LinguaDocumentMinScoreTagger(LinguaTagger):
 
     def select(self, labels: Labels) -> Labels:
         return [(lang, round(score, 2)) for lang, score in labels if score >= MIN_SCORE]
-
-
-@register("lingua_par_v1")
-class LinguaParagraphTagger(LinguaTagger):
-    """Languages of each paragraph by Lingua: one span per language (all 75, most 0), its confidence."""
-
-    level = "paragraph"
-
-
-@register("lingua_doc_en_v1")
-class LinguaEnglishDocumentTagger(LinguaTagger):
-    """English vs not English for the whole document by Lingua: `en` = English confidence, `not_en` = 1 - en."""
-
-    report = "en"
-
-
-@register("lingua_en_only_v1")
-class LinguaEnglishOnlyTagger(LinguaTagger):
-    """English confidence of the whole document by Lingua (`en` only)."""
-
-    report = "en_only"
-
-
-@register("lingua_en_par_v1")
-class LinguaEnglishParagraphTagger(LinguaTagger):
-    """English vs not English for each paragraph by Lingua: `en` = English confidence, `not_en` = 1 - en."""
-
-    level = "paragraph"
-    report = "en"

@@ -9,30 +9,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 from benchmarks.harness import Case, Command, Context, Impl
-from benchmarks.stages.common import documents_pattern
+from benchmarks.stages.common import link_inputs, tagged_attributes
 
 INPUT_MB = 100
 TAGGERS = ["gopher_v1", "char_length_with_paragraphs_v1"]
-
-
-def shared_attributes(ctx: Context) -> Path:
-    """attributes/stat/ for the current input, made once by our tagger (in the scratch directory)."""
-    base = ctx.scratch / f"stat-attributes-{ctx.input_root.name}"
-    done = base / "attributes" / ".done"
-    if not done.exists():
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
-        (base / "documents").symlink_to((ctx.input_root / "documents").resolve(), target_is_directory=True)
-        args = ["tag", "--documents", documents_pattern(base), "--taggers", *TAGGERS, "--experiment", "stat"]
-        subprocess.run([str(ctx.ours), *args, "--processes", "2", "--quiet"], cwd=base, check=True)
-        done.touch()
-    return base / "attributes"
 
 
 def summary_counts(workdir: Path) -> dict:
@@ -52,11 +35,7 @@ def cases(ctx: Context) -> list[Case]:
 
     def make(exe: Path, reference: bool):
         def prepare(workdir: Path, p: int) -> Command:
-            attrs = shared_attributes(ctx)
-            if workdir.exists():
-                shutil.rmtree(workdir)
-            workdir.mkdir(parents=True)
-            os.symlink(attrs.resolve(), workdir / "attributes")
+            link_inputs(ctx, workdir, tagged_attributes(ctx, "stat", {"stat": TAGGERS}))
             args = ["stat", "--attributes", str(workdir / "attributes" / "stat" / "*" / "*.jsonl.gz")]
             args += ["--report", str(workdir / "report"), "--bins", "1000", "--processes", str(p)]
             return Command([str(exe), *args], cwd=workdir, env=ctx.reference_env if reference else None)

@@ -9,15 +9,12 @@ Quality: documents kept and e-mail spans replaced, which must be equal between i
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import yaml
 
 from benchmarks.harness import Case, Command, Context, Impl
-from benchmarks.stages.common import documents_pattern
+from benchmarks.stages.common import documents_pattern, link_inputs, tagged_attributes
 
 INCLUDE = "$.attributes[?(@.bench__char_length_v1__length[0][2] >= 100)]"
 EXCLUDE = "$.attributes[?(@.bench__random_number_v1__random[0][2] >= 0.9)]"
@@ -25,21 +22,6 @@ EMAIL_SPANS = "$.attributes.pii__pii_regex_v2__EMAIL_ADDRESS"
 MARKER = "|||EMAIL_ADDRESS|||"
 INPUT_MB = 100
 ATTRIBUTE_SETS = {"bench": ["char_length_v1", "random_number_v1"], "pii": ["pii_regex_v2"]}
-
-
-def shared_attributes(ctx: Context) -> Path:
-    """attributes/{bench,pii}/ for the current input, made once by our tagger (in the scratch directory)."""
-    base = ctx.scratch / f"mix-attributes-{ctx.input_root.name}"
-    done = base / "attributes" / ".done"
-    if not done.exists():
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
-        (base / "documents").symlink_to((ctx.input_root / "documents").resolve(), target_is_directory=True)
-        for experiment, taggers in ATTRIBUTE_SETS.items():
-            args = ["tag", "--documents", documents_pattern(base), "--taggers", *taggers, "--experiment", experiment]
-            subprocess.run([str(ctx.ours), *args, "--processes", "2", "--quiet"], cwd=base, check=True)
-        done.touch()
-    return base / "attributes"
 
 
 def output_counts(workdir: Path) -> dict:
@@ -60,12 +42,7 @@ def cases(ctx: Context) -> list[Case]:
 
     def make(exe: Path, reference: bool):
         def prepare(workdir: Path, p: int) -> Command:
-            attrs = shared_attributes(ctx)
-            if workdir.exists():
-                shutil.rmtree(workdir)
-            workdir.mkdir(parents=True)
-            os.symlink((ctx.input_root / "documents").resolve(), workdir / "documents")
-            os.symlink(attrs.resolve(), workdir / "attributes")
+            link_inputs(ctx, workdir, tagged_attributes(ctx, "mix", ATTRIBUTE_SETS))
             cfg = {
                 "streams": [
                     {

@@ -1,5 +1,7 @@
 """`dolma warc`: web crawls (WARC / WET files) to Dolma documents, one documents file per WARC file.
 
+Longer than 400 lines because the config, its record job and plan are one command whose parts are read together.
+
 Plan: every file matching `documents` -> `<destination>/<same sub-path>` with the reference's naming
 (`x.warc.gz` -> `x.jsonl.gz`, `x.warc.wet.gz` -> `x.wet.jsonl.gz`). A unit reads one WARC file record by
 record (dolma.warc.reader), keeps HTTP 200 HTML responses (and WET text), runs the pre taggers on the HTML,
@@ -18,7 +20,7 @@ import msgspec
 from msgspec import Meta
 from zlib_ng import gzip_ng
 
-from dolma import io, registry
+from dolma import compression, io, registry
 from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import Document, Span, attribute_key, destination_path
@@ -170,7 +172,7 @@ class WarcJob(Job):
         state = ReadState()
         # Outputs are .jsonl.gz: each batch becomes one gzip member, compressed with zlib-ng (level 6, ~2.5x
         # zlib's speed at the same size); concatenated members are one valid gzip file for every reader.
-        gzipped = io.compression_of(unit.outputs[0]) == "gzip"
+        gzipped = compression.compression_of(unit.outputs[0]) == "gzip"
         writer = io.AtomicWriter(unit.outputs[0], compression=None if gzipped else "infer")
         written = 0
         try:

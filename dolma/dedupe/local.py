@@ -1,15 +1,16 @@
-"""The local Bloom-filter dedupe run: batches of inputs through the Rust deduper, checkpoints, run summary."""
+"""The local Bloom-filter dedupe run: open the filter, find what is complete, run `BloomJob` through the executor,
+save the filter and write the run summary."""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 from dolma import io
 from dolma._rust import Deduper
-from dolma.dedupe.config import BATCH_MAX_BYTES, LEGACY_CHECKPOINT_SUFFIX, DedupeConfig, DedupeSection, _chunk_bytes
+from dolma.dedupe.config import LEGACY_CHECKPOINT_SUFFIX, DedupeConfig, DedupeSection, _chunk_bytes
+from dolma.dedupe.job import BloomJob, _check_saturation
 from dolma.dedupe.plan import Plan, _expected_fp_rate, _human, _rust_config, filter_params
 from dolma.dedupe.store import (
     _complete_inputs,
@@ -17,17 +18,13 @@ from dolma.dedupe.store import (
     _Filter,
     _infos,
     _open_filter,
-    _rate_now,
-    _records,
     _save_before_failing,
-    _save_during_run,
     _save_final_filter,
-    _stage,
     _Staging,
-    _upload,
 )
-from dolma.errors import ConfigError, DedupeConfigError, DedupeInputError, DedupeIOError, DedupeStopped, DolmaError
-from dolma.executors.base import ProgressDisplay, Summary, UnitStats
+from dolma.errors import ConfigError
+from dolma.executors import make_executor
+from dolma.executors.base import Summary, UnitStats
 from dolma.executors.summary import (
     BloomFilterStats,
     DedupeStats,
@@ -43,32 +40,6 @@ log = logging.getLogger("dolma")
 # ----------------------------------------------------------------------------------------------------------
 # Running
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _batches(inputs: list[str], start: int, max_files: int) -> list[tuple[int, int]]:
-    """Consecutive [begin, end) ranges of files bounded in count and in compressed bytes."""
-    out = []
-    begin = start
-    while begin < len(inputs):
-        end = begin
-        total = 0
-        while end < len(inputs) and end - begin < max_files:
-            size = io.size(inputs[end]) if not io.is_s3(inputs[end]) else 0
-            if end > begin and total + size > BATCH_MAX_BYTES:
-                break
-            total += size
-            end += 1
-        out.append((begin, end))
-        begin = end
-    return out
-
-
-def _translate(exc: BaseException) -> BaseException:
-    if isinstance(exc, DolmaError):
-        return exc
-    if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):
-        return DolmaError(str(exc))
-    return exc
 
 
 def _dryrun(config: DedupeConfig, plan_: Plan, filter_path: str) -> int:
@@ -138,90 +109,36 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
     if not todo:
         why = "their attributes exist" if read_only else f"their keys are recorded in {filter_path}"
         log.info("every input file is already complete (%s); nothing to do", why)
-        _finish(config, plan_, {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
+        _finish(config, plan_, Summary(), {}, filt, bf.estimated_false_positive_rate(), complete, [], started)
         return 0
     if not filt.created or read_only:
         _check_saturation(filt, bf.estimated_false_positive_rate(), cfg.allow_saturated, None)
 
-    display = ProgressDisplay(len(plan_.inputs), f"dedupe {plan_.attribute_set}", config.quiet)
-    display.update(units=len(complete))
-    totals: dict[str, int] = {}
-    last_save = time.monotonic()
-    saved = len(filt.manifest.inputs)
-    # `clean`: the filter's bits hold exactly the keys of the inputs its manifest records (true between batches),
-    # so it may be saved as the state a rerun resumes from.
-    clean = True
+    job = BloomJob(config, plan_, threads, staging, deduper, filt, infos, todo, complete)
+    batches = job.units()
+    executor = make_executor(config, f"dedupe {plan_.attribute_set}", ignore_existing=True)
     try:
-        for begin, end in _batches_of(todo, plan_.inputs, max(4, 4 * threads)):
-            indices = todo[begin:end]
-            inputs, outputs, uploads = _stage(plan_, indices, staging)
-            clean = False
-            try:
-                stats = deduper.run(bf, inputs, outputs, read_only=read_only, threads=threads)
-            except BaseException as exc:
-                # An error, or Ctrl-C / SIGTERM (a KeyboardInterrupt: the run stopped at its next chunk). Errors of
-                # the run carry what it completed; without that (a signal that arrived as the run returned) the
-                # filter may hold keys of files not recorded, so the last save stays the state to resume from.
-                completed, partial = None, False
-                if isinstance(exc, (DedupeConfigError, DedupeInputError, DedupeIOError, DedupeStopped)):
-                    completed, partial = exc.completed_stats, exc.partial_file
-                if completed is not None:
-                    # The files before the failing one are complete: their S3 outputs go up before anything
-                    # records them as done.
-                    _upload(uploads, indices[: completed.get("files", 0)])
-                if partial:
-                    # The filter holds the first chunks of the unfinished file: it is not the state after the
-                    # files before it, so keep the last save (a rerun redoes the files after it).
-                    log.warning(
-                        "the filter holds part of an unfinished file's keys; not checkpointed: a rerun resumes "
-                        "after the %d file(s) saved in it",
-                        saved,
-                    )
-                elif completed is not None and not read_only:
-                    # Keep what the files before the failing one inserted: a rerun resumes after them (a stop
-                    # saves on its way out, below).
-                    filt.record(_records(plan_, indices, infos, completed.get("fingerprints", [])))
-                    clean = True
-                    if not isinstance(exc, KeyboardInterrupt):
-                        _save_before_failing(filt, staging, saved, cfg.allow_saturated)
-                if isinstance(exc, DedupeStopped):
-                    raise exc.signal from None  # Ctrl-C or SIGTERM, as its handler raised it (the exit code)
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                raise _translate(exc) from None
-            _upload(uploads, indices)
-            for key, value in stats.items():
-                if isinstance(value, int):
-                    totals[key] = totals.get(key, 0) + value
-            display.update(docs=stats["documents"], nbytes=stats["input_bytes"], units=len(indices))
-            if read_only:
-                continue
-            filt.record(_records(plan_, indices, infos, stats["fingerprints"]))
-            clean = True
-            _check_saturation(filt, _rate_now(bf), cfg.allow_saturated, (totals, infos, complete))
-            now = time.monotonic()
-            if indices[-1] != todo[-1] and now - last_save >= config.checkpoint_interval:
-                _save_during_run(filt, staging)
-                saved = len(filt.manifest.inputs)
-                last_save = time.monotonic()
+        summary = executor.run(job, batches)
     except KeyboardInterrupt:
         # Stopped (Ctrl-C, SIGTERM) where the filter holds exactly the inputs it records: save it, so that a
         # rerun resumes after them.
-        if clean and not read_only and len(filt.manifest.inputs) > saved:
+        if job.clean and not read_only and len(filt.manifest.inputs) > job.saved:
             log.warning(
                 "stopping: saving the filter with %d completed file(s) so that a rerun resumes after them",
                 len(filt.manifest.inputs),
             )
-            _save_before_failing(filt, staging, saved, cfg.allow_saturated)
+            _save_before_failing(filt, staging, job.saved, cfg.allow_saturated)
         raise
-    finally:
-        display.close()
+    if job.error is not None:
+        # the batch's own error, as the command reports it (the executor's failure record only repeats it)
+        raise job.error
+    totals = job.totals
     final_rate = bf.estimated_false_positive_rate()
     if not read_only:
         _check_saturation(filt, final_rate, cfg.allow_saturated, (totals, infos, complete))
         _save_final_filter(filt, staging, len(plan_.inputs))
     warning = _filter_warning(filt, final_rate, cfg.allow_saturated)
-    _finish(config, plan_, totals, filt, final_rate, complete, [warning] if warning else [], started)
+    _finish(config, plan_, summary, totals, filt, final_rate, complete, [warning] if warning else [], started)
     return 0
 
 
@@ -251,6 +168,7 @@ _COUNTER_NAMES = {
 def _finish(
     config: DedupeConfig,
     plan_: Plan,
+    summary: Summary,
     totals: dict[str, int],
     filt: _Filter,
     rate: float,
@@ -259,11 +177,11 @@ def _finish(
     started: Any,
 ) -> None:
     """Write and print the run summary of a Bloom filter run: the Rust run's totals (per run, not per file) and
-    the filter's state."""
+    the filter's state. `summary` is the executor's, counted in files rather than batches here."""
     bf = filt.bf
     done = set(complete)
     processed = [i for i in range(len(plan_.inputs)) if i not in done][: totals.get("files", 0)]
-    summary = Summary(units=len(plan_.inputs), skipped=len(complete), succeeded=len(processed))
+    summary.units, summary.skipped, summary.succeeded = len(plan_.inputs), len(complete), len(processed)
     summary.stats = UnitStats(
         documents_in=totals.get("documents", 0),
         documents_out=totals.get("documents", 0),
@@ -304,49 +222,6 @@ def _finish(
         started=started,
         extra=extra,
     )
-
-
-def _check_saturation(
-    filt: _Filter,
-    rate: float,
-    allowed: bool,
-    progress: tuple[dict[str, int], list[io.FileInfo], list[int]] | None,
-) -> None:
-    """Fails the run once the filter is too full to tell repeats from new keys (unless allowed)."""
-    if rate <= filt.bound:
-        return
-    if allowed:
-        return
-    size = _human(filt.bf.size_in_bytes)
-    found = (
-        f"the Bloom filter {filt.path} is saturated: with {filt.bf.inserted:,} keys in {size} its estimated "
-        f"false-positive rate is {rate:.3g}, above the limit of {filt.bound:.3g} (the requested rate is "
-        f"{filt.requested_rate:.3g}), so new keys would be marked as repeats by mistake"
-    )
-    if progress is None:
-        raise DolmaError(
-            f"{found}. Rebuild it larger from its inputs (--ignore_existing and a larger bloom_filter."
-            "estimated_doc_count or size_in_bytes), or set bloom_filter.allow_saturated to accept unreliable marks"
-        )
-    totals, infos, complete = progress
-    estimate = ""
-    processed = totals.get("input_bytes", 0)
-    if processed:
-        # Keys inserted so far, scaled to all the inputs of this run (a lower bound: a full filter misses some).
-        skipped = set(complete)
-        remaining = sum(info.size for i, info in enumerate(infos) if i not in skipped)
-        keys = int(filt.bf.inserted * max(remaining, processed) / processed)
-        estimate = f" (these inputs give at least {keys:,} keys)"
-    raise DolmaError(
-        f"{found}. The filter is not saved: rerun with --ignore_existing and a larger "
-        f"bloom_filter.estimated_doc_count or size_in_bytes{estimate}, or set bloom_filter.allow_saturated to "
-        "accept unreliable marks"
-    )
-
-
-def _batches_of(todo: list[int], inputs: list[str], max_files: int) -> list[tuple[int, int]]:
-    """Batches over positions in `todo` (contiguous runs of file indices, bounded in size)."""
-    return _batches([inputs[i] for i in todo], 0, max_files)
 
 
 def _filter_warning(filt: _Filter, rate: float, allowed: bool) -> str | None:

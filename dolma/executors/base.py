@@ -101,7 +101,16 @@ Progress = Callable[[int, int], None]
 
 
 class Job(ABC):
-    """A picklable description of the work; created once per worker process."""
+    """A picklable description of the work; created once per worker process.
+
+    `sequential`: the units share one state that each of them reads and changes (dedupe's Bloom filter), so
+    they must run in the order given, in one process, each after the one before succeeded. The local executor
+    then runs them in this process whatever `processes` says (the job may use threads inside a unit) and stops
+    at the first unit that fails for good; the Spark executor refuses such a job (its tasks run anywhere, in
+    any order, on copies of the job).
+    """
+
+    sequential: bool = False
 
     @abstractmethod
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats: ...

@@ -101,7 +101,8 @@ def _run_in_worker(unit: Unit) -> UnitStats:
 
 
 class LocalExecutor(UnitExecutor):
-    """Runs units on `processes` worker processes (in this process when processes == 1)."""
+    """Runs units on `processes` worker processes (in this process when processes == 1 or the job is
+    sequential)."""
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class LocalExecutor(UnitExecutor):
         summary, todo = self.start(units)
         display = ProgressDisplay(len(todo), self.description, self.quiet)
         try:
-            if self.processes == 1 or len(todo) <= 1:
+            if self.processes == 1 or len(todo) <= 1 or job.sequential:
                 self._run_inline(job, todo, summary, display)
             else:
                 self._run_pool(job, todo, summary, display)
@@ -138,13 +139,21 @@ class LocalExecutor(UnitExecutor):
                 job.setup()
             except Exception as exc:
                 raise SetupError(describe_error(exc)) from exc
-        for unit in todo:
+        for position, unit in enumerate(todo):
             stats, error, attempts = run_with_retries(
                 job, unit, self.retries, lambda d, b: display.update(docs=d, nbytes=b)
             )
             if stats is None:
                 summary.failures.append(UnitFailure(unit=unit, error=error or "", attempts=attempts))
                 display.update(units=1)
+                if job.sequential:
+                    # the units after it would start from a state this one did not finish
+                    for later in todo[position + 1 :]:
+                        summary.failures.append(
+                            UnitFailure(unit=later, error=f"not run: {unit.input} before it failed", attempts=0)
+                        )
+                    display.update(units=len(todo) - position - 1)
+                    return
             else:
                 self._record(summary, unit, stats, display)
 

@@ -37,7 +37,7 @@ from typing import Any
 import msgspec
 
 from dolma import io, lifecycle
-from dolma.errors import DolmaError
+from dolma.errors import ConfigError, DolmaError
 from dolma.executors.base import (
     Job,
     ProgressDisplay,
@@ -347,6 +347,10 @@ class SparkExecutor(UnitExecutor):
         self.options = options
 
     def run(self, job: Job, units: Sequence[Unit]) -> Summary:
+        if job.sequential:
+            raise ConfigError(
+                f"{self.description}: this work runs its units in order in one process and cannot run on Spark"
+            )
         start = time.monotonic()
         summary, todo = self.start(units)
         outputs = [path for unit in todo for path in unit.outputs]

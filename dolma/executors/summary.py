@@ -268,9 +268,18 @@ def write_run_summary(
     return checked
 
 
+class NotARunSummaryError(ConfigError):
+    """The file is not a run summary at all (not JSON, or another schema), rather than a broken one: a reader of
+    many summaries skips a broken one but refuses a file of another kind (most likely the wrong file given)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def read_run_summary(path: str) -> RunSummary:
     """Read and validate a run summary; a file that does not match the schema is a ConfigError naming the file
-    and the field."""
+    and the field (a NotARunSummaryError when it is not a run summary at all)."""
     try:
         raw = io.read_bytes(io.normalize(path))
     except OSError as exc:
@@ -278,9 +287,12 @@ def read_run_summary(path: str) -> RunSummary:
     try:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        raise ConfigError(f"run summary {path}: not a JSON document") from None
+        raise NotARunSummaryError(f"run summary {path}: not a JSON document", "not JSON") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ConfigError(f"run summary {path}: field 'schema' is not '{SCHEMA}': not a run summary")
+        raise NotARunSummaryError(
+            f"run summary {path}: field 'schema' is not '{SCHEMA}': not a run summary",
+            f"its 'schema' is not {SCHEMA!r}",
+        )
     if data.get("version") != VERSION:
         raise ConfigError(
             f"run summary {path}: field 'version' is {data.get('version')!r}; this toolkit reads version {VERSION}"

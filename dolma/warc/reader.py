@@ -16,7 +16,7 @@ from typing import Any
 import zstandard
 from zlib_ng import zlib_ng
 
-from dolma import io
+from dolma import compression, io
 from dolma.errors import CorruptFileError
 from dolma.warc import extract
 from dolma.warc.extract import Skip
@@ -62,10 +62,11 @@ class _DecodedStream:
 
     def __init__(self, path: str):
         self.path = path
-        self.kind = io.compression_of(path)
+        self.kind = compression.compression_of(path)
         self._raw = io.open_raw_read(path)
         self._gzip = _GzipMembers() if self.kind == "gzip" else None
-        self._other = None if self.kind == "gzip" else io._Decoder(self.kind)  # the project's zstd / plain decoder
+        # the project's zstd / plain decoder
+        self._other = None if self.kind == "gzip" else compression.Decoder(self.kind)
         self._pieces: list[bytes] = []
         self._buf = b""
         self._off = 0

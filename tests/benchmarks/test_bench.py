@@ -630,3 +630,14 @@ def test_near_dup_stage_reads_datatrove_clusters_from_its_outputs(tmp_path):
         "recall (planted near-dups)": "0.500",
         "recall (exact)": "n/a",
     }
+
+
+def test_stages_prepare_their_work_directories_with_the_shared_helpers():
+    # a fresh work directory with linked inputs, and attributes tagged once per input, are made in
+    # benchmarks/stages/common.py (and harness.link_documents), not again in each stage
+    for path in sorted((REPO / "benchmarks" / "stages").glob("*.py")):
+        if path.name == "common.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        assert "shutil.rmtree(" not in source and "os.symlink(" not in source, path.name
+        assert "def shared_attributes(" not in source, path.name

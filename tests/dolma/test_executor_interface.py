@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from dolma import config as dconfig
 from dolma.commands.tag import TagConfig
-from dolma.errors import BadInputError
+from dolma.errors import BadInputError, ConfigError
 from dolma.executors import make_executor
 from dolma.executors.base import Executor, Job, Progress, Summary, Unit, UnitStats, run_with_retries
 from dolma.executors.local import LocalExecutor
@@ -73,3 +74,55 @@ def test_every_executor_retries_through_one_rule():
         assert calls == (1 if path == REPO / "dolma" / "executors" / "base.py" else 0), path
     spark = (REPO / "dolma" / "executors" / "spark.py").read_text()
     assert "run_with_retries(" in spark and "retrying" not in spark
+
+
+class OrderJob(Job):
+    """Records which process ran which unit, in order; fails on the unit named `fail`."""
+
+    sequential = True
+
+    def __init__(self, fail: str | None = None):
+        self.ran: list[tuple[str, int]] = []
+        self.fail = fail
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        self.ran.append((unit.input, os.getpid()))
+        if unit.input == self.fail:
+            raise BadInputError(unit.input, 1, "bad")
+        return UnitStats(documents_in=1)
+
+
+def _units(tmp_path: Path, count: int) -> list[Unit]:
+    return [Unit(input=f"u{i}", outputs=(str(tmp_path / f"out{i}"),)) for i in range(count)]
+
+
+def test_a_sequential_job_runs_in_order_in_one_process(tmp_path):
+    job = OrderJob()
+    summary = LocalExecutor(processes=2, quiet=True, ignore_existing=True).run(job, _units(tmp_path, 5))
+    assert job.ran == [(f"u{i}", os.getpid()) for i in range(5)]
+    assert (summary.succeeded, summary.failed) == (5, 0)
+
+
+def test_a_sequential_job_stops_at_its_first_failed_unit(tmp_path):
+    job = OrderJob(fail="u1")
+    summary = LocalExecutor(processes=2, quiet=True, ignore_existing=True).run(job, _units(tmp_path, 4))
+    assert [name for name, _ in job.ran] == ["u0", "u1"]
+    assert summary.succeeded == 1
+    assert [(f.unit.input, f.attempts) for f in summary.failures] == [("u1", 1), ("u2", 0), ("u3", 0)]
+    assert summary.failures[1].error == "not run: u1 before it failed"
+
+
+def test_spark_refuses_a_sequential_job(tmp_path):
+    config = dconfig.build(TagConfig, overrides=["--documents", "x", "--taggers", "a", "--executor", "spark"])
+    with pytest.raises(ConfigError, match="cannot run on Spark"):
+        make_executor(config, "test").run(OrderJob(), _units(tmp_path, 2))
+
+
+def test_dedupe_runs_its_bloom_filter_pass_through_the_executor():
+    # the Bloom-filter loop is a sequential Job run by make_executor's executor, not a loop of its own
+    from dolma.dedupe.job import BloomJob
+
+    assert issubclass(BloomJob, Job) and BloomJob.sequential
+    source = (REPO / "dolma" / "dedupe" / "local.py").read_text(encoding="utf-8")
+    assert "make_executor(" in source and ".run(job, " in source
+    assert "ProgressDisplay" not in source

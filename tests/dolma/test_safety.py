@@ -29,6 +29,36 @@ def corpus(root: Path, files: int = 2, docs: int = 12) -> Path:
     return root / "documents"
 
 
+def corpus_with_work_dir(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(root, documents, work): a corpus under <tmp>/root and an empty working directory inside the root."""
+    root = tmp_path / "root"
+    docs = corpus(root)
+    work = root / "work"
+    work.mkdir()
+    return root, docs, work
+
+
+def train_fasttext(parts: str, model: str, *extra: str, cwd: Path | None = None):
+    """`dolma train-fasttext` with part-0 of `parts` (a directory or S3 prefix) positive and part-1 negative."""
+    positive, negative = f"{parts}/part-0.jsonl.gz", f"{parts}/part-1.jsonl.gz"
+    return run_cli(
+        "train-fasttext", "--positive", positive, "--negative", negative, "--model_path", model, *extra, cwd=cwd
+    )
+
+
+# the dedupe settings of the refusal tests (what is refused is the name or the place, never these)
+DEDUPE_ARGS = [
+    "--dedupe.documents.attribute_name",
+    "dup",
+    "--dedupe.documents.key",
+    "$.text",
+    "--bloom_filter.estimated_doc_count",
+    "1000",
+    "--bloom_filter.desired_false_positive_rate",
+    "0.001",
+]
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every file below root (links not followed) -> bytes."""
     out = {}
@@ -74,16 +104,9 @@ def test_dedupe_refuses_names_that_are_not_one_component(tmp_path, name):
         str(docs / "**" / "*.gz"),
         "--dedupe.name",
         name,
-        "--dedupe.documents.attribute_name",
-        "dup",
-        "--dedupe.documents.key",
-        "$.text",
         "--bloom_filter.file",
         str(tmp_path / "filter.bin"),
-        "--bloom_filter.estimated_doc_count",
-        "1000",
-        "--bloom_filter.desired_false_positive_rate",
-        "0.001",
+        *DEDUPE_ARGS,
     )
     refused(result, "dedupe.name", "not a valid name")
     assert tree(tmp_path) == before
@@ -135,11 +158,8 @@ HOSTILE_DIRS = {
 
 @pytest.mark.parametrize("dest", HOSTILE_DIRS.values(), ids=HOSTILE_DIRS.keys())
 def test_tokens_refuses_destinations_that_resolve_into_the_inputs(tmp_path, dest):
-    root = tmp_path / "root"
-    docs = corpus(root)
+    root, docs, work = corpus_with_work_dir(tmp_path)
     (docs / "sub" / "part-notes.txt").write_text("not a shard")
-    work = root / "work"
-    work.mkdir()
     before = tree(tmp_path)
     result = run_cli(
         "tokens",
@@ -156,10 +176,7 @@ def test_tokens_refuses_destinations_that_resolve_into_the_inputs(tmp_path, dest
 
 @pytest.mark.parametrize("dest", HOSTILE_DIRS.values(), ids=HOSTILE_DIRS.keys())
 def test_mix_refuses_output_paths_that_resolve_into_the_inputs(tmp_path, dest):
-    root = tmp_path / "root"
-    docs = corpus(root)
-    work = root / "work"
-    work.mkdir()
+    root, docs, work = corpus_with_work_dir(tmp_path)
     stream = {"name": "out", "documents": [str(docs / "**" / "*.gz")], "output": {"path": dest.format(root=root)}}
     cfg = _mix_config(tmp_path, stream)
     before = tree(tmp_path)
@@ -179,22 +196,10 @@ HOSTILE_FILES = {
 
 @pytest.mark.parametrize("model", HOSTILE_FILES.values(), ids=HOSTILE_FILES.keys())
 def test_train_fasttext_refuses_model_paths_in_the_inputs(tmp_path, model):
-    root = tmp_path / "root"
-    docs = corpus(root)
-    work = root / "work"
-    work.mkdir()
+    root, docs, work = corpus_with_work_dir(tmp_path)
     model = model.format(root=root)
     before = tree(tmp_path)
-    result = run_cli(
-        "train-fasttext",
-        "--positive",
-        str(docs / "sub" / "part-0.jsonl.gz"),
-        "--negative",
-        str(docs / "sub" / "part-1.jsonl.gz"),
-        "--model_path",
-        model,
-        cwd=work,
-    )
+    result = train_fasttext(str(docs / "sub"), model, cwd=work)
     refused(result, "model_path" if not model else "refusing to write")
     assert tree(tmp_path) == before
 
@@ -202,16 +207,8 @@ def test_train_fasttext_refuses_model_paths_in_the_inputs(tmp_path, model):
 def test_train_fasttext_refuses_a_report_over_an_input(tmp_path):
     docs = corpus(tmp_path / "root")
     before = tree(tmp_path)
-    result = run_cli(
-        "train-fasttext",
-        "--positive",
-        str(docs / "sub" / "part-0.jsonl.gz"),
-        "--negative",
-        str(docs / "sub" / "part-1.jsonl.gz"),
-        "--model_path",
-        str(tmp_path / "model.bin"),
-        "--report",
-        str(docs / "sub" / "part-1.jsonl.gz"),
+    result = train_fasttext(
+        str(docs / "sub"), str(tmp_path / "model.bin"), "--report", str(docs / "sub" / "part-1.jsonl.gz")
     )
     refused(result, "one of the input files")
     assert tree(tmp_path) == before
@@ -248,14 +245,7 @@ def test_dedupe_refuses_linked_attribute_sets_and_filters_in_the_documents(tmp_p
         "dedupe",
         "--documents",
         str(docs / "**" / "*.gz"),
-        "--dedupe.documents.attribute_name",
-        "dup",
-        "--dedupe.documents.key",
-        "$.text",
-        "--bloom_filter.estimated_doc_count",
-        "1000",
-        "--bloom_filter.desired_false_positive_rate",
-        "0.001",
+        *DEDUPE_ARGS,
         "--ignore_existing",
     ]
     result = run_cli(*common, "--dedupe.name", "dd", "--bloom_filter.file", str(tmp_path / "f.bin"))
@@ -288,15 +278,7 @@ def test_mix_tokens_and_fasttext_refuse_destinations_linked_to_the_documents(tmp
             ),
             "resolves to",
         )
-        result = run_cli(
-            "train-fasttext",
-            "--positive",
-            str(docs / "sub" / "part-0.jsonl.gz"),
-            "--negative",
-            str(docs / "sub" / "part-1.jsonl.gz"),
-            "--model_path",
-            str(tmp_path / dest / "m.bin"),
-        )
+        result = train_fasttext(str(docs / "sub"), str(tmp_path / dest / "m.bin"))
         refused(result, "refusing to write", "resolves to")
     assert tree(docs) == before
 
@@ -336,15 +318,7 @@ def test_s3_keys_are_normalised_before_the_check(tmp_path, s3_server, s3_bucket)
     )
     stream = {"name": "out", "documents": [pattern], "output": {"path": f"s3://{s3_bucket}/c/x/../documents/sub"}}
     refused(run_cli("-c", str(_mix_config(tmp_path, stream)), "mix"), "holds the input file")
-    result = run_cli(
-        "train-fasttext",
-        "--positive",
-        f"s3://{s3_bucket}/c/documents/sub/part-0.jsonl.gz",
-        "--negative",
-        f"s3://{s3_bucket}/c/documents/sub/part-1.jsonl.gz",
-        "--model_path",
-        f"s3://{s3_bucket}/c/m/../documents/m.bin",
-    )
+    result = train_fasttext(f"s3://{s3_bucket}/c/documents/sub", f"s3://{s3_bucket}/c/m/../documents/m.bin")
     refused(result, "documents tree")
     assert s3_server.keys(s3_bucket) == before
 

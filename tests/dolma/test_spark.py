@@ -493,8 +493,8 @@ def run_tokens_tree(spark_context, documents: str, destination: Path, executor: 
     """`dolma tokens` with `options` on `executor` (checking that Spark ran jobs exactly when asked to); every
     file it left under `destination`."""
     from dolma.config import build
-    from mixers.tokens_command import TokensConfig
     from mixers.tokens_command import run as run_tokens
+    from mixers.tokens_config import TokensConfig
 
     overrides = {
         "documents": [documents],

@@ -10,6 +10,7 @@ Over 400 lines on purpose: one module so that every test shares the tagged corpu
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import os
 import re
@@ -82,7 +83,9 @@ def mix_config(root: Path) -> dict:
 
 def run_summaries(root: Path) -> list[Path]:
     """Run summaries in the shared schema (version 1), as the commands write them."""
-    base = {"schema": "dolma-run-summary", "version": 1, "ok": True, "degraded": [], "config": {}}
+    base = {"schema": "dolma-run-summary", "version": 1, "ok": True, "degraded": [], "config": {},
+            "toolkit_version": "0.1.0", "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:01Z",
+            "seconds": 1.0}  # fmt: skip
     dedupe = dict(base, command="dedupe", totals={"documents_in": 2400}, dedupe={
         "modes": {"documents": {"units_marked": 30, "documents_marked": 30},
                   "paragraphs": {"units_marked": 900, "documents_marked": 240}},
@@ -308,6 +311,21 @@ def test_a_file_that_is_not_a_run_summary_is_refused(tmp_path):
     other.write_text(json.dumps({"schema": "something-else"}))
     proc = run_cli("report", "--output", str(tmp_path / "r.html"), "--run_summaries", str(other))
     assert proc.returncode != 0 and f"{other} is not a run summary" in proc.stderr
+
+
+def test_a_broken_run_summary_is_skipped_and_listed(corpus, tmp_path):
+    broken = tmp_path / "runs" / ".dolma-run-summary.mix.json"
+    broken.parent.mkdir()
+    good = json.loads((corpus / "runs" / "mix" / ".dolma-run-summary.mix.json").read_text())
+    broken.write_text(json.dumps(dict(good, version=7)))
+    out = tmp_path / "r.html"
+    runs = str(corpus / "runs" / "**" / ".dolma-run-summary.*.json")
+    proc = run_cli("report", "--output", str(out), "--run_summaries", str(broken), runs)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 broken run summary file(s) skipped" in proc.stdout
+    page = out.read_text()
+    assert "Run summaries skipped" in page and html.escape(str(broken)) in page and "field &#x27;version&#x27;" in page
+    assert "Documents removed per rule" in page  # the good summaries are still drawn
 
 
 def test_output_may_not_land_on_an_input(corpus, tmp_path):

@@ -247,3 +247,12 @@ def test_tag_cli_writes_every_language_tagger(tmp_path):
     assert rows[0]["attributes"]["x__cld2_en_paragraph_v2__en"] == [[0, 45, 0.97], [45, 78, 0.0]]
     assert rows[2]["attributes"]["x__cld2_doc_v2__ru"] == [[0, len(docs[2]["text"]), 0.99]]
     assert rows[1]["attributes"]["x__cld3_en_doc_v2__not_en"] == [[0, 0, 1.0]]
+
+
+def test_each_library_lists_its_taggers_in_one_table():
+    # the taggers of one library differ only in level and report: one register_variants table per module, not a
+    # class block apiece (lingua_1e2, which filters the pairs, keeps its own class)
+    for module in ("lang_cld2", "lang_cld3", "lang_langdetect", "lang_lingua"):
+        source = (REPO / "taggers" / f"{module}.py").read_text(encoding="utf-8")
+        assert source.count("register_variants(") == 1, module
+        assert source.count("@register(") == (1 if module == "lang_lingua" else 0), module
