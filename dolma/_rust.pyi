@@ -17,6 +17,7 @@ from dolma.errors import DedupeStopped as DedupeStopped
 __all__ = [
     "BLOOM_FORMAT_VERSION",
     "MAX_HASHES",
+    "MINHASH_MAX_ANCHORS",
     "MINHASH_RESULT_VERSION",
     "MINHASH_UNIT_VERSION",
     "MINHASH_XXH3_SEED",
@@ -297,6 +298,8 @@ def pii_set_digit_ranges(ranges: list[tuple[int, int]]) -> None:
 # which builds the configuration JSON. Errors: dolma.errors.ConfigError (a bad parameter), CorruptFileError
 # (path, reason) for a damaged or foreign band-key / result file, OSError for I/O.
 
+MINHASH_MAX_ANCHORS: Final[int]
+"""With `verify`, how many members of a bucket (its first, in document order) others are compared with."""
 MINHASH_XXH3_SEED: Final[int]
 """Seed of the default (xxh3) MinHash base hash: the low 32 bits of `xxh3_64(shingle, MINHASH_XXH3_SEED)`."""
 MINHASH_UNIT_VERSION: Final[int]
@@ -316,6 +319,8 @@ class MinHashSigner:
     def __new__(cls, config_json: str) -> MinHashSigner: ...
     def signatures(self, texts: list[str], *, threads: int | None = None) -> tuple[bytes, list[int]]:
         """(values, shingle counts): `num_perm` little-endian uint32 values per text, row-major."""
+    def shingle_sets(self, texts: list[str], *, threads: int | None = None) -> list[bytes]:
+        """Per text, its shingle set for `verify: exact`: sorted, distinct little-endian uint64 hashes."""
     def band_keys(self, signatures: bytes) -> bytes:
         """`bands` little-endian uint64 keys per signature row (`num_perm` little-endian uint32 values)."""
     @property
