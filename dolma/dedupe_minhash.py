@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from dolma import _rust, io
+from dolma import _rust, atomic, io
 from dolma import minhash as mh
 from dolma.documents import attributes_path
 from dolma.errors import ConfigError, DolmaError
@@ -313,7 +313,7 @@ def run(config: DedupeConfig) -> int:
         spill = os.path.join(plan_.work_dir, "spill")
         shutil.rmtree(spill, ignore_errors=True)  # sorted runs of a killed run
         os.makedirs(os.path.dirname(record), exist_ok=True)
-        io.remove_dead_temporaries([os.path.dirname(record)])
+        atomic.remove_dead_temporaries([os.path.dirname(record)])
         stats = mh.cluster(
             [plan_.keys_file(i) for i in range(len(plan_.inputs))],
             results,
@@ -323,7 +323,7 @@ def run(config: DedupeConfig) -> int:
             threads=threads * max(1, config.processes),
         )
         shutil.rmtree(spill, ignore_errors=True)
-        io.write_bytes(record, msgspec.json.encode({"run_key": key, "stats": stats}))
+        atomic.write_bytes(record, msgspec.json.encode({"run_key": key, "stats": stats}))
 
     # 3. mark
     units = [

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from dolma import io
+from dolma import atomic
 from dolma import minhash as mh
 from dolma.documents import AttributeRow, Document, ReadStats, read_records
 from dolma.errors import DolmaError
@@ -40,7 +40,7 @@ def write_attribute_file(
     stats = ReadStats()
     marked = 0
     records = read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats)
-    with io.AtomicWriter(output) as out:
+    with atomic.AtomicWriter(output) as out:
         for doc_id, attributes, mark in annotate((n, rec) for n, rec, _ in records if rec is not None):
             marked += mark
             out.write(_row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n")
@@ -108,6 +108,6 @@ class MarkJob(Job):
             unit.input, unit.outputs[0], members, self.attribute, self.cluster_attribute, self.skip_bad_lines
         )
         assert unit.record is not None
-        io.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
+        atomic.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
         progress(stats.documents_in, stats.bytes_in)
         return stats

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from dolma import io
+from dolma import atomic, io
 from dolma import minhash as mh
 from dolma.documents import Document, ReadStats, read_records
 from dolma.errors import ConfigError
@@ -171,7 +171,7 @@ class DecontaminateJob(Job):
             self.skip_bad_lines,
         )
         assert unit.record is not None
-        io.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
+        atomic.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
         progress(stats.documents_in, stats.bytes_in)
         return stats
 

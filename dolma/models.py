@@ -16,7 +16,7 @@ import json
 import logging
 import os
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import TaggerError
 
 log = logging.getLogger("dolma")
@@ -112,7 +112,7 @@ def _read_record(local: str) -> dict | None:
 def _write_record(local: str, url: str, size: int, sha256: str) -> None:
     path = _record_path(local)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = io.temp_name(path)
+    tmp = atomic.temp_name(path)
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"url": url, "size": size, "sha256": sha256}, fh)
     os.replace(tmp, path)
@@ -171,7 +171,7 @@ def check_fasttext_model(path_or_url: str, what: str) -> str:
 
 def _download(url: str, local: str, what: str, sha256: str | None, size: int | None) -> None:
     """Stream `url` into a temporary file, check it, then move it into place and record its size and SHA-256."""
-    tmp = io.temp_name(local)
+    tmp = atomic.temp_name(local)
     digest = hashlib.sha256()
     received = 0
     announced: int | None = None

@@ -23,7 +23,7 @@ import json
 import os
 from collections.abc import Iterable
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import PathSafetyError
 
 OWNER_MARKER = ".dolma-owned"
@@ -216,7 +216,7 @@ def claim_dir(path: str, command: str) -> None:
         return
     check_claimable(path, command)
     io.makedirs(path)
-    io.write_bytes(marker, json.dumps({"created_by": f"dolma {command}"}).encode() + b"\n")
+    atomic.write_bytes(marker, json.dumps({"created_by": f"dolma {command}"}).encode() + b"\n")
 
 
 def check_claimable(path: str, command: str) -> None:

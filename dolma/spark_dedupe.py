@@ -47,7 +47,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import atomic, io
 from dolma.executors.base import Summary, Unit, UnitFailure, UnitStats
 from dolma.executors.spark import _short_error, collect_with_progress
 
@@ -178,7 +178,7 @@ class WriteAttributes:
                 local = os.path.join(tmp, io.basename(output))
                 stats = maker.write_attributes(skeleton, positions, local)
                 written = os.path.getsize(local)
-                io.copy(local, output)
+                atomic.copy(local, output)
         else:
             stats = maker.write_attributes(skeleton, positions, output)
             written = os.path.getsize(output)

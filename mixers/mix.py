@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import ConfigError, DolmaError
 from dolma.executors import make_executor
 from dolma.executors.base import Executor, Summary, Unit, UnitStats
@@ -123,7 +123,7 @@ def mix_stream(config: MixConfig, stream: Stream, files: list[str]) -> tuple[Str
     claim_dir(staging, "mix")
     # A run killed while publishing leaves hidden links or copies beside the shards (the staged parts are
     # cleaned by the executor, beside the manifests).
-    io.remove_dead_temporaries([out_dir])
+    atomic.remove_dead_temporaries([out_dir])
     summary = _executor(config, f"mix {stream.name}", config.ignore_existing).run(job, units)
     summary.warnings = warnings
     if not summary.ok:
@@ -328,8 +328,8 @@ def run_mix(config: MixConfig) -> int:
     finally:
         close_sandboxes()
     if config.report:
-        io.remove_dead_temporaries([io.dirname(io.normalize(config.report))])
-        io.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
+        atomic.remove_dead_temporaries([io.dirname(io.normalize(config.report))])
+        atomic.write_bytes(io.normalize(config.report), msgspec.json.format(msgspec.json.encode(reports)) + b"\n")
     return 0
 
 

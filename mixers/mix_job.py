@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import atomic, io
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, DolmaError
 from dolma.executors.base import Job, Progress, Unit, UnitStats
@@ -238,7 +238,7 @@ class StreamJob(Job):
             counters["kept_tokens"] = tokens
         else:
             manifest = Manifest(input=doc_path, parts=parts, counters=counters)
-            io.write_bytes(self.manifest_path(doc_path), msgspec.json.encode(manifest))
+            atomic.write_bytes(self.manifest_path(doc_path), msgspec.json.encode(manifest))
         return UnitStats(
             documents_in=docs_in,
             documents_out=written,

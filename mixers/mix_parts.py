@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import msgspec
 import zstandard
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import ConfigError
 
 STAGING_PREFIX = ".mix-staging-"
@@ -172,7 +172,7 @@ class PartWriter:
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads)) if self._compress and threads > 0 else None
         self._pending: deque[Future[bytes]] = deque()
         self._max_pending = 2 * max(1, threads)
-        self._writer: io.AtomicWriter | None = None
+        self._writer: atomic.AtomicWriter | None = None
         self._size = 0
         self._docs = 0
         self._buffer: list[bytes] = []
@@ -180,7 +180,7 @@ class PartWriter:
 
     def _open(self) -> None:
         path = io.join(self.directory, f"part-{len(self.parts):05d}{self.extension}")
-        self._writer = io.AtomicWriter(path, compression=None)
+        self._writer = atomic.AtomicWriter(path, compression=None)
         self._size = 0
         self._docs = 0
 

@@ -12,7 +12,7 @@ import re
 
 import msgspec
 
-from dolma import io
+from dolma import atomic, io
 from dolma.documents import attributes_path
 from dolma.errors import ConfigError, DolmaError, PathSafetyError
 from mixers.mix_config import Stream
@@ -168,22 +168,22 @@ def publish(stream: Stream, manifests: list[Manifest], extension: str) -> list[s
     names = [f"{stream.name}-{idx:04d}{extension}" for idx in range(len(groups))]
     record = shards_record_path(out_dir, stream.name)
     before = recorded_shards(out_dir, stream.name)
-    io.write_bytes(record, msgspec.json.encode(ShardsRecord(shards=sorted(before | set(names)), complete=False)))
+    atomic.write_bytes(record, msgspec.json.encode(ShardsRecord(shards=sorted(before | set(names)), complete=False)))
     shards = []
     for name, group in zip(names, groups):
         final = io.join(out_dir, name)
         shards.append(final)
         if len(group) == 1 and not io.is_s3(final) and not io.is_s3(group[0].path):
-            temp = io.temp_name(final)
+            temp = atomic.temp_name(final)
             os.link(group[0].path, temp)
             os.replace(temp, final)
             continue
-        with io.AtomicWriter(final, compression=None) as out:
+        with atomic.AtomicWriter(final, compression=None) as out:
             for part in group:
                 with io.open_raw_read(part.path) as raw:
                     while block := raw.read(io.READ_CHUNK):
                         out.write(block)
     for name in sorted(before - set(names)):
         io.remove(io.join(out_dir, name))
-    io.write_bytes(record, msgspec.json.encode(ShardsRecord(shards=names, complete=True)))
+    atomic.write_bytes(record, msgspec.json.encode(ShardsRecord(shards=names, complete=True)))
     return shards

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from dolma import io
+from dolma import atomic, io
 from dolma.config import Base
 from dolma.documents import attributes_path, sanitize_key
 from dolma.errors import PathSafetyError
@@ -307,12 +307,12 @@ def run(config: ReportConfig) -> int:
     sections.append(("Run summaries skipped", [], _skipped_html(summaries.skipped)))
     sections = [s for s in sections if s[1] or s[2]]
     every = [chart for _, found, _ in sections for chart in found]
-    with io.AtomicWriter(config.output, compression=None) as out:
+    with atomic.AtomicWriter(config.output, compression=None) as out:
         out.write(charts.page(config.title, sections).encode())
     if config.figures is not None:
         for i, chart in enumerate(every):
             name = f"{i:02d}-{sanitize_key(chart.name)[:80]}.{config.figure_format}"
-            io.write_bytes(io.join(config.figures, name), charts.render_file(chart, config.figure_format))
+            atomic.write_bytes(io.join(config.figures, name), charts.render_file(chart, config.figure_format))
     skipped = f"; {len(summaries.skipped)} broken run summary file(s) skipped" if summaries.skipped else ""
     print(f"report: {len(every)} charts written to {config.output}{skipped}")
     return 0

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import atomic, io
 from dolma.config import build
 from dolma.documents import BadLine, attributes_path, has_document_fields, read_records, with_attributes
 from dolma.errors import BadInputError, ConfigError
@@ -113,7 +113,7 @@ def expand_summaries(patterns: list[str]) -> list[str]:
             found.update(dict.fromkeys(io.glob(pattern)))
             continue
         for path in sorted(glob.glob(io.normalize(pattern), recursive=True)):
-            if os.path.isfile(path) and io.temp_owner(os.path.basename(path)) is None:
+            if os.path.isfile(path) and atomic.temp_owner(os.path.basename(path)) is None:
                 found[path] = None
     return sorted(found)
 

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import ConfigError, DolmaError, PathSafetyError
 from dolma.executors.summary import is_run_summary
 from mixers.tokenizer import Tokenizer
@@ -112,7 +112,7 @@ def foreign_entries(directory: str) -> list[str]:
         if name in owned or _is_record(name) or name in (UNSHUFFLED_DIR, SCRATCH_DIR) or is_run_summary(name):
             return True
         legacy = _LEGACY_TEMP.fullmatch(name)
-        target = io.temp_target(name) or (legacy["name"] if legacy else None)
+        target = atomic.temp_target(name) or (legacy["name"] if legacy else None)
         return target is not None and (bool(SHARD_NAME.fullmatch(target)) or _is_record(target))
 
     return [name for name in entries if not ours(name)]
@@ -152,7 +152,7 @@ class ShardLedger:
 
     def _write_journal(self) -> None:
         names = sorted(self.before | set(self.new))
-        io.write_bytes(self.journal, msgspec.json.encode({"outputs": names}))
+        atomic.write_bytes(self.journal, msgspec.json.encode({"outputs": names}))
 
     def begin(self) -> None:
         self._write_journal()
@@ -167,7 +167,7 @@ class ShardLedger:
     def finish(self, summary: dict[str, Any]) -> None:
         for name in sorted(self.before - set(self.new)):
             io.remove(io.join(self.directory, name))
-        io.write_bytes(self.marker, msgspec.json.encode({**summary, "outputs": self.new}))
+        atomic.write_bytes(self.marker, msgspec.json.encode({**summary, "outputs": self.new}))
         io.remove(self.journal)
 
 

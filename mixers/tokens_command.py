@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import ConfigError
 from dolma.executors import make_executor
 from dolma.executors.base import Job, Progress, Summary, Unit, UnitStats
@@ -126,7 +126,7 @@ def run_global_shuffle(config: TokensConfig, the_plan: Plan, np_dtype: Any) -> N
     """Permute the staged group shards into the destination, then write the marker and drop the staging."""
     final = the_plan.destination
     # Temporaries of a killed shuffle's writers (their own hidden names) are not shards: removed when dead.
-    io.remove_dead_temporaries([final])
+    atomic.remove_dead_temporaries([final])
     # Shards of a killed shuffle, of an earlier one, or of an earlier unshuffled run into this destination
     # (its group markers, absorbed here) are taken over by the ledger and removed once the new ones exist.
     absorbed = [io.join(final, name) for name in io.listdir(final) if GROUP_RECORD.fullmatch(name)]

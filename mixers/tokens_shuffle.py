@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import BadInputError, ConfigError, DolmaError
 from dolma.paths import claim_dir, remove_claimed_dir
 from mixers.tokens_verify import load_array, shard_paths
@@ -186,8 +186,8 @@ def _shard_documents(
         local_npy, local_csv = npy_path, csv_path
         if io.is_s3(npy_path):
             local_npy, local_csv = os.path.join(scratch, "shard.npy"), os.path.join(scratch, "shard.csv.gz")
-            io.copy(npy_path, local_npy)
-            io.copy(csv_path, local_csv)
+            atomic.copy(npy_path, local_npy)
+            atomic.copy(csv_path, local_csv)
         arr = load_array(local_npy, dtype)
         with gzip.open(local_csv, "rt", encoding="utf-8", newline="") as fh:
             for n, rec in enumerate(csv.reader(fh), start=1):
@@ -233,7 +233,7 @@ def global_shuffle(
         for _npy_path, csv_path in pairs:
             if io.is_s3(csv_path):
                 local = os.path.join(scratch, "count.csv.gz")
-                io.copy(csv_path, local)
+                atomic.copy(csv_path, local)
                 documents += count_index_rows(local)
                 os.remove(local)
             else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dolma import io
+from dolma import atomic, io
 from dolma.documents import ReadStats
 from mixers.tokenizer import Tokenizer
 from mixers.tokens import CSV_FLUSH_ROWS, group_rng, part_name
@@ -47,8 +47,8 @@ class ShardWriter:
         self.oversize = 0
         self.tokens = 0
         self.bytes_written = 0
-        self._npy: io.AtomicWriter | None = None
-        self._csv: io.AtomicWriter | None = None
+        self._npy: atomic.AtomicWriter | None = None
+        self._csv: atomic.AtomicWriter | None = None
         self._rows = _pyio.StringIO()
         self._row_writer = csv.writer(self._rows, lineterminator="\n")
         self._pending_rows = 0
@@ -61,8 +61,8 @@ class ShardWriter:
         npy_path, csv_path = self.paths(self.part)
         if self.on_open is not None:
             self.on_open([io.basename(npy_path), io.basename(csv_path)])
-        self._npy = io.AtomicWriter(npy_path, compression=None)
-        self._csv = io.AtomicWriter(csv_path, compression="gzip")
+        self._npy = atomic.AtomicWriter(npy_path, compression=None)
+        self._csv = atomic.AtomicWriter(csv_path, compression="gzip")
         self.count = 0
 
     def _flush_rows(self) -> None:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from dolma import io
+from dolma import atomic, io
 from dolma.config import Base
 from dolma.documents import ReadStats, read_documents
 from dolma.errors import ConfigError
@@ -239,7 +239,7 @@ def run(config: TrainFastTextConfig) -> int:
         local_model = os.path.join(tmp, "model.ftz" if config.quantize else "model.bin")
         model.save_model(local_model)
         extra.update({"bucket": bucket, "dim": config.dim, "model_bytes": os.path.getsize(local_model)})
-        io.copy(local_model, model_path)
+        atomic.copy(local_model, model_path)
     report = {
         "positive_documents": n_pos,
         "negative_documents": n_neg,
@@ -248,7 +248,7 @@ def run(config: TrainFastTextConfig) -> int:
         **extra,
     }
     if report_path:
-        io.write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
+        atomic.write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
     _write_summary(config, positive + negative, read, {"positive": n_pos, "negative": n_neg}, metrics, started)
     print(
         f"trained on {n_pos} positive / {n_neg} negative documents; held out {metrics['test_documents']}: "

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from dolma import io
+from dolma import atomic
 from dolma.config import Base
 from dolma.io import S3Config
 
@@ -76,7 +76,7 @@ def profiled(config: ProfileConfig) -> Iterator[None]:
         if config.output is None:
             sys.stdout.write(text.getvalue())
         else:
-            io.write_bytes(config.output, text.getvalue().encode("utf-8"))
+            atomic.write_bytes(config.output, text.getvalue().encode("utf-8"))
 
 
 class SparkOptions(Base):

@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
-from dolma import io, stats
+from dolma import atomic, io, stats
 from dolma.commands.common import RunOptions
 from dolma.documents import ReadStats
 from dolma.errors import ConfigError
@@ -89,9 +89,9 @@ class SummarizeJob(Job):
         partials = {name: stats.summarize(array, distinct[name], self.config.bins) for name, array in named.items()}
         summary, kept = unit.outputs
         kept_data = msgspec.msgpack.encode(_DistinctFile(names=distinct))
-        io.write_bytes(kept, kept_data)
+        atomic.write_bytes(kept, kept_data)
         data = msgspec.msgpack.encode(_PartialFile(names=partials))
-        io.write_bytes(summary, data)  # last: its existence says the unit is complete
+        atomic.write_bytes(summary, data)  # last: its existence says the unit is complete
         return UnitStats(
             documents_in=read.documents,
             bad_lines=read.bad_lines,
@@ -123,7 +123,7 @@ class HistogramJob(Job):
                 edges = self._arrays[name] = np.asarray(self.edges[name])
             counts[name] = stats.histogram(values, edges).tolist()
         data = msgspec.msgpack.encode(_CountsFile(names=counts))
-        io.write_bytes(unit.outputs[0], data)
+        atomic.write_bytes(unit.outputs[0], data)
         return UnitStats(bytes_out=len(data))
 
 
@@ -292,7 +292,7 @@ def run(config: StatConfig) -> int:
         )
     data = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
     if output is not None:
-        io.write_bytes(output, data)
+        atomic.write_bytes(output, data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

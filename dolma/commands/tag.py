@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from dolma import io, registry
+from dolma import atomic, io, registry
 from dolma.commands.common import ProfileConfig, RunOptions, profiled
 from dolma.documents import (
     AttributeLine,
@@ -185,7 +185,7 @@ class TagJob(Job):
             return UnitStats()
         stats = self._write(unit, run, keep, progress)
         record = {"completed": sorted(kept | set(run)), "experiment": self.sets[0].name}
-        io.write_bytes(unit.record, msgspec.json.encode(record) + b"\n")
+        atomic.write_bytes(unit.record, msgspec.json.encode(record) + b"\n")
         if keep:
             stats.counters = {"attribute files merged (earlier taggers' keys kept)": 1}
         return stats
@@ -199,7 +199,7 @@ class TagJob(Job):
         read = ReadStats()
         old_iter = read_attribute_lines(unit.outputs[0]) if keep else None
         old_path = unit.outputs[0]
-        writers = [io.AtomicWriter(path) for path in unit.outputs]
+        writers = [atomic.AtomicWriter(path) for path in unit.outputs]
         try:
             batch: list[Document] = []
             old: list[dict[str, Any]] | None = [] if old_iter is not None else None

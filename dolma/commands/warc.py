@@ -20,7 +20,7 @@ import msgspec
 from msgspec import Meta
 from zlib_ng import gzip_ng
 
-from dolma import compression, io, registry
+from dolma import atomic, compression, io, registry
 from dolma.commands.common import RunOptions
 from dolma.config import Base
 from dolma.documents import Document, Span, attribute_key, destination_path
@@ -173,7 +173,7 @@ class WarcJob(Job):
         # Outputs are .jsonl.gz: each batch becomes one gzip member, compressed with zlib-ng (level 6, ~2.5x
         # zlib's speed at the same size); concatenated members are one valid gzip file for every reader.
         gzipped = compression.compression_of(unit.outputs[0]) == "gzip"
-        writer = io.AtomicWriter(unit.outputs[0], compression=None if gzipped else "infer")
+        writer = atomic.AtomicWriter(unit.outputs[0], compression=None if gzipped else "infer")
         written = 0
         try:
             batch: list[Any] = []

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from dolma import io
+from dolma import atomic, io
 from dolma._rust import Deduper
 from dolma.dedupe.config import LEGACY_CHECKPOINT_SUFFIX, DedupeConfig, DedupeSection, _chunk_bytes
 from dolma.dedupe.job import BloomJob, _check_saturation
@@ -75,7 +75,7 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
             LEGACY_CHECKPOINT_SUFFIX,
         )
     # Runs killed on this machine may have left temporaries beside the attributes and the filter.
-    io.remove_dead_temporaries([*(io.dirname(path) for path in plan_.outputs), io.dirname(filter_path)])
+    atomic.remove_dead_temporaries([*(io.dirname(path) for path in plan_.outputs), io.dirname(filter_path)])
 
     deduper = Deduper(_rust_config(config.dedupe), skip_bad_lines=config.skip_bad_lines, chunk_bytes=_chunk_bytes())
     filt = _open_filter(config, json.loads(deduper.key_settings), staging)

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io
+from dolma import atomic, io
 from dolma._rust import BloomFilter, file_fingerprint
 from dolma.dedupe.config import MANIFEST_FORMAT, S3_INFO_THREADS, SATURATED_FACTOR, SATURATED_RATE, DedupeConfig
 from dolma.dedupe.plan import Plan, _expected_fp_rate, _requested_rate, filter_params
@@ -97,7 +97,7 @@ def _load_filter(path: str, staging: _Staging) -> BloomFilter:
     local = path
     if io.is_s3(path):
         local = staging.path("filter.bin")
-        io.copy(path, local)
+        atomic.copy(path, local)
     try:
         return BloomFilter.load(local)
     except BloomFilterError as exc:
@@ -111,7 +111,7 @@ def _save_filter(bf: BloomFilter, path: str, staging: _Staging) -> None:
     if io.is_s3(path):
         local = staging.path("filter-out.bin")
         bf.save(local)
-        io.copy(local, path)
+        atomic.copy(local, path)
         os.remove(local)
     else:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -213,7 +213,7 @@ def _fingerprint(path: str, staging: _Staging) -> str:
     if not io.is_s3(path):
         return file_fingerprint(path)
     local = staging.path("fingerprint-" + io.basename(path))
-    io.copy(path, local)
+    atomic.copy(path, local)
     try:
         return file_fingerprint(local)
     finally:
@@ -348,7 +348,7 @@ def _stage(
         src, dst = plan_.inputs[i], plan_.outputs[i]
         if io.is_s3(src):
             local = staging.path(f"in-{i}-{io.basename(src)}")
-            io.copy(src, local)
+            atomic.copy(src, local)
             src = local
         if io.is_s3(dst):
             local = staging.path(f"out-{i}-{io.basename(dst)}")
@@ -364,5 +364,5 @@ def _upload(uploads: dict[int, tuple[str, str]], indices: list[int]) -> None:
     for i in indices:
         if i in uploads:
             local, remote = uploads.pop(i)
-            io.copy(local, remote)
+            atomic.copy(local, remote)
             os.remove(local)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import DolmaError
 
 log = logging.getLogger("dolma")
@@ -304,7 +304,7 @@ class UnitExecutor(Executor):
         # a missing bucket, wrong credentials or a dead endpoint is one clear error now, not one per file
         io.check_destinations([path for unit in units for path in unit.outputs])
         written = [path for unit in units for path in (*unit.outputs, *((unit.record,) if unit.record else ()))]
-        io.remove_dead_temporaries(dict.fromkeys(io.dirname(path) for path in written))
+        atomic.remove_dead_temporaries(dict.fromkeys(io.dirname(path) for path in written))
         summary = Summary(units=len(units))
         todo, summary.skipped = self.pending(units)
         if summary.skipped and not self.quiet:

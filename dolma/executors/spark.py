@@ -36,7 +36,7 @@ from typing import Any
 
 import msgspec
 
-from dolma import io, lifecycle
+from dolma import atomic, io, lifecycle
 from dolma.errors import ConfigError, DolmaError
 from dolma.executors.base import (
     Job,
@@ -180,7 +180,7 @@ class UnitResult(msgspec.Struct, array_like=True):
 
 def run_unit_with_retries(job: Job, unit: Unit, retries: int, index: int) -> UnitResult:
     # Attempts killed on this machine (a lost or cancelled task) may have left temporaries beside the outputs.
-    io.remove_dead_temporaries(io.dirname(path) for path in unit.outputs)
+    atomic.remove_dead_temporaries(io.dirname(path) for path in unit.outputs)
     stats, error, attempts = run_with_retries(job, unit, retries, lambda _d, _b: None)
     return UnitResult(index=index, stats=stats, error=error, attempts=attempts)
 
@@ -229,12 +229,12 @@ class TaskRunner:
 
 
 def remove_stale_temporaries(paths: Iterable[str]) -> int:
-    """Delete temporaries that killed attempts on this machine left beside local outputs (`io.temp_name`).
+    """Delete temporaries that killed attempts on this machine left beside local outputs (`atomic.temp_name`).
 
     Only files of processes that are gone are removed: a speculative attempt still writing keeps its file, and
     temporaries written on other machines are theirs to clean. S3 uploads leave nothing behind.
     """
-    return len(io.remove_dead_temporaries(io.dirname(path) for path in paths))
+    return len(atomic.remove_dead_temporaries(io.dirname(path) for path in paths))
 
 
 def remove_temporaries_after_stop(paths: Sequence[str], grace: float = 30.0) -> None:
@@ -244,10 +244,10 @@ def remove_temporaries_after_stop(paths: Sequence[str], grace: float = 30.0) -> 
     Spark kills a cancelled task's Python worker outright, so the worker cannot discard its partial file itself.
     """
     dirs = list(dict.fromkeys(io.dirname(path) for path in paths if not io.is_s3(path)))
-    me = io.host_tag()
+    me = atomic.host_tag()
     deadline = time.monotonic() + grace
     while True:
-        io.remove_dead_temporaries(dirs)
+        atomic.remove_dead_temporaries(dirs)
         ours = lifecycle.descendants()
         waiting = False
         for directory in dirs:
@@ -256,7 +256,7 @@ def remove_temporaries_after_stop(paths: Sequence[str], grace: float = 30.0) -> 
             except OSError:
                 continue
             for name in names:
-                owner = io.temp_owner(name)
+                owner = atomic.temp_owner(name)
                 waiting |= owner is not None and owner[0] == me and owner[1] in ours
         if not waiting or time.monotonic() > deadline:
             return

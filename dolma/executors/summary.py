@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from dolma import __version__, io
+from dolma import __version__, atomic, io
 from dolma.errors import ConfigError
 from dolma.executors.base import Summary
 from dolma.redact import redact_config
@@ -263,8 +263,8 @@ def write_run_summary(
     (local or s3://). Returns what was written."""
     data = build(summary, command=command, config=config, started=started, extra=extra)
     checked = msgspec.convert(data, RunSummary)  # our own numbers, so a mismatch is a bug: let it raise
-    io.remove_dead_temporaries([io.dirname(destination)])
-    io.write_bytes(destination, msgspec.json.format(msgspec.json.encode(data)) + b"\n")
+    atomic.remove_dead_temporaries([io.dirname(destination)])
+    atomic.write_bytes(destination, msgspec.json.format(msgspec.json.encode(data)) + b"\n")
     return checked
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dolma import io
+from dolma import atomic
 from dolma.documents import (
     ReadStats,
     attribute_key,
@@ -38,7 +38,7 @@ BAD_LINES = [
 @pytest.mark.parametrize("bad, field, reason", BAD_LINES)
 def test_bad_line_fails_with_file_line_field(tmp_path, bad, field, reason):
     path = str(tmp_path / "documents" / "f.jsonl")
-    io.write_bytes(path, GOOD + b"\n" + bad + b"\n" + GOOD + b"\n")
+    atomic.write_bytes(path, GOOD + b"\n" + bad + b"\n" + GOOD + b"\n")
     with pytest.raises(BadInputError) as info:
         list(read_documents(path))
     err = info.value
@@ -51,7 +51,7 @@ def test_bad_line_fails_with_file_line_field(tmp_path, bad, field, reason):
 @pytest.mark.parametrize("bad, field, reason", BAD_LINES)
 def test_bad_line_skipped_and_counted(tmp_path, bad, field, reason):
     path = str(tmp_path / "f.jsonl.gz")
-    io.write_bytes(path, GOOD + b"\n" + bad + b"\n" + GOOD + b"\n")
+    atomic.write_bytes(path, GOOD + b"\n" + bad + b"\n" + GOOD + b"\n")
     stats = ReadStats()
     docs = list(read_documents(path, skip_bad_lines=True, stats=stats))
     assert [lineno for lineno, _ in docs] == [1, 3]
@@ -60,7 +60,7 @@ def test_bad_line_skipped_and_counted(tmp_path, bad, field, reason):
 
 def test_blank_lines_are_not_documents(tmp_path):
     path = str(tmp_path / "f.jsonl")
-    io.write_bytes(path, GOOD + b"\n\n" + GOOD)
+    atomic.write_bytes(path, GOOD + b"\n\n" + GOOD)
     stats = ReadStats()
     assert len(list(read_documents(path, stats=stats))) == 2
     assert stats.bad_lines == 0
@@ -79,7 +79,7 @@ def read_documents_from(data: bytes):
 
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/x.jsonl"
-        io.write_bytes(path, data)
+        atomic.write_bytes(path, data)
         yield from read_documents(path)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from dolma import io
+from dolma import atomic, io
 from dolma.errors import CorruptFileError
 
 PAYLOAD = "".join(f'{{"id": "{i}", "text": "héllo wörld {i} 你好"}}\n' for i in range(2000)).encode()
@@ -24,7 +24,7 @@ PAYLOAD = "".join(f'{{"id": "{i}", "text": "héllo wörld {i} 你好"}}\n' for i
 @pytest.mark.parametrize("ext", [".jsonl", ".jsonl.gz", ".jsonl.zst", ".jsonl.zstd"])
 def test_local_round_trip(tmp_path, ext):
     path = str(tmp_path / f"sub/file{ext}")
-    io.write_bytes(path, PAYLOAD)
+    atomic.write_bytes(path, PAYLOAD)
     assert io.read_bytes(path) == PAYLOAD
     raw = Path(path).read_bytes()
     if ext.endswith(".gz"):
@@ -40,19 +40,19 @@ def test_local_round_trip(tmp_path, ext):
 @pytest.mark.parametrize("ext", [".jsonl", ".jsonl.gz", ".jsonl.zst"])
 def test_s3_round_trip_and_copies(tmp_path, s3_server, s3_bucket, ext):
     url = f"s3://{s3_bucket}/docs/part{ext}"
-    io.write_bytes(url, PAYLOAD)
+    atomic.write_bytes(url, PAYLOAD)
     assert io.exists(url)
     assert io.read_bytes(url) == PAYLOAD
     # S3 -> S3, changing compression on the way
     url2 = f"s3://{s3_bucket}/copy/part.jsonl.zst"
-    io.copy(url, url2)
+    atomic.copy(url, url2)
     assert io.read_bytes(url2) == PAYLOAD
     # S3 -> local -> S3
     local = str(tmp_path / f"local{ext}")
-    io.copy(url, local)
+    atomic.copy(url, local)
     assert io.read_bytes(local) == PAYLOAD
     url3 = f"s3://{s3_bucket}/back/part.jsonl.gz"
-    io.copy(local, url3)
+    atomic.copy(local, url3)
     assert (
         gzip.decompress(s3_server.client().get_object(Bucket=s3_bucket, Key="back/part.jsonl.gz")["Body"].read())
         == PAYLOAD
@@ -72,7 +72,7 @@ def test_multiple_gzip_members_and_zstd_frames(tmp_path):
 @pytest.mark.parametrize("ext", [".gz", ".zst"])
 def test_truncated_file_is_a_clear_error(tmp_path, ext):
     path = tmp_path / f"t.jsonl{ext}"
-    io.write_bytes(str(path), PAYLOAD * 5)
+    atomic.write_bytes(str(path), PAYLOAD * 5)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CorruptFileError, match="truncated"):
@@ -120,7 +120,7 @@ def test_s3_glob(s3_server, s3_bucket):
 
 def test_failed_local_write_leaves_nothing(tmp_path):
     path = tmp_path / "out" / "f.jsonl.gz"
-    with pytest.raises(RuntimeError), io.AtomicWriter(str(path)) as out:
+    with pytest.raises(RuntimeError), atomic.AtomicWriter(str(path)) as out:
         out.write(b"partial\n")
         raise RuntimeError("boom")
     assert not path.exists()
@@ -129,7 +129,7 @@ def test_failed_local_write_leaves_nothing(tmp_path):
 
 def test_failed_s3_write_leaves_nothing(s3_server, s3_bucket):
     url = f"s3://{s3_bucket}/out/f.jsonl.gz"
-    with pytest.raises(RuntimeError), io.AtomicWriter(url) as out:
+    with pytest.raises(RuntimeError), atomic.AtomicWriter(url) as out:
         out.write(os.urandom(1 << 20))
         raise RuntimeError("boom")
     assert not io.exists(url)
@@ -139,7 +139,7 @@ def test_failed_s3_write_leaves_nothing(s3_server, s3_bucket):
 def test_s3_multipart_upload_only_appears_when_complete(s3_server, s3_bucket):
     url = f"s3://{s3_bucket}/big/f.bin"
     data = os.urandom(40 << 20)
-    with io.AtomicWriter(url, compression=None) as out:
+    with atomic.AtomicWriter(url, compression=None) as out:
         for i in range(0, len(data), 8 << 20):
             out.write(data[i : i + (8 << 20)])
             assert s3_server.keys(s3_bucket) == []
@@ -151,8 +151,8 @@ def test_killed_writer_leaves_no_output(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from dolma import io
-        with io.AtomicWriter({str(target)!r}) as out:
+        from dolma import atomic
+        with atomic.AtomicWriter({str(target)!r}) as out:
             out.write(b"x" * 100000)
             print("writing", flush=True)
             time.sleep(600)
@@ -172,7 +172,7 @@ def test_killed_writer_leaves_no_output(tmp_path):
 def test_reading_is_streaming(tmp_path):
     path = str(tmp_path / "big.jsonl.gz")
     line = b'{"id": "x", "text": "' + b"abcdefgh " * 100 + b'"}\n'
-    with io.AtomicWriter(path, level=1) as out:
+    with atomic.AtomicWriter(path, level=1) as out:
         for _ in range(60_000):
             out.write(line)
     assert os.path.getsize(path) < 5 << 20
@@ -188,7 +188,7 @@ def test_reading_is_streaming(tmp_path):
 
 
 def test_temp_names_are_hidden_siblings(tmp_path):
-    name = io.temp_name(str(tmp_path / "a.jsonl.gz"))
+    name = atomic.temp_name(str(tmp_path / "a.jsonl.gz"))
     assert os.path.dirname(name) == str(tmp_path)
     assert os.path.basename(name).startswith(".a.jsonl.gz.tmp-")
 
@@ -196,11 +196,11 @@ def test_temp_names_are_hidden_siblings(tmp_path):
 def test_exists_and_size(tmp_path, s3_server, s3_bucket):
     path = str(tmp_path / "f.jsonl")
     assert not io.exists(path)
-    io.write_bytes(path, b"abc")
+    atomic.write_bytes(path, b"abc")
     assert io.exists(path) and io.size(path) == 3
     url = f"s3://{s3_bucket}/f.jsonl"
     assert not io.exists(url)
-    io.write_bytes(url, b"abcd")
+    atomic.write_bytes(url, b"abcd")
     assert io.exists(url) and io.size(url) == 4
     io.remove(url)
     assert not io.exists(url)
@@ -223,7 +223,7 @@ def test_glob_base():
 def test_time_is_not_used_for_anything(tmp_path):
     # writing the same content twice gives byte-identical compressed files (gzip mtime is 0)
     a, b = str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.jsonl.gz")
-    io.write_bytes(a, PAYLOAD)
+    atomic.write_bytes(a, PAYLOAD)
     time.sleep(1.1)
-    io.write_bytes(b, PAYLOAD)
+    atomic.write_bytes(b, PAYLOAD)
     assert Path(a).read_bytes() == Path(b).read_bytes()

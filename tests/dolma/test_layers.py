@@ -96,6 +96,8 @@ def test_every_command_is_listed_once_framework_first():
 
 
 LONG_MODULE = 400
+
+
 # owned by another branch of issue 19 (MinHash dedupe), which splits it or gives its reason there
 def long_modules_without_a_reason(root: Path) -> list[str]:
     """Modules over LONG_MODULE lines whose first 5 lines give no reason ("because" or "Longer than")."""

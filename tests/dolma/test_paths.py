@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from dolma import io
+from dolma import atomic
 from dolma.errors import PathSafetyError
 from dolma.paths import (
     OWNER_MARKER,
@@ -155,10 +155,10 @@ def test_claimed_directories_on_s3(s3_server, s3_bucket):
     root = f"s3://{s3_bucket}/rt"
     claim_dir(f"{root}/staging", "test")
     for name in ("staging/one.json", "staging/sub/two.json", "staging-sibling.json"):
-        io.write_bytes(f"{root}/{name}", b"{}")
+        atomic.write_bytes(f"{root}/{name}", b"{}")
     remove_claimed_dir(f"{root}/staging")
     assert s3_server.keys(s3_bucket) == ["rt/staging-sibling.json"]
-    io.write_bytes(f"{root}/foreign/data.json", b"{}")
+    atomic.write_bytes(f"{root}/foreign/data.json", b"{}")
     with pytest.raises(PathSafetyError, match=r"data\.json"):
         claim_dir(f"{root}/foreign", "test")
     remove_claimed_dir(f"{root}/foreign")

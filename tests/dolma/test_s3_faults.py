@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dolma import io, s3
+from dolma import atomic, io, s3
 from dolma.errors import S3Error
 from tests.conftest import REPO, S3_KEY, S3_SECRET, make_docs, run_cli
 from tests.helpers.faultproxy import Rule
@@ -51,9 +51,9 @@ def test_resets_mid_body_503s_and_delays_are_recovered(faulty):
     )
     big = _payload(12 * MB)
     small = b'{"id": "a", "text": "x"}\n' * 1000
-    io.write_bytes("s3://faults/out/big.bin", big)
+    atomic.write_bytes("s3://faults/out/big.bin", big)
     for i in range(10):
-        io.write_bytes(f"s3://faults/out/small-{i}.jsonl", small)
+        atomic.write_bytes(f"s3://faults/out/small-{i}.jsonl", small)
     assert io.glob("s3://faults/out/*") == ["s3://faults/out/big.bin"] + [
         f"s3://faults/out/small-{i}.jsonl" for i in range(10)
     ]
@@ -68,7 +68,7 @@ def test_resets_mid_body_503s_and_delays_are_recovered(faulty):
 
 def test_read_resumes_after_the_connection_dies_mid_body(faulty):
     data = _payload(3 * MB, seed=1)
-    io.write_bytes("s3://faults/r.bin", data)
+    atomic.write_bytes("s3://faults/r.bin", data)
     is_get = lambda r: r.method == "GET" and "r.bin" in r.target  # noqa: E731
     faulty.proxy.set_rules(Rule("reset", match=is_get, limit=3))
     assert io.read_bytes("s3://faults/r.bin") == data
@@ -80,7 +80,7 @@ def test_completion_whose_answer_was_lost_is_recognised(faulty):
     and the writer recognises the object as its own instead of failing or re-sending forever."""
     faulty.proxy.set_rules(Rule("drop", match=lambda r: r.is_complete_upload, limit=1))
     data = _payload(11 * MB, seed=2)
-    io.write_bytes("s3://faults/done.bin", data)
+    atomic.write_bytes("s3://faults/done.bin", data)
     assert faulty.proxy.counters.faults == {"drop": 1}
     assert io.read_bytes("s3://faults/done.bin") == data
     assert faulty.server.uploads("faults") == []
@@ -91,7 +91,7 @@ def test_upload_created_twice_after_a_lost_answer_leaves_no_stray_upload(faulty)
     (ours, unknown id) is found and aborted instead of lingering incomplete."""
     faulty.proxy.set_rules(Rule("drop", match=lambda r: r.is_create_upload, limit=1))
     data = _payload(6 * MB, seed=5)
-    io.write_bytes("s3://faults/twice.bin", data)
+    atomic.write_bytes("s3://faults/twice.bin", data)
     assert faulty.proxy.counters.faults == {"drop": 1}
     assert io.read_bytes("s3://faults/twice.bin") == data
     assert faulty.server.uploads("faults") == []
@@ -104,7 +104,7 @@ def test_lost_completion_of_someone_elses_object_is_not_taken_for_ours(faulty):
     # the completion is refused before it reaches the server, every time
     faulty.proxy.set_rules(Rule("slowdown", match=lambda r: r.is_complete_upload))
     with pytest.raises(S3Error) as info:
-        io.write_bytes("s3://faults/other.bin", _payload(11 * MB, seed=3))
+        atomic.write_bytes("s3://faults/other.bin", _payload(11 * MB, seed=3))
     assert str(info.value).startswith("s3://faults/other.bin: completing the upload of 3 part(s) failed after 2 ")
     assert str(info.value).endswith("SlowDown (HTTP 503)")
     assert faulty.server.client().get_object(Bucket="faults", Key="other.bin")["Body"].read() == b"someone else's"
@@ -115,7 +115,7 @@ def test_persistent_throttling_fails_naming_object_attempts_and_last_error(fault
     io.configure_s3(io.S3Config(endpoint_url=faulty.endpoint, **(FAST | {"max_attempts": 3})))
     faulty.proxy.set_rules(Rule("slowdown"))
     with pytest.raises(S3Error) as info:
-        io.write_bytes("s3://faults/slow.jsonl", b"x\n")
+        atomic.write_bytes("s3://faults/slow.jsonl", b"x\n")
     message = str(info.value)
     assert message.startswith("s3://faults/slow.jsonl: writing failed after 3 attempt(s) in ")
     assert message.endswith("SlowDown (HTTP 503)")
@@ -126,7 +126,7 @@ def test_dead_endpoint_gives_up_at_the_deadline_then_fails_fast(faulty):
     io.configure_s3(
         io.S3Config(endpoint_url=faulty.endpoint, **(FAST | {"request_deadline": 3.0, "max_attempts": 100}))
     )
-    io.write_bytes("s3://faults/x.jsonl", b"x\n")
+    atomic.write_bytes("s3://faults/x.jsonl", b"x\n")
     faulty.proxy.set_down(True)
     with pytest.raises(S3Error) as first:
         io.read_bytes("s3://faults/x.jsonl")
@@ -149,10 +149,10 @@ def test_dead_endpoint_gives_up_at_the_deadline_then_fails_fast(faulty):
 WRITER = textwrap.dedent(
     """
     import os, sys, time
-    from dolma import io, s3
+    from dolma import atomic, io, s3
     io.configure_s3(io.S3Config(endpoint_url=sys.argv[1], part_size=5 << 20))
     s3.begin_run()
-    out = io.AtomicWriter(sys.argv[2], compression=None)
+    out = atomic.AtomicWriter(sys.argv[2], compression=None)
     out.write(os.urandom(6 << 20))  # one part goes out
     print("uploading", flush=True)
     time.sleep(600)
@@ -186,7 +186,7 @@ def test_rerun_aborts_our_stale_uploads_only(fault_s3):
         time.sleep(0.05)  # the store reports times in milliseconds: the live upload is clearly after the start
         live = client.create_multipart_upload(Bucket="stale", Key="out/a.bin")["UploadId"]  # a live writer's
         data = _payload(6 * MB, seed=4)
-        io.write_bytes("s3://stale/out/a.bin", data)
+        atomic.write_bytes("s3://stale/out/a.bin", data)
         assert io.read_bytes("s3://stale/out/a.bin") == data
     finally:
         io.configure_s3(saved)
@@ -270,7 +270,7 @@ def _one_line_error(result) -> str:
 @pytest.fixture
 def s3_docs(s3_server, s3_bucket) -> str:
     rows = "".join(json.dumps(d) + "\n" for d in make_docs(5)).encode()
-    io.write_bytes(f"s3://{s3_bucket}/c/documents/a.jsonl.gz", rows)
+    atomic.write_bytes(f"s3://{s3_bucket}/c/documents/a.jsonl.gz", rows)
     return f"s3://{s3_bucket}/c/documents/*.jsonl.gz"
 
 
@@ -312,7 +312,19 @@ def test_unreachable_endpoint_is_one_line(tmp_path, s3_docs):
 
     dead = f"http://127.0.0.1:{_free_port()}"
     line = _one_line_error(
-        _tag(tmp_path, "--documents", s3_docs, "--s3.endpoint_url", dead, "--s3.request_deadline", "2")
+        # enough attempts that the deadline, not the attempt count, ends the request (eight attempts with
+        # botocore's jittered backoff can all fail within 2 s, and then the message says "failed after 8")
+        _tag(
+            tmp_path,
+            "--documents",
+            s3_docs,
+            "--s3.endpoint_url",
+            dead,
+            "--s3.request_deadline",
+            "2",
+            "--s3.max_attempts",
+            "1000",
+        )
     )
     assert line.startswith(
         f"error: {s3_docs.rsplit('/', 1)[0]}/: listing objects: cannot reach the S3 endpoint {dead}"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from dolma import atomic
 from dolma import config as dconfig
-from dolma import io
 from dolma.commands import tag
 from dolma.commands.tag import TagConfig
 from dolma.executors.spark import effective_master
@@ -56,7 +56,7 @@ def make_corpus(root: Path, files: int = 5, docs: int = 40) -> str:
         if ext == ".jsonl.gz":
             write_jsonl_gz(path, rows)
         else:
-            io.write_bytes(str(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+            atomic.write_bytes(str(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
     return str(root / "documents" / "**" / "*.jsonl*")
 
 

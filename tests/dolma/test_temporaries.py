@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dolma import io
+from dolma import atomic
 from tests.conftest import REPO, make_docs, outputs_in, read_jsonl, run_cli, write_jsonl_gz
 from tests.helpers.procs import wait_for
 
@@ -28,17 +28,17 @@ def temp(directory: Path, name: str, host: str, pid: int, nonce: str = "0123abcd
 
 
 def test_temp_names_are_hidden_and_name_host_and_process(tmp_path):
-    name = io.temp_name(str(tmp_path / "a.jsonl.gz"))
+    name = atomic.temp_name(str(tmp_path / "a.jsonl.gz"))
     assert os.path.dirname(name) == str(tmp_path)
     assert os.path.basename(name).startswith(".a.jsonl.gz.tmp-")
-    assert io.temp_owner(os.path.basename(name)) == (io.host_tag(), os.getpid())
-    assert io.host_tag("node 7.example/é") == "node_7.example__"
-    assert io.temp_owner("a.jsonl.gz.tmp-123") is None  # not hidden: not ours
-    assert io.temp_owner(".a.jsonl.gz.tmp-123-4") is None  # the old form without a host
+    assert atomic.temp_owner(os.path.basename(name)) == (atomic.host_tag(), os.getpid())
+    assert atomic.host_tag("node 7.example/é") == "node_7.example__"
+    assert atomic.temp_owner("a.jsonl.gz.tmp-123") is None  # not hidden: not ours
+    assert atomic.temp_owner(".a.jsonl.gz.tmp-123-4") is None  # the old form without a host
 
 
 def test_only_temporaries_of_dead_processes_of_this_host_are_removed(tmp_path):
-    me = io.host_tag()
+    me = atomic.host_tag()
     gone = dead_pid()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
@@ -54,7 +54,7 @@ def test_only_temporaries_of_dead_processes_of_this_host_are_removed(tmp_path):
         for path in keep[3:]:
             path.write_bytes(b"x")
         (tmp_path / f".dir.tmp-{me}-{gone}-0123abcd").mkdir()  # a directory is never removed
-        removed = io.remove_dead_temporaries([str(tmp_path), str(tmp_path / "missing"), "s3://bucket/prefix"])
+        removed = atomic.remove_dead_temporaries([str(tmp_path), str(tmp_path / "missing"), "s3://bucket/prefix"])
         assert removed == [str(dead)]
         assert not dead.exists() and all(p.exists() for p in keep)
     finally:
@@ -91,10 +91,10 @@ def test_rerun_after_a_killed_tag_run_removes_its_temporaries(tmp_path):
     proc.wait()
     out = tmp_path / "attributes" / "slow_temp_tagger"
     left = [p.name for p in out.iterdir()]
-    assert len(left) == 1 and io.temp_owner(left[0]) == (io.host_tag(), proc.pid), left
+    assert len(left) == 1 and atomic.temp_owner(left[0]) == (atomic.host_tag(), proc.pid), left
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        other = temp(out, "a.jsonl.gz", io.host_tag(), live.pid)
+        other = temp(out, "a.jsonl.gz", atomic.host_tag(), live.pid)
         (tmp_path / "release").touch()
         result = run_cli(*args, env=env)
         assert result.returncode == 0, result.stderr
@@ -132,7 +132,7 @@ def test_a_kill_during_the_filter_save_leaves_a_hidden_temporary_that_the_rerun_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = [p.name for p in filters.iterdir()]
-    assert len(left) == 1 and io.temp_owner(left[0]) == (io.host_tag(), proc.pid), left
+    assert len(left) == 1 and atomic.temp_owner(left[0]) == (atomic.host_tag(), proc.pid), left
     legacy = filters / f"f.bin.tmp-{dead_pid()}"  # not our naming: left alone
     legacy.write_bytes(b"x")
     result = run_cli(*_dedupe_args(tmp_path, 1 << 16))
@@ -156,7 +156,7 @@ def test_rerun_after_a_killed_dedupe_run_removes_the_rust_attribute_temporaries(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
-    assert hidden and all(io.temp_owner(name) == (io.host_tag(), proc.pid) for name in hidden), hidden
+    assert hidden and all(atomic.temp_owner(name) == (atomic.host_tag(), proc.pid) for name in hidden), hidden
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert [p.name for p in outputs_in(out)] == [f"p{i}.jsonl.gz" for i in range(6)]
@@ -166,7 +166,7 @@ def test_mix_rerun_removes_links_left_by_a_killed_publish(tmp_path):
     write_jsonl_gz(tmp_path / "documents" / "a.jsonl.gz", make_docs(5))
     out = tmp_path / "out"
     out.mkdir()
-    left = temp(out, "m-0000.jsonl.gz", io.host_tag(), dead_pid())
+    left = temp(out, "m-0000.jsonl.gz", atomic.host_tag(), dead_pid())
     config = tmp_path / "mix.yaml"
     config.write_text(
         f"streams: [{{name: m, documents: ['{tmp_path}/documents/*.gz'], output: {{path: '{out}'}}}}]\nquiet: true\n"
@@ -185,7 +185,7 @@ def test_tokens_rerun_accepts_and_removes_shard_temporaries_of_a_killed_run(tmp_
     out = tmp_path / "tokens"
     out.mkdir()
     args = ["tokens", "--documents", str(tmp_path / "documents" / "*.gz"), "--destination", str(out), "--quiet"]
-    left = [temp(out, name, io.host_tag(), dead_pid()) for name in ("part-0-00000.npy", ".part-0.journal")]
+    left = [temp(out, name, atomic.host_tag(), dead_pid()) for name in ("part-0-00000.npy", ".part-0.journal")]
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert not any(path.exists() for path in left)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dolma import atomic
 from dolma import config as dconfig
-from dolma import io
 from dolma.commands import warc
 from dolma.commands.warc import WarcConfig, output_name
 from dolma.documents import Document
@@ -290,7 +290,7 @@ def test_kill_and_rerun_gives_identical_files(tmp_path):
     visible = lambda root: {k: v for k, v in tree(root).items() if not Path(k).name.startswith(".")}  # noqa: E731
     partial = visible(killed / "out")
     assert "sub/part-0.jsonl.gz" in partial and "sub/part-1.jsonl.gz" not in partial  # only whole files appear
-    assert any(io.temp_target(Path(k).name) == "part-1.jsonl.gz" for k in tree(killed / "out"))  # its temporary
+    assert any(atomic.temp_target(Path(k).name) == "part-1.jsonl.gz" for k in tree(killed / "out"))  # its temporary
     result = run_cli("warc", "--documents", several(killed), "--destination", str(killed / "out"), *args)
     assert result.returncode == 0, result.stderr
     # byte-identical, and the killed run's temporaries are gone (the rerun removes what dead runs left)

@@ -1,9 +1,9 @@
-//! The one naming rule of temporary files, shared with Python (`dolma.io.temp_name`).
+//! The one naming rule of temporary files, shared with Python (`dolma.atomic.temp_name`).
 //!
 //! A file is written to a hidden sibling `.<name>.tmp-<host>-<pid>-<8 hex digits>` and renamed over its final
 //! name when complete. The host and process id say which run owns the temporary, so a later run on the same
 //! machine can remove what a killed run left behind without ever touching a live run's work in progress
-//! (`dolma.io.remove_dead_temporaries`).
+//! (`dolma.atomic.remove_dead_temporaries`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
