@@ -121,10 +121,11 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 test-python: build reference profanity golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q --durations=25 tests
 
-# The edit loop: every Python test except those on Spark or against the reference toolkit (markers assigned by
-# tests/conftest.py from what each test uses; the fault suite's long cases never run outside `make faults`).
+# The edit loop: every Python test except those on Spark, against the reference toolkit or running the whole demo
+# pipeline (markers assigned by tests/conftest.py from what each test uses; the fault suite's long cases never run
+# outside `make faults`).
 test-fast: build golden
-	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference" tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference and not slow" tests
 
 # stubtest: the stub dolma/_rust.pyi says exactly what the compiled module has (names, signatures, classes).
 lint: build

@@ -353,10 +353,11 @@ def pytest_addoption(parser):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Markers `s3`, `spark`, `reference`: assigned here from what a test uses, so `-m "not spark"` (make test-fast)
-# never runs a test that needs Spark. Fixtures give s3 and spark (through the whole fixture closure); the
-# reference oracle and Spark runs started by the test's own code are found in the code of the test and of the
-# helpers it calls. At run time the S3 server and the reference refuse a test without its marker.
+# Markers `s3`, `spark`, `reference`, `slow`: assigned here from what a test uses, so `-m "not spark"` (make
+# test-fast) never runs a test that needs Spark. Fixtures give s3 and spark (through the whole fixture closure); the
+# reference oracle, Spark runs and demo runs started by the test's own code are found in the code of the test and
+# of the helpers and fixtures it calls. At run time the S3 server and the reference refuse a test without its
+# marker. `slow`: the test runs the whole demo pipeline (`python -m dolma.demo`, about a minute of CPU each time).
 # ----------------------------------------------------------------------------------------------------------
 
 S3_FIXTURES = frozenset({"s3_server", "s3_bucket", "fault_s3"})
@@ -364,6 +365,7 @@ SPARK_FIXTURES = frozenset({"spark_context", "standalone_cluster"})
 S3_NAMES = frozenset({"S3Server", "start_rclone"})
 REFERENCE_NAMES = frozenset({"reference_python"})
 SPARK_NAMES = frozenset({"get_context", "SparkExecutor", "spark_submit"})
+SLOW_MODULES = frozenset({"dolma.demo"})  # run as `python -m dolma.demo`: the whole pipeline on the sample corpus
 TESTS_DIR = str(REPO / "tests")
 
 
@@ -423,6 +425,8 @@ def markers_for(item) -> set[str]:
             wanted.add("reference")
         if names & SPARK_NAMES or {"--executor", "spark"} <= consts:
             wanted.add("spark")
+        if "-m" in consts and consts & SLOW_MODULES:
+            wanted.add("slow")
     return wanted
 
 

@@ -1,10 +1,10 @@
 """Differential test of the code taggers against the reference toolkit (its `code` extras installed).
 
-One reference `dolma tag` run over the sample corpus, the shared edge cases (1 MB document included) and a
-generated corpus of code-like documents dense in comment headers, copyright notices and secrets. A second run
-tags a corpus with `metadata.ext` for `code_starcoder_taggers_v2`: the files in tests/data/code under their own
-and other extensions, standard-library Python modules, generated fragments, the edge cases and a 1 MB
-document per language.
+One reference `dolma tag` run over one sample document in 8 (302, all three sources), the shared edge cases (1 MB
+document included) and a generated corpus of code-like documents dense in comment headers, copyright notices and
+secrets. A second run tags a corpus with `metadata.ext` for `code_starcoder_taggers_v2`: the files in
+tests/data/code under their own and other extensions, standard-library Python modules, generated fragments, the
+edge cases and a 1 MB document per language.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA, read_jsonl, run_cli, write_jsonl_gz
-from tests.helpers.reference import EDGE_CASES, assert_tagger_matches, run_reference, tag_both
+from tests.helpers.reference import EDGE_CASES, assert_tagger_matches, run_reference, sample_share, tag_both
 from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
@@ -57,7 +57,7 @@ EXTRA = {"generated-code": generated_docs()}
 
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory):
-    return tag_both(tmp_path_factory.mktemp("ref-code"), TAGGERS, extra=EXTRA)
+    return tag_both(tmp_path_factory.mktemp("ref-code"), TAGGERS, extra=EXTRA, keep=sample_share(8, "generated"))
 
 
 @pytest.mark.parametrize("tagger", TAGGERS)

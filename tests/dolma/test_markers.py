@@ -1,10 +1,13 @@
-"""Markers `s3`, `spark`, `reference` follow what a test uses (conftest.py `markers_for`), and a test that uses
-one of them without its marker fails (`require_marker`), so `make test-fast` (-m "not spark and not reference")
-never runs Spark or the reference toolkit."""
+"""Markers `s3`, `spark`, `reference`, `slow` follow what a test uses (conftest.py `markers_for`), and a test that
+uses the S3 server or the reference without its marker fails (`require_marker`), so `make test-fast` (-m "not spark
+and not reference and not slow") never runs Spark, the reference toolkit or the whole demo pipeline."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -13,6 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 SAMPLE_TESTS = """
+import subprocess
+import sys
+
 import pytest
 from tests.helpers import reference
 from tests.helpers.reference import reference_python
@@ -54,6 +60,22 @@ def test_with_a_fixture_that_starts_a_server(own_server):
 
 def test_hides_its_use_of_the_reference():
     getattr(reference, "reference_" + "python")()
+
+
+def test_runs_the_demo(tmp_path):
+    if tmp_path is None:
+        subprocess.run([sys.executable, "-m", "dolma.demo", str(tmp_path)])
+
+
+@pytest.fixture
+def demo_output(tmp_path):
+    if tmp_path is None:
+        subprocess.run([sys.executable, "-m", "dolma.demo", str(tmp_path)])
+    yield tmp_path
+
+
+def test_reads_what_a_fixture_ran_the_demo_for(demo_output):
+    pass
 """
 
 
@@ -80,6 +102,10 @@ def test_markers_are_assigned_from_fixtures_helpers_and_code(tmp_path):
         "test_calls_the_reference_through_a_helper"
     }
     assert collected(run_pytest(tmp_path, "--collect-only", "-m", "spark")) == {"test_runs_the_cli_on_spark"}
+    assert collected(run_pytest(tmp_path, "--collect-only", "-m", "slow")) == {
+        "test_runs_the_demo",
+        "test_reads_what_a_fixture_ran_the_demo_for",
+    }
 
 
 def test_a_test_using_the_reference_without_its_marker_fails(tmp_path):
@@ -103,3 +129,47 @@ def test_the_suite_marks_its_known_users():
         assert not nodeid.startswith("tests/dolma/test_faults.py"), nodeid
         assert "spark" not in nodeid, nodeid
         assert "reference" not in nodeid and "s3" not in nodeid, nodeid
+
+
+def fast_tier_expression() -> str:
+    """The `-m` expression of `make test-fast` (read from the Makefile, so this checks what the target runs)."""
+    recipe = (REPO / "Makefile").read_text().split("\ntest-fast:", 1)[1].split("\n\n", 1)[0]
+    args = shlex.split(re.search(r"pytest (.*)", recipe).group(1))
+    return args[args.index("-m") + 1]
+
+
+def test_the_fast_tier_selects_no_spark_reference_or_demo_test():
+    expression = fast_tier_expression()
+    assert {"not spark", "not reference", "not slow"} <= {part.strip() for part in expression.split("and")}
+    fast = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", "-m", expression, "tests"],
+        capture_output=True, text=True, cwd=REPO,
+    ).stdout  # fmt: skip
+    selected = {line.strip() for line in fast.splitlines() if "::" in line}
+    assert len(selected) > 1000, fast[-3000:]  # the edit loop still runs most of the suite
+    # an independent reading of each selected test's own code: no Spark fixture, no reference run, no demo run
+    for nodeid in sorted(selected):
+        path, rest = nodeid.split("::", 1)
+        function = functions_of(REPO / path)[rest.split("[", 1)[0].split("::")[-1]]
+        assert not {arg.arg for arg in function.args.args} & DIRECT_USES, nodeid
+        source = ast.unparse(function.body)  # the code, not the decorators (a parameter may be a refused option)
+        assert not [use for use in DIRECT_CALLS if use in source], nodeid
+
+
+DIRECT_USES = {"spark_context", "standalone_cluster", "demo_root"}
+DIRECT_CALLS = [
+    "reference_python(",
+    "run_reference(",
+    "tag_both(",
+    "reference_predict(",
+    "'dolma.demo'",
+    "'--executor', 'spark'",
+]
+_FUNCTIONS: dict[Path, dict[str, ast.FunctionDef]] = {}
+
+
+def functions_of(path: Path) -> dict[str, ast.FunctionDef]:
+    if path not in _FUNCTIONS:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        _FUNCTIONS[path] = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    return _FUNCTIONS[path]
