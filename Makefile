@@ -11,7 +11,7 @@ LOCKS := .ci/locks
 # Every Python package is installed from a committed lock with hashes (exact versions, verified downloads).
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
-.PHONY: all venv build demo test test-fast test-rust test-python lint format reference profanity datatrove compat \
+.PHONY: all venv build demo test test-fast test-local test-rust test-python lint format reference profanity datatrove compat \
 	bench clean lock lock-upgrade faults golden
 
 all: build
@@ -124,7 +124,13 @@ test-python: build reference profanity golden
 # The edit loop: every Python test except those on Spark, against the reference toolkit or running the whole demo
 # pipeline (markers assigned by tests/conftest.py from what each test uses; the fault suite's long cases never run
 # outside `make faults`).
+# the edit loop (~1.5 min): in-process tests only: no Spark, no reference, no demo run, no S3 server, no process of
+# their own (markers assigned by tests/conftest.py)
 test-fast: build golden
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference and not slow and not s3 and not process" tests
+
+# everything that runs on this machine without Spark, the reference or the demo (~10 min)
+test-local: build golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference and not slow" tests
 
 # stubtest: the stub dolma/_rust.pyi says exactly what the compiled module has (names, signatures, classes).

@@ -353,11 +353,12 @@ def pytest_addoption(parser):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Markers `s3`, `spark`, `reference`, `slow`: assigned here from what a test uses, so `-m "not spark"` (make
-# test-fast) never runs a test that needs Spark. Fixtures give s3 and spark (through the whole fixture closure); the
-# reference oracle, Spark runs and demo runs started by the test's own code are found in the code of the test and
-# of the helpers and fixtures it calls. At run time the S3 server and the reference refuse a test without its
-# marker. `slow`: the test runs the whole demo pipeline (`python -m dolma.demo`, about a minute of CPU each time).
+# Markers `s3`, `spark`, `reference`, `slow`, `process`: assigned here from what a test uses, so `-m "not spark"`
+# (make test-fast) never runs a test that needs Spark. Fixtures give s3 and spark (through the whole fixture
+# closure); the reference oracle, Spark runs and demo runs started by the test's own code are found in the code of
+# the test and of the helpers and fixtures it calls. At run time the S3 server and the reference refuse a test
+# without its marker. `slow`: the test runs the whole demo pipeline (`python -m dolma.demo`, about a minute of CPU
+# each time). `process`: the test (or a helper it calls, e.g. run_cli) starts a process through `subprocess`.
 # ----------------------------------------------------------------------------------------------------------
 
 S3_FIXTURES = frozenset({"s3_server", "s3_bucket", "fault_s3"})
@@ -366,6 +367,7 @@ S3_NAMES = frozenset({"S3Server", "start_rclone"})
 REFERENCE_NAMES = frozenset({"reference_python"})
 SPARK_NAMES = frozenset({"get_context", "SparkExecutor", "spark_submit"})
 SLOW_MODULES = frozenset({"dolma.demo"})  # run as `python -m dolma.demo`: the whole pipeline on the sample corpus
+PROCESS_NAMES = frozenset({"subprocess"})  # run_cli and every script a test starts go through it
 TESTS_DIR = str(REPO / "tests")
 
 
@@ -427,6 +429,8 @@ def markers_for(item) -> set[str]:
             wanted.add("spark")
         if "-m" in consts and consts & SLOW_MODULES:
             wanted.add("slow")
+        if names & PROCESS_NAMES:
+            wanted.add("process")
     return wanted
 
 
