@@ -98,15 +98,16 @@ def test_every_command_is_listed_once_framework_first():
 LONG_MODULE = 400
 
 
-# owned by another branch of issue 19 (MinHash dedupe), which splits it or gives its reason there
 def long_modules_without_a_reason(root: Path) -> list[str]:
-    """Modules over LONG_MODULE lines whose first 5 lines give no reason ("because" or "Longer than")."""
+    """Modules (Python packages and the Rust crates) over LONG_MODULE lines whose first 5 lines give no reason
+    ("because" or "Longer than")."""
     found = []
-    for package in ("dolma", "mixers", "taggers"):
-        for path in sorted((root / package).rglob("*.py")):
-            lines = path.read_text(encoding="utf-8").splitlines()
-            if len(lines) > LONG_MODULE and not any("because" in line or "Longer than" in line for line in lines[:5]):
-                found.append(path.relative_to(root).as_posix())
+    sources = [path for package in ("dolma", "mixers", "taggers") for path in sorted((root / package).rglob("*.py"))]
+    sources += [path for crate in ("core", "py") for path in sorted((root / "rust_ext" / crate / "src").rglob("*.rs"))]
+    for path in sources:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if len(lines) > LONG_MODULE and not any("because" in line or "Longer than" in line for line in lines[:5]):
+            found.append(path.relative_to(root).as_posix())
     return found
 
 
@@ -120,4 +121,8 @@ def test_the_length_check_finds_a_long_module_without_a_reason(tmp_path):
     (tmp_path / "mixers" / "long.py").write_text('"""A module."""\n' + body, encoding="utf-8")
     (tmp_path / "mixers" / "why.py").write_text("# Longer than 400 lines because of x\n" + body, encoding="utf-8")
     (tmp_path / "mixers" / "short.py").write_text("x = 1\n", encoding="utf-8")
-    assert long_modules_without_a_reason(tmp_path) == ["mixers/long.py"]
+    (tmp_path / "rust_ext" / "core" / "src").mkdir(parents=True)
+    rust = "\n".join(f"const X{i}: u32 = {i};" for i in range(LONG_MODULE))
+    (tmp_path / "rust_ext" / "core" / "src" / "long.rs").write_text("//! A module.\n" + rust, encoding="utf-8")
+    (tmp_path / "rust_ext" / "core" / "src" / "why.rs").write_text("// Longer than 400 lines because x\n" + rust)
+    assert long_modules_without_a_reason(tmp_path) == ["mixers/long.py", "rust_ext/core/src/long.rs"]

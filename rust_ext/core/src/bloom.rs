@@ -1,3 +1,5 @@
+// Longer than 400 lines because it is the filter itself (blocks, probes, inserts and lookups, the parallel paths);
+// sizing and the file format are in bloom/.
 //! A blocked Bloom filter for deduplication whose answers are stable across builds, machines and thread counts.
 //!
 //! The bits live in 64-byte blocks of `AtomicU64` words so one filter can be shared by many threads (`&self`

@@ -1,3 +1,4 @@
+// Longer than 400 lines because the filter's and its file format's tests share the fixtures here.
 //! Tests of the filter's hashing, inserts and lookups and of its file format (one file: they share the
 //! fixtures below); the sizing tests are next to the sizing code, in `sizing.rs`.
 use std::fs;

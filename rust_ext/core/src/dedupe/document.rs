@@ -1,3 +1,4 @@
+// Longer than 400 lines because its unit tests (the code above them is about 390 lines).
 //! Which documents lines are good, and why a bad one is bad, by the rule every reader of the toolkit applies
 //! (Python: `dolma.documents`, `DOCUMENT_FIELDS` and `explain_bad_line`).
 //!

@@ -1,3 +1,4 @@
+// Longer than 400 lines because its unit tests (the code above them is about 300 lines).
 //! Reading and writing the files of a dedupe run: compression by extension (gzip members as `gzip -d` reads
 //! them, zstd, plain), the content fingerprint of an input as it is read, and the atomic, compressing writer
 //! of the attribute files.

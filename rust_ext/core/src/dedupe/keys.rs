@@ -1,3 +1,4 @@
+// Longer than 400 lines because its unit tests (the code above them is about 250 lines).
 //! The key-extraction plan: which keys a document gives, in which order, and which span each marks. It is the
 //! one walk from a document's key text to its keys, shared by the local Bloom-filter run ([`super::pipeline`])
 //! and the key path of a distributed run ([`super::spark_keys`]), so the two can never disagree on what is a

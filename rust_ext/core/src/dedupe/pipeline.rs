@@ -1,3 +1,4 @@
+// Longer than 400 lines because its unit tests (the code above them is about 320 lines).
 //! File-level dedupe: read (gzip / zstd / plain) in bounded chunks, parse and hash in parallel,
 //! test-and-insert in input order, stream the attribute files through their compressor and rename them into
 //! place when complete.

@@ -1,3 +1,4 @@
+// Longer than 400 lines because its unit tests (the code above them is about 160 lines).
 //! Text units of deduplication: paragraphs with code-point offsets, words at Unicode word boundaries, and
 //! the keys hashed into the Bloom filter.
 

@@ -1,3 +1,5 @@
+// Longer than 400 lines because the bucket walk, the verification, the union-find and the result writing are one
+// pass over the sorted records.
 //! Clustering: band-key files in, one result file per documents file out.
 //!
 //! 1. Every band-key file is opened and verified; file `i` of the list must say it is file `i` (the stable

@@ -1,3 +1,4 @@
+// Longer than 400 lines because its unit tests (the code above them is about 320 lines).
 //! MinHash signatures, bit-compatible with `datasketch.MinHash`.
 //!
 //! A signature has `num_perm` values. Every shingle is hashed once to a 32-bit value `h` (the base hash),

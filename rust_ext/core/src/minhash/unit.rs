@@ -1,3 +1,4 @@
+// Longer than 400 lines because it is one file format: the writer, the reader and the checks that keep them in step.
 //! The band-key file of one documents file: its documents' line numbers, shingle counts, signatures, band-key
 //! records and (optionally) shingle hash sets, in one checked file written atomically, so that a run that is
 //! killed resumes by skipping the files whose band-key file exists.
