@@ -585,8 +585,9 @@ def test_near_dup_stage_runs_ours_and_datasketch_and_finds_the_planted_pairs(tmp
     ctx.our_commands = {"dedupe"}
     ctx.ours = Path(sys.executable).parent / "dolma"
     ctx.datatrove_python = Path("dt-python")
-    (case,) = near_dup.cases(ctx)
-    assert set(case.impls) == {"ours", "datasketch", "datatrove"}
+    case, whole = near_dup.cases(ctx)
+    assert set(case.impls) == {"ours", "datasketch", "datatrove"} and case.input_mb == near_dup.INPUT_MB
+    assert set(whole.impls) == {"ours", "datasketch"} and whole.input_mb is None
     argv = case.impls["datatrove"].prepare(tmp_path / "dt", 2).argv
     bands, rows = near_dup.band_rows()
     assert argv[argv.index("--bands") + 1] == str(bands) and argv[argv.index("--rows") + 1] == str(rows)
