@@ -285,6 +285,7 @@ def grow_to_size(
     rng.shuffle(foreign)
     size = {id(d): len(d.text.encode()) for d in english + foreign}
     chosen: list[bs.SourceDoc] = []
+    seen: set[str] = set()
     total = 0
     n_foreign = 0
     ei = fi = 0
@@ -300,7 +301,11 @@ def grow_to_size(
             pool = by_lang[langs[n_spliced % len(langs)]] if want_foreign else english
             d = splice_document(rng.choice(pool), pool, rng, n_spliced)
             n_spliced += 1
+            while d.text in seen:  # the same two halves drawn again (rare, from ~500 MB): draw another
+                d = splice_document(rng.choice(pool), pool, rng, n_spliced)
+                n_spliced += 1
             size[id(d)] = len(d.text.encode())
+        seen.add(d.text)
         chosen.append(d)
         total += size[id(d)]
         n_foreign += d.lang != "en"
