@@ -118,6 +118,54 @@ def test_spark_refuses_a_sequential_job(tmp_path):
         make_executor(config, "test").run(OrderJob(), _units(tmp_path, 2))
 
 
+class OwnError(RuntimeError):
+    """An error the retry rule would retry (not a DolmaError), declared the job's own by `reraise`."""
+
+
+class ReraiseJob(Job):
+    """A sequential job whose OwnError comes out of `Executor.run`; raises `errors[unit.input]` on that unit."""
+
+    sequential = True
+    reraise = (OwnError,)
+
+    def __init__(self, errors: dict[str, Exception]):
+        self.errors = errors
+        self.ran: list[str] = []
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        self.ran.append(unit.input)
+        if unit.input in self.errors:
+            raise self.errors[unit.input]
+        return UnitStats(documents_in=1)
+
+
+def test_a_reraise_error_is_not_retried_and_comes_out_of_run_as_raised(tmp_path):
+    own = OwnError("the job's own error")
+    job = ReraiseJob({"u1": own})
+    with pytest.raises(OwnError) as info:
+        LocalExecutor(processes=2, retries=2, quiet=True, ignore_existing=True).run(job, _units(tmp_path, 4))
+    assert info.value is own
+    assert job.ran == ["u0", "u1"]  # one attempt, and the units after it are not run
+
+
+def test_other_errors_of_a_reraise_job_are_retried_and_recorded_in_the_summary(tmp_path):
+    job = ReraiseJob({"u1": RuntimeError("flaky")})
+    summary = LocalExecutor(processes=2, retries=2, quiet=True, ignore_existing=True).run(job, _units(tmp_path, 4))
+    assert job.ran == ["u0", "u1", "u1", "u1"]
+    assert [(f.unit.input, f.attempts) for f in summary.failures] == [("u1", 3), ("u2", 0), ("u3", 0)]
+    assert summary.failures[0].error == "RuntimeError: flaky"
+
+
+def test_only_a_sequential_job_may_reraise():
+    with pytest.raises(TypeError, match="only a sequential job may set `reraise`"):
+
+        class PoolJob(Job):  # its units would fail in other processes, the error coming back a copy
+            reraise = (OwnError,)
+
+            def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+                return UnitStats()
+
+
 def test_dedupe_runs_its_bloom_filter_pass_through_the_executor():
     # the Bloom-filter loop is a sequential Job run by make_executor's executor, not a loop of its own
     from dolma.dedupe.job import BloomJob
