@@ -4,14 +4,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, Final, TypeAlias, final
 
-# The exception classes live in dolma/errors.py (subclasses of the toolkit's error types, with named fields);
-# the binding raises them and re-exports them here.
-from dolma.errors import BloomFilterError as BloomFilterError
-from dolma.errors import BloomFilterFormatError as BloomFilterFormatError
-from dolma.errors import DedupeConfigError as DedupeConfigError
-from dolma.errors import DedupeInputError as DedupeInputError
-from dolma.errors import DedupeIOError as DedupeIOError
-from dolma.errors import DedupeStopped as DedupeStopped
+# The exceptions the binding raises are the classes in dolma/errors.py (import them from there).
 
 # What the module exports (pyo3 builds it from the registrations in rust_ext/py/src; stubtest compares them).
 __all__ = [
@@ -23,13 +16,7 @@ __all__ = [
     "MINHASH_XXH3_SEED",
     "PII_DIGITS_UNICODE_VERSION",
     "BloomFilter",
-    "BloomFilterError",
-    "BloomFilterFormatError",
-    "DedupeConfigError",
-    "DedupeIOError",
-    "DedupeInputError",
     "DedupeKeys",
-    "DedupeStopped",
     "Deduper",
     "MinHashFileWriter",
     "MinHashSigner",

@@ -73,10 +73,10 @@ class S3Error(DolmaError):
 
 # ----------------------------------------------------------------------------------------------------------
 # Raised by the compiled kernels (`dolma._rust`, rust_ext/py/src/errors.rs). The binding imports these classes
-# and calls them with keyword arguments, so every field is set by the constructor; `dolma._rust` re-exports
-# them under the same names. Those a `Deduper.run` raises also carry what the run completed before the error:
-# `completed_stats` (the statistics and fingerprints of the files it finished) and `partial_file` (the filter
-# holds part of the unfinished file's keys, so it is not a state to resume from).
+# and calls them with keyword arguments, so every field is set by the constructor. This module is their only
+# home (`dolma._rust` does not re-export them). Those a `Deduper.run` raises also carry what the run completed
+# before the error: `completed_stats` (the statistics and fingerprints of the files it finished) and
+# `partial_file` (the filter holds part of the unfinished file's keys, so it is not a state to resume from).
 # ----------------------------------------------------------------------------------------------------------
 
 

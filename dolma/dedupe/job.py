@@ -21,7 +21,7 @@ from dolma.dedupe.store import (
     _upload,
 )
 from dolma.errors import DedupeConfigError, DedupeInputError, DedupeIOError, DedupeStopped, DolmaError
-from dolma.executors.base import Job, Progress, Unit, UnitStats, describe_error
+from dolma.executors.base import Job, Progress, Unit, UnitStats
 
 log = logging.getLogger("dolma")
 
@@ -52,24 +52,19 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
-class _Stopped(DolmaError):
-    """A batch failed: retrying it would insert its keys a second time, so the rule of dolma.executors.base
-    must not retry it (the batch's own error is kept on the job and raised by `_run`)."""
-
-    retryable = False
-
-
 class BloomJob(Job):
     """The Bloom-filter pass as an executor job: one unit per batch of input files, each one Rust run over the
     batch on `threads` threads, tested against and inserted into the one filter, which is checkpointed between
     batches.
 
     The filter is state every batch reads and changes, so the job is `sequential`: the executor runs its units
-    in order in this process (this object is the one that runs them, which is how `_run` reads its totals,
-    checkpoint state and error afterwards).
+    in order in this process (this object is the one that runs them, which is how `_run` reads its totals and
+    checkpoint state afterwards). A failed batch is not retried (that would insert its keys a second time): its
+    own error comes out of the executor's `run` (`reraise`), as the command reports it.
     """
 
     sequential = True
+    reraise = (Exception,)
 
     def __init__(
         self,
@@ -94,7 +89,6 @@ class BloomJob(Job):
         self.complete = complete
         self.batches: dict[str, list[int]] = {}
         self.totals: dict[str, int] = {}
-        self.error: BaseException | None = None
         self.last_save = time.monotonic()
         self.saved = len(filt.manifest.inputs)
         # `clean`: the filter's bits hold exactly the keys of the inputs its manifest records (true between
@@ -113,13 +107,7 @@ class BloomJob(Job):
         return out
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        try:
-            return self._run_batch(self.batches[unit.input], progress)
-        except Exception as exc:
-            self.error = exc
-            raise _Stopped(describe_error(exc)) from exc
-
-    def _run_batch(self, indices: list[int], progress: Progress) -> UnitStats:
+        indices = self.batches[unit.input]
         config, plan_, filt, staging = self.config, self.plan, self.filt, self.staging
         cfg = config.bloom_filter
         read_only = cfg.read_only

@@ -129,9 +129,6 @@ def _run(config: DedupeConfig, plan_: Plan, threads: int, staging: _Staging) -> 
             )
             _save_before_failing(filt, staging, job.saved, cfg.allow_saturated)
         raise
-    if job.error is not None:
-        # the batch's own error, as the command reports it (the executor's failure record only repeats it)
-        raise job.error
     totals = job.totals
     final_rate = bf.estimated_false_positive_rate()
     if not read_only:

@@ -108,9 +108,21 @@ class Job(ABC):
     then runs them in this process whatever `processes` says (the job may use threads inside a unit) and stops
     at the first unit that fails for good; the Spark executor refuses such a job (its tasks run anywhere, in
     any order, on copies of the job).
+
+    `reraise` (sequential jobs only): a unit's exception of one of these types is the job's own error, to be
+    handled by the command that ran it. It is not retried; the executor records the failure in its summary (with
+    the units it leaves unrun), closes its progress display and then raises that exception from `run` (dedupe
+    keeps a batch's error, with its fields and exit code, this way).
     """
 
     sequential: bool = False
+    reraise: tuple[type[Exception], ...] = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.reraise and not cls.sequential:
+            # a pool or Spark runs units elsewhere: the error would come back a copy, after other units ran
+            raise TypeError(f"{cls.__name__}: only a sequential job may set `reraise`")
 
     @abstractmethod
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats: ...
@@ -251,11 +263,12 @@ def retry(unit: Unit, exc: Exception, attempts: int, retries: int) -> bool:
 
 def run_with_retries(
     job: Job, unit: Unit, retries: int, progress: Progress
-) -> tuple[UnitStats | None, str | None, int]:
+) -> tuple[UnitStats | None, Exception | None, int]:
     """Run one unit in this process until it succeeds or `retry` gives up: (stats or None, error, attempts).
 
     The loop of the inline executor and of every Spark task; the process pool retries by resubmitting the
-    unit to a worker (a crashed worker takes its process with it) with the same `retry` rule.
+    unit to a worker (a crashed worker takes its process with it) with the same `retry` rule. An error of the
+    job's `reraise` types ends the unit at once.
     """
     attempts = 0
     while True:
@@ -263,8 +276,8 @@ def run_with_retries(
         try:
             return job.run_unit(unit, progress), None, attempts
         except Exception as exc:
-            if not retry(unit, exc, attempts, retries):
-                return None, describe_error(exc), attempts
+            if isinstance(exc, job.reraise) or not retry(unit, exc, attempts, retries):
+                return None, exc, attempts
 
 
 class Executor(ABC):

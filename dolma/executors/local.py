@@ -119,21 +119,25 @@ class LocalExecutor(UnitExecutor):
         start = time.monotonic()
         summary, todo = self.start(units)
         display = ProgressDisplay(len(todo), self.description, self.quiet)
+        raised: Exception | None = None
         try:
             if self.processes == 1 or len(todo) <= 1 or job.sequential:
-                self._run_inline(job, todo, summary, display)
+                raised = self._run_inline(job, todo, summary, display)
             else:
                 self._run_pool(job, todo, summary, display)
         finally:
             display.close()
         summary.seconds = time.monotonic() - start
+        if raised is not None:
+            raise raised  # the job's own error (`Job.reraise`), now that the summary records it
         return summary
 
     def _record(self, summary: Summary, unit: Unit, stats: UnitStats, display: ProgressDisplay) -> None:
         summary.record(unit, stats)
         display.update(units=1)
 
-    def _run_inline(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
+    def _run_inline(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> Exception | None:
+        """Run the units here, in order; returns the error of the job's `reraise` types that stopped it, if any."""
         if todo:
             try:
                 job.setup()
@@ -144,7 +148,8 @@ class LocalExecutor(UnitExecutor):
                 job, unit, self.retries, lambda d, b: display.update(docs=d, nbytes=b)
             )
             if stats is None:
-                summary.failures.append(UnitFailure(unit=unit, error=error or "", attempts=attempts))
+                message = "" if error is None else describe_error(error)
+                summary.failures.append(UnitFailure(unit=unit, error=message, attempts=attempts))
                 display.update(units=1)
                 if job.sequential:
                     # the units after it would start from a state this one did not finish
@@ -153,9 +158,10 @@ class LocalExecutor(UnitExecutor):
                             UnitFailure(unit=later, error=f"not run: {unit.input} before it failed", attempts=0)
                         )
                     display.update(units=len(todo) - position - 1)
-                    return
+                    return error if isinstance(error, job.reraise) else None
             else:
                 self._record(summary, unit, stats, display)
+        return None
 
     def _run_pool(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
         """Run units on a process pool. A crashed worker breaks the pool: its units go to a fresh pool."""

@@ -46,6 +46,7 @@ from dolma.executors.base import (
     UnitExecutor,
     UnitFailure,
     UnitStats,
+    describe_error,
     run_with_retries,
 )
 
@@ -182,7 +183,8 @@ def run_unit_with_retries(job: Job, unit: Unit, retries: int, index: int) -> Uni
     # Attempts killed on this machine (a lost or cancelled task) may have left temporaries beside the outputs.
     atomic.remove_dead_temporaries(io.dirname(path) for path in unit.outputs)
     stats, error, attempts = run_with_retries(job, unit, retries, lambda _d, _b: None)
-    return UnitResult(index=index, stats=stats, error=error, attempts=attempts)
+    message = None if error is None else describe_error(error)
+    return UnitResult(index=index, stats=stats, error=message, attempts=attempts)
 
 
 class _MergeDict:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, read_jsonl, run_cli, write_jsonl_gz
-from tests.helpers.reference import EDGE_CASES, assert_tagger_matches, run_reference, sample_share, tag_both
+from tests.conftest import DATA, read_jsonl
+from tests.helpers.code_corpus import code_doc, missing_metadata_docs, scores_by_name
+from tests.helpers.reference import EDGE_CASES, assert_tagger_matches, sample_share, tag_both, tag_one_both
 from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
@@ -151,33 +152,27 @@ def _one_mb(text: str) -> str:
     return text * (-(-(1 << 20) // len(text)))
 
 
-def _doc(doc_id: str, text: str, source: str, **metadata) -> dict:
-    return {"id": doc_id, "text": text, "source": source, "metadata": metadata}
-
-
 def starcoder_corpus() -> dict[str, list[dict]]:
     files = sorted(CODE_DIR.iterdir())
-    own = [_doc(p.name, p.read_text(), "files", ext=p.suffix[1:], max_stars_count=3) for p in files]
-    crossed = [_doc(f"{p.name}-as-{ext}", p.read_text(), "files", ext=ext) for p in files for ext in EXTS]
+    own = [code_doc(p.name, p.read_text(), "files", ext=p.suffix[1:], max_stars_count=3) for p in files]
+    crossed = [code_doc(f"{p.name}-as-{ext}", p.read_text(), "files", ext=ext) for p in files for ext in EXTS]
     edges = [
-        _doc(f"edge-{i}-{ext}", text, "edge", ext=ext)
+        code_doc(f"edge-{i}-{ext}", text, "edge", ext=ext)
         for i, text in enumerate(EDGE_CASES)
         for ext in EXTS
         if (text or ext not in COMMENT_EXTS) and not (ext == "java" and text in QUADRATIC_IN_REFERENCE)
     ]
     big = {"py": "inventory.py", "js": "cart.js", "java": "Ledger.java", "html": "shop.html", "xml": "layout.xml"}
-    large = [_doc(f"1mb-{ext}", _one_mb((CODE_DIR / name).read_text()), "large", ext=ext) for ext, name in big.items()]
-    large.append(_doc("long-line-js", "var x = 1; // " + "y" * 200_000, "large", ext="js"))
-    large.append(_doc("long-line-py", "x = 1  # " + "é" * 200_000, "large", ext="py"))
+    large = [
+        code_doc(f"1mb-{ext}", _one_mb((CODE_DIR / name).read_text()), "large", ext=ext) for ext, name in big.items()
+    ]
+    large.append(code_doc("long-line-js", "var x = 1; // " + "y" * 200_000, "large", ext="js"))
+    large.append(code_doc("long-line-py", "x = 1  # " + "é" * 200_000, "large", ext="py"))
     text = "# c\nx = 1"
     missing = [
-        {"id": "no-metadata", "text": text, "source": "missing"},
-        {"id": "null-metadata", "text": text, "source": "missing", "metadata": None},
-        _doc("empty-metadata", text, "missing"),
-        _doc("null-fields", text, "missing", ext=None, max_stars_count=None),
-        _doc("stars-only", text, "missing", max_stars_count=41),
-        _doc("upper-ext", text, "missing", ext="PY"),
-        _doc("dot-ext", text, "missing", ext=".py"),
+        *missing_metadata_docs(text),
+        code_doc("upper-ext", text, "missing", ext="PY"),
+        code_doc("dot-ext", text, "missing", ext=".py"),
     ]
     return {
         "files": own + crossed,
@@ -201,11 +196,7 @@ def test_starcoder_matches_reference_with_metadata(starcoder_tagged):
 def test_starcoder_corpus_exercises_every_branch(starcoder_tagged):
     """The comparison above is only worth something if the values are not all the defaults."""
     ours, _ = starcoder_tagged
-    values: dict[str, set[float]] = {}
-    for path in (ours / "attributes" / STARCODER).rglob("*.jsonl.gz"):
-        for row in read_jsonl(path):
-            for key, spans in row["attributes"].items():
-                values.setdefault(key.rsplit("__", 1)[1], set()).add(spans[0][2])
+    values = scores_by_name(ours, STARCODER)
     assert values["has_xml_template_doc"] == {0.0, 1.0}
     assert {0.0, 3.0, 7.0, 2.5, 12.0, 41.0} <= values["num_github_stars_doc"]
     ratios = values["code_to_comment_ratio_doc"]
@@ -216,13 +207,9 @@ def test_starcoder_corpus_exercises_every_branch(starcoder_tagged):
 
 def test_starcoder_empty_code_document(tmp_path):
     """Intended difference: the reference crashes on an empty Python/JavaScript/Java text; here the ratio is -1."""
-    doc = _doc("empty", "", "s", ext="py")
-    for side in ("ours", "theirs"):
-        write_jsonl_gz(tmp_path / side / "documents" / "a.jsonl.gz", [doc])
-    pattern = "documents/*.jsonl.gz"
-    ref = run_reference(["tag", "--documents", pattern, "--taggers", STARCODER], tmp_path, tmp_path / "theirs")
+    doc = code_doc("empty", "", "s", ext="py")
+    ref, mine = tag_one_both(tmp_path, doc, STARCODER)
     assert ref.returncode != 0 and "ZeroDivisionError" in ref.stderr
-    mine = run_cli("tag", "--documents", pattern, "--taggers", STARCODER, "--quiet", cwd=tmp_path / "ours")
     assert mine.returncode == 0, mine.stderr
     (row,) = read_jsonl(tmp_path / "ours" / "attributes" / STARCODER / "a.jsonl.gz")
     scores = {key.rsplit("__", 1)[1]: spans for key, spans in row["attributes"].items()}

@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 
 from taggers.code_starcoder_v1 import lexer_table
-from tests.conftest import DATA, SAMPLE, read_jsonl, run_cli, write_jsonl_gz
-from tests.helpers.reference import assert_tagger_matches, run_reference, tag_both
+from tests.conftest import DATA, SAMPLE, read_jsonl
+from tests.helpers.code_corpus import code_doc, missing_metadata_docs, scores_by_name
+from tests.helpers.reference import assert_tagger_matches, tag_both, tag_one_both
 
 pytestmark = pytest.mark.reference
 
@@ -46,10 +47,6 @@ GRID_TEXTS = [
 ]
 
 
-def _doc(doc_id: str, text: str, source: str, **metadata) -> dict:
-    return {"id": doc_id, "text": text, "source": source, "metadata": metadata}
-
-
 def _sample_code_docs() -> list[dict]:
     """Sample-corpus documents that hold code, each under the next extension of the table in turn."""
     markers = ("def ", "#include", "function", "</", "{\n", "import ")
@@ -58,32 +55,28 @@ def _sample_code_docs() -> list[dict]:
         for row in read_jsonl(path):
             if any(m in row["text"] for m in markers):
                 ext = EXTS[len(docs) % len(EXTS)]
-                docs.append(_doc(f"{row['id']}-as-{ext}", row["text"], "sample-code", ext=ext, max_stars_count=1))
+                docs.append(code_doc(f"{row['id']}-as-{ext}", row["text"], "sample-code", ext=ext, max_stars_count=1))
     return docs
 
 
 def starcoder_v1_corpus() -> dict[str, list[dict]]:
     grid = [
-        _doc(f"grid-{i}-{ext}", text, "grid", ext=ext, max_stars_count=i)
+        code_doc(f"grid-{i}-{ext}", text, "grid", ext=ext, max_stars_count=i)
         for i, text in enumerate(GRID_TEXTS)
         for ext in EXTS + ODD_EXTS
     ]
     files = [
-        _doc(f"{p.name}-as-{ext}", p.read_text(encoding="utf-8"), "files", ext=ext)
+        code_doc(f"{p.name}-as-{ext}", p.read_text(encoding="utf-8"), "files", ext=ext)
         for p in sorted((DATA / "code").iterdir())
         for ext in EXTS
     ]
     text = '<?xml version="1.0"?>\n# c\nx = 1'
     missing = [
-        {"id": "no-metadata", "text": text, "source": "missing"},
-        {"id": "null-metadata", "text": text, "source": "missing", "metadata": None},
-        _doc("empty-metadata", text, "missing"),
-        _doc("null-fields", text, "missing", ext=None, max_stars_count=None),
-        _doc("stars-only", text, "missing", max_stars_count=41),
-        _doc("stars-string", text, "missing", ext="c", max_stars_count="12"),
-        _doc("stars-float", text, "missing", ext="c", max_stars_count=2.5),
-        _doc("number-ext", text, "missing", ext=3),
-        *(_doc(f"empty-{ext}", "", "missing", ext=ext) for ext in ("py", "js", "java", "html", "c", "nope")),
+        *missing_metadata_docs(text),
+        code_doc("stars-string", text, "missing", ext="c", max_stars_count="12"),
+        code_doc("stars-float", text, "missing", ext="c", max_stars_count=2.5),
+        code_doc("number-ext", text, "missing", ext=3),
+        *(code_doc(f"empty-{ext}", "", "missing", ext=ext) for ext in ("py", "js", "java", "html", "c", "nope")),
     ]
     return {"sample-code": _sample_code_docs(), "grid": grid, "files": files, "missing": missing}
 
@@ -100,11 +93,7 @@ def test_matches_reference(tagged):
 def test_corpus_exercises_every_branch(tagged):
     """The comparison is only worth something if every kind of value occurs."""
     ours, _ = tagged
-    values: dict[str, set[float]] = {}
-    for path in (ours / "attributes" / TAGGER).rglob("*.jsonl.gz"):
-        for row in read_jsonl(path):
-            for key, spans in row["attributes"].items():
-                values.setdefault(key.rsplit("__", 1)[1], set()).add(spans[0][2])
+    values = scores_by_name(ours, TAGGER)
     keys = {"has_xml_template_doc", "num_github_stars_doc", "nl_ratio_doc", "code_to_text_ratio_html_doc"}
     assert set(values) == keys
     assert values["has_xml_template_doc"] == {0.0, 1.0}
@@ -116,12 +105,8 @@ def test_corpus_exercises_every_branch(tagged):
 
 def test_non_numeric_stars_is_an_error_naming_the_document(tmp_path):
     """Both fail; ours names the document and the field (the reference raises a bare ValueError)."""
-    doc = _doc("bad-stars", "x = 1", "s", ext="py", max_stars_count="many")
-    for side in ("ours", "theirs"):
-        write_jsonl_gz(tmp_path / side / "documents" / "a.jsonl.gz", [doc])
-    pattern = "documents/*.jsonl.gz"
-    ref = run_reference(["tag", "--documents", pattern, "--taggers", TAGGER], tmp_path, tmp_path / "theirs")
+    doc = code_doc("bad-stars", "x = 1", "s", ext="py", max_stars_count="many")
+    ref, mine = tag_one_both(tmp_path, doc, TAGGER)
     assert ref.returncode != 0 and "ValueError" in ref.stderr
-    mine = run_cli("tag", "--documents", pattern, "--taggers", TAGGER, "--quiet", cwd=tmp_path / "ours")
     assert mine.returncode != 0
     assert "bad-stars" in mine.stderr and "max_stars_count" in mine.stderr

@@ -15,9 +15,6 @@ keys and spans, values within 1e-4.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from dolma import registry
@@ -25,20 +22,10 @@ from dolma.documents import Document
 from dolma.tokenizer_files import OLMO_TOKENIZER_FILE, SHIPPED_TOKENIZERS
 from tests.helpers.reference import compare_outputs, reference_predict, sample_share, tag_both
 from tests.helpers.textgen import fragment_docs
+from tests.helpers.tokenizers import TOKENIZER_TAGGERS, fill_hf_cache
 
 pytestmark = pytest.mark.reference
 
-TAGGERS = [
-    "dolma_v1_tokenizer",
-    "dolma_v2_tokenizer",
-    "olmo_pretokenizer_v1",
-    "olmo_pretokenizer_with_paragraphs_v1",
-    "tokenizer_repetitions_v1",
-    "tokenizer_repetitions_v2r2",
-    "paragraph_tokenizer_repetitions_v1",
-    "tokenizers_AI2_OLMo_v1",
-    "tokenizers_EleutherAI_GPT_NeoX_20B",
-]
 HUB_FILES = {
     "allenai/gpt-neox-olmo-dolma-v1_5": OLMO_TOKENIZER_FILE,
     "allenai/eleuther-ai-gpt-neox-20b-pii-special": OLMO_TOKENIZER_FILE,
@@ -95,34 +82,24 @@ def repetitive_docs() -> list[dict]:
     return docs
 
 
-def fill_hf_cache(hub: Path) -> Path:
-    """A Hugging Face hub cache (huggingface_hub's layout) holding tokenizer.json for each repo in HUB_FILES."""
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    for repo, source in HUB_FILES.items():
-        root = hub / ("models--" + repo.replace("/", "--"))
-        (root / "refs").mkdir(parents=True, exist_ok=True)
-        (root / "refs" / "main").write_text(revision)
-        snapshot = root / "snapshots" / revision
-        snapshot.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source, snapshot / "tokenizer.json")
-    return hub
-
-
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ref-tokenizers")
     # The reference's cache is $XDG_CACHE_HOME/huggingface/hub (tests/helpers/reference.py sets XDG_CACHE_HOME);
     # ours is given as HF_HUB_CACHE, the same directory.
-    hub = fill_hf_cache(tmp / "xdg-cache" / "huggingface" / "hub")
+    hub = fill_hf_cache(tmp / "xdg-cache" / "huggingface" / "hub", HUB_FILES)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_CACHE", str(hub))
         mp.setenv("HF_HUB_OFFLINE", "1")
         yield tag_both(
-            tmp, TAGGERS, extra={"repetitive": repetitive_docs()}, keep=sample_share(SAMPLE_SHARE, "repetitive")
+            tmp,
+            TOKENIZER_TAGGERS,
+            extra={"repetitive": repetitive_docs()},
+            keep=sample_share(SAMPLE_SHARE, "repetitive"),
         )
 
 
-@pytest.mark.parametrize("tagger", TAGGERS)
+@pytest.mark.parametrize("tagger", TOKENIZER_TAGGERS)
 def test_tokenizer_taggers_match_reference(tagged, tagger):
     rows = compare_outputs(*tagged, tagger)
     minimum = SAMPLE_DOCUMENTS // (SAMPLE_SHARE + 2) + 18 + 300 + len(LONG_RUNS)

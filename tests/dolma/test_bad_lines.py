@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from dolma._rust import BloomFilter, DedupeInputError, Deduper
+from dolma._rust import BloomFilter, Deduper
 from dolma.config import build
 from dolma.dedupe.config import DedupeSection
 from dolma.dedupe.plan import _rust_config
 from dolma.documents import decode_document
-from dolma.errors import BadInputError
+from dolma.errors import BadInputError, DedupeInputError
 from mixers.mix_config import Stream
 from mixers.mix_job import StreamJob
 from tests.conftest import read_jsonl, run_cli, summary_rows, write_jsonl_gz

@@ -20,7 +20,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dolma import _rust
-from dolma._rust import BloomFilter, BloomFilterError, BloomFilterFormatError, xxh3_64
+from dolma._rust import BloomFilter, xxh3_64
+from dolma.errors import BloomFilterError, BloomFilterFormatError
 
 # magic, version, num_hashes, num_bits, seed1, seed2, inserted, manifest length; then the manifest, the bit
 # data and the xxh3_64 of everything before it
@@ -598,8 +599,6 @@ def stub_names() -> tuple[set[str], set[str]]:
             module.add(node.name)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             module.add(node.target.id)
-        elif isinstance(node, ast.ImportFrom):  # `from m import X as X`: an explicit re-export
-            module.update(a.name for a in node.names if a.asname == a.name)
         if isinstance(node, ast.ClassDef) and node.name == "BloomFilter":
             members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
     return module, members

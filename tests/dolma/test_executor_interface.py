@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 
 from dolma import config as dconfig
+from dolma.commands import dedupe
 from dolma.commands.tag import TagConfig
+from dolma.dedupe import local
+from dolma.dedupe.job import BloomJob
 from dolma.errors import BadInputError, ConfigError
 from dolma.executors import make_executor
 from dolma.executors.base import Executor, Job, Progress, Summary, Unit, UnitStats, run_with_retries
 from dolma.executors.local import LocalExecutor
+from tests.conftest import write_jsonl_gz
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,11 +122,91 @@ def test_spark_refuses_a_sequential_job(tmp_path):
         make_executor(config, "test").run(OrderJob(), _units(tmp_path, 2))
 
 
-def test_dedupe_runs_its_bloom_filter_pass_through_the_executor():
-    # the Bloom-filter loop is a sequential Job run by make_executor's executor, not a loop of its own
-    from dolma.dedupe.job import BloomJob
+class OwnError(RuntimeError):
+    """An error the retry rule would retry (not a DolmaError), declared the job's own by `reraise`."""
 
-    assert issubclass(BloomJob, Job) and BloomJob.sequential
-    source = (REPO / "dolma" / "dedupe" / "local.py").read_text(encoding="utf-8")
-    assert "make_executor(" in source and ".run(job, " in source
-    assert "ProgressDisplay" not in source
+
+class ReraiseJob(Job):
+    """A sequential job whose OwnError comes out of `Executor.run`; raises `errors[unit.input]` on that unit."""
+
+    sequential = True
+    reraise = (OwnError,)
+
+    def __init__(self, errors: dict[str, Exception]):
+        self.errors = errors
+        self.ran: list[str] = []
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        self.ran.append(unit.input)
+        if unit.input in self.errors:
+            raise self.errors[unit.input]
+        return UnitStats(documents_in=1)
+
+
+def test_a_reraise_error_is_not_retried_and_comes_out_of_run_as_raised(tmp_path):
+    own = OwnError("the job's own error")
+    job = ReraiseJob({"u1": own})
+    with pytest.raises(OwnError) as info:
+        LocalExecutor(processes=2, retries=2, quiet=True, ignore_existing=True).run(job, _units(tmp_path, 4))
+    assert info.value is own
+    assert job.ran == ["u0", "u1"]  # one attempt, and the units after it are not run
+
+
+def test_other_errors_of_a_reraise_job_are_retried_and_recorded_in_the_summary(tmp_path):
+    job = ReraiseJob({"u1": RuntimeError("flaky")})
+    summary = LocalExecutor(processes=2, retries=2, quiet=True, ignore_existing=True).run(job, _units(tmp_path, 4))
+    assert job.ran == ["u0", "u1", "u1", "u1"]
+    assert [(f.unit.input, f.attempts) for f in summary.failures] == [("u1", 3), ("u2", 0), ("u3", 0)]
+    assert summary.failures[0].error == "RuntimeError: flaky"
+
+
+def test_only_a_sequential_job_may_reraise():
+    with pytest.raises(TypeError, match="only a sequential job may set `reraise`"):
+
+        class PoolJob(Job):  # its units would fail in other processes, the error coming back a copy
+            reraise = (OwnError,)
+
+            def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+                return UnitStats()
+
+
+def test_a_bloom_dedupe_on_two_processes_runs_its_batches_here_in_order_once_each(tmp_path, monkeypatch):
+    """The Bloom filter pass is a sequential job run by the executor `make_executor` gives (processes: 2):
+    every batch runs in this process, in input order, each input in exactly one batch, each batch once."""
+    for i in range(20):  # more files than one batch holds (8 with 2 threads)
+        rows = [{"id": f"{i}-{j}", "text": f"paragraph {j % 3}\nfile {i}", "source": "s"} for j in range(3)]
+        write_jsonl_gz(tmp_path / "documents" / f"part-{i:02d}.jsonl.gz", rows)
+    executors: list[Executor] = []
+    ran: list[tuple[str, tuple[str, ...], int]] = []
+
+    def recording_make_executor(*args, **kwargs):
+        executors.append(make_executor(*args, **kwargs))
+        return executors[-1]
+
+    def recording_run_unit(self, unit, progress):
+        ran.append((unit.input, unit.outputs, os.getpid()))
+        return real_run_unit(self, unit, progress)
+
+    real_run_unit = BloomJob.run_unit
+    monkeypatch.setattr(local, "make_executor", recording_make_executor)
+    monkeypatch.setattr(BloomJob, "run_unit", recording_run_unit)
+    config = dconfig.build(
+        dedupe.CONFIG,
+        overrides=[
+            "--documents", str(tmp_path / "documents" / "*.jsonl.gz"),
+            "--dedupe.name", "dd",
+            "--dedupe.paragraphs.attribute_name", "dup",
+            "--bloom_filter.file", str(tmp_path / "filter.bin"),
+            "--bloom_filter.estimated_doc_count", "1000",
+            "--bloom_filter.desired_false_positive_rate", "1e-6",
+            "--processes", "2",
+            "--quiet",
+        ],
+    )  # fmt: skip
+    assert dedupe.run(config) == 0
+    assert len(executors) == 1 and isinstance(executors[0], LocalExecutor) and executors[0].processes == 2
+    attributes = [str(tmp_path / "attributes" / "dd" / f"part-{i:02d}.jsonl.gz") for i in range(20)]
+    assert len(ran) == 3 and {pid for _, _, pid in ran} == {os.getpid()}
+    assert [output for _, outputs, _ in ran for output in outputs] == attributes
+    assert [name for name, _, _ in ran] == [str(tmp_path / "documents" / f"part-{i:02d}.jsonl.gz") for i in (0, 8, 16)]
+    assert all(Path(path).exists() for path in attributes)

@@ -143,6 +143,17 @@ def tag_both(
     return ours, theirs
 
 
+def tag_one_both(tmp: Path, doc: dict, tagger: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """Tag one document with the reference (under tmp/theirs) and with this toolkit (tmp/ours), where either may
+    fail: (the reference's run, ours)."""
+    for side in ("ours", "theirs"):
+        write_jsonl_gz(tmp / side / "documents" / "a.jsonl.gz", [doc])
+    pattern = "documents/*.jsonl.gz"
+    ref = run_reference(["tag", "--documents", pattern, "--taggers", tagger], tmp, tmp / "theirs")
+    mine = run_cli("tag", "--documents", pattern, "--taggers", tagger, "--quiet", cwd=tmp / "ours")
+    return ref, mine
+
+
 def compare_outputs(ours: Path, theirs: Path, tagger: str, random_valued: bool = False) -> int:
     """Compare every attribute file of `tagger` (same files, rows, keys, spans); returns the rows compared."""
     ref_files = sorted(p.relative_to(theirs) for p in (theirs / "attributes" / tagger).rglob("*.jsonl.gz"))

@@ -18,18 +18,8 @@ from dolma.documents import Document
 from dolma.tokenizer_files import OLMO_TOKENIZER_FILE, SHIPPED_TOKENIZERS, hf_cached_file
 from taggers.tokenizer_taggers import MAX_PERIOD, outermost, token_runs
 from tests.conftest import run_cli, write_jsonl_gz
+from tests.helpers.tokenizers import TOKENIZER_TAGGERS, fill_hf_cache
 
-NAMES = [
-    "dolma_v1_tokenizer",
-    "dolma_v2_tokenizer",
-    "olmo_pretokenizer_v1",
-    "olmo_pretokenizer_with_paragraphs_v1",
-    "tokenizer_repetitions_v1",
-    "tokenizer_repetitions_v2r2",
-    "paragraph_tokenizer_repetitions_v1",
-    "tokenizers_AI2_OLMo_v1",
-    "tokenizers_EleutherAI_GPT_NeoX_20B",
-]
 NEOX = "tokenizers_EleutherAI_GPT_NeoX_20B"
 DOLMA2_FILE = SHIPPED_TOKENIZERS["allenai/dolma2-tokenizer"]
 TEXT = "Tokenizers differ: 東京は日本の首都です。 Ünïcödé façade, naïve café — 1234567 and emoji 🙂🚀."
@@ -61,7 +51,7 @@ def test_every_tokenizer_tagger_is_listed_with_a_description():
     result = run_cli("list", "--plain")
     assert result.returncode == 0, result.stderr
     rows = {row[0]: row for row in (line.split("\t") for line in result.stdout.strip().splitlines())}
-    for name in NAMES:
+    for name in TOKENIZER_TAGGERS:
         assert name in rows, name
         _, target, description = rows[name]
         assert target.startswith("taggers.tokenizer_taggers."), (name, target)
@@ -133,12 +123,7 @@ def test_gpt_neox_tokenizer_from_variable_and_from_the_hugging_face_cache(tmp_pa
     assert neox_tokens() == count(DOLMA2_FILE, TEXT)
     monkeypatch.setenv("DOLMA_GPT_NEOX_20B_TOKENIZER", "")
     # The Hub's own spelling (gpt-neox-20b), as `huggingface-cli download` stores it.
-    root = tmp_path / "empty-hub" / "models--EleutherAI--gpt-neox-20b"
-    revision = "89abcdef" * 5
-    (root / "refs").mkdir(parents=True)
-    (root / "refs" / "main").write_text(revision + "\n")
-    (root / "snapshots" / revision).mkdir(parents=True)
-    shutil.copy(DOLMA2_FILE, root / "snapshots" / revision / "tokenizer.json")
+    fill_hf_cache(tmp_path / "empty-hub", {"EleutherAI/gpt-neox-20b": DOLMA2_FILE}, "89abcdef" * 5, ref_end="\n")
     assert neox_tokens() == count(DOLMA2_FILE, TEXT)
 
 
@@ -219,7 +204,7 @@ def test_hugging_face_cache_lookup_refuses_names_that_are_not_repository_ids(tmp
     assert hf_cached_file(name) is None
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", TOKENIZER_TAGGERS)
 def test_lone_surrogates_are_read_as_replacement_characters(name, tmp_path, monkeypatch):
     """The tokenizers library refuses a lone surrogate (and would fail the whole batch): it counts as U+FFFD."""
     monkeypatch.setenv("DOLMA_GPT_NEOX_20B_TOKENIZER", str(OLMO_TOKENIZER_FILE))

@@ -2,8 +2,8 @@
 //!
 //! The exception classes are Python's (`dolma.errors`), subclasses of the toolkit's error types: each is
 //! imported once and called with keyword arguments, so its fields (`path`, `line`, `field`, `reason`,
-//! `completed_stats`, `partial_file`, ...) are set by its constructor. `register` re-exports them from
-//! `dolma._rust` under the same names.
+//! `completed_stats`, `partial_file`, ...) are set by its constructor. `dolma.errors` is their one home: callers
+//! import them from there (`dolma._rust` does not re-export them).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -30,16 +30,6 @@ pub enum Class {
 }
 
 impl Class {
-    /// The classes `dolma._rust` re-exports (those defined for it).
-    const EXPORTED: [Class; 6] = [
-        Class::BloomFilterError,
-        Class::BloomFilterFormatError,
-        Class::DedupeConfigError,
-        Class::DedupeInputError,
-        Class::DedupeIOError,
-        Class::DedupeStopped,
-    ];
-
     fn name(self) -> &'static str {
         match self {
             Class::BloomFilterError => "BloomFilterError",
@@ -193,13 +183,4 @@ pub fn minhash_err(py: Python<'_>, err: MinHashError) -> PyErr {
         }),
         MinHashError::Io { path, source } => os_error(py, OsStr::new(&path), &source),
     }
-}
-
-/// Re-exports the classes defined for `dolma._rust` (callers import them from here or from `dolma.errors`).
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    for class in Class::EXPORTED {
-        m.add(class.name(), class.get(py)?)?;
-    }
-    Ok(())
 }

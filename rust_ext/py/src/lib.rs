@@ -17,7 +17,6 @@ mod textstats;
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    errors::register(m)?;
     bloom::register(m)?;
     dedupe::register(m)?;
     dedupe_keys::register(m)?;
