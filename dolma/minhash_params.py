@@ -127,16 +127,22 @@ def _legendre(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(nodes)
 
 
-def _recall_only_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """The choice when false positives weigh nothing, from datasketch itself (imported only here). Exactly,
-    (num_perm, 1) is the optimum: every other pair's (1 - s^r)^b is pointwise at least (1 - s)^num_perm. But
-    datasketch picks the first b (r = 1) whose false-negative mass `quad` reports as small as that one's, and for
-    steep thresholds those masses are below the float resolution of its integrand (1 - (1 - x) is 0 or a few
-    multiples of 2^-53), so its choice is decided by where scipy's adaptive quadrature happens to evaluate them."""
-    from datasketch import MinHashLSH
+_KRONROD21_OUTER = 0.995657163025808080735527280689003
+"""The outermost abscissa of the 21-point Gauss-Kronrod rule on [-1, 1] (Piessens et al., QUADPACK): the point
+nearest an end where `scipy.integrate.quad` first evaluates an integrand."""
 
-    try:
-        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.0, 1.0))
-    except ValueError:  # fewer than two bands
-        return 1, num_perm
-    return int(lsh.b), int(lsh.r)
+
+def _recall_only_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The choice when false positives weigh nothing. Exactly, (num_perm, 1) is the optimum: every other pair's
+    (1 - s^r)^b is pointwise at least (1 - s)^num_perm. But datasketch integrates the float expression
+    1 - (1 - (1 - s)^b) with `quad`, and that is 0 wherever (1 - s)^b is below half a unit in the last place of 1.
+    If it is 0 at quad's first node nearest the threshold (the integrand falls with s), quad returns exactly 0 for
+    that b and every larger one, so datasketch keeps the first such b: no earlier pair, positive there, ties it.
+    Otherwise it keeps (num_perm, 1); that is certain while FN is far above float resolution, and held in every
+    case checked where FN is only a few rounding steps (tests/dolma/test_minhash_params.py)."""
+    center, half = 0.5 * (threshold + 1.0), 0.5 * (1.0 - threshold)
+    first_node = center - half * _KRONROD21_OUTER
+    for b in range(1, num_perm + 1):
+        if 1 - (1 - (1 - first_node) ** float(b)) == 0.0:
+            return b, 1
+    return num_perm, 1

@@ -69,6 +69,16 @@ def test_band_optimiser_equals_datasketch_beyond_exact_quadrature(num_perm, thre
     assert our_choice(threshold, num_perm, (0.5, 0.5)) == datasketch_choice(threshold, num_perm, (0.5, 0.5))
 
 
+# No false-positive weight, num_perm x threshold where false-negative masses are 0.5 to 5 units in the last place
+# at quad's first node: datasketch's choice rests on how quad handles integrands of a few rounding steps.
+ROUNDING_WINDOW = [(100, 0.31), (64, 0.44), (128, 0.25), (16, 0.9), (8, 0.99), (32, 0.68), (256, 0.13), (100, 0.3)]
+
+
+@pytest.mark.parametrize(("num_perm", "threshold"), ROUNDING_WINDOW)
+def test_band_optimiser_without_false_positive_weight_equals_datasketch_at_float_resolution(num_perm, threshold):
+    assert our_choice(threshold, num_perm, (0.0, 1.0)) == datasketch_choice(threshold, num_perm, (0.0, 1.0))
+
+
 def test_band_optimiser_refusals_and_bad_weights_are_config_errors():
     with pytest.raises(ConfigError, match="at least two bands"):
         mh.lsh_params(0.5, 1)
@@ -89,7 +99,7 @@ from dolma import minhash as mh
 from dolma.spark_minhash import SignFiles
 sigs = mh.signatures(["one two three four five six seven", "one two three four five six eight"])
 assert sigs.shape == (2, 128)
-assert mh.lsh_params(0.7, 256, (0.2, 0.8))
+assert mh.lsh_params(0.7, 256, (0.2, 0.8)) and mh.lsh_params(0.8, 128, (0.0, 1.0))
 mh.MinHashParams(scheme="legacy", num_perm=64).engine_json()
 SignFiles(mh.MinHashParams(threshold=0.6), ("text",), False, None)
 {LOADED}
