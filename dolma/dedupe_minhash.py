@@ -193,7 +193,7 @@ class SignJob(Job):
         self, params: mh.MinHashParams, index: dict[str, int], key: tuple, skip_bad_lines: bool, threads: int
     ):
         self.params = params
-        self.engine = mh.signer(params)  # pickled to the workers as its engine JSON: no datasketch import there
+        self.engine = mh.signer(params)  # pickled to the workers as its engine JSON: no optimiser there
         self.index = index
         self.key = key
         self.skip_bad_lines = skip_bad_lines

@@ -1,5 +1,5 @@
-"""MinHash-LSH near-duplicate detection: signatures compatible with `datasketch`, LSH parameters chosen as
-`datasketch.MinHashLSH` chooses them, and the two engine steps a dedupe command runs.
+"""MinHash-LSH near-duplicate detection: signatures compatible with `datasketch`, LSH parameters equal to those
+`datasketch.MinHashLSH` chooses, and the two engine steps a dedupe command runs.
 
 Longer than 400 lines because parameters, signatures and both engine steps share one format and are read together.
 
@@ -9,9 +9,9 @@ Longer than 400 lines because parameters, signatures and both engine steps share
    documents file, with memory bounded by `memory_budget` (external sort) plus 4 bytes and 1 bit per document.
 
 The Rust core (`rust_ext/core/src/minhash`) documents the shingle rules and the file formats. Python owns the
-defaults and the choices that need datasketch: the permutation parameters (drawn by datasketch itself from
-`numpy.random.RandomState(seed)`) and the band/row optimiser (scipy integration), computed once per
-configuration and handed to Rust in `MinHashParams.engine_json`.
+defaults and the parameters datasketch would choose (`dolma.minhash_params`, computed without importing it): the
+permutation parameters (drawn from `numpy.random.RandomState(seed)`) and the bands x rows of its optimiser,
+computed once per configuration and handed to Rust in `MinHashParams.engine_json`.
 
 Longer than ~400 lines on purpose: it is the one public surface users import as `dolma.minhash` (parameters,
 datasketch-compatible helpers, the engine steps and their reader), which the dedupe mode builds on.
@@ -36,13 +36,13 @@ from dolma import _rust, io
 from dolma.config import Base
 from dolma.documents import BadLine, ReadStats, has_document_fields, read_documents, read_records
 from dolma.errors import ConfigError
+from dolma.minhash_params import MAX_NUM_PERM, SchemeName, lsh_params, permutations
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
 
 Tokenizer = Literal["words", "chars"]
 HashName = Literal["xxh3", "sha1"]
-SchemeName = Literal["affine32", "legacy"]
 VerifyName = Literal["none", "signature", "exact"]
 T = TypeVar("T")
 
@@ -51,7 +51,6 @@ DEFAULT_SEED = 1
 DEFAULT_NGRAM = 5
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_MEMORY_BUDGET = 1 << 30
-MAX_NUM_PERM = 1 << 16
 MAX_SEED = (1 << 32) - 1
 XXH3_SEED: int = _rust.MINHASH_XXH3_SEED
 """Seed of the default base hash: `hash="xxh3"` signatures equal `datasketch.MinHash(num_perm, seed,
@@ -157,50 +156,13 @@ class MinHashParams(Base):
         return np.dtype(np.uint32 if self.scheme == "affine32" else np.uint64)
 
 
-@functools.lru_cache(maxsize=64)
-def permutations(num_perm: int, seed: int, scheme: SchemeName = "affine32") -> tuple[list[int], list[int]]:
-    """The permutation parameters `(a, b)` of `datasketch.MinHash(num_perm, seed, scheme=scheme)`, from
-    datasketch itself (so they are its own, whatever the release)."""
-    from datasketch import MinHash
-
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
-    return [int(x) for x in a], [int(x) for x in b]
-
-
-@functools.lru_cache(maxsize=256)
-def _lsh_params(threshold: float, num_perm: int, weights: tuple[float, float]) -> tuple[int, int]:
-    from datasketch import MinHashLSH
-
-    try:
-        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
-    except ValueError:
-        # datasketch refuses a single band (and fewer than two permutations).
-        raise ConfigError(
-            f"minhash.threshold: datasketch chooses no usable bands for threshold {threshold} with num_perm "
-            f"{num_perm} (it needs at least two bands): use more permutations, or give bands and rows"
-        ) from None
-    return int(lsh.b), int(lsh.r)
-
-
-def lsh_params(
-    threshold: float, num_perm: int = DEFAULT_NUM_PERM, weights: tuple[float, float] = (0.5, 0.5)
-) -> tuple[int, int]:
-    """(bands, rows) that `datasketch.MinHashLSH(threshold, num_perm, weights)` chooses: the pair minimising the
-    weighted sum of false-positive and false-negative probability mass (computed by datasketch itself)."""
-    if not (0.0 < threshold < 1.0):
-        raise ConfigError(f"minhash.threshold: must be strictly between 0 and 1, got {threshold}")
-    if not 1 <= num_perm <= MAX_NUM_PERM:
-        raise ConfigError(f"minhash.num_perm: must be between 1 and {MAX_NUM_PERM}, got {num_perm}")
-    return _lsh_params(float(threshold), int(num_perm), (float(weights[0]), float(weights[1])))
-
-
 @functools.lru_cache(maxsize=16)
 def _signer(engine_json: str) -> _rust.MinHashSigner:
     return _rust.MinHashSigner(engine_json)
 
 
 def signer(params: MinHashParams) -> _rust.MinHashSigner:
-    """The Rust signer for `params` (cached: building it runs datasketch's optimiser once)."""
+    """The Rust signer for `params` (cached: building it runs the band optimiser once)."""
     return _signer(params.engine_json())
 
 
@@ -315,8 +277,7 @@ def sign_file(
     not depend on `batch_bytes` or `threads`. `file_index` is the file's position in the run's stable order.
     `key` is the path to the text in each document (`dolma._rust.json_path_steps` of a JSONPath); a document
     where it is missing or not a string has no shingles (never a duplicate). `engine`: `signer(params)` if
-    already built (it pickles as its engine JSON, so a worker process that receives it needs no datasketch import
-    and no band optimiser, the larger part of a small file's CPU time).
+    already built (it pickles as its engine JSON, so a worker process that receives it runs no band optimiser).
     """
     engine = engine if engine is not None else signer(params)
     writer = _rust.MinHashFileWriter(engine, _local(output, "band-key files"), file_index, path, threads=threads)

@@ -42,7 +42,7 @@ class SignFiles:
 
     def __init__(self, params: mh.MinHashParams, key: tuple, skip_bad_lines: bool, s3: Any):
         self.params = params
-        self.signer = mh.signer(params)  # built on the driver: executors get its engine JSON, import no datasketch
+        self.signer = mh.signer(params)  # built on the driver: executors get its engine JSON, run no optimiser
         self.key = key
         self.skip_bad_lines = skip_bad_lines
         self.s3 = s3
