@@ -1,7 +1,8 @@
 """MinHash-LSH near-duplicate detection: signatures compatible with `datasketch`, LSH parameters equal to those
 `datasketch.MinHashLSH` chooses, and the two engine steps a dedupe command runs.
 
-Longer than 400 lines because parameters, signatures and both engine steps share one format and are read together.
+Longer than 400 lines because it is the one public surface users import as `dolma.minhash` (parameters,
+datasketch-compatible helpers, the engine steps and their reader), which the dedupe mode builds on.
 
 1. `sign_file`: one documents file -> one band-key file (signatures, band keys, optionally shingle sets), a
    resumable unit written atomically.
@@ -12,9 +13,6 @@ The Rust core (`rust_ext/core/src/minhash`) documents the shingle rules and the 
 defaults and the parameters datasketch would choose (`dolma.minhash_params`, computed without importing it): the
 permutation parameters (drawn from `numpy.random.RandomState(seed)`) and the bands x rows of its optimiser,
 computed once per configuration and handed to Rust in `MinHashParams.engine_json`.
-
-Longer than ~400 lines on purpose: it is the one public surface users import as `dolma.minhash` (parameters,
-datasketch-compatible helpers, the engine steps and their reader), which the dedupe mode builds on.
 """
 
 from __future__ import annotations
