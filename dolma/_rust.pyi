@@ -350,6 +350,11 @@ class MinHashFileWriter:
     def add(self, lines: list[int], texts: list[str], ids: list[str], lengths: list[int]) -> None:
         """Add documents: their 1-based line numbers (increasing across calls), texts to sign, ids and the
         lengths in code points of their `text` fields."""
+    def sign_documents(
+        self, path: str, key: list[str | int], *, skip_bad_lines: bool, batch_chars: int
+    ) -> dict[str, Any]:
+        """Read the local documents file `path` in Rust and add its documents (the text at `key` is signed):
+        {lines, bytes, bad: [(line, its bytes)], stopped} (stopped: the first bad line ended the read)."""
     def finish(self, lines_read: int, bad_lines: int, bytes_read: int) -> dict[str, Any]:
         """Write the file atomically; returns its header (file_index, documents, lines, bad_lines, keyed,
         records, num_perm, bands, rows, shingle_sets, fingerprint, source, source_size, source_stamp,

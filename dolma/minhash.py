@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -34,11 +35,21 @@ from msgspec import Meta
 
 from dolma import _rust, io
 from dolma.config import Base
-from dolma.documents import BadLine, ReadStats, has_document_fields, read_documents, read_records
-from dolma.errors import ConfigError
+from dolma.documents import (
+    DOCUMENT_FIELDS,
+    BadLine,
+    ReadStats,
+    explain_bad_line,
+    has_document_fields,
+    read_documents,
+    read_records,
+)
+from dolma.errors import BadInputError, ConfigError
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
+
+log = logging.getLogger("dolma")
 
 Tokenizer = Literal["words", "chars"]
 HashName = Literal["xxh3", "sha1"]
@@ -309,12 +320,13 @@ def sign_file(
 ) -> SignStats:
     """Signatures and band keys of every document of `path` (local or S3) -> the band-key file `output`.
 
-    Documents are read with the toolkit's reader (`read_documents`): a bad line raises `BadInputError` naming
-    the file, line and field, or with `skip_bad_lines` is skipped and counted. The file appears only when
-    complete (a killed run leaves nothing, so a resumed run redoes exactly the missing files), and its bytes do
-    not depend on `batch_bytes` or `threads`. `file_index` is the file's position in the run's stable order.
-    `key` is the path to the text in each document (`dolma._rust.json_path_steps` of a JSONPath); a document
-    where it is missing or not a string has no shingles (never a duplicate). `engine`: `signer(params)` if
+    Documents are read by the toolkit's reader rules (a local file in Rust, `dolma._rust.MinHashFileWriter.
+    sign_documents`; on S3 with `read_documents`): a bad line raises `BadInputError` naming the file, line and
+    field, or with `skip_bad_lines` is skipped, logged and counted; both give the same band-key file. The file
+    appears only when complete (a killed run leaves nothing, so a resumed run redoes exactly the missing files),
+    and its bytes do not depend on `batch_bytes` or `threads`. `file_index` is the file's position in the run's
+    stable order. `key` is the path to the text in each document (`dolma._rust.json_path_steps` of a JSONPath);
+    a document where it is missing or not a string has no shingles (never a duplicate). `engine`: `signer(params)` if
     already built (it pickles as its engine JSON, so a worker process that receives it needs no datasketch import
     and no band optimiser, the larger part of a small file's CPU time).
     """
@@ -326,10 +338,10 @@ def sign_file(
     )
     stats = ReadStats()
     try:
-        # Documents are read and decoded (with the GIL) in a second thread while Rust signs the previous batch
-        # (without it): the two overlap. Batches keep their order, so the file is the same either way.
-        for batch in _prefetched(_batches(path, skip_bad_lines, stats, batch_bytes, tuple(key))):
-            writer.add(*batch)
+        if io.is_s3(path):
+            _add_read_in_python(writer, path, skip_bad_lines, stats, batch_bytes, tuple(key))
+        else:
+            _add_read_in_rust(writer, path, skip_bad_lines, stats, batch_bytes, tuple(key))
         header = writer.finish(stats.lines, stats.bad_lines, stats.bytes)
     except BaseException:
         writer.abort()
@@ -342,6 +354,41 @@ def sign_file(
         records=header["records"],
         bytes=stats.bytes,
     )
+
+
+def _add_read_in_python(
+    writer: _rust.MinHashFileWriter,
+    path: str,
+    skip_bad_lines: bool,
+    stats: ReadStats,
+    batch_bytes: int,
+    key: tuple[str | int, ...],
+) -> None:
+    """Documents are read and decoded (with the GIL) in a second thread while Rust signs the previous batch
+    (without it): the two overlap. Batches keep their order, so the file is the same either way."""
+    for batch in _prefetched(_batches(path, skip_bad_lines, stats, batch_bytes, key)):
+        writer.add(*batch)
+
+
+def _add_read_in_rust(
+    writer: _rust.MinHashFileWriter,
+    path: str,
+    skip_bad_lines: bool,
+    stats: ReadStats,
+    batch_bytes: int,
+    key: tuple[str | int, ...],
+) -> None:
+    """A local file is read, parsed and signed in Rust (reading overlapped with signing, without the GIL), by
+    the Python reader's rules; its bad lines come back to be explained, raised or logged here in its words."""
+    read = writer.sign_documents(path, list(key), skip_bad_lines=skip_bad_lines, batch_chars=batch_bytes)
+    stats.lines, stats.bytes = read["lines"], read["bytes"]
+    for line, raw in read["bad"]:
+        err = BadInputError(path, line, *explain_bad_line(raw, DOCUMENT_FIELDS))
+        if read["stopped"]:
+            raise err
+        log.warning("skipping %s", err)
+    stats.bad_lines = len(read["bad"])
+    stats.documents = writer.documents
 
 
 def source_stamp(path: str) -> tuple[int, int]:

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
+use dolma_core::dedupe::jsonpath::Step;
 use dolma_core::minhash::cluster::{cluster, ClusterOptions, ClusterStats};
+use dolma_core::minhash::read::sign_documents;
 use dolma_core::minhash::results::read_result_bytes;
 use dolma_core::minhash::shingle::{Shingler, Tokenizer};
 use dolma_core::minhash::unit::{SourceStamp, UnitFile, UnitHeader, UnitWriter};
@@ -200,6 +202,39 @@ impl PyMinHashFileWriter {
             self.inner.as_mut().ok_or_else(|| PyValueError::new_err("the band-key file is already finished"))?;
         detached_on(py, self.pool.as_ref(), || writer.add(&lines, &texts, &ids, &lengths))
             .map_err(|e| minhash_err(py, e))
+    }
+
+    /// Reads the local documents file `path` in Rust and adds its documents (the text at `key`, JSONPath steps,
+    /// is signed): `{lines, bytes, bad: [(line, bytes)], stopped}` (see `dolma_core::minhash::read`).
+    #[pyo3(signature = (path, key, *, skip_bad_lines, batch_chars))]
+    fn sign_documents<'py>(
+        &mut self,
+        py: Python<'py>,
+        path: &str,
+        key: Vec<Bound<'py, PyAny>>,
+        skip_bad_lines: bool,
+        batch_chars: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let steps = key
+            .iter()
+            .map(|step| match step.extract::<String>() {
+                Ok(name) => Ok(Step::Field(name)),
+                Err(_) => step.extract::<usize>().map(Step::Index),
+            })
+            .collect::<PyResult<Vec<Step>>>()?;
+        let writer =
+            self.inner.as_mut().ok_or_else(|| PyValueError::new_err("the band-key file is already finished"))?;
+        let outcome =
+            detached_on(py, self.pool.as_ref(), || sign_documents(writer, path, &steps, skip_bad_lines, batch_chars))
+                .map_err(|e| minhash_err(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("lines", outcome.lines)?;
+        d.set_item("bytes", outcome.bytes)?;
+        let bad: Vec<(u64, Bound<'py, PyBytes>)> =
+            outcome.bad.iter().map(|b| (b.line, PyBytes::new(py, &b.bytes))).collect();
+        d.set_item("bad", bad)?;
+        d.set_item("stopped", outcome.stopped)?;
+        Ok(d)
     }
 
     /// Writes the file and renames it into place; returns its header as a dict.
