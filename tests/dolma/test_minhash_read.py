@@ -14,7 +14,7 @@ import zstandard
 from dolma import _rust
 from dolma import minhash as mh
 from dolma.documents import ReadStats
-from dolma.errors import BadInputError
+from dolma.errors import BadInputError, CorruptFileError
 
 PARAMS = mh.MinHashParams(num_perm=32, verify="exact", threshold=0.5)
 
@@ -93,3 +93,16 @@ def test_a_bad_line_without_skipping_raises_the_python_reads_error(tmp_path: Pat
     assert str(rust.value) == str(python.value)
     assert (rust.value.path, rust.value.line) == (str(path), 3)
     assert not list(tmp_path.glob("*.mhk")) and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("damage", ["not compressed", "truncated"])
+def test_damaged_compressed_data_is_a_corrupt_file_error(tmp_path: Path, damage: str) -> None:
+    data = gzip.compress(("\n".join(json.dumps(d) for d in GOOD * 50) + "\n").encode())
+    path = tmp_path / "d.jsonl.gz"
+    path.write_bytes(b"not gzip at all" if damage == "not compressed" else data[: len(data) // 2])
+    with pytest.raises(CorruptFileError) as rust:
+        mh.sign_file(str(path), str(tmp_path / "rust.mhk"), 0, PARAMS)
+    with pytest.raises(CorruptFileError):
+        read_in_python(str(path), str(tmp_path / "python.mhk"), False, ("text",))
+    assert rust.value.path == str(path) and "decompress" in rust.value.reason
+    assert not list(tmp_path.glob("*.mhk"))

@@ -13,7 +13,7 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use serde_json::Value;
 
 use super::unit::UnitWriter;
-use super::{io_err, Result};
+use super::{format_err, io_err, MinHashError, Result};
 use crate::dedupe::document;
 use crate::dedupe::files::decoder;
 use crate::dedupe::jsonpath::Step;
@@ -42,6 +42,16 @@ struct Batch {
     ids: Vec<String>,
     lengths: Vec<u64>,
     chars: usize,
+}
+
+/// A read error: damaged or truncated compressed data is a damaged file (`CorruptFileError`, as the Python
+/// reader says), anything else an I/O error.
+fn read_err(path: &str, e: std::io::Error) -> MinHashError {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    match e.kind() {
+        InvalidData | InvalidInput | UnexpectedEof => format_err(Path::new(path), format!("cannot decompress: {e}")),
+        _ => io_err(Path::new(path), e),
+    }
 }
 
 /// Python's `bytes.isspace()` (ASCII space, \t, \n, \r, \x0b, \x0c): such a line is blank, not a document.
@@ -107,7 +117,7 @@ fn produce(
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                let _ = tx.send(Err(io_err(Path::new(path), e)));
+                let _ = tx.send(Err(read_err(path, e)));
                 return out;
             }
         }
@@ -158,7 +168,7 @@ pub fn sign_documents(
     batch_chars: usize,
 ) -> Result<ReadOutcome> {
     let file = File::open(path).map_err(|e| io_err(Path::new(path), e))?;
-    let reader = decoder(path, BufReader::with_capacity(1 << 20, file)).map_err(|e| io_err(Path::new(path), e))?;
+    let reader = decoder(path, BufReader::with_capacity(1 << 20, file)).map_err(|e| read_err(path, e))?;
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Result<Batch>>(2);
         let producer = scope.spawn(move || produce(reader, path, key, skip_bad_lines, batch_chars.max(1), &tx));
