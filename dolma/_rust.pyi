@@ -29,6 +29,7 @@ __all__ = [
     "minhash_cluster",
     "minhash_read_results",
     "minhash_shingles",
+    "minhash_unit_documents",
     "minhash_unit_header",
     "pii_digit_ranges",
     "pii_scan_batch",
@@ -329,13 +330,22 @@ class MinHashFileWriter:
         file_index: int,
         source: str,
         *,
+        source_size: int,
+        source_stamp: int,
         threads: int | None = None,
     ) -> MinHashFileWriter: ...
-    def add(self, lines: list[int], texts: list[str]) -> None:
-        """Add documents: their 1-based line numbers (increasing across calls) and texts."""
-    def finish(self, lines_read: int, bad_lines: int) -> dict[str, Any]:
+    def add(self, lines: list[int], texts: list[str], ids: list[str], lengths: list[int]) -> None:
+        """Add documents: their 1-based line numbers (increasing across calls), texts to sign, ids and the
+        lengths in code points of their `text` fields."""
+    def sign_documents(
+        self, path: str, key: list[str | int], *, skip_bad_lines: bool, batch_chars: int
+    ) -> dict[str, Any]:
+        """Read the local documents file `path` in Rust and add its documents (the text at `key` is signed):
+        {lines, bytes, bad: [(line, its bytes)], stopped} (stopped: the first bad line ended the read)."""
+    def finish(self, lines_read: int, bad_lines: int, bytes_read: int) -> dict[str, Any]:
         """Write the file atomically; returns its header (file_index, documents, lines, bad_lines, keyed,
-        records, num_perm, bands, rows, shingle_sets, fingerprint, source)."""
+        records, num_perm, bands, rows, shingle_sets, fingerprint, source, source_size, source_stamp,
+        bytes_read)."""
     def abort(self) -> None:
         """Drop the unfinished file and its temporary files."""
     @property
@@ -343,6 +353,12 @@ class MinHashFileWriter:
 
 def minhash_unit_header(path: str | os.PathLike[str], fingerprint: int | None = None) -> dict[str, Any]:
     """Open and fully verify a band-key file (made with `fingerprint`, if given); returns its header."""
+
+def minhash_unit_documents(
+    path: str | os.PathLike[str], fingerprint: int | None = None
+) -> tuple[dict[str, Any], bytes, bytes, list[str]]:
+    """The documents a verified band-key file records: (header, line numbers, text lengths, ids), numbers as
+    packed little-endian uint64."""
 
 def minhash_cluster(
     units: list[str],

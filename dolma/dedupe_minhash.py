@@ -219,9 +219,10 @@ class SignJob(Job):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _keep_valid_keys(plan_: MinHashPlan, params: mh.MinHashParams) -> None:
+def _keep_valid_keys(plan_: MinHashPlan, params: mh.MinHashParams, skip_bad_lines: bool) -> None:
     """Band-key files left by earlier runs stay only if made with these parameters for the same file at the
-    same position (a file damaged, or made by another configuration, is removed and redone)."""
+    same position (a file damaged, or made by another configuration, is removed and redone), and, in a run
+    that does not skip bad lines, only if none was skipped (signing again raises the bad line's error)."""
     for i, path in enumerate(plan_.inputs):
         unit = plan_.keys_file(i)
         if not os.path.exists(unit):
@@ -231,6 +232,7 @@ def _keep_valid_keys(plan_: MinHashPlan, params: mh.MinHashParams) -> None:
             # Shingle sets (verify: exact) are not part of the fingerprint: a file without them cannot serve.
             sets = header["shingle_sets"] or params.verify != "exact"
             valid = header["file_index"] == i and header["source"] == path and sets
+            valid = valid and (skip_bad_lines or header["bad_lines"] == 0)
         except DolmaError:
             valid = False
         if not valid:
@@ -296,7 +298,7 @@ def run(config: DedupeConfig) -> int:
 
     # 1. sign
     if not config.ignore_existing:
-        _keep_valid_keys(plan_, params)
+        _keep_valid_keys(plan_, params, config.skip_bad_lines)
     index = {path: i for i, path in enumerate(plan_.inputs)}
     units = [Unit(input=p, outputs=(plan_.keys_file(i),)) for i, p in enumerate(plan_.inputs)]
     signed = make_executor(config, f"minhash sign {plan_.attribute_set}").run(
@@ -330,9 +332,8 @@ def run(config: DedupeConfig) -> int:
         Unit(input=p, outputs=(plan_.outputs[i],), record=plan_.record_file(i), needs=(key,))
         for i, p in enumerate(plan_.inputs)
     ]
-    job = MarkJob(
-        dict(zip(plan_.inputs, results)), section.attribute_name, section.cluster_attribute, key, config.skip_bad_lines
-    )
+    keys = {p: plan_.keys_file(i) for i, p in enumerate(plan_.inputs)}
+    job = MarkJob(keys, dict(zip(plan_.inputs, results)), section.attribute_name, section.cluster_attribute, key)
     summary = make_executor(config, f"minhash mark {plan_.attribute_set}").run(job, units)
     summary.stats.counters.update(
         {

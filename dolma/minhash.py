@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -32,12 +33,22 @@ from msgspec import Meta
 
 from dolma import _rust, io
 from dolma.config import Base
-from dolma.documents import BadLine, ReadStats, has_document_fields, read_documents, read_records
-from dolma.errors import ConfigError
+from dolma.documents import (
+    DOCUMENT_FIELDS,
+    BadLine,
+    ReadStats,
+    explain_bad_line,
+    has_document_fields,
+    read_documents,
+    read_records,
+)
+from dolma.errors import BadInputError, ConfigError
 from dolma.minhash_params import MAX_NUM_PERM, SchemeName, lsh_params, permutations
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
+
+log = logging.getLogger("dolma")
 
 Tokenizer = Literal["words", "chars"]
 HashName = Literal["xxh3", "sha1"]
@@ -269,23 +280,28 @@ def sign_file(
 ) -> SignStats:
     """Signatures and band keys of every document of `path` (local or S3) -> the band-key file `output`.
 
-    Documents are read with the toolkit's reader (`read_documents`): a bad line raises `BadInputError` naming
-    the file, line and field, or with `skip_bad_lines` is skipped and counted. The file appears only when
-    complete (a killed run leaves nothing, so a resumed run redoes exactly the missing files), and its bytes do
-    not depend on `batch_bytes` or `threads`. `file_index` is the file's position in the run's stable order.
-    `key` is the path to the text in each document (`dolma._rust.json_path_steps` of a JSONPath); a document
-    where it is missing or not a string has no shingles (never a duplicate). `engine`: `signer(params)` if
-    already built (it pickles as its engine JSON, so a worker process that receives it runs no band optimiser).
+    Documents are read by the toolkit's reader rules (a local file in Rust, `dolma._rust.MinHashFileWriter.
+    sign_documents`; on S3 with `read_documents`): a bad line raises `BadInputError` naming the file, line and
+    field, or with `skip_bad_lines` is skipped, logged and counted; both give the same band-key file. The file
+    appears only when complete (a killed run leaves nothing, so a resumed run redoes exactly the missing files),
+    and its bytes do not depend on `batch_bytes` or `threads`. `file_index` is the file's position in the run's
+    stable order. `key` is the path to the text in each document (`dolma._rust.json_path_steps` of a JSONPath);
+    a document where it is missing or not a string has no shingles (never a duplicate). `engine`: `signer(params)`
+    if already built (it pickles as its engine JSON, so a worker process that receives it runs no band optimiser).
     """
     engine = engine if engine is not None else signer(params)
-    writer = _rust.MinHashFileWriter(engine, _local(output, "band-key files"), file_index, path, threads=threads)
+    size, stamp = source_stamp(path)  # before reading: a change made while it is read is seen by the mark pass
+    output = _local(output, "band-key files")
+    writer = _rust.MinHashFileWriter(
+        engine, output, file_index, path, source_size=size, source_stamp=stamp, threads=threads
+    )
     stats = ReadStats()
     try:
-        # Documents are read and decoded (with the GIL) in a second thread while Rust signs the previous batch
-        # (without it): the two overlap. Batches keep their order, so the file is the same either way.
-        for lines, texts in _prefetched(_batches(path, skip_bad_lines, stats, batch_bytes, tuple(key))):
-            writer.add(lines, texts)
-        header = writer.finish(stats.lines, stats.bad_lines)
+        if io.is_s3(path):
+            _add_read_in_python(writer, path, skip_bad_lines, stats, batch_bytes, tuple(key))
+        else:
+            _add_read_in_rust(writer, path, skip_bad_lines, stats, batch_bytes, tuple(key))
+        header = writer.finish(stats.lines, stats.bad_lines, stats.bytes)
     except BaseException:
         writer.abort()
         raise
@@ -297,6 +313,50 @@ def sign_file(
         records=header["records"],
         bytes=stats.bytes,
     )
+
+
+def _add_read_in_python(
+    writer: _rust.MinHashFileWriter,
+    path: str,
+    skip_bad_lines: bool,
+    stats: ReadStats,
+    batch_bytes: int,
+    key: tuple[str | int, ...],
+) -> None:
+    """Documents are read and decoded (with the GIL) in a second thread while Rust signs the previous batch
+    (without it): the two overlap. Batches keep their order, so the file is the same either way."""
+    for batch in _prefetched(_batches(path, skip_bad_lines, stats, batch_bytes, key)):
+        writer.add(*batch)
+
+
+def _add_read_in_rust(
+    writer: _rust.MinHashFileWriter,
+    path: str,
+    skip_bad_lines: bool,
+    stats: ReadStats,
+    batch_bytes: int,
+    key: tuple[str | int, ...],
+) -> None:
+    """A local file is read, parsed and signed in Rust (reading overlapped with signing, without the GIL), by
+    the Python reader's rules; its bad lines come back to be explained, raised or logged here in its words."""
+    read = writer.sign_documents(path, list(key), skip_bad_lines=skip_bad_lines, batch_chars=batch_bytes)
+    stats.lines, stats.bytes = read["lines"], read["bytes"]
+    for line, raw in read["bad"]:
+        err = BadInputError(path, line, *explain_bad_line(raw, DOCUMENT_FIELDS))
+        if read["stopped"]:
+            raise err
+        log.warning("skipping %s", err)
+    stats.bad_lines = len(read["bad"])
+    stats.documents = writer.documents
+
+
+def source_stamp(path: str) -> tuple[int, int]:
+    """What identifies a documents file's version without reading it: (size, stamp), the stamp its mtime in
+    nanoseconds (local) or a hash of its ETag (S3). Recorded when it is signed, compared when it is marked."""
+    info = io.info(path)
+    if info.mtime_ns is not None:
+        return info.size, info.mtime_ns & 0xFFFF_FFFF_FFFF_FFFF
+    return info.size, _rust.xxh3_64((info.etag or "").encode())
 
 
 def text_at(obj: object, key: tuple[str | int, ...]) -> str:
@@ -313,39 +373,48 @@ def text_at(obj: object, key: tuple[str | int, ...]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _texts(path: str, skip_bad_lines: bool, stats: ReadStats, key: tuple[str | int, ...]) -> Iterator[tuple[int, str]]:
-    """(line, text at `key`) of every document of `path`, with the toolkit's one bad-line policy."""
+# (line, text at the key, id, length of `text` in code points): what the band-key file records of a document
+Signed = tuple[int, str, str, int]
+
+
+def _texts(path: str, skip_bad_lines: bool, stats: ReadStats, key: tuple[str | int, ...]) -> Iterator[Signed]:
+    """Every document of `path` as signed and recorded, with the toolkit's one bad-line policy."""
     if key == ("text",):
         for lineno, doc in read_documents(path, skip_bad_lines=skip_bad_lines, stats=stats):
-            yield lineno, doc.text
+            yield lineno, doc.text, doc.id, len(doc.text)
         return
 
-    def decode(line: bytes) -> str:
+    def decode(line: bytes) -> tuple[str, str, int]:
         obj = msgspec.json.decode(line)
         if not isinstance(obj, dict) or not has_document_fields(obj):
             raise BadLine
-        return text_at(obj, key)
+        return text_at(obj, key), obj["id"], len(obj["text"])
 
-    for lineno, text, _ in read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats):
-        if text is not None:
-            yield lineno, text
+    for lineno, found, _ in read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats):
+        if found is not None:
+            yield lineno, *found
 
 
 def _batches(
     path: str, skip_bad_lines: bool, stats: ReadStats, batch_bytes: int, key: tuple[str | int, ...] = ("text",)
-) -> Iterator[tuple[list[int], list[str]]]:
+) -> Iterator[tuple[list[int], list[str], list[str], list[int]]]:
+    """(lines, texts, ids, lengths) in batches of about `batch_bytes` characters of text."""
     lines: list[int] = []
     texts: list[str] = []
+    ids: list[str] = []
+    lengths: list[int] = []
     pending = 0
-    for lineno, text in _texts(path, skip_bad_lines, stats, key):
+    for lineno, text, doc_id, length in _texts(path, skip_bad_lines, stats, key):
         lines.append(lineno)
         texts.append(text)
+        ids.append(doc_id)
+        lengths.append(length)
         pending += len(text)
         if pending >= batch_bytes:
-            yield lines, texts
-            lines, texts, pending = [], [], 0
+            yield lines, texts, ids, lengths
+            lines, texts, ids, lengths, pending = [], [], [], [], 0
     if texts:
-        yield lines, texts
+        yield lines, texts, ids, lengths
 
 
 _DONE = object()
@@ -395,6 +464,14 @@ def unit_header(path: str, params: MinHashParams | None = None) -> dict:
     or was made with other parameters than `params`). A resumed run uses it to keep finished files."""
     fingerprint = signer(params).fingerprint if params is not None else None
     return _rust.minhash_unit_header(path, fingerprint)
+
+
+def unit_documents(path: str, params: MinHashParams | None = None) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
+    """What a verified band-key file records of its documents: `(header, line numbers, lengths of their text
+    in code points, ids)`, in document order; the mark pass writes attribute files from them alone."""
+    fingerprint = signer(params).fingerprint if params is not None else None
+    header, lines, lengths, ids = _rust.minhash_unit_documents(path, fingerprint)
+    return header, np.frombuffer(lines, dtype="<u8"), np.frombuffer(lengths, dtype="<u8"), ids
 
 
 def cluster(

@@ -1,9 +1,11 @@
 """The attribute files of the `minhash` mode: one writer for the dedupe marks (local and Spark) and the
 decontamination marks, and the dedupe's mark pass.
 
-Every writer reads a documents file with the toolkit's reader, writes one attribute row per good line (a skipped
-bad line gets none: the mixer reads in lockstep), atomically, and counts the documents it marked; they differ
-only in how a document's attributes are decided, which the caller passes as `annotate`.
+Every writer writes one attribute row per good line of a documents file (a skipped bad line gets none: the mixer
+reads in lockstep), atomically, and counts the documents it marked. The Spark run and the decontamination read
+the documents file with the toolkit's reader; the local dedupe's mark pass reads no documents: the band-key
+file recorded each document's line, id and text length when it was signed, with the file's size and version
+stamp, so a file changed since is refused. Every dedupe row is made by `_mark_row`, so both write the same bytes.
 """
 
 from __future__ import annotations
@@ -38,20 +40,39 @@ def write_attribute_file(
     """The attributes file of `path`: `annotate` turns its (line number, decoded record) pairs, in order, into one
     row each. An exception from `annotate` (even after the last row) discards the file."""
     stats = ReadStats()
-    marked = 0
     records = read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats)
-    with atomic.AtomicWriter(output) as out:
-        for doc_id, attributes, mark in annotate((n, rec) for n, rec, _ in records if rec is not None):
-            marked += mark
-            out.write(_row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n")
+    written, marked = _write_rows(output, annotate((n, rec) for n, rec, _ in records if rec is not None))
     return UnitStats(
         documents_in=stats.documents,
         documents_out=stats.documents,
         bad_lines=stats.bad_lines,
         bytes_in=stats.bytes,
-        bytes_out=out.bytes_written,
+        bytes_out=written,
         counters={counter: marked},
     )
+
+
+def _write_rows(output: str, rows: Iterable[Row]) -> tuple[int, int]:
+    """Writes `rows` atomically to `output`: (bytes written, rows marked)."""
+    marked = 0
+    with atomic.AtomicWriter(output) as out:
+        for doc_id, attributes, mark in rows:
+            marked += mark
+            out.write(_row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n")
+    return out.bytes_written, marked
+
+
+def _mark_row(
+    doc_id: str, length: int, member: tuple[int, int, float] | None, attribute: str, cluster_attribute: str
+) -> Row:
+    """The row of a document of `length` code points (member: its (ordinal, cluster id, similarity) if in one)."""
+    attributes: dict[str, list[list[float | int]]] = {}
+    if member is not None:
+        ordinal, cluster, similarity = member
+        if ordinal != cluster:
+            attributes[attribute] = [[0, length, round(similarity, 6)]]
+        attributes[cluster_attribute] = [[0, length, cluster]]
+    return doc_id, attributes, attribute in attributes
 
 
 _document = msgspec.json.Decoder(Document)
@@ -73,15 +94,8 @@ def write_marks(
         seen = 0
         for lineno, doc in docs:
             seen += 1
-            attributes: dict[str, list[list[float | int]]] = {}
             member = members.get(lineno)
-            if member is not None:
-                length = len(doc.text)
-                ordinal, cluster, similarity = member
-                if ordinal != cluster:
-                    attributes[attribute] = [[0, length, round(similarity, 6)]]
-                attributes[cluster_attribute] = [[0, length, cluster]]
-            yield doc.id, attributes, attribute in attributes
+            yield _mark_row(doc.id, len(doc.text) if member is not None else 0, member, attribute, cluster_attribute)
         if len(members) > seen:  # raised inside the writer: the file is discarded
             raise DolmaError(
                 f"{path}: {len(members)} of its documents are in clusters but the file has {seen}: it changed since "
@@ -91,21 +105,60 @@ def write_marks(
     return write_attribute_file(path, output, _document.decode, annotate, "documents marked", skip_bad_lines)
 
 
-class MarkJob(Job):
-    """Pass 3: a documents file and its result file -> its attributes file, then its completion record."""
+def write_recorded_marks(
+    path: str,
+    keys_file: str,
+    output: str,
+    members: dict[int, tuple[int, int, float]],
+    attribute: str,
+    cluster_attribute: str,
+) -> UnitStats:
+    """The attributes file of `path` from what its band-key file recorded (`path` itself is not read: only its
+    size and version stamp are checked against the recorded ones), the same bytes `write_marks` writes."""
+    header, lines, lengths, ids = mh.unit_documents(keys_file)
+    if header["source"] != path:
+        raise DolmaError(f"{keys_file}: made for {header['source']}, not {path}; rerun with --ignore_existing")
+    if mh.source_stamp(path) != (header["source_size"], header["source_stamp"]):
+        raise DolmaError(f"{path}: changed since it was signed; rerun with --ignore_existing")
+    line_list = lines.tolist()
+    if not members.keys() <= set(line_list):
+        raise DolmaError(
+            f"{keys_file}: the clusters name lines of {path} its band-key file does not record; rerun with "
+            "--ignore_existing"
+        )
+    rows = (
+        _mark_row(doc_id, length, members.get(line), attribute, cluster_attribute)
+        for line, length, doc_id in zip(line_list, lengths.tolist(), ids)
+    )
+    written, marked = _write_rows(output, rows)
+    return UnitStats(
+        documents_in=header["documents"],
+        documents_out=header["documents"],
+        bad_lines=header["bad_lines"],
+        bytes_in=header["bytes_read"],
+        bytes_out=written,
+        counters={"documents marked": marked},
+    )
 
-    def __init__(self, results: dict[str, str], attribute: str, cluster_attribute: str, key: str, skip: bool):
+
+class MarkJob(Job):
+    """Pass 3: a band-key file and its result file -> its documents file's attributes file, then its completion
+    record (the documents file is not read)."""
+
+    def __init__(
+        self, keys: dict[str, str], results: dict[str, str], attribute: str, cluster_attribute: str, key: str
+    ):
+        self.keys = keys
         self.results = results
         self.attribute = attribute
         self.cluster_attribute = cluster_attribute
         self.run_key = key
-        self.skip_bad_lines = skip
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
         _, records = mh.read_results(self.results[unit.input])
         members = {int(r["line"]): (int(r["ordinal"]), int(r["cluster"]), float(r["similarity"])) for r in records}
-        stats = write_marks(
-            unit.input, unit.outputs[0], members, self.attribute, self.cluster_attribute, self.skip_bad_lines
+        stats = write_recorded_marks(
+            unit.input, self.keys[unit.input], unit.outputs[0], members, self.attribute, self.cluster_attribute
         )
         assert unit.record is not None
         atomic.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))

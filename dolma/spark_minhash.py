@@ -53,7 +53,7 @@ class SignFiles:
         for file_index, path in files:
             stats = ReadStats()
             local = 0
-            for lines, texts in mh._batches(path, self.skip_bad_lines, stats, 8 << 20, tuple(self.key)):
+            for lines, texts, _, _ in mh._batches(path, self.skip_bad_lines, stats, 8 << 20, tuple(self.key)):
                 values, counts = signer.signatures(texts, threads=1)
                 sigs = np.frombuffer(values, dtype="<u4").reshape(len(texts), self.params.num_perm)
                 keys = np.frombuffer(signer.band_keys(values), dtype="<u8").reshape(len(texts), -1)

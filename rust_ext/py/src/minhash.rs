@@ -4,15 +4,17 @@
 
 use std::path::PathBuf;
 
+use dolma_core::dedupe::jsonpath::Step;
 use dolma_core::minhash::cluster::{cluster, ClusterOptions, ClusterStats};
+use dolma_core::minhash::read::sign_documents;
 use dolma_core::minhash::results::read_result_bytes;
 use dolma_core::minhash::shingle::{Shingler, Tokenizer};
-use dolma_core::minhash::unit::{UnitFile, UnitHeader, UnitWriter};
+use dolma_core::minhash::unit::{SourceStamp, UnitFile, UnitHeader, UnitWriter};
 use dolma_core::minhash::{MinHashConfig, Signer};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
 use crate::errors::minhash_err;
 
@@ -153,6 +155,9 @@ fn header_dict<'py>(py: Python<'py>, h: &UnitHeader) -> PyResult<Bound<'py, PyDi
     d.set_item("shingle_sets", h.shingle_sets)?;
     d.set_item("fingerprint", h.fingerprint)?;
     d.set_item("source", &h.source)?;
+    d.set_item("source_size", h.source_stamp.size)?;
+    d.set_item("source_stamp", h.source_stamp.version)?;
+    d.set_item("bytes_read", h.bytes_read)?;
     Ok(d)
 }
 
@@ -166,32 +171,83 @@ struct PyMinHashFileWriter {
 #[pymethods]
 impl PyMinHashFileWriter {
     #[new]
-    #[pyo3(signature = (signer, path, file_index, source, *, threads=None))]
+    #[pyo3(signature = (signer, path, file_index, source, *, source_size, source_stamp, threads=None))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's keyword arguments
     fn new(
         py: Python<'_>,
         signer: &PyMinHashSigner,
         path: PathBuf,
         file_index: u32,
         source: &str,
+        source_size: u64,
+        source_stamp: u64,
         threads: Option<usize>,
     ) -> PyResult<Self> {
-        let writer =
-            UnitWriter::create(signer.signer.clone(), &path, file_index, source).map_err(|e| minhash_err(py, e))?;
+        let stamp = SourceStamp { size: source_size, version: source_stamp };
+        let writer = UnitWriter::create(signer.signer.clone(), &path, file_index, source, stamp)
+            .map_err(|e| minhash_err(py, e))?;
         Ok(PyMinHashFileWriter { inner: Some(writer), pool: pool(threads)? })
     }
 
-    /// Adds documents: 1-based line numbers (increasing) and texts.
-    fn add(&mut self, py: Python<'_>, lines: Vec<u64>, texts: Vec<PyBackedStr>) -> PyResult<()> {
+    /// Adds documents: 1-based line numbers (increasing), texts to sign, ids and lengths of their `text`.
+    fn add(
+        &mut self,
+        py: Python<'_>,
+        lines: Vec<u64>,
+        texts: Vec<PyBackedStr>,
+        ids: Vec<PyBackedStr>,
+        lengths: Vec<u64>,
+    ) -> PyResult<()> {
         let writer =
             self.inner.as_mut().ok_or_else(|| PyValueError::new_err("the band-key file is already finished"))?;
-        detached_on(py, self.pool.as_ref(), || writer.add(&lines, &texts)).map_err(|e| minhash_err(py, e))
+        detached_on(py, self.pool.as_ref(), || writer.add(&lines, &texts, &ids, &lengths))
+            .map_err(|e| minhash_err(py, e))
+    }
+
+    /// Reads the local documents file `path` in Rust and adds its documents (the text at `key`, JSONPath steps,
+    /// is signed): `{lines, bytes, bad: [(line, bytes)], stopped}` (see `dolma_core::minhash::read`).
+    #[pyo3(signature = (path, key, *, skip_bad_lines, batch_chars))]
+    fn sign_documents<'py>(
+        &mut self,
+        py: Python<'py>,
+        path: &str,
+        key: Vec<Bound<'py, PyAny>>,
+        skip_bad_lines: bool,
+        batch_chars: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let steps = key
+            .iter()
+            .map(|step| match step.extract::<String>() {
+                Ok(name) => Ok(Step::Field(name)),
+                Err(_) => step.extract::<usize>().map(Step::Index),
+            })
+            .collect::<PyResult<Vec<Step>>>()?;
+        let writer =
+            self.inner.as_mut().ok_or_else(|| PyValueError::new_err("the band-key file is already finished"))?;
+        let outcome =
+            detached_on(py, self.pool.as_ref(), || sign_documents(writer, path, &steps, skip_bad_lines, batch_chars))
+                .map_err(|e| minhash_err(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("lines", outcome.lines)?;
+        d.set_item("bytes", outcome.bytes)?;
+        let bad: Vec<(u64, Bound<'py, PyBytes>)> =
+            outcome.bad.iter().map(|b| (b.line, PyBytes::new(py, &b.bytes))).collect();
+        d.set_item("bad", bad)?;
+        d.set_item("stopped", outcome.stopped)?;
+        Ok(d)
     }
 
     /// Writes the file and renames it into place; returns its header as a dict.
-    fn finish<'py>(&mut self, py: Python<'py>, lines_read: u64, bad_lines: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        lines_read: u64,
+        bad_lines: u64,
+        bytes_read: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let writer =
             self.inner.take().ok_or_else(|| PyValueError::new_err("the band-key file is already finished"))?;
-        let header = py.detach(|| writer.finish(lines_read, bad_lines)).map_err(|e| minhash_err(py, e))?;
+        let header = py.detach(|| writer.finish(lines_read, bad_lines, bytes_read)).map_err(|e| minhash_err(py, e))?;
         header_dict(py, &header)
     }
 
@@ -213,6 +269,26 @@ impl PyMinHashFileWriter {
 fn minhash_unit_header<'py>(py: Python<'py>, path: PathBuf, fingerprint: Option<u64>) -> PyResult<Bound<'py, PyDict>> {
     let unit = py.detach(|| UnitFile::open(&path, fingerprint)).map_err(|e| minhash_err(py, e))?;
     header_dict(py, &unit.header)
+}
+
+/// The documents a verified band-key file records, for writing attributes without the documents file:
+/// `(header, line numbers, text lengths, ids)`, numbers as packed little-endian `u64` bytes.
+#[pyfunction]
+#[pyo3(signature = (path, fingerprint=None))]
+#[allow(clippy::type_complexity)] // the tuple handed to Python
+fn minhash_unit_documents<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    fingerprint: Option<u64>,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyList>)> {
+    let read = || -> dolma_core::minhash::Result<_> {
+        let unit = UnitFile::open(&path, fingerprint)?;
+        let lines: Vec<u8> = unit.lines()?.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let lengths: Vec<u8> = unit.text_lengths()?.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Ok((unit.header.clone(), lines, lengths, unit.ids()?))
+    };
+    let (header, lines, lengths, ids) = py.detach(read).map_err(|e| minhash_err(py, e))?;
+    Ok((header_dict(py, &header)?, PyBytes::new(py, &lines), PyBytes::new(py, &lengths), PyList::new(py, ids)?))
 }
 
 fn stats_dict<'py>(py: Python<'py>, s: &ClusterStats) -> PyResult<Bound<'py, PyDict>> {
@@ -271,6 +347,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMinHashFileWriter>()?;
     m.add_function(wrap_pyfunction!(minhash_shingles, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_unit_header, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_unit_documents, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_read_results, m)?)?;
     m.add("MINHASH_XXH3_SEED", dolma_core::minhash::signature::XXH3_SEED)?;

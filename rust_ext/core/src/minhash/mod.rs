@@ -15,6 +15,7 @@
 pub mod cluster;
 pub mod config;
 pub mod lsh;
+pub mod read;
 pub mod results;
 pub mod shingle;
 pub mod signature;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::cluster::{cluster, ClusterOptions, ClusterStats, UnionFind, Verify};
 use super::config::tests::test_config;
 use super::results::{read_results, ResultRecord};
-use super::unit::UnitWriter;
+use super::unit::{SourceStamp, UnitWriter};
 
 /// Documents with known structure: `base` random texts; every third one has a near copy (one word changed)
 /// later on, every fifth an exact copy, and a few are empty.
@@ -45,13 +45,16 @@ fn write_units(dir: &Path, docs: &[String], sizes: &[usize], exact: bool) -> Vec
     for (i, &size) in sizes.iter().enumerate() {
         let path = dir.join(format!("unit-{i}.mhk"));
         let signer = config.clone().build().unwrap();
-        let mut w = UnitWriter::create(signer, &path, i as u32, &format!("doc-{i}.jsonl")).unwrap();
+        let mut w =
+            UnitWriter::create(signer, &path, i as u32, &format!("doc-{i}.jsonl"), SourceStamp::default()).unwrap();
         let texts = &docs[start..start + size];
         let lines: Vec<u64> = (1..=size as u64).map(|l| l * 2).collect();
-        for (l, t) in lines.chunks(7).zip(texts.chunks(7)) {
-            w.add(l, t).unwrap();
+        let ids: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        let lengths: Vec<u64> = texts.iter().map(|t| t.chars().count() as u64).collect();
+        for (((l, t), d), n) in lines.chunks(7).zip(texts.chunks(7)).zip(ids.chunks(7)).zip(lengths.chunks(7)) {
+            w.add(l, t, d, n).unwrap();
         }
-        w.finish(size as u64 * 2, 0).unwrap();
+        w.finish(size as u64 * 2, 0, 0).unwrap();
         paths.push(path);
         start += size;
     }

@@ -3,7 +3,7 @@
 //! records and (optionally) shingle hash sets, in one checked file written atomically, so that a run that is
 //! killed resumes by skipping the files whose band-key file exists.
 //!
-//! Format, version 1, all integers little-endian:
+//! Format, version 2, all integers little-endian:
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -22,14 +22,21 @@
 //! | 72 | 8 | band-key records `R` |
 //! | 80 | 8 | shingle hashes `S` (0 without shingle sets) |
 //! | 88 | 4 | length `L` of the source path |
-//! | 92 | 36 | zero |
+//! | 92 | 4 | zero |
+//! | 96 | 8 | size in bytes of the documents file when it was signed |
+//! | 104 | 8 | version stamp of the documents file when it was signed (the caller's: mtime or ETag hash) |
+//! | 112 | 8 | bytes `I` of the document ids |
+//! | 120 | 8 | bytes read from the documents file (decompressed, every line and its newline) |
 //! | 128 | L | source path (UTF-8), then zero padding to a multiple of 8 |
 //!
 //! Then the sections, each padded with zeros to a multiple of 8 bytes: `D` line numbers (`u64`, strictly
 //! increasing); `D` shingle counts (`u32`); `D x num_perm` signature values (`u32`, row-major); `R` records
 //! of 12 bytes (`u64` band key, `u32` document index in this file), in document order, `bands` per document
 //! that has shingles; with shingle sets, `D + 1` offsets (`u64`) into the `S` sorted 64-bit shingle hashes
-//! that follow. Last, a `u64` checksum: XXH3-64 of every byte before it.
+//! that follow; `D` text lengths (`u64`, code points of each document's `text`, what its attribute spans
+//! cover); `D + 1` offsets (`u64`) into the `I` bytes of the document ids (UTF-8) that follow. Last, a `u64`
+//! checksum: XXH3-64 of every byte before it. With the ids, lengths and the documents file's size and stamp,
+//! the mark pass writes attribute files without reading the documents again (version 1 had none of them).
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -44,7 +51,7 @@ use super::signature::SignBuf;
 use super::{config_err, format_err, io_err, Result};
 
 pub const MAGIC: [u8; 8] = *b"DOLMAMHK";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER_LEN: u64 = 128;
 pub const RECORD_LEN: u64 = 12;
 const MAX_SOURCE_LEN: u32 = 1 << 16;
@@ -70,6 +77,17 @@ pub struct UnitHeader {
     pub set_hashes: u64,
     pub shingle_sets: bool,
     pub source: String,
+    pub source_stamp: SourceStamp,
+    pub id_bytes: u64,
+    pub bytes_read: u64,
+}
+
+/// What identified the documents file when it was signed: its size and a version stamp chosen by the caller
+/// (mtime for a local file, an ETag hash on S3). A mark pass compares it with the file's current one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStamp {
+    pub size: u64,
+    pub version: u64,
 }
 
 /// Byte offsets of the sections.
@@ -81,6 +99,9 @@ pub(crate) struct Layout {
     pub records: u64,
     pub set_offsets: u64,
     pub set_hashes: u64,
+    pub lengths: u64,
+    pub id_offsets: u64,
+    pub ids: u64,
     pub checksum: u64,
 }
 
@@ -98,6 +119,10 @@ impl UnitHeader {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&(self.source.len() as u32).to_le_bytes());
+        out.resize(96, 0);
+        for v in [self.source_stamp.size, self.source_stamp.version, self.id_bytes, self.bytes_read] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
         out.resize(HEADER_LEN as usize, 0);
         out.extend_from_slice(self.source.as_bytes());
         out.resize(pad8(out.len() as u64) as usize, 0);
@@ -131,6 +156,9 @@ impl UnitHeader {
             records: u64_at(72),
             set_hashes: u64_at(80),
             source: source.to_string(),
+            source_stamp: SourceStamp { size: u64_at(96), version: u64_at(104) },
+            id_bytes: u64_at(112),
+            bytes_read: u64_at(120),
         })
     }
 
@@ -142,13 +170,27 @@ impl UnitHeader {
         let signatures = counts.checked_add(pad8(d.checked_mul(4)?))?;
         let records = signatures.checked_add(pad8(d.checked_mul(self.num_perm as u64)?.checked_mul(4)?))?;
         let set_offsets = records.checked_add(pad8(self.records.checked_mul(RECORD_LEN)?))?;
-        let (set_hashes, checksum) = if self.shingle_sets {
+        let (set_hashes, lengths) = if self.shingle_sets {
             let hashes = set_offsets.checked_add(d.checked_add(1)?.checked_mul(8)?)?;
             (hashes, hashes.checked_add(self.set_hashes.checked_mul(8)?)?)
         } else {
             (set_offsets, set_offsets)
         };
-        Some(Layout { lines, counts, signatures, records, set_offsets, set_hashes, checksum })
+        let id_offsets = lengths.checked_add(d.checked_mul(8)?)?;
+        let ids = id_offsets.checked_add(d.checked_add(1)?.checked_mul(8)?)?;
+        let checksum = ids.checked_add(pad8(self.id_bytes))?;
+        Some(Layout {
+            lines,
+            counts,
+            signatures,
+            records,
+            set_offsets,
+            set_hashes,
+            lengths,
+            id_offsets,
+            ids,
+            checksum,
+        })
     }
 }
 
@@ -213,8 +255,12 @@ pub struct UnitWriter {
     path: PathBuf,
     file_index: u32,
     source: String,
+    stamp: SourceStamp,
     lines: Vec<u64>,
     counts: Vec<u32>,
+    lengths: Vec<u64>,
+    id_offsets: Vec<u64>,
+    id_spool: Spool,
     set_offsets: Vec<u64>,
     keyed: u64,
     records: u64,
@@ -224,7 +270,8 @@ pub struct UnitWriter {
 }
 
 impl UnitWriter {
-    pub fn create(signer: Signer, path: &Path, file_index: u32, source: &str) -> Result<Self> {
+    /// `stamp`: what identifies the documents file `source` as it is read (taken before reading it).
+    pub fn create(signer: Signer, path: &Path, file_index: u32, source: &str, stamp: SourceStamp) -> Result<Self> {
         if source.len() > MAX_SOURCE_LEN as usize {
             return Err(config_err("source", format!("path longer than {MAX_SOURCE_LEN} bytes")));
         }
@@ -236,8 +283,12 @@ impl UnitWriter {
             path: path.to_path_buf(),
             file_index,
             source: source.to_string(),
+            stamp,
             lines: Vec::new(),
             counts: Vec::new(),
+            lengths: Vec::new(),
+            id_offsets: vec![0],
+            id_spool: Spool::create(path, "ids")?,
             set_offsets: vec![0],
             keyed: 0,
             records: 0,
@@ -252,12 +303,28 @@ impl UnitWriter {
         self.lines.len() as u64
     }
 
-    /// Adds documents (their 1-based line numbers, increasing across calls, and texts). Signatures are
-    /// computed in parallel on the current rayon pool; the file does not depend on the thread count or on
-    /// how the documents were cut into batches.
-    pub fn add<S: AsRef<str> + Sync>(&mut self, lines: &[u64], texts: &[S]) -> Result<()> {
-        if lines.len() != texts.len() {
-            return Err(config_err("lines", format!("{} line numbers for {} texts", lines.len(), texts.len())));
+    /// Adds documents: their 1-based line numbers (increasing across calls), the texts to sign, their ids and
+    /// the lengths in code points of their `text` fields (the spans of their attributes; not necessarily the
+    /// texts signed). Signatures are computed in parallel on the current rayon pool; the file does not depend
+    /// on the thread count or on how the documents were cut into batches.
+    pub fn add<S: AsRef<str> + Sync, I: AsRef<str>>(
+        &mut self,
+        lines: &[u64],
+        texts: &[S],
+        ids: &[I],
+        lengths: &[u64],
+    ) -> Result<()> {
+        if lines.len() != texts.len() || ids.len() != texts.len() || lengths.len() != texts.len() {
+            return Err(config_err(
+                "lines",
+                format!(
+                    "{} line numbers, {} texts, {} ids and {} lengths: one each per document",
+                    lines.len(),
+                    texts.len(),
+                    ids.len(),
+                    lengths.len()
+                ),
+            ));
         }
         let mut last = self.lines.last().copied().unwrap_or(0);
         for &line in lines {
@@ -317,14 +384,23 @@ impl UnitWriter {
                 self.set_offsets.push(offset);
             }
         }
+        bytes.clear();
+        let mut offset = self.id_offsets.last().copied().unwrap_or(0);
+        for id in ids {
+            bytes.extend_from_slice(id.as_ref().as_bytes());
+            offset += id.as_ref().len() as u64;
+            self.id_offsets.push(offset);
+        }
+        self.id_spool.write(&bytes)?;
+        self.lengths.extend_from_slice(lengths);
         self.lines.extend_from_slice(lines);
         self.counts.extend(docs.iter().map(|d| d.count));
         Ok(())
     }
 
-    /// Writes the file (`lines_read`: every line of the documents file, `bad_lines`: those skipped) and
-    /// renames it into place; returns its header.
-    pub fn finish(mut self, lines_read: u64, bad_lines: u64) -> Result<UnitHeader> {
+    /// Writes the file (`lines_read`: every line of the documents file, `bad_lines`: those skipped,
+    /// `bytes_read`: their decompressed bytes) and renames it into place; returns its header.
+    pub fn finish(mut self, lines_read: u64, bad_lines: u64, bytes_read: u64) -> Result<UnitHeader> {
         let header = UnitHeader {
             fingerprint: self.signer.fingerprint,
             file_index: self.file_index,
@@ -339,6 +415,9 @@ impl UnitWriter {
             set_hashes: self.set_offsets.last().copied().unwrap_or(0),
             shingle_sets: self.sets.is_some(),
             source: self.source.clone(),
+            source_stamp: self.stamp,
+            id_bytes: self.id_offsets.last().copied().unwrap_or(0),
+            bytes_read,
         };
         let temp = temp_path(&self.path, "tmp");
         let result = self
@@ -368,6 +447,11 @@ impl UnitWriter {
             out.write_padded(&bytes).map_err(io)?;
             out.copy_padded(&mut spool.reader()?, header.set_hashes * 8).map_err(io)?;
         }
+        bytes = self.lengths.iter().flat_map(|v| v.to_le_bytes()).collect();
+        out.write_padded(&bytes).map_err(io)?;
+        bytes = self.id_offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
+        out.write_padded(&bytes).map_err(io)?;
+        out.copy_padded(&mut self.id_spool.reader()?, header.id_bytes).map_err(io)?;
         let checksum = out.hasher.digest();
         let mut inner = out.inner;
         inner.write_all(&checksum.to_le_bytes()).map_err(io)?;
@@ -511,6 +595,31 @@ impl UnitFile {
         Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
+    /// Lengths in code points of the documents' `text` fields.
+    pub fn text_lengths(&self) -> Result<Vec<u64>> {
+        let bytes = self.read_section(self.layout.lengths, self.header.documents * 8)?;
+        Ok(bytes.chunks_exact(8).map(le_u64).collect())
+    }
+
+    /// The document ids, in document order.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let damaged = || format_err(&self.path, "damaged band-key file (document id offsets out of range)");
+        let offsets = self.read_section(self.layout.id_offsets, (self.header.documents + 1) * 8)?;
+        let offsets: Vec<u64> = offsets.chunks_exact(8).map(le_u64).collect();
+        if offsets.first() != Some(&0) || offsets.last() != Some(&self.header.id_bytes) {
+            return Err(damaged());
+        }
+        let bytes = self.read_section(self.layout.ids, self.header.id_bytes)?;
+        let mut ids = Vec::with_capacity(self.header.documents as usize);
+        for w in offsets.windows(2) {
+            let id = bytes.get(w[0] as usize..w[1] as usize).ok_or_else(damaged)?;
+            let id = std::str::from_utf8(id)
+                .map_err(|_| format_err(&self.path, "damaged band-key file (a document id is not UTF-8)"))?;
+            ids.push(id.to_string());
+        }
+        Ok(ids)
+    }
+
     /// Streams the band-key records `(key, document index)` in file order through a buffer of about
     /// `buffer_bytes`.
     pub fn for_each_record(&self, buffer_bytes: usize, mut f: impl FnMut(u64, u32)) -> Result<()> {
@@ -590,12 +699,17 @@ mod tests {
     fn write(dir: &Path, texts: &[&str], batch: usize) -> PathBuf {
         let path = dir.join(format!("unit-{batch}.mhk"));
         let signer = test_config(16, 4, 4).build().unwrap();
-        let mut w = UnitWriter::create(signer, &path, 3, "documents/a.jsonl.gz").unwrap();
+        let stamp = SourceStamp { size: 1234, version: 99 };
+        let mut w = UnitWriter::create(signer, &path, 3, "documents/a.jsonl.gz", stamp).unwrap();
         let lines: Vec<u64> = (0..texts.len() as u64).map(|i| 2 * i + 1).collect();
-        for (l, t) in lines.chunks(batch).zip(texts.chunks(batch)) {
-            w.add(l, t).unwrap();
+        let ids: Vec<String> = (0..texts.len()).map(|i| format!("d\u{e9}{i}")).collect();
+        let lengths: Vec<u64> = texts.iter().map(|t| t.chars().count() as u64 + 1).collect();
+        for (((l, t), i), n) in
+            lines.chunks(batch).zip(texts.chunks(batch)).zip(ids.chunks(batch)).zip(lengths.chunks(batch))
+        {
+            w.add(l, t, i, n).unwrap();
         }
-        let header = w.finish(2 * texts.len() as u64, 1).unwrap();
+        let header = w.finish(2 * texts.len() as u64, 1, 777).unwrap();
         assert_eq!(header.documents, texts.len() as u64);
         path
     }
@@ -620,6 +734,9 @@ mod tests {
         let h = &unit.header;
         assert_eq!((h.file_index, h.documents, h.keyed, h.records, h.lines), (3, 5, 4, 16, 10));
         assert_eq!(h.source, "documents/a.jsonl.gz");
+        assert_eq!((h.source_stamp, h.bytes_read), (SourceStamp { size: 1234, version: 99 }, 777));
+        assert_eq!(unit.ids().unwrap(), ["d\u{e9}0", "d\u{e9}1", "d\u{e9}2", "d\u{e9}3", "d\u{e9}4"]);
+        assert_eq!(unit.text_lengths().unwrap(), [29, 1, 33, 6, 39]);
         assert_eq!(unit.lines().unwrap(), [1, 3, 5, 7, 9]);
         assert_eq!(unit.shingle_counts().unwrap(), [5, 0, 5, 1, 3]);
         let mut records = Vec::new();
@@ -669,9 +786,11 @@ mod tests {
     fn lines_must_increase() {
         let dir = tempfile::tempdir().unwrap();
         let signer = test_config(16, 4, 4).build().unwrap();
-        let mut w = UnitWriter::create(signer, &dir.path().join("x.mhk"), 0, "x").unwrap();
-        w.add(&[1, 2], &["a", "b"]).unwrap();
-        assert!(w.add(&[2], &["c"]).is_err());
-        assert!(w.add(&[5], &["c", "d"]).is_err());
+        let mut w = UnitWriter::create(signer, &dir.path().join("x.mhk"), 0, "x", SourceStamp::default()).unwrap();
+        w.add(&[1, 2], &["a", "b"], &["1", "2"], &[1, 1]).unwrap();
+        assert!(w.add(&[2], &["c"], &["3"], &[1]).is_err());
+        assert!(w.add(&[5], &["c", "d"], &["3", "4"], &[1, 1]).is_err());
+        assert!(w.add(&[5], &["c"], &["3", "4"], &[1]).is_err());
+        assert!(w.add(&[5], &["c"], &["3"], &[]).is_err());
     }
 }
