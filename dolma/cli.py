@@ -110,6 +110,10 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # No command multiplies large matrices, but numpy's OpenBLAS starts a thread per core that spins after its
+    # first call (at import, and in LAPACK calls such as the MinHash optimiser's Gauss-Legendre nodes): CPU
+    # taken from the Rust threads. One BLAS thread unless the user says otherwise; worker processes inherit it.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         return _main(argv)
     except BrokenPipeError:
