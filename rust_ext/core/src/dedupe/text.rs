@@ -69,21 +69,26 @@ pub fn words(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Appends the [`words`] of `text` to `out`, with the same result; ASCII stretches take a fast path.
+pub fn words_into<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    words_with(text, |word| out.push(word));
+}
+
+/// Hands the [`words`] of `text` to `emit`, in order; ASCII stretches take a fast path.
 ///
 /// The text is cut before every ASCII character other than a space that follows a space: UAX #29 always
 /// breaks there (no rule joins a space to a following ASCII non-space, and no rule looks across a space), so
 /// the pieces segment independently. Pure-ASCII pieces skip the Unicode tables.
-pub fn words_into<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+pub fn words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     let bytes = text.as_bytes();
     if text.is_ascii() {
-        ascii_words(text, out);
+        ascii_words_with(text, emit);
         return;
     }
     let mut flush = |piece: &'a str, ascii: bool| {
         if ascii {
-            ascii_words(piece, out);
+            ascii_words_with(piece, &mut emit);
         } else {
-            out.extend(words(piece));
+            words(piece).for_each(&mut emit);
         }
     };
     let mut start = 0;
