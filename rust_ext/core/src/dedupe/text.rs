@@ -75,35 +75,38 @@ pub fn words_into<'a>(text: &'a str, out: &mut Vec<&'a str>) {
 
 /// Hands the [`words`] of `text` to `emit`, in order; ASCII stretches take a fast path.
 ///
-/// The text is cut before every ASCII character other than a space that follows a space: UAX #29 always
+/// The text can be cut before every ASCII character other than a space that follows a space: UAX #29 always
 /// breaks there (no rule joins a space to a following ASCII non-space, and no rule looks across a space), so
-/// the pieces segment independently. Pure-ASCII pieces skip the Unicode tables.
+/// the pieces segment independently. Only the pieces that hold a non-ASCII character need the Unicode tables;
+/// the ASCII stretches between them are split in one go.
 pub fn words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     let bytes = text.as_bytes();
-    if text.is_ascii() {
-        ascii_words_with(text, emit);
-        return;
+    let is_cut = |i: usize| bytes[i] < 0x80 && bytes[i] != b' ' && bytes[i - 1] == b' ';
+    // Everything before `done` has been handed out.
+    let mut done = 0;
+    while let Some(k) = first_non_ascii(bytes, done) {
+        let start = (done + 1..k).rev().find(|&i| is_cut(i)).unwrap_or(done);
+        let end = (k + 1..bytes.len()).find(|&i| is_cut(i)).unwrap_or(bytes.len());
+        ascii_words_with(&text[done..start], &mut emit);
+        words(&text[start..end]).for_each(&mut emit);
+        done = end;
     }
-    let mut flush = |piece: &'a str, ascii: bool| {
-        if ascii {
-            ascii_words_with(piece, &mut emit);
-        } else {
-            words(piece).for_each(&mut emit);
+    ascii_words_with(&text[done..], emit);
+}
+
+/// The index of the first byte at or after `from` that is not ASCII, eight bytes at a time.
+fn first_non_ascii(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut offset = from;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if word & 0x8080_8080_8080_8080 != 0 {
+            return chunk.iter().position(|&b| b >= 0x80).map(|i| offset + i);
         }
-    };
-    let mut start = 0;
-    let mut ascii = true;
-    for i in 0..bytes.len() {
-        let b = bytes[i];
-        if b >= 0x80 {
-            ascii = false;
-        } else if i > start && b != b' ' && bytes[i - 1] == b' ' {
-            flush(&text[start..i], ascii);
-            start = i;
-            ascii = true;
-        }
+        offset += 8;
     }
-    flush(&text[start..], ascii);
+    chunks.remainder().iter().position(|&b| b >= 0x80).map(|i| offset + i)
 }
 
 pub fn word_count(text: &str) -> u64 {
