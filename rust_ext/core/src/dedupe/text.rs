@@ -136,7 +136,8 @@ enum Wb {
     Other,
 }
 
-/// The class of every ASCII byte, looked up in the hot loop.
+/// The class of every ASCII byte (the pairwise rules of the tests).
+#[cfg(test)]
 const WB_TABLE: [Wb; 128] = {
     let mut table = [Wb::Other; 128];
     let mut i = 0;
@@ -147,10 +148,43 @@ const WB_TABLE: [Wb; 128] = {
     table
 };
 
-#[inline]
+#[cfg(test)]
 fn wb(b: u8) -> Wb {
     WB_TABLE[(b & 0x7F) as usize]
 }
+
+/// Bits of [`FLAGS`]: letters, digits and `_` (runs that never break), letters, digits, what joins two
+/// letters (`.`, `'`, `:`), what joins two digits (`.`, `'`, `,`, `;`), and whitespace.
+const F_RUN: u8 = 1;
+const F_LETTER: u8 = 2;
+const F_DIGIT: u8 = 4;
+const F_MID_LETTER: u8 = 8;
+const F_MID_NUM: u8 = 16;
+const F_SPACE: u8 = 32;
+
+/// The word-break flags of every byte, looked up in the hot loop (non-ASCII bytes have none: the ASCII
+/// scanner never sees them).
+const FLAGS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = match wb_of(i as u8) {
+            Wb::Letter => F_RUN | F_LETTER,
+            Wb::Numeric => F_RUN | F_DIGIT,
+            Wb::ExtendNumLet => F_RUN,
+            Wb::MidNumLetQ => F_MID_LETTER | F_MID_NUM,
+            Wb::MidLetter => F_MID_LETTER,
+            Wb::MidNum => F_MID_NUM,
+            Wb::Cr | Wb::Lf | Wb::Newline | Wb::Space | Wb::Other => 0,
+        };
+        // White_Space in ASCII: tab, LF, VT, FF, CR and space.
+        if matches!(i as u8, b'\t'..=b'\r' | b' ') {
+            table[i] = F_SPACE;
+        }
+        i += 1;
+    }
+    table
+};
 
 const fn wb_of(b: u8) -> Wb {
     match b {
@@ -211,38 +245,34 @@ fn ascii_words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
 /// [`ascii_words`], handing each word to `emit`.
 #[inline]
 fn ascii_words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
-    use Wb::*;
     let bytes = text.as_bytes();
+    let flags = |i: usize| FLAGS[bytes[i] as usize];
     let n = bytes.len();
     let mut i = 0;
     while i < n {
-        let class = wb(bytes[i]);
-        match class {
-            Letter | Numeric | ExtendNumLet => {
-                let start = i;
-                i += 1;
-                loop {
-                    while i < n && matches!(wb(bytes[i]), Letter | Numeric | ExtendNumLet) {
-                        i += 1;
+        let class = flags(i);
+        if class & F_RUN != 0 {
+            let start = i;
+            i += 1;
+            loop {
+                i += bytes[i..].iter().position(|&b| FLAGS[b as usize] & F_RUN == 0).unwrap_or(n - i);
+                if i + 1 < n {
+                    let (before, mid, after) = (flags(i - 1), flags(i), flags(i + 1));
+                    let joins = (before & after & F_LETTER != 0 && mid & F_MID_LETTER != 0)
+                        || (before & after & F_DIGIT != 0 && mid & F_MID_NUM != 0);
+                    if joins {
+                        i += 2;
+                        continue;
                     }
-                    if i + 1 < n {
-                        let (before, mid, after) = (wb(bytes[i - 1]), wb(bytes[i]), wb(bytes[i + 1]));
-                        let joins = (before == Letter && after == Letter && matches!(mid, MidLetter | MidNumLetQ))
-                            || (before == Numeric && after == Numeric && matches!(mid, MidNum | MidNumLetQ));
-                        if joins {
-                            i += 2;
-                            continue;
-                        }
-                    }
-                    break;
                 }
-                emit(&text[start..i]);
+                break;
             }
-            _ if matches!(bytes[i], b'\t'..=b'\r' | b' ') => i += 1,
-            _ => {
-                emit(&text[i..i + 1]);
-                i += 1;
-            }
+            emit(&text[start..i]);
+        } else if class & F_SPACE != 0 {
+            i += 1;
+        } else {
+            emit(&text[i..i + 1]);
+            i += 1;
         }
     }
 }

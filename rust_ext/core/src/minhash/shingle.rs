@@ -90,7 +90,10 @@ impl Shingler {
         match self.tokenizer {
             Tokenizer::Words => {
                 crate::dedupe::text::words_with(source, |word| {
-                    if has_alphanumeric(word) {
+                    // Most words start with a letter or digit; a one-byte segment that does not is ASCII
+                    // punctuation or `_`.
+                    let first = word.as_bytes().first().copied().unwrap_or(b' ');
+                    if first.is_ascii_alphanumeric() || (word.len() > 1 && has_alphanumeric(word)) {
                         if !joined.is_empty() {
                             joined.push(b' ');
                         }
@@ -146,14 +149,11 @@ impl Shingler {
 }
 
 /// `unicode_words`' rule: a segment is a word when it has a character that is alphabetic or numeric.
-#[inline]
 fn has_alphanumeric(word: &str) -> bool {
-    match word.as_bytes() {
-        // Most words start with a letter or digit; a one-byte segment that does not is ASCII punctuation.
-        [first, ..] if first.is_ascii_alphanumeric() => true,
-        [_] => false,
-        _ if word.is_ascii() => word.bytes().any(|b| b.is_ascii_alphanumeric()),
-        _ => word.chars().any(char::is_alphanumeric),
+    if word.is_ascii() {
+        word.bytes().any(|b| b.is_ascii_alphanumeric())
+    } else {
+        word.chars().any(char::is_alphanumeric)
     }
 }
 
