@@ -1,4 +1,5 @@
-// Longer than 400 lines because its unit tests (the code above them is about 160 lines).
+// Longer than 400 lines because of its unit tests (the code above them is about 280 lines, with a few test-only
+// reference functions).
 //! Text units of deduplication: paragraphs with code-point offsets, words at Unicode word boundaries, and
 //! the keys hashed into the Bloom filter.
 
@@ -290,7 +291,7 @@ fn run_end(bytes: &[u8], mut i: usize) -> usize {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
-        let run = in_range(x | LOW * 0x20, b'a', b'z') | in_range(x, b'0', b'9') | in_range(x, b'_', b'_');
+        let run = in_range(x | (LOW * 0x20), b'a', b'z') | in_range(x, b'0', b'9') | in_range(x, b'_', b'_');
         let other = !run & HIGH;
         if other != 0 {
             return i + (other.trailing_zeros() / 8) as usize;
