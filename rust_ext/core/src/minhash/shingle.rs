@@ -4,7 +4,7 @@
 //!   ASCII text the same as `to_ascii_lowercase`), then split at Unicode word boundaries (UAX #29, as the
 //!   `unicode-segmentation` crate's `unicode_words`: the segments between word boundaries that contain at
 //!   least one alphabetic or numeric character, so whitespace and punctuation are dropped; segmented by the
-//!   dedupe module's `words_into`, which gives the crate's boundaries with a fast path for ASCII). A shingle
+//!   dedupe module's `words_with`, which gives the crate's boundaries with a fast path for ASCII). A shingle
 //!   is `n` consecutive words joined by one space.
 //! - `chars`: the text is lower-cased and every run of Unicode whitespace becomes one space (leading and
 //!   trailing whitespace removed); a shingle is `n` consecutive code points of that normalised text.
