@@ -16,6 +16,9 @@ in Python (same shingles, same parameters), and peak memory of clustering for N 
 3. Clustering memory: N synthetic documents (25 words each, 10 % planted near-duplicates) signed into band-key
    files, then `cluster` with a 64 MiB budget in a fresh process: its time, the RSS before it and the peak RSS
    during it (Linux: the peak is reset with /proc/self/clear_refs just before), so the growth is the cluster's.
+4. Signing speed (`--only signing --corpus DIR`): `signatures(texts, threads=t)` (xxh3, word 5-grams, 128
+   permutations) on the texts of DIR/*/*.jsonl.gz in memory, all of them and the ASCII and non-ASCII documents
+   apart, 1 and 2 threads: best of `--repeats` after a warm-up call, wall and process CPU time.
 Not part of `make test`. The machine may be shared: treat the numbers as indicative.
 """
 
@@ -85,6 +88,33 @@ def bench_signatures(repeats: int) -> list[dict]:
         }
         for name, t in best.items()
     ]
+
+
+def bench_signing(corpus: Path, repeats: int) -> list[dict]:
+    from dolma import minhash as mh
+
+    texts = []
+    for path in sorted(corpus.glob("*/*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            texts.extend(json.loads(line)["text"] for line in f)
+    groups = {"all": texts, "ascii": [t for t in texts if t.isascii()]}
+    groups["non-ascii"] = [t for t in texts if not t.isascii()]
+    rows = []
+    for threads in (1, 2):
+        for name, group in groups.items():
+            mb = sum(len(t.encode("utf-8")) for t in group) / 1e6
+            mh.signatures(group[:200], threads=threads)
+            wall = cpu = float("inf")
+            for _ in range(repeats):
+                w0, c0 = time.perf_counter(), time.process_time()
+                mh.signatures(group, threads=threads)
+                wall, cpu = min(wall, time.perf_counter() - w0), min(cpu, time.process_time() - c0)
+            rows.append(
+                {"texts": name, "threads": threads, "docs": len(group), "mb": round(mb, 1)}
+                | {"wall_s": round(wall, 3), "wall_mb_per_s": round(mb / wall, 1)}
+                | {"cpu_s": round(cpu, 3), "cpu_mb_per_s": round(mb / cpu, 1)}
+            )
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -315,10 +345,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--copies", type=int, default=8)
     ap.add_argument("--memory-docs", default="250000,1000000")
-    ap.add_argument("--only", choices=["signatures", "end_to_end", "memory"])
+    ap.add_argument("--only", choices=["signatures", "end_to_end", "memory", "signing"])
+    ap.add_argument("--corpus", type=Path, help="documents directory for --only signing")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     report = {"load_average": list(__import__("os").getloadavg())}
+    if args.only == "signing":
+        if args.corpus is None:
+            ap.error("--only signing needs --corpus DIR")
+        report["signing"] = bench_signing(args.corpus, args.repeats)
+        for row in report["signing"]:
+            print(row)
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=1) + "\n")
+        return
     if args.only in (None, "signatures"):
         report["signatures"] = bench_signatures(args.repeats)
         for row in report["signatures"]:

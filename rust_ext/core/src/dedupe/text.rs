@@ -1,4 +1,5 @@
-// Longer than 400 lines because its unit tests (the code above them is about 160 lines).
+// Longer than 400 lines because of its unit tests (the code above them is about 280 lines, with a few test-only
+// reference functions).
 //! Text units of deduplication: paragraphs with code-point offsets, words at Unicode word boundaries, and
 //! the keys hashed into the Bloom filter.
 
@@ -69,36 +70,44 @@ pub fn words(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Appends the [`words`] of `text` to `out`, with the same result; ASCII stretches take a fast path.
-///
-/// The text is cut before every ASCII character other than a space that follows a space: UAX #29 always
-/// breaks there (no rule joins a space to a following ASCII non-space, and no rule looks across a space), so
-/// the pieces segment independently. Pure-ASCII pieces skip the Unicode tables.
 pub fn words_into<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    words_with(text, |word| out.push(word));
+}
+
+/// Hands the [`words`] of `text` to `emit`, in order; ASCII stretches take a fast path.
+///
+/// The text can be cut before every ASCII character other than a space that follows a space: UAX #29 always
+/// breaks there (no rule joins a space to a following ASCII non-space, and no rule looks across a space), so
+/// the pieces segment independently. Only the pieces that hold a non-ASCII character need the Unicode tables;
+/// the ASCII stretches between them are split in one go.
+pub fn words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     let bytes = text.as_bytes();
-    if text.is_ascii() {
-        ascii_words(text, out);
-        return;
+    let is_cut = |i: usize| bytes[i] < 0x80 && bytes[i] != b' ' && bytes[i - 1] == b' ';
+    // Everything before `done` has been handed out.
+    let mut done = 0;
+    while let Some(k) = first_non_ascii(bytes, done) {
+        let start = (done + 1..k).rev().find(|&i| is_cut(i)).unwrap_or(done);
+        let end = (k + 1..bytes.len()).find(|&i| is_cut(i)).unwrap_or(bytes.len());
+        ascii_words_with(&text[done..start], &mut emit);
+        words(&text[start..end]).for_each(&mut emit);
+        done = end;
     }
-    let mut flush = |piece: &'a str, ascii: bool| {
-        if ascii {
-            ascii_words(piece, out);
-        } else {
-            out.extend(words(piece));
+    ascii_words_with(&text[done..], emit);
+}
+
+/// The index of the first byte at or after `from` that is not ASCII, eight bytes at a time.
+fn first_non_ascii(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut offset = from;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if word & 0x8080_8080_8080_8080 != 0 {
+            return chunk.iter().position(|&b| b >= 0x80).map(|i| offset + i);
         }
-    };
-    let mut start = 0;
-    let mut ascii = true;
-    for i in 0..bytes.len() {
-        let b = bytes[i];
-        if b >= 0x80 {
-            ascii = false;
-        } else if i > start && b != b' ' && bytes[i - 1] == b' ' {
-            flush(&text[start..i], ascii);
-            start = i;
-            ascii = true;
-        }
+        offset += 8;
     }
-    flush(&text[start..], ascii);
+    chunks.remainder().iter().position(|&b| b >= 0x80).map(|i| offset + i)
 }
 
 pub fn word_count(text: &str) -> u64 {
@@ -128,7 +137,8 @@ enum Wb {
     Other,
 }
 
-/// The class of every ASCII byte, looked up in the hot loop.
+/// The class of every ASCII byte (the pairwise rules of the tests).
+#[cfg(test)]
 const WB_TABLE: [Wb; 128] = {
     let mut table = [Wb::Other; 128];
     let mut i = 0;
@@ -139,10 +149,43 @@ const WB_TABLE: [Wb; 128] = {
     table
 };
 
-#[inline]
+#[cfg(test)]
 fn wb(b: u8) -> Wb {
     WB_TABLE[(b & 0x7F) as usize]
 }
+
+/// Bits of [`FLAGS`]: letters, digits and `_` (runs that never break), letters, digits, what joins two
+/// letters (`.`, `'`, `:`), what joins two digits (`.`, `'`, `,`, `;`), and whitespace.
+const F_RUN: u8 = 1;
+const F_LETTER: u8 = 2;
+const F_DIGIT: u8 = 4;
+const F_MID_LETTER: u8 = 8;
+const F_MID_NUM: u8 = 16;
+const F_SPACE: u8 = 32;
+
+/// The word-break flags of every byte, looked up in the hot loop (non-ASCII bytes have none: the ASCII
+/// scanner never sees them).
+const FLAGS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = match wb_of(i as u8) {
+            Wb::Letter => F_RUN | F_LETTER,
+            Wb::Numeric => F_RUN | F_DIGIT,
+            Wb::ExtendNumLet => F_RUN,
+            Wb::MidNumLetQ => F_MID_LETTER | F_MID_NUM,
+            Wb::MidLetter => F_MID_LETTER,
+            Wb::MidNum => F_MID_NUM,
+            Wb::Cr | Wb::Lf | Wb::Newline | Wb::Space | Wb::Other => 0,
+        };
+        // White_Space in ASCII: tab, LF, VT, FF, CR and space.
+        if matches!(i as u8, b'\t'..=b'\r' | b' ') {
+            table[i] = F_SPACE;
+        }
+        i += 1;
+    }
+    table
+};
 
 const fn wb_of(b: u8) -> Wb {
     match b {
@@ -203,40 +246,59 @@ fn ascii_words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
 /// [`ascii_words`], handing each word to `emit`.
 #[inline]
 fn ascii_words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
-    use Wb::*;
     let bytes = text.as_bytes();
+    let flags = |i: usize| FLAGS[bytes[i] as usize];
     let n = bytes.len();
     let mut i = 0;
     while i < n {
-        let class = wb(bytes[i]);
-        match class {
-            Letter | Numeric | ExtendNumLet => {
-                let start = i;
-                i += 1;
-                loop {
-                    while i < n && matches!(wb(bytes[i]), Letter | Numeric | ExtendNumLet) {
-                        i += 1;
+        let class = flags(i);
+        if class & F_RUN != 0 {
+            let start = i;
+            i += 1;
+            loop {
+                i = run_end(bytes, i);
+                if i + 1 < n {
+                    let (before, mid, after) = (flags(i - 1), flags(i), flags(i + 1));
+                    let joins = (before & after & F_LETTER != 0 && mid & F_MID_LETTER != 0)
+                        || (before & after & F_DIGIT != 0 && mid & F_MID_NUM != 0);
+                    if joins {
+                        i += 2;
+                        continue;
                     }
-                    if i + 1 < n {
-                        let (before, mid, after) = (wb(bytes[i - 1]), wb(bytes[i]), wb(bytes[i + 1]));
-                        let joins = (before == Letter && after == Letter && matches!(mid, MidLetter | MidNumLetQ))
-                            || (before == Numeric && after == Numeric && matches!(mid, MidNum | MidNumLetQ));
-                        if joins {
-                            i += 2;
-                            continue;
-                        }
-                    }
-                    break;
                 }
-                emit(&text[start..i]);
+                break;
             }
-            _ if matches!(bytes[i], b'\t'..=b'\r' | b' ') => i += 1,
-            _ => {
-                emit(&text[i..i + 1]);
-                i += 1;
-            }
+            emit(&text[start..i]);
+        } else if class & F_SPACE != 0 {
+            i += 1;
+        } else {
+            emit(&text[i..i + 1]);
+            i += 1;
         }
     }
+}
+
+/// The end of the run of letters, digits and `_` at `i` in ASCII `bytes`: eight bytes are classified at once
+/// (each byte is below 0x80, so the additions never carry into the next byte), which saves a mispredicted
+/// branch per word over a byte loop.
+#[inline]
+fn run_end(bytes: &[u8], mut i: usize) -> usize {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of every byte of `x` (all below 0x80) that lies in `lo..=hi`.
+    let in_range = |x: u64, lo: u8, hi: u8| (x + LOW * (0x80 - lo) as u64) & !(x + LOW * (0x7F - hi) as u64) & HIGH;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let run = in_range(x | (LOW * 0x20), b'a', b'z') | in_range(x, b'0', b'9') | in_range(x, b'_', b'_');
+        let other = !run & HIGH;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + bytes[i..].iter().position(|&b| FLAGS[b as usize] & F_RUN == 0).unwrap_or(bytes.len() - i)
 }
 
 /// [`ascii_words`] by the pairwise rules of [`ascii_boundary`] (the reference for the tests).
@@ -428,6 +490,20 @@ mod tests {
             assert_eq!(hash_words(&text, &mut scratch, &mut hashed), slow.len(), "{text:?}");
             assert_eq!(hashed, expected, "{text:?}");
             assert_eq!(word_count(&text), slow.len() as u64);
+        }
+    }
+
+    #[test]
+    fn run_end_classifies_every_ascii_byte() {
+        // Every ASCII byte at every position of the first two 8-byte chunks and the tail, after a run.
+        for b in 0u8..0x80 {
+            for pos in 0..20 {
+                let mut bytes = vec![b'k'; 20];
+                bytes[pos] = b;
+                let expected = bytes.iter().position(|&x| !(x.is_ascii_alphanumeric() || x == b'_')).unwrap_or(20);
+                assert_eq!(run_end(&bytes, 0), expected, "{b:#x} at {pos}");
+                assert_eq!(run_end(&bytes[..pos + 1], 0), expected.min(pos + 1), "{b:#x} at {pos}");
+            }
         }
     }
 

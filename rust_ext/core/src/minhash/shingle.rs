@@ -4,7 +4,7 @@
 //!   ASCII text the same as `to_ascii_lowercase`), then split at Unicode word boundaries (UAX #29, as the
 //!   `unicode-segmentation` crate's `unicode_words`: the segments between word boundaries that contain at
 //!   least one alphabetic or numeric character, so whitespace and punctuation are dropped; segmented by the
-//!   dedupe module's `words_into`, which gives the crate's boundaries with a fast path for ASCII). A shingle
+//!   dedupe module's `words_with`, which gives the crate's boundaries with a fast path for ASCII). A shingle
 //!   is `n` consecutive words joined by one space.
 //! - `chars`: the text is lower-cased and every run of Unicode whitespace becomes one space (leading and
 //!   trailing whitespace removed); a shingle is `n` consecutive code points of that normalised text.
@@ -48,8 +48,11 @@ pub struct Shingler {
 /// Buffers reused from one text to the next (one per thread).
 #[derive(Default)]
 pub struct ShingleBuf {
+    /// The lower-cased text (non-ASCII texts only: ASCII ones are lower-cased in `joined`).
     lower: String,
-    joined: String,
+    /// The units joined by single spaces: every shingle is a slice of it.
+    joined: Vec<u8>,
+    /// Byte bounds of the units in `joined` (words: start and end; chars: start of every code point).
     bounds: Vec<(usize, usize)>,
 }
 
@@ -71,49 +74,66 @@ impl Shingler {
 
     /// Calls `emit` with the bytes of every shingle of `text`, in order; returns how many there were.
     pub fn for_each(&self, text: &str, buf: &mut ShingleBuf, mut emit: impl FnMut(&[u8])) -> usize {
-        lowercase_into(text, &mut buf.lower);
         let ShingleBuf { lower, joined, bounds } = buf;
+        joined.clear();
         bounds.clear();
+        // ASCII text is segmented as it is and lower-cased once joined (ASCII letters keep their word-break
+        // class and their case only changes in place); other text is lower-cased first (the final sigma rule
+        // and the characters whose lower case is several code points need the whole text).
+        let ascii = text.is_ascii();
+        let source = if ascii {
+            text
+        } else {
+            lowercase_into(text, lower);
+            lower.as_str()
+        };
         match self.tokenizer {
             Tokenizer::Words => {
-                // The words, joined by single spaces into `joined` once: every shingle is then a slice of it.
-                let mut words = Vec::new();
-                crate::dedupe::text::words_into(lower, &mut words);
-                joined.clear();
-                for word in words.into_iter().filter(|w| has_alphanumeric(w)) {
-                    if !joined.is_empty() {
-                        joined.push(' ');
+                crate::dedupe::text::words_with(source, |word| {
+                    // Most words start with a letter or digit; a one-byte segment that does not is ASCII
+                    // punctuation or `_`.
+                    let first = word.as_bytes().first().copied().unwrap_or(b' ');
+                    if first.is_ascii_alphanumeric() || (word.len() > 1 && has_alphanumeric(word)) {
+                        if !joined.is_empty() {
+                            joined.push(b' ');
+                        }
+                        bounds.push((joined.len(), joined.len() + word.len()));
+                        joined.extend_from_slice(word.as_bytes());
                     }
-                    bounds.push((joined.len(), joined.len() + word.len()));
-                    joined.push_str(word);
+                });
+                if ascii {
+                    joined.make_ascii_lowercase();
                 }
                 if bounds.is_empty() {
                     return 0;
                 }
                 let n = self.ngram.min(bounds.len());
                 for (i, &(start, _)) in bounds[..=bounds.len() - n].iter().enumerate() {
-                    emit(&joined.as_bytes()[start..bounds[i + n - 1].1]);
+                    emit(&joined[start..bounds[i + n - 1].1]);
                 }
                 bounds.len() - n + 1
             }
             Tokenizer::Chars => {
-                joined.clear();
-                for (i, word) in lower.split_whitespace().enumerate() {
-                    if i > 0 {
-                        joined.push(' ');
+                for word in source.split_whitespace() {
+                    if !joined.is_empty() {
+                        joined.push(b' ');
                     }
-                    joined.push_str(word);
+                    joined.extend_from_slice(word.as_bytes());
+                }
+                if ascii {
+                    joined.make_ascii_lowercase();
                 }
                 if joined.is_empty() {
                     return 0;
                 }
-                // Byte offset of every code point, plus the end.
-                bounds.extend(joined.char_indices().map(|(i, _)| (i, 0)));
+                // Byte offset of every code point (every byte that is not a UTF-8 continuation byte), plus
+                // the end.
+                bounds.extend(joined.iter().enumerate().filter(|&(_, &b)| b & 0xC0 != 0x80).map(|(i, _)| (i, 0)));
                 bounds.push((joined.len(), 0));
                 let chars = bounds.len() - 1;
                 let n = self.ngram.min(chars);
                 for i in 0..=chars - n {
-                    emit(&joined.as_bytes()[bounds[i].0..bounds[i + n].0]);
+                    emit(&joined[bounds[i].0..bounds[i + n].0]);
                 }
                 chars - n + 1
             }
@@ -137,14 +157,28 @@ fn has_alphanumeric(word: &str) -> bool {
     }
 }
 
+/// `text.to_lowercase()` into `out`, with ASCII stretches copied and lower-cased in bulk.
+///
+/// `str::to_lowercase` maps every character after the first non-ASCII one on its own, which is slow on the
+/// usual text that is mostly ASCII. Every character but capital sigma lower-cases without context (to
+/// `char::to_lowercase`), so a text without one is mapped stretch by stretch; a text with one goes to
+/// `to_lowercase` whole (the final sigma rule looks at the neighbouring characters).
 fn lowercase_into(text: &str, out: &mut String) {
     out.clear();
-    if text.is_ascii() {
-        out.push_str(text);
-        out.make_ascii_lowercase();
-    } else {
-        // `to_lowercase` on the whole text: the final sigma rule needs the context of the word.
+    if text.contains('\u{3A3}') {
         out.push_str(&text.to_lowercase());
+        return;
+    }
+    let mut rest = text;
+    while !rest.is_empty() {
+        let ascii = rest.bytes().position(|b| b >= 0x80).unwrap_or(rest.len());
+        let start = out.len();
+        out.push_str(&rest[..ascii]);
+        out[start..].make_ascii_lowercase();
+        rest = &rest[ascii..];
+        let other = rest.bytes().position(|b| b < 0x80).unwrap_or(rest.len());
+        out.extend(rest[..other].chars().flat_map(char::to_lowercase));
+        rest = &rest[other..];
     }
 }
 
@@ -207,6 +241,78 @@ mod tests {
             let count = s.for_each(text, &mut buf, |_| seen += 1);
             assert_eq!(count, seen, "{text}");
         }
+    }
+
+    /// The rules of the module documentation, written plainly: lower-case the whole text, then
+    /// `unicode_words` (words) or whitespace runs to one space (chars), then every window of `n` units.
+    fn reference(tokenizer: Tokenizer, n: usize, text: &str) -> Vec<String> {
+        use unicode_segmentation::UnicodeSegmentation;
+        let lower = text.to_lowercase();
+        let units: Vec<String> = match tokenizer {
+            Tokenizer::Words => lower.unicode_words().map(String::from).collect(),
+            Tokenizer::Chars => {
+                lower.split_whitespace().collect::<Vec<_>>().join(" ").chars().map(String::from).collect()
+            }
+        };
+        let sep = if tokenizer == Tokenizer::Words { " " } else { "" };
+        if units.is_empty() {
+            return Vec::new();
+        }
+        let n = n.min(units.len());
+        units.windows(n).map(|w| w.join(sep)).collect()
+    }
+
+    #[test]
+    fn fast_paths_match_the_plain_rules_on_generated_texts() {
+        // Units of the generated texts: ASCII letters, digits, the punctuation the word rules look at and
+        // whitespace; Latin-1 letters, Greek with capital and final sigma, Turkish dotted and dotless i, German
+        // sharp s (both cases), Cyrillic, CJK, emoji, combining marks, ZWJ and non-ASCII spaces; a few whole
+        // words so that sigmas land inside and at the end of words.
+        let ascii = [
+            "a", "b", "Z", "Q", "x", "0", "7", "'", ".", ",", ":", ";", "_", "-", "@", "/", " ", " ", "\t", "\n",
+            "\r", "!", "Hello", "WORLD",
+        ];
+        let other = [
+            "\u{a0}", "\u{3000}", "é", "É", "ü", "Ü", "ñ", "Σ", "σ", "ς", "Α", "ω", "Ω", "ΟΔΟΣ", "ΣΑΣ", "İ", "ı",
+            "I\u{307}", "ß", "ẞ", "Д", "д", "Ё", "日", "本", "の", "カ", "🙂", "👍🏽", "\u{301}", "\u{308}", "\u{200d}",
+            "\u{2019}", "\u{85}", "ǅ", "Ⅻ", "\u{212a}", "\u{2126}",
+        ];
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) as usize
+        };
+        let mut buf = ShingleBuf::default();
+        let mut non_ascii = 0;
+        for round in 0..4000 {
+            let len = next() % 40;
+            let text: String = (0..len)
+                .map(|_| {
+                    let pick = next();
+                    // Every other text is ASCII only; the rest mix in a non-ASCII unit every third pick.
+                    if round % 2 == 1 && pick % 3 == 0 {
+                        other[(pick / 3) % other.len()]
+                    } else {
+                        ascii[pick % ascii.len()]
+                    }
+                })
+                .collect();
+            non_ascii += usize::from(!text.is_ascii());
+            let mut lower = String::new();
+            lowercase_into(&text, &mut lower);
+            assert_eq!(lower, text.to_lowercase(), "{text:?}");
+            for tokenizer in [Tokenizer::Words, Tokenizer::Chars] {
+                for n in [1, 2, 5] {
+                    let shingler = Shingler::new(tokenizer, n).unwrap();
+                    let mut got = Vec::new();
+                    let count =
+                        shingler.for_each(&text, &mut buf, |s| got.push(String::from_utf8(s.to_vec()).unwrap()));
+                    assert_eq!(got, reference(tokenizer, n, &text), "{tokenizer:?} {n} {text:?}");
+                    assert_eq!(count, got.len());
+                }
+            }
+        }
+        assert!(non_ascii > 1500, "{non_ascii}");
     }
 
     #[test]
