@@ -55,11 +55,20 @@ def write_attribute_file(
 def _write_rows(output: str, rows: Iterable[Row]) -> tuple[int, int]:
     """Writes `rows` atomically to `output`: (bytes written, rows marked)."""
     marked = 0
+    buffer = bytearray()
     with atomic.AtomicWriter(output) as out:
         for doc_id, attributes, mark in rows:
             marked += mark
-            out.write(_row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n")
+            _row.encode_into(AttributeRow(id=doc_id, attributes=attributes), buffer, -1)
+            buffer += b"\n"
+            if len(buffer) >= _FLUSH_BYTES:  # one compressor call per MiB, not per row (the same bytes out)
+                out.write(bytes(buffer))
+                buffer.clear()
+        out.write(bytes(buffer))
     return out.bytes_written, marked
+
+
+_FLUSH_BYTES = 1 << 20
 
 
 def _mark_row(
