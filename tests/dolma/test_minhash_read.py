@@ -106,3 +106,42 @@ def test_damaged_compressed_data_is_a_corrupt_file_error(tmp_path: Path, damage:
         read_in_python(str(path), str(tmp_path / "python.mhk"), False, ("text",))
     assert rust.value.path == str(path) and "decompress" in rust.value.reason
     assert not list(tmp_path.glob("*.mhk"))
+
+
+SIGNAL_PROBE = """
+import sys
+from dolma import minhash as mh
+mh.sign_file(sys.argv[1], sys.argv[2], 0, mh.MinHashParams(num_perm=32, threshold=0.5), threads=1)
+"""
+
+
+def test_a_signal_stops_the_rust_read_in_the_middle_of_a_file(tmp_path):
+    """Ctrl-C (and the CLI's SIGTERM handler) act while a file is read and signed in Rust, not at its end: the
+    documents come from a pipe the test keeps open, so only a read that gives up mid-file can return."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    fifo, output = tmp_path / "docs.jsonl", tmp_path / "keys.mhk"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_PROBE, str(fifo), str(output)], stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        with open(fifo, "wb") as pipe:  # returns once the child opened the pipe: it is inside the Rust read
+            pipe.write(
+                b"".join(json.dumps({"id": str(i), "text": f"doc {i} " * 50}).encode() + b"\n" for i in range(500))
+            )
+            pipe.flush()
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=120)  # a hang guard: without the fix it waits for the pipe's end
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
+    assert not output.exists() and not list(tmp_path.glob("keys.mhk*tmp*"))

@@ -182,5 +182,7 @@ pub fn minhash_err(py: Python<'_>, err: MinHashError) -> PyErr {
             kw.set_item("reason", reason)
         }),
         MinHashError::Io { path, source } => os_error(py, OsStr::new(&path), &source),
+        // Only after a signal, whose own exception the caller raises instead.
+        MinHashError::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
     }
 }

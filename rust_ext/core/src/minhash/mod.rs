@@ -46,6 +46,9 @@ pub enum MinHashError {
     /// A file that is not one of ours, from another version or configuration, or damaged.
     #[error("{path}: {reason}")]
     Format { path: String, reason: String },
+    /// The caller asked the work to stop (a signal arrived while it ran without the interpreter).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T> = std::result::Result<T, MinHashError>;

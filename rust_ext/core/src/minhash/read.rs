@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -160,34 +162,52 @@ fn produce(
 /// of its `text` are recorded. Bad lines are skipped and returned, or, without `skip_bad_lines`, the first one
 /// ends the read (`stopped`): the caller raises it and abandons the writer. Batches keep their order, so the
 /// band-key file does not depend on `batch_chars` or threads.
+///
+/// `interrupt` is polled between batches (and while waiting for one): once set, the read is abandoned with
+/// [`MinHashError::Interrupted`] and the writer must be aborted. The reading thread is then left to end by
+/// itself (it stops at its next batch; a read blocked on a pipe must not hold up a signal's effect).
 pub fn sign_documents(
     writer: &mut UnitWriter,
     path: &str,
     key: &[Step],
     skip_bad_lines: bool,
     batch_chars: usize,
+    interrupt: &AtomicBool,
 ) -> Result<ReadOutcome> {
     let file = File::open(path).map_err(|e| io_err(Path::new(path), e))?;
     let reader = decoder(path, BufReader::with_capacity(1 << 20, file)).map_err(|e| read_err(path, e))?;
-    std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Result<Batch>>(2);
-        let producer = scope.spawn(move || produce(reader, path, key, skip_bad_lines, batch_chars.max(1), &tx));
-        let mut failed = None;
-        for batch in rx.iter() {
-            let added = batch.and_then(|b| writer.add(&b.lines, &b.texts, &b.ids, &b.lengths));
-            if let Err(e) = added {
-                failed = Some(e);
-                break;
+    let (tx, rx) = sync_channel::<Result<Batch>>(2);
+    let (owned_path, owned_key) = (path.to_string(), key.to_vec());
+    let producer = std::thread::Builder::new()
+        .name("minhash-reader".into())
+        .spawn(move || produce(reader, &owned_path, &owned_key, skip_bad_lines, batch_chars.max(1), &tx))
+        .map_err(|e| io_err(Path::new(path), e))?;
+    let mut failed = None;
+    loop {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(MinHashError::Interrupted);
+        }
+        match rx.recv_timeout(POLL) {
+            Ok(batch) => {
+                if let Err(e) = batch.and_then(|b| writer.add(&b.lines, &b.texts, &b.ids, &b.lengths)) {
+                    failed = Some(e);
+                    break;
+                }
             }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        drop(rx); // a producer still sending stops
-        let outcome = producer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(outcome),
-        }
-    })
+    }
+    drop(rx); // a producer still sending stops
+    let outcome = producer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
 }
+
+/// How often a read waiting for its next batch looks at the interrupt flag.
+const POLL: Duration = Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {
