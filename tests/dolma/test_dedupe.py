@@ -662,3 +662,37 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     small = _peak_rss_kib(tmp_path, 6, 1 << 20)
     big = _peak_rss_kib(tmp_path, 96, 1 << 20)
     assert big - small < 24 * 1024, (small, big)
+
+
+def test_attribute_files_are_synced_before_they_are_renamed_into_place(tmp_path: Path) -> None:
+    """The filter save records which files are done, so an attribute file must be on disk, not only in the page
+    cache, when it appears under its name (after a power loss a rename without the data can leave it empty).
+    Checked on the system calls (strace): every attribute file's temporary is fsynced before its rename."""
+    import re
+
+    root = split_sample(tmp_path, parts=3)
+    log = tmp_path / "strace.log"
+    args = [
+        "dedupe",
+        "--documents", str(root / "documents" / "**" / "*.jsonl.gz"),
+        "--dedupe.name", "dd",
+        "--bloom_filter.file", str(root / "filter.bin"),
+        "--bloom_filter.estimated_doc_count", "100000",
+        "--bloom_filter.desired_false_positive_rate", "1e-6",
+        *DOCS_BY_TEXT,
+    ]  # fmt: skip
+    trace = ["strace", "-f", "-y", "-qq", "-o", str(log), "-e", "trace=fsync,fdatasync,rename,renameat,renameat2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([*trace, sys.executable, "-m", "dolma", *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    synced: set[str] = set()
+    renamed: dict[str, bool] = {}  # target -> its temporary was synced first
+    for line in log.read_text().splitlines():
+        if m := re.search(r"\bf(?:data)?sync\(\d+<(.*)>\)\s+= 0", line):
+            synced.add(m.group(1))
+        elif "rename" in line and line.rstrip().endswith("= 0"):
+            paths = re.findall(r'"([^"]*)"', line)
+            renamed[paths[-1]] = paths[0] in synced
+    outputs = sorted(str(p) for p in (root / "attributes" / "dd").glob("*.jsonl.gz"))
+    assert len(outputs) == 3
+    assert {out: renamed.get(out) for out in outputs} == {out: True for out in outputs}

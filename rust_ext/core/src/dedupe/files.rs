@@ -270,9 +270,11 @@ impl AtomicWriter {
                 Some(Encoder::Plain(w)) => w,
                 None => return Ok(()),
             };
-            // No fsync: the rename already guarantees that a killed process leaves no partial file, and the
-            // filter save (which is synced) records the files a resumed run skips; files after it are redone.
-            writer.into_inner().map_err(|e| e.into_error())?;
+            // Synced before the rename (as the Python writer does): the rename alone keeps a killed process
+            // from leaving a partial file, but after a power loss or an OS crash a renamed file whose data was
+            // never written out can be empty, while the filter save (also synced) records it as done, so a
+            // resumed run would skip it.
+            writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             fs::rename(&self.temp, &self.target)
         })();
         result.map_err(|e| io_err(&self.path, e))
