@@ -189,6 +189,25 @@ class BadLine(Exception):
     afterwards (`explain_bad_line`)."""
 
 
+def bad_line_found(
+    path: str,
+    lineno: int,
+    line: bytes,
+    fields: tuple[FieldRule, ...],
+    skip_bad_lines: bool,
+    stats: ReadStats,
+    explained: tuple[str, str | None] | None = None,
+) -> None:
+    """The bad-line policy, for `read_records` and for readers of another language that hand bad lines back
+    as read (the MinHash sign pass's Rust reader): raise BadInputError naming file, line, reason and field, or,
+    with `skip_bad_lines`, log it and count it in `stats.bad_lines`."""
+    err = BadInputError(path, lineno, *(explained or explain_bad_line(line, fields)))
+    if not skip_bad_lines:
+        raise err from None
+    log.warning("skipping %s", err)
+    stats.bad_lines += 1
+
+
 def read_records(
     path: str,
     decode: Callable[[bytes], T],
@@ -219,11 +238,7 @@ def read_records(
         except (BadLine, msgspec.DecodeError, UnicodeDecodeError) as exc:
             # a decoder that knows what is wrong says so: BadLine(reason, field)
             explained = exc.args if isinstance(exc, BadLine) and len(exc.args) == 2 else None
-            err = BadInputError(path, lineno, *(explained or explain_bad_line(line, fields)))
-            if not skip_bad_lines:
-                raise err from None
-            log.warning("skipping %s", err)
-            stats.bad_lines += 1
+            bad_line_found(path, lineno, line, fields, skip_bad_lines, stats, explained)
             yield lineno, None, nbytes
             continue
         stats.documents += 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -37,18 +36,16 @@ from dolma.documents import (
     DOCUMENT_FIELDS,
     BadLine,
     ReadStats,
-    explain_bad_line,
+    bad_line_found,
     has_document_fields,
     read_documents,
     read_records,
 )
-from dolma.errors import BadInputError, ConfigError
+from dolma.errors import ConfigError
 from dolma.minhash_params import MAX_NUM_PERM, SchemeName, lsh_params, permutations
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
-
-log = logging.getLogger("dolma")
 
 Tokenizer = Literal["words", "chars"]
 HashName = Literal["xxh3", "sha1"]
@@ -341,12 +338,8 @@ def _add_read_in_rust(
     the Python reader's rules; its bad lines come back to be explained, raised or logged here in its words."""
     read = writer.sign_documents(path, list(key), skip_bad_lines=skip_bad_lines, batch_chars=batch_bytes)
     stats.lines, stats.bytes = read["lines"], read["bytes"]
-    for line, raw in read["bad"]:
-        err = BadInputError(path, line, *explain_bad_line(raw, DOCUMENT_FIELDS))
-        if read["stopped"]:
-            raise err
-        log.warning("skipping %s", err)
-    stats.bad_lines = len(read["bad"])
+    for line, raw in read["bad"]:  # skipped, or (without skipping) the one that stopped the read: raised
+        bad_line_found(path, line, raw, DOCUMENT_FIELDS, skip_bad_lines and not read["stopped"], stats)
     stats.documents = writer.documents
 
 

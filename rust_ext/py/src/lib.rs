@@ -12,6 +12,7 @@ mod dedupe_keys;
 mod errors;
 mod minhash;
 mod pii;
+mod signals;
 mod textstats;
 
 #[pymodule]

@@ -11,9 +11,7 @@ use dolma_core::minhash::results::read_result_bytes;
 use dolma_core::minhash::shingle::{Shingler, Tokenizer};
 use dolma_core::minhash::unit::{SourceStamp, UnitFile, UnitHeader, UnitWriter};
 use dolma_core::minhash::{MinHashConfig, Signer};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -21,6 +19,7 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
 use crate::errors::minhash_err;
+use crate::signals::until_signal;
 
 /// A pool of `threads` threads, or None for rayon's global pool.
 fn pool(threads: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
@@ -46,43 +45,6 @@ fn detached_on<T: Send>(py: Python<'_>, pool: Option<&rayon::ThreadPool>, f: imp
 /// Runs `f` on a pool of `threads` threads (the global pool when None), detached from the interpreter.
 fn detached<T: Send>(py: Python<'_>, threads: Option<usize>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
     Ok(detached_on(py, pool(threads)?.as_ref(), f))
-}
-
-/// Runs `work` on a second thread while this one, the interpreter's, waits without holding it and runs the
-/// Python signal handlers every 100 ms: a handler's exception (Ctrl-C, the toolkit's SIGTERM handler) sets
-/// `interrupt`, which `work` polls, and is returned once `work` has stopped. A long call thus stops within a
-/// moment of a signal instead of at its end.
-fn until_signal<T: Send>(py: Python<'_>, interrupt: &AtomicBool, work: impl FnOnce() -> T + Send) -> PyResult<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let _ = tx.send(work());
-        });
-        let mut signal = None;
-        let mut rx = rx;
-        loop {
-            let (back, received) = py.detach(move || {
-                let received = rx.recv_timeout(Duration::from_millis(100));
-                (rx, received)
-            });
-            rx = back;
-            match received {
-                Ok(result) => return signal.map_or(Ok(result), Err),
-                Err(RecvTimeoutError::Timeout) => {
-                    if signal.is_none() {
-                        if let Err(e) = py.check_signals() {
-                            interrupt.store(true, Ordering::Relaxed);
-                            signal = Some(e);
-                        }
-                    }
-                }
-                // `work` panicked: the scope re-raises the panic when it ends.
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(signal.unwrap_or_else(|| PyValueError::new_err("the signing thread stopped")))
-                }
-            }
-        }
-    })
 }
 
 fn tokenizer(name: &str) -> PyResult<Tokenizer> {
