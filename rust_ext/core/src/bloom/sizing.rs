@@ -227,21 +227,13 @@ impl BloomFilter {
             return Err(too_big());
         }
         let fits = |blocks: u64| best_hashes(blocks, expected_items).1 <= fp_rate;
-        let mut lo = (textbook.ceil() as u64).max(1);
-        if fits(lo) {
+        let start = (textbook.ceil() as u64).max(1);
+        let lo = if fits(start) {
             // The textbook size is already enough (tiny filters): shrink down to the smallest that fits.
-            let mut hi = lo;
-            lo = 1;
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if fits(mid) {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
+            Self::first_fitting(1, start, fits)
         } else {
-            let mut hi = lo;
+            // Grow by 1/8 steps to a size that fits, then search the last step.
+            let (mut lo, mut hi) = (start, start);
             while !fits(hi) {
                 if hi >= max_blocks {
                     return Err(too_big());
@@ -249,18 +241,24 @@ impl BloomFilter {
                 lo = hi + 1;
                 hi = hi.saturating_add(hi / 8 + 1).min(max_blocks);
             }
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if fits(mid) {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
-        }
+            Self::first_fitting(lo, hi, fits)
+        };
         let size_in_bytes = usize::try_from(lo * BLOCK_BYTES as u64)
             .map_err(|_| invalid(format!("a filter of {lo} blocks does not fit in memory")))?;
         Ok((size_in_bytes, best_hashes(lo, expected_items).0))
+    }
+
+    /// The smallest `n` in `lo..=hi` with `fits(n)`, given that `fits(hi)` and that `fits` is monotone.
+    fn first_fitting(mut lo: u64, mut hi: u64, fits: impl Fn(u64) -> bool) -> u64 {
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        hi
     }
 
     /// Best hash count for a filter of `size_in_bytes` (rounded up to whole blocks) holding `expected_items`.
