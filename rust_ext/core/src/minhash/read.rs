@@ -43,7 +43,8 @@ struct Batch {
     texts: Vec<String>,
     ids: Vec<String>,
     lengths: Vec<u64>,
-    chars: usize,
+    /// UTF-8 bytes of signed text (a batch's size: counting characters would walk every text once more).
+    size: usize,
 }
 
 /// A read error: damaged or truncated compressed data is a damaged file (`CorruptFileError`, as the Python
@@ -100,7 +101,7 @@ fn parse_line(line: &[u8], key: &[Step]) -> Option<(String, String, u64)> {
     Some((signed, id, length))
 }
 
-/// Reads `lines` into batches of about `batch_chars` characters of signed text, sent to `tx` in order.
+/// Reads `lines` into batches of about `batch_chars` bytes of signed text, sent to `tx` in order.
 fn produce(
     reader: impl Read,
     path: &str,
@@ -133,12 +134,12 @@ fn produce(
         }
         match parse_line(&line, key) {
             Some((text, id, length)) => {
-                batch.chars += text.chars().count();
+                batch.size += text.len();
                 batch.lines.push(out.lines);
                 batch.texts.push(text);
                 batch.ids.push(id);
                 batch.lengths.push(length);
-                if batch.chars >= batch_chars && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                if batch.size >= batch_chars && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
                     return out;
                 }
             }
