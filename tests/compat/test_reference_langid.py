@@ -23,19 +23,12 @@ import pytest
 
 from dolma import registry
 from dolma.documents import Document
+from tests.helpers.langid_names import CLD2, CLD3, LANGDETECT
 from tests.helpers.reference import compare_outputs, reference_predict, sample_share, tag_both
 from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
 
-CLD2 = [
-    "cld2_doc_v2",
-    "cld2_en_doc_v2",
-    "cld2_en_paragraph_v2",
-    "cld2_en_paragraph_with_doc_score_v2",
-    "cld2_paragraph_v2",
-]
-CLD3 = ["cld3_en_doc_v2", "cld3_en_paragraph_v2", "cld3_en_paragraph_with_doc_score_v2"]
 SLOW_DOCUMENT = [
     "langdetect_doc_en_v1",
     "langdetect_doc_v1",
@@ -148,9 +141,6 @@ def test_langdetect_and_lingua_documents_match_reference(tagged_slow_documents, 
 @pytest.mark.parametrize("tagger", SLOW_PARAGRAPH)
 def test_paragraph_taggers_match_reference(tagged_slow_paragraphs, tagger):
     _check(tagged_slow_paragraphs, tagger, SAMPLE_DOCUMENTS // (PARAGRAPH_SHARE + 10) + EXTRA_DOCUMENTS)
-
-
-LANGDETECT = ["langdetect_doc_en_v1", "langdetect_doc_v1", "langdetect_en_paragraph_v1", "langdetect_paragraph_v1"]
 
 
 def test_langdetect_reads_lone_surrogates_as_the_reference(tmp_path):

@@ -12,19 +12,12 @@ import json
 import pytest
 
 from tests.conftest import read_jsonl
+from tests.helpers.golden import TAG_TAGGERS
 from tests.helpers.reference import EDGE_CASES, compare_outputs, tag_both
 
 pytestmark = pytest.mark.reference
 
-TAGGERS = [
-    "char_length_v1",
-    "char_length_with_paragraphs_v1",
-    "whitespace_tokenizer_v1",
-    "whitespace_tokenizer_with_paragraphs_v1",
-    "bytes_length_v1",
-    "random_number_v1",
-    "ft_lang_id_en_doc_v2",
-]
+TAGGERS = TAG_TAGGERS  # the taggers of the golden `dolma tag` run
 RANDOM_VALUED = {"random_number_v1"}
 
 

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from tests.conftest import REPO, make_docs, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.golden import TAG_TAGGERS
 
 FAST_TAGGERS = ["char_length_v1", "whitespace_tokenizer_v1", "bytes_length_v1"]
 
@@ -354,13 +355,7 @@ def test_list_shows_every_tagger_with_description(tmp_path):
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
     names = [r[0] for r in rows]
     for name in [
-        "char_length_v1",
-        "char_length_with_paragraphs_v1",
-        "whitespace_tokenizer_v1",
-        "whitespace_tokenizer_with_paragraphs_v1",
-        "bytes_length_v1",
-        "random_number_v1",
-        "ft_lang_id_en_doc_v2",
+        *TAG_TAGGERS,
         "uniseg_length_v1",
         "uniseg_length_paragraphs_v1",
         "uniseg_length_paragraphs_with_doc_length_v1",

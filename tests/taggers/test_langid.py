@@ -16,25 +16,8 @@ from dolma import registry
 from dolma.documents import Document, Span
 from taggers import _langid
 from tests.conftest import REPO, read_jsonl, run_cli, write_jsonl_gz
+from tests.helpers.langid_names import CLD2, CLD3, FASTTEXT, LANGDETECT, LINGUA
 
-CLD2 = [
-    "cld2_doc_v2",
-    "cld2_en_doc_v2",
-    "cld2_en_paragraph_v2",
-    "cld2_en_paragraph_with_doc_score_v2",
-    "cld2_paragraph_v2",
-]
-CLD3 = ["cld3_en_doc_v2", "cld3_en_paragraph_v2", "cld3_en_paragraph_with_doc_score_v2"]
-LANGDETECT = ["langdetect_doc_en_v1", "langdetect_doc_v1", "langdetect_en_paragraph_v1", "langdetect_paragraph_v1"]
-LINGUA = [
-    "lingua_1e2",
-    "lingua_doc_en_v1",
-    "lingua_doc_v1",
-    "lingua_en_only_v1",
-    "lingua_en_par_v1",
-    "lingua_par_v1",
-]
-FASTTEXT = ["ft_lang_id_en_only_v2", "ft_lang_id_paragraph_v1"]
 ALL = CLD2 + CLD3 + LANGDETECT + LINGUA + FASTTEXT
 
 MIXED = "The quick brown fox jumps over the lazy dog.\nCeci est une phrase en français.\n"
