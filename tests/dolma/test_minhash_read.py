@@ -60,12 +60,25 @@ def read_in_python(path: str, out: str, skip_bad_lines: bool, key: tuple) -> Rea
 
 @pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst", ".jsonl"])
 @pytest.mark.parametrize("key", [("text",), ("metadata", "body"), ("metadata", "body", 0)])
-def test_rust_read_writes_the_python_reads_band_key_file(tmp_path: Path, suffix: str, key: tuple, caplog) -> None:
+@pytest.mark.parametrize("chunk", [(8, 3), (1 << 20, 1)], ids=["small-chunks-3-threads", "one-chunk-1-thread"])
+def test_rust_read_writes_the_python_reads_band_key_file(
+    tmp_path: Path, suffix: str, key: tuple, chunk: tuple[int, int], caplog
+) -> None:
+    """Many chunks signed at once on three threads, or one chunk on one: the same file as the Python read."""
     lines = [json.dumps(GOOD[0]), "", BAD[0], "  \t\x0b", json.dumps(GOOD[1]), *BAD[1:], json.dumps(GOOD[2])]
     lines += [json.dumps(GOOD[3], ensure_ascii=False)]
     path = write(tmp_path / f"d{suffix}", lines, final_newline=suffix != ".jsonl")
     with caplog.at_level(logging.WARNING, logger="dolma"):
-        stats = mh.sign_file(path, str(tmp_path / "rust.mhk"), 0, PARAMS, skip_bad_lines=True, key=key, batch_bytes=8)
+        stats = mh.sign_file(
+            path,
+            str(tmp_path / "rust.mhk"),
+            0,
+            PARAMS,
+            skip_bad_lines=True,
+            key=key,
+            batch_bytes=chunk[0],
+            threads=chunk[1],
+        )
     rust_log = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="dolma"):
@@ -80,13 +93,16 @@ def test_rust_read_writes_the_python_reads_band_key_file(tmp_path: Path, suffix:
 
 
 @pytest.mark.parametrize("bad", [*BAD, b'{"id": "x", "text": "\xff"}'])
-def test_a_bad_line_without_skipping_raises_the_python_reads_error(tmp_path: Path, bad: str | bytes) -> None:
+@pytest.mark.parametrize("batch_bytes", [8, 2 << 20])
+def test_a_bad_line_without_skipping_raises_the_python_reads_error(
+    tmp_path: Path, bad: str | bytes, batch_bytes: int
+) -> None:
     path = tmp_path / "d.jsonl"
     path.write_bytes(
         json.dumps(GOOD[0]).encode() + b"\n\n" + (bad if isinstance(bad, bytes) else bad.encode()) + b"\n"
     )
     with pytest.raises(BadInputError) as rust:
-        mh.sign_file(str(path), str(tmp_path / "rust.mhk"), 0, PARAMS)
+        mh.sign_file(str(path), str(tmp_path / "rust.mhk"), 0, PARAMS, batch_bytes=batch_bytes)
     with pytest.raises(BadInputError) as python:
         read_in_python(str(path), str(tmp_path / "python.mhk"), False, ("text",))
     assert type(rust.value) is type(python.value)

@@ -229,11 +229,8 @@ impl PyMinHashFileWriter {
             self.inner.as_mut().ok_or_else(|| PyValueError::new_err("the band-key file is already finished"))?;
         let pool = self.pool.as_ref();
         let interrupt = AtomicBool::new(false);
-        let outcome = until_signal(py, &interrupt, || match pool {
-            None => sign_documents(writer, path, &steps, skip_bad_lines, batch_chars, &interrupt),
-            Some(pool) => {
-                pool.install(|| sign_documents(writer, path, &steps, skip_bad_lines, batch_chars, &interrupt))
-            }
+        let outcome = until_signal(py, &interrupt, || {
+            sign_documents(writer, path, &steps, skip_bad_lines, batch_chars, pool, &interrupt)
         })?
         .map_err(|e| minhash_err(py, e))?;
         let d = PyDict::new(py);

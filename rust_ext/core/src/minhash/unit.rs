@@ -240,11 +240,38 @@ pub(crate) fn temp_path(target: &Path, tag: &str) -> PathBuf {
     crate::tempname::temp_path(&target.with_file_name(format!("{name}.{tag}")))
 }
 
-/// A written document: its signature, band keys and shingle set.
-struct SignedDoc {
+/// A signed document: its shingle count, band keys and (verify: exact) shingle set.
+pub(crate) struct SignedDoc {
     count: u32,
     keys: Vec<u64>,
     set: Vec<u64>,
+}
+
+/// Documents signed and not yet added to a writer: their signatures (row-major) and what [`sign_doc`] made.
+#[derive(Default)]
+pub(crate) struct SignedBatch {
+    pub sigs: Vec<u32>,
+    pub docs: Vec<SignedDoc>,
+}
+
+/// Buffers one thread reuses from one document to the next.
+#[derive(Default)]
+pub(crate) struct SignScratch {
+    buf: SignBuf,
+    keys: Vec<u8>,
+}
+
+/// Signs `text` into `sig` (`num_perm` values) and computes its band keys (a document without shingles has
+/// none) and, when the signer keeps them, its shingle set.
+pub(crate) fn sign_doc(signer: &Signer, text: &str, scratch: &mut SignScratch, sig: &mut [u32]) -> SignedDoc {
+    let mut set = Vec::new();
+    let want_set = signer.shingle_sets.then_some(&mut set);
+    let count = signer.hasher.sign(text, &mut scratch.buf, sig, want_set);
+    let mut keys = Vec::new();
+    if count > 0 {
+        signer.bands.keys(sig, &mut scratch.keys, &mut keys);
+    }
+    SignedDoc { count: u32::try_from(count).unwrap_or(u32::MAX), keys, set }
 }
 
 /// Writes the band-key file of one documents file from batches of documents, with memory bounded by a batch:
@@ -303,6 +330,10 @@ impl UnitWriter {
         self.lines.len() as u64
     }
 
+    pub(crate) fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
     /// Adds documents: their 1-based line numbers (increasing across calls), the texts to sign, their ids and
     /// the lengths in code points of their `text` fields (the spans of their attributes; not necessarily the
     /// texts signed). Signatures are computed in parallel on the current rayon pool; the file does not depend
@@ -314,13 +345,40 @@ impl UnitWriter {
         ids: &[I],
         lengths: &[u64],
     ) -> Result<()> {
-        if lines.len() != texts.len() || ids.len() != texts.len() || lengths.len() != texts.len() {
+        if texts.len() != lines.len() {
+            return Err(config_err(
+                "lines",
+                format!("{} line numbers but {} texts: one each per document", lines.len(), texts.len()),
+            ));
+        }
+        let n = self.signer.hasher.num_perm();
+        let mut sigs = vec![0u32; texts.len() * n];
+        let signer = &self.signer;
+        let docs: Vec<SignedDoc> = sigs
+            .par_chunks_mut(n)
+            .zip(texts.par_iter())
+            .map_init(SignScratch::default, |scratch, (sig, text)| sign_doc(signer, text.as_ref(), scratch, sig))
+            .collect();
+        self.commit(lines, ids, lengths, SignedBatch { sigs, docs })
+    }
+
+    /// Adds documents signed by [`sign_doc`] (`batch`, in document order): their line numbers (increasing across
+    /// calls), ids and `text` lengths, as [`UnitWriter::add`].
+    pub(crate) fn commit<I: AsRef<str>>(
+        &mut self,
+        lines: &[u64],
+        ids: &[I],
+        lengths: &[u64],
+        batch: SignedBatch,
+    ) -> Result<()> {
+        let SignedBatch { sigs, docs } = batch;
+        if docs.len() != lines.len() || ids.len() != lines.len() || lengths.len() != lines.len() {
             return Err(config_err(
                 "lines",
                 format!(
                     "{} line numbers, {} texts, {} ids and {} lengths: one each per document",
                     lines.len(),
-                    texts.len(),
+                    docs.len(),
                     ids.len(),
                     lengths.len()
                 ),
@@ -336,26 +394,6 @@ impl UnitWriter {
         if self.lines.len() + lines.len() > u32::MAX as usize {
             return Err(config_err("documents", "more than 2^32 - 1 documents in one file"));
         }
-        let n = self.signer.hasher.num_perm();
-        let mut sigs = vec![0u32; texts.len() * n];
-        let signer = &self.signer;
-        let docs: Vec<SignedDoc> = sigs
-            .par_chunks_mut(n)
-            .zip(texts.par_iter())
-            .map_init(
-                || (SignBuf::default(), Vec::new()),
-                |(buf, scratch), (sig, text)| {
-                    let mut set = Vec::new();
-                    let want_set = signer.shingle_sets.then_some(&mut set);
-                    let count = signer.hasher.sign(text.as_ref(), buf, sig, want_set);
-                    let mut keys = Vec::new();
-                    if count > 0 {
-                        signer.bands.keys(sig, scratch, &mut keys);
-                    }
-                    SignedDoc { count: u32::try_from(count).unwrap_or(u32::MAX), keys, set }
-                },
-            )
-            .collect();
         let mut bytes = Vec::with_capacity(sigs.len() * 4);
         for v in &sigs {
             bytes.extend_from_slice(&v.to_le_bytes());
