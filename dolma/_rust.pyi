@@ -1,7 +1,7 @@
 """Type stubs for `dolma._rust`, the compiled kernels (Rust crate `rust_ext/py` over `rust_ext/core`)."""
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, TypeAlias, final
 
 # The exceptions the binding raises are the classes in dolma/errors.py (import them from there).
@@ -223,6 +223,10 @@ def file_fingerprint(path: str) -> str:
 
 def json_path_steps(path: str) -> list[str | int]:
     """The steps of a document key in the deduper's JSONPath subset (names, indexes); DedupeConfigError if bad."""
+
+def attribute_rows(ids: Sequence[str], rows: Mapping[int, bytes]) -> bytes:
+    """The attribute lines of documents `ids`, in order: `rows[i]` where given (a whole line, newline included),
+    otherwise `{"id":<id>,"attributes":{}}` with the id escaped as msgspec escapes it."""
 
 # Spark (distributed) dedupe: keys and attributes exactly as the local deduper computes them.
 

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
 
-from dolma import atomic
+from dolma import _rust, atomic
 from dolma import minhash as mh
 from dolma.documents import AttributeRow, Document, ReadStats, read_records
 from dolma.errors import DolmaError
@@ -69,6 +70,7 @@ def _write_rows(output: str, rows: Iterable[Row]) -> tuple[int, int]:
 
 
 _FLUSH_BYTES = 1 << 20
+_ROWS_PER_CALL = 1 << 15
 
 
 def _mark_row(
@@ -129,17 +131,30 @@ def write_recorded_marks(
         raise DolmaError(f"{keys_file}: made for {header['source']}, not {path}; rerun with --ignore_existing")
     if mh.source_stamp(path) != (header["source_size"], header["source_stamp"]):
         raise DolmaError(f"{path}: changed since it was signed; rerun with --ignore_existing")
-    line_list = lines.tolist()
-    if not members.keys() <= set(line_list):
+    # Lines are strictly increasing: each member's index in the file by binary search.
+    member_lines = np.fromiter(members.keys(), dtype=np.uint64, count=len(members))
+    index = np.searchsorted(lines, member_lines)
+    if len(members) and (
+        index.max() >= len(lines) or not np.array_equal(lines[np.minimum(index, len(lines) - 1)], member_lines)
+    ):
         raise DolmaError(
             f"{keys_file}: the clusters name lines of {path} its band-key file does not record; rerun with "
             "--ignore_existing"
         )
-    rows = (
-        _mark_row(doc_id, length, members.get(line), attribute, cluster_attribute)
-        for line, length, doc_id in zip(line_list, lengths.tolist(), ids)
-    )
-    written, marked = _write_rows(output, rows)
+    rows: dict[int, bytes] = {}
+    marked = 0
+    for i, member in zip(index.tolist(), members.values()):
+        doc_id, attributes, mark = _mark_row(ids[i], int(lengths[i]), member, attribute, cluster_attribute)
+        rows[i] = _row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n"
+        marked += mark
+    # The rows of the other documents (most of them: `{"id":...,"attributes":{}}`) are made in Rust, the same bytes
+    # `_write_rows` makes, a slice of documents at a time.
+    with atomic.AtomicWriter(output) as out:
+        for start in range(0, len(ids), _ROWS_PER_CALL):
+            end = start + _ROWS_PER_CALL
+            given = {i - start: row for i, row in rows.items() if start <= i < end}
+            out.write(_rust.attribute_rows(ids[start:end], given))
+    written = out.bytes_written
     return UnitStats(
         documents_in=header["documents"],
         documents_out=header["documents"],
@@ -165,7 +180,8 @@ class MarkJob(Job):
 
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
         _, records = mh.read_results(self.results[unit.input])
-        members = {int(r["line"]): (int(r["ordinal"]), int(r["cluster"]), float(r["similarity"])) for r in records}
+        columns = (records[name].tolist() for name in ("line", "ordinal", "cluster", "similarity"))
+        members = {line: (ordinal, cluster, similarity) for line, ordinal, cluster, similarity in zip(*columns)}
         stats = write_recorded_marks(
             unit.input, self.keys[unit.input], unit.outputs[0], members, self.attribute, self.cluster_attribute
         )

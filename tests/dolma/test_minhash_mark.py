@@ -10,8 +10,13 @@ import os
 import random
 from pathlib import Path
 
+import msgspec
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from dolma import _rust
 from dolma import minhash as mh
+from dolma.documents import AttributeRow
 from dolma.minhash_attributes import write_marks
 from tests.conftest import read_jsonl, run_cli, write_jsonl_gz
 from tests.helpers.textgen import synthetic_docs
@@ -169,3 +174,17 @@ def test_band_key_file_records_lines_ids_text_lengths_and_the_files_stamp(tmp_pa
         st = path.stat()
         assert (header["source_size"], header["source_stamp"]) == (st.st_size, st.st_mtime_ns)
         assert (header["documents"], header["bad_lines"], header["bytes_read"]) == (3, 2, st.st_size)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(st.text(), max_size=8), given_rows=st.sets(st.integers(0, 7)))
+@example(ids=['a"\\\x00\x1f\x7f\u2028é😀\n\t\b\f\r', ""], given_rows=set())
+def test_rust_attribute_rows_are_msgspecs_rows(ids: list[str], given_rows: set[int]) -> None:
+    """The mark pass's rows made in Rust are the bytes msgspec makes for the same rows (what `write_marks`, the
+    Spark run's writer, writes), and a given row is used as it is."""
+    encoder = msgspec.json.Encoder()
+    rows = {i: b"given %d\n" % i for i in given_rows if i < len(ids)}
+    want = b"".join(
+        rows.get(i, encoder.encode(AttributeRow(id=doc_id, attributes={})) + b"\n") for i, doc_id in enumerate(ids)
+    )
+    assert _rust.attribute_rows(ids, rows) == want

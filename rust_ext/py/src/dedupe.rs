@@ -1,6 +1,7 @@
 //! Bindings for the dedupe pipeline: `Deduper.run` processes files end to end (read, parse, hash,
 //! test-and-insert in input order, write attributes) with the interpreter released, on its own thread pool.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -9,7 +10,8 @@ use dolma_core::dedupe::jsonpath::{JsonPath, Step};
 use dolma_core::dedupe::{fingerprint_file, DedupeConfig, DedupeError, Deduper, FileJob, RunStats};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::bloom::PyBloomFilter;
 use crate::errors::{dedupe_err, dedupe_run_err, stopped, Class, Progress};
@@ -224,7 +226,20 @@ fn json_path_steps(py: Python<'_>, path: &str) -> PyResult<Vec<Py<PyAny>>> {
         .collect()
 }
 
+/// The attribute lines of documents `ids`, in order: `rows[i]` where given (a whole line), otherwise
+/// `{"id":<id>,"attributes":{}}` (the id escaped as msgspec escapes it), as one bytes object.
+#[pyfunction]
+fn attribute_rows<'py>(
+    py: Python<'py>,
+    ids: Vec<PyBackedStr>,
+    rows: HashMap<usize, PyBackedBytes>,
+) -> Bound<'py, PyBytes> {
+    let body = py.detach(|| dolma_core::dedupe::attribute_rows(&ids, &rows));
+    PyBytes::new(py, &body)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(attribute_rows, m)?)?;
     m.add_class::<PyDeduper>()?;
     m.add_function(wrap_pyfunction!(file_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(json_path_steps, m)?)?;

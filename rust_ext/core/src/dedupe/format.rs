@@ -43,6 +43,26 @@ pub(crate) fn push_attribute_line(body: &mut Vec<u8>, id: &str, attribute: &str,
     body.extend_from_slice(b"}}\n");
 }
 
+/// The attribute lines of documents `ids` (strings), in order: `rows[i]` (a whole line, newline included) for a
+/// document `i` that has one, otherwise an empty line `{"id":<id>,"attributes":{}}`, its id JSON-escaped as the
+/// Python side's encoder escapes it (`"`, `\\` and control characters; everything else as is).
+pub fn attribute_rows<S: AsRef<str>, R: AsRef<[u8]>>(
+    ids: &[S],
+    rows: &std::collections::HashMap<usize, R>,
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(ids.len() * 48);
+    for (i, id) in ids.iter().enumerate() {
+        match rows.get(&i) {
+            Some(row) => body.extend_from_slice(row.as_ref()),
+            None => {
+                let quoted = serde_json::to_string(id.as_ref()).unwrap_or_default();
+                push_attribute_line(&mut body, &quoted, "", None);
+            }
+        }
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +71,14 @@ mod tests {
         let mut body = b"before\n".to_vec();
         push_attribute_line(&mut body, id, &quoted_attribute("dup \"x\""), marks);
         String::from_utf8(body).unwrap()
+    }
+
+    #[test]
+    fn rows_of_unmarked_documents_and_given_rows() {
+        let rows = std::collections::HashMap::from([(1usize, b"given\n".to_vec())]);
+        let body = attribute_rows(&["a\"\u{1}\n\u{7f}é", "b", "c"], &rows);
+        let want = "{\"id\":\"a\\\"\\u0001\\n\u{7f}é\",\"attributes\":{}}\ngiven\n{\"id\":\"c\",\"attributes\":{}}\n";
+        assert_eq!(String::from_utf8(body).unwrap(), want);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub(crate) mod document;
 pub mod files;
 pub(crate) mod format;
+pub use format::attribute_rows;
 pub mod jsonpath;
 pub(crate) mod keys;
 pub(crate) mod lines;
