@@ -21,6 +21,7 @@ __all__ = [
     "MinHashFileWriter",
     "MinHashSigner",
     "__version__",
+    "attribute_rows",
     "c4_stats_batch",
     "file_fingerprint",
     "find_key_repeats",
