@@ -346,7 +346,8 @@ class MinHashFileWriter:
         self, path: str, key: list[str | int], *, skip_bad_lines: bool, batch_chars: int
     ) -> dict[str, Any]:
         """Read the local documents file `path` in Rust and add its documents (the text at `key` is signed):
-        {lines, bytes, bad: [(line, its bytes)], stopped} (stopped: the first bad line ended the read)."""
+        {lines, bytes, bad: [(line, its bytes)], stopped, unkept, first_unkept} (stopped: the first bad line ended
+        the read; unkept: skipped bad lines past the limit of those kept, counted only, the first at first_unkept)."""
     def finish(self, lines_read: int, bad_lines: int, bytes_read: int) -> dict[str, Any]:
         """Write the file atomically; returns its header (file_index, documents, lines, bad_lines, keyed,
         records, num_perm, bands, rows, shingle_sets, fingerprint, source, source_size, source_stamp,

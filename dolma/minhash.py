@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -340,6 +341,15 @@ def _add_read_in_rust(
     stats.lines, stats.bytes = read["lines"], read["bytes"]
     for line, raw in read["bad"]:  # skipped, or (without skipping) the one that stopped the read: raised
         bad_line_found(path, line, raw, DOCUMENT_FIELDS, skip_bad_lines and not read["stopped"], stats)
+    if read["unkept"]:  # skipped past the reader's limit on bad lines kept (a damaged file must not fill memory)
+        logging.getLogger("dolma").warning(
+            "skipping %d more bad lines of %s, the first at line %d (only the first %d are explained)",
+            read["unkept"],
+            path,
+            read["first_unkept"],
+            len(read["bad"]),
+        )
+        stats.bad_lines += read["unkept"]
     stats.documents = writer.documents
 
 

@@ -161,3 +161,20 @@ def test_a_signal_stops_the_rust_read_in_the_middle_of_a_file(tmp_path):
             proc.wait()
     assert proc.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
     assert not output.exists() and not list(tmp_path.glob("keys.mhk*tmp*"))
+
+
+def test_bad_lines_past_the_kept_limit_are_counted_and_logged_once(tmp_path: Path, caplog) -> None:
+    """A file with more bad lines than the Rust reader keeps for explaining: every one is counted, the first ones
+    are explained, the rest are summed up in one warning; the band-key file is the Python read's."""
+    kept = 1000  # dolma_core::minhash::read::KEPT_BAD_LINES
+    lines = [json.dumps(GOOD[0])] + ["{not json"] * (kept + 7) + [json.dumps(GOOD[2])]
+    path = write(tmp_path / "d.jsonl.gz", lines)
+    with caplog.at_level(logging.WARNING, logger="dolma"):
+        stats = mh.sign_file(path, str(tmp_path / "rust.mhk"), 0, PARAMS, skip_bad_lines=True, batch_bytes=64)
+    messages = [r.getMessage() for r in caplog.records]
+    assert stats.bad_lines == kept + 7 and stats.documents == 2 and stats.lines == kept + 9
+    assert sum(m.startswith("skipping ") and "line" in m for m in messages) == kept + 1
+    assert f"skipping 7 more bad lines of {path}, the first at line {kept + 2}" in messages[-1]
+    python = read_in_python(path, str(tmp_path / "python.mhk"), True, ("text",))
+    assert (tmp_path / "rust.mhk").read_bytes() == (tmp_path / "python.mhk").read_bytes()
+    assert python.bad_lines == stats.bad_lines

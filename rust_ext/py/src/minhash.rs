@@ -208,7 +208,8 @@ impl PyMinHashFileWriter {
     }
 
     /// Reads the local documents file `path` in Rust and adds its documents (the text at `key`, JSONPath steps,
-    /// is signed): `{lines, bytes, bad: [(line, bytes)], stopped}` (see `dolma_core::minhash::read`).
+    /// is signed): `{lines, bytes, bad: [(line, bytes)], stopped, unkept, first_unkept}` (see
+    /// `dolma_core::minhash::read`: skipped bad lines past its limits are only counted).
     #[pyo3(signature = (path, key, *, skip_bad_lines, batch_chars))]
     fn sign_documents<'py>(
         &mut self,
@@ -240,6 +241,8 @@ impl PyMinHashFileWriter {
             outcome.bad.iter().map(|b| (b.line, PyBytes::new(py, &b.bytes))).collect();
         d.set_item("bad", bad)?;
         d.set_item("stopped", outcome.stopped)?;
+        d.set_item("unkept", outcome.unkept)?;
+        d.set_item("first_unkept", outcome.first_unkept)?;
         Ok(d)
     }
 

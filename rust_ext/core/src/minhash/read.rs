@@ -41,12 +41,37 @@ pub struct BadLine {
 
 /// What was read: every line (blank and bad ones too) and its bytes with its newline, as the Python reader
 /// counts them; the bad lines skipped, or (`stopped`) the one bad line that ended the read without skipping.
+/// Skipped bad lines are kept for the caller to explain up to [`KEPT_BAD_LINES`] lines and [`KEPT_BAD_BYTES`]
+/// bytes a file (a damaged file must not fill the memory); the others are only counted (`unkept`), with the
+/// number of the first of them.
 #[derive(Debug, Default)]
 pub struct ReadOutcome {
     pub lines: u64,
     pub bytes: u64,
     pub bad: Vec<BadLine>,
+    pub kept_bytes: usize,
+    pub unkept: u64,
+    pub first_unkept: u64,
     pub stopped: bool,
+}
+
+/// Most skipped bad lines kept (with their bytes) per file, and most bytes of them.
+pub const KEPT_BAD_LINES: usize = 1000;
+pub const KEPT_BAD_BYTES: usize = 16 << 20;
+
+impl ReadOutcome {
+    /// Keeps a skipped bad line within the limits, or counts it.
+    fn skipped(&mut self, line: u64, bytes: Vec<u8>) {
+        if self.bad.len() < KEPT_BAD_LINES && self.kept_bytes + bytes.len() <= KEPT_BAD_BYTES {
+            self.kept_bytes += bytes.len();
+            self.bad.push(BadLine { line, bytes });
+        } else {
+            if self.unkept == 0 {
+                self.first_unkept = line;
+            }
+            self.unkept += 1;
+        }
+    }
 }
 
 /// A document's text to sign, its id and the length of its `text` in code points.
@@ -237,7 +262,9 @@ fn commit(writer: &mut UnitWriter, chunk: Prepared, skip_bad_lines: bool, out: &
             return Ok(false);
         }
     }
-    out.bad.extend(bad.map(|(line, _, bytes)| BadLine { line: base + line, bytes }));
+    for (line, _, bytes) in bad {
+        out.skipped(base + line, bytes);
+    }
     let numbers: Vec<u64> = chunk.numbers.iter().map(|line| base + line).collect();
     writer.commit(&numbers, &chunk.ids, &chunk.lengths, chunk.signed)?;
     out.lines += chunk.lines;
@@ -408,6 +435,21 @@ mod tests {
         assert_eq!(parse_line(br#"{"id": "b", "text": 5}"#, &text), None);
         assert_eq!(parse_line(b"{\"id\": \"b\", \"text\": \"\xff\"}", &text), None);
         assert!(is_blank(b" \t\x0b\x0c\r") && !is_blank(b" x"));
+    }
+
+    #[test]
+    fn skipped_bad_lines_are_kept_within_the_limits() {
+        let mut out = ReadOutcome::default();
+        for line in 1..=KEPT_BAD_LINES as u64 + 5 {
+            out.skipped(line, vec![b'x'; 3]);
+        }
+        assert_eq!((out.bad.len(), out.unkept, out.first_unkept), (KEPT_BAD_LINES, 5, KEPT_BAD_LINES as u64 + 1));
+        let mut out = ReadOutcome::default();
+        out.skipped(1, vec![0; KEPT_BAD_BYTES - 10]);
+        out.skipped(2, vec![0; 11]);
+        out.skipped(3, vec![0; 10]);
+        assert_eq!(out.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!((out.unkept, out.first_unkept, out.kept_bytes), (1, 2, KEPT_BAD_BYTES));
     }
 
     /// The chunks `produce` sends for `data` read with `chunk_bytes`.
