@@ -44,6 +44,7 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     and signature) and its INFO says where credentials were found. DOLMA_LIBRARY_LOG_LEVEL=DEBUG asks for them;
     the handler's redaction filter still masks credentials and signatures in whatever is printed.
     """
+    from rich.console import Console
     from rich.logging import RichHandler
 
     from dolma.redact import RedactSecrets
@@ -53,7 +54,10 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     library_level = logging.getLevelName(asked) if asked else logging.WARNING
     if not isinstance(library_level, int):
         raise DolmaError(f"{LIBRARY_LEVEL_VARIABLE}={asked!r}: use DEBUG, INFO, WARNING or ERROR")
-    handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    # Logs go to stderr with the run summary: stdout carries only what a command outputs (listings, paths).
+    handler = RichHandler(
+        console=Console(stderr=True), show_path=False, show_time=False, markup=False, rich_tracebacks=False
+    )
     handler.addFilter(RedactSecrets())
     logging.basicConfig(level=library_level, format="%(message)s", handlers=[handler], force=True)
     for name in LIBRARY_LOGGERS:
