@@ -118,8 +118,11 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 	-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
 	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
+# Two workers (pytest-xdist), a test file per worker at a time: module fixtures (the reference's runs) stay shared.
+XDIST := -n 2 --dist loadfile
+
 test-python: build reference profanity golden
-	$(OFFLINE) $(VENV)/bin/python -m pytest -q --durations=25 tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q $(XDIST) --durations=25 tests
 
 # The edit loop: every Python test except those on Spark, against the reference toolkit or running the whole demo
 # pipeline (markers assigned by tests/conftest.py from what each test uses; the fault suite's long cases never run
@@ -131,7 +134,7 @@ test-fast: build golden
 
 # everything that runs on this machine without Spark, the reference or the demo (~10 min)
 test-local: build golden
-	$(OFFLINE) $(VENV)/bin/python -m pytest -q -m "not spark and not reference and not slow" tests
+	$(OFFLINE) $(VENV)/bin/python -m pytest -q $(XDIST) -m "not spark and not reference and not slow" tests
 
 # stubtest: the stub dolma/_rust.pyi says exactly what the compiled module has (names, signatures, classes).
 lint: build
