@@ -244,3 +244,8 @@ def _stop_workers(pool: ProcessPoolExecutor, grace: float = 30.0) -> None:
                 proc.join(5)
     with contextlib.suppress(Exception):
         pool.shutdown(wait=False, cancel_futures=True)
+    # Let the pool's manager thread finish (it closes its wake-up pipe): at interpreter exit CPython wakes every
+    # pool's manager through that pipe, and a pipe closed meanwhile printed a "Bad file descriptor" traceback.
+    manager = getattr(pool, "_executor_manager_thread", None)  # no public accessor
+    if manager is not None:
+        manager.join(5)
