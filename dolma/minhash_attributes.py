@@ -98,22 +98,64 @@ def write_marks(
     skip_bad_lines: bool,
 ) -> UnitStats:
     """The attributes file of `path` from its cluster members (line -> (ordinal, cluster id, similarity to the
-    keeper, an f32 value)), and the unit's numbers. Shared by the local and Spark runs, so both write the same
-    bytes and count alike."""
+    keeper, an f32 value)), and the unit's numbers, reading the documents file (the Spark run's writer; the local
+    run's mark pass reads the band-key file instead, `write_recorded_marks`: the same bytes)."""
+    stats = ReadStats()
+    ids: list[str] = []
+    rows: dict[int, bytes] = {}
+    marked = 0
+    for lineno, doc, _ in read_records(path, _document.decode, skip_bad_lines=skip_bad_lines, stats=stats):
+        if doc is None:
+            continue
+        member = members.get(lineno)
+        if member is not None:
+            marked += _add_member_row(rows, len(ids), doc.id, len(doc.text), member, attribute, cluster_attribute)
+        ids.append(doc.id)
+    if len(rows) != len(members):
+        raise DolmaError(
+            f"{path}: {len(members)} of its documents are in clusters but {len(rows)} of those lines hold one: it "
+            "changed since it was signed; rerun with --ignore_existing"
+        )
+    return UnitStats(
+        documents_in=stats.documents,
+        documents_out=stats.documents,
+        bad_lines=stats.bad_lines,
+        bytes_in=stats.bytes,
+        bytes_out=_write_id_rows(output, ids, rows),
+        counters={"documents marked": marked},
+    )
 
-    def annotate(docs: Iterable[tuple[int, Document]]) -> Iterator[Row]:
-        seen = 0
-        for lineno, doc in docs:
-            seen += 1
-            member = members.get(lineno)
-            yield _mark_row(doc.id, len(doc.text) if member is not None else 0, member, attribute, cluster_attribute)
-        if len(members) > seen:  # raised inside the writer: the file is discarded
-            raise DolmaError(
-                f"{path}: {len(members)} of its documents are in clusters but the file has {seen}: it changed since "
-                "it was signed; rerun with --ignore_existing"
-            )
 
-    return write_attribute_file(path, output, _document.decode, annotate, "documents marked", skip_bad_lines)
+def _add_member_row(
+    rows: dict[int, bytes],
+    index: int,
+    doc_id: str,
+    length: int,
+    member: tuple[int, int, float],
+    attribute: str,
+    cluster_attribute: str,
+) -> bool:
+    """Encodes the row of the cluster member at `index` into `rows`; whether it counts as marked."""
+    doc_id, attributes, mark = _mark_row(doc_id, length, member, attribute, cluster_attribute)
+    rows[index] = _row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n"
+    return mark
+
+
+def _write_id_rows(output: str, ids: list[str], rows: dict[int, bytes]) -> int:
+    """Writes one row per id atomically to `output`: `rows[i]` for the given ones, `{"id":...,"attributes":{}}`
+    for the others (most of them, made in Rust: the bytes `_write_rows` makes), a slice of ids at a time; returns
+    the bytes written."""
+    given = sorted(rows.items())
+    k = 0
+    with atomic.AtomicWriter(output) as out:
+        for start in range(0, len(ids), _ROWS_PER_CALL):
+            end = start + _ROWS_PER_CALL
+            chunk: dict[int, bytes] = {}
+            while k < len(given) and given[k][0] < end:
+                chunk[given[k][0] - start] = given[k][1]
+                k += 1
+            out.write(_rust.attribute_rows(ids[start:end], chunk))
+    return out.bytes_written
 
 
 def write_recorded_marks(
@@ -144,23 +186,13 @@ def write_recorded_marks(
     rows: dict[int, bytes] = {}
     marked = 0
     for i, member in zip(index.tolist(), members.values()):
-        doc_id, attributes, mark = _mark_row(ids[i], int(lengths[i]), member, attribute, cluster_attribute)
-        rows[i] = _row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n"
-        marked += mark
-    # The rows of the other documents (most of them: `{"id":...,"attributes":{}}`) are made in Rust, the same bytes
-    # `_write_rows` makes, a slice of documents at a time.
-    with atomic.AtomicWriter(output) as out:
-        for start in range(0, len(ids), _ROWS_PER_CALL):
-            end = start + _ROWS_PER_CALL
-            given = {i - start: row for i, row in rows.items() if start <= i < end}
-            out.write(_rust.attribute_rows(ids[start:end], given))
-    written = out.bytes_written
+        marked += _add_member_row(rows, i, ids[i], int(lengths[i]), member, attribute, cluster_attribute)
     return UnitStats(
         documents_in=header["documents"],
         documents_out=header["documents"],
         bad_lines=header["bad_lines"],
         bytes_in=header["bytes_read"],
-        bytes_out=written,
+        bytes_out=_write_id_rows(output, ids, rows),
         counters={"documents marked": marked},
     )
 

@@ -11,12 +11,14 @@ import random
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dolma import _rust
 from dolma import minhash as mh
 from dolma.documents import AttributeRow
+from dolma.errors import DolmaError
 from dolma.minhash_attributes import write_marks
 from tests.conftest import read_jsonl, run_cli, write_jsonl_gz
 from tests.helpers.textgen import synthetic_docs
@@ -118,6 +120,37 @@ def test_a_documents_file_changed_since_signing_is_refused(tmp_path: Path) -> No
     result = dedupe(root, "--ignore_existing")
     assert result.returncode == 0, result.stderr[-3000:]
     assert attributes(root) == written
+
+
+def test_document_reading_writer_cuts_rows_in_slices_and_refuses_lines_without_a_document(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """`write_marks` (the Spark run's writer): its rows, made a slice of documents at a time, are the same bytes
+    whatever the slice size (members in the first, a middle and the last slice); a member on a line that holds no
+    document (the file changed since it was signed) fails the file and writes nothing."""
+    import dolma.minhash_attributes as attrs
+
+    docs = [{"id": f"d{i}", "text": "é" * i, "source": "s"} for i in range(10)]
+    path = tmp_path / "a.jsonl.gz"
+    write_jsonl_gz(path, docs)
+    members = {1: (0, 0, 1.0), 4: (1, 0, 0.5), 10: (2, 0, 0.25)}  # lines are 1-based: documents 0, 3 and 9
+    outputs = []
+    for size in (1 << 15, 3, 1):
+        monkeypatch.setattr(attrs, "_ROWS_PER_CALL", size)
+        out = tmp_path / f"out-{size}.jsonl.gz"
+        stats = write_marks(str(path), str(out), members, "nd_dup", "nd_dup__cluster", False)
+        assert stats.counters == {"documents marked": 2} and stats.documents_in == 10
+        outputs.append(out.read_bytes())
+    assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
+    rows = [json.loads(line) for line in gzip.decompress(outputs[0]).splitlines()]
+    assert [r["id"] for r in rows] == [d["id"] for d in docs]
+    assert rows[0]["attributes"] == {"nd_dup__cluster": [[0, 0, 0]]}
+    assert rows[3]["attributes"] == {"nd_dup": [[0, 3, 0.5]], "nd_dup__cluster": [[0, 3, 0]]}
+    assert rows[9]["attributes"] == {"nd_dup": [[0, 9, 0.25]], "nd_dup__cluster": [[0, 9, 0]]}
+    assert all(r["attributes"] == {} for i, r in enumerate(rows) if i not in (0, 3, 9))
+    with pytest.raises(DolmaError, match="changed since it was signed"):
+        write_marks(str(path), str(tmp_path / "bad.jsonl.gz"), {11: (0, 0, 1.0)}, "nd_dup", "c", False)
+    assert not (tmp_path / "bad.jsonl.gz").exists()
 
 
 def test_an_old_version_band_key_file_is_redone(tmp_path: Path) -> None:
