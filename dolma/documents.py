@@ -208,6 +208,20 @@ def bad_line_found(
     stats.bad_lines += 1
 
 
+def bad_lines_not_explained(path: str, count: int, first: int, explained: int, stats: ReadStats) -> None:
+    """The policy's summary for a reader that explains only its first `explained` skipped bad lines (a damaged
+    file must not fill memory with them): the `count` others, from line `first` on, are counted in
+    `stats.bad_lines` and logged in one warning."""
+    log.warning(
+        "skipping %d more bad lines of %s, the first at line %d (only the first %d are explained)",
+        count,
+        path,
+        first,
+        explained,
+    )
+    stats.bad_lines += count
+
+
 def read_records(
     path: str,
     decode: Callable[[bytes], T],

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from dolma.documents import (
     BadLine,
     ReadStats,
     bad_line_found,
+    bad_lines_not_explained,
     has_document_fields,
     read_documents,
     read_records,
@@ -341,15 +341,8 @@ def _add_read_in_rust(
     stats.lines, stats.bytes = read["lines"], read["bytes"]
     for line, raw in read["bad"]:  # skipped, or (without skipping) the one that stopped the read: raised
         bad_line_found(path, line, raw, DOCUMENT_FIELDS, skip_bad_lines and not read["stopped"], stats)
-    if read["unkept"]:  # skipped past the reader's limit on bad lines kept (a damaged file must not fill memory)
-        logging.getLogger("dolma").warning(
-            "skipping %d more bad lines of %s, the first at line %d (only the first %d are explained)",
-            read["unkept"],
-            path,
-            read["first_unkept"],
-            len(read["bad"]),
-        )
-        stats.bad_lines += read["unkept"]
+    if read["unkept"]:  # skipped past the reader's limit on bad lines kept
+        bad_lines_not_explained(path, read["unkept"], read["first_unkept"], len(read["bad"]), stats)
     stats.documents = writer.documents
 
 
