@@ -12,7 +12,7 @@ LOCKS := .ci/locks
 PIP_LOCKED := -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r
 
 .PHONY: all venv build demo test test-fast test-local test-rust test-python lint format reference profanity datatrove compat \
-	bench clean lock lock-upgrade faults golden
+	bench clean lock lock-upgrade faults golden FORCE
 
 all: build
 
@@ -24,10 +24,19 @@ $(VENV)/.created: $(LOCKS)/dev.txt
 venv: $(VENV)/.created
 
 # Builds the Rust extension (release) and installs the packages in editable mode (their dependencies, dev
-# tools included, are already installed from the lock, so maturin finds them satisfied).
-build: venv
+# tools included, are already installed from the lock, so maturin finds them satisfied). Done again only when a
+# file under rust_ext/ (its target/ aside), pyproject.toml or the venv changed, or the module is missing: `make test`
+# after `make build` (as .ci/run does) does not build twice.
+RUST_SOURCES := $(shell find $(CARGO_DIR) -path $(CARGO_DIR)/target -prune -o -type f -print)
+BUILT := $(VENV)/.built
+$(BUILT): $(VENV)/.created pyproject.toml $(RUST_SOURCES) $(if $(wildcard dolma/_rust*.so),,FORCE)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 		$(VENV)/bin/maturin develop --release -q
+	touch $@
+
+FORCE:
+
+build: $(BUILT)
 
 # Refreshes the locks after a change of dependencies in pyproject.toml or .ci/locks/*.in, keeping every pin that
 # still fits (commit the result on its own). `make lock-upgrade` moves every package to its newest version.
