@@ -19,7 +19,7 @@ import pytest
 from dolma import registry
 from dolma.documents import Document
 from tests.conftest import SAMPLE, read_jsonl
-from tests.helpers.reference import compare_outputs, compare_rows, tag_both
+from tests.helpers.reference import compare_outputs, compare_rows, sample_share, tag_both
 from tests.helpers.textgen import synthetic_docs
 
 QUALITY_TAGGERS = [
@@ -196,6 +196,9 @@ def test_c4_custom_word_list(tmp_path):
     assert flagged == [True, True, False, False]
 
 
+EXTRA_SOURCES = ("rules", "synthetic")
+
+
 def _extra_docs() -> dict[str, list[dict]]:
     return {
         "quality-rules": [{"id": f"rule-{i}", "text": t, "source": "rules"} for i, t in enumerate(RULE_DOCS)],
@@ -215,7 +218,9 @@ def _short_line_sample_docs() -> list[dict]:
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory):
     taggers = [t for t in QUALITY_TAGGERS if t not in REPETITION_TAGGERS]
-    return tag_both(tmp_path_factory.mktemp("ref-quality"), taggers, _extra_docs())
+    # One sample document in 3 (by a checksum of the id, all three sources): the reference's rules are slow Python.
+    keep = sample_share(3, *EXTRA_SOURCES)
+    return tag_both(tmp_path_factory.mktemp("ref-quality"), taggers, _extra_docs(), keep=keep)
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +252,7 @@ def test_repetition_taggers_match_reference(tagged_repetitions, tagger):
 def test_quality_taggers_match_reference(tagged, tagger):
     ours, theirs = tagged
     if not tagger.startswith("c4"):
-        assert compare_outputs(ours, theirs, tagger) > 2000
+        assert compare_outputs(ours, theirs, tagger) > 1000
         return
     files = sorted(p.relative_to(theirs) for p in (theirs / "attributes" / tagger).rglob("*.jsonl.gz"))
     assert files
