@@ -51,12 +51,15 @@ pub fn attribute_rows<S: AsRef<str>, R: AsRef<[u8]>>(
     rows: &std::collections::HashMap<usize, R>,
 ) -> Vec<u8> {
     let mut body = Vec::with_capacity(ids.len() * 48);
+    let mut quoted = Vec::new(); // the id, escaped: one buffer for every id
     for (i, id) in ids.iter().enumerate() {
         match rows.get(&i) {
             Some(row) => body.extend_from_slice(row.as_ref()),
             None => {
-                let quoted = serde_json::to_string(id.as_ref()).unwrap_or_default();
-                push_attribute_line(&mut body, &quoted, "", None);
+                quoted.clear();
+                // Writing a str's JSON to a Vec cannot fail, and JSON of a str is UTF-8.
+                let _ = serde_json::to_writer(&mut quoted, id.as_ref());
+                push_attribute_line(&mut body, std::str::from_utf8(&quoted).unwrap_or("\"\""), "", None);
             }
         }
     }
