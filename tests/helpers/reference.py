@@ -16,6 +16,10 @@ from tests.conftest import SAMPLE, read_jsonl, require_marker, run_cli, write_js
 
 LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
 # Modules the reference imports that do not install from wheels, given to it over ones that do (see each file).
+# Processes of both toolkits' `dolma tag` in `tag_both`: one. The suite keeps both cores busy with two workers, and
+# a second process per run loads every model again (a third more CPU time for the language-ID runs); 1 vs 2
+# processes giving the same files is tested for each command in its own tests.
+PROCESSES = "1"
 SHIMS = Path(__file__).resolve().parent / "reference_shims"
 
 
@@ -136,9 +140,10 @@ def tag_both(
     ours = prepare(tmp / "ours", extra, sample, keep)
     theirs = prepare(tmp / "theirs", extra, sample, keep)
     pattern = "documents/**/*.jsonl.gz"
-    ref = run_reference(["tag", "--documents", pattern, "--taggers", *taggers, "--processes", "2"], tmp, cwd=theirs)
+    args = ["tag", "--documents", pattern, "--taggers", *taggers, "--processes", PROCESSES]
+    ref = run_reference(args, tmp, cwd=theirs)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    mine = run_cli("tag", "--documents", pattern, "--taggers", *taggers, "--processes", "2", "--quiet", cwd=ours)
+    mine = run_cli(*args, "--quiet", cwd=ours)
     assert mine.returncode == 0, mine.stderr
     return ours, theirs
 
