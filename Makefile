@@ -128,7 +128,8 @@ OFFLINE := env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_
 	AWS_EC2_METADATA_DISABLED=true NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 # Two workers (pytest-xdist), a test file per worker at a time: module fixtures (the reference's runs) stay shared.
-XDIST := -n 2 --dist loadfile
+# Files are handed out in collection order, the longest first (LONGEST_FILES in tests/conftest.py).
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 test-python: build reference profanity golden
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q $(XDIST) --durations=25 tests

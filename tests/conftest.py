@@ -434,12 +434,41 @@ def markers_for(item) -> set[str]:
     return wanted
 
 
+# The longest test files (their tests' summed durations, `--durations=0`), longest first. The suite runs on two
+# workers a file at a time (`make test`: xdist `--dist loadfile --no-loadscope-reorder`) in collection order, so
+# these are collected first: a long file that starts last leaves the other worker idle until it ends.
+LONGEST_FILES = [
+    "tests/compat/test_reference_langid.py",
+    "tests/dolma/test_docs.py",
+    "tests/dolma/test_spark.py",
+    "tests/compat/test_reference_tokenizer_taggers.py",
+    "tests/dolma/test_dedupe_minhash.py",
+    "tests/taggers/test_quality_taggers.py",
+    "tests/compat/test_reference_uniseg.py",
+    "tests/compat/test_reference_code_taggers.py",
+    "tests/taggers/test_langid.py",
+    "tests/dolma/test_dedupe_reruns.py",
+    "tests/dolma/test_dedupe.py",
+    "tests/dolma/test_lifecycle.py",
+    "tests/dolma/test_faults.py",
+    "tests/compat/test_reference_more_taggers.py",
+    "tests/mixers/test_report.py",
+    "tests/compat/test_reference_starcoder_v1.py",
+]
+
+
+def _file_rank(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return LONGEST_FILES.index(path) if path in LONGEST_FILES else len(LONGEST_FILES)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for name in sorted(markers_for(item)):
             if not item.get_closest_marker(name):
                 item.add_marker(name)
+    items.sort(key=_file_rank)  # stable: a file's tests, and the other files, keep their order
     if config.getoption("faults"):
         return
     deselected = [item for item in items if item.get_closest_marker("faults")]

@@ -177,3 +177,20 @@ def functions_of(path: Path) -> dict[str, ast.FunctionDef]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         _FUNCTIONS[path] = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     return _FUNCTIONS[path]
+
+
+def test_longest_files_are_collected_first():
+    """The files `tests/conftest.py` hands to the workers first exist (a renamed one would silently go last), and
+    pytest collects them first, in that order."""
+    from tests.conftest import LONGEST_FILES
+
+    assert all((REPO / name).is_file() for name in LONGEST_FILES), LONGEST_FILES
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
+    files = list(dict.fromkeys(line.split("::", 1)[0] for line in listed.stdout.splitlines() if "::" in line))
+    assert files[: len(LONGEST_FILES)] == LONGEST_FILES
