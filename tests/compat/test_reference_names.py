@@ -25,6 +25,7 @@ def test_every_reference_tagger_name_is_listed(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "[nltk_data]" not in result.stderr, result.stderr  # no download tried (see reference_env)
     theirs = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(theirs) == 99
     listed = run_cli("list", "--plain")

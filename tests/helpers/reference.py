@@ -43,6 +43,12 @@ def reference_env(tmp: Path) -> dict[str, str]:
         shutil.copy(SHIPPED_LID_MODEL, target)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
     env.update({"XDG_CACHE_HOME": str(cache), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    # The reference's import looks for NLTK's punkt data and, not finding it, downloads it from GitHub (an address
+    # the tests must not contact). Its sentence splitter is an untrained PunktSentenceTokenizer(), which reads no
+    # data: an empty punkt directory is found and stops the download.
+    nltk_data = tmp / "nltk-data"
+    (nltk_data / "tokenizers" / "punkt").mkdir(parents=True, exist_ok=True)
+    env["NLTK_DATA"] = str(nltk_data)
     env["PYTHONPATH"] = str(SHIMS)
     return env
 
