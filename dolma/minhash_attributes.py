@@ -5,7 +5,8 @@ Every writer writes one attribute row per good line of a documents file (a skipp
 reads in lockstep), atomically, and counts the documents it marked. The Spark run and the decontamination read
 the documents file with the toolkit's reader; the local dedupe's mark pass reads no documents: the band-key
 file recorded each document's line, id and text length when it was signed, with the file's size and version
-stamp, so a file changed since is refused. Every dedupe row is made by `_mark_row`, so both write the same bytes.
+stamp, so a file changed since is refused. Both dedupe writers make a cluster member's row with `_add_member_row`
+and every other row (`{"id":...,"attributes":{}}`) in Rust (`_write_id_rows`), so both write the same bytes.
 """
 
 from __future__ import annotations
@@ -73,19 +74,6 @@ _FLUSH_BYTES = 1 << 20
 _ROWS_PER_CALL = 1 << 15
 
 
-def _mark_row(
-    doc_id: str, length: int, member: tuple[int, int, float] | None, attribute: str, cluster_attribute: str
-) -> Row:
-    """The row of a document of `length` code points (member: its (ordinal, cluster id, similarity) if in one)."""
-    attributes: dict[str, list[list[float | int]]] = {}
-    if member is not None:
-        ordinal, cluster, similarity = member
-        if ordinal != cluster:
-            attributes[attribute] = [[0, length, round(similarity, 6)]]
-        attributes[cluster_attribute] = [[0, length, cluster]]
-    return doc_id, attributes, attribute in attributes
-
-
 _document = msgspec.json.Decoder(Document)
 
 
@@ -135,10 +123,15 @@ def _add_member_row(
     attribute: str,
     cluster_attribute: str,
 ) -> bool:
-    """Encodes the row of the cluster member at `index` into `rows`; whether it counts as marked."""
-    doc_id, attributes, mark = _mark_row(doc_id, length, member, attribute, cluster_attribute)
+    """Encodes into `rows` the row of the document at `index`, of `length` code points, a cluster member
+    ((ordinal, cluster id, similarity)); whether it counts as marked (not its cluster's keeper)."""
+    ordinal, cluster, similarity = member
+    attributes: dict[str, list[list[float | int]]] = {}
+    if ordinal != cluster:
+        attributes[attribute] = [[0, length, round(similarity, 6)]]
+    attributes[cluster_attribute] = [[0, length, cluster]]
     rows[index] = _row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n"
-    return mark
+    return ordinal != cluster
 
 
 def _write_id_rows(output: str, ids: list[str], rows: dict[int, bytes]) -> int:
