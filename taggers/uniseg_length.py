@@ -11,6 +11,7 @@ longest or the shortest with the same `max_score` syntax.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 
 from dolma import Document, Span, Tagger, TaggerError, paragraphs, register
@@ -38,6 +39,35 @@ def all_pieces(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+class _RecentCounts:
+    """Paragraph lengths of the documents read last, shared by the uniseg taggers of a process.
+
+    A run hands the same batch of documents to each of its taggers in turn, and three of the uniseg taggers count
+    the same paragraphs: uniseg is pure Python, so each paragraph is segmented once. The cache forgets everything
+    once it holds more than `LIMIT` characters (a batch's paragraphs fit).
+    """
+
+    LIMIT = 1 << 25
+
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+        self.chars = 0
+
+    def get(self, text: str, count: Callable[[str], float]) -> float:
+        n = self.counts.get(text)
+        if n is None:
+            n = count(text)
+            if self.chars + len(text) > self.LIMIT:
+                self.counts.clear()
+                self.chars = 0
+            self.counts[text] = n
+            self.chars += len(text)
+        return n
+
+
+_RECENT = _RecentCounts()
+
+
 class UnisegTagger(Tagger):
     """Base of the uniseg taggers: `check` refuses to start without the library."""
 
@@ -49,6 +79,9 @@ class UnisegTagger(Tagger):
 
     def count(self, text: str) -> float:
         """Segments that are not whitespace (a paragraph's length)."""
+        return _RECENT.get(text, self._count)
+
+    def _count(self, text: str) -> float:
         return float(sum(1 for word in self.words(text) if word.strip()))
 
     def paragraph_spans(self, text: str, with_empty: bool = False) -> list[Span]:

@@ -179,3 +179,22 @@ def test_uniseg_paragraph_taggers():
         (0, 0, "document", 0.0),
         (0, 0, "negative_document", 0.0),
     ]
+
+
+def test_uniseg_paragraph_counts_are_segmented_once_per_run():
+    """The paragraph taggers of a run share the counts of the paragraphs they read (uniseg is slow), bounded."""
+    from taggers.uniseg_length import _RecentCounts
+
+    calls = []
+
+    def count(text: str) -> float:
+        calls.append(text)
+        return float(len(text))
+
+    recent = _RecentCounts()
+    recent.LIMIT = 10
+    assert [recent.get(t, count) for t in ["abc", "abcd", "abc", "abcd"]] == [3.0, 4.0, 3.0, 4.0]
+    assert calls == ["abc", "abcd"]
+    assert recent.get("abcdef", count) == 6.0  # 3 + 4 + 6 > 10: the older counts are forgotten
+    assert recent.get("abc", count) == 3.0 and calls == ["abc", "abcd", "abcdef", "abc"]
+    assert recent.chars <= 10
