@@ -242,9 +242,9 @@ def run_config(root: Path, name: str, command: str, *flags: str, env: dict | Non
     return proc
 
 
-# Flags given to a config's run: detect-secrets (code_secrets_v1) takes ~50 docs/s, so tag-code.yaml tags one of
-# the sample's python-docs files (code among its pages).
-CONFIG_FLAGS = {"tag-code.yaml": ["--documents", "demo-output/sample/documents/python-docs/part-0000.jsonl.gz"]}
+# Flags given to a config's run: detect-secrets (code_secrets_v1) takes ~25 docs/s, so tag-code.yaml tags only the
+# demo crawl's file (its tests against the reference read code: tests/compat/test_reference_code_taggers.py).
+CONFIG_FLAGS = {"tag-code.yaml": ["--documents", "demo-output/sample/documents/crawl/demo.jsonl.gz"]}
 
 
 def test_local_configs_run_after_the_demo(demo_root):
