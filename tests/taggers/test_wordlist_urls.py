@@ -4,10 +4,13 @@ blocklist taggers download their lists; these take lists by path)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dolma import registry
 from dolma.documents import Document
 from dolma.errors import ConfigError
+from taggers.wordlist import compile_wordlist, default_wordlist
 
 
 def spans(tagger, text: str, url: str | None = None):
@@ -46,6 +49,44 @@ def test_default_wordlist_is_the_packaged_one():
     assert ("naughty_word" in {t for *_, t, _ in got}) and (0, 31, "has_naughty_word", 1.0) in got
     clean = spans(tagger, "a lovely day in Scunthorpe")
     assert (0, 26, "has_naughty_word", 0.0) in clean
+
+
+_LIST_CHARS = "abs-._*+3 "
+_NOISE = ["", " ", "  \n\t", ".", "-", "_", "x", "S", "!", "é", "\u00a0", "ab", "3"]
+
+
+@st.composite
+def list_and_text(draw):
+    """A small ASCII word list (entries that are prefixes of others, separators, regex characters) and a text
+    made of its entries in any case with noise between them."""
+    entries = draw(st.lists(st.text(_LIST_CHARS, min_size=1, max_size=7), min_size=1, max_size=8))
+    phrases = [" ".join(e.split()) for e in entries if e.strip()]
+    parts = draw(st.lists(st.one_of(st.sampled_from(phrases or ["a"]), st.sampled_from(_NOISE)), max_size=12))
+    flips = draw(st.lists(st.booleans(), min_size=len("".join(parts)), max_size=len("".join(parts))))
+    text = "".join(c.upper() if flip else c for c, flip in zip("".join(parts), flips))
+    return entries, text
+
+
+@settings(max_examples=400, deadline=None)
+@given(list_and_text())
+def test_trie_matches_the_longest_first_alternation(case):
+    """The trie an ASCII list compiles to finds what the alternation of every entry, longest first, finds."""
+    entries, text = case
+    assert [m.span() for m in compile_wordlist(entries).finditer(text)] == [
+        m.span() for m in compile_wordlist(entries, trie=False).finditer(text)
+    ]
+
+
+def test_trie_matches_the_alternation_on_the_default_list():
+    words = default_wordlist()
+    assert len(compile_wordlist(words).pattern) < len(
+        compile_wordlist(words, trie=False).pattern
+    )  # the trie, not the flat form
+    text = " ".join(w.upper() if i % 3 == 0 else w for i, w in enumerate(words)) + " Ass-fuckers s.h.i.t.x f_u_c_k"
+    assert [m.span() for m in compile_wordlist(words).finditer(text)] == [
+        m.span() for m in compile_wordlist(words, trie=False).finditer(text)
+    ]
+    assert len(list(compile_wordlist(words).finditer(text))) > 800
 
 
 HOSTS = "# comment\n0.0.0.0 bad.example.com\nevil.org  # trailing comment\n127.0.0.1 localhost\n"
