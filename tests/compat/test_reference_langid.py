@@ -26,7 +26,14 @@ import pytest
 from dolma import registry
 from dolma.documents import Document
 from tests.helpers.langid_names import CLD2, CLD3, LANGDETECT
-from tests.helpers.reference import EDGE_CASES, compare_outputs, reference_predict, sample_share, tag_both
+from tests.helpers.reference import (
+    EDGE_CASES,
+    SLOW_EDGES,
+    compare_outputs,
+    reference_predict,
+    sample_share,
+    tag_both,
+)
 from tests.helpers.textgen import fragment_docs
 
 pytestmark = pytest.mark.reference
@@ -50,8 +57,6 @@ SAMPLE_DOCUMENTS = 2400
 DOCUMENT_SHARE = 20  # the slow document taggers see one sample document in 20
 PARAGRAPH_SHARE = 40  # the slow paragraph taggers one in 40
 EXTRA_DOCUMENTS = 240 + 18  # generated + edge cases
-MANY_LINES = f"edge-{EDGE_CASES.index(next(t for t in EDGE_CASES if t.startswith('line 0: ')))}"
-SLOW_EDGES = {MANY_LINES, "edge-1mb"}  # left out for the slow paragraph taggers
 SLOW_MULTILINGUAL = {f"ml-{i}" for i in range(0, 240, 3)}  # the generated documents the slow ones read: 80
 
 # One sentence per language or script (and a few without any), written for these tests.

@@ -82,6 +82,18 @@ EDGE_CASES = [
 ]
 
 
+# The edge cases whose time grows fastest in the reference's paragraph taggers: 2,000 short lines and 1 MB of text.
+MANY_LINES = f"edge-{next(i for i, t in enumerate(EDGE_CASES) if t.startswith('line 0: '))}"
+SLOW_EDGES = {MANY_LINES, "edge-1mb"}
+
+
+def fewer_lines(lines: int) -> dict:
+    """The edge case of many short lines cut to its first `lines` lines: for the taggers that leave out the
+    whole one (SLOW_EDGES)."""
+    text = EDGE_CASES[int(MANY_LINES.split("-")[1])]
+    return {"id": f"lines-{lines}", "text": "\n".join(text.split("\n")[:lines]), "source": "edge"}
+
+
 def edge_case_docs() -> list[dict]:
     docs = [{"id": f"edge-{i}", "text": t, "source": "edge"} for i, t in enumerate(EDGE_CASES)]
     one_mb = ("All work and no play makes Jack a dull boy. " * 24000)[: 1 << 20]
