@@ -232,6 +232,8 @@ class LocalExecutor(UnitExecutor):
 def _stop_workers(pool: ProcessPoolExecutor, grace: float = 30.0) -> None:
     """SIGTERM every worker of `pool`, give them `grace` seconds to clean up, then SIGKILL the rest."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public accessor before 3.14
+    # The pool's manager thread, taken before `shutdown` forgets it (no public accessor).
+    manager = getattr(pool, "_executor_manager_thread", None)
     for proc in processes:
         with contextlib.suppress(Exception):
             proc.terminate()
@@ -244,8 +246,8 @@ def _stop_workers(pool: ProcessPoolExecutor, grace: float = 30.0) -> None:
                 proc.join(5)
     with contextlib.suppress(Exception):
         pool.shutdown(wait=False, cancel_futures=True)
-    # Let the pool's manager thread finish (it closes its wake-up pipe): at interpreter exit CPython wakes every
-    # pool's manager through that pipe, and a pipe closed meanwhile printed a "Bad file descriptor" traceback.
-    manager = getattr(pool, "_executor_manager_thread", None)  # no public accessor
+    # Let the manager thread finish (it closes its wake-up pipe): at interpreter exit CPython wakes the manager of
+    # every pool through that pipe without a lock, and a pipe closed meanwhile printed a "Bad file descriptor"
+    # traceback (seen under load).
     if manager is not None:
-        manager.join(5)
+        manager.join(grace)

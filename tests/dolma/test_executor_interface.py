@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import typing
 from pathlib import Path
 
@@ -210,3 +211,26 @@ def test_a_bloom_dedupe_on_two_processes_runs_its_batches_here_in_order_once_eac
     assert [output for _, outputs, _ in ran for output in outputs] == attributes
     assert [name for name, _, _ in ran] == [str(tmp_path / "documents" / f"part-{i:02d}.jsonl.gz") for i in (0, 8, 16)]
     assert all(Path(path).exists() for path in attributes)
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_stopped_pool_leaves_no_manager_thread():
+    """After a stop (Ctrl-C, SIGTERM) the pool's manager thread has finished: at interpreter exit CPython wakes
+    every live manager through a pipe that manager may be closing, which printed a "Bad file descriptor" traceback
+    under load."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dolma.executors.local import _stop_workers
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+    future = pool.submit(_sleep, 60)
+    manager = pool._executor_manager_thread
+    assert manager is not None and manager.is_alive()
+    _stop_workers(pool, grace=30)
+    assert not manager.is_alive()
+    assert future.done()
