@@ -1,18 +1,17 @@
-"""The attribute files of the `minhash` mode: one writer for the dedupe marks (local and Spark) and the
-decontamination marks, and the dedupe's mark pass.
+"""The attribute files of the `minhash` mode: one row writer (`write_id_rows`) for the dedupe marks (local and
+Spark) and the decontamination marks, and the dedupe's mark pass.
 
 Every writer writes one attribute row per good line of a documents file (a skipped bad line gets none: the mixer
 reads in lockstep), atomically, and counts the documents it marked. The Spark run and the decontamination read
 the documents file with the toolkit's reader; the local dedupe's mark pass reads no documents: the band-key
 file recorded each document's line, id and text length when it was signed, with the file's size and version
-stamp, so a file changed since is refused. Both dedupe writers make a cluster member's row with `_add_member_row`
-and every other row (`{"id":...,"attributes":{}}`) in Rust (`_write_id_rows`), so both write the same bytes.
+stamp, so a file changed since is refused. A marked document's row is `attribute_row` (a cluster member's is made
+by `_add_member_row`), every other row (`{"id":...,"attributes":{}}`) is made in Rust by `write_id_rows`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -23,54 +22,15 @@ from dolma.documents import AttributeRow, Document, ReadStats, read_records
 from dolma.errors import DolmaError
 from dolma.executors.base import CompletionRecord, Job, Progress, Unit, UnitStats
 
-T = TypeVar("T")
-
-# (document id, its attributes, whether it counts as marked)
-Row = tuple[str, dict[str, Any], bool]
-
 _row = msgspec.json.Encoder()
 
 
-def write_attribute_file(
-    path: str,
-    output: str,
-    decode: Callable[[bytes], T],
-    annotate: Callable[[Iterable[tuple[int, T]]], Iterator[Row]],
-    counter: str,
-    skip_bad_lines: bool,
-) -> UnitStats:
-    """The attributes file of `path`: `annotate` turns its (line number, decoded record) pairs, in order, into one
-    row each. An exception from `annotate` (even after the last row) discards the file."""
-    stats = ReadStats()
-    records = read_records(path, decode, skip_bad_lines=skip_bad_lines, stats=stats)
-    written, marked = _write_rows(output, annotate((n, rec) for n, rec, _ in records if rec is not None))
-    return UnitStats(
-        documents_in=stats.documents,
-        documents_out=stats.documents,
-        bad_lines=stats.bad_lines,
-        bytes_in=stats.bytes,
-        bytes_out=written,
-        counters={counter: marked},
-    )
+def attribute_row(doc_id: str, attributes: dict[str, Any]) -> bytes:
+    """The attribute row of a document with attributes, newline included (the others are made by
+    `write_id_rows`)."""
+    return _row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n"
 
 
-def _write_rows(output: str, rows: Iterable[Row]) -> tuple[int, int]:
-    """Writes `rows` atomically to `output`: (bytes written, rows marked)."""
-    marked = 0
-    buffer = bytearray()
-    with atomic.AtomicWriter(output) as out:
-        for doc_id, attributes, mark in rows:
-            marked += mark
-            _row.encode_into(AttributeRow(id=doc_id, attributes=attributes), buffer, -1)
-            buffer += b"\n"
-            if len(buffer) >= _FLUSH_BYTES:  # one compressor call per MiB, not per row (the same bytes out)
-                out.write(bytes(buffer))
-                buffer.clear()
-        out.write(bytes(buffer))
-    return out.bytes_written, marked
-
-
-_FLUSH_BYTES = 1 << 20
 _ROWS_PER_CALL = 1 << 15
 
 
@@ -109,7 +69,7 @@ def write_marks(
         documents_out=stats.documents,
         bad_lines=stats.bad_lines,
         bytes_in=stats.bytes,
-        bytes_out=_write_id_rows(output, ids, rows),
+        bytes_out=write_id_rows(output, ids, rows),
         counters={"documents marked": marked},
     )
 
@@ -130,14 +90,14 @@ def _add_member_row(
     if ordinal != cluster:
         attributes[attribute] = [[0, length, round(similarity, 6)]]
     attributes[cluster_attribute] = [[0, length, cluster]]
-    rows[index] = _row.encode(AttributeRow(id=doc_id, attributes=attributes)) + b"\n"
+    rows[index] = attribute_row(doc_id, attributes)
     return ordinal != cluster
 
 
-def _write_id_rows(output: str, ids: list[str], rows: dict[int, bytes]) -> int:
-    """Writes one row per id atomically to `output`: `rows[i]` for the given ones, `{"id":...,"attributes":{}}`
-    for the others (most of them, made in Rust: the bytes `_write_rows` makes), a slice of ids at a time; returns
-    the bytes written."""
+def write_id_rows(output: str, ids: list[str], rows: dict[int, bytes]) -> int:
+    """Writes one row per id atomically to `output`: `rows[i]` for the given ones (`attribute_row`),
+    `{"id":...,"attributes":{}}` for the others (most of them, made in Rust: the bytes `attribute_row` makes for
+    no attributes), a slice of ids at a time; returns the bytes written."""
     given = sorted(rows.items())
     k = 0
     with atomic.AtomicWriter(output) as out:
@@ -185,7 +145,7 @@ def write_recorded_marks(
         documents_out=header["documents"],
         bad_lines=header["bad_lines"],
         bytes_in=header["bytes_read"],
-        bytes_out=_write_id_rows(output, ids, rows),
+        bytes_out=write_id_rows(output, ids, rows),
         counters={"documents marked": marked},
     )
 

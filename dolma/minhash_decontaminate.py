@@ -12,7 +12,7 @@ not compared with each other, so each file is independent and the output does no
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -24,7 +24,7 @@ from dolma.documents import Document, ReadStats, read_records
 from dolma.errors import ConfigError
 from dolma.executors import make_executor
 from dolma.executors.base import CompletionRecord, Job, Progress, Unit, UnitStats
-from dolma.minhash_attributes import Row, write_attribute_file
+from dolma.minhash_attributes import attribute_row, write_id_rows
 from dolma.paths import check_outputs
 
 if TYPE_CHECKING:
@@ -142,38 +142,42 @@ class DecontaminateJob(Job):
                 out[row] = round(best, 6)
         return out
 
-    def _annotate(self, pairs: Iterable[tuple[int, tuple[Document, str]]]) -> Iterator[Row]:
-        """A row per document, scored in batches of about BATCH_CHARS characters."""
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        """Signs the file's documents in batches of about BATCH_CHARS characters and writes a row per document."""
+        stats = ReadStats()
+        ids: list[str] = []
+        rows: dict[int, bytes] = {}
         batch: list[tuple[Document, str]] = []
         chars = 0
 
-        def flush() -> Iterator[Row]:
+        def flush() -> None:
             for (doc, _), score in zip(batch, self._scores([text for _, text in batch])):
-                attributes = {} if score is None else {self.attribute: [[0, len(doc.text), score]]}
-                yield doc.id, attributes, score is not None
+                if score is not None:
+                    rows[len(ids)] = attribute_row(doc.id, {self.attribute: [[0, len(doc.text), score]]})
+                ids.append(doc.id)
             batch.clear()
 
-        for _, pair in pairs:
+        for pair in _documents(unit.input, self.key, self.skip_bad_lines, stats):
+            if pair is None:
+                continue
             batch.append(pair)
             chars += len(pair[1])
             if chars >= BATCH_CHARS:
-                yield from flush()
+                flush()
                 chars = 0
-        yield from flush()
-
-    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
-        stats = write_attribute_file(
-            unit.input,
-            unit.outputs[0],
-            _decoder(self.key),
-            self._annotate,
-            "documents marked (near an evaluation document)",
-            self.skip_bad_lines,
-        )
+        flush()
+        written = write_id_rows(unit.outputs[0], ids, rows)
         assert unit.record is not None
         atomic.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
-        progress(stats.documents_in, stats.bytes_in)
-        return stats
+        progress(stats.documents, stats.bytes)
+        return UnitStats(
+            documents_in=stats.documents,
+            documents_out=stats.documents,
+            bad_lines=stats.bad_lines,
+            bytes_in=stats.bytes,
+            bytes_out=written,
+            counters={"documents marked (near an evaluation document)": len(rows)},
+        )
 
 
 def run(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, title: str, started: Any) -> int:

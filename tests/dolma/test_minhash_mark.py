@@ -19,7 +19,7 @@ from dolma import _rust
 from dolma import minhash as mh
 from dolma.documents import AttributeRow
 from dolma.errors import DolmaError
-from dolma.minhash_attributes import write_marks
+from dolma.minhash_attributes import attribute_row, write_marks
 from tests.conftest import read_jsonl, run_cli, write_jsonl_gz
 from tests.helpers.textgen import synthetic_docs
 
@@ -213,11 +213,14 @@ def test_band_key_file_records_lines_ids_text_lengths_and_the_files_stamp(tmp_pa
 @given(ids=st.lists(st.text(), max_size=8), given_rows=st.sets(st.integers(0, 7)))
 @example(ids=['a"\\\x00\x1f\x7f\u2028é😀\n\t\b\f\r', ""], given_rows=set())
 def test_rust_attribute_rows_are_msgspecs_rows(ids: list[str], given_rows: set[int]) -> None:
-    """The mark pass's rows made in Rust are the bytes msgspec makes for the same rows (what `write_marks`, the
-    Spark run's writer, writes), and a given row is used as it is."""
+    """The rows of documents without attributes made in Rust are the bytes msgspec makes for the same rows (what
+    `attribute_row` makes for the marked ones), and a given row is used as it is."""
     encoder = msgspec.json.Encoder()
     rows = {i: b"given %d\n" % i for i in given_rows if i < len(ids)}
     want = b"".join(
         rows.get(i, encoder.encode(AttributeRow(id=doc_id, attributes={})) + b"\n") for i, doc_id in enumerate(ids)
+    )
+    assert all(
+        attribute_row(doc_id, {}) == encoder.encode(AttributeRow(id=doc_id, attributes={})) + b"\n" for doc_id in ids
     )
     assert _rust.attribute_rows(ids, rows) == want
