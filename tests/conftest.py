@@ -441,7 +441,6 @@ LONGEST_FILES = [
     "tests/compat/test_reference_langid.py",
     "tests/dolma/test_docs.py",
     "tests/dolma/test_spark.py",
-    "tests/compat/test_reference_tokenizer_taggers.py",
     "tests/dolma/test_dedupe_minhash.py",
     "tests/taggers/test_quality_taggers.py",
     "tests/compat/test_reference_uniseg.py",
@@ -454,6 +453,7 @@ LONGEST_FILES = [
     "tests/compat/test_reference_more_taggers.py",
     "tests/mixers/test_report.py",
     "tests/compat/test_reference_starcoder_v1.py",
+    "tests/compat/test_reference_tokenizer_taggers.py",
 ]
 
 
