@@ -563,22 +563,43 @@ fn count_occurrences(hay: &[char], unit: &[char]) -> usize {
 
 /// Repetitions in `c`, left to right without overlap, as Python's `re.finditer(r"(.+?)(?:\s?\1){3,}", text)`
 /// finds them: at each position the shortest unit (never containing `\n`) that repeats wins.
+///
+/// A unit of length `len` at `i` can only repeat where its second copy starts with `c[i]`: at `i + len`, or at
+/// `i + len + 1` after one whitespace character. Only those lengths are tried, in increasing order, walking the
+/// later occurrences of `c[i]` (`next_same`): the lengths every other length would fail at the first character.
 fn find_repetitions(c: &[char], offset: usize, out: &mut Vec<Repetition>) {
     let n = c.len();
+    let next = next_same(c);
+    let mut newline = c.iter().position(|&ch| ch == '\n').unwrap_or(n);
     let mut i = 0;
     while i < n {
+        if newline < i {
+            newline = c[i..].iter().position(|&ch| ch == '\n').map_or(n, |p| i + p);
+        }
+        // The unit holds no newline, and MIN_COPIES copies of it must fit in what is left.
+        let longest = (newline - i).min((n - i) / MIN_COPIES);
         let mut found = None;
-        let mut len = 1;
-        // MIN_COPIES copies of the unit must fit in what is left.
-        while MIN_COPIES * len <= n - i && c[i + len - 1] != '\n' {
-            if let Some(hit) = continue_copies(c, i, len, i + len, 0) {
-                found = Some(hit);
-                break;
+        let mut tried = 0;
+        let mut k = next[i];
+        'lengths: while k < n {
+            let after_space = if k >= i + 2 && py_is_space(c[k - 1]) { k - 1 - i } else { 0 };
+            for len in [after_space, k - i] {
+                if len == 0 || len <= tried {
+                    continue;
+                }
+                if len > longest {
+                    break 'lengths;
+                }
+                tried = len;
+                if let Some(hit) = continue_copies(c, i, len, i + len, 0) {
+                    found = Some((hit, len));
+                    break 'lengths;
+                }
             }
-            len += 1;
+            k = next[k];
         }
         match found {
-            Some((end, _)) => {
+            Some(((end, _), len)) => {
                 // The score is how often the unit occurs in the match, counted like Python's `str.count`
                 // (non-overlapping, left to right), which can exceed the copies the pattern itself used.
                 let copies = count_occurrences(&c[i..end], &c[i..i + len]);
@@ -588,6 +609,18 @@ fn find_repetitions(c: &[char], offset: usize, out: &mut Vec<Repetition>) {
             None => i += 1,
         }
     }
+}
+
+/// For each index, the next index holding the same character (`c.len()` if none).
+fn next_same(c: &[char]) -> Vec<usize> {
+    let mut next = vec![c.len(); c.len()];
+    let mut last: std::collections::HashMap<char, usize> = std::collections::HashMap::new();
+    for (j, &ch) in c.iter().enumerate().rev() {
+        if let Some(k) = last.insert(ch, j) {
+            next[j] = k;
+        }
+    }
+    next
 }
 
 /// Repeated substrings of a document; with `per_paragraph`, searched in each `\n`-separated piece alone.
@@ -617,6 +650,56 @@ mod repetition_tests {
 
     fn found(text: &str, per_paragraph: bool) -> Vec<(usize, usize, usize)> {
         repetitions(text, per_paragraph).iter().map(|r| (r.start, r.end, r.copies)).collect()
+    }
+
+    /// The search before `next_same`: every unit length at every position.
+    fn every_length(c: &[char]) -> Vec<(usize, usize, usize)> {
+        let (n, mut i, mut out) = (c.len(), 0, Vec::new());
+        while i < n {
+            let mut found = None;
+            let mut len = 1;
+            while MIN_COPIES * len <= n - i && c[i + len - 1] != '\n' {
+                if let Some(hit) = continue_copies(c, i, len, i + len, 0) {
+                    found = Some((hit.0, len));
+                    break;
+                }
+                len += 1;
+            }
+            match found {
+                Some((end, len)) => {
+                    out.push((i, end, count_occurrences(&c[i..end], &c[i..i + len])));
+                    i = end;
+                }
+                None => i += 1,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn only_the_lengths_that_can_repeat_are_tried_with_the_same_result() {
+        let alphabets: [&[char]; 4] =
+            [&['a', 'b'], &['a', 'b', ' '], &['a', ' ', '\n', '\t'], &['x', 'y', 'z', ' ', '\n']];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for round in 0..20_000 {
+            let alphabet = alphabets[round % alphabets.len()];
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 60) as usize;
+            let text: Vec<char> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    alphabet[(state % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let mut out = Vec::new();
+            find_repetitions(&text, 0, &mut out);
+            let got: Vec<_> = out.iter().map(|r| (r.start, r.end, r.copies)).collect();
+            assert_eq!(got, every_length(&text), "{:?}", text.iter().collect::<String>());
+        }
     }
 
     #[test]
