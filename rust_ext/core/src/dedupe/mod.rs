@@ -17,6 +17,7 @@ pub(crate) mod lines;
 pub mod pipeline;
 pub mod spark_keys;
 pub mod text;
+pub mod wordclass;
 
 pub use config::DedupeConfig;
 pub use files::fingerprint_file;

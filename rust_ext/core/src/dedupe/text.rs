@@ -5,6 +5,8 @@
 
 use unicode_segmentation::UnicodeSegmentation;
 
+use super::wordclass;
+
 /// First byte of an n-gram key. Paragraph and document keys are text (valid UTF-8, which never contains
 /// 0xFE or 0xFF), so n-gram keys can never collide with them.
 const NGRAM_TAG: u8 = 0xFE;
@@ -78,9 +80,22 @@ pub fn words_into<'a>(text: &'a str, out: &mut Vec<&'a str>) {
 ///
 /// The text can be cut before every ASCII character other than a space that follows a space: UAX #29 always
 /// breaks there (no rule joins a space to a following ASCII non-space, and no rule looks across a space), so
-/// the pieces segment independently. Only the pieces that hold a non-ASCII character need the Unicode tables;
-/// the ASCII stretches between them are split in one go.
-pub fn words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
+/// the pieces segment independently. Only the pieces that hold a non-ASCII character need the Unicode rules:
+/// those whose characters all have a word-break class the ASCII rules cover ([`wordclass`]: Latin, Greek and
+/// Cyrillic letters, Hangul, ideographs, the usual punctuation and spaces) are scanned by those rules, the
+/// others segmented by the crate; the ASCII stretches between them are split in one go.
+pub fn words_with<'a>(text: &'a str, emit: impl FnMut(&'a str)) {
+    pieces_with(text, false, emit);
+}
+
+/// [`words_with`] for a text whose characters all have a known word-break class
+/// ([`wordclass::all_non_ascii`] with [`wordclass::KNOWN`], checked by the caller).
+pub fn known_words_with<'a>(text: &'a str, emit: impl FnMut(&'a str)) {
+    pieces_with(text, true, emit);
+}
+
+/// [`words_with`]; with `all_known`, no piece is checked for characters of an unknown class.
+fn pieces_with<'a>(text: &'a str, all_known: bool, mut emit: impl FnMut(&'a str)) {
     let bytes = text.as_bytes();
     let is_cut = |i: usize| bytes[i] < 0x80 && bytes[i] != b' ' && bytes[i - 1] == b' ';
     // Everything before `done` has been handed out.
@@ -89,15 +104,77 @@ pub fn words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
         let start = (done + 1..k).rev().find(|&i| is_cut(i)).unwrap_or(done);
         let end = (k + 1..bytes.len()).find(|&i| is_cut(i)).unwrap_or(bytes.len());
         ascii_words_with(&text[done..start], &mut emit);
-        words(&text[start..end]).for_each(&mut emit);
+        let piece = &text[start..end];
+        if all_known || wordclass::all_non_ascii(piece, wordclass::KNOWN) {
+            known_piece_with(piece, &mut emit);
+        } else {
+            words(piece).for_each(&mut emit);
+        }
         done = end;
     }
     ascii_words_with(&text[done..], emit);
 }
 
+/// [`words`] of a text whose characters all have a known word-break class ([`wordclass::KNOWN`]): the rules of
+/// [`ascii_words_with`], character by character.
+fn known_piece_with<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
+    use wordclass::{DIGIT, LETTER, MID_LETTER, MID_NUM, RUN, SPACE};
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    // The flags and UTF-8 length of the character at byte `i`.
+    let at = |i: usize| -> (u16, usize) {
+        match bytes[i] {
+            b if b < 0x80 => (FLAGS[b as usize] as u16, 1),
+            _ => text[i..].chars().next().map_or((0, 1), |c| (wordclass::flags(c), c.len_utf8())),
+        }
+    };
+    let mut i = 0;
+    while i < n {
+        let (class, len) = at(i);
+        if class & RUN != 0 {
+            let (start, mut before) = (i, class);
+            i += len;
+            while i < n {
+                let (mid, mid_len) = at(i);
+                if mid & RUN != 0 {
+                    (before, i) = (mid, i + mid_len);
+                    continue;
+                }
+                if i + mid_len < n && mid & (MID_LETTER | MID_NUM) != 0 {
+                    let (after, after_len) = at(i + mid_len);
+                    let joins = (before & after & LETTER != 0 && mid & MID_LETTER != 0)
+                        || (before & after & DIGIT != 0 && mid & MID_NUM != 0);
+                    if joins {
+                        (before, i) = (after, i + mid_len + after_len);
+                        continue;
+                    }
+                }
+                break;
+            }
+            emit(&text[start..i]);
+        } else if class & SPACE != 0 {
+            i += len;
+        } else {
+            emit(&text[i..i + len]);
+            i += len;
+        }
+    }
+}
+
+/// The flags of an ASCII character in [`wordclass`]'s terms (every ASCII character's class is known: the
+/// ones the scanner has no role for, such as the quotes, are words of their own as long as no Hebrew letter
+/// is near, and a Hebrew letter is unknown).
+pub(super) fn ascii_flags(b: u8) -> u16 {
+    let alnum = if b.is_ascii_alphanumeric() { wordclass::ALNUM } else { 0 };
+    FLAGS[(b & 0x7F) as usize] as u16 | alnum | wordclass::KNOWN
+}
+
 /// The index of the first byte at or after `from` that is not ASCII, eight bytes at a time.
-fn first_non_ascii(bytes: &[u8], from: usize) -> Option<usize> {
+pub(super) fn first_non_ascii(bytes: &[u8], from: usize) -> Option<usize> {
     let rest = bytes.get(from..)?;
+    if rest.first()? >= &0x80 {
+        return Some(from);
+    }
     let mut chunks = rest.chunks_exact(8);
     let mut offset = from;
     for chunk in &mut chunks {
@@ -245,7 +322,7 @@ fn ascii_words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
 
 /// [`ascii_words`], handing each word to `emit`.
 #[inline]
-fn ascii_words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
+pub(crate) fn ascii_words_with<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     let bytes = text.as_bytes();
     let flags = |i: usize| FLAGS[bytes[i] as usize];
     let n = bytes.len();
@@ -454,6 +531,14 @@ mod tests {
             "カ",
             "\u{2019}",
             "\u{FF0E}",
+            "Ж",
+            "한",
+            "\u{B7}",
+            "\u{203F}",
+            "\u{FF0C}",
+            "\u{FF11}",
+            "\u{663}",
+            "\u{201C}",
         ]
         .iter()
         .map(|s| s.to_string())

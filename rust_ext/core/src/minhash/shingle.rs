@@ -4,8 +4,9 @@
 //!   ASCII text the same as `to_ascii_lowercase`), then split at Unicode word boundaries (UAX #29, as the
 //!   `unicode-segmentation` crate's `unicode_words`: the segments between word boundaries that contain at
 //!   least one alphabetic or numeric character, so whitespace and punctuation are dropped; segmented by the
-//!   dedupe module's `words_with`, which gives the crate's boundaries with a fast path for ASCII). A shingle
-//!   is `n` consecutive words joined by one space.
+//!   dedupe module's `words_with`, which gives the crate's boundaries with a fast path for ASCII and for the
+//!   characters whose word-break class the ASCII rules cover). A shingle is `n` consecutive words joined by
+//!   one space.
 //! - `chars`: the text is lower-cased and every run of Unicode whitespace becomes one space (leading and
 //!   trailing whitespace removed); a shingle is `n` consecutive code points of that normalised text.
 //!   Punctuation is kept.
@@ -18,6 +19,7 @@
 //! Shingles are handed out as UTF-8 bytes, in text order, repeats included (MinHash ignores repeats).
 
 use super::{config_err, Result};
+use crate::dedupe::wordclass;
 
 /// Largest shingle size accepted (longer shingles make every document unique and cost time).
 pub const MAX_NGRAM: usize = 1024;
@@ -78,10 +80,14 @@ impl Shingler {
         joined.clear();
         bounds.clear();
         // ASCII text is segmented as it is and lower-cased once joined (ASCII letters keep their word-break
-        // class and their case only changes in place); other text is lower-cased first (the final sigma rule
-        // and the characters whose lower case is several code points need the whole text).
+        // class and their case only changes in place). So is other text whose characters all lower-case to one
+        // character of the same word-break class and UTF-8 length (the usual case; not capital sigma): its
+        // words are then those of the lower-cased text, lower-cased in place once joined. Other text is lower-cased first (the final
+        // sigma rule and the characters whose lower case is several code points need the whole text).
         let ascii = text.is_ascii();
-        let source = if ascii {
+        let as_is =
+            ascii || (self.tokenizer == Tokenizer::Words && wordclass::all_non_ascii(text, wordclass::LOWERS_SIMPLY));
+        let source = if as_is {
             text
         } else {
             lowercase_into(text, lower);
@@ -89,7 +95,7 @@ impl Shingler {
         };
         match self.tokenizer {
             Tokenizer::Words => {
-                crate::dedupe::text::words_with(source, |word| {
+                let keep = |word: &str| {
                     // Most words start with a letter or digit; a one-byte segment that does not is ASCII
                     // punctuation or `_`.
                     let first = word.as_bytes().first().copied().unwrap_or(b' ');
@@ -100,9 +106,18 @@ impl Shingler {
                         bounds.push((joined.len(), joined.len() + word.len()));
                         joined.extend_from_slice(word.as_bytes());
                     }
-                });
+                };
+                if ascii {
+                    crate::dedupe::text::ascii_words_with(source, keep);
+                } else if as_is {
+                    crate::dedupe::text::known_words_with(source, keep);
+                } else {
+                    crate::dedupe::text::words_with(source, keep);
+                }
                 if ascii {
                     joined.make_ascii_lowercase();
+                } else if as_is {
+                    wordclass::lowercase_simply(joined);
                 }
                 if bounds.is_empty() {
                     return 0;
@@ -150,11 +165,11 @@ impl Shingler {
 
 /// `unicode_words`' rule: a segment is a word when it has a character that is alphabetic or numeric.
 fn has_alphanumeric(word: &str) -> bool {
-    if word.is_ascii() {
-        word.bytes().any(|b| b.is_ascii_alphanumeric())
-    } else {
-        word.chars().any(char::is_alphanumeric)
-    }
+    word.chars().any(|c| match c {
+        c if c.is_ascii() => c.is_ascii_alphanumeric(),
+        c if c <= '\u{FFFF}' => wordclass::flags(c) & wordclass::ALNUM != 0,
+        c => c.is_alphanumeric(),
+    })
 }
 
 /// `text.to_lowercase()` into `out`, with ASCII stretches copied and lower-cased in bulk.
@@ -277,20 +292,30 @@ mod tests {
             "I\u{307}", "ß", "ẞ", "Д", "д", "Ё", "日", "本", "の", "カ", "🙂", "👍🏽", "\u{301}", "\u{308}", "\u{200d}",
             "\u{2019}", "\u{85}", "ǅ", "Ⅻ", "\u{212a}", "\u{2126}",
         ];
+        // Characters whose lower case is one character of the same word-break class and UTF-8 length: texts
+        // made of them and ASCII take the path that segments the text as it is.
+        let simple = [
+            "é", "É", "ü", "Ü", "ñ", "σ", "ς", "Α", "ω", "Ω", "Д", "д", "Ё", "Ж", "日", "本", "の", "한", "ǅ", "Ⅻ",
+            "ß", "ı", "\u{a0}", "\u{3000}", "\u{2019}", "\u{201c}", "\u{2014}", "\u{2026}", "\u{b7}", "\u{663}",
+            "\u{203f}", "\u{ff0c}", "\u{ff0e}", "\u{ff11}", "\u{ff21}",
+        ];
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
             rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (rng >> 33) as usize
         };
         let mut buf = ShingleBuf::default();
-        let mut non_ascii = 0;
+        let (mut non_ascii, mut as_is) = (0, 0);
         for round in 0..4000 {
             let len = next() % 40;
             let text: String = (0..len)
                 .map(|_| {
                     let pick = next();
-                    // Every other text is ASCII only; the rest mix in a non-ASCII unit every third pick.
-                    if round % 2 == 1 && pick % 3 == 0 {
+                    // Every other text is ASCII only; the rest mix in a non-ASCII unit every third pick, one text
+                    // in four from the characters that lower-case simply.
+                    if round % 4 == 3 && pick % 3 == 0 {
+                        simple[(pick / 3) % simple.len()]
+                    } else if round % 2 == 1 && pick % 3 == 0 {
                         other[(pick / 3) % other.len()]
                     } else {
                         ascii[pick % ascii.len()]
@@ -298,6 +323,7 @@ mod tests {
                 })
                 .collect();
             non_ascii += usize::from(!text.is_ascii());
+            as_is += usize::from(!text.is_ascii() && wordclass::all_non_ascii(&text, wordclass::LOWERS_SIMPLY));
             let mut lower = String::new();
             lowercase_into(&text, &mut lower);
             assert_eq!(lower, text.to_lowercase(), "{text:?}");
@@ -312,7 +338,7 @@ mod tests {
                 }
             }
         }
-        assert!(non_ascii > 1500, "{non_ascii}");
+        assert!(non_ascii > 1500 && as_is > 700, "{non_ascii} {as_is}");
     }
 
     #[test]
