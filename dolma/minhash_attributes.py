@@ -34,6 +34,19 @@ def attribute_row(doc_id: str, attributes: dict[str, Any]) -> bytes:
 _ROWS_PER_CALL = 1 << 15
 
 
+def marked_file_stats(read: ReadStats, bytes_out: int, marked: int, counter: str = "documents marked") -> UnitStats:
+    """The numbers of a unit that wrote one attribute row per document of a file it read (`read`): every
+    document in is out, `marked` of them marked (counted as `counter`)."""
+    return UnitStats(
+        documents_in=read.documents,
+        documents_out=read.documents,
+        bad_lines=read.bad_lines,
+        bytes_in=read.bytes,
+        bytes_out=bytes_out,
+        counters={counter: marked},
+    )
+
+
 _document = msgspec.json.Decoder(Document)
 
 
@@ -64,14 +77,7 @@ def write_marks(
             f"{path}: {len(members)} of its documents are in clusters but {len(rows)} of those lines hold one: it "
             "changed since it was signed; rerun with --ignore_existing"
         )
-    return UnitStats(
-        documents_in=stats.documents,
-        documents_out=stats.documents,
-        bad_lines=stats.bad_lines,
-        bytes_in=stats.bytes,
-        bytes_out=write_id_rows(output, ids, rows),
-        counters={"documents marked": marked},
-    )
+    return marked_file_stats(stats, write_id_rows(output, ids, rows), marked)
 
 
 def _add_member_row(
@@ -140,14 +146,8 @@ def write_recorded_marks(
     marked = 0
     for i, member in zip(index.tolist(), members.values()):
         marked += _add_member_row(rows, i, ids[i], int(lengths[i]), member, attribute, cluster_attribute)
-    return UnitStats(
-        documents_in=header["documents"],
-        documents_out=header["documents"],
-        bad_lines=header["bad_lines"],
-        bytes_in=header["bytes_read"],
-        bytes_out=write_id_rows(output, ids, rows),
-        counters={"documents marked": marked},
-    )
+    read = ReadStats(documents=header["documents"], bad_lines=header["bad_lines"], bytes=header["bytes_read"])
+    return marked_file_stats(read, write_id_rows(output, ids, rows), marked)
 
 
 class MarkJob(Job):

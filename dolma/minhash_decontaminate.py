@@ -24,7 +24,7 @@ from dolma.documents import Document, ReadStats, read_records
 from dolma.errors import ConfigError
 from dolma.executors import make_executor
 from dolma.executors.base import CompletionRecord, Job, Progress, Unit, UnitStats
-from dolma.minhash_attributes import attribute_row, write_id_rows
+from dolma.minhash_attributes import attribute_row, marked_file_stats, write_id_rows
 from dolma.paths import check_outputs
 
 if TYPE_CHECKING:
@@ -170,14 +170,7 @@ class DecontaminateJob(Job):
         assert unit.record is not None
         atomic.write_bytes(unit.record, msgspec.json.encode(CompletionRecord(completed=[self.run_key])))
         progress(stats.documents, stats.bytes)
-        return UnitStats(
-            documents_in=stats.documents,
-            documents_out=stats.documents,
-            bad_lines=stats.bad_lines,
-            bytes_in=stats.bytes,
-            bytes_out=written,
-            counters={"documents marked (near an evaluation document)": len(rows)},
-        )
+        return marked_file_stats(stats, written, len(rows), "documents marked (near an evaluation document)")
 
 
 def run(config: DedupeConfig, plan_: MinHashPlan, section: MinHashDedupe, title: str, started: Any) -> int:
