@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any
 
 from dolma.errors import DolmaError
@@ -60,6 +59,8 @@ def find_command(name: str) -> Command | None:
     """The command called `name`, loading only its own entry point (not every installed command)."""
     if name in FRAMEWORK_COMMANDS:
         return FRAMEWORK_COMMANDS[name]
+    from importlib.metadata import entry_points  # ~40 ms to import: only for commands of other packages
+
     # (not `list(...)`: importing the `list` command binds `dolma.commands.list` to that module, here too)
     found = [*entry_points(group=ENTRY_POINT_GROUP, name=name)]
     return _load_entry_point(found[0]) if found else None
@@ -68,6 +69,8 @@ def find_command(name: str) -> Command | None:
 @cache
 def all_commands() -> dict[str, Command]:
     """Every command: the framework's first, then the entry points' by name. A name given twice is an error."""
+    from importlib.metadata import entry_points
+
     commands = dict(FRAMEWORK_COMMANDS)
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         if ep.name in commands:
