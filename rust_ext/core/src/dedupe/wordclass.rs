@@ -98,18 +98,19 @@ fn representative_signatures() -> &'static [Vec<u8>; 8] {
 
 /// The flags of `c` found by probing (without [`LOWERS_SIMPLY`]).
 fn probe(c: char) -> u16 {
-    let alnum = if c.is_alphanumeric() { ALNUM } else { 0 };
     if c.is_ascii() {
         return super::text::ascii_flags(c as u8);
     }
+    let alnum = if c.is_alphanumeric() { ALNUM } else { 0 };
     let sig = signature(c);
-    match representative_signatures().iter().position(|s| *s == sig) {
-        // Whitespace that is a word of its own is dropped like a space; whitespace that joins words (the
-        // narrow no-break space is a connector) is left to the crate, whose words are dropped when they are
-        // all whitespace.
-        Some(6) if c.is_whitespace() => SPACE | KNOWN,
-        Some(i) if c.is_whitespace() && REPRESENTATIVES[i].1 != SPACE => alnum,
-        Some(i) => REPRESENTATIVES[i].1 | alnum | KNOWN,
+    let role = representative_signatures().iter().position(|s| *s == sig).map(|i| REPRESENTATIVES[i].1);
+    match role {
+        // Whitespace that is a word of its own (segments like `%`) is dropped like a space; whitespace that
+        // joins words (the narrow no-break space is a connector) is left to the crate, whose words are
+        // dropped when they are all whitespace.
+        Some(0) if c.is_whitespace() => SPACE | KNOWN,
+        Some(flags) if c.is_whitespace() && flags != SPACE => alnum,
+        Some(flags) => flags | alnum | KNOWN,
         None => alnum,
     }
 }
