@@ -236,10 +236,81 @@ def _listing(paths: list[str]) -> str:
     return shown + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
+def _moved_inputs(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], staging: _Staging) -> dict[int, int]:
+    """Inputs not recorded by their path that have the content of a recorded input no longer at its recorded path
+    (moved or renamed): input index -> manifest position. Only inputs of a size that a vanished record has are
+    fingerprinted (new files of an incremental batch almost never are)."""
+    current = set(plan_.inputs)
+    by_size: dict[int, list[int]] = {}
+    for k, record in enumerate(filt.manifest.inputs):
+        if record.path not in current and record.size > 0:
+            by_size.setdefault(record.size, []).append(k)
+    recorded = {r.path for r in filt.manifest.inputs}
+    candidates = [i for i, path in enumerate(plan_.inputs) if path not in recorded and infos[i].size in by_size]
+    if not candidates:
+        return {}
+    positions = sorted({k for i in candidates for k in by_size[infos[i].size]})
+    records = [filt.manifest.inputs[k] for k in positions]
+    gone = {k for k, there in zip(positions, _exist([r.path for r in records])) if not there}
+    moved: dict[int, int] = {}
+    taken: set[int] = set()
+    for i in candidates:
+        left = [k for k in by_size[infos[i].size] if k in gone and k not in taken]
+        if not left:
+            continue
+        fingerprint = _fingerprint(plan_.inputs[i], staging)
+        match = next((k for k in left if filt.manifest.inputs[k].fingerprint == fingerprint), None)
+        if match is not None:
+            moved[i] = match
+            taken.add(match)
+    return moved
+
+
+def _complete_moved(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], staging: _Staging) -> list[int]:
+    """Indices of the moved inputs (`_moved_inputs`) whose attributes are at their new place (moved with them):
+    complete, and recorded under their new paths when the filter is next saved. An error for the others: deduping
+    them would find every one of their own keys."""
+    moved = _moved_inputs(plan_, filt, infos, staging)
+    if not moved:
+        return []
+    there = dict(zip(moved, _exist([plan_.outputs[i] for i in moved])))
+    lost = [i for i in moved if not there[i]]
+    if lost:
+        was = [filt.manifest.inputs[moved[i]].path for i in lost]
+        raise DolmaError(
+            f"{len(lost)} input file(s) have the same content as files recorded in the Bloom filter {filt.path} at "
+            f"paths that no longer exist: {_listing([plan_.inputs[i] for i in lost])} (recorded as {_listing(was)}); "
+            "moved or renamed without their attributes. Deduping them again would find every one of their own "
+            "keys and mark every document as a repeat. Choose one: move their attribute files along too (to "
+            f"{_listing([plan_.outputs[i] for i in lost])}); put the files back where they were; rerun with "
+            "--ignore_existing to rebuild the filter from empty and redo every input; point bloom_filter.file at a "
+            "new filter; or look them up without inserting (bloom_filter.read_only: true)"
+        )
+    for i, k in moved.items():
+        record = filt.manifest.inputs[k]
+        filt.manifest.inputs[k] = FilterInput(
+            path=plan_.inputs[i],
+            size=record.size,
+            fingerprint=record.fingerprint,
+            attributes=plan_.outputs[i],
+            mtime_ns=infos[i].mtime_ns,
+            etag=infos[i].etag,
+        )
+    log.info(
+        "%d input file(s) recognised by content as moved from their recorded paths (%s), with their attributes: "
+        "complete",
+        len(moved),
+        _listing([filt.manifest.inputs[k].path for k in moved.values()]),
+    )
+    return sorted(moved)
+
+
 def _complete_inputs(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], staging: _Staging) -> list[int]:
-    """Indices of the inputs already in the filter with their attributes written; errors for the inputs that are
-    in the filter but changed or lost their attributes (redoing them would mark every key of theirs)."""
-    recorded = {r.path: r for r in filt.manifest.inputs}
+    """Indices of the inputs already in the filter with their attributes written (by path, or by content when
+    moved: `_complete_moved`); errors for the inputs that are in the filter but changed or lost their attributes
+    (redoing them would mark every key of theirs)."""
+    recorded = {r.path: r for r in filt.manifest.inputs}  # before the moved ones are recorded under their new paths
+    moved = _complete_moved(plan_, filt, infos, staging)
     known = [i for i, path in enumerate(plan_.inputs) if path in recorded]
     have_attributes = dict(zip(known, _exist([plan_.outputs[i] for i in known])))
     complete, changed, missing = [], [], []
@@ -268,7 +339,7 @@ def _complete_inputs(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], stagi
             "empty and redo every input; point bloom_filter.file at a new filter; or look them up without "
             "inserting (bloom_filter.read_only: true) to mark what the filter already held"
         )
-    return complete
+    return sorted(complete + moved)
 
 
 def _save_reason(exc: BaseException) -> str:

@@ -149,6 +149,64 @@ def test_input_in_the_filter_without_attributes_is_an_error(tmp_path: Path) -> N
     assert renamed.returncode != 0 and "6 input file(s)" in one_line(renamed.stderr)
 
 
+def test_a_moved_corpus_is_recognised_by_content(tmp_path: Path) -> None:
+    """A corpus moved with its attributes and filter (new paths, same bytes) is complete, not a new batch whose
+    every key is in the filter; a file added with the move is deduped against it, and the filter then records the
+    new paths."""
+    old = split_sample(tmp_path / "old")
+    (old / "documents" / "part-05.jsonl.gz").rename(tmp_path / "part-05.jsonl.gz")
+    dedupe(old, *PARAGRAPHS)
+    first = attribute_bytes(old)
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    shutil.move(tmp_path / "part-05.jsonl.gz", new / "documents" / "part-05.jsonl.gz")
+
+    again = dedupe(new, *PARAGRAPHS)
+    rows = summary_rows(again.stderr)
+    assert (rows["skipped (already complete)"], rows["processed"]) == ("5", "1")
+    after = attribute_bytes(new)
+    assert {k: v for k, v in after.items() if k != "part-05.jsonl.gz"} == first
+    assert (
+        0
+        < marked_rows({"part-05": after["part-05.jsonl.gz"]})
+        < len(read_jsonl(new / "documents" / "part-05.jsonl.gz"))
+    )
+    inputs = manifest_of(new / "filter.bin")["inputs"]
+    assert [r["path"] for r in inputs] == [str(new / "documents" / f"part-{i:02d}.jsonl.gz") for i in range(6)]
+    assert all(r["attributes"].startswith(str(new / "attributes")) for r in inputs)
+    assert summary_rows(dedupe(new, *PARAGRAPHS).stderr)["skipped (already complete)"] == "6"
+
+
+def test_documents_moved_without_their_attributes_are_an_error(tmp_path: Path) -> None:
+    root = split_sample(tmp_path / "root")
+    dedupe(root, *PARAGRAPHS)
+    filter_before = (root / "filter.bin").read_bytes()
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(root / "documents", moved / "documents")
+    (moved / "documents" / "part-03.jsonl.gz").rename(moved / "documents" / "a-renamed.jsonl.gz")
+    result = dedupe(moved, *PARAGRAPHS, filter_file=root / "filter.bin", check=False)
+    assert result.returncode != 0
+    err = one_line(result.stderr)
+    assert "6 input file(s) have the same content" in err and "a-renamed.jsonl.gz" in err
+    assert str(root / "documents" / "part-00.jsonl.gz") in err and "--ignore_existing" in err
+    assert not (moved / "attributes").exists()
+    assert (root / "filter.bin").read_bytes() == filter_before
+
+
+def test_a_copy_of_an_input_in_the_filter_is_a_repeat(tmp_path: Path) -> None:
+    """A byte-identical copy of a recorded input that is still there is new content of the corpus: deduped, its
+    documents marked as repeats."""
+    root = split_sample(tmp_path)
+    dedupe(root, *PARAGRAPHS)
+    original = attribute_bytes(root)["part-00.jsonl.gz"]
+    shutil.copy(root / "documents" / "part-00.jsonl.gz", root / "documents" / "zz-copy.jsonl.gz")
+    rows = summary_rows(dedupe(root, *PARAGRAPHS).stderr)
+    assert (rows["skipped (already complete)"], rows["processed"]) == ("6", "1")
+    copy = attribute_bytes(root)["zz-copy.jsonl.gz"]
+    assert marked_rows({"copy": copy}) > marked_rows({"original": original})
+
+
 def test_ignore_existing_starts_from_an_empty_filter(tmp_path: Path) -> None:
     root = split_sample(tmp_path)
     dedupe(root, *NGRAMS)
