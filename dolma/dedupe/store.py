@@ -286,6 +286,7 @@ def _complete_moved(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], stagin
             "--ignore_existing to rebuild the filter from empty and redo every input; point bloom_filter.file at a "
             "new filter; or look them up without inserting (bloom_filter.read_only: true)"
         )
+    was = [filt.manifest.inputs[k].path for k in moved.values()]
     for i, k in moved.items():
         record = filt.manifest.inputs[k]
         filt.manifest.inputs[k] = FilterInput(
@@ -297,10 +298,9 @@ def _complete_moved(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], stagin
             etag=infos[i].etag,
         )
     log.info(
-        "%d input file(s) recognised by content as moved from their recorded paths (%s), with their attributes: "
-        "complete",
+        "%d input file(s) recognised by content as moved from %s with their attributes: complete",
         len(moved),
-        _listing([filt.manifest.inputs[k].path for k in moved.values()]),
+        _listing(was),
     )
     return sorted(moved)
 

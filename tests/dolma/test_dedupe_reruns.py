@@ -164,6 +164,7 @@ def test_a_moved_corpus_is_recognised_by_content(tmp_path: Path) -> None:
     again = dedupe(new, *PARAGRAPHS)
     rows = summary_rows(again.stderr)
     assert (rows["skipped (already complete)"], rows["processed"]) == ("5", "1")
+    assert "5 input file(s) recognised by content as moved from" in one_line(again.stderr)
     after = attribute_bytes(new)
     assert {k: v for k, v in after.items() if k != "part-05.jsonl.gz"} == first
     assert (
