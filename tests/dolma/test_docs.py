@@ -176,6 +176,10 @@ def test_readme_quickstart_runs_verbatim(tmp_path):
         assert len(files) == 5, name
     rows = read_jsonl(attrs / "dedupe_paragraphs" / "web-mixed" / "part-0000.jsonl.gz")
     assert any(row["attributes"].get("bff_duplicate_paragraph_spans") for row in rows)
+    near = [row for path in sorted((attrs / "dedupe_near").glob("**/*.jsonl.gz")) for row in read_jsonl(path)]
+    assert len(near) == 2400 and any(row["attributes"].get("minhash_duplicate") for row in near)
+    pages = read_jsonl(root / "quickstart" / "crawl" / "documents" / "demo.jsonl.gz")
+    assert len(pages) == 12 and all(page["text"] and page["metadata"]["url"] for page in pages)
     assert "digit_fraction" not in proc.stdout  # `dolma list` printed the built-in taggers only
     assert "ft_lang_id_en_doc_v2" in proc.stdout
 
