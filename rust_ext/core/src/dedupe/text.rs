@@ -118,7 +118,7 @@ fn pieces_with<'a>(text: &'a str, all_known: bool, mut emit: impl FnMut(&'a str)
 /// [`words`] of a text whose characters all have a known word-break class ([`wordclass::KNOWN`]): the rules of
 /// [`ascii_words_with`], character by character.
 fn known_piece_with<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
-    use wordclass::{DIGIT, LETTER, MID_LETTER, MID_NUM, RUN, SPACE};
+    use wordclass::{DIGIT, KATAKANA, LETTER, MID_LETTER, MID_NUM, RUN, SPACE};
     let bytes = text.as_bytes();
     let n = bytes.len();
     // The flags and UTF-8 length of the character at byte `i`.
@@ -136,7 +136,9 @@ fn known_piece_with<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
             i += len;
             while i < n {
                 let (mid, mid_len) = at(i);
-                if mid & RUN != 0 {
+                // Katakana and letters or digits do not join each other; connectors join both.
+                let apart = |k: u16, l: u16| k & KATAKANA != 0 && l & (LETTER | DIGIT) != 0;
+                if mid & RUN != 0 && !apart(before, mid) && !apart(mid, before) {
                     (before, i) = (mid, i + mid_len);
                     continue;
                 }

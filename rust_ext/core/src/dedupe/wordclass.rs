@@ -1,13 +1,14 @@
 //! Word-break classes of non-ASCII characters for the fast word scanner of [`super::text`], learnt from
 //! `unicode-segmentation` itself.
 //!
-//! On text without Extend, Format or ZWJ characters, Hebrew letters, katakana, regional indicators or line
-//! separators, UAX #29 reduces to the rules the ASCII scanner applies: runs of letters, digits and connectors
-//! never break, a single mid-word character joins two letters or two digits, whitespace is dropped and every
-//! other character is a word of its own. Which of those roles a character has is its word-break class, which
-//! the crate keeps private; so the class of a character is found by segmenting it in a fixed set of short
-//! contexts (the probes) with the crate and comparing the result with that of an ASCII character of each
-//! role. A character that segments like none of them (one of the classes above) is unknown, and the pieces of
+//! On text without Extend, Format or ZWJ characters, Hebrew letters, regional indicators or line separators,
+//! UAX #29 reduces to the rules the ASCII scanner applies, plus one for katakana: runs of letters, digits and
+//! connectors never break, nor do runs of katakana and connectors (a katakana next to a letter or digit
+//! does), a single mid-word character joins two letters or two digits, whitespace is dropped and every other
+//! character is a word of its own. Which of those roles a character has is its word-break class, which the
+//! crate keeps private; so the class of a character is found by segmenting it in a fixed set of short
+//! contexts (the probes) with the crate and comparing the result with that of a representative of each role
+//! (an ASCII character, or U+30A2 for katakana). A character that segments like none of them (one of the classes above) is unknown, and the pieces of
 //! text that hold one are segmented by the crate. The classes are learnt lazily, 128 code points at a time,
 //! for the Basic Multilingual Plane; characters above it are unknown.
 //!
@@ -20,7 +21,7 @@ use std::sync::OnceLock;
 
 use unicode_segmentation::UnicodeSegmentation;
 
-/// Runs of letters, digits and connectors (no break inside).
+/// Runs of letters, digits and connectors, or of katakana and connectors (no break inside).
 pub const RUN: u16 = 1;
 /// A letter (ALetter): joined to a letter by a [`MID_LETTER`] character.
 pub const LETTER: u16 = 2;
@@ -39,9 +40,11 @@ pub const KNOWN: u16 = 128;
 /// Known, and its lower case is one character with the same flags and UTF-8 length (so lower-casing keeps
 /// the words and can be done in place).
 pub const LOWERS_SIMPLY: u16 = 256;
+/// A katakana (Katakana): in a [`RUN`], joined to katakana and connectors, not to letters or digits.
+pub const KATAKANA: u16 = 512;
 
-/// The ASCII representatives of the roles and their flags.
-const REPRESENTATIVES: [(char, u16); 8] = [
+/// The representatives of the roles and their flags.
+const REPRESENTATIVES: [(char, u16); 9] = [
     ('a', RUN | LETTER),
     ('1', RUN | DIGIT),
     ('_', RUN),
@@ -50,6 +53,7 @@ const REPRESENTATIVES: [(char, u16); 8] = [
     (',', MID_NUM),
     ('%', 0),
     (' ', SPACE),
+    ('\u{30A2}', RUN | KATAKANA),
 ];
 
 /// The contexts a character is segmented in (`X` stands for it): next to representatives and to examples of
@@ -91,8 +95,8 @@ fn signature(c: char) -> Vec<u8> {
     out
 }
 
-fn representative_signatures() -> &'static [Vec<u8>; 8] {
-    static SIGNATURES: OnceLock<[Vec<u8>; 8]> = OnceLock::new();
+fn representative_signatures() -> &'static [Vec<u8>; 9] {
+    static SIGNATURES: OnceLock<[Vec<u8>; 9]> = OnceLock::new();
     SIGNATURES.get_or_init(|| REPRESENTATIVES.map(|(c, _)| signature(c)))
 }
 
@@ -206,7 +210,7 @@ mod tests {
     fn probes_tell_every_class_from_the_representatives() {
         // An example of every word-break class of UAX #29 (and letters and others that are Extended_Pictographic,
         // which only a preceding ZWJ tells apart), with the representative whose class it has, if any.
-        let examples: [(char, Option<char>); 23] = [
+        let examples: [(char, Option<char>); 26] = [
             ('b', Some('a')),
             ('\u{2139}', Some('a')), // ALetter, Extended_Pictographic
             ('7', Some('1')),
@@ -221,13 +225,16 @@ mod tests {
             ('"', None),             // Double_Quote
             ('\r', None),
             ('\n', None),
-            ('\u{B}', None),    // Newline
-            ('\u{301}', None),  // Extend
-            ('\u{200C}', None), // Extend (ZWNJ)
-            ('\u{AD}', None),   // Format
-            ('\u{200D}', None), // ZWJ
-            ('\u{5D0}', None),  // Hebrew_Letter
-            ('\u{30A2}', None), // Katakana
+            ('\u{B}', None),                // Newline
+            ('\u{301}', None),              // Extend
+            ('\u{200C}', None),             // Extend (ZWNJ)
+            ('\u{AD}', None),               // Format
+            ('\u{200D}', None),             // ZWJ
+            ('\u{5D0}', None),              // Hebrew_Letter
+            ('\u{30A2}', Some('\u{30A2}')), // Katakana
+            ('\u{30FC}', Some('\u{30A2}')), // Katakana (prolonged sound mark)
+            ('\u{FF71}', Some('\u{30A2}')), // Katakana (halfwidth)
+            ('\u{FF9E}', None),             // Extend (halfwidth voiced sound mark)
             ('\u{1F1E6}', None),
             ('\u{2028}', None), // Newline
         ];
@@ -259,7 +266,7 @@ mod tests {
     fn known_characters_segment_as_the_crate_does_in_every_context() {
         // Every character of the Basic Multilingual Plane whose class is known, next to letters, digits,
         // mid-word characters, spaces, itself and other known characters (ASCII and not).
-        let contexts = ["aXb", "1X2", "XX", "x X", "éXé", "a.X", "X'a", "X,1", "_X_", "日X"];
+        let contexts = ["aXb", "1X2", "XX", "x X", "éXé", "a.X", "X'a", "X,1", "_X_", "日X", "アXア", "X_ア", "アX1"];
         let mut checked = 0;
         for code in 0x80..0x10000u32 {
             let Some(c) = char::from_u32(code) else { continue };
