@@ -9,14 +9,12 @@ from typing import Any
 
 from dolma import atomic, io
 from dolma._rust import Deduper
+from dolma.dedupe.complete import _complete_inputs, _exist, _infos
 from dolma.dedupe.config import LEGACY_CHECKPOINT_SUFFIX, DedupeConfig, DedupeSection, _chunk_bytes
 from dolma.dedupe.job import BloomJob, _check_saturation
 from dolma.dedupe.plan import Plan, _expected_fp_rate, _human, _rust_config, filter_params
 from dolma.dedupe.store import (
-    _complete_inputs,
-    _exist,
     _Filter,
-    _infos,
     _open_filter,
     _save_before_failing,
     _save_final_filter,
