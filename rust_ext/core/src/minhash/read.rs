@@ -145,9 +145,11 @@ fn parse_line<'a>(line: &'a [u8], key: &[Step]) -> Option<Parsed<'a>> {
 
 /// Decompresses `reader` into chunks of whole lines, sent to `tx` in order: `chunk_bytes` are read (more while
 /// no newline was read) and cut after their last newline, the rest starts the next chunk. All chunks but the
-/// last end with a newline.
-fn produce(mut reader: impl Read, path: &str, chunk_bytes: usize, tx: &SyncSender<Result<Vec<u8>>>) {
+/// last end with a newline. The first chunks are smaller (an eighth of `chunk_bytes`, then twice as much each
+/// time), so that signing starts soon after the file is opened, not once a whole chunk is inflated.
+fn produce(mut reader: impl Read, path: &str, full_chunk_bytes: usize, tx: &SyncSender<Result<Vec<u8>>>) {
     let mut carry: Vec<u8> = Vec::new();
+    let mut chunk_bytes = (full_chunk_bytes / 8).max(1);
     loop {
         let mut chunk = Vec::with_capacity(carry.len() + chunk_bytes + (chunk_bytes >> 4));
         chunk.append(&mut carry);
@@ -181,6 +183,7 @@ fn produce(mut reader: impl Read, path: &str, chunk_bytes: usize, tx: &SyncSende
         if eof {
             return;
         }
+        chunk_bytes = (chunk_bytes * 2).min(full_chunk_bytes);
     }
 }
 
@@ -472,5 +475,9 @@ mod tests {
         }
         assert_eq!(chunks(b"x\ny\n", 100), vec![b"x\ny\n".to_vec()]);
         assert!(chunks(b"", 4).is_empty());
+        // The first chunks are smaller: 1, 2, 4, then 8 bytes or more (to the next newline).
+        let lines = b"a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\nm\nn\no\np\n";
+        let sizes: Vec<usize> = chunks(lines, 8).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 4, 8, 8, 8]);
     }
 }
