@@ -456,3 +456,51 @@ def test_s3_rerun_failure_and_resume(tmp_path: Path, s3_server, s3_bucket: str) 
     assert all(row["attributes"]["dup"][0] == [0, 17, 1] for row in rows), "repeats of p0 and p1 are marked"
     again = run_cli(*args)
     assert again.returncode == 0 and summary_rows(again.stderr)["skipped (already complete)"] == "3"
+
+
+def test_s3_a_moved_corpus_is_recognised_by_content(tmp_path: Path, s3_server, s3_bucket: str) -> None:
+    """On S3: a corpus moved to another prefix with its attributes is complete (ETags and names change, the
+    content fingerprint does not); moved without its attributes it is refused."""
+    client = s3_server.client()
+    for i in range(2):
+        rows = [{"id": f"{i}-{j}", "text": f"shared paragraph\nfile {i} line {j}", "source": "s"} for j in range(5)]
+        client.upload_file(
+            str(write_jsonl_gz(tmp_path / f"p{i}.jsonl.gz", rows)), s3_bucket, f"a/documents/p{i}.jsonl.gz"
+        )
+
+    def run(prefix: str, check: bool = True):
+        result = run_cli(
+            "dedupe",
+            "--documents", f"s3://{s3_bucket}/{prefix}/documents/*.jsonl.gz",
+            "--dedupe.name", "dd", *PARAGRAPHS,
+            "--bloom_filter.file", f"s3://{s3_bucket}/filters/f.bin",
+            "--bloom_filter.estimated_doc_count", "1000",
+            "--bloom_filter.desired_false_positive_rate", "1e-6",
+            "--s3.endpoint_url", s3_server.endpoint,
+        )  # fmt: skip
+        assert result.returncode == 0 or not check, result.stderr[-2000:]
+        return result
+
+    def move(source: str, destination: str) -> None:
+        for key in s3_server.keys(s3_bucket, source):
+            client.copy_object(Bucket=s3_bucket, Key=destination + key[len(source) :], CopySource=f"{s3_bucket}/{key}")
+            client.delete_object(Bucket=s3_bucket, Key=key)
+
+    run("a")
+    attributes = {
+        k: client.get_object(Bucket=s3_bucket, Key=k)["Body"].read()
+        for k in s3_server.keys(s3_bucket, "a/attributes/")
+    }
+    assert len(attributes) == 2
+    move("a/", "b/")
+    moved = run("b")
+    assert summary_rows(moved.stderr)["skipped (already complete)"] == "2"
+    assert {
+        k: client.get_object(Bucket=s3_bucket, Key=k)["Body"].read()
+        for k in s3_server.keys(s3_bucket, "b/attributes/")
+    } == {"b/" + k[2:]: v for k, v in attributes.items()}
+    move("b/documents/", "c/documents/")
+    refused = run("c", check=False)
+    assert refused.returncode != 0
+    assert "2 input file(s) have the same content" in one_line(refused.stderr)
+    assert s3_server.keys(s3_bucket, "c/attributes/") == []
