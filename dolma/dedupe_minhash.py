@@ -333,7 +333,9 @@ def run(config: DedupeConfig) -> int:
         for i, p in enumerate(plan_.inputs)
     ]
     keys = {p: plan_.keys_file(i) for i, p in enumerate(plan_.inputs)}
-    job = MarkJob(keys, dict(zip(plan_.inputs, results)), section.attribute_name, section.cluster_attribute, key)
+    job = MarkJob(
+        keys, dict(zip(plan_.inputs, results)), section.attribute_name, section.cluster_attribute, key, threads
+    )
     summary = make_executor(config, f"minhash mark {plan_.attribute_set}").run(job, units)
     summary.stats.counters.update(
         {

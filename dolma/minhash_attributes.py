@@ -155,8 +155,16 @@ class MarkJob(Job):
     record (the documents file is not read)."""
 
     def __init__(
-        self, keys: dict[str, str], results: dict[str, str], attribute: str, cluster_attribute: str, key: str
+        self,
+        keys: dict[str, str],
+        results: dict[str, str],
+        attribute: str,
+        cluster_attribute: str,
+        key: str,
+        unit_threads: int = 1,
     ):
+        # A unit's time is in Rust (reading the band-key file, making rows), zlib and fsync, all without the GIL.
+        self.unit_threads = unit_threads
         self.keys = keys
         self.results = results
         self.attribute = attribute

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import sys
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -109,6 +110,9 @@ class Job(ABC):
     at the first unit that fails for good; the Spark executor refuses such a job (its tasks run anywhere, in
     any order, on copies of the job).
 
+    `unit_threads` (not for sequential jobs): how many of its units may run at once on threads when the local
+    executor runs them in its own process; each unit's result is still recorded in unit order.
+
     `reraise` (sequential jobs only): a unit's exception of one of these types is the job's own error, to be
     handled by the command that ran it. It is not retried; the executor records the failure in its summary (with
     the units it leaves unrun), closes its progress display and then raises that exception from `run` (dedupe
@@ -117,12 +121,17 @@ class Job(ABC):
 
     sequential: bool = False
     reraise: tuple[type[Exception], ...] = ()
+    # Units the local executor may run at once on threads of its own process (when it runs them there: one
+    # process), for jobs whose units spend their time in calls that release the GIL (Rust, compression, I/O).
+    unit_threads: int = 1
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.reraise and not cls.sequential:
             # a pool or Spark runs units elsewhere: the error would come back a copy, after other units ran
             raise TypeError(f"{cls.__name__}: only a sequential job may set `reraise`")
+        if cls.sequential and cls.unit_threads != 1:
+            raise TypeError(f"{cls.__name__}: a sequential job runs one unit at a time")
 
     @abstractmethod
     def run_unit(self, unit: Unit, progress: Progress) -> UnitStats: ...
@@ -176,6 +185,7 @@ class ProgressDisplay:
         self._progress = None
         self._task = None
         self._start = time.monotonic()
+        self._lock = threading.Lock()
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -194,6 +204,10 @@ class ProgressDisplay:
             self._progress.start()
 
     def update(self, docs: int = 0, nbytes: int = 0, units: int = 0) -> None:
+        with self._lock:  # units running on threads report at once
+            self._update(docs, nbytes, units)
+
+    def _update(self, docs: int, nbytes: int, units: int) -> None:
         self.docs += docs
         self.bytes += nbytes
         self.units += units

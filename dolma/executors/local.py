@@ -13,14 +13,15 @@ import os
 import queue
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from dolma import lifecycle
 from dolma.errors import DolmaError
 from dolma.executors.base import (
     Job,
+    Progress,
     ProgressDisplay,
     Summary,
     Unit,
@@ -143,10 +144,7 @@ class LocalExecutor(UnitExecutor):
                 job.setup()
             except Exception as exc:
                 raise SetupError(describe_error(exc)) from exc
-        for position, unit in enumerate(todo):
-            stats, error, attempts = run_with_retries(
-                job, unit, self.retries, lambda d, b: display.update(docs=d, nbytes=b)
-            )
+        for position, (unit, (stats, error, attempts)) in enumerate(zip(todo, self._results(job, todo, display))):
             if stats is None:
                 message = "" if error is None else describe_error(error)
                 summary.failures.append(UnitFailure(unit=unit, error=message, attempts=attempts))
@@ -162,6 +160,25 @@ class LocalExecutor(UnitExecutor):
             else:
                 self._record(summary, unit, stats, display)
         return None
+
+    def _results(
+        self, job: Job, todo: list[Unit], display: ProgressDisplay
+    ) -> Iterator[tuple[UnitStats | None, Exception | None, int]]:
+        """`run_with_retries` of each unit, in unit order: one after the other, or `job.unit_threads` at a time on
+        threads (a unit not yet started when the caller stops, or is stopped, is cancelled)."""
+        progress: Progress = lambda d, b: display.update(docs=d, nbytes=b)  # noqa: E731
+        threads = min(job.unit_threads, len(todo))
+        if threads <= 1:
+            for unit in todo:
+                yield run_with_retries(job, unit, self.retries, progress)
+            return
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="dolma-unit")
+        try:
+            futures = [pool.submit(run_with_retries, job, unit, self.retries, progress) for unit in todo]
+            for future in futures:
+                yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _run_pool(self, job: Job, todo: list[Unit], summary: Summary, display: ProgressDisplay) -> None:
         """Run units on a process pool. A crashed worker breaks the pool: its units go to a fresh pool."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import typing
 from pathlib import Path
@@ -166,6 +167,48 @@ def test_only_a_sequential_job_may_reraise():
 
         class PoolJob(Job):  # its units would fail in other processes, the error coming back a copy
             reraise = (OwnError,)
+
+            def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+                return UnitStats()
+
+
+class ThreadedJob(Job):
+    """Units that run two at a time on threads: the first two meet at a barrier (one thread alone would wait
+    there until its timeout, a guard against a hang, and fail), the unit named `fail` fails, each reports its
+    index as documents."""
+
+    def __init__(self, fail: str | None = None):
+        self.unit_threads = 2
+        self.fail = fail
+        self.meet = threading.Barrier(2, timeout=120)
+        self.threads: set[int] = set()
+
+    def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
+        self.threads.add(threading.get_ident())
+        index = int(unit.input[1:])
+        if index < 2:
+            self.meet.wait()
+        if unit.input == self.fail:
+            raise BadInputError(unit.input, 1, "bad")
+        progress(index, 0)
+        return UnitStats(documents_in=index, counters={unit.input: 1})
+
+
+def test_units_of_a_threaded_job_run_at_once_and_are_recorded_in_order(tmp_path):
+    job = ThreadedJob(fail="u3")
+    summary = LocalExecutor(processes=1, quiet=True, ignore_existing=True).run(job, _units(tmp_path, 6))
+    assert len(job.threads) == 2 and threading.get_ident() not in job.threads
+    assert list(summary.by_unit) == ["u0", "u1", "u2", "u4", "u5"]
+    assert summary.stats.documents_in == 0 + 1 + 2 + 4 + 5
+    assert [(f.unit.input, f.attempts) for f in summary.failures] == [("u3", 1)]
+
+
+def test_a_sequential_job_cannot_run_units_on_threads():
+    with pytest.raises(TypeError, match="runs one unit at a time"):
+
+        class Both(Job):
+            sequential = True
+            unit_threads = 2
 
             def run_unit(self, unit: Unit, progress: Progress) -> UnitStats:
                 return UnitStats()
