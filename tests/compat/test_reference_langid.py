@@ -14,8 +14,8 @@ Three restrictions:
   difference listed in docs/language-id.md and tested in test_langid.py).
 - langdetect and lingua take about 10 ms per text in both toolkits (and the reference runs each tagger's model
   separately), and `ft_lang_id_paragraph_v1` writes ~176 spans per paragraph: their document taggers run on one
-  sample document in 40 (chosen by a checksum of the id: ~60 documents of all three sources) and one generated
-  document in 4, their paragraph taggers on one sample document in 80 (~30) and one generated document in 5, both
+  sample document in 80 (chosen by a checksum of the id: 39 documents of all three sources) and one generated
+  document in 4, their paragraph taggers on one sample document in 240 (11) and one generated document in 5, both
   with the edge cases, but the paragraph taggers without the one of 2,000 short lines and the 1 MB one (half their
   time; the fast paragraph taggers above read them).
 """
@@ -56,8 +56,8 @@ SLOW_PARAGRAPH = [
 ]
 SAMPLE_DOCUMENTS = 2400
 FAST_SHARE = 2  # cld2, cld3 and fastText see one sample document in 2
-DOCUMENT_SHARE = 40  # the slow document taggers see one sample document in 40
-PARAGRAPH_SHARE = 80  # the slow paragraph taggers one in 80
+DOCUMENT_SHARE = 80  # the slow document taggers see one sample document in 80
+PARAGRAPH_SHARE = 240  # the slow paragraph taggers one in 240
 EXTRA_DOCUMENTS = 240 + 18  # generated + edge cases
 SLOW_MULTILINGUAL = {f"ml-{i}" for i in range(0, 240, 5)}  # the generated documents the slow paragraph taggers read
 
