@@ -1,11 +1,14 @@
 """The documentation is checked like code: links resolve, shown configs are the shipped files, the README
-quickstart runs verbatim in a fresh copy of the repository, every config in configs/ runs after the demo, and the
-example tagger plugin works both ways the docs show (`--tagger_modules` and a `dolma.taggers` entry point).
+quickstart runs verbatim in a fresh copy of the repository, `make demo` carries the shipped crawl through every step
+(the same bytes on a second run), every config in configs/ runs after the demo, and the example tagger plugin works
+both ways the docs show (`--tagger_modules` and a `dolma.taggers` entry point).
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from dolma.executors.summary import is_run_summary
 from tests.conftest import LOOPBACK_SPARK_CONF, REPO, S3_KEY, S3_SECRET, read_jsonl, run_cli, write_jsonl_gz
 
 DOCS = REPO / "docs"
@@ -230,14 +234,74 @@ def test_every_config_has_a_run_case():
 DEMO_FILES = 6
 
 
+def run_demo(root: Path) -> str:
+    """`make demo`'s program in `root` (a copy of the repository): its output."""
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.run(
+        [sys.executable, "-m", "dolma.demo", str(root)], cwd=root, capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+# The demo runs once for this module (it is the slowest set-up of the suite): its own test reads what it printed.
+DEMO_STDOUT = "demo-stdout.txt"
+
+
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory) -> Path:
     """A fresh copy of the repository in which `make demo`'s program has run."""
     root = fresh_copy(tmp_path_factory.mktemp("demo") / "clone")
-    proc = subprocess.run([sys.executable, "-m", "dolma.demo", str(root)], cwd=root, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (root.parent / DEMO_STDOUT).write_text(run_demo(root))
     assert (root / "demo-output" / "sample" / "tokens").is_dir()
     return root
+
+
+ENGLISH_PAGES = {
+    "https://httpd.apache.org/docs/2.4/mpm.html",
+    "https://httpd.apache.org/docs/2.4/handler.html",
+    "https://docs.python.org/3.11/library/getpass.html",
+    "https://docs.python.org/3.11/library/keyword.html",
+    "https://debian-handbook.info/browse/stable/index.html",
+}
+
+
+def demo_outputs(root: Path) -> dict[str, str]:
+    """Digest of every output the pipeline writes (the Bloom filter files aside: they are dedupe's state)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.parent.name != "filters" and not is_run_summary(p)
+    }
+
+
+def test_demo_runs_warc_tag_dedupe_mix_tokens_from_the_shipped_crawl(demo_root):
+    """`make demo` starts from the shipped web crawl and carries its pages through every step, deterministically.
+    First of the module's tests on `demo_root`: the configs' runs below add to its output."""
+    out = (demo_root.parent / DEMO_STDOUT).read_text()
+    steps = ["0. warc", "1. tag", "2. dedupe documents", "3. dedupe paragraphs", "4. mix", "5. tokens"]
+    positions = [out.find(s) for s in steps]
+    assert -1 not in positions and positions == sorted(positions), positions  # warc first, then the rest in order
+    demo = demo_root / "demo-output" / "sample"
+    pages = read_jsonl(demo / "documents" / "crawl" / "demo.jsonl.gz")
+    assert len(pages) == 12 and {p["source"] for p in pages} == {"demo-crawl"}
+    ids = {p["id"]: p["metadata"]["warc_url"] for p in pages}
+    # the crawl's pages are tagged like the sample's...
+    tagged = read_jsonl(demo / "attributes" / "ft_lang_id_en_doc_v2" / "crawl" / "demo.jsonl.gz")
+    assert [r["id"] for r in tagged] == [p["id"] for p in pages]
+    # ...and its English pages reach the mix and the tokens
+    mixed = [r for path in (demo / "mixed").rglob("*.jsonl.gz") for r in read_jsonl(path)]
+    assert {ids[r["id"]] for r in mixed if r["id"] in ids} == ENGLISH_PAGES
+    tokenized = set()
+    for index in (demo / "tokens").glob("*.csv.gz"):
+        with gzip.open(index, "rt") as fh:
+            tokenized |= {row[2] for row in csv.reader(fh) if row[2] in ids}
+    assert {ids[i] for i in tokenized} == ENGLISH_PAGES
+    assert "from the crawl: 5 of 12 pages kept by mix" in out and "from the crawl: 5 pages tokenized" in out
+    # the demo is deterministic: a second run writes the same bytes
+    first = demo_outputs(demo_root / "demo-output")
+    run_demo(demo_root)
+    assert demo_outputs(demo_root / "demo-output") == first
 
 
 def run_config(root: Path, name: str, command: str, *flags: str, env: dict | None = None):
