@@ -1,6 +1,6 @@
 """Differential test of the code taggers against the reference toolkit (its `code` extras installed).
 
-One reference `dolma tag` run over one sample document in 8 (302, all three sources), the shared edge cases (1 MB
+One reference `dolma tag` run over one sample document in 16 (154, all three sources), the shared edge cases (1 MB
 document included) and a generated corpus of code-like documents dense in comment headers, copyright notices and
 secrets. A second run tags a corpus with `metadata.ext` for `code_starcoder_taggers_v2`: the files in
 tests/data/code under their own and other extensions, standard-library Python modules, generated fragments, the
@@ -58,7 +58,7 @@ EXTRA = {"generated-code": generated_docs()}
 
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory):
-    return tag_both(tmp_path_factory.mktemp("ref-code"), TAGGERS, extra=EXTRA, keep=sample_share(8, "generated"))
+    return tag_both(tmp_path_factory.mktemp("ref-code"), TAGGERS, extra=EXTRA, keep=sample_share(16, "generated"))
 
 
 @pytest.mark.parametrize("tagger", TAGGERS)

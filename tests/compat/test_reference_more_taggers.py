@@ -1,6 +1,6 @@
 """Differential test of the PII and language-ID taggers against the reference toolkit.
 
-One reference run per fixture (module scoped) over one sample document in 4 (chosen by a checksum of the id, all
+One reference run per fixture (module scoped) over one sample document in 8 (chosen by a checksum of the id, all
 three sources; the reference's regular expressions take most of the time), the shared edge cases and a generated
 corpus dense in e-mail addresses, phone numbers, IP addresses and mixed-language paragraphs.
 `pii_regex_v1` and `pii_regex_with_counts_v2` crash in the reference on a document without words, so they
@@ -53,7 +53,7 @@ def generated_docs(n: int = 300, seed: int = 7) -> list[dict]:
 
 
 EXTRA = {"generated": generated_docs()}
-thinned = sample_share(4, "generated")
+thinned = sample_share(8, "generated")
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
 """Differential test of `code_starcoder_taggers_v1` against the reference toolkit (its `code` extras installed).
 
-One reference `dolma tag` run over: the sample corpus's code-like documents, each under one extension of the
-reference's table (taken in turn); a grid of short texts in the comment syntaxes of many languages under every
-extension of the table plus unknown, upper-case, dotted, null and missing ones; the files of tests/data/code under
-every extension of the table; star counts of every accepted kind.
+One reference `dolma tag` run over: the code-like documents of the sample corpus, each under one extension of the
+reference's table (taken in turn); a grid of short texts in the comment syntaxes of many languages, every
+extension of the table under the markup ones and half of the others (in alternation), unknown, upper-case, dotted,
+null and missing ones under all; the files of tests/data/code, each under half the table's extensions (the other
+half under the next); star counts of every accepted kind. (Halves: the reference takes ~4 ms a document, the whole
+grid took a minute.)
 """
 
 from __future__ import annotations
@@ -50,25 +52,24 @@ GRID_TEXTS = [
 def _sample_code_docs() -> list[dict]:
     """Sample-corpus documents that hold code, each under the next extension of the table in turn."""
     markers = ("def ", "#include", "function", "</", "{\n", "import ")
-    docs = []
-    for path in sorted((SAMPLE / "documents").rglob("*.jsonl.gz")):
-        for row in read_jsonl(path):
-            if any(m in row["text"] for m in markers):
-                ext = EXTS[len(docs) % len(EXTS)]
-                docs.append(code_doc(f"{row['id']}-as-{ext}", row["text"], "sample-code", ext=ext, max_stars_count=1))
-    return docs
+    rows = [row for path in sorted((SAMPLE / "documents").rglob("*.jsonl.gz")) for row in read_jsonl(path)]
+    code = [row for row in rows if any(m in row["text"] for m in markers)]
+    return [
+        code_doc(f"{row['id']}-as-{ext}", row["text"], "sample-code", ext=ext, max_stars_count=1)
+        for row, ext in zip(code, (EXTS[i % len(EXTS)] for i in range(len(code))))
+    ]
 
 
 def starcoder_v1_corpus() -> dict[str, list[dict]]:
     grid = [
         code_doc(f"grid-{i}-{ext}", text, "grid", ext=ext, max_stars_count=i)
         for i, text in enumerate(GRID_TEXTS)
-        for ext in EXTS + ODD_EXTS
+        for ext in (EXTS if "<" in text else EXTS[i % 2 :: 2]) + ODD_EXTS  # markup under all: the HTML ratio
     ]
     files = [
         code_doc(f"{p.name}-as-{ext}", p.read_text(encoding="utf-8"), "files", ext=ext)
-        for p in sorted((DATA / "code").iterdir())
-        for ext in EXTS
+        for k, p in enumerate(sorted((DATA / "code").iterdir()))
+        for ext in EXTS[k % 2 :: 2]
     ]
     text = '<?xml version="1.0"?>\n# c\nx = 1'
     missing = [
@@ -98,7 +99,7 @@ def test_corpus_exercises_every_branch(tagged):
     assert set(values) == keys
     assert values["has_xml_template_doc"] == {0.0, 1.0}
     assert {0.0, 1.0, 2.5, 12.0, 41.0} <= values["num_github_stars_doc"]
-    assert {-1.0, 0.0} <= values["nl_ratio_doc"] and len(values["nl_ratio_doc"]) > 300
+    assert {-1.0, 0.0} <= values["nl_ratio_doc"] and len(values["nl_ratio_doc"]) > 250
     html = values["code_to_text_ratio_html_doc"]
     assert {-1.0, 0.0, 1.0} <= html and len(html - {-1.0, 0.0, 1.0}) > 5
 

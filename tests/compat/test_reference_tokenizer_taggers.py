@@ -7,7 +7,7 @@ swapped special-token ids, see taggers/tokenizer_taggers.py), the shipped dolma2
 `allenai/dolma2-tokenizer`, and, standing in for GPT-NeoX-20B (not shipped), the OLMo file under
 `EleutherAI/gpt-neox-20B`. Our run finds GPT-NeoX-20B in that same cache (HF_HUB_CACHE).
 
-Corpus: one sample document in 16 (about 150, all three sources), the shared edge cases (empty, whitespace-only,
+Corpus: one sample document in 32 (77, all three sources), the shared edge cases (empty, whitespace-only,
 non-Latin, control characters...) but the 1 MB one and that of 2,000 short lines, which stands here cut to 300 lines
 (the reference's paragraph taggers took 35 s over the two), long runs of one repeated token, and 200 generated
 documents built to hold token repetitions of every period (special-token text, non-breaking spaces and blank lines
@@ -43,7 +43,7 @@ HUB_FILES = {
 }
 SAMPLE_DOCUMENTS = 2400
 GENERATED = 200
-SAMPLE_SHARE = 16  # one sample document in 16: nine taggers, each a pass of the reference over every document
+SAMPLE_SHARE = 32  # one sample document in 32: nine taggers, each a pass of the reference over every document
 
 PIECES = [
     "a",

@@ -219,17 +219,17 @@ def _short_line_sample_docs() -> list[dict]:
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory):
     taggers = [t for t in QUALITY_TAGGERS if t not in REPETITION_TAGGERS]
-    # One sample document in 3 (by a checksum of the id, all three sources): the reference's rules are slow Python.
-    keep = sample_share(3, *EXTRA_SOURCES)
+    # One sample document in 6 (by a checksum of the id, all three sources): the reference's rules are slow Python.
+    keep = sample_share(6, *EXTRA_SOURCES)
     return tag_both(tmp_path_factory.mktemp("ref-quality"), taggers, _extra_docs(), keep=keep)
 
 
 @pytest.fixture(scope="module")
 def tagged_repetitions(tmp_path_factory):
-    # One short-line sample document in 3 (by a checksum of the id): the reference took ~60 s over all 1,632.
-    keep = sample_share(3, *EXTRA_SOURCES)
+    # One short-line sample document in 6 (by a checksum of the id): the reference took ~60 s over all 1,632.
+    keep = sample_share(6, *EXTRA_SOURCES)
     extra = {**_extra_docs(), "sample-short-lines": [doc for doc in _short_line_sample_docs() if keep(doc)]}
-    assert len(extra["sample-short-lines"]) > 450
+    assert len(extra["sample-short-lines"]) > 225
     return tag_both(tmp_path_factory.mktemp("ref-repetitions"), REPETITION_TAGGERS, extra, sample=False)
 
 
@@ -247,7 +247,7 @@ def _split_naughty(rows: list[dict]) -> tuple[list[dict], set[str]]:
 @pytest.mark.reference
 @pytest.mark.parametrize("tagger", REPETITION_TAGGERS)
 def test_repetition_taggers_match_reference(tagged_repetitions, tagger):
-    assert compare_outputs(*tagged_repetitions, tagger) > 900
+    assert compare_outputs(*tagged_repetitions, tagger) > 600
 
 
 @pytest.mark.reference
@@ -255,7 +255,7 @@ def test_repetition_taggers_match_reference(tagged_repetitions, tagger):
 def test_quality_taggers_match_reference(tagged, tagger):
     ours, theirs = tagged
     if not tagger.startswith("c4"):
-        assert compare_outputs(ours, theirs, tagger) > 1000
+        assert compare_outputs(ours, theirs, tagger) > 750
         return
     files = sorted(p.relative_to(theirs) for p in (theirs / "attributes" / tagger).rglob("*.jsonl.gz"))
     assert files
