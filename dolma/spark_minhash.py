@@ -108,13 +108,21 @@ def _small_star(item: tuple[int, Iterable[int]]) -> list[tuple[int, int]]:
     return [(v, low) for v in around | {node} if v != low]
 
 
+def _differ(new: Any, old: Any) -> bool:
+    """Whether two RDDs of edges differ: one shuffle of both (into `new`'s partitions) and one job, counting the
+    edges found on one side only. (Two `subtract`s shuffled both sets twice, and `isEmpty` of a converged round
+    ran a job per batch of partitions: a round of a small graph took twice as long on local Spark.)"""
+    sides = new.map(lambda e: (e, 1)).union(old.map(lambda e: (e, 2)))
+    return sides.reduceByKey(operator.or_, new.getNumPartitions()).filter(lambda kv: kv[1] != 3).count() > 0
+
+
 def components(edges: Any) -> Any:
     """(node, smallest node of its component) for every node on an edge; distributed, never collected."""
     edges = edges.distinct().cache()
     while True:
         large = edges.flatMap(lambda e: [e, (e[1], e[0])]).groupByKey().flatMap(_large_star).distinct()
         small = large.map(lambda e: (max(e), min(e))).groupByKey().flatMap(_small_star).distinct().cache()
-        changed = small.subtract(edges).union(edges.subtract(small)).isEmpty() is False
+        changed = _differ(small, edges)
         edges.unpersist()
         edges = small
         if not changed:
@@ -199,7 +207,7 @@ def spark_minhash(
     else:
         buckets = keyed.flatMap(lambda d: [(k, (d[0], d[1][2])) for k in d[1][3]]).groupByKey()
         edges = buckets.flatMap(VerifiedEdges(params.threshold, exact))
-    labels = components(edges)  # (ordinal, keeper)
+    labels = components(edges).cache()  # (ordinal, keeper): joined below, then counted
     sketches = docs.map(lambda d: (d[0], (d[1][0], d[1][1], d[1][2])))
     # keeper -> (ordinal, (file, line, sketch))
     with_mine = labels.join(sketches).map(lambda r: (r[1][0], (r[0], r[1][1])))
@@ -215,6 +223,7 @@ def spark_minhash(
     work = plan.leftOuterJoin(by_file).map(lambda r: (r[0], (r[1][0][0], r[1][0][1], r[1][1])))
     results = work.mapPartitions(WriteFiles(attribute, cluster_attribute, skip_bad_lines, s3)).collect()
     clusters = labels.filter(lambda r: r[0] == r[1]).count()
+    labels.unpersist()
     signed.unpersist()
     summary = Summary(units=len(inputs))
     for path, outcome in results:

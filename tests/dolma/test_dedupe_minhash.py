@@ -5,6 +5,7 @@ the text key, and the mixer recipe that drops near-duplicates."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 import random
@@ -485,6 +486,41 @@ def spark_run(sc, root: Path, *extra: str) -> None:
         s3=config.s3,
     )
     assert summary.ok, summary.failures
+
+
+def _union_find_roots(edges: list[tuple[int, int]]) -> dict[int, int]:
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    return {node: find(node) for node in parent}
+
+
+def test_spark_components_are_union_finds(spark_context) -> None:
+    """Connected components on Spark (large/small-star rounds until one changes nothing): every node points at its
+    component's smallest node, as union-find says, on graphs that need many rounds (a long chain numbered against
+    its order, stars, repeated and reversed edges) and on a random sparse graph."""
+    from dolma.spark_minhash import components
+
+    rng = random.Random(5)
+    order = list(range(30))
+    rng.shuffle(order)
+    chain = list(itertools.pairwise(order))
+    stars = [(1000 + k, 1000 + 10 * (k // 10)) for k in range(1, 30) if k % 10]
+    repeated = [(5000, 5001), (5001, 5000), (5000, 5001), (5001, 5002)]
+    sparse = [(rng.randrange(3000, 3300), rng.randrange(3000, 3300)) for _ in range(200)]
+    # (member, smaller anchor), as buckets make them (never a loop)
+    edges = [(max(e), min(e)) for e in chain + stars + repeated + sparse if e[0] != e[1]]
+    got = dict(components(spark_context.parallelize(edges, 3)).collect())
+    expected = _union_find_roots(edges)
+    assert got == expected
+    assert len(set(got.values())) > 10 and got[order[-1]] == 0  # the chain is one component rooted at 0
 
 
 @pytest.mark.parametrize("verify", ["none", "signature", "exact"])
