@@ -61,16 +61,17 @@ def _listing(paths: list[str]) -> str:
     return shown + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
-def _moved_inputs(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], staging: _Staging) -> dict[int, int]:
-    """Inputs not recorded by their path that have the content of a recorded input no longer at its recorded path
-    (moved or renamed): input index -> manifest position. Only inputs of a size that a vanished record has are
-    fingerprinted (new files of an incremental batch almost never are)."""
+def _moved_inputs(
+    plan_: Plan, filt: _Filter, recorded: dict[str, FilterInput], infos: list[io.FileInfo], staging: _Staging
+) -> dict[int, int]:
+    """Inputs not recorded by their path (`recorded`: the manifest's records by path) that have the content of a
+    recorded input no longer at its recorded path (moved or renamed): input index -> manifest position. Only inputs
+    of a size that a vanished record has are fingerprinted (new files of an incremental batch almost never are)."""
     current = set(plan_.inputs)
     by_size: dict[int, list[int]] = {}
     for k, record in enumerate(filt.manifest.inputs):
         if record.path not in current and record.size > 0:
             by_size.setdefault(record.size, []).append(k)
-    recorded = {r.path for r in filt.manifest.inputs}
     candidates = [i for i, path in enumerate(plan_.inputs) if path not in recorded and infos[i].size in by_size]
     if not candidates:
         return {}
@@ -91,11 +92,13 @@ def _moved_inputs(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], staging:
     return moved
 
 
-def _complete_moved(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], staging: _Staging) -> list[int]:
+def _complete_moved(
+    plan_: Plan, filt: _Filter, recorded: dict[str, FilterInput], infos: list[io.FileInfo], staging: _Staging
+) -> list[int]:
     """Indices of the moved inputs (`_moved_inputs`) whose attributes are at their new place (moved with them):
     complete, and recorded under their new paths when the filter is next saved. An error for the others: deduping
     them would find every one of their own keys."""
-    moved = _moved_inputs(plan_, filt, infos, staging)
+    moved = _moved_inputs(plan_, filt, recorded, infos, staging)
     if not moved:
         return []
     there = dict(zip(moved, _exist([plan_.outputs[i] for i in moved])))
@@ -135,7 +138,7 @@ def _complete_inputs(plan_: Plan, filt: _Filter, infos: list[io.FileInfo], stagi
     moved: `_complete_moved`); errors for the inputs that are in the filter but changed or lost their attributes
     (redoing them would mark every key of theirs)."""
     recorded = {r.path: r for r in filt.manifest.inputs}  # before the moved ones are recorded under their new paths
-    moved = _complete_moved(plan_, filt, infos, staging)
+    moved = _complete_moved(plan_, filt, recorded, infos, staging)
     known = [i for i, path in enumerate(plan_.inputs) if path in recorded]
     have_attributes = dict(zip(known, _exist([plan_.outputs[i] for i in known])))
     complete, changed, missing = [], [], []

@@ -205,21 +205,18 @@ class ProgressDisplay:
 
     def update(self, docs: int = 0, nbytes: int = 0, units: int = 0) -> None:
         with self._lock:  # units running on threads report at once
-            self._update(docs, nbytes, units)
-
-    def _update(self, docs: int, nbytes: int, units: int) -> None:
-        self.docs += docs
-        self.bytes += nbytes
-        self.units += units
-        if self._progress is not None:
-            elapsed = max(time.monotonic() - self._start, 1e-6)
-            self._progress.update(
-                self._task,
-                advance=units,
-                docs=f"{self.docs:,}",
-                mb=f"{self.bytes / 1e6:,.1f}",
-                rate=f"{self.docs / elapsed:,.0f}",
-            )
+            self.docs += docs
+            self.bytes += nbytes
+            self.units += units
+            if self._progress is not None:
+                elapsed = max(time.monotonic() - self._start, 1e-6)
+                self._progress.update(
+                    self._task,
+                    advance=units,
+                    docs=f"{self.docs:,}",
+                    mb=f"{self.bytes / 1e6:,.1f}",
+                    rate=f"{self.docs / elapsed:,.0f}",
+                )
 
     def close(self) -> None:
         if self._progress is not None:
